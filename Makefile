@@ -1,0 +1,40 @@
+# Two commands for a new user: `make demo` and `make test`. Both create .venv when it is
+# missing and install the pinned dependencies and the package (with its C++ extension).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.glamor-installed
+NATIVE := $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cpu/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
+RUN_DIR ?= runs/demo
+
+.PHONY: demo test test-slow build bench lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(VENV)/bin/python requirements.txt pyproject.toml setup.py $(NATIVE)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-build-isolation -e .
+	@touch $(STAMP)
+
+build: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m glamor train --preset gridworld --run-dir $(RUN_DIR) --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_planner.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check glamor tests benchmarks
+
+clean:
+	rm -rf build glamor/_C*.so *.egg-info

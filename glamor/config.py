@@ -1,0 +1,255 @@
+"""Configuration: one frozen dataclass for training and evaluation, and named presets.
+
+Every field carries a docstring line. Values derived from others (the number of tokens, the
+epsilon schedule's end) are computed in one place, as properties. Presets are plain dicts of
+overrides applied to the defaults, which are the reference values of the GLAMOR spec.
+
+Example:
+    >>> from glamor.config import Config, preset
+    >>> cfg = preset("debug")
+    >>> cfg.env_id
+    'glamor/GridWorld-v0'
+    >>> cfg.replace(seed=3).seed
+    3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a GLAMOR run needs. Defaults are the reference (Atari) values of the spec."""
+
+    # --- environment -----------------------------------------------------------------------
+    env_id: str = "glamor/GridWorld-v0"
+    """Gymnasium id of a goal environment (see `glamor envs`)."""
+    env_kwargs: dict = field(default_factory=dict)
+    """Extra keyword arguments for `gymnasium.make`."""
+    episode_length: int = 50
+    """k: environment steps per episode, also the planning horizon (50 Atari, 100 Control)."""
+    num_envs: int = 1
+    """Environments collected in parallel; one batched plan call serves all of them."""
+
+    # --- model ----------------------------------------------------------------------------
+    encoder_channels: tuple[int, ...] = (16, 32, 32)
+    """Channels of the Impala encoder's stages."""
+    embed_dim: int = 512
+    """Width of the encoders' output, of state_mix and of the LSTM input projection."""
+    mix_hidden: int = 256
+    """Hidden width of the state_mix MLP."""
+    lstm_hidden: int = 64
+    """Hidden size of the IDM and prior LSTMs."""
+
+    # --- planning -------------------------------------------------------------------------
+    planner: str = "sample"
+    """'sample' (the reference's random shooting) or 'beam' (beam search)."""
+    plan_width: int = 200
+    """Candidates per plan (samples, or beam width)."""
+    use_prior: bool = True
+    """Divide by the action prior in the plan score (the paper's Bayes argument)."""
+    gamma: float = 0.99
+    """Per-token discount in the plan score: favours short plans."""
+    backend: str = "auto"
+    """Planner backend: 'auto' (native when built), 'reference' or 'native'."""
+
+    # --- data and exploration ---------------------------------------------------------------
+    replay_capacity: int = 300_000
+    """Transitions (frames) the replay holds; memory is capacity x H x W bytes."""
+    learning_starts: int = 50_000
+    """Environment steps collected before the first update."""
+    total_env_steps: int = 1_000_000
+    """Environment steps of the whole run."""
+    eps_start: float = 1.0
+    """Epsilon of epsilon-greedy exploration at step 0."""
+    eps_end: float = 0.1
+    """Epsilon after the decay."""
+    eps_decay_steps: int = 300_000
+    """Environment steps over which epsilon falls linearly from eps_start to eps_end."""
+    num_train_goals: int = 1000
+    """Training goals, chosen greedily for label diversity."""
+    goal_candidates: int = 2000
+    """Random rollouts the training goals are chosen from."""
+    label_range_rollouts: int = 500
+    """Random rollouts of random length 1..k that estimate each label's range."""
+
+    # --- optimisation -----------------------------------------------------------------------
+    batch_size: int = 200
+    """Relabelled samples per update."""
+    updates_per_episode: int = 1
+    """Gradient updates after each collected episode (per environment)."""
+    lr: float = 5e-4
+    """AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+
+    # --- evaluation, logging, checkpoints ----------------------------------------------------
+    eval_every: int = 50_000
+    """Environment steps between evaluations during training (0: only at the end)."""
+    eval_episodes: int = 200
+    """Held-out goals of each evaluation."""
+    eval_episodes_during_training: int = 50
+    """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
+    snapshot_every: int = 500_000
+    """Environment steps between checkpoints."""
+    seed: int = 0
+    """Seed of the run (torch, numpy, environments, training goals)."""
+    eval_seed: int = 1_000_003
+    """Seed of the held-out evaluation goals (distinct from training goals)."""
+    torch_threads: int = 0
+    """torch.set_num_threads for the run (0: leave torch's default)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    # --- derived values, in one place ---------------------------------------------------------
+    @property
+    def horizon(self) -> int:
+        """Most actions a plan may have: the episode length."""
+        return self.episode_length
+
+    def epsilon(self, env_step: int) -> float:
+        """The spec's linear epsilon schedule at `env_step`."""
+        if self.eps_decay_steps <= 0:
+            return self.eps_end
+        frac = min(max(env_step, 0) / self.eps_decay_steps, 1.0)
+        return self.eps_start + frac * (self.eps_end - self.eps_start)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with `changes`; unknown names raise a TypeError naming them."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"unknown config field(s) {unknown}; see glamor.config.Config")
+        return dataclasses.replace(self, **changes)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "episode_length": self.episode_length >= 1,
+            "num_envs": self.num_envs >= 1,
+            "plan_width": self.plan_width >= 1,
+            "batch_size": self.batch_size >= 1,
+            "replay_capacity": self.replay_capacity >= 2 * self.episode_length + 2,
+            "planner": self.planner in ("sample", "beam"),
+            "backend": self.backend in ("auto", "reference", "native"),
+            "gamma": 0.0 < self.gamma <= 1.0,
+            "eval_episodes": self.eval_episodes >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = {name: getattr(self, name) for name in bad}
+            raise ValueError(f"invalid config value(s): {values}")
+        object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["encoder_channels"] = list(self.encoder_channels)
+        return d
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Runs in seconds on a CPU: shapes and plumbing, not results.
+    "debug": dict(
+        env_id="glamor/GridWorld-v0",
+        env_kwargs={"size": 7},
+        episode_length=6,
+        num_envs=4,
+        encoder_channels=(4, 8, 8),
+        embed_dim=32,
+        mix_hidden=32,
+        lstm_hidden=16,
+        planner="beam",
+        plan_width=8,
+        replay_capacity=4000,
+        learning_starts=100,
+        total_env_steps=600,
+        eps_decay_steps=400,
+        num_train_goals=20,
+        goal_candidates=40,
+        label_range_rollouts=20,
+        batch_size=32,
+        updates_per_episode=1,
+        lr=2e-3,
+        eval_every=0,
+        eval_episodes=16,
+        eval_episodes_during_training=8,
+        snapshot_every=300,
+    ),
+    # The demo: four rooms with doors, 12-step goals, trained in a few minutes on 2 CPU cores.
+    "gridworld": dict(
+        env_id="glamor/GridWorld-v0",
+        episode_length=12,
+        num_envs=16,
+        encoder_channels=(8, 16, 16),
+        embed_dim=128,
+        mix_hidden=128,
+        lstm_hidden=64,
+        planner="beam",
+        plan_width=32,
+        replay_capacity=100_000,
+        learning_starts=2_000,
+        total_env_steps=60_000,
+        eps_decay_steps=20_000,
+        num_train_goals=200,
+        goal_candidates=400,
+        label_range_rollouts=200,
+        batch_size=128,
+        updates_per_episode=1,
+        lr=1e-3,
+        eval_every=20_000,
+        eval_episodes=200,
+        eval_episodes_during_training=50,
+        snapshot_every=20_000,
+    ),
+    # The object variant: the agent pushes a box; success needs both cells.
+    "gridworld_box": dict(
+        env_id="glamor/GridWorldBox-v0",
+        episode_length=12,
+        num_envs=16,
+        encoder_channels=(8, 16, 16),
+        embed_dim=128,
+        mix_hidden=128,
+        lstm_hidden=64,
+        planner="beam",
+        plan_width=32,
+        replay_capacity=200_000,
+        learning_starts=2_000,
+        total_env_steps=200_000,
+        eps_decay_steps=60_000,
+        num_train_goals=200,
+        goal_candidates=400,
+        label_range_rollouts=200,
+        batch_size=128,
+        updates_per_episode=1,
+        lr=1e-3,
+        eval_every=50_000,
+        eval_episodes=200,
+        eval_episodes_during_training=50,
+        snapshot_every=50_000,
+    ),
+    # The spec's Atari settings (the environments issue makes them runnable).
+    "atari": dict(env_id="glamor/Pong-v0", episode_length=50, updates_per_episode=1),
+    # The spec's DeepMind Control settings.
+    "control": dict(
+        env_id="glamor/reacher-hard-v0", episode_length=100, updates_per_episode=2
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> Config:
+    """The named preset with `overrides` applied; an unknown name lists the known ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
+    return Config().replace(**{**PRESETS[name], **overrides})

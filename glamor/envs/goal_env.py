@@ -1,0 +1,232 @@
+"""The goal-environment contract every GLAMOR environment follows (gridworld, Atari, Control).
+
+An episode starts at `reset()`, the agent is shown a goal image, and it has `episode_length`
+steps to reach a state that matches it. Observations are dicts of uint8 images::
+
+    {"observation":   (frame_stack, H, W)  the last frames, oldest first,
+     "desired_goal":  (1, H, W)            the goal image (the goal state's last frame),
+     "achieved_goal": (1, H, W)}           the current last frame
+
+`info["labels"]` holds the ground-truth labels of the current state (float64, one per label
+name) and `info["is_success"]` the judge's verdict against the goal's labels: every label
+within `success_tolerance` (10%) of its range. Labels judge success only; nothing learns from
+them. `compute_reward` is batched and returns that same verdict as 0/1.
+
+A goal is a `Goal`: the image and the labels read at the same state. Pass one through
+`reset(options={"goal": goal})`; without one the environment makes its own from a random-policy
+rollout of exactly `episode_length` steps from the reset state (the spec's goal distribution).
+
+Subclasses implement the state machine: `_reset_state`, `_step_state`, `_frame`, `_labels`,
+`_get_state`/`_set_state` (to roll out a goal and come back), and set `label_names`,
+`label_ranges`, `action_space` and the frame shape.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal: its image and the labels of the state it shows.
+
+    Attributes:
+        frame: uint8 (1, H, W), the goal state's last frame.
+        labels: float64 (L,), ground-truth labels at the goal state.
+        seed: the reset seed of the rollout that made it (None if unknown); evaluation resets
+            with it so the agent starts where the goal's rollout started.
+    """
+
+    frame: np.ndarray
+    labels: np.ndarray
+    seed: int | None = None
+
+
+def judge_success(
+    labels: np.ndarray, goal_labels: np.ndarray, label_ranges: np.ndarray, tolerance: float = 0.1
+) -> np.ndarray:
+    """The spec's success judge, batched over leading dims.
+
+    Args:
+        labels: (..., L) labels of the reached states.
+        goal_labels: (..., L) labels of the goals.
+        label_ranges: (L,) max minus min of each label over random rollouts.
+        tolerance: fraction of the range each label may be off by.
+
+    Returns:
+        bool (...): every label within `tolerance * range` of the goal's.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    goal_labels = np.asarray(goal_labels, dtype=np.float64)
+    ranges = np.asarray(label_ranges, dtype=np.float64)
+    if labels.shape[-1:] != ranges.shape or goal_labels.shape[-1:] != ranges.shape:
+        raise ValueError(
+            f"labels {labels.shape} and goal_labels {goal_labels.shape} must end with the "
+            f"number of labels {ranges.shape[0]}"
+        )
+    return np.all(np.abs(labels - goal_labels) <= tolerance * ranges, axis=-1)
+
+
+class GoalEnv(gym.Env):
+    """Base class of GLAMOR's goal environments (see the module docstring for the contract)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
+    label_names: tuple[str, ...] = ()
+    success_tolerance: float = 0.1
+
+    def __init__(
+        self,
+        frame_shape: tuple[int, int],
+        frame_stack: int,
+        episode_length: int,
+        label_ranges: np.ndarray,
+        render_mode: str | None = None,
+    ):
+        if frame_stack < 1:
+            raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.frame_shape = tuple(frame_shape)
+        self.frame_stack = frame_stack
+        self.episode_length = episode_length
+        self.label_ranges = np.asarray(label_ranges, dtype=np.float64)
+        self.render_mode = render_mode
+        h, w = self.frame_shape
+        image = lambda c: gym.spaces.Box(0, 255, (c, h, w), dtype=np.uint8)  # noqa: E731
+        self.observation_space = gym.spaces.Dict(
+            {"observation": image(frame_stack), "desired_goal": image(1), "achieved_goal": image(1)}
+        )
+        self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
+        self._goal: Goal | None = None
+        self._t = 0
+
+    # ---- to implement -------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        """Reset the underlying state using self.np_random."""
+        raise NotImplementedError
+
+    def _step_state(self, action: int) -> bool:
+        """Apply `action`; return True if the episode terminated (e.g. an Atari life loss)."""
+        raise NotImplementedError
+
+    def _frame(self) -> np.ndarray:
+        """The current frame, uint8 (H, W)."""
+        raise NotImplementedError
+
+    def _labels(self) -> np.ndarray:
+        """The current ground-truth labels, float64 (L,)."""
+        raise NotImplementedError
+
+    def _get_state(self) -> Any:
+        """An opaque copy of the state (to roll out a goal and come back)."""
+        raise NotImplementedError
+
+    def _set_state(self, state: Any) -> None:
+        raise NotImplementedError
+
+    # ---- the contract -------------------------------------------------------------------
+    @property
+    def goal(self) -> Goal:
+        assert self._goal is not None, "call reset() first"
+        return self._goal
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._reset_state()
+        self._t = 0
+        frame = self._frame()
+        self._frames.clear()
+        for _ in range(self.frame_stack):
+            self._frames.append(frame)
+        goal = (options or {}).get("goal")
+        if goal is None:
+            goal = self.random_goal(seed)
+        self._goal = self._check_goal(goal)
+        return self._observation(), self._info()
+
+    def step(self, action):
+        if self._goal is None:
+            raise RuntimeError("step() called before reset()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an int in [0, {self.action_space.n}), got {action!r}")
+        terminated = bool(self._step_state(int(action)))
+        self._t += 1
+        self._frames.append(self._frame())
+        info = self._info()
+        reward = float(info["is_success"])
+        truncated = self._t >= self.episode_length and not terminated
+        return self._observation(), reward, terminated, truncated, info
+
+    def random_goal(self, seed: int | None = None) -> Goal:
+        """A goal from a random-policy rollout of exactly episode_length steps from now.
+
+        The environment's state is restored afterwards; the actions come from np_random.
+        """
+        saved = self._get_state()
+        for _ in range(self.episode_length):
+            if self._step_state(int(self.np_random.integers(self.action_space.n))):
+                break
+        goal = Goal(self._frame()[None].copy(), self._labels().copy(), seed)
+        self._set_state(saved)
+        return goal
+
+    def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
+        """Batched success (1.0) or not (0.0).
+
+        Judged from `info["labels"]` against `info["goal_labels"]` (info may be one dict or a
+        sequence of dicts); without labels, from pixel equality of the images.
+        """
+        batch_shape = np.shape(achieved_goal)[:-3]
+        if isinstance(info, dict) and "labels" in info and "goal_labels" in info:
+            labels, goal_labels = np.asarray(info["labels"]), np.asarray(info["goal_labels"])
+        elif not isinstance(info, dict) and len(info) and all("labels" in i for i in info):
+            labels = np.stack([i["labels"] for i in info])
+            goal_labels = np.stack([i["goal_labels"] for i in info])
+        else:
+            a, d = np.asarray(achieved_goal), np.asarray(desired_goal)
+            return np.all(a == d, axis=(-1, -2, -3)).astype(np.float64)
+        ok = judge_success(labels, goal_labels, self.label_ranges, self.success_tolerance)
+        return ok.astype(np.float64).reshape(batch_shape)
+
+    def render(self):
+        """The current frame beside the goal, as RGB (H, 2W + 2, 3)."""
+        if self.render_mode != "rgb_array":
+            return None
+        frame, goal = self._frame(), self.goal.frame[0]
+        gap = np.full((frame.shape[0], 2), 128, np.uint8)
+        gray = np.concatenate([frame, gap, goal], axis=1)
+        return np.repeat(gray[..., None], 3, axis=-1)
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _check_goal(self, goal: Goal) -> Goal:
+        expected = (1, *self.frame_shape)
+        frame = np.asarray(goal.frame)
+        if frame.shape != expected or frame.dtype != np.uint8:
+            raise ValueError(
+                f"goal.frame must be uint8 {expected}, got {frame.dtype} {frame.shape}"
+            )
+        if np.shape(goal.labels) != self.label_ranges.shape:
+            raise ValueError(
+                f"goal.labels must have shape {self.label_ranges.shape} "
+                f"({', '.join(self.label_names)}), got {np.shape(goal.labels)}"
+            )
+        return goal
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "observation": np.stack(self._frames),
+            "desired_goal": self.goal.frame.copy(),
+            "achieved_goal": self._frames[-1][None].copy(),
+        }
+
+    def _info(self) -> dict[str, Any]:
+        labels = self._labels()
+        success = judge_success(labels, self.goal.labels, self.label_ranges, self.success_tolerance)
+        return {"labels": labels, "goal_labels": self.goal.labels.copy(), "is_success": bool(success)}

@@ -1,0 +1,267 @@
+"""GlamorModel: the encoders, the inverse dynamics model q(a | s0, g) and the action prior p(a | s0).
+
+Tokens: n environment actions (0..n-1), END (n) and PAD (n+1). A target sequence is the k
+actions, END, then PAD. Both LSTMs read the previous action (a zero one-hot at the first step;
+END and PAD are never fed) and predict the next token. The loss is the unweighted sum of their
+mean token cross-entropies, PAD ignored.
+
+Planning asks the model once per plan for `PlanningInputs` (the gate table and initial states,
+see `glamor.planning.inputs`) and hands them to a planner backend.
+
+Example:
+    >>> import torch
+    >>> m = GlamorModel(num_actions=3, frame_stack=1, image_hw=(14, 14),
+    ...                 encoder_channels=(4, 4, 4), embed_dim=16, mix_hidden=16, lstm_hidden=8)
+    >>> obs = torch.randint(0, 255, (1, 1, 14, 14), dtype=torch.uint8)
+    >>> p = m.plan(obs, obs, method="beam", width=27, horizon=3)
+    >>> bool(torch.allclose(p.scores, m.score(obs, obs, p.actions, p.lengths)))
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glamor import planning
+from glamor.nn.impala import ImpalaEncoder
+from glamor.planning import Plan
+from glamor.planning.inputs import PlanningInputs
+from glamor.planning.reference import lstm_step
+
+
+class TokenLSTM(nn.Module):
+    """An autoregressive LSTM over action tokens, conditioned on a vector (B, D).
+
+    h0 = Linear(cond), c0 = Linear(cond); input x_t = Linear([cond; onehot(a_{t-1})]);
+    one LSTM layer of `hidden`; head Linear(hidden -> n+2).
+    """
+
+    def __init__(self, cond_dim: int, num_actions: int, hidden: int):
+        super().__init__()
+        self.num_actions = num_actions
+        self.init_h = nn.Linear(cond_dim, hidden)
+        self.init_c = nn.Linear(cond_dim, hidden)
+        self.input_proj = nn.Linear(cond_dim + num_actions, cond_dim)
+        self.cell = nn.LSTMCell(cond_dim, hidden)  # holds W_ih, W_hh and biases
+        self.head = nn.Linear(hidden, num_actions + 2)
+
+    def gate_table(self, cond: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, n+1, 4H): the input-to-gate term by previous token (row n: start)."""
+        D = cond.shape[1]
+        w_cond, w_act = self.input_proj.weight[:, :D], self.input_proj.weight[:, D:]  # (D, D), (D, n)
+        x_const = cond @ w_cond.T + self.input_proj.bias  # (B, D)
+        g_const = x_const @ self.cell.weight_ih.T + self.cell.bias_ih + self.cell.bias_hh  # (B, 4H)
+        g_act = w_act.T @ self.cell.weight_ih.T  # (n, 4H)
+        rows = torch.cat([g_act, torch.zeros_like(g_act[:1])], dim=0)  # (n+1, 4H)
+        return g_const.unsqueeze(1) + rows.unsqueeze(0)
+
+    def initial_state(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.init_h(cond), self.init_c(cond)  # (B, H) each
+
+    def forward(self, cond: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T, n+2) given the previous tokens (B, T) (n: none)."""
+        table = self.gate_table(cond)  # (B, n+1, 4H)
+        gate_in = table.gather(1, prev_tokens.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+        h, c = self.initial_state(cond)
+        hs = []
+        for t in range(prev_tokens.shape[1]):
+            h, c = lstm_step(gate_in[:, t], h, c, self.cell.weight_hh)
+            hs.append(h)
+        return self.head(torch.stack(hs, dim=1))  # (B, T, n+2)
+
+
+class GlamorModel(nn.Module):
+    """Encoders, state mix, IDM LSTM and prior LSTM (sizes from the config; spec defaults)."""
+
+    def __init__(
+        self,
+        num_actions: int,
+        frame_stack: int,
+        image_hw: tuple[int, int],
+        encoder_channels: tuple[int, ...] = (16, 32, 32),
+        embed_dim: int = 512,
+        mix_hidden: int = 256,
+        lstm_hidden: int = 64,
+    ):
+        super().__init__()
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
+        self.end_token, self.pad_token = num_actions, num_actions + 1
+        self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
+        self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
+        self.state_mix = nn.Sequential(
+            nn.Linear(2 * embed_dim, mix_hidden),
+            nn.LayerNorm(mix_hidden),
+            nn.ReLU(),
+            nn.Linear(mix_hidden, embed_dim),
+            nn.ReLU(),
+        )
+        self.idm = TokenLSTM(embed_dim, num_actions, lstm_hidden)
+        self.prior = TokenLSTM(embed_dim, num_actions, lstm_hidden)
+
+    @classmethod
+    def from_config(cls, cfg, num_actions: int, frame_stack: int, image_hw) -> GlamorModel:
+        return cls(
+            num_actions=num_actions,
+            frame_stack=frame_stack,
+            image_hw=image_hw,
+            encoder_channels=cfg.encoder_channels,
+            embed_dim=cfg.embed_dim,
+            mix_hidden=cfg.mix_hidden,
+            lstm_hidden=cfg.lstm_hidden,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- conditioning -------------------------------------------------------------------
+    def check_images(self, obs: torch.Tensor, goal: torch.Tensor) -> None:
+        """Raise ValueError naming the argument when obs or goal is not what the model takes."""
+        h, w = self.image_hw
+        for name, x, c in (("obs", obs, self.frame_stack), ("goal", goal, 1)):
+            if not isinstance(x, torch.Tensor):
+                raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            if x.dtype != torch.uint8:
+                raise ValueError(f"{name} must be uint8, got {x.dtype}")
+            if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
+                raise ValueError(f"{name} must have shape (P, {c}, {h}, {w}), got {tuple(x.shape)}")
+        if obs.shape[0] != goal.shape[0]:
+            raise ValueError(f"obs and goal must have the same batch size, got {obs.shape[0]} and {goal.shape[0]}")
+
+    def conditioning(self, obs: torch.Tensor, goal: torch.Tensor):
+        """(P, S, H, W), (P, 1, H, W) uint8 -> IDM condition (P, D), prior condition (P, D)."""
+        obs_rep = torch.relu(self.obs_encoder(obs))  # (P, D)
+        goal_rep = torch.relu(self.goal_encoder(goal))  # (P, D)
+        state_mix = self.state_mix(torch.cat([obs_rep, goal_rep], dim=1))  # (P, D)
+        return state_mix, obs_rep
+
+    # ---- training -----------------------------------------------------------------------
+    def loss(self, obs, goal, targets) -> dict[str, torch.Tensor]:
+        """Summed NLL of the IDM and the prior on target token sequences.
+
+        Args:
+            obs: uint8 (B, S, H, W); goal: uint8 (B, 1, H, W).
+            targets: int64 (B, T): actions, then END, then PAD.
+
+        Returns:
+            {"loss", "idm", "prior"} scalars.
+        """
+        n = self.num_actions
+        prev = torch.full_like(targets, n)  # the start row; END and PAD are never fed
+        prev[:, 1:] = torch.where(targets[:, :-1] < n, targets[:, :-1], n)
+        state_mix, obs_rep = self.conditioning(obs, goal)
+        losses = {}
+        for name, lstm, cond in (("idm", self.idm, state_mix), ("prior", self.prior, obs_rep)):
+            logits = lstm(cond, prev)  # (B, T, n+2)
+            losses[name] = F.cross_entropy(
+                logits.flatten(0, 1), targets.flatten(), ignore_index=self.pad_token
+            )
+        losses["loss"] = losses["idm"] + losses["prior"]
+        return losses
+
+    # ---- planning -----------------------------------------------------------------------
+    @torch.no_grad()
+    def planning_inputs(self, obs, goal, use_prior: bool = True) -> PlanningInputs:
+        """The per-plan tensors a planner needs (see `glamor.planning.inputs`)."""
+        self.check_images(obs, goal)
+        state_mix, obs_rep = self.conditioning(obs.to(self.device), goal.to(self.device))
+        parts = [(self.idm, state_mix)] + ([(self.prior, obs_rep)] if use_prior else [])
+        tables, h0s, c0s = [], [], []
+        for lstm, cond in parts:
+            h0, c0 = lstm.initial_state(cond)
+            tables.append(lstm.gate_table(cond))
+            h0s.append(h0)
+            c0s.append(c0)
+        lstms = [lstm for lstm, _ in parts]
+        return PlanningInputs(
+            gate_table=torch.stack(tables),  # (M, P, n+1, 4H)
+            h0=torch.stack(h0s),  # (M, P, H)
+            c0=torch.stack(c0s),
+            w_hh=torch.stack([m.cell.weight_hh for m in lstms]),  # (M, 4H, H)
+            head_w=torch.stack([m.head.weight for m in lstms]),  # (M, n+2, H)
+            head_b=torch.stack([m.head.bias for m in lstms]),  # (M, n+2)
+        ).contiguous()
+
+    @torch.no_grad()
+    def score(
+        self,
+        obs: torch.Tensor,
+        goal: torch.Tensor,
+        actions: torch.Tensor,
+        lengths: torch.Tensor,
+        *,
+        use_prior: bool = True,
+        gamma: float = 0.99,
+        clip_logq: float | None = None,
+        backend: str = "auto",
+    ) -> torch.Tensor:
+        """The spec's plan score of given plans, teacher forced.
+
+        Args:
+            obs: uint8 (P, S, H, W); goal: uint8 (P, 1, H, W).
+            actions: int64 (P, L), each plan's actions (anything beyond its length is ignored).
+            lengths: int64 (P,), in 1..L.
+
+        Returns:
+            float32 (P,): L log(gamma) + sum of log q - log p over the actions and END.
+        """
+        if not isinstance(actions, torch.Tensor) or actions.dim() != 2:
+            raise ValueError(f"actions must be an int64 tensor (P, L), got {getattr(actions, 'shape', actions)}")
+        if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1:
+            raise ValueError(f"lengths must be an int64 tensor (P,), got {getattr(lengths, 'shape', lengths)}")
+        inputs = self.planning_inputs(obs, goal, use_prior)
+        device = inputs.gate_table.device
+        scores = planning.score(
+            inputs,
+            actions.to(device)[:, None],
+            lengths.to(device)[:, None],
+            gamma=gamma,
+            clip_logq=clip_logq,
+            backend=backend,
+        )
+        return scores[:, 0]
+
+    @torch.no_grad()
+    def plan(
+        self,
+        obs: torch.Tensor,
+        goal: torch.Tensor,
+        *,
+        method: str = "beam",
+        width: int = 200,
+        horizon: int = 50,
+        use_prior: bool = True,
+        gamma: float = 0.99,
+        seed: int | None = None,
+        clip_logq: float | None = None,
+        backend: str = "auto",
+    ) -> Plan:
+        """The best plan from each start `obs` to each `goal` (P of each).
+
+        Args:
+            obs: uint8 (P, S, H, W) the current frame stacks; goal: uint8 (P, 1, H, W).
+            method: "beam" (beam search of `width`) or "sample" (`width` sampled candidates).
+            horizon: most actions in a plan (END is forced after it).
+            use_prior: divide by the action prior (off: the IDM alone).
+            seed: keys the sampler's draws (None: drawn from torch's generator).
+            backend: "auto", "reference" or "native".
+
+        Returns:
+            Plan(actions (P, horizon) padded with -1, lengths (P,), scores (P,)).
+        """
+        planning.check_plan_args(horizon, width, gamma)
+        inputs = self.planning_inputs(obs, goal, use_prior)
+        return planning.plan(
+            inputs,
+            method=method,
+            width=width,
+            horizon=horizon,
+            gamma=gamma,
+            seed=seed,
+            clip_logq=clip_logq,
+            backend=backend,
+        )

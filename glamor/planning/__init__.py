@@ -1,0 +1,123 @@
+"""Planning: choose a backend and run beam search, sampling or scoring on `PlanningInputs`.
+
+``reference`` is the readable batched PyTorch planner (`glamor.planning.reference`);
+``native`` runs the C++/CUDA ops of `glamor.ops` (same semantics, same draws); ``auto`` picks
+native when the extension is built. Python never branches on the device: the ops dispatch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from glamor import ops
+from glamor.planning import reference
+from glamor.planning.inputs import PlanningInputs
+
+METHODS = ("beam", "sample")
+BACKENDS = ("auto", "reference", "native")
+
+
+class Plan(NamedTuple):
+    """The best plan for each of P problems.
+
+    Attributes:
+        actions: int64 (P, horizon), the plan's actions padded with -1.
+        lengths: int64 (P,), actions in each plan (1..horizon), END follows them.
+        scores: float32 (P,), each plan's score (equal to `score` of the same actions).
+    """
+
+    actions: torch.Tensor
+    lengths: torch.Tensor
+    scores: torch.Tensor
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> 'native' when the extension is built, else 'reference'."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "native" if ops.available() else "reference"
+    if backend == "native" and not ops.available():
+        raise RuntimeError(f"backend='native' needs the compiled extension: {ops.REBUILD_HINT}")
+    return backend
+
+
+def check_plan_args(horizon: int | None, width: int | None, gamma: float) -> None:
+    if horizon is not None and (not isinstance(horizon, int) or horizon < 1):
+        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
+    if width is not None and (not isinstance(width, int) or width < 1):
+        raise ValueError(f"width must be an int >= 1, got {width!r}")
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+
+
+def plan(
+    inputs: PlanningInputs,
+    *,
+    method: str = "beam",
+    width: int = 200,
+    horizon: int = 50,
+    gamma: float = 0.99,
+    seed: int | None = None,
+    clip_logq: float | None = None,
+    backend: str = "auto",
+) -> Plan:
+    """The best plan per problem by beam search or sampling (see `glamor.planning.reference`).
+
+    `seed` keys the sampler's draws; None draws one from torch's global generator, so
+    `torch.manual_seed` reproduces runs.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_plan_args(horizon, width, gamma)
+    inputs.validate()
+    backend = resolve_backend(backend)
+    if method == "sample" and seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    if backend == "native":
+        if method == "beam":
+            out = ops.beam_search(inputs, width, horizon, gamma, clip_logq)
+        else:
+            out = ops.sample_plans(inputs, width, horizon, seed, gamma, clip_logq)
+    elif method == "beam":
+        out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
+    else:
+        out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq)
+    return Plan(*out)
+
+
+def score(
+    inputs: PlanningInputs,
+    actions: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    gamma: float = 0.99,
+    clip_logq: float | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Teacher-forced scores (P, N) of N sequences (P, N, L) per problem."""
+    check_plan_args(None, None, gamma)
+    inputs.validate()
+    n = inputs.num_actions
+    if actions.dim() != 3 or actions.shape[0] != inputs.num_plans or actions.shape[2] < 1:
+        raise ValueError(
+            f"actions must be (P={inputs.num_plans}, N, L >= 1), got {tuple(actions.shape)}"
+        )
+    if actions.dtype != torch.int64 or lengths.dtype != torch.int64:
+        raise ValueError(f"actions and lengths must be int64, got {actions.dtype}, {lengths.dtype}")
+    if tuple(lengths.shape) != tuple(actions.shape[:2]):
+        raise ValueError(f"lengths must be {tuple(actions.shape[:2])}, got {tuple(lengths.shape)}")
+    L = actions.shape[2]
+    if ((lengths < 1) | (lengths > L)).any():
+        raise ValueError(f"lengths must be in [1, {L}], got {lengths.min()}..{lengths.max()}")
+    in_plan = torch.arange(L, device=actions.device) < lengths.unsqueeze(-1)
+    used = actions[in_plan]
+    if ((used < 0) | (used >= n)).any():
+        raise ValueError(f"actions must be in [0, {n}) within each plan's length")
+    if resolve_backend(backend) == "native":
+        return ops.score_plans(inputs, actions, lengths, gamma, clip_logq)
+    return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)

@@ -1,0 +1,90 @@
+"""What a planner needs of the model, computed once per plan: `PlanningInputs`.
+
+The LSTM input at step t is Linear([cond; onehot(a_{t-1})]), linear in both parts, and the
+LSTM's input-to-gate product is linear too. So for one plan the input-to-gate term is a constant
+vector plus one column per previous action. The gate table holds both, summed:
+
+    gate_table[m, p, a] = W_ih (A cond_p + B[:, a] + b) + b_ih + b_hh    for actions a < n
+    gate_table[m, p, n] = W_ih (A cond_p + b) + b_ih + b_hh               the start (no action)
+
+Per step a planner then needs only the recurrent product W_hh h, a table lookup, the gate
+non-linearities, the head and a log-softmax. m indexes the models: 0 the IDM q, 1 the prior p
+(absent when the prior is off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PlanningInputs:
+    """Per-plan tensors of both LSTMs (float32, contiguous, one device).
+
+    Attributes:
+        gate_table: (M, P, n+1, 4H) input-to-gate terms by previous token (row n: start).
+        h0: (M, P, H) initial hidden state.
+        c0: (M, P, H) initial cell state.
+        w_hh: (M, 4H, H) recurrent weights, gate order i, f, g, o.
+        head_w: (M, n+2, H) head weights (logits of the n actions, END, PAD).
+        head_b: (M, n+2) head bias.
+    """
+
+    gate_table: torch.Tensor
+    h0: torch.Tensor
+    c0: torch.Tensor
+    w_hh: torch.Tensor
+    head_w: torch.Tensor
+    head_b: torch.Tensor
+
+    @property
+    def num_models(self) -> int:
+        return self.gate_table.shape[0]
+
+    @property
+    def num_plans(self) -> int:
+        return self.gate_table.shape[1]
+
+    @property
+    def num_actions(self) -> int:
+        return self.head_w.shape[1] - 2
+
+    @property
+    def hidden(self) -> int:
+        return self.h0.shape[-1]
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.gate_table, self.h0, self.c0, self.w_hh, self.head_w, self.head_b)
+
+    def validate(self) -> PlanningInputs:
+        """Check shapes, dtypes and finiteness; raise ValueError naming the offending tensor."""
+        M, P, rows, G = self.gate_table.shape if self.gate_table.dim() == 4 else (0,) * 4
+        n, H = rows - 1, G // 4
+        expected = {
+            "gate_table": (M, P, n + 1, 4 * H),
+            "h0": (M, P, H),
+            "c0": (M, P, H),
+            "w_hh": (M, 4 * H, H),
+            "head_w": (M, n + 2, H),
+            "head_b": (M, n + 2),
+        }
+        if M not in (1, 2) or n < 1 or H < 1 or G % 4:
+            raise ValueError(
+                f"gate_table must be (M in {{1, 2}}, P, n+1 >= 2, 4H), got {tuple(self.gate_table.shape)}"
+            )
+        for name, shape in expected.items():
+            t = getattr(self, name)
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+            if t.dtype != torch.float32:
+                raise ValueError(f"{name} must be float32, got {t.dtype}")
+            if t.device != self.gate_table.device:
+                raise ValueError(f"{name} is on {t.device}, gate_table on {self.gate_table.device}")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} has NaN or infinite values")
+        return self
+
+    def contiguous(self) -> PlanningInputs:
+        return PlanningInputs(*(t.contiguous() for t in self.tensors()))
