@@ -78,6 +78,11 @@ class GoalEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
     label_names: tuple[str, ...] = ()
     success_tolerance: float = 0.1
+    estimate_label_ranges: bool = True
+    """True: goal sets estimate label_ranges from random rollouts (the spec); False: the env's
+    declared label_ranges are exact (gridworld)."""
+    moved_labels: tuple[int, ...] = ()
+    """Label indices of movable objects, for held-out goals in which they moved (box variant)."""
 
     def __init__(
         self,

@@ -61,6 +61,8 @@ class GridWorld(GoalEnv):
         self.walls = four_rooms(size)
         self.size, self.box, self.cell_px = size, box, cell_px
         self.label_names = ("agent_row", "agent_col") + (("box_row", "box_col") if box else ())
+        self.estimate_label_ranges = False
+        self.moved_labels = (2, 3) if box else ()
         n_labels = len(self.label_names)
         super().__init__(
             frame_shape=(size * cell_px, size * cell_px),

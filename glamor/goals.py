@@ -1,0 +1,197 @@
+"""Goal sets: random-rollout goals, label ranges, diverse training goals, held-out evaluation goals.
+
+Protocol (the spec's):
+- A goal is the final observation of a random-policy rollout of exactly k steps from reset,
+  with its labels read at that same state. Each goal remembers the reset seed it came from, so
+  an episode aimed at it starts from that rollout's start.
+- Label ranges: for each label, max minus min over random rollouts of random length 1..k.
+  Environments whose ranges are known exactly (gridworld) declare them instead.
+- Training goals: `num_train_goals` chosen greedily from `goal_candidates` rollouts to maximise
+  the minimum (range-normalised) label distance between chosen goals.
+- Evaluation goals: rollouts from `eval_seed`, whose reset seeds never overlap training ones.
+
+Goal sets are cached under ``$GLAMOR_CACHE`` (default ``~/.cache/glamor``) as ``.npz`` files
+keyed by environment, kwargs, episode length, seed, count, kind and `GOAL_FORMAT_VERSION`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from glamor.envs import Goal, GoalEnv
+
+GOAL_FORMAT_VERSION = 1
+SEED_STRIDE = 1 << 24  # reset seeds of one goal set: base * SEED_STRIDE + i, disjoint across bases
+
+
+@dataclass(frozen=True)
+class GoalSet:
+    """G goals of one environment.
+
+    Attributes:
+        frames: uint8 (G, 1, H, W) goal images.
+        labels: float64 (G, L) labels at the goal states.
+        start_labels: float64 (G, L) labels at the rollouts' reset states.
+        seeds: int64 (G,) reset seeds of the rollouts.
+        label_ranges: float64 (L,) the success judge's ranges.
+    """
+
+    frames: np.ndarray
+    labels: np.ndarray
+    start_labels: np.ndarray
+    seeds: np.ndarray
+    label_ranges: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, i: int) -> Goal:
+        return Goal(self.frames[i], self.labels[i], int(self.seeds[i]))
+
+    def subset(self, idx) -> GoalSet:
+        idx = np.asarray(idx)
+        return GoalSet(self.frames[idx], self.labels[idx], self.start_labels[idx], self.seeds[idx], self.label_ranges)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **self.__dict__)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> GoalSet:
+        with np.load(path) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
+
+def rollout_goals(
+    env: GoalEnv, count: int, base_seed: int, *, moved: tuple[int, ...] = (), max_tries: int | None = None,
+    desc: str = "goals", progress: bool = True,
+) -> tuple[list[Goal], list[np.ndarray]]:
+    """Goals from random rollouts of exactly k steps, one per reset seed base * STRIDE + i.
+
+    With `moved`, only goals whose labels at those indices differ from the start are kept
+    (e.g. box-moved goals), trying at most `max_tries` seeds.
+    """
+    goals, starts = [], []
+    max_tries = max_tries or (count if not moved else 200 * count)
+    bar = tqdm(total=count, desc=desc, disable=not progress, leave=False)
+    for i in range(max_tries):
+        if len(goals) == count:
+            break
+        seed = base_seed * SEED_STRIDE + i
+        _, info = env.reset(seed=seed)  # the reset makes its goal: a k-step random rollout
+        goal = Goal(env.goal.frame, env.goal.labels, seed)
+        if moved and np.array_equal(goal.labels[list(moved)], info["labels"][list(moved)]):
+            continue
+        goals.append(goal)
+        starts.append(info["labels"])
+        bar.update(1)
+    bar.close()
+    if len(goals) < count:
+        raise RuntimeError(f"found only {len(goals)} of {count} {desc} in {max_tries} rollouts")
+    return goals, starts
+
+
+def estimate_label_ranges(env: GoalEnv, rollouts: int, base_seed: int, progress: bool = True) -> np.ndarray:
+    """(L,) max minus min of each label over random rollouts of random length 1..k."""
+    rng = np.random.default_rng(base_seed)
+    seen = []
+    for i in tqdm(range(rollouts), desc="label ranges", disable=not progress, leave=False):
+        env.reset(seed=base_seed * SEED_STRIDE + i)
+        info = {}
+        for _ in range(int(rng.integers(1, env.episode_length + 1))):
+            _, _, terminated, _, info = env.step(int(rng.integers(env.action_space.n)))
+            if terminated:
+                break
+        seen.append(info.get("labels", env.goal.labels))
+    seen = np.stack(seen)
+    return seen.max(0) - seen.min(0)
+
+
+def select_diverse(labels: np.ndarray, count: int, ranges: np.ndarray) -> np.ndarray:
+    """Indices of `count` rows of labels (G, L) chosen greedily to maximise the minimum
+    range-normalised distance to those already chosen (starting from row 0)."""
+    if count >= len(labels):
+        return np.arange(len(labels))
+    x = labels / np.where(ranges > 0, ranges, 1.0)
+    chosen = [0]
+    min_dist = np.linalg.norm(x - x[0], axis=1)
+    for _ in range(count - 1):
+        nxt = int(np.argmax(min_dist))  # lowest index on ties
+        chosen.append(nxt)
+        min_dist = np.minimum(min_dist, np.linalg.norm(x - x[nxt], axis=1))
+    return np.array(chosen)
+
+
+def _to_set(goals: list[Goal], starts: list[np.ndarray], ranges: np.ndarray) -> GoalSet:
+    return GoalSet(
+        frames=np.stack([g.frame for g in goals]),
+        labels=np.stack([g.labels for g in goals]),
+        start_labels=np.stack(starts),
+        seeds=np.array([g.seed for g in goals], dtype=np.int64),
+        label_ranges=np.asarray(ranges, dtype=np.float64),
+    )
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GLAMOR_CACHE", Path.home() / ".cache" / "glamor")) / "goals"
+
+
+def _cache_path(env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:
+    blob = json.dumps(
+        dict(env=env_id, kwargs=env_kwargs, k=episode_length, kind=kind, v=GOAL_FORMAT_VERSION, **key),
+        sort_keys=True,
+    )
+    digest = hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return cache_dir() / f"{env_id.replace('/', '_')}-{kind}-{digest}.npz"
+
+
+def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
+    """The env's declared ranges, or the spec's estimate (cached)."""
+    if not getattr(env, "estimate_label_ranges", True):
+        return env.label_ranges
+    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts, seed=cfg.seed)
+    if path.exists():
+        return np.load(path)
+    ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * cfg.seed + 3, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path.with_suffix(".tmp.npy"), ranges)
+    os.replace(path.with_suffix(".tmp.npy"), path)
+    return ranges
+
+
+def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progress: bool = True) -> GoalSet:
+    """A cached goal set of `kind`: "train" (diverse), "eval" (held out) or "eval_moved"
+    (held out, the env's `moved_labels` changed from the start, e.g. the box was pushed)."""
+    if kind not in ("train", "eval", "eval_moved"):
+        raise ValueError(f"kind must be 'train', 'eval' or 'eval_moved', got {kind!r}")
+    count = count or (cfg.num_train_goals if kind == "train" else cfg.eval_episodes)
+    seed = cfg.seed if kind == "train" else cfg.eval_seed
+    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
+                       candidates=cfg.goal_candidates if kind == "train" else None)
+    if path.exists():
+        return GoalSet.load(path)
+    ranges = label_ranges_for(env, cfg, progress)
+    env.label_ranges = ranges
+    # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.
+    if kind == "train":
+        goals, starts = rollout_goals(env, max(count, cfg.goal_candidates), 2 * seed + 1, desc="training goals", progress=progress)
+        goal_set = _to_set(goals, starts, ranges)
+        goal_set = goal_set.subset(select_diverse(goal_set.labels, count, ranges))
+    else:
+        moved = tuple(getattr(env, "moved_labels", ())) if kind == "eval_moved" else ()
+        if kind == "eval_moved" and not moved:
+            raise ValueError(f"{cfg.env_id} declares no moved_labels, so it has no 'eval_moved' goals")
+        base = 2 * seed + 2 + (1 if moved else 0) * 2 * SEED_STRIDE
+        goals, starts = rollout_goals(env, count, base, moved=moved, desc=f"{kind} goals", progress=progress)
+        goal_set = _to_set(goals, starts, ranges)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    goal_set.save(path)
+    return goal_set
