@@ -2,9 +2,18 @@
 
 ``glamor.envs.registered()`` lists them (``glamor envs`` prints the list); ``make(cfg)`` builds
 the one a config names with the config's episode length.
+
+The paper's benchmarks are registered from ``goal_labels.json`` (shipped in this package):
+``glamor/<ale_game>-v0`` for Atari (e.g. ``glamor/Pong-v0``) and ``glamor/<domain>-<task>-v0``
+for DeepMind Control (e.g. ``glamor/reacher-hard-v0``). Registering imports neither ale-py nor
+dm_control; they are imported when such an environment is built.
 """
 
 from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
 
 import gymnasium as gym
 
@@ -14,6 +23,32 @@ _BUILTIN = {
     "glamor/GridWorld-v0": ("glamor.envs.gridworld:GridWorld", {}),
     "glamor/GridWorldBox-v0": ("glamor.envs.gridworld:GridWorld", {"box": True}),
 }
+
+
+@functools.cache
+def goal_labels() -> dict:
+    """The benchmark table (``goal_labels.json``): Atari games with their RAM label addresses,
+    control tasks with their label slices of the physics observation, action repeat and action
+    discretisation. Cached: treat it as read-only."""
+    text = resources.files(__package__).joinpath("goal_labels.json").read_text()
+    return json.loads(text)
+
+
+def _benchmark_ids() -> dict[str, tuple[str, dict]]:
+    table = goal_labels()
+    ids = {}
+    for game, entry in table["atari"].items():
+        ids[f"glamor/{entry['ale_game']}-v0"] = ("glamor.envs.atari:AtariGoalEnv", {"game": game})
+    for name in table["control"]:
+        domain, task = name.split("/")
+        ids[f"glamor/{domain}-{task}-v0"] = (
+            "glamor.envs.control:ControlGoalEnv",
+            {"domain": domain, "task": task},
+        )
+    return ids
+
+
+_BUILTIN.update(_benchmark_ids())
 
 
 def _register_builtin() -> None:

@@ -1,0 +1,206 @@
+"""The Atari goal environments: contract, preprocessing, determinism, RAM labels, success judge."""
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+pytest.importorskip("ale_py", reason="Atari environments need ale-py")
+
+import glamor.envs  # noqa: E402
+from glamor.envs import Goal, goal_labels  # noqa: E402
+from glamor.envs.atari import AtariGoalEnv, preprocess  # noqa: E402
+
+GAMES = sorted(goal_labels()["atari"])
+K = 8  # a short episode keeps the per-game work small
+
+
+def env_id(game: str) -> str:
+    return f"glamor/{goal_labels()['atari'][game]['ale_game']}-v0"
+
+
+@pytest.fixture(scope="module")
+def envs():
+    made = {}
+    yield lambda game: made.setdefault(game, glamor.envs.make(env_id(game), episode_length=K))
+    for env in made.values():
+        env.close()
+
+
+def dummy_goal(env) -> Goal:
+    return Goal(np.zeros((1, *env.frame_shape), np.uint8), np.zeros(len(env.label_names)))
+
+
+def run(env, seed: int, actions, goal=None):
+    """Reset (aimed at `goal`, a dummy one if None) and play `actions`; returns (obs, info) pairs."""
+    out = [env.reset(seed=seed, options={"goal": goal or dummy_goal(env)})]
+    for a in actions:
+        obs, _, terminated, _, info = env.step(int(a))
+        out.append((obs, info))
+        if terminated:
+            break
+    return out
+
+
+def test_packaged_labels_match_the_shared_table():
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "goal_labels.json"
+    if not shared.exists():
+        pytest.skip("no ../shared checkout beside the repository")
+    assert goal_labels() == json.loads(shared.read_text())
+
+
+def test_every_game_is_registered():
+    ids = glamor.envs.registered()
+    assert len(GAMES) == 14
+    for game in GAMES:
+        assert env_id(game) in ids
+    assert "glamor/Pong-v0" in ids and "glamor/MsPacman-v0" in ids
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_check_env(game):
+    env = gym.make(env_id(game), episode_length=K)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_shapes_dtypes_and_labels_are_ram(envs, game):
+    env = envs(game)
+    ram = goal_labels()["atari"][game]["ram"]
+    assert env.action_space == gym.spaces.Discrete(18)
+    assert env.label_names == tuple(ram)
+    obs, info = env.reset(seed=3)
+    assert obs["observation"].shape == (4, 80, 104) and obs["observation"].dtype == np.uint8
+    assert obs["desired_goal"].shape == obs["achieved_goal"].shape == (1, 80, 104)
+    assert env.observation_space.contains(obs)
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert info["labels"].dtype == np.float64 and info["labels"].shape == (len(ram),)
+        np.testing.assert_array_equal(info["labels"], env.ale.getRAM()[list(ram.values())])
+        assert reward == float(info["is_success"])
+    np.testing.assert_array_equal(obs["achieved_goal"][0], obs["observation"][-1])
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_deterministic_under_a_seed(envs, game):
+    actions = np.random.default_rng(1).integers(18, size=6)
+    first = run(envs(game), 11, actions)
+    other = AtariGoalEnv(game, episode_length=K)  # a fresh emulator, another history
+    other.reset(seed=5)
+    other.step(3)
+    second = run(other, 11, actions)
+    assert len(first) == len(second)
+    for (o1, i1), (o2, i2) in zip(first, second):
+        np.testing.assert_array_equal(o1["observation"], o2["observation"])
+        np.testing.assert_array_equal(i1["labels"], i2["labels"])
+    # The automatic goal (a k-step random rollout) is a function of the seed too.
+    g1 = envs(game).reset(seed=4)[0]["desired_goal"]
+    g2 = other.reset(seed=4)[0]["desired_goal"]
+    np.testing.assert_array_equal(g1, g2)
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_goal_of_own_state_is_reached_and_a_distant_one_is_not(envs, game):
+    env = envs(game)
+    actions = np.random.default_rng(2).integers(18, size=5)
+    *_, (obs, info) = run(env, 21, actions)
+    goal = Goal(obs["achieved_goal"].copy(), info["labels"].copy())
+    # The same seed and actions: the same state.
+    *_, (obs2, info2) = run(env, 21, actions, goal=goal)
+    np.testing.assert_array_equal(obs2["achieved_goal"], goal.frame)
+    assert info2["is_success"]
+    # Every label counts: one label off by 11% of its range fails, 9% passes.
+    ranges = env.label_ranges
+    infos = []
+    for i in range(len(ranges)):
+        for frac in (0.09, 0.11):
+            far = goal.labels.copy()
+            far[i] += frac * ranges[i]
+            infos.append({"labels": info2["labels"], "goal_labels": far})
+    frames = np.repeat(obs2["achieved_goal"][None], len(infos), axis=0)  # (B, 1, H, W)
+    reward = env.compute_reward(frames, frames, infos)
+    np.testing.assert_array_equal(reward, np.tile([1.0, 0.0], len(ranges)))
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_state_roundtrip_replays_exactly(envs, game):
+    env = envs(game)
+    env.reset(seed=7)
+    before = (env._frame().copy(), env._labels())
+    env.random_goal()  # rolls out k steps and comes back
+    np.testing.assert_array_equal(env._frame(), before[0])
+    np.testing.assert_array_equal(env._labels(), before[1])
+    state, rng_state = env._get_state(), env.np_random.bit_generator.state
+    actions = np.random.default_rng(3).integers(18, size=10)
+    trace = []
+    for a in actions:
+        env._step_state(int(a))
+        trace.append((env._frame().copy(), env._labels()))
+    env._set_state(state)
+    env.np_random.bit_generator.state = rng_state  # sticky actions draw from np_random
+    for a, (frame, labels) in zip(actions, trace):
+        env._step_state(int(a))
+        np.testing.assert_array_equal(env._frame(), frame)
+        np.testing.assert_array_equal(env._labels(), labels)
+
+
+def test_preprocess_max_crop_and_resize():
+    screens = np.zeros((2, 210, 160), np.uint8)
+    screens[0, 0] = screens[1, -1] = 255  # the first and last rows are cropped away
+    assert not preprocess(screens).any()
+    screens[0, 50:60, 10:20] = 200  # one object in each frame: the max keeps both
+    screens[1, 100:110, 100:110] = 100
+    out = preprocess(screens)
+    assert out.shape == (80, 104) and out.dtype == np.uint8
+    # 208 rows -> 80, 160 cols -> 104: the blocks land at scaled positions with their values.
+    assert out[(55 - 1) * 80 // 208, 15 * 104 // 160] == 200
+    assert out[(105 - 1) * 80 // 208, 105 * 104 // 160] == 100
+    assert (out > 0).sum() < 0.05 * out.size
+
+
+def test_no_op_starts():
+    for game, low in (("pong", 0), ("ms_pacman", 200)):
+        env = AtariGoalEnv(game, episode_length=1)
+        start = AtariGoalEnv(game, episode_length=1, noop_max=0)
+        start.reset(seed=0)
+        base = start.ale.getEpisodeFrameNumber() - start.start_noops  # frame count at ALE's reset
+        seen = set()
+        for seed in range(12):
+            env.reset(seed=seed, options={"goal": dummy_goal(env)})
+            seen.add(env.ale.getEpisodeFrameNumber() - base)
+        assert env.start_noops == low
+        assert min(seen) >= low and max(seen) <= low + 30 and len(seen) > 3, seen
+
+
+def test_sticky_actions():
+    # With probability 1 the previous (no-op) action always sticks: the game sees only no-ops.
+    stuck = AtariGoalEnv("breakout", episode_length=1, repeat_action_probability=1.0)
+    idle = AtariGoalEnv("breakout", episode_length=1, repeat_action_probability=0.0)
+    moving = AtariGoalEnv("breakout", episode_length=1, repeat_action_probability=0.0)
+    frames = {}
+    for name, env, action in (("stuck", stuck, 4), ("idle", idle, 0), ("moving", moving, 4)):
+        run(env, 0, [action] * 15)  # 4 = LEFT: moves the paddle
+        frames[name] = env._frame().copy()
+    np.testing.assert_array_equal(frames["stuck"], frames["idle"])
+    assert not np.array_equal(frames["moving"], frames["idle"])
+
+
+def test_life_loss_ends_the_episode():
+    env = AtariGoalEnv("breakout", episode_length=1000)
+    env.reset(seed=0, options={"goal": dummy_goal(env)})
+    lives = env.ale.lives()
+    for t in range(2000):
+        _, _, terminated, truncated, _ = env.step(1 if t % 20 == 0 else 0)  # FIRE launches the ball
+        if terminated:
+            break
+    assert terminated and not truncated
+    assert 0 < env.ale.lives() == lives - 1 and not env.ale.game_over()
+
+
+def test_unknown_game():
+    with pytest.raises(ValueError, match="unknown Atari game"):
+        AtariGoalEnv("not_a_game")
