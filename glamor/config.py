@@ -95,6 +95,8 @@ class Config:
     """Environment steps between evaluations during training (0: only at the end)."""
     eval_episodes: int = 200
     """Held-out goals of each evaluation."""
+    eval_batch: int = 200
+    """Evaluation episodes run side by side (one batched plan call per step)."""
     eval_episodes_during_training: int = 50
     """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
     snapshot_every: int = 500_000
@@ -103,6 +105,8 @@ class Config:
     """Seed of the run (torch, numpy, environments, training goals)."""
     eval_seed: int = 1_000_003
     """Seed of the held-out evaluation goals (distinct from training goals)."""
+    device: str = "auto"
+    """Torch device of the model: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ..."""
     torch_threads: int = 0
     """torch.set_num_threads for the run (0: leave torch's default)."""
     progress: bool = True

@@ -10,9 +10,9 @@ see `glamor.planning.inputs`) and hands them to a planner backend.
 
 Example:
     >>> import torch
-    >>> m = GlamorModel(num_actions=3, frame_stack=1, image_hw=(14, 14),
+    >>> m = GlamorModel(num_actions=3, frame_stack=1, image_hw=(24, 24),
     ...                 encoder_channels=(4, 4, 4), embed_dim=16, mix_hidden=16, lstm_hidden=8)
-    >>> obs = torch.randint(0, 255, (1, 1, 14, 14), dtype=torch.uint8)
+    >>> obs = torch.randint(0, 255, (1, 1, 24, 24), dtype=torch.uint8)
     >>> p = m.plan(obs, obs, method="beam", width=27, horizon=3)
     >>> bool(torch.allclose(p.scores, m.score(obs, obs, p.actions, p.lengths)))
     True

@@ -16,7 +16,7 @@ Example:
     >>> env = gym.make("glamor/GridWorld-v0")
     >>> obs, info = env.reset(seed=0)
     >>> obs["observation"].shape, info["labels"].shape
-    ((1, 22, 22), (2,))
+    ((1, 33, 33), (2,))
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class GridWorld(GoalEnv):
         self,
         size: int = 11,
         box: bool = False,
-        cell_px: int = 2,
+        cell_px: int = 3,
         frame_stack: int = 1,
         episode_length: int = 12,
         render_mode: str | None = None,

@@ -36,7 +36,7 @@ class ImpalaStage(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(3, stride=2)
         self.norm = nn.GroupNorm(_groups(out_channels), out_channels)
         self.blocks = nn.Sequential(ResidualBlock(out_channels), ResidualBlock(out_channels))
 
@@ -45,9 +45,9 @@ class ImpalaStage(nn.Module):
 
 
 def pooled_size(size: int, stages: int) -> int:
-    """Spatial size after `stages` max-pools of kernel 3, stride 2, padding 1."""
+    """Spatial size after `stages` max-pools of kernel 3, stride 2, no padding."""
     for _ in range(stages):
-        size = (size - 1) // 2 + 1
+        size = (size - 3) // 2 + 1
     return size
 
 
@@ -75,6 +75,9 @@ class ImpalaEncoder(nn.Module):
             c = out_c
         self.stages = nn.Sequential(*stages)
         h, w = (pooled_size(s, len(channels)) for s in image_hw)
+        if h < 1 or w < 1:
+            raise ValueError(f"image_hw {tuple(image_hw)} is too small for {len(channels)} Impala stages "
+                             f"(each max-pool 3 stride 2): need at least 15 pixels a side for 3 stages")
         self.flat_dim = c * h * w
         self.fc = nn.Linear(self.flat_dim, out_dim)
 

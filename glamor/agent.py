@@ -1,0 +1,98 @@
+"""Acting on top of a GlamorModel: closed loop, open loop and epsilon-greedy exploration.
+
+- Closed loop (evaluation): replan at every step with the remaining horizon and execute the
+  plan's first action; when the best plan is exactly one action, execute it and stop: the agent
+  declares the goal reached.
+- Open loop (training data collection): plan once at t = 0, execute the plan, then random
+  actions for the rest of the episode. Epsilon-greedy on top, with the spec's schedule
+  (`Config.epsilon`).
+
+All methods take a batch of P environments: observations uint8 (P, S, H, W), goals uint8
+(P, 1, H, W), as numpy arrays or tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from glamor.model import GlamorModel
+from glamor.planning import Plan
+
+
+class Agent:
+    """A planner-driven agent.
+
+    Example:
+        >>> model = GlamorModel(4, 1, (33, 33), (4, 8, 8), 32, 32, 16)
+        >>> agent = Agent(model, width=8)
+        >>> obs = np.zeros((3, 1, 33, 33), np.uint8)
+        >>> actions, stop = agent.act(obs, obs, horizon=5)
+        >>> actions.shape, stop.dtype
+        ((3,), dtype('bool'))
+    """
+
+    def __init__(
+        self,
+        model: GlamorModel,
+        *,
+        method: str = "beam",
+        width: int = 200,
+        use_prior: bool = True,
+        gamma: float = 0.99,
+        backend: str = "auto",
+        clip_logq: float | None = None,
+        seed: int = 0,
+    ):
+        self.model = model
+        self.method, self.width, self.use_prior = method, width, use_prior
+        self.gamma, self.backend, self.clip_logq = gamma, backend, clip_logq
+        self.rng = np.random.default_rng(seed)
+        self._plan_seed = seed
+        self.plans_made = 0
+
+    @classmethod
+    def from_config(cls, model: GlamorModel, cfg, **overrides) -> Agent:
+        kwargs = dict(method=cfg.planner, width=cfg.plan_width, use_prior=cfg.use_prior,
+                      gamma=cfg.gamma, backend=cfg.backend, seed=cfg.seed)
+        return cls(model, **{**kwargs, **overrides})
+
+    @property
+    def num_actions(self) -> int:
+        return self.model.num_actions
+
+    def plan(self, obs, goal, horizon: int) -> Plan:
+        """Best plans (P of them) of at most `horizon` actions."""
+        obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
+        self._plan_seed += 1  # fresh, reproducible draws for every sampling call
+        self.plans_made += obs.shape[0]
+        return self.model.plan(
+            obs, goal, method=self.method, width=self.width, horizon=horizon, use_prior=self.use_prior,
+            gamma=self.gamma, seed=self._plan_seed, clip_logq=self.clip_logq, backend=self.backend,
+        )
+
+    def act(self, obs, goal, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Closed loop, one step: the first action of each best plan, and whether to stop
+        after it (the best plan is that single action).
+
+        Returns:
+            actions int64 (P,), stop bool (P,).
+        """
+        p = self.plan(obs, goal, horizon)
+        return p.actions[:, 0].cpu().numpy(), (p.lengths == 1).cpu().numpy()
+
+    def open_loop(self, obs, goal, horizon: int) -> np.ndarray:
+        """Open loop: plans of `horizon` steps, padded with random actions.
+
+        Returns:
+            int64 (P, horizon): the plan's actions, then uniform random actions.
+        """
+        p = self.plan(obs, goal, horizon)
+        actions = p.actions.cpu().numpy()
+        random = self.rng.integers(self.num_actions, size=actions.shape)
+        return np.where(actions >= 0, actions, random)
+
+    def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
+        """Each action replaced by a uniform random one with probability `epsilon`."""
+        explore = self.rng.random(np.shape(actions)) < epsilon
+        return np.where(explore, self.rng.integers(self.num_actions, size=np.shape(actions)), actions)

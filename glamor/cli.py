@@ -1,0 +1,135 @@
+"""Command line: glamor train | eval | envs | bench.
+
+    glamor train --preset gridworld --run-dir runs/demo
+    glamor train --preset debug --set plan_width=16 --set lr=0.001
+    glamor eval runs/demo
+    glamor envs
+    glamor bench planner --json planner.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import runpy
+import sys
+from pathlib import Path
+
+from glamor.config import PRESETS, Config, preset
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set takes NAME=VALUE, got {pair!r}")
+        name, value = pair.split("=", 1)
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value  # a plain string
+    return out
+
+
+def cmd_train(args) -> int:
+    from glamor.train import train
+
+    overrides = _parse_overrides(args.set)
+    if args.env:
+        overrides["env_id"] = args.env
+    if args.total_env_steps is not None:
+        overrides["total_env_steps"] = args.total_env_steps
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    cfg = preset(args.preset, **overrides)
+    run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
+    train(cfg, run_dir, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from glamor import checkpoint
+    from glamor.evaluate import evaluate, format_table, write_results
+    from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").exists():
+        raise SystemExit(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
+    cfg = Config.load(run_dir / "config.json")
+    changes = _parse_overrides(args.set)
+    if args.episodes:
+        changes["eval_episodes"] = args.episodes
+    cfg = cfg.replace(**changes)
+    state = checkpoint.load(run_dir / "checkpoint.pt")
+    envs = make_envs(cfg, min(cfg.eval_batch, cfg.eval_episodes))
+    model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
+    model.load_state_dict(state["model"])
+    torch.manual_seed(cfg.seed)
+    results = evaluate(model, cfg, envs, eval_goal_sets(cfg, envs[0], cfg.eval_episodes, cfg.progress))
+    results.update(env_steps=state["env_step"])
+    write_results(run_dir, results)
+    print(format_table(results))
+    return 0
+
+
+def cmd_envs(args) -> int:
+    from glamor import envs
+
+    for env_id in envs.registered():
+        print(env_id)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
+    if not script.exists():
+        raise SystemExit(f"no benchmark script {script} (benchmarks/ ships with the source tree)")
+    module = runpy.run_path(str(script))
+    return module["main"](args.rest) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glamor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a GLAMOR agent, then evaluate it")
+    t.add_argument("--preset", default="gridworld", choices=sorted(PRESETS))
+    t.add_argument("--env", help="environment id (see `glamor envs`), overrides the preset's")
+    t.add_argument("--run-dir", help="where the run is written (default runs/PRESET-seedN)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--total-env-steps", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a config field")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a run on held-out goals, write eval.json")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=int, help="held-out goals (default: the run's eval_episodes)")
+    e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a config field (e.g. planner=sample, plan_width=64, backend=reference)")
+    e.set_defaults(func=cmd_eval)
+
+    v = sub.add_parser("envs", help="list the registered goal environments")
+    v.set_defaults(func=cmd_envs)
+
+    b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
+    b.add_argument("what", choices=["planner", "envs"])
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
+        print(f"glamor {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

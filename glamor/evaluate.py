@@ -1,0 +1,153 @@
+"""Evaluation on held-out goals: GLAMOR (closed loop, with and without the prior) and a random
+policy on the same goals, judged by the labels.
+
+Each episode resets with its goal's seed (the agent starts where the goal's rollout started)
+and has `episode_length` steps. GLAMOR replans every step and may stop early by declaring the
+goal reached; the random policy runs for the fixed number of steps. Success is judged at the
+final state. Episodes run side by side in batches of `eval_batch`, one plan call per step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from glamor.agent import Agent
+from glamor.envs import GoalEnv, judge_success
+from glamor.goals import GoalSet
+
+
+@dataclass
+class EpisodeResults:
+    """Per-goal outcomes of one policy on a goal set (G goals)."""
+
+    success: np.ndarray  # bool (G,)
+    steps: np.ndarray  # int (G,) environment steps used
+    label_distance: np.ndarray  # float (G,) max over labels of |label - goal| / range
+    plans_per_s: float = float("nan")
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.success.mean())
+
+    def summary(self) -> dict:
+        lo, hi = wilson_interval(int(self.success.sum()), len(self.success))
+        return {"success_rate": self.success_rate, "ci95": [lo, hi], "episodes": len(self.success),
+                "mean_steps": float(self.steps.mean())}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% for z = 1.96)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def run_episodes(
+    envs: list[GoalEnv], goals: GoalSet, agent: Agent | None, *, rng: np.random.Generator | None = None,
+    progress: bool = False, desc: str = "eval",
+) -> EpisodeResults:
+    """Run one episode per goal, len(envs) at a time. agent=None is the random policy."""
+    G, B = len(goals), len(envs)
+    k = envs[0].episode_length
+    rng = rng or np.random.default_rng(0)
+    success = np.zeros(G, dtype=bool)
+    steps = np.zeros(G, dtype=np.int64)
+    dist = np.zeros(G)
+    ranges = np.where(goals.label_ranges > 0, goals.label_ranges, 1.0)
+    plan_time, plans = 0.0, 0
+    bar = tqdm(total=G, desc=desc, disable=not progress, leave=False)
+    for start in range(0, G, B):
+        idx = np.arange(start, min(start + B, G))
+        batch = envs[: len(idx)]
+        obs = [env.reset(seed=int(goals.seeds[i]), options={"goal": goals[i]})[0] for env, i in zip(batch, idx)]
+        infos = [None] * len(idx)
+        active = np.ones(len(idx), dtype=bool)
+        for t in range(k):
+            live = np.flatnonzero(active)
+            if len(live) == 0:
+                break
+            if agent is None:
+                actions, stop = rng.integers(envs[0].action_space.n, size=len(live)), np.zeros(len(live), bool)
+            else:
+                o = np.stack([obs[j]["observation"] for j in live])
+                g = np.stack([obs[j]["desired_goal"] for j in live])
+                t0 = time.perf_counter()
+                actions, stop = agent.act(o, g, horizon=k - t)
+                plan_time += time.perf_counter() - t0
+                plans += len(live)
+            for a, s, j in zip(actions, stop, live):
+                obs[j], _, terminated, truncated, infos[j] = batch[j].step(int(a))
+                steps[idx[j]] += 1
+                if s or terminated or truncated:
+                    active[j] = False
+        for j, i in enumerate(idx):
+            success[i] = infos[j]["is_success"]
+            dist[i] = np.max(np.abs(infos[j]["labels"] - goals.labels[i]) / ranges)
+        bar.update(len(idx))
+    bar.close()
+    return EpisodeResults(success, steps, dist, plans / plan_time if plan_time else float("nan"))
+
+
+def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, progress: bool = True) -> dict:
+    """GLAMOR with and without the prior, and the random policy, on each named goal set.
+
+    Returns the eval.json dict: for the first set its numbers at top level (success_rate, ci95,
+    episodes, success_rate_no_prior, random_success_rate, ...), and every set under "sets".
+    """
+    was_training = model.training
+    model.eval()
+    out: dict = {"sets": {}}
+    for name, goals in goal_sets.items():
+        row = {}
+        for key, prior in (("glamor", True), ("glamor_no_prior", False)):
+            agent = Agent.from_config(model, cfg, use_prior=prior)
+            res = run_episodes(envs, goals, agent, progress=progress, desc=f"eval {name} {key}")
+            row[key] = {**res.summary(), "plans_per_s": res.plans_per_s}
+        res = run_episodes(envs, goals, None, rng=np.random.default_rng(cfg.eval_seed), progress=progress,
+                           desc=f"eval {name} random")
+        row["random"] = res.summary()
+        out["sets"][name] = row
+    first = out["sets"][next(iter(goal_sets))]
+    out.update(
+        success_rate=first["glamor"]["success_rate"],
+        ci95=first["glamor"]["ci95"],
+        episodes=first["glamor"]["episodes"],
+        success_rate_no_prior=first["glamor_no_prior"]["success_rate"],
+        ci95_no_prior=first["glamor_no_prior"]["ci95"],
+        random_success_rate=first["random"]["success_rate"],
+        random_ci95=first["random"]["ci95"],
+        planner=dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma),
+    )
+    model.train(was_training)
+    return out
+
+
+def format_table(results: dict) -> str:
+    """The evaluation as a Markdown table: one row per goal set and policy."""
+    lines = ["| goals | policy | success | 95% CI | episodes | mean steps |", "|---|---|---|---|---|---|"]
+    for name, row in results["sets"].items():
+        for policy, label in (("glamor", "GLAMOR"), ("glamor_no_prior", "GLAMOR, no prior"), ("random", "random")):
+            r = row[policy]
+            lines.append(
+                f"| {name} | {label} | {r['success_rate']:.3f} | [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
+                f"| {r['episodes']} | {r['mean_steps']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def write_results(run_dir: Path, results: dict) -> None:
+    path = Path(run_dir) / "eval.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,118 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import glamor.envs as genvs
+from glamor.envs import Goal, judge_success
+from glamor.envs.gridworld import AGENT, BOX, four_rooms
+
+
+@pytest.mark.parametrize("env_id", ["glamor/GridWorld-v0", "glamor/GridWorldBox-v0"])
+def test_check_env(env_id):
+    check_env(gym.make(env_id, render_mode="rgb_array").unwrapped)
+
+
+@pytest.mark.parametrize("env_id", ["glamor/GridWorld-v0", "glamor/GridWorldBox-v0"])
+def test_observation_contract(env_id):
+    env = genvs.make(env_id, episode_length=5)
+    obs, info = env.reset(seed=1)
+    assert obs["observation"].shape == (1, 33, 33) and obs["observation"].dtype == np.uint8
+    assert obs["desired_goal"].shape == obs["achieved_goal"].shape == (1, 33, 33)
+    assert info["labels"].shape == (len(env.label_names),)
+    for t in range(5):
+        obs, reward, terminated, truncated, info = env.step(t % 4)
+        assert not terminated and truncated == (t == 4)
+        assert reward == float(info["is_success"])
+
+
+def test_deterministic_under_seed():
+    def rollout(seed):
+        env = genvs.make("glamor/GridWorldBox-v0", episode_length=10)
+        obs, _ = env.reset(seed=seed)
+        frames = [obs["observation"], obs["desired_goal"]]
+        for a in [0, 3, 3, 1, 2, 1, 0, 3]:
+            frames.append(env.step(a)[0]["observation"])
+        return np.stack([f.reshape(-1) for f in frames])
+
+    assert np.array_equal(rollout(3), rollout(3))
+    assert not np.array_equal(rollout(3), rollout(4))
+
+
+def test_layout_has_four_rooms_joined_by_doors():
+    walls = four_rooms(11)
+    # flood fill from one free cell reaches every free cell: the doors connect the rooms
+    free = ~walls
+    start = tuple(np.argwhere(free)[0])
+    seen, todo = {start}, [start]
+    while todo:
+        r, c = todo.pop()
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            nb = (r + dr, c + dc)
+            if free[nb] and nb not in seen:
+                seen.add(nb)
+                todo.append(nb)
+    assert len(seen) == free.sum()
+    assert walls[5, 1:10].sum() == 7 and walls[1:10, 5].sum() == 7  # one door per wall segment
+
+
+def test_labels_are_cells_in_the_image():
+    env = genvs.make("glamor/GridWorldBox-v0", episode_length=20)
+    obs, info = env.reset(seed=2)
+    frame = obs["observation"][-1]
+    ar, ac, br, bc = info["labels"].astype(int)
+    assert frame[ar * 3, ac * 3] == AGENT and frame[br * 3, bc * 3] == BOX
+
+
+def test_box_is_pushed_and_blocked_by_walls():
+    env = genvs.make("glamor/GridWorldBox-v0", episode_length=20)
+    env.reset(seed=0)
+    env._agent, env._box = np.array([2, 2]), np.array([2, 3])
+    env.step(3)  # right: pushes the box to (2, 4)
+    assert env._agent.tolist() == [2, 3] and env._box.tolist() == [2, 4]
+    env.step(3)  # the wall at column 5 blocks the box, so nothing moves
+    assert env._agent.tolist() == [2, 3] and env._box.tolist() == [2, 4]
+
+
+def test_goal_from_own_state_is_reached_and_distant_one_is_not():
+    env = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    env.reset(seed=0)
+    here = Goal(env._frame()[None], env._labels())
+    obs, info = env.reset(seed=0, options={"goal": here})
+    assert info["is_success"]
+    far = Goal(here.frame, here.labels + np.array([4.0, 0.0]))
+    _, info = env.reset(seed=0, options={"goal": far})
+    assert not info["is_success"]
+
+
+def test_judge_uses_ten_percent_of_range():
+    ranges = np.array([10.0, 100.0])
+    ok = judge_success(np.array([[1.0, 10.0], [1.0, 10.0]]), np.array([[2.0, 20.0], [2.1, 20.0]]), ranges)
+    assert ok.tolist() == [True, False]
+    with pytest.raises(ValueError, match="number of labels"):
+        judge_success(np.zeros(3), np.zeros(3), ranges)
+
+
+def test_compute_reward_is_batched():
+    env = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    obs, info = env.reset(seed=0)
+    infos = []
+    for a in range(4):
+        obs, reward, *_, i = env.step(a)
+        infos.append(i)
+        assert env.compute_reward(obs["achieved_goal"], obs["desired_goal"], i) == reward
+    achieved = np.stack([obs["achieved_goal"]] * 4)
+    out = env.compute_reward(achieved, achieved, infos)
+    assert out.shape == (4,)
+    assert out.tolist() == [float(i["is_success"]) for i in infos]
+
+
+def test_bad_goal_and_action_are_named():
+    env = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    with pytest.raises(ValueError, match="goal.frame must be uint8"):
+        env.reset(seed=0, options={"goal": Goal(np.zeros((1, 5, 5), np.uint8), np.zeros(2))})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be an int"):
+        env.step(7)
+    with pytest.raises(ValueError, match="unknown environment"):
+        genvs.make("glamor/Nope-v0", episode_length=3)

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from conftest import random_images, tiny_model
+from glamor.model import GlamorModel
+from glamor.nn.impala import ImpalaEncoder
+
+
+def test_impala_reference_sizes():
+    enc = ImpalaEncoder(4, (80, 104))
+    assert enc.flat_dim == 32 * 9 * 12 == 3456
+    out = enc(torch.zeros(2, 4, 80, 104, dtype=torch.uint8))
+    assert out.shape == (2, 512)
+    # each residual block's second GroupNorm starts at zero: the block starts as the identity
+    assert all(float(s.blocks[i].norm2.weight.abs().sum()) == 0 for s in enc.stages for i in range(2))
+
+
+def test_model_shapes_and_tokens():
+    m = GlamorModel(num_actions=18, frame_stack=4, image_hw=(80, 104))
+    assert (m.end_token, m.pad_token) == (18, 19)
+    assert m.idm.head.out_features == 20 and m.idm.cell.hidden_size == 64
+    assert m.idm.input_proj.in_features == 512 + 18
+    assert m.state_mix[0].in_features == 1024 and m.state_mix[0].out_features == 256
+    obs, goal = random_images(3, 4, (80, 104)), random_images(3, 1, (80, 104), seed=1)
+    state_mix, obs_rep = m.conditioning(obs, goal)
+    assert state_mix.shape == obs_rep.shape == (3, 512)
+    inp = m.planning_inputs(obs, goal)
+    assert inp.gate_table.shape == (2, 3, 19, 256) and inp.h0.shape == (2, 3, 64)
+    assert m.planning_inputs(obs, goal, use_prior=False).num_models == 1
+
+
+def test_gate_table_matches_the_direct_input_projection():
+    m = tiny_model()
+    cond = torch.randn(2, 16)
+    table = m.idm.gate_table(cond)  # (2, n+1, 4H)
+    for a in range(4):
+        onehot = torch.zeros(2, 3)
+        if a < 3:
+            onehot[:, a] = 1
+        x = m.idm.input_proj(torch.cat([cond, onehot], 1))
+        direct = x @ m.idm.cell.weight_ih.T + m.idm.cell.bias_ih + m.idm.cell.bias_hh
+        torch.testing.assert_close(table[:, a], direct, rtol=1e-5, atol=1e-5)
+
+
+def test_loss_is_masked_nll_summed_over_both_models():
+    m = tiny_model()
+    obs, goal = random_images(2, 2, (24, 24)), random_images(2, 1, (24, 24), seed=1)
+    targets = torch.tensor([[0, 2, 3, 4, 4], [1, 3, 4, 4, 4]])  # actions, END=3, PAD=4
+    out = m.loss(obs, goal, targets)
+    torch.testing.assert_close(out["loss"], out["idm"] + out["prior"])
+    # PAD positions do not matter
+    other = targets.clone()
+    other[0, 4] = 4
+    torch.testing.assert_close(m.loss(obs, goal, other)["loss"], out["loss"])
+    # the IDM's loss is the mean NLL of the non-PAD tokens under teacher forcing
+    state_mix, _ = m.conditioning(obs, goal)
+    prev = torch.tensor([[3, 0, 2, 3, 3], [3, 1, 3, 3, 3]])
+    logp = torch.log_softmax(m.idm(state_mix, prev), -1)
+    keep = targets != 4
+    manual = -logp.gather(-1, targets.clamp(max=4)[..., None])[..., 0][keep].mean()
+    torch.testing.assert_close(out["idm"], manual)
+
+
+@pytest.mark.parametrize(
+    "obs_shape,dtype,match",
+    [((2, 2, 24, 24), torch.float32, "obs must be uint8"), ((2, 3, 24, 24), torch.uint8, r"obs must have shape \(P, 2, 24, 24\)")],
+)
+def test_bad_observations_are_named(obs_shape, dtype, match):
+    m = tiny_model()
+    obs = torch.zeros(obs_shape, dtype=dtype)
+    with pytest.raises(ValueError, match=match):
+        m.plan(obs, torch.zeros(2, 1, 24, 24, dtype=torch.uint8), width=2, horizon=2)
+
+
+def test_goal_of_another_size_is_named():
+    m = tiny_model()
+    with pytest.raises(ValueError, match=r"goal must have shape \(P, 1, 24, 24\)"):
+        m.plan(torch.zeros(2, 2, 24, 24, dtype=torch.uint8), torch.zeros(2, 1, 10, 10, dtype=torch.uint8))

@@ -1,0 +1,166 @@
+"""The readable planners: exhaustive beam search, plan scores equal to teacher-forced scores,
+seeds, and clear errors at the public API."""
+
+import itertools
+
+import pytest
+import torch
+
+from conftest import random_images, tiny_model
+from glamor.planning import reference as R
+from glamor.planning.inputs import PlanningInputs
+from glamor.planning.rng import uniform
+
+
+def all_plans(n, horizon):
+    """Every plan of 1..horizon actions: actions (K, horizon) padded with 0, lengths (K,)."""
+    seqs, lens = [], []
+    for L in range(1, horizon + 1):
+        for a in itertools.product(range(n), repeat=L):
+            seqs.append(list(a) + [0] * (horizon - L))
+            lens.append(L)
+    return torch.tensor(seqs), torch.tensor(lens)
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wide_beam_search_is_exhaustive(use_prior, seed):
+    m = tiny_model(num_actions=3, seed=seed)
+    obs, goal = random_images(4, 2, (24, 24), seed), random_images(4, 1, (24, 24), seed + 9)
+    plan = m.plan(obs, goal, method="beam", width=27, horizon=3, use_prior=use_prior, backend="reference")
+    acts, lens = all_plans(3, 3)  # 39 plans; width 27 = 3**3 keeps every partial sequence
+    inp = m.planning_inputs(obs, goal, use_prior)
+    scores = R.score_plans(inp, acts.expand(4, -1, -1).contiguous(), lens.expand(4, -1).contiguous())
+    best = scores.argmax(1)
+    for p in range(4):
+        L = int(lens[best[p]])
+        assert plan.lengths[p] == L
+        assert plan.actions[p, :L].tolist() == acts[best[p], :L].tolist()
+        assert (plan.actions[p, L:] == -1).all()
+    torch.testing.assert_close(plan.scores, scores.max(1).values, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["beam", "sample"])
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_plan_scores_equal_score_of_returned_plans(method, use_prior):
+    m = tiny_model(num_actions=4, seed=3)
+    obs, goal = random_images(5, 2, (24, 24), 1), random_images(5, 1, (24, 24), 2)
+    p = m.plan(obs, goal, method=method, width=16, horizon=6, use_prior=use_prior, gamma=0.9, seed=11,
+               backend="reference")
+    assert ((p.lengths >= 1) & (p.lengths <= 6)).all()
+    s = m.score(obs, goal, p.actions, p.lengths, use_prior=use_prior, gamma=0.9, backend="reference")
+    torch.testing.assert_close(p.scores, s, rtol=1e-5, atol=1e-5)
+
+
+def test_score_is_the_spec_formula():
+    m = tiny_model(num_actions=3, seed=4)
+    obs, goal = random_images(1, 2, (24, 24), 5), random_images(1, 1, (24, 24), 6)
+    actions, lengths = torch.tensor([[2, 0]]), torch.tensor([2])
+    state_mix, obs_rep = m.conditioning(obs, goal)
+    prev = torch.tensor([[3, 2, 0]])  # start, a0, a1
+    toks = torch.tensor([2, 0, 3])  # a0, a1, END
+    logq = torch.log_softmax(m.idm(state_mix, prev)[0, :, :4], -1)[torch.arange(3), toks]
+    logp = torch.log_softmax(m.prior(obs_rep, prev)[0, :, :4], -1)[torch.arange(3), toks]
+    expected = 3 * torch.log(torch.tensor(0.99)) + (logq - logp).sum()
+    got = m.score(obs, goal, actions, lengths, backend="reference")
+    torch.testing.assert_close(got, expected.reshape(1), rtol=1e-5, atol=1e-5)
+    no_prior = m.score(obs, goal, actions, lengths, use_prior=False, backend="reference")
+    torch.testing.assert_close(no_prior, (3 * torch.log(torch.tensor(0.99)) + logq.sum()).reshape(1), rtol=1e-5, atol=1e-5)
+
+
+def test_clip_replaces_unlikely_tokens_by_a_fixed_score():
+    m = tiny_model(num_actions=3, seed=4)
+    obs, goal = random_images(1, 2, (24, 24), 5), random_images(1, 1, (24, 24), 6)
+    a, L = torch.tensor([[2, 0]]), torch.tensor([2])
+    clipped = m.score(obs, goal, a, L, clip_logq=0.0, backend="reference")  # every log q < 0
+    torch.testing.assert_close(clipped, torch.tensor([3 * (torch.log(torch.tensor(0.99)).item() - 20.0)]))
+
+
+def test_sampling_is_reproducible_and_seeded():
+    m = tiny_model(num_actions=4, seed=5)
+    obs, goal = random_images(3, 2, (24, 24), 1), random_images(3, 1, (24, 24), 2)
+    kw = dict(method="sample", width=32, horizon=8, backend="reference")
+    a, b, c = (m.plan(obs, goal, seed=s, **kw) for s in (7, 7, 8))
+    assert torch.equal(a.actions, b.actions) and torch.equal(a.scores, b.scores)
+    assert not torch.equal(a.actions, c.actions)
+    torch.manual_seed(0)
+    d = m.plan(obs, goal, **kw)
+    torch.manual_seed(0)
+    e = m.plan(obs, goal, **kw)
+    assert torch.equal(d.actions, e.actions)
+
+
+def test_sampling_follows_the_token_distribution():
+    """With one action step allowed (horizon 1) every plan is one action then forced END; the
+    first action is drawn from softmax(s) with END masked, so frequencies match it."""
+    m = tiny_model(num_actions=3, seed=6, scale=0.3)
+    obs, goal = random_images(1, 2, (24, 24), 1), random_images(1, 1, (24, 24), 2)
+    inp = m.planning_inputs(obs, goal)
+    h, c = R._initial_state(inp, 1)
+    h, c = R._advance(inp, h, c, torch.full((1, 1), 3))
+    s = R.token_scores(inp, h, None)[0, 0, :3]
+    probs = torch.softmax(s, 0)
+    n = 20000
+    counts = torch.zeros(3)
+    u = uniform(123, torch.zeros(1, 1, dtype=torch.int64), torch.arange(n).view(1, n), 0)[0]
+    cdf = torch.cumsum(probs, 0)
+    for tok in (u[:, None] >= cdf[None]).sum(1).clamp(max=2):
+        counts[tok] += 1
+    torch.testing.assert_close(counts / n, probs, atol=0.015, rtol=0)
+    # and the planner draws exactly those tokens for candidate 0..3
+    acts, lens, _ = R.sample_plans(inp, 4, 1, seed=123)
+    first = (u[:4, None] >= cdf[None]).sum(1).clamp(max=2)
+    assert lens.tolist() == [1] and int(acts[0, 0]) in first.tolist()
+
+
+def test_uniform_draws_are_in_range_and_keyed():
+    u = uniform(5, torch.arange(4).view(4, 1), torch.arange(1000).view(1, 1000), 3)
+    assert u.shape == (4, 1000) and float(u.min()) >= 0 and float(u.max()) < 1
+    assert abs(float(u.mean()) - 0.5) < 0.02
+    assert not torch.equal(u, uniform(5, torch.arange(4).view(4, 1), torch.arange(1000).view(1, 1000), 4))
+    assert not torch.equal(u, uniform(6, torch.arange(4).view(4, 1), torch.arange(1000).view(1, 1000), 3))
+
+
+def test_end_is_forced_after_horizon_and_never_first():
+    m = tiny_model(num_actions=2, seed=7)
+    obs, goal = random_images(2, 2, (24, 24), 1), random_images(2, 1, (24, 24), 2)
+    for method in ("beam", "sample"):
+        p = m.plan(obs, goal, method=method, width=8, horizon=1, seed=0, backend="reference")
+        assert p.lengths.tolist() == [1, 1] and p.actions.shape == (2, 1) and (p.actions >= 0).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(horizon=0), "horizon must be an int >= 1"),
+        (dict(width=0), "width must be an int >= 1"),
+        (dict(method="greedy"), "method must be one of"),
+        (dict(backend="gpu"), "backend must be one of"),
+        (dict(gamma=1.5), "gamma must be in"),
+        (dict(method="sample", seed=-1), "seed must be in"),
+    ],
+)
+def test_bad_plan_arguments_are_named(kwargs, match):
+    m = tiny_model()
+    obs, goal = random_images(1, 2, (24, 24)), random_images(1, 1, (24, 24))
+    with pytest.raises(ValueError, match=match):
+        m.plan(obs, goal, **{"width": 4, "horizon": 3, **kwargs})
+
+
+def test_bad_score_arguments_are_named():
+    m = tiny_model()
+    obs, goal = random_images(1, 2, (24, 24)), random_images(1, 1, (24, 24))
+    with pytest.raises(ValueError, match=r"actions must be in \[0, 3\)"):
+        m.score(obs, goal, torch.tensor([[0, 5]]), torch.tensor([2]))
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 2\]"):
+        m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="int64"):
+        m.score(obs, goal, torch.tensor([[0.0, 1.0]]), torch.tensor([2]))
+
+
+def test_planning_inputs_reject_nan_weights():
+    m = tiny_model()
+    inp = m.planning_inputs(random_images(1, 2, (24, 24)), random_images(1, 1, (24, 24)))
+    bad = PlanningInputs(inp.gate_table, inp.h0, inp.c0, inp.w_hh * float("nan"), inp.head_w, inp.head_b)
+    with pytest.raises(ValueError, match="w_hh has NaN"):
+        bad.validate()

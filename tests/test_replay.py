@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from glamor.replay import Replay
+
+
+def fill(replay, episodes, rng, length=5):
+    stored = []
+    for e in range(episodes):
+        L = length if np.isscalar(length) else length[e]
+        frames = rng.integers(0, 256, (L + 1, 4, 3), dtype=np.uint8)
+        actions = rng.integers(0, replay.num_actions, L)
+        replay.add_episode(frames, actions)
+        stored.append((frames, actions))
+    return stored
+
+
+def test_frames_are_stored_once(rng):
+    r = Replay(100, (4, 3), frame_stack=3, num_actions=4)
+    fill(r, 3, rng, length=[4, 6, 2])
+    assert r.frames.shape == (100, 4, 3)  # one slot per frame, not per stack
+    assert len(r) == (4 + 1) + (6 + 1) + (2 + 1)
+    assert r.transitions_added == 12
+
+
+def test_relabelled_targets_and_goals_are_exact(rng):
+    r = Replay(200, (4, 3), frame_stack=3, num_actions=4)
+    stored = fill(r, 10, rng, length=list(rng.integers(1, 9, 10)))
+    index = {}  # slot -> (episode, t)
+    slot = 0
+    for e, (frames, actions) in enumerate(stored):
+        for t in range(len(frames)):
+            index[slot] = (e, t)
+            slot += 1
+    obs, goal, targets, k = r.sample(500, k_max=6, rng=rng)
+    n, END, PAD = 4, 4, 5
+    assert targets.shape == (500, 7) and obs.shape == (500, 3, 4, 3) and goal.shape == (500, 1, 4, 3)
+    for b in range(500):
+        # find the slot this sample came from through its newest frame
+        matches = [s for s, (e, t) in index.items() if np.array_equal(stored[e][0][t], obs[b, -1])]
+        e, t = index[matches[0]]
+        frames, actions = stored[e]
+        assert 0 <= k[b] <= min(6, len(actions) - t)
+        assert np.array_equal(goal[b, 0], frames[t + k[b]])  # exactly k steps ahead
+        assert targets[b, : k[b]].tolist() == actions[t : t + k[b]].tolist()
+        assert targets[b, k[b]] == END and (targets[b, k[b] + 1 :] == PAD).all()
+        for j in range(3):  # the stack repeats the episode's first frame before t = 0
+            assert np.array_equal(obs[b, 2 - j], frames[max(t - j, 0)])
+    assert (targets[targets < n] >= 0).all() and (k == 0).any() and (k == 6).any()
+
+
+def test_overwriting_an_episode_start_invalidates_its_rest(rng):
+    r = Replay(10, (4, 3), frame_stack=2, num_actions=4)
+    fill(r, 2, rng, length=4)  # slots 0-4 and 5-9
+    fill(r, 1, rng, length=2)  # overwrites slots 0-2: the rest of episode 0 is gone
+    assert r.valid.tolist() == [True] * 3 + [False] * 2 + [True] * 5
+    obs, goal, targets, k = r.sample(200, k_max=4, rng=rng)
+    assert len(r) == 8
+
+
+def test_bad_episodes_are_named(rng):
+    r = Replay(10, (4, 3), frame_stack=2, num_actions=4)
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        r.add_episode(np.zeros((3, 4, 3), np.float32), np.zeros(2, int))
+    with pytest.raises(ValueError, match=r"actions must be in \[0, 4\)"):
+        r.add_episode(np.zeros((3, 4, 3), np.uint8), np.array([0, 9]))
+    with pytest.raises(RuntimeError, match="empty"):
+        r.sample(2, 3, rng)

@@ -1,0 +1,79 @@
+"""Training end to end on the debug preset, and every command-line entry point as a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from glamor.config import preset
+from glamor.train import Trainer, train
+
+
+def test_debug_training_loss_falls(tmp_path):
+    cfg = preset("debug", progress=False, learning_starts=0)
+    tr = Trainer(cfg, tmp_path)
+    while tr.env_step < 200:
+        tr.collect_round()
+    torch.manual_seed(0)
+    first = np.mean([tr.update()["loss"] for _ in range(5)])
+    for _ in range(150):
+        tr.update()
+    last = np.mean([tr.update()["loss"] for _ in range(5)])
+    assert last < first - 0.3, (first, last)
+
+
+def test_train_writes_the_run_directory(tmp_path):
+    run = tmp_path / "run"
+    results = train(preset("debug", progress=False, total_env_steps=300, eval_episodes=8), run)
+    for name in ("config.json", "metrics.csv", "checkpoint.pt", "eval.json"):
+        assert (run / name).exists(), name
+    assert any((run / "tb").iterdir())
+    saved = json.loads((run / "eval.json").read_text())
+    for key in ("success_rate", "ci95", "episodes", "success_rate_no_prior", "random_success_rate"):
+        assert key in saved
+    assert saved["episodes"] == 8 == results["episodes"]
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    for col in ("losses/idm", "losses/prior", "eval/success_rate", "charts/env_steps_per_s", "planner/plans_per_s"):
+        assert col in header
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train(preset("debug", progress=False), run)
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
+    cfg = preset("debug", progress=False, learning_starts=0)
+    tr = Trainer(cfg, tmp_path)
+    tr.collect_round()
+    with torch.no_grad():
+        tr.model.idm.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        tr.update()
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "glamor", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cli_end_to_end(tmp_path):
+    run = tmp_path / "cli_run"
+    out = _cli("train", "--preset", "debug", "--run-dir", str(run), "--set", "total_env_steps=200",
+               "--set", "eval_episodes=4", "--set", "progress=False", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = _cli("eval", str(run), "--episodes", "6", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "GLAMOR, no prior" in out.stdout and "random" in out.stdout
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 6
+    out = _cli("envs", cwd=tmp_path)
+    assert "glamor/GridWorld-v0" in out.stdout.split() and "glamor/GridWorldBox-v0" in out.stdout.split()
+
+
+def test_cli_errors_name_the_problem(tmp_path):
+    out = _cli("eval", str(tmp_path / "missing"), cwd=tmp_path)
+    assert out.returncode != 0 and "missing" in out.stderr and "config.json" in out.stderr
+    out = _cli("train", "--preset", "debug", "--set", "bogus=1", "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert out.returncode == 2 and "bogus" in out.stderr
