@@ -1,19 +1,33 @@
 """Thin wrappers over the native ops ``torch.ops.glamor.*`` (C++ on the CPU, CUDA on GPUs).
 
+Each op has a plain-PyTorch twin in `glamor.planning.reference` with the same semantics; the
+tests in ``tests/ops`` compare the two on fresh random inputs. The ops take the six tensors of
+`PlanningInputs` (M = 2 with the prior, 1 without; P plans; n actions; H hidden), all float32,
+contiguous and on one device:
+
+    gate_table (M, P, n+1, 4H)   h0, c0 (M, P, H)   w_hh (M, 4H, H)   head_w (M, n+2, H)   head_b (M, n+2)
+
+and check every argument at the boundary (dtype, device, shape, contiguity, finite weights,
+ranges), raising ValueError or TypeError that names it. Results do not depend on the number of
+threads (``torch.set_num_threads``).
+
 The compiled module ``glamor._C`` is optional. Without it ``available()`` is False, the
-planners fall back to the readable reference (`glamor.planning.reference`), and
-``import glamor`` warns once, naming the command that rebuilds it.
+planners fall back to the readable reference, and ``import glamor`` warns once, naming the
+command that rebuilds it.
 """
 
 from __future__ import annotations
 
+import torch
+
 REBUILD_HINT = "rebuild it with `.venv/bin/pip install --no-build-isolation -e .` (or `make build`)"
 
 try:
-    from glamor import _C  # noqa: F401  (registers torch.ops.glamor.*)
+    from glamor import _C  # registers torch.ops.glamor.*
 
     _IMPORT_ERROR: Exception | None = None
 except ImportError as e:  # not built, or built against another torch
+    _C = None
     _IMPORT_ERROR = e
 
 
@@ -31,16 +45,110 @@ def _require():
         raise RuntimeError(f"glamor._C is not available ({_IMPORT_ERROR}); {REBUILD_HINT}")
 
 
-def score_plans(inputs, actions, lengths, gamma, clip_logq):
+def cpu_isa() -> str:
+    """The instruction set of the CPU kernels: 'avx512', 'avx2' or 'scalar'.
+
+    The best the CPU has, chosen at run time; the environment variable ``GLAMOR_CPU_ISA``
+    (auto, avx512, avx2, scalar) forces one, read at every call.
+    """
     _require()
-    raise NotImplementedError("native score_plans is not registered yet")
+    return _C.cpu_isa()
+
+
+def _clip(clip_logq: float | None) -> float | None:
+    return None if clip_logq is None else float(clip_logq)
+
+
+def score_plans(inputs, actions, lengths, gamma, clip_logq):
+    """Teacher-forced plan scores through both LSTMs; twin of `reference.score_plans`.
+
+    Schema: ``glamor::score_plans(Tensor gate_table, Tensor h0, Tensor c0, Tensor w_hh,
+    Tensor head_w, Tensor head_b, Tensor actions, Tensor lengths, float gamma,
+    float? clip_logq) -> Tensor``
+
+    Args:
+        inputs: `PlanningInputs` of P plans.
+        actions: int64 (P, N, L), N sequences per plan; actions in [0, n) within each length.
+        lengths: int64 (P, N), in [1, L].
+        gamma: discount in (0, 1]; clip_logq: None (no clip) or the log q threshold.
+
+    Returns:
+        float32 (P, N): each sequence's score with END after its last action.
+    """
+    _require()
+    return torch.ops.glamor.score_plans(
+        *inputs.tensors(), actions, lengths, float(gamma), _clip(clip_logq)
+    )
 
 
 def sample_plans(inputs, num_samples, horizon, seed, gamma, clip_logq):
+    """Random shooting, N candidates per plan; twin of `reference.sample_plans`.
+
+    Schema: ``glamor::sample_plans(Tensor gate_table, Tensor h0, Tensor c0, Tensor w_hh,
+    Tensor head_w, Tensor head_b, int num_samples, int horizon, int seed, float gamma,
+    float? clip_logq) -> (Tensor actions, Tensor lengths, Tensor scores)``
+
+    Draws are keyed by (seed, plan, candidate, step) (`glamor.planning.rng`), so the result
+    equals the reference's for the same seed.
+
+    Returns:
+        actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
+    """
     _require()
-    raise NotImplementedError("native sample_plans is not registered yet")
+    return torch.ops.glamor.sample_plans(
+        *inputs.tensors(), int(num_samples), int(horizon), int(seed), float(gamma), _clip(clip_logq)
+    )
 
 
 def beam_search(inputs, width, horizon, gamma, clip_logq):
+    """Beam search of width B per plan; twin of `reference.beam_search`.
+
+    Schema: ``glamor::beam_search(Tensor gate_table, Tensor h0, Tensor c0, Tensor w_hh,
+    Tensor head_w, Tensor head_b, int width, int horizon, float gamma, float? clip_logq)
+    -> (Tensor actions, Tensor lengths, Tensor scores)``
+
+    Returns:
+        actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
+    """
     _require()
-    raise NotImplementedError("native beam_search is not registered yet")
+    return torch.ops.glamor.beam_search(
+        *inputs.tensors(), int(width), int(horizon), float(gamma), _clip(clip_logq)
+    )
+
+
+def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -> torch.Tensor:
+    """The sampler's draws; twin of `glamor.planning.rng.uniform` (bit for bit).
+
+    Schema: ``glamor::uniform(int seed, Tensor plan, Tensor candidate, int step) -> Tensor``
+    (plan and candidate int64, broadcast; float32 out).
+    """
+    _require()
+    return torch.ops.glamor.uniform(int(seed), plan, candidate, int(step))
+
+
+# ---- fake (meta) implementations: shapes only, for torch.compile and FakeTensor ------------
+
+if available():
+
+    @torch.library.register_fake("glamor::score_plans")
+    def _score_plans_fake(gate_table, h0, c0, w_hh, head_w, head_b, actions, lengths, gamma, clip_logq):
+        torch._check(actions.dim() == 3, lambda: f"actions must be (P, N, L), got {tuple(actions.shape)}")
+        return gate_table.new_empty((actions.shape[0], actions.shape[1]))
+
+    def _plan_fake(gate_table, horizon):
+        P = gate_table.shape[1]
+        actions = gate_table.new_empty((P, horizon), dtype=torch.int64)
+        return actions, gate_table.new_empty((P,), dtype=torch.int64), gate_table.new_empty((P,))
+
+    @torch.library.register_fake("glamor::sample_plans")
+    def _sample_plans_fake(gate_table, h0, c0, w_hh, head_w, head_b, num_samples, horizon, seed, gamma, clip_logq):
+        return _plan_fake(gate_table, horizon)
+
+    @torch.library.register_fake("glamor::beam_search")
+    def _beam_search_fake(gate_table, h0, c0, w_hh, head_w, head_b, width, horizon, gamma, clip_logq):
+        return _plan_fake(gate_table, horizon)
+
+    @torch.library.register_fake("glamor::uniform")
+    def _uniform_fake(seed, plan, candidate, step):
+        shape = torch.broadcast_shapes(plan.shape, candidate.shape)
+        return plan.new_empty(shape, dtype=torch.float32)
