@@ -157,7 +157,8 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
     """The env's declared ranges, or the spec's estimate (cached)."""
     if not getattr(env, "estimate_label_ranges", True):
         return env.label_ranges
-    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts, seed=cfg.seed)
+    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts, seed=cfg.seed,
+                       labels=list(env.label_names))
     if path.exists():
         return np.load(path)
     ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * cfg.seed + 3, progress=progress)
@@ -175,9 +176,12 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     count = count or (cfg.num_train_goals if kind == "train" else cfg.eval_episodes)
     seed = cfg.seed if kind == "train" else cfg.eval_seed
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
-                       candidates=cfg.goal_candidates if kind == "train" else None)
+                       candidates=cfg.goal_candidates if kind == "train" else None,
+                       frame=list(env.frame_shape), labels=list(env.label_names))
     if path.exists():
-        return GoalSet.load(path)
+        cached = GoalSet.load(path)
+        if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
+            return cached
     ranges = label_ranges_for(env, cfg, progress)
     env.label_ranges = ranges
     # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.
