@@ -35,20 +35,28 @@ static inline void lstm_tile(const Net& net, const Rows& rw, int m, int r, int u
       acc[i][3] = V::fma(x, b3, acc[i][3]);
     }
   }
+  // Gate pre-activations, in units of -log2(e) (g: -2 log2(e)); then the four sigmoids
+  // (for g: sigmoid(2g), as tanh(g) = 2 sigmoid(2g) - 1).
+  V::F z[R * 4];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
-    const int row = r + i;
-    const float* g = net.table[m] + (static_cast<std::size_t>(rw.prev[row]) * net.nub + ub) * 4 * W;
-    const V::F gi = V::add(V::load(g), acc[i][0]);
-    const V::F gf = V::add(V::load(g + W), acc[i][1]);
-    const V::F gg = V::add(V::load(g + 2 * W), acc[i][2]);
-    const V::F go = V::add(V::load(g + 3 * W), acc[i][3]);
-    const V::F c_in = V::load(rw.c_in[m] + static_cast<std::size_t>(rw.src[row]) * ld + ub * W);
-    const V::F c = V::add(V::mul(vsigmoid(gf), c_in), V::mul(vsigmoid(gi), vtanh(gg)));
-    const V::F h = V::mul(vsigmoid(go), vtanh(c));
-    V::store(rw.c_out[m] + static_cast<std::size_t>(row) * ld + ub * W, c);
-    V::store(rw.h_out[m] + static_cast<std::size_t>(row) * ld + ub * W, h);
+    const float* g = net.table[m] + (static_cast<std::size_t>(rw.prev[r + i]) * net.nub + ub) * 4 * W;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) z[4 * i + q] = V::add(V::load(g + q * W), acc[i][q]);
   }
+  vsigmoid_log2_n<R * 4>(z);
+  V::F c[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    const V::F c_in = V::load(rw.c_in[m] + static_cast<std::size_t>(rw.src[r + i]) * ld + ub * W);
+    const V::F tanh_g = V::fma(V::set1(2.0f), z[4 * i + 2], V::set1(-1.0f));
+    c[i] = V::add(V::mul(z[4 * i + 1], c_in), V::mul(z[4 * i], tanh_g));
+    V::store(rw.c_out[m] + static_cast<std::size_t>(r + i) * ld + ub * W, c[i]);
+  }
+  vtanh_n<R>(c);
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i)
+    V::store(rw.h_out[m] + static_cast<std::size_t>(r + i) * ld + ub * W, V::mul(z[4 * i + 3], c[i]));
 }
 
 static void lstm_rows(const Net& net, const Rows& rw, int m, int r0, int r1) {

@@ -152,6 +152,10 @@ Packed pack(const Kernels& K, const Dims& d, const at::Tensor& gate_table, const
   const float* hw = head_w.data_ptr<float>();
   const float* hb = head_b.data_ptr<float>();
   const float* gt = gate_table.data_ptr<float>();
+  // Gate rows are stored times -log2(e) (g: -2 log2(e)), the units the kernels' sigmoid
+  // takes (simd.h): a rounding of each weight, well below the float32 GEMM's own.
+  const float log2e = 1.4426950408889634f;
+  const float scale[4] = {-log2e, -log2e, -2.0f * log2e, -log2e};
   for (int m = 0; m < M; ++m) {
     for (int ub = 0; ub < nub; ++ub)
       for (int k = 0; k < H; ++k)
@@ -160,7 +164,7 @@ Packed pack(const Kernels& K, const Dims& d, const at::Tensor& gate_table, const
             const int u = ub * W + l;
             if (u < H)
               pk.whh[(((static_cast<size_t>(m) * nub + ub) * H + k) * 4 + g) * W + l] =
-                  whh[(static_cast<size_t>(m) * 4 * H + g * H + u) * H + k];
+                  whh[(static_cast<size_t>(m) * 4 * H + g * H + u) * H + k] * scale[g];
           }
     for (int k = 0; k < H; ++k)
       for (int j = 0; j <= n; ++j)
@@ -176,7 +180,7 @@ Packed pack(const Kernels& K, const Dims& d, const at::Tensor& gate_table, const
           for (int g = 0; g < 4; ++g)
             for (int l = 0; l < W; ++l) {
               const int u = ub * W + l;
-              if (u < H) dst[(ub * 4 + g) * W + l] = src[g * H + u];
+              if (u < H) dst[(ub * 4 + g) * W + l] = src[g * H + u] * scale[g];
             }
       }
   });
@@ -286,7 +290,7 @@ template <class TokenFn, class FinishFn, class EmitFn>
 void run_chunk(const Kernels& K, const Packed& pk, const Net& net, Block& blk, Lanes& ln,
                const Chunk& ch, int max_steps, float log_gamma, Clip clip, const float* h0,
                const float* c0, int64_t P, TokenFn&& token, FinishFn&& finish, EmitFn&& emit) {
-  const int W = K.W, align = row_align(K), n = pk.n;
+  const int W = K.W, n = pk.n;
   int b = 0, rows = ch.end - ch.begin;
   blk.load_initial(pk, b, h0, c0, P, ch.plan);
   for (int i = 0; i < rows; ++i) {
@@ -297,7 +301,9 @@ void run_chunk(const Kernels& K, const Packed& pk, const Net& net, Block& blk, L
   }
   int32_t tok[64];
   for (int t = 0; t < max_steps && rows > 0; ++t) {
-    const int padded = static_cast<int>(round_up(rows, align));
+    // Compute whole register tiles only; the last group of W lanes may read stale (finite)
+    // logits rows beyond them, whose results are dropped.
+    const int padded = static_cast<int>(round_up(rows, K.R));
     for (int i = rows; i < padded; ++i) {
       blk.src[b][i] = 0;
       blk.prev[b][i] = n;
@@ -378,6 +384,7 @@ void beam_plan(const Kernels& K, const Packed& pk, BeamWork& bw, std::vector<flo
   const int W = K.W, align = row_align(K), n = pk.n, cap = bw.blk.cap;
   const Net net = pk.net(p);
   const int units = cap / align;
+  const int live_rows = static_cast<int>(round_up(B, K.R));  // rows past B only pad W lanes
   const int r0 = static_cast<int>(static_cast<int64_t>(units) * tid / nt) * align;
   const int r1 = static_cast<int>(static_cast<int64_t>(units) * (tid + 1) / nt) * align;
   if (tid == 0) {
@@ -395,7 +402,7 @@ void beam_plan(const Kernels& K, const Packed& pk, BeamWork& bw, std::vector<flo
   for (int t = 0; t <= horizon; ++t) {
     const int b = bw.b;
     const Rows rw = bw.blk.rows(pk, b);
-    bw.blk.step(K, net, rw, r0, r1);
+    bw.blk.step(K, net, rw, r0, std::min(r1, live_rows));
     for (int g = r0; g < r1; g += W) {
       K.token_scores(net, rw, g, clip.on, clip.value, work.data(), s.data());
       for (int j = 0; j <= n; ++j)

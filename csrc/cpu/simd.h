@@ -166,28 +166,113 @@ struct V {
 // ---- math on V::F (the same algorithms on every instruction set) -------------------------
 
 // exp(x), about 1 ulp (Cephes' expf polynomial); 0 below -87.3, finite up to 88.
+// Stage by stage over N independent vectors, so that the chains overlap in the pipeline.
+template <int N>
+static inline void vexp_n(V::F* x) {
+  V::F n[N];
+#if defined(GLAMOR_SIMD_AVX512)  // scalef makes 2**n (and the underflow to 0) in one step
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) {
+    x[q] = V::min(V::max(x[q], V::set1(-104.0f)), V::set1(88.0f));
+    n[q] = V::round(V::mul(x[q], V::set1(1.44269504088896341f)));
+  }
+#else
+  V::M under[N];
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) {
+    const V::F lo = V::set1(-87.33654f);
+    under[q] = V::lt(x[q], lo);
+    x[q] = V::min(V::max(x[q], lo), V::set1(88.0f));
+    n[q] = V::round(V::mul(x[q], V::set1(1.44269504088896341f)));
+  }
+#endif
+  V::F p[N];
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) {
+    x[q] = V::fnma(n[q], V::set1(0.693359375f), x[q]);
+    x[q] = V::fnma(n[q], V::set1(-2.12194440e-4f), x[q]);
+    p[q] = V::fma(V::set1(1.9875691500e-4f), x[q], V::set1(1.3981999507e-3f));
+  }
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(8.3334519073e-3f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(4.1665795894e-2f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(1.6666665459e-1f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(5.0000001201e-1f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) {
+    const V::F y = V::add(V::fma(p[q], V::mul(x[q], x[q]), x[q]), V::set1(1.0f));
+#if defined(GLAMOR_SIMD_AVX512)
+    x[q] = _mm512_scalef_ps(y, n[q]);
+#else
+    x[q] = V::select(under[q], V::zero(), V::mul(y, V::pow2(V::to_int(n[q]))));
+#endif
+  }
+}
+
 static inline V::F vexp(V::F x) {
-  const V::F lo = V::set1(-87.33654f);
-  V::M under = V::lt(x, lo);
-  x = V::min(V::max(x, lo), V::set1(88.0f));
-  V::F n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
-  V::F r = V::fnma(n, V::set1(0.693359375f), x);
-  r = V::fnma(n, V::set1(-2.12194440e-4f), r);
-  V::F p = V::set1(1.9875691500e-4f);
-  p = V::fma(p, r, V::set1(1.3981999507e-3f));
-  p = V::fma(p, r, V::set1(8.3334519073e-3f));
-  p = V::fma(p, r, V::set1(4.1665795894e-2f));
-  p = V::fma(p, r, V::set1(1.6666665459e-1f));
-  p = V::fma(p, r, V::set1(5.0000001201e-1f));
-  V::F y = V::add(V::fma(p, V::mul(r, r), r), V::set1(1.0f));
-  return V::select(under, V::zero(), V::mul(y, V::pow2(V::to_int(n))));
+  vexp_n<1>(&x);
+  return x;
 }
 
-static inline V::F vsigmoid(V::F x) {
-  return V::recip(V::add(V::set1(1.0f), vexp(V::sub(V::zero(), x))));
+// 2**x in place over N vectors, about 1 ulp (Cephes' exp2f polynomial on [-1/2, 1/2]);
+// at most 2**126, and down to 0 (AVX-512) or 2**-126 (others) below.
+template <int N>
+static inline void vexp2_n(V::F* x) {
+  V::F n[N];
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) {
+#if defined(GLAMOR_SIMD_AVX512)
+    x[q] = V::min(x[q], V::set1(126.0f));
+#else
+    x[q] = V::min(V::max(x[q], V::set1(-126.0f)), V::set1(126.0f));
+#endif
+    n[q] = V::round(x[q]);
+    x[q] = V::sub(x[q], n[q]);
+  }
+  V::F p[N];
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(V::set1(1.535336188319500e-4f), x[q], V::set1(1.339887440266574e-3f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(9.618437357674640e-3f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(5.550332471162809e-2f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(2.402264791363012e-1f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) p[q] = V::fma(p[q], x[q], V::set1(6.931472028550421e-1f));
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) {
+    const V::F y = V::fma(p[q], x[q], V::set1(1.0f));
+#if defined(GLAMOR_SIMD_AVX512)
+    x[q] = _mm512_scalef_ps(y, n[q]);
+#else
+    x[q] = V::mul(y, V::pow2(V::to_int(n[q])));
+#endif
+  }
 }
 
-// tanh(x) = 2 sigmoid(2x) - 1 (absolute error a few 1e-8, all an LSTM state needs)
-static inline V::F vtanh(V::F x) {
-  return V::fma(V::set1(2.0f), vsigmoid(V::add(x, x)), V::set1(-1.0f));
+// The LSTM's gate pre-activations come in units of -log2(e) (-2 log2(e) for the g gate):
+// the packed weights and gate table carry that factor (planner.cpp), so that
+// sigmoid(x) = 1 / (1 + 2**z) with z = -log2(e) x needs no scaling here.
+constexpr float kNegLog2e = -1.4426950408889634f;
+
+// In place: z -> 1 / (1 + 2**z).
+template <int N>
+static inline void vsigmoid_log2_n(V::F* z) {
+  vexp2_n<N>(z);
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) z[q] = V::recip(V::add(V::set1(1.0f), z[q]));
+}
+
+// In place: x -> tanh(x) = 2 sigmoid(2x) - 1 (absolute error a few 1e-8).
+template <int N>
+static inline void vtanh_n(V::F* x) {
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) x[q] = V::mul(x[q], V::set1(2.0f * kNegLog2e));
+  vsigmoid_log2_n<N>(x);
+#pragma GCC unroll 32
+  for (int q = 0; q < N; ++q) x[q] = V::fma(V::set1(2.0f), x[q], V::set1(-1.0f));
 }
