@@ -57,6 +57,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "packages": versions,
         "MUJOCO_GL": os.environ.get("MUJOCO_GL"),
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
@@ -170,7 +171,8 @@ def markdown(info: dict, rows: list[dict], goal_rows: list[dict]) -> str:
         f"CPU: {info['cpu']}, {info['cores_available']} cores available (shared); "
         f"Python {info['python']}; gymnasium {pk['gymnasium']}, ale-py {pk['ale-py']}, "
         f"mujoco {pk['mujoco']}, dm_control {pk['dm_control']}; MUJOCO_GL={info['MUJOCO_GL']} "
-        "(software rendering unless a GPU driver provides EGL).",
+        "(software rendering unless a GPU driver provides EGL). Load average at the end: "
+        f"{info['load_average_1min']:.1f} (other work shared the cores).",
         "",
         "One process, one environment at a time, random actions. Steps/s: `env.step` with image "
         "observations (frame stack, goal, labels, success), median of runs, resets excluded. "

@@ -3,7 +3,8 @@
 One agent step is ``frame_skip`` (4) emulator frames of the same action, each frame with sticky
 actions (with probability 0.25 the previous frame's action is repeated instead). The observed
 frame is the pixel-wise max of the last two grayscale frames, one row cropped at the top and
-bottom (210x160 -> 208x160), then area-resized to 80x104 (H x W). Episodes start after 0 to 30
+bottom (210x160 -> 208x160), then area-resized to 80x104 (H x W; ``frame_shape=(104, 80)``
+gives the reference code's undistorted 2x downsample instead). Episodes start after 0 to 30
 random no-op frames (Ms. Pac-Man after at least 200 more, when the maze has started moving),
 use the full 18-action set, and also end at a life loss. Labels are bytes of the console RAM
 at the addresses in ``goal_labels.json``.
@@ -28,20 +29,21 @@ import numpy as np
 
 from glamor.envs.goal_env import GoalEnv
 
-FRAME_SHAPE = (80, 104)  # (H, W) after preprocessing
+FRAME_SHAPE = (80, 104)  # (H, W) after preprocessing, as the spec says
+REFERENCE_FRAME_SHAPE = (104, 80)  # (H, W) of the reference code: an undistorted 2x downsample
 NUM_ACTIONS = 18  # ALE's full action set; games ignore the actions they do not use
 NOOP = 0
 EXTRA_START_NOOPS = {"ms_pacman": 200}  # frames before the random no-ops (nothing moves before)
 
 
-def preprocess(last_two: np.ndarray) -> np.ndarray:
-    """uint8 (2, 210, 160) grayscale screens -> uint8 (80, 104): max, crop a row top and bottom,
-    area resize."""
+def preprocess(last_two: np.ndarray, shape: tuple[int, int] = FRAME_SHAPE) -> np.ndarray:
+    """uint8 (2, 210, 160) grayscale screens -> uint8 `shape` (H, W): the max of the two, one row
+    cropped at the top and bottom, then an area (box-filter) resize."""
     from PIL import Image
 
     screen = np.maximum(last_two[0], last_two[1])[1:-1]  # (208, 160)
-    h, w = FRAME_SHAPE
-    return np.asarray(Image.fromarray(screen).resize((w, h), Image.BOX))  # (80, 104)
+    h, w = shape
+    return np.asarray(Image.fromarray(screen).resize((w, h), Image.BOX))  # (H, W)
 
 
 class AtariGoalEnv(GoalEnv):
@@ -55,6 +57,8 @@ class AtariGoalEnv(GoalEnv):
         repeat_action_probability: sticky-action probability per emulator frame (the spec: 0.25).
         noop_max: at most this many random no-op frames at reset (the spec: 30).
         terminal_on_life_loss: end the episode when a life is lost (the spec: True).
+        frame_shape: (H, W) of the frames: the spec's (80, 104), or the reference code's
+            (104, 80), which is an exact 2x downsample of the cropped 208x160 screen.
         render_mode: None or "rgb_array" (the frame beside the goal).
     """
 
@@ -67,6 +71,7 @@ class AtariGoalEnv(GoalEnv):
         repeat_action_probability: float = 0.25,
         noop_max: int = 30,
         terminal_on_life_loss: bool = True,
+        frame_shape: tuple[int, int] = FRAME_SHAPE,
         render_mode: str | None = None,
     ):
         from glamor.envs import goal_labels
@@ -87,7 +92,7 @@ class AtariGoalEnv(GoalEnv):
         self.terminal_on_life_loss = terminal_on_life_loss
         self.start_noops = EXTRA_START_NOOPS.get(game, 0)
         super().__init__(
-            frame_shape=FRAME_SHAPE,
+            frame_shape=tuple(frame_shape),
             frame_stack=frame_stack,
             episode_length=episode_length,
             # A placeholder: goal sets estimate the ranges from random rollouts.
@@ -154,7 +159,7 @@ class AtariGoalEnv(GoalEnv):
 
     def _frame(self) -> np.ndarray:
         if self._processed is None:
-            self._processed = preprocess(self._screens)
+            self._processed = preprocess(self._screens, self.frame_shape)
         return self._processed
 
     def _labels(self) -> np.ndarray:

@@ -14,7 +14,7 @@ pytest.importorskip("ale_py", reason="Atari environments need ale-py")
 
 import glamor.envs  # noqa: E402
 from glamor.envs import Goal, goal_labels  # noqa: E402
-from glamor.envs.atari import AtariGoalEnv, preprocess  # noqa: E402
+from glamor.envs.atari import REFERENCE_FRAME_SHAPE, AtariGoalEnv, preprocess  # noqa: E402
 
 GAMES = sorted(goal_labels()["atari"])
 K = 8  # a short episode keeps the per-game work small
@@ -162,6 +162,17 @@ def test_preprocess_max_crop_and_resize():
     assert out[(55 - 1) * 80 // 208, 15 * 104 // 160] == 200
     assert out[(105 - 1) * 80 // 208, 105 * 104 // 160] == 100
     assert (out > 0).sum() < 0.05 * out.size
+
+
+def test_reference_frame_shape_is_a_2x_downsample():
+    screens = np.random.default_rng(0).integers(0, 256, (2, 210, 160), dtype=np.uint8)
+    out = preprocess(screens, REFERENCE_FRAME_SHAPE)
+    blocks = np.maximum(screens[0], screens[1])[1:-1].reshape(104, 2, 80, 2).mean((1, 3))
+    assert out.shape == (104, 80)
+    assert np.abs(out - blocks).max() <= 1  # the 2x2 mean (PIL rounds in fixed point)
+    env = AtariGoalEnv("pong", episode_length=2, frame_shape=REFERENCE_FRAME_SHAPE)
+    obs, _ = env.reset(seed=0)
+    assert obs["observation"].shape == (4, 104, 80) and obs["desired_goal"].shape == (1, 104, 80)
 
 
 def test_no_op_starts():
