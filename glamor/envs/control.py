@@ -93,6 +93,16 @@ def select_gl_backend(probe=_probe_gl, find_library=ctypes.util.find_library) ->
     )
 
 
+def gl_failure(backend: str, error: Exception) -> str:
+    """The message for a rendering backend that was chosen (or set by the user) but fails."""
+    packages = {"egl": "libegl1", "osmesa": "libosmesa6", "glfw": "libglfw3 and a display"}
+    return (
+        f"MuJoCo rendering with MUJOCO_GL={backend} failed ({type(error).__name__}: {error}). "
+        f"Install {packages.get(backend, 'its OpenGL library')} (Debian/Ubuntu package), or "
+        "unset MUJOCO_GL to let glamor pick EGL or OSMesa."
+    )
+
+
 def discrete_actions(kind: str, minimum: np.ndarray, maximum: np.ndarray) -> np.ndarray:
     """float64 (n, d) table of the discretised actions, scaled to [minimum, maximum].
 
@@ -159,15 +169,17 @@ class ControlGoalEnv(GoalEnv):
             render_mode=render_mode,
         )
 
-        select_gl_backend()
+        backend = select_gl_backend()
         try:
             from dm_control import suite
             from dm_control.mujoco.engine import Camera
-        except ImportError as e:
+        except ModuleNotFoundError as e:
             raise ImportError(
                 "DeepMind Control environments need dm_control and mujoco: "
                 "pip install dm_control mujoco"
             ) from e
+        except Exception as e:  # dm_control loads the OpenGL backend at import
+            raise RuntimeError(gl_failure(backend, e)) from e
         self._env = suite.load(domain, task, task_kwargs={"random": 0})
         self.physics, self.task = self._env.physics, self._env.task
         self._n_sub_steps = round(self._env.control_timestep() / self.physics.timestep())
@@ -184,11 +196,7 @@ class ControlGoalEnv(GoalEnv):
         try:
             self._camera = Camera(self.physics, height=h, width=w, camera_id=CAMERA_ID)
         except Exception as e:
-            raise RuntimeError(
-                f"could not create a MuJoCo rendering context with MUJOCO_GL="
-                f"{os.environ.get('MUJOCO_GL')!r}: {e}. Unset MUJOCO_GL to let glamor pick EGL "
-                "or OSMesa, or install libegl1 / libosmesa6."
-            ) from e
+            raise RuntimeError(gl_failure(backend, e)) from e
         import mujoco
 
         self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION

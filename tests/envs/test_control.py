@@ -5,6 +5,8 @@ and when neither works every test here fails with the message naming the package
 """
 
 import os
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -15,7 +17,12 @@ pytest.importorskip("dm_control", reason="control environments need dm_control")
 
 import glamor.envs  # noqa: E402
 from glamor.envs import Goal, goal_labels  # noqa: E402
-from glamor.envs.control import ControlGoalEnv, discrete_actions, select_gl_backend  # noqa: E402
+from glamor.envs.control import (  # noqa: E402
+    ControlGoalEnv,
+    discrete_actions,
+    gl_failure,
+    select_gl_backend,
+)
 
 TASKS = sorted(goal_labels()["control"])
 K = 10
@@ -80,6 +87,18 @@ def test_select_gl_backend(monkeypatch):
             probe=lambda b: "failed", find_library=lambda lib: None if lib == "OSMesa" else "x"
         )
     assert "libegl1" in str(err.value) and "MUJOCO_GL" not in os.environ
+
+
+def test_a_failing_backend_names_the_package():
+    assert "libosmesa6" in gl_failure("osmesa", AttributeError("no glGetError"))
+    assert "libegl1" in gl_failure("egl", RuntimeError("no display"))
+    code = "import glamor.envs; glamor.envs.make('glamor/reacher-hard-v0', episode_length=2)"
+    env = {**os.environ, "MUJOCO_GL": "nonexistent"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0
+    assert "MUJOCO_GL=nonexistent failed" in out.stderr and "unset MUJOCO_GL" in out.stderr
 
 
 def test_discrete_actions():
