@@ -153,7 +153,7 @@ class ControlGoalEnv(GoalEnv):
             raise ValueError(f"unknown control task {name!r}; known: {sorted(table)}")
         entry = table[name]
         self.domain, self.task_name = domain, task
-        self.action_repeat = int(action_repeat or entry["action_repeat"])
+        self.action_repeat = int(entry["action_repeat"] if action_repeat is None else action_repeat)
         if self.action_repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
         self._label_slices = [

@@ -238,9 +238,11 @@ def test_fast_render_looks_like_the_default():
     fast.close(), slow.close()
 
 
-def test_unknown_task():
+def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown control task"):
         ControlGoalEnv("reacher", "impossible")
+    with pytest.raises(ValueError, match="action_repeat"):
+        ControlGoalEnv("reacher", "hard", action_repeat=0)
 
 
 def check_goal_sets(env_id: str, preset_name: str, k: int) -> None:
