@@ -643,7 +643,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
   const float log_gamma = check_gamma(gamma);
   const Clip clip = check_clip(clip_logq);
-  TORCH_CHECK_VALUE(width >= 1 && width * d.n <= MAX_SIZE, "width must be in [1, 2**31 / n], got ", width,
+  TORCH_CHECK_VALUE(width >= 1 && width <= MAX_SIZE / d.n, "width must be in [1, 2**31 / n], got ", width,
                     " with n = ", d.n);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
   const int64_t P = d.P, B = width;

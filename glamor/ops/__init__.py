@@ -131,8 +131,12 @@ def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -
 if available():
 
     @torch.library.register_fake("glamor::score_plans")
-    def _score_plans_fake(gate_table, h0, c0, w_hh, head_w, head_b, actions, lengths, gamma, clip_logq):
-        torch._check(actions.dim() == 3, lambda: f"actions must be (P, N, L), got {tuple(actions.shape)}")
+    def _score_plans_fake(
+        gate_table, h0, c0, w_hh, head_w, head_b, actions, lengths, gamma, clip_logq
+    ):
+        torch._check(
+            actions.dim() == 3, lambda: f"actions must be (P, N, L), got {tuple(actions.shape)}"
+        )
         return gate_table.new_empty((actions.shape[0], actions.shape[1]))
 
     def _plan_fake(gate_table, horizon):
@@ -141,11 +145,15 @@ if available():
         return actions, gate_table.new_empty((P,), dtype=torch.int64), gate_table.new_empty((P,))
 
     @torch.library.register_fake("glamor::sample_plans")
-    def _sample_plans_fake(gate_table, h0, c0, w_hh, head_w, head_b, num_samples, horizon, seed, gamma, clip_logq):
+    def _sample_plans_fake(
+        gate_table, h0, c0, w_hh, head_w, head_b, num_samples, horizon, seed, gamma, clip_logq
+    ):
         return _plan_fake(gate_table, horizon)
 
     @torch.library.register_fake("glamor::beam_search")
-    def _beam_search_fake(gate_table, h0, c0, w_hh, head_w, head_b, width, horizon, gamma, clip_logq):
+    def _beam_search_fake(
+        gate_table, h0, c0, w_hh, head_w, head_b, width, horizon, gamma, clip_logq
+    ):
         return _plan_fake(gate_table, horizon)
 
     @torch.library.register_fake("glamor::uniform")

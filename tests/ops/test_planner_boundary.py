@@ -1,0 +1,335 @@
+"""Bad input at the op boundary raises a clear Python exception; never a crash or a hang.
+
+Hand-written cases name each check; a hypothesis fuzzer throws generated calls (valid and
+invalid shapes, dtypes, layouts, values and sizes) at all three ops: 100 in the default run,
+1,000 in the slow suite.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from planner_cases import random_inputs
+
+from glamor import ops
+
+pytestmark = pytest.mark.skipif(
+    not ops.available(), reason=f"glamor._C not built: {ops.import_error()}"
+)
+
+NAMES = ("gate_table", "h0", "c0", "w_hh", "head_w", "head_b")
+
+
+def _tensors(M=2, P=2, n=4, H=8):
+    return dict(zip(NAMES, random_inputs(M, P, n, H, seed=0).tensors(), strict=True))
+
+
+def _call(op, t, **kw):
+    g = torch.ops.glamor
+    args = [t[k] for k in NAMES]
+    if op == "score":
+        return g.score_plans(
+            *args,
+            kw.get("actions", torch.zeros(2, 3, 4, dtype=torch.long)),
+            kw.get("lengths", torch.ones(2, 3, dtype=torch.long)),
+            kw.get("gamma", 0.99),
+            kw.get("clip", None),
+        )
+    if op == "sample":
+        return g.sample_plans(
+            *args,
+            kw.get("width", 8),
+            kw.get("horizon", 5),
+            kw.get("seed", 0),
+            kw.get("gamma", 0.99),
+            kw.get("clip", None),
+        )
+    return g.beam_search(
+        *args, kw.get("width", 8), kw.get("horizon", 5), kw.get("gamma", 0.99), kw.get("clip", None)
+    )
+
+
+def _replace(name, value):
+    t = _tensors()
+    t[name] = value(t[name]) if callable(value) else value
+    return t
+
+
+TENSOR_CASES = [
+    ("gate_table", lambda x: x.double(), TypeError, "gate_table must be Float"),
+    ("h0", lambda x: x.half(), TypeError, "h0 must be Float"),
+    ("w_hh", lambda x: x.to(torch.int32), TypeError, "w_hh must be Float"),
+    ("gate_table", lambda x: x[0], ValueError, "gate_table must have 4 dimensions"),
+    ("gate_table", lambda x: torch.cat([x, x, x]), ValueError, "M = 1 (prior off) or 2"),
+    (
+        "gate_table",
+        lambda x: x[..., :-1].contiguous(),
+        ValueError,
+        "gate_table must be (M, P, n+1, 4H)",
+    ),
+    ("gate_table", lambda x: x[:, :, :1].contiguous(), ValueError, "n >= 1 actions"),
+    ("h0", lambda x: x[:, :1].contiguous(), ValueError, "h0 must have shape [2, 2, 8]"),
+    ("c0", lambda x: x[..., :-1].contiguous(), ValueError, "c0 must have shape"),
+    (
+        "w_hh",
+        lambda x: x.transpose(1, 2).contiguous(),
+        ValueError,
+        "w_hh must have shape [2, 32, 8]",
+    ),
+    ("head_w", lambda x: x[:, :-1].contiguous(), ValueError, "head_w must have shape [2, 6, 8]"),
+    ("head_b", lambda x: x[:1].contiguous(), ValueError, "head_b must have shape [2, 6]"),
+    (
+        "gate_table",
+        lambda x: x.transpose(2, 3).contiguous().transpose(2, 3),
+        ValueError,
+        "gate_table must be contiguous",
+    ),
+    (
+        "w_hh",
+        lambda x: x.transpose(1, 2).contiguous().transpose(1, 2),
+        ValueError,
+        "w_hh must be contiguous",
+    ),
+    (
+        "head_w",
+        lambda x: x.index_fill(2, torch.tensor([3]), math.nan),
+        ValueError,
+        "head_w has NaN or infinite",
+    ),
+    (
+        "w_hh",
+        lambda x: x.index_fill(0, torch.tensor([1]), math.inf),
+        ValueError,
+        "w_hh has NaN or infinite",
+    ),
+    (
+        "c0",
+        lambda x: x.index_fill(2, torch.tensor([0]), -math.inf),
+        ValueError,
+        "c0 has NaN or infinite",
+    ),
+    (
+        "head_b",
+        lambda x: x.index_fill(1, torch.tensor([5]), math.nan),
+        ValueError,
+        "head_b has NaN or infinite",
+    ),
+]
+
+
+@pytest.mark.parametrize("op", ["score", "sample", "beam"])
+@pytest.mark.parametrize(
+    "name,change,exc,message", TENSOR_CASES, ids=[f"{c[0]}-{c[3]}" for c in TENSOR_CASES]
+)
+def test_bad_tensors_raise(op, name, change, exc, message):
+    with pytest.raises(exc, match=re.escape(message)):
+        _call(op, _replace(name, change))
+
+
+ARG_CASES = [
+    ("sample", dict(width=0), "num_samples must be in"),
+    ("sample", dict(width=-3), "num_samples must be in"),
+    ("sample", dict(horizon=0), "horizon must be in"),
+    ("sample", dict(seed=-1), "seed must be in"),
+    ("beam", dict(width=0), "width must be in"),
+    ("beam", dict(horizon=-1), "horizon must be in"),
+    ("beam", dict(width=2**31), "width must be in"),
+    ("beam", dict(gamma=0.0), "gamma must be in"),
+    ("sample", dict(gamma=1.5), "gamma must be in"),
+    ("score", dict(gamma=math.nan), "gamma must be in"),
+    ("beam", dict(clip=math.nan), "clip_logq must be a number"),
+    ("score", dict(actions=torch.full((2, 3, 4), 4)), r"actions must be in \[0, n=4\)"),
+    ("score", dict(actions=torch.full((2, 3, 4), -1)), r"actions must be in \[0, n=4\)"),
+    ("score", dict(lengths=torch.zeros(2, 3, dtype=torch.long)), r"lengths must be in \[1, L=4\]"),
+    ("score", dict(lengths=torch.full((2, 3), 5)), r"lengths must be in \[1, L=4\]"),
+    ("score", dict(lengths=torch.ones(2, 4, dtype=torch.long)), "lengths must have shape"),
+    (
+        "score",
+        dict(actions=torch.zeros(3, 3, 4, dtype=torch.long)),
+        r"actions must be \(P=2, N, L\)",
+    ),
+    ("score", dict(actions=torch.zeros(2, 3, dtype=torch.long)), "actions must have 3 dimensions"),
+    ("score", dict(actions=torch.zeros(2, 3, 4, dtype=torch.int32)), "actions must be Long"),
+    ("score", dict(lengths=torch.ones(2, 3)), "lengths must be Long"),
+    (
+        "score",
+        dict(actions=torch.zeros(2, 4, 3, dtype=torch.long).transpose(1, 2)),
+        "actions must be contiguous",
+    ),
+]
+
+
+@pytest.mark.parametrize("op,kw,message", ARG_CASES, ids=[f"{c[0]}-{c[2]}" for c in ARG_CASES])
+def test_bad_arguments_raise(op, kw, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _call(op, _tensors(), **kw)
+
+
+def test_scoring_ignores_entries_past_each_length():
+    t = _tensors()
+    actions = torch.full((2, 3, 4), 99)
+    actions[..., 0] = 1
+    out = _call("score", t, actions=actions, lengths=torch.ones(2, 3, dtype=torch.long))
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+
+
+def test_empty_batches():
+    t = {
+        k: v[:, :0].contiguous() if k in ("gate_table", "h0", "c0") else v
+        for k, v in _tensors().items()
+    }
+    actions, lengths, scores = _call("beam", t)
+    assert actions.shape == (0, 5) and lengths.shape == (0,) and scores.shape == (0,)
+    assert _call("sample", t)[0].shape == (0, 5)
+    out = _call(
+        "score",
+        _tensors(),
+        actions=torch.zeros(2, 0, 4, dtype=torch.long),
+        lengths=torch.zeros(2, 0, dtype=torch.long),
+    )
+    assert out.shape == (2, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_other_device_raises():
+    t = {k: v.cuda() for k, v in _tensors().items()}
+    with pytest.raises((RuntimeError, NotImplementedError, ValueError)):
+        _call("beam", t)
+
+
+# ---- fuzzing ----------------------------------------------------------------------------------
+
+
+@st.composite
+def calls(draw):
+    """An op call with random sizes and values: half of them valid, the others with one
+    thing wrong (a tensor's dtype, shape, rank, layout or values, or a scalar argument)."""
+    fault = draw(st.sampled_from(["none"] * 4 + ["tensor"] * 2 + ["sizes", "argument"]))
+    M = draw(st.sampled_from([0, 3]) if fault == "sizes" else st.sampled_from([1, 2]))
+    P = draw(st.integers(0, 3))
+    n = draw(st.integers(0 if fault == "sizes" else 1, 6))
+    H = draw(st.integers(0 if fault == "sizes" else 1, 9))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    scale = draw(st.sampled_from([0.0, 1e-3, 0.3, 1.0, 10.0, 1e3, 1e30]))
+    shapes = {
+        "gate_table": (M, P, n + 1, 4 * H),
+        "h0": (M, P, H),
+        "c0": (M, P, H),
+        "w_hh": (M, 4 * H, H),
+        "head_w": (M, n + 2, H),
+        "head_b": (M, n + 2),
+    }
+    t = {k: torch.randn(*s, generator=g) * scale for k, s in shapes.items()}
+    if fault == "tensor":
+        k = draw(st.sampled_from(NAMES))
+        kind = draw(st.sampled_from(["dtype", "shape", "layout", "nan", "inf", "rank"]))
+        x = t[k]
+        if kind == "dtype":
+            x = x.to(draw(st.sampled_from([torch.float64, torch.float16, torch.int64])))
+        elif kind == "shape":
+            x = torch.randn(*(max(d + draw(st.integers(-1, 1)), 0) for d in x.shape), generator=g)
+        elif kind == "layout" and x.dim() >= 2 and x.shape[-1] > 1 and x.shape[-2] > 1:
+            x = x.transpose(-1, -2).contiguous().transpose(-1, -2)
+        elif kind in ("nan", "inf") and x.numel():
+            x = (
+                x.flatten()
+                .index_fill(
+                    0,
+                    torch.tensor([draw(st.integers(0, x.numel() - 1))]),
+                    math.nan if kind == "nan" else -math.inf,
+                )
+                .view(x.shape)
+            )
+        elif kind == "rank":
+            x = x.unsqueeze(0) if draw(st.booleans()) else x.flatten()
+        t[k] = x
+    op = draw(st.sampled_from(["score", "sample", "beam"]))
+    kw = dict(
+        width=draw(st.integers(1, 40)),
+        horizon=draw(st.integers(1, 12)),
+        seed=draw(st.integers(0, 2**63 - 1)),
+        gamma=draw(st.sampled_from([0.99, 1.0, 0.5, 1e-30])),
+        clip=draw(st.sampled_from([None, None, -2.0, 0.0, -math.inf, math.inf])),
+    )
+    used = {
+        "score": ["gamma", "clip", "sequences"],
+        "sample": ["width", "horizon", "seed", "gamma", "clip"],
+        "beam": ["width", "horizon", "gamma", "clip"],
+    }[op]
+    name = draw(st.sampled_from(used)) if fault == "argument" else None
+    if name not in (None, "sequences"):
+        kw[name] = draw(
+            {
+                "width": st.integers(-(2**40), 0) | st.integers(2**31, 2**62),
+                "horizon": st.integers(-(2**40), 0) | st.integers(2**31, 2**62),
+                "seed": st.integers(-(2**63), -1),
+                "gamma": st.sampled_from([0.0, -1.0, 1.5, math.nan, math.inf]),
+                "clip": st.just(math.nan),
+            }[name]
+        )
+    if op == "score":
+        N, L = draw(st.integers(0, 5)), draw(st.integers(1, 6))
+        actions = torch.randint(0, max(n, 1), (P, N, L), generator=g)
+        lengths = torch.randint(1, L + 1, (P, N), generator=g)
+        if name == "sequences":
+            what = draw(st.sampled_from(["token", "length", "plans"])) if N and P else "plans"
+            if what == "token":
+                actions[draw(st.integers(0, P - 1)), draw(st.integers(0, N - 1)), 0] = draw(
+                    st.sampled_from([-1, n, 2**40])
+                )
+            elif what == "length":
+                lengths[draw(st.integers(0, P - 1)), draw(st.integers(0, N - 1))] = draw(
+                    st.sampled_from([0, -1, L + 1])
+                )
+            else:
+                actions = torch.zeros(P + 1, N, L, dtype=torch.long)
+        kw["actions"], kw["lengths"] = actions, lengths
+    return op, t, kw, n, fault
+
+
+def _check_call(op, t, kw, n, fault):
+    try:
+        out = _call(op, t, **kw)
+    except (ValueError, TypeError) as e:
+        assert str(e), "exceptions must say what is wrong"
+        event(f"{op}: raised {type(e).__name__}")
+        assert fault != "none", f"a valid call raised {type(e).__name__}: {e}"
+        return
+    event(f"{op}: ran")
+    assert fault == "none" or fault == "tensor", f"a call with a bad {fault} was accepted"
+    P = t["gate_table"].shape[1]
+    if op == "score":
+        assert out.shape == kw["lengths"].shape and out.dtype == torch.float32
+        return
+    actions, lengths, scores = out
+    horizon = kw["horizon"]
+    assert actions.shape == (P, horizon) and lengths.shape == (P,) and scores.shape == (P,)
+    for p in range(P):
+        L = int(lengths[p])
+        if L == 0:  # only when no plan ever finished with a finite score (overflowing weights)
+            assert op == "beam" and not math.isfinite(scores[p].item()), (lengths, scores)
+            continue
+        assert 1 <= L <= horizon
+        assert ((actions[p, :L] >= 0) & (actions[p, :L] < n)).all() and (actions[p, L:] == -1).all()
+
+
+def _fuzz(examples: int):
+    return settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@_fuzz(100)
+@given(calls())
+def test_fuzz_op_boundary(call):
+    _check_call(*call)
+
+
+@pytest.mark.slow
+@_fuzz(1000)
+@given(calls())
+def test_fuzz_op_boundary_slow(call):
+    _check_call(*call)

@@ -1,0 +1,213 @@
+"""The native planner ops equal their readable twins (glamor.planning.reference).
+
+Randomized sizes (plans, width, horizon, hidden size, actions, prior on and off, gamma, clip)
+on fresh random inputs, on every instruction set this CPU runs: identical actions and
+lengths, scores within 1e-4 relative. Sampling consumes the same counter-based draws as the
+reference, so it is compared exactly too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+import torch
+from planner_cases import (
+    assert_identical,
+    assert_plans_equal,
+    assert_scores_close,
+    random_inputs,
+    random_sequences,
+)
+
+from glamor import ops
+from glamor.planning import reference
+from glamor.planning.inputs import PlanningInputs
+
+pytestmark = pytest.mark.skipif(
+    not ops.available(), reason=f"glamor._C not built: {ops.import_error()}"
+)
+
+
+def _isas():
+    if not ops.available():
+        return ["auto"]
+    best = ops.cpu_isa()
+    return {"avx512": ["avx512", "avx2", "scalar"], "avx2": ["avx2", "scalar"]}.get(
+        best, ["scalar"]
+    )
+
+
+@pytest.fixture(params=_isas())
+def isa(request, monkeypatch):
+    monkeypatch.setenv("GLAMOR_CPU_ISA", request.param)
+    assert ops.cpu_isa() == request.param
+    return request.param
+
+
+def _case(i: int) -> dict:
+    """Sizes and options of randomized case i (reproducible, different for every i)."""
+    r = random.Random(1000 + i)
+    return dict(
+        M=r.choice([1, 2]),
+        P=r.randint(1, 4),
+        n=r.choice([1, 2, 3, 5, 8, 18]),
+        H=r.choice([1, 3, 8, 16, 17, 32, 64]),
+        width=r.choice([1, 2, 7, 16, 33, 64]),
+        horizon=r.randint(1, 12),
+        gamma=r.choice([1.0, 0.99, 0.9, 0.5]),
+        clip=r.choice([None, None, -3.0, -1.5]),
+        seed=r.randrange(2**62),
+    )
+
+
+CASES = [_case(i) for i in range(12)]
+
+
+def _ids(c):
+    return "M{M}-P{P}-n{n}-H{H}-w{width}-T{horizon}-g{gamma}-clip{clip}".format(**c)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_sample_plans_matches_reference(case, isa):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31)
+    args = (c["width"], c["horizon"], c["seed"], c["gamma"], c["clip"])
+    assert_plans_equal(ops.sample_plans(inp, *args), reference.sample_plans(inp, *args))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_beam_search_matches_reference(case, isa):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 1)
+    args = (c["width"], c["horizon"], c["gamma"], c["clip"])
+    assert_plans_equal(ops.beam_search(inp, *args), reference.beam_search(inp, *args))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_score_plans_matches_reference(case, isa):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 2)
+    actions, lengths = random_sequences(
+        c["P"], c["width"], c["horizon"], c["n"], seed=c["seed"] % 2**31
+    )
+    native = ops.score_plans(inp, actions, lengths, c["gamma"], c["clip"])
+    assert_scores_close(native, reference.score_plans(inp, actions, lengths, c["gamma"], c["clip"]))
+
+
+@pytest.mark.parametrize("M", [1, 2])
+def test_paper_sizes(M):
+    """The paper's sizes (hidden 64, 18 actions) with fewer candidates, to keep it quick."""
+    inp = random_inputs(M, 2, 18, 64, seed=7)
+    assert_plans_equal(
+        ops.sample_plans(inp, 48, 20, 11, 0.99, None),
+        reference.sample_plans(inp, 48, 20, 11, 0.99, None),
+    )
+    assert_plans_equal(
+        ops.beam_search(inp, 48, 20, 0.99, None), reference.beam_search(inp, 48, 20, 0.99, None)
+    )
+
+
+def test_plan_scores_equal_scoring_their_actions():
+    """A plan's score is the teacher-forced score of its actions (native on both sides)."""
+    inp = random_inputs(2, 3, 5, 16, seed=3)
+    for actions, lengths, scores in (
+        ops.beam_search(inp, 16, 8, 0.99, None),
+        ops.sample_plans(inp, 32, 8, 5, 0.99, None),
+    ):
+        rescored = ops.score_plans(
+            inp, actions.clamp(min=0)[:, None], lengths[:, None], 0.99, None
+        )[:, 0]
+        assert_scores_close(scores, rescored)
+
+
+def test_exhaustive_beam_finds_the_best_sequence():
+    """With width >= n**horizon beam search is exhaustive: it returns the best of all plans
+    (the shortest on ties, as END only replaces a strictly worse plan)."""
+    n, T = 3, 3
+    inp = random_inputs(2, 2, n, 8, seed=5)
+    seqs = [s for L in range(1, T + 1) for s in itertools.product(range(n), repeat=L)]
+    actions = (
+        torch.tensor([list(s) + [0] * (T - len(s)) for s in seqs]).expand(2, -1, -1).contiguous()
+    )
+    lengths = torch.tensor([len(s) for s in seqs]).expand(2, -1).contiguous()
+    all_scores = ops.score_plans(inp, actions, lengths, 0.9, None)  # (P, #seqs)
+    plan = ops.beam_search(inp, n**T, T, 0.9, None)
+    for p in range(2):
+        best = int(all_scores[p].argmax())
+        assert plan[1][p] == lengths[p, best]
+        assert torch.equal(plan[0][p, : plan[1][p]], actions[p, best, : lengths[p, best]])
+        assert math.isclose(
+            plan[2][p].item(), all_scores[p, best].item(), rel_tol=1e-5, abs_tol=1e-5
+        )
+
+
+def test_ties_go_to_the_lowest_index():
+    """Identical IDM and prior: every token scores exactly log(gamma), so all plans of a
+    length tie. The lowest index wins: beam search keeps action 0, END at t = 1 wins."""
+    base = random_inputs(1, 3, 4, 8, seed=9)
+    inp = type(base)(*(torch.cat([t, t]) for t in base.tensors()))
+    for gamma in (1.0, 0.9):
+        for out in (
+            ops.beam_search(inp, 5, 6, gamma, None),
+            reference.beam_search(inp, 5, 6, gamma, None),
+        ):
+            assert out[1].tolist() == [1, 1, 1]
+            assert out[0][:, 0].tolist() == [0, 0, 0]
+            assert torch.allclose(out[2], torch.full((3,), 2 * math.log(gamma)))
+    assert_plans_equal(
+        ops.sample_plans(inp, 9, 6, 3, 0.9, None), reference.sample_plans(inp, 9, 6, 3, 0.9, None)
+    )
+
+
+@pytest.mark.parametrize("op", ["sample", "beam", "score"])
+def test_results_do_not_depend_on_threads(op):
+    inp = random_inputs(2, 3, 6, 24, seed=4)
+    actions, lengths = random_sequences(3, 40, 9, 6)
+    call = {
+        "sample": lambda: ops.sample_plans(inp, 100, 12, 42, 0.99, None),
+        "beam": lambda: ops.beam_search(inp, 100, 12, 0.99, -2.0),
+        "score": lambda: ops.score_plans(inp, actions, lengths, 0.99, None),
+    }[op]
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(call())
+    finally:
+        torch.set_num_threads(before)
+    for r in results[1:]:
+        assert_identical(results[0], r)
+    if op == "beam":  # one plan, its rows shared by all threads, equals it planned in a batch
+        alone = PlanningInputs(
+            inp.gate_table[:, 1:2].contiguous(),
+            inp.h0[:, 1:2].contiguous(),
+            inp.c0[:, 1:2].contiguous(),
+            inp.w_hh,
+            inp.head_w,
+            inp.head_b,
+        )
+        assert_identical(
+            tuple(x[1:2] for x in results[0]), ops.beam_search(alone, 100, 12, 0.99, -2.0)
+        )
+
+
+def test_same_seed_same_plans_other_seed_other_draws():
+    inp = random_inputs(2, 4, 5, 16, seed=2)
+    a = ops.sample_plans(inp, 64, 10, 123, 0.99, None)
+    assert_identical(a, ops.sample_plans(inp, 64, 10, 123, 0.99, None))
+    b = ops.sample_plans(inp, 64, 10, 124, 0.99, None)
+    assert not torch.equal(a[2], b[2])
+
+
+def test_dispatcher_uses_native():
+    """backend='auto' resolves to the native ops when the extension is built."""
+    from glamor import planning
+
+    assert planning.resolve_backend("auto") == "native"
+    inp = random_inputs(2, 2, 4, 8, seed=1)
+    p = planning.plan(inp, method="sample", width=16, horizon=5, seed=3)
+    assert_plans_equal(tuple(p), reference.sample_plans(inp, 16, 5, 3, 0.99, None))
