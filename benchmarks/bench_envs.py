@@ -12,6 +12,7 @@ Example:
     python benchmarks/bench_envs.py                       # every environment, ~2 s each
     python benchmarks/bench_envs.py --only Pong reacher   # ids containing these words
     python benchmarks/bench_envs.py --goal-sets glamor/Pong-v0 glamor/reacher-hard-v0
+    glamor bench envs --quick                             # a smoke run; writes nothing
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def markdown(info: dict, rows: list[dict], goal_rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="stepping time per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per environment")
@@ -220,7 +221,12 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="folder for envs.md and envs.json"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--quick", action="store_true", help="0.1 s per environment, one run, nothing written"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.repeats = 0.1, 1
 
     ids = glamor.envs.registered()
     if args.only:
@@ -246,11 +252,13 @@ def main() -> None:
     text = markdown(info, rows, goal_rows)
     print()
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "envs.md").write_text(text)
-    payload = {"machine": info, "steps": rows, "goal_sets": goal_rows}
-    (args.out / "envs.json").write_text(json.dumps(payload, indent=2) + "\n")
+    if not args.quick:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "envs.md").write_text(text)
+        payload = {"machine": info, "steps": rows, "goal_sets": goal_rows}
+        (args.out / "envs.json").write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
