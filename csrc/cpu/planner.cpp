@@ -337,13 +337,53 @@ void run_chunk(const Kernels& K, const Packed& pk, const Net& net, Block& blk, L
 
 // ---- beam search ----------------------------------------------------------------------------
 
-// The order of candidates: score descending, then flat index (beam * n + action) ascending.
-inline uint64_t beam_key(float score, uint32_t flat) {
+// The order of candidates: score descending, then flat index (beam * n + action) ascending,
+// as one uint64 key (a total order, NaN included).
+inline uint32_t score_order(float score) {
   score = score + 0.0f;  // -0 -> +0, so that equal scores tie
   uint32_t u;
   std::memcpy(&u, &score, 4);
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return (static_cast<uint64_t>(u) << 32) | (0xFFFFFFFFu - flat);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+inline uint64_t beam_key(uint32_t order, uint32_t flat) {
+  return (static_cast<uint64_t>(order) << 32) | (0xFFFFFFFFu - flat);
+}
+
+// The keys of the best B of the B * n action expansions cand[a * cap + beam], sorted.
+// A threshold from a strided sample first leaves out the expansions that cannot be kept
+// (exact: if fewer than B pass it, all are kept for the selection).
+void select_best(const float* cand, int cap, int B, int n, std::vector<uint64_t>& keys,
+                 std::vector<uint32_t>& sample) {
+  const size_t total = static_cast<size_t>(B) * n;
+  uint32_t threshold = 0;
+  if (total > 4 * static_cast<size_t>(B) && total > 2048) {
+    const size_t S = 2048;
+    sample.resize(S);
+    for (size_t i = 0; i < S; ++i) {
+      const size_t f = i * total / S;  // flat index, a-major
+      sample[i] = score_order(cand[(f / B) * cap + f % B]);
+    }
+    const size_t k = std::min<size_t>(S, (S * B * 5) / (total * 4) + 16);  // ~1.25 B expected to pass
+    std::nth_element(sample.begin(), sample.begin() + (k - 1), sample.end(), std::greater<uint32_t>());
+    threshold = sample[k - 1];
+  }
+  size_t count = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    count = 0;
+    for (int a = 0; a < n; ++a) {
+      const float* row = cand + static_cast<size_t>(a) * cap;
+      for (int i = 0; i < B; ++i) {
+        const uint32_t o = score_order(row[i]);
+        if (o >= threshold) keys[count++] = beam_key(o, static_cast<uint32_t>(i * n + a));
+      }
+    }
+    if (count >= static_cast<size_t>(B)) break;
+    threshold = 0;  // the sample misled: keep everything
+  }
+  if (count > static_cast<size_t>(B))
+    std::nth_element(keys.begin(), keys.begin() + (B - 1), keys.begin() + count, std::greater<uint64_t>());
+  std::sort(keys.begin(), keys.begin() + B, std::greater<uint64_t>());
 }
 
 struct BeamWork {
@@ -351,6 +391,7 @@ struct BeamWork {
   std::vector<float> score[2];   // (cap) accumulated score of each row
   std::vector<float> cand;       // (n+1, cap) expansions
   std::vector<uint64_t> keys;    // (B * n)
+  std::vector<uint32_t> sample;  // (2048) for select_best's threshold
   std::vector<int32_t> parent, token;  // (horizon, B)
   int b = 0;                      // the buffer the next step reads
   float best_score = NEG_INF;
@@ -361,6 +402,7 @@ struct BeamWork {
     for (int i = 0; i < 2; ++i) score[i].assign(rows, NEG_INF);
     cand.assign(static_cast<size_t>(pk.n + 1) * rows, 0.0f);
     keys.assign(static_cast<size_t>(B) * pk.n, 0);
+    sample.assign(2048, 0);
     parent.assign(static_cast<size_t>(horizon) * B, 0);
     token.assign(static_cast<size_t>(horizon) * B, 0);
   }
@@ -424,15 +466,8 @@ void beam_plan(const Kernels& K, const Packed& pk, BeamWork& bw, std::vector<flo
         }
       }
       if (t < horizon) {  // keep the best B action expansions, in key order
-        uint64_t* keys = bw.keys.data();
-        const size_t total = static_cast<size_t>(B) * n;
-        for (int a = 0; a < n; ++a) {
-          const float* row = bw.cand.data() + static_cast<size_t>(a) * cap;
-          for (int i = 0; i < B; ++i) keys[static_cast<size_t>(i) * n + a] = beam_key(row[i], i * n + a);
-        }
-        if (total > static_cast<size_t>(B))
-          std::nth_element(keys, keys + B - 1, keys + total, std::greater<uint64_t>());
-        std::sort(keys, keys + B, std::greater<uint64_t>());
+        select_best(bw.cand.data(), cap, B, n, bw.keys, bw.sample);
+        const uint64_t* keys = bw.keys.data();
         const int nb = 1 - b;
         int32_t* par = bw.parent.data() + static_cast<size_t>(t) * B;
         int32_t* tokn = bw.token.data() + static_cast<size_t>(t) * B;

@@ -110,6 +110,13 @@ def test_paper_sizes(M):
     )
 
 
+@pytest.mark.parametrize("M", [1, 2])
+def test_wide_beam(M):
+    """Many expansions (width x n > 2048) take the thresholded top-B selection path."""
+    inp = random_inputs(M, 2, 18, 16, seed=12)
+    assert_plans_equal(ops.beam_search(inp, 300, 6, 0.95, None), reference.beam_search(inp, 300, 6, 0.95, None))
+
+
 def test_plan_scores_equal_scoring_their_actions():
     """A plan's score is the teacher-forced score of its actions (native on both sides)."""
     inp = random_inputs(2, 3, 5, 16, seed=3)
@@ -147,12 +154,12 @@ def test_exhaustive_beam_finds_the_best_sequence():
 def test_ties_go_to_the_lowest_index():
     """Identical IDM and prior: every token scores exactly log(gamma), so all plans of a
     length tie. The lowest index wins: beam search keeps action 0, END at t = 1 wins."""
-    base = random_inputs(1, 3, 4, 8, seed=9)
+    base = random_inputs(1, 3, 18, 8, seed=9)
     inp = type(base)(*(torch.cat([t, t]) for t in base.tensors()))
-    for gamma in (1.0, 0.9):
+    for gamma, width in ((1.0, 5), (0.9, 5), (0.9, 200)):
         for out in (
-            ops.beam_search(inp, 5, 6, gamma, None),
-            reference.beam_search(inp, 5, 6, gamma, None),
+            ops.beam_search(inp, width, 6, gamma, None),
+            reference.beam_search(inp, width, 6, gamma, None),
         ):
             assert out[1].tolist() == [1, 1, 1]
             assert out[0][:, 0].tolist() == [0, 0, 0]
