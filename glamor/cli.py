@@ -25,6 +25,9 @@ def _parse_overrides(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise SystemExit(f"--set takes NAME=VALUE, got {pair!r}")
         name, value = pair.split("=", 1)
+        if value.lower() in ("true", "false"):
+            out[name] = value.lower() == "true"
+            continue
         try:
             out[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

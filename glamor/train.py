@@ -128,7 +128,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.updates += 1
-        return {name: float(v) for name, v in losses.items()}
+        return {name: v.item() for name, v in losses.items()}
 
     # ---- checkpoints --------------------------------------------------------------------
     def save(self) -> None:
