@@ -33,7 +33,7 @@ namespace {
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
 constexpr double MAX_WORKSPACE_BYTES = 16.0 * (1ull << 30);
-constexpr int CHUNK = 64;  // candidates per work item (their state stays in L2)
+constexpr int CHUNK = 128;  // candidates per work item (their state stays in L2)
 
 const Kernels& select_kernels() {
   const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -250,9 +250,13 @@ int row_align(const Kernels& K) { return std::max(K.W, K.R); }
 
 // ---- sampling and teacher-forced scoring: independent candidates in chunks -----------------
 
+// The candidates first, first + stride, ... (count of them) of one plan. Interleaving the
+// chunks of a plan balances them: how long sampled candidates live varies with the candidate.
 struct Chunk {
   int64_t plan;
-  int begin, end;  // candidates
+  int first, stride, count;
+  int candidate(int i) const { return first + i * stride; }
+  int local(int candidate) const { return (candidate - first) / stride; }
 };
 
 std::vector<Chunk> make_chunks(int64_t P, int64_t N, int threads) {
@@ -261,13 +265,14 @@ std::vector<Chunk> make_chunks(int64_t P, int64_t N, int threads) {
   std::vector<Chunk> chunks;
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < per_plan; ++i)
-      chunks.push_back({p, static_cast<int>(i * N / per_plan), static_cast<int>((i + 1) * N / per_plan)});
+      chunks.push_back({p, static_cast<int>(i), static_cast<int>(per_plan),
+                        static_cast<int>((N - i + per_plan - 1) / per_plan)});
   return chunks;
 }
 
 int max_chunk(const std::vector<Chunk>& chunks) {
   int m = 1;
-  for (const Chunk& ch : chunks) m = std::max(m, ch.end - ch.begin);
+  for (const Chunk& ch : chunks) m = std::max(m, ch.count);
   return m;
 }
 
@@ -291,12 +296,12 @@ void run_chunk(const Kernels& K, const Packed& pk, const Net& net, Block& blk, L
                const Chunk& ch, int max_steps, float log_gamma, Clip clip, const float* h0,
                const float* c0, int64_t P, TokenFn&& token, FinishFn&& finish, EmitFn&& emit) {
   const int W = K.W, n = pk.n;
-  int b = 0, rows = ch.end - ch.begin;
+  int b = 0, rows = ch.count;
   blk.load_initial(pk, b, h0, c0, P, ch.plan);
   for (int i = 0; i < rows; ++i) {
     blk.src[b][i] = 0;
     blk.prev[b][i] = n;
-    ln.cand[b][i] = ch.begin + i;
+    ln.cand[b][i] = ch.candidate(i);
     ln.score[b][i] = 0.0f;
   }
   int32_t tok[64];
@@ -639,17 +644,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
         K.sample_tokens(n, t == 0 ? n - 1 : n, s, u, work, tok);  // no END as the first token
       };
       auto finish = [&](int cand, int t, float score) {
-        fin[cand - ch.begin] = score;
-        flen[cand - ch.begin] = t;
+        fin[ch.local(cand)] = score;
+        flen[ch.local(cand)] = t;
       };
-      auto emit = [&](int cand, int t, int tok) { seq[static_cast<size_t>(cand - ch.begin) * H_ + t] = tok; };
+      auto emit = [&](int cand, int t, int tok) { seq[static_cast<size_t>(ch.local(cand)) * H_ + t] = tok; };
       run_chunk(K, pk, pk.net(ch.plan), blocks[tid], lanes[tid], ch, H_ + 1, log_gamma, clip, h0p, c0p, P, token,
                 finish, emit);
       int best = 0;  // the first of the highest scores
-      for (int i = 1; i < ch.end - ch.begin; ++i)
+      for (int i = 1; i < ch.count; ++i)
         if (fin[i] > fin[best]) best = i;
       best_score[ci] = fin[best];
-      best_cand[ci] = ch.begin + best;
+      best_cand[ci] = ch.candidate(best);
       best_len[ci] = flen[best];
       for (int t = 0; t < H_; ++t) best_seq[ci * H_ + t] = t < flen[best] ? seq[static_cast<size_t>(best) * H_ + t] : -1;
     }
@@ -660,8 +665,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   float* sc = scores.data_ptr<float>();
   for (size_t ci = 0; ci < chunks.size();) {  // chunks of a plan are consecutive, in order
     size_t best = ci, cj = ci;
-    for (; cj < chunks.size() && chunks[cj].plan == chunks[ci].plan; ++cj)
-      if (best_score[cj] > best_score[best]) best = cj;
+    for (; cj < chunks.size() && chunks[cj].plan == chunks[ci].plan; ++cj)  // lowest candidate on ties
+      if (best_score[cj] > best_score[best] ||
+          (best_score[cj] == best_score[best] && best_cand[cj] < best_cand[best]))
+        best = cj;
     const int64_t p = chunks[ci].plan;
     sc[p] = best_score[best];
     ln[p] = best_len[best];
