@@ -54,6 +54,20 @@ const Kernels& select_kernels() {
 
 int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
 
+// Workspaces live in thread_local caches of the calling thread and only grow, so that
+// repeated calls (a planner replans at every environment step) neither allocate nor clear
+// memory. Every element a kernel reads is written earlier in the same call, except the
+// logits rows past the last candidate in a vector of W lanes, whose results are dropped.
+template <class T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+template <class... Caches>
+void release_if_large(double bytes, Caches&... caches) {
+  if (bytes > 256.0 * (1 << 20)) (..., (caches.clear(), caches.shrink_to_fit()));
+}
+
 // ---- checks ---------------------------------------------------------------------------------
 
 struct Dims {
@@ -171,19 +185,17 @@ Packed pack(const Kernels& K, const Dims& d, const at::Tensor& gate_table, const
         pk.head[(static_cast<size_t>(m) * H + k) * npad + j] = hw[(static_cast<size_t>(m) * (n + 2) + j) * H + k];
     for (int j = 0; j <= n; ++j) pk.bias[static_cast<size_t>(m) * npad + j] = hb[static_cast<size_t>(m) * (n + 2) + j];
   }
-  at::parallel_for(0, M * P, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t mp = begin; mp < end; ++mp)
-      for (int tok = 0; tok <= n; ++tok) {
-        const float* src = gt + (static_cast<size_t>(mp) * (n + 1) + tok) * 4 * H;
-        float* dst = pk.table.data() + (static_cast<size_t>(mp) * (n + 1) + tok) * nub * 4 * W;
-        for (int ub = 0; ub < nub; ++ub)
-          for (int g = 0; g < 4; ++g)
-            for (int l = 0; l < W; ++l) {
-              const int u = ub * W + l;
-              if (u < H) dst[(ub * 4 + g) * W + l] = src[g * H + u] * scale[g];
-            }
-      }
-  });
+  for (int64_t mp = 0; mp < M * P; ++mp)
+    for (int tok = 0; tok <= n; ++tok) {
+      const float* src = gt + (static_cast<size_t>(mp) * (n + 1) + tok) * 4 * H;
+      float* dst = pk.table.data() + (static_cast<size_t>(mp) * (n + 1) + tok) * nub * 4 * W;
+      for (int ub = 0; ub < nub; ++ub)
+        for (int g = 0; g < 4; ++g)
+          for (int l = 0; l < W; ++l) {
+            const int u = ub * W + l;
+            if (u < H) dst[(ub * 4 + g) * W + l] = src[g * H + u] * scale[g];
+          }
+    }
   return pk;
 }
 
@@ -200,14 +212,14 @@ struct Block {
     cap = rows;
     const size_t state = static_cast<size_t>(pk.M) * rows * pk.Hp;
     for (int b = 0; b < 2; ++b) {
-      h[b].assign(state, 0.0f);
-      c[b].assign(state, 0.0f);
-      src[b].assign(rows, 0);
-      prev[b].assign(rows, pk.n);
+      grow(h[b], state);
+      grow(c[b], state);
+      grow(src[b], rows);
+      grow(prev[b], rows);
     }
-    logits.assign(static_cast<size_t>(pk.M) * rows * pk.npad, 0.0f);
-    work.assign(static_cast<size_t>(pk.M + 1) * (pk.n + 1) * pk.W, 0.0f);
-    s.assign(static_cast<size_t>(pk.n + 1) * pk.W, 0.0f);
+    grow(logits, static_cast<size_t>(pk.M) * rows * pk.npad);
+    grow(work, static_cast<size_t>(pk.M + 1) * (pk.n + 1) * pk.W);
+    grow(s, static_cast<size_t>(pk.n + 1) * pk.W);
   }
 
   static double bytes(const Packed& pk, int rows) {
@@ -248,6 +260,15 @@ struct Block {
 
 int row_align(const Kernels& K) { return std::max(K.W, K.R); }
 
+// Threads for a call of `steps` candidate-steps: one when the work is too small to pay for
+// waking the others (tens of microseconds; on a busy machine a thread may not be scheduled
+// for milliseconds), else at::get_num_threads(), at most one per work item.
+int threads_for(const Packed& pk, double steps, int64_t items) {
+  const double flops = steps * pk.M * 2.0 * (4.0 * pk.H * pk.H + (pk.n + 2.0) * pk.H);
+  if (flops < 4e6) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), items)));
+}
+
 // ---- sampling and teacher-forced scoring: independent candidates in chunks -----------------
 
 // The candidates first, first + stride, ... (count of them) of one plan. Interleaving the
@@ -282,8 +303,8 @@ struct Lanes {
   std::vector<float> score[2];
   void init(int rows) {
     for (int b = 0; b < 2; ++b) {
-      cand[b].assign(rows, 0);
-      score[b].assign(rows, 0.0f);
+      grow(cand[b], rows);
+      grow(score[b], rows);
     }
   }
 };
@@ -404,12 +425,12 @@ struct BeamWork {
 
   void init(const Packed& pk, int rows, int64_t B, int64_t horizon) {
     blk.init(pk, rows);
-    for (int i = 0; i < 2; ++i) score[i].assign(rows, NEG_INF);
-    cand.assign(static_cast<size_t>(pk.n + 1) * rows, 0.0f);
-    keys.assign(static_cast<size_t>(B) * pk.n, 0);
-    sample.assign(2048, 0);
-    parent.assign(static_cast<size_t>(horizon) * B, 0);
-    token.assign(static_cast<size_t>(horizon) * B, 0);
+    for (int i = 0; i < 2; ++i) grow(score[i], rows);
+    grow(cand, static_cast<size_t>(pk.n + 1) * rows);
+    grow(keys, static_cast<size_t>(B) * pk.n);
+    grow(sample, 2048);
+    grow(parent, static_cast<size_t>(horizon) * B);
+    grow(token, static_cast<size_t>(horizon) * B);
   }
   static double bytes(const Packed& pk, int rows, int64_t B, int64_t horizon) {
     return Block::bytes(pk, rows) + 4.0 * (2.0 * rows + (pk.n + 1.0) * rows + 2.0 * horizon * B) +
@@ -508,6 +529,30 @@ void beam_plan(const Kernels& K, const Packed& pk, BeamWork& bw, std::vector<flo
   }
 }
 
+// The calling thread's workspaces (see grow()); bind a reference before a parallel region,
+// as a thread_local named inside it would be the worker thread's own.
+struct ChunkCache {
+  std::vector<Block> blocks;
+  std::vector<Lanes> lanes;
+  std::vector<std::vector<int32_t>> seqs, final_len;  // sampling: (chunk, horizon), (chunk)
+  std::vector<std::vector<float>> finals;             // sampling: (chunk)
+};
+
+struct BeamCache {
+  std::vector<BeamWork> teams;
+  std::vector<std::vector<float>> work, s;  // per thread
+};
+
+ChunkCache& chunk_cache() {
+  static ChunkCache cache;
+  return cache;
+}
+
+BeamCache& beam_cache() {
+  static BeamCache cache;
+  return cache;
+}
+
 }  // namespace
 
 // ---- ops ------------------------------------------------------------------------------------
@@ -542,13 +587,15 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
 
   const Kernels& K = select_kernels();
   const Packed pk = pack(K, d, gate_table, w_hh, head_w, head_b);
-  const int threads = std::max(1, at::get_num_threads());
+  const int threads = threads_for(pk, static_cast<double>(d.P) * N * (L + 1), d.P * N);
   const std::vector<Chunk> chunks = make_chunks(d.P, N, threads);
   const int rows = static_cast<int>(round_up(max_chunk(chunks), row_align(K)));
-  check_workspace(threads * Block::bytes(pk, rows) + 4.0 * pk.table.size());
-  std::vector<Block> blocks(threads);
-  std::vector<Lanes> lanes(threads);
-  for (int i = 0; i < threads; ++i) blocks[i].init(pk, rows), lanes[i].init(rows);
+  const double bytes = threads * Block::bytes(pk, rows);
+  check_workspace(bytes + 4.0 * pk.table.size());
+  ChunkCache& cache = chunk_cache();
+  grow(cache.blocks, threads);
+  grow(cache.lanes, threads);
+  for (int i = 0; i < threads; ++i) cache.blocks[i].init(pk, rows), cache.lanes[i].init(rows);
   float* o = out.data_ptr<float>();
   const float* h0p = h0.data_ptr<float>();
   const float* c0p = c0.data_ptr<float>();
@@ -569,10 +616,11 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
       };
       auto finish = [&](int cand, int, float score) { o[base + cand] = score; };
       auto emit = [](int, int, int) {};
-      run_chunk(K, pk, pk.net(ch.plan), blocks[tid], lanes[tid], ch, static_cast<int>(L) + 1, log_gamma, clip,
-                h0p, c0p, d.P, token, finish, emit);
+      run_chunk(K, pk, pk.net(ch.plan), cache.blocks[tid], cache.lanes[tid], ch, static_cast<int>(L) + 1,
+                log_gamma, clip, h0p, c0p, d.P, token, finish, emit);
     }
   }
+  release_if_large(bytes, cache.blocks, cache.lanes);
   return out;
 }
 
@@ -595,23 +643,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
 
   const Kernels& K = select_kernels();
   const Packed pk = pack(K, d, gate_table, w_hh, head_w, head_b);
-  const int threads = std::max(1, at::get_num_threads());
+  const int threads = threads_for(pk, static_cast<double>(P) * N * (horizon + 1), P * N);
   const std::vector<Chunk> chunks = make_chunks(P, N, threads);
   const int most = max_chunk(chunks);
   const int rows = static_cast<int>(round_up(most, row_align(K)));
-  check_workspace(threads * (Block::bytes(pk, rows) + 4.0 * most * (horizon + 2)) + 4.0 * pk.table.size() +
-                  4.0 * chunks.size() * (horizon + 3));
-  std::vector<Block> blocks(threads);
-  std::vector<Lanes> lanes(threads);
-  std::vector<std::vector<int32_t>> seqs(threads);     // (chunk, horizon) actions
-  std::vector<std::vector<float>> finals(threads);     // (chunk) final scores
-  std::vector<std::vector<int32_t>> final_len(threads);
+  const double bytes = threads * (Block::bytes(pk, rows) + 4.0 * most * (horizon + 2));
+  check_workspace(bytes + 4.0 * pk.table.size() + 4.0 * chunks.size() * (horizon + 3));
+  ChunkCache& cache = chunk_cache();
+  for (auto* v : {&cache.seqs, &cache.final_len}) grow(*v, threads);
+  grow(cache.finals, threads);
+  grow(cache.blocks, threads);
+  grow(cache.lanes, threads);
   for (int i = 0; i < threads; ++i) {
-    blocks[i].init(pk, rows);
-    lanes[i].init(rows);
-    seqs[i].assign(static_cast<size_t>(most) * horizon, -1);
-    finals[i].assign(most, 0.0f);
-    final_len[i].assign(most, 0);
+    cache.blocks[i].init(pk, rows);
+    cache.lanes[i].init(rows);
+    grow(cache.seqs[i], static_cast<size_t>(most) * horizon);
+    grow(cache.finals[i], most);
+    grow(cache.final_len[i], most);
   }
   // Each chunk's best candidate: score, candidate, length and actions.
   std::vector<float> best_score(chunks.size());
@@ -630,10 +678,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     for (int64_t ci = 0; ci < static_cast<int64_t>(chunks.size()); ++ci) {
       const Chunk& ch = chunks[ci];
       const uint32_t key = rng::plan_key(useed, static_cast<uint32_t>(ch.plan));
-      int32_t* seq = seqs[tid].data();
-      float* fin = finals[tid].data();
-      int32_t* flen = final_len[tid].data();
-      float* work = blocks[tid].work.data() + static_cast<size_t>(pk.M) * (n + 1) * W;
+      int32_t* seq = cache.seqs[tid].data();
+      float* fin = cache.finals[tid].data();
+      int32_t* flen = cache.final_len[tid].data();
+      float* work = cache.blocks[tid].work.data() + static_cast<size_t>(pk.M) * (n + 1) * W;
       auto token = [&](int g, const int32_t* cand, int rows_, int t, const float* s, int32_t* tok) {
         if (t == H_) {  // END is forced
           for (int l = 0; l < W; ++l) tok[l] = n;
@@ -648,8 +696,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
         flen[ch.local(cand)] = t;
       };
       auto emit = [&](int cand, int t, int tok) { seq[static_cast<size_t>(ch.local(cand)) * H_ + t] = tok; };
-      run_chunk(K, pk, pk.net(ch.plan), blocks[tid], lanes[tid], ch, H_ + 1, log_gamma, clip, h0p, c0p, P, token,
-                finish, emit);
+      run_chunk(K, pk, pk.net(ch.plan), cache.blocks[tid], cache.lanes[tid], ch, H_ + 1, log_gamma, clip, h0p, c0p,
+                P, token, finish, emit);
       int best = 0;  // the first of the highest scores
       for (int i = 1; i < ch.count; ++i)
         if (fin[i] > fin[best]) best = i;
@@ -660,6 +708,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     }
   }
 
+  release_if_large(bytes, cache.blocks, cache.lanes, cache.seqs, cache.finals, cache.final_len);
   int64_t* a = actions.data_ptr<int64_t>();
   int64_t* ln = lengths.data_ptr<int64_t>();
   float* sc = scores.data_ptr<float>();
@@ -696,18 +745,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
 
   const Kernels& K = select_kernels();
   const Packed pk = pack(K, d, gate_table, w_hh, head_w, head_b);
-  const int threads = std::max(1, at::get_num_threads());
+  const int threads = threads_for(pk, static_cast<double>(P) * B * (horizon + 1), P * B);
   const bool shared = P < threads;  // all threads on each plan, else one plan per thread
   const int teams = shared ? 1 : threads;
   const int rows = static_cast<int>(round_up(B, row_align(K)));
-  check_workspace(teams * BeamWork::bytes(pk, rows, B, horizon) +
-                  threads * 4.0 * (pk.M + 2) * (pk.n + 1) * K.W + 4.0 * pk.table.size());
-  std::vector<BeamWork> bws(teams);
-  for (BeamWork& bw : bws) bw.init(pk, rows, B, horizon);
-  std::vector<std::vector<float>> works(threads), ss(threads);
+  const double bytes = teams * BeamWork::bytes(pk, rows, B, horizon);
+  check_workspace(bytes + threads * 4.0 * (pk.M + 2) * (pk.n + 1) * K.W + 4.0 * pk.table.size());
+  BeamCache& cache = beam_cache();
+  grow(cache.teams, teams);
+  for (int i = 0; i < teams; ++i) cache.teams[i].init(pk, rows, B, horizon);
+  grow(cache.work, threads);
+  grow(cache.s, threads);
   for (int i = 0; i < threads; ++i) {
-    works[i].assign(static_cast<size_t>(pk.M + 1) * (pk.n + 1) * K.W, 0.0f);
-    ss[i].assign(static_cast<size_t>(pk.n + 1) * K.W, 0.0f);
+    grow(cache.work[i], static_cast<size_t>(pk.M + 1) * (pk.n + 1) * K.W);
+    grow(cache.s[i], static_cast<size_t>(pk.n + 1) * K.W);
   }
   int64_t* a = actions.data_ptr<int64_t>();
   int64_t* ln = lengths.data_ptr<int64_t>();
@@ -720,15 +771,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     if (shared) {
       for (int64_t p = 0; p < P; ++p)
-        beam_plan(K, pk, bws[0], works[tid], ss[tid], p, P, static_cast<int>(B), static_cast<int>(horizon),
+        beam_plan(K, pk, cache.teams[0], cache.work[tid], cache.s[tid], p, P, static_cast<int>(B), static_cast<int>(horizon),
                   log_gamma, clip, h0p, c0p, tid, nt, true, a + p * horizon, ln + p, sc + p);
     } else {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t p = 0; p < P; ++p)
-        beam_plan(K, pk, bws[tid], works[tid], ss[tid], p, P, static_cast<int>(B), static_cast<int>(horizon),
+        beam_plan(K, pk, cache.teams[tid], cache.work[tid], cache.s[tid], p, P, static_cast<int>(B), static_cast<int>(horizon),
                   log_gamma, clip, h0p, c0p, 0, 1, false, a + p * horizon, ln + p, sc + p);
     }
   }
+  release_if_large(bytes, cache.teams);
   return {actions, lengths, scores};
 }
 
