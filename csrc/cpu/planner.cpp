@@ -32,7 +32,7 @@ namespace {
 
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
-constexpr double MAX_WORKSPACE_BYTES = 16.0 * (1ull << 30);
+constexpr double MAX_WORKSPACE_BYTES = 8.0 * (1ull << 30);
 constexpr int CHUNK = 128;  // candidates per work item (their state stays in L2)
 
 const Kernels& select_kernels() {
@@ -123,7 +123,7 @@ Clip check_clip(std::optional<double> clip_logq) {
 
 void check_workspace(double bytes) {
   TORCH_CHECK_VALUE(bytes <= MAX_WORKSPACE_BYTES, "this call would need ", bytes / (1 << 30),
-                    " GiB of planner workspace (at most 16): lower the width, horizon or plans");
+                    " GiB of planner workspace and outputs (at most 8): lower the width, horizon or plans");
 }
 
 // ---- packed weights (layouts in kernels.h) -------------------------------------------------
@@ -636,6 +636,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
   TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
   const int64_t P = d.P, N = num_samples;
+  check_workspace(8.0 * P * horizon + 4.0 * std::min<int64_t>(N, CHUNK) * horizon * at::get_num_threads());
   at::Tensor actions = at::full({P, horizon}, -1, gate_table.options().dtype(at::kLong));
   at::Tensor lengths = at::zeros({P}, gate_table.options().dtype(at::kLong));
   at::Tensor scores = at::empty({P}, gate_table.options());
@@ -738,6 +739,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
                     " with n = ", d.n);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
   const int64_t P = d.P, B = width;
+  check_workspace(8.0 * P * horizon + 8.0 * B * horizon * std::min<int64_t>(P, at::get_num_threads()));
   at::Tensor actions = at::full({P, horizon}, -1, gate_table.options().dtype(at::kLong));
   at::Tensor lengths = at::zeros({P}, gate_table.options().dtype(at::kLong));
   at::Tensor scores = at::empty({P}, gate_table.options());

@@ -140,6 +140,8 @@ ARG_CASES = [
     ("beam", dict(horizon=-1), "horizon must be in"),
     ("beam", dict(width=2**31), "width must be in"),
     ("beam", dict(gamma=0.0), "gamma must be in"),
+    ("sample", dict(horizon=2**31 - 2), "GiB of planner workspace"),
+    ("beam", dict(width=100_000, horizon=2**20), "GiB of planner workspace"),
     ("sample", dict(gamma=1.5), "gamma must be in"),
     ("score", dict(gamma=math.nan), "gamma must be in"),
     ("beam", dict(clip=math.nan), "clip_logq must be a number"),

@@ -1,0 +1,48 @@
+"""pytest-benchmark timings of the paper configuration (1 plan, 200 samples, horizon 50,
+hidden 64, 18 actions, prior on): native sampling and beam search, and the eager reference.
+
+Disabled by default (``--benchmark-disable`` in pyproject's addopts: each runs once, as a
+test); time them with ``pytest tests/ops/test_bench_planner.py --benchmark-enable``. The full
+comparison with a table and the machine's matmul peak is benchmarks/bench_planner.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from glamor import ops
+from glamor.model import GlamorModel
+from glamor.planning import reference
+
+pytestmark = pytest.mark.skipif(not ops.available(), reason=f"glamor._C not built: {ops.import_error()}")
+
+SAMPLES, WIDTH, HORIZON, GAMMA, SEED = 200, 200, 50, 0.99, 1234
+
+
+@pytest.fixture(scope="module")
+def paper_inputs():
+    """A default-initialised GlamorModel at the paper's sizes, planning from random images."""
+    torch.manual_seed(0)
+    model = GlamorModel(num_actions=18, frame_stack=4, image_hw=(80, 104), lstm_hidden=64)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (1, 4, 80, 104), dtype=torch.uint8, generator=g)
+    goal = torch.randint(0, 256, (1, 1, 80, 104), dtype=torch.uint8, generator=g)
+    return model.planning_inputs(obs, goal, use_prior=True)
+
+
+def test_bench_native_sample(benchmark, paper_inputs):
+    actions, lengths, _ = benchmark(ops.sample_plans, paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None)
+    assert actions.shape == (1, HORIZON) and 1 <= int(lengths[0]) <= HORIZON
+
+
+def test_bench_native_beam(benchmark, paper_inputs):
+    actions, lengths, _ = benchmark(ops.beam_search, paper_inputs, WIDTH, HORIZON, GAMMA, None)
+    assert actions.shape == (1, HORIZON) and 1 <= int(lengths[0]) <= HORIZON
+
+
+def test_bench_reference_sample(benchmark, paper_inputs):
+    benchmark.extra_info["note"] = "eager PyTorch twin of test_bench_native_sample"
+    native = ops.sample_plans(paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None)
+    ref = benchmark(reference.sample_plans, paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None)
+    assert torch.equal(native[0], ref[0]) and torch.equal(native[1], ref[1])
