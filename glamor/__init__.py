@@ -2,9 +2,9 @@
 
 Example:
     >>> import torch, glamor
-    >>> model = glamor.GlamorModel(num_actions=4, frame_stack=1, image_hw=(33, 33),
+    >>> model = glamor.GlamorModel(num_actions=4, frame_stack=1, image_hw=(22, 22),
     ...                            encoder_channels=(4, 8, 8), embed_dim=32, lstm_hidden=16)
-    >>> obs = torch.zeros(2, 1, 33, 33, dtype=torch.uint8)
+    >>> obs = torch.zeros(2, 1, 22, 22, dtype=torch.uint8)
     >>> plan = model.plan(obs, obs[:, -1:], method="beam", width=8, horizon=5)
     >>> plan.actions.shape
     torch.Size([2, 5])

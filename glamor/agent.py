@@ -24,9 +24,9 @@ class Agent:
     """A planner-driven agent.
 
     Example:
-        >>> model = GlamorModel(4, 1, (33, 33), (4, 8, 8), 32, 32, 16)
+        >>> model = GlamorModel(4, 1, (22, 22), (4, 8, 8), 32, 32, 16)
         >>> agent = Agent(model, width=8)
-        >>> obs = np.zeros((3, 1, 33, 33), np.uint8)
+        >>> obs = np.zeros((3, 1, 22, 22), np.uint8)
         >>> actions, stop = agent.act(obs, obs, horizon=5)
         >>> actions.shape, stop.dtype
         ((3,), dtype('bool'))

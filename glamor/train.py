@@ -76,6 +76,7 @@ class Trainer:
         self.updates = 0
         self._eval_sets = None
         self._plan_time, self._plans = 0.0, 0
+        self._update_credit = 0.0
 
     # ---- collection ---------------------------------------------------------------------
     def collect_round(self) -> int:
@@ -168,7 +169,9 @@ class Trainer:
                 taken = self.collect_round()
                 bar.update(taken)
                 if self.env_step >= cfg.learning_starts:
-                    for _ in range(cfg.updates_per_episode * len(self.envs)):
+                    self._update_credit += cfg.updates_per_episode * len(self.envs)
+                    for _ in range(int(self._update_credit)):
+                        self._update_credit -= 1
                         for name, v in self.update().items():
                             window.setdefault(name, []).append(v)
                 if self.env_step >= next_log and window:

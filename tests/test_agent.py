@@ -50,6 +50,6 @@ def test_random_policy_runs_the_fixed_horizon_and_glamor_may_stop_early():
     rand = run_episodes(envs, gs, None)
     assert rand.steps.tolist() == [k] * 5 and rand.success.dtype == bool
     from glamor.model import GlamorModel
-    m = GlamorModel(4, 1, (33, 33), (4, 4, 4), 16, 16, 8)
+    m = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8)
     res = run_episodes(envs, gs, Agent(m, width=4, backend="reference"))
     assert ((res.steps >= 1) & (res.steps <= k)).all() and res.label_distance.shape == (5,)

@@ -17,8 +17,8 @@ def test_check_env(env_id):
 def test_observation_contract(env_id):
     env = genvs.make(env_id, episode_length=5)
     obs, info = env.reset(seed=1)
-    assert obs["observation"].shape == (1, 33, 33) and obs["observation"].dtype == np.uint8
-    assert obs["desired_goal"].shape == obs["achieved_goal"].shape == (1, 33, 33)
+    assert obs["observation"].shape == (1, 22, 22) and obs["observation"].dtype == np.uint8
+    assert obs["desired_goal"].shape == obs["achieved_goal"].shape == (1, 22, 22)
     assert info["labels"].shape == (len(env.label_names),)
     for t in range(5):
         obs, reward, terminated, truncated, info = env.step(t % 4)
@@ -61,7 +61,7 @@ def test_labels_are_cells_in_the_image():
     obs, info = env.reset(seed=2)
     frame = obs["observation"][-1]
     ar, ac, br, bc = info["labels"].astype(int)
-    assert frame[ar * 3, ac * 3] == AGENT and frame[br * 3, bc * 3] == BOX
+    assert frame[ar * 2, ac * 2] == AGENT and frame[br * 2, bc * 2] == BOX
 
 
 def test_box_is_pushed_and_blocked_by_walls():

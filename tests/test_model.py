@@ -12,7 +12,7 @@ def test_impala_reference_sizes():
     out = enc(torch.zeros(2, 4, 80, 104, dtype=torch.uint8))
     assert out.shape == (2, 512)
     # each residual block's second GroupNorm starts at zero: the block starts as the identity
-    assert all(float(s.blocks[i].norm2.weight.abs().sum()) == 0 for s in enc.stages for i in range(2))
+    assert all(float(s.blocks[i].norm2.weight.detach().abs().sum()) == 0 for s in enc.stages for i in range(2))
 
 
 def test_model_shapes_and_tokens():

@@ -6,7 +6,7 @@ actions: up, down, left, right; moving into a wall leaves the agent where it is.
 the box) start on random free cells drawn from the reset seed, so the world is deterministic
 under a seed.
 
-Each cell is ``cell_px`` x ``cell_px`` pixels: floor 0, wall 96, box 176, agent 255.
+Each cell is ``cell_px`` x ``cell_px`` pixels (2: a 22x22 frame): floor 0, wall 96, box 176, agent 255.
 Labels are the agent's cell ``(row, col)``, and in the box variant also the box's cell. Their
 range is the span of the interior (``size - 3``), so the spec's 10%-of-range judge asks for the
 exact cells.
@@ -16,7 +16,7 @@ Example:
     >>> env = gym.make("glamor/GridWorld-v0")
     >>> obs, info = env.reset(seed=0)
     >>> obs["observation"].shape, info["labels"].shape
-    ((1, 33, 33), (2,))
+    ((1, 22, 22), (2,))
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class GridWorld(GoalEnv):
         self,
         size: int = 11,
         box: bool = False,
-        cell_px: int = 3,
+        cell_px: int = 2,
         frame_stack: int = 1,
         episode_length: int = 12,
         render_mode: str | None = None,
