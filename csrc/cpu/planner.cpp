@@ -35,11 +35,16 @@ constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
 constexpr double MAX_WORKSPACE_BYTES = 8.0 * (1ull << 30);
 constexpr int CHUNK = 128;  // candidates per work item (their state stays in L2)
 
+// The kernels for this CPU, chosen at run time (the build itself targets any x86-64).
 const Kernels& select_kernels() {
+#if defined(__x86_64__) && defined(__GNUC__)
   const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
                           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl");
+#else
+  const bool has_avx2 = false, has_avx512 = false;
+#endif
   const char* env = std::getenv("GLAMOR_CPU_ISA");
   const std::string want = env ? env : "";
   if (want.empty() || want == "auto") {
@@ -376,21 +381,25 @@ inline uint64_t beam_key(uint32_t order, uint32_t flat) {
   return (static_cast<uint64_t>(order) << 32) | (0xFFFFFFFFu - flat);
 }
 
-// The keys of the best B of the B * n action expansions cand[a * cap + beam], sorted.
-// A threshold from a strided sample first leaves out the expansions that cannot be kept
-// (exact: if fewer than B pass it, all are kept for the selection).
-void select_best(const float* cand, int cap, int B, int n, std::vector<uint64_t>& keys,
-                 std::vector<uint32_t>& sample) {
-  const size_t total = static_cast<size_t>(B) * n;
+// The best `keep` action expansions of beams [b0, b1) (cand[a * cap + beam]) as sorted keys;
+// returns how many (keep, or all of them when fewer). A threshold from a strided sample first
+// leaves out the expansions that cannot be kept (exact: when fewer than `keep` pass it, all
+// are taken).
+int select_best(const float* cand, int cap, int b0, int b1, int n, int keep, uint64_t* keys,
+                std::vector<uint32_t>& sample) {
+  const int rows = b1 - b0;
+  const size_t total = static_cast<size_t>(std::max(rows, 0)) * n;
+  keep = static_cast<int>(std::min<size_t>(keep, total));
+  if (keep == 0) return 0;
   uint32_t threshold = 0;
-  if (total > 4 * static_cast<size_t>(B) && total > 2048) {
+  if (total > 4 * static_cast<size_t>(keep) && total > 2048) {
     const size_t S = 2048;
     sample.resize(S);
     for (size_t i = 0; i < S; ++i) {
-      const size_t f = i * total / S;  // flat index, a-major
-      sample[i] = score_order(cand[(f / B) * cap + f % B]);
+      const size_t f = i * total / S;  // a-major over the rows
+      sample[i] = score_order(cand[(f / rows) * cap + b0 + f % rows]);
     }
-    const size_t k = std::min<size_t>(S, (S * B * 5) / (total * 4) + 16);  // ~1.25 B expected to pass
+    const size_t k = std::min<size_t>(S, (S * keep * 5) / (total * 4) + 16);  // ~1.25 keep pass
     std::nth_element(sample.begin(), sample.begin() + (k - 1), sample.end(), std::greater<uint32_t>());
     threshold = sample[k - 1];
   }
@@ -399,42 +408,51 @@ void select_best(const float* cand, int cap, int B, int n, std::vector<uint64_t>
     count = 0;
     for (int a = 0; a < n; ++a) {
       const float* row = cand + static_cast<size_t>(a) * cap;
-      for (int i = 0; i < B; ++i) {
+      for (int i = b0; i < b1; ++i) {
         const uint32_t o = score_order(row[i]);
         if (o >= threshold) keys[count++] = beam_key(o, static_cast<uint32_t>(i * n + a));
       }
     }
-    if (count >= static_cast<size_t>(B)) break;
-    threshold = 0;  // the sample misled: keep everything
+    if (count >= static_cast<size_t>(keep)) break;
+    threshold = 0;  // the sample misled: take everything
   }
-  if (count > static_cast<size_t>(B))
-    std::nth_element(keys.begin(), keys.begin() + (B - 1), keys.begin() + count, std::greater<uint64_t>());
-  std::sort(keys.begin(), keys.begin() + B, std::greater<uint64_t>());
+  if (count > static_cast<size_t>(keep))
+    std::nth_element(keys, keys + (keep - 1), keys + count, std::greater<uint64_t>());
+  std::sort(keys, keys + keep, std::greater<uint64_t>());
+  return keep;
 }
 
 struct BeamWork {
   Block blk;
   std::vector<float> score[2];   // (cap) accumulated score of each row
   std::vector<float> cand;       // (n+1, cap) expansions
-  std::vector<uint64_t> keys;    // (B * n)
-  std::vector<uint32_t> sample;  // (2048) for select_best's threshold
+  // per team member: its rows' best expansions (sorted keys), their count, its best END
+  std::vector<std::vector<uint64_t>> keys;
+  std::vector<std::vector<uint32_t>> sample;
+  std::vector<int> count, end_arg, pos;
+  std::vector<float> end_best;
   std::vector<int32_t> parent, token;  // (horizon, B)
   int b = 0;                      // the buffer the next step reads
   float best_score = NEG_INF;
   int best_t = 0, best_beam = 0;
 
-  void init(const Packed& pk, int rows, int64_t B, int64_t horizon) {
+  void init(const Packed& pk, int rows, int64_t B, int64_t horizon, int members) {
     blk.init(pk, rows);
+    grow(keys, members);
+    grow(sample, members);
+    for (int i = 0; i < members; ++i) grow(keys[i], static_cast<size_t>(B) * pk.n);
+    grow(count, members);
+    grow(end_arg, members);
+    grow(pos, members);
+    grow(end_best, members);
     for (int i = 0; i < 2; ++i) grow(score[i], rows);
     grow(cand, static_cast<size_t>(pk.n + 1) * rows);
-    grow(keys, static_cast<size_t>(B) * pk.n);
-    grow(sample, 2048);
     grow(parent, static_cast<size_t>(horizon) * B);
     grow(token, static_cast<size_t>(horizon) * B);
   }
-  static double bytes(const Packed& pk, int rows, int64_t B, int64_t horizon) {
+  static double bytes(const Packed& pk, int rows, int64_t B, int64_t horizon, int members) {
     return Block::bytes(pk, rows) + 4.0 * (2.0 * rows + (pk.n + 1.0) * rows + 2.0 * horizon * B) +
-           8.0 * B * pk.n;
+           (8.0 * B * pk.n + 4.0 * 2048) * members;
   }
 };
 
@@ -477,28 +495,39 @@ void beam_plan(const Kernels& K, const Packed& pk, BeamWork& bw, std::vector<flo
         for (int l = 0; l < W; ++l)
           bw.cand[static_cast<size_t>(j) * cap + g + l] = bw.score[b][g + l] + (s[j * W + l] + log_gamma);
     }
+    // this member's rows: the best END expansion (lowest beam on ties), the best B actions
+    const int b1 = std::min(r1, B);
+    const float* end = bw.cand.data() + static_cast<size_t>(n) * cap;
+    bw.end_arg[tid] = -1;
+    bw.end_best[tid] = NEG_INF;
+    for (int i = r0; i < b1; ++i)
+      if (end[i] > bw.end_best[tid]) bw.end_best[tid] = end[i], bw.end_arg[tid] = i;
+    if (t < horizon) bw.count[tid] = select_best(bw.cand.data(), cap, r0, b1, n, B, bw.keys[tid].data(), bw.sample[tid]);
     barrier();
     if (tid == 0) {
-      if (t > 0) {  // the best END expansion, lowest beam on ties; kept only if strictly better
-        const float* end = bw.cand.data() + static_cast<size_t>(n) * cap;
+      if (t > 0) {  // the best END of this step replaces the best plan only if strictly better
         int arg = -1;
         float best = NEG_INF;
-        for (int i = 0; i < B; ++i)
-          if (end[i] > best) best = end[i], arg = i;
+        for (int i = 0; i < nt; ++i)  // members in row order: the lowest beam wins ties
+          if (bw.end_arg[i] >= 0 && bw.end_best[i] > best) best = bw.end_best[i], arg = bw.end_arg[i];
         if (arg >= 0 && best > bw.best_score) {
           bw.best_score = best;
           bw.best_t = t;
           bw.best_beam = arg;
         }
       }
-      if (t < horizon) {  // keep the best B action expansions, in key order
-        select_best(bw.cand.data(), cap, B, n, bw.keys, bw.sample);
-        const uint64_t* keys = bw.keys.data();
+      if (t < horizon) {  // keep the best B action expansions, in key order: merge the members'
         const int nb = 1 - b;
         int32_t* par = bw.parent.data() + static_cast<size_t>(t) * B;
         int32_t* tokn = bw.token.data() + static_cast<size_t>(t) * B;
+        int* pos = bw.pos.data();
+        std::fill(pos, pos + nt, 0);
         for (int k = 0; k < B; ++k) {
-          const uint32_t flat = 0xFFFFFFFFu - static_cast<uint32_t>(keys[k] & 0xFFFFFFFFu);
+          int from = -1;
+          for (int i = 0; i < nt; ++i)
+            if (pos[i] < bw.count[i] && (from < 0 || bw.keys[i][pos[i]] > bw.keys[from][pos[from]])) from = i;
+          const uint64_t key = bw.keys[from][pos[from]++];
+          const uint32_t flat = 0xFFFFFFFFu - static_cast<uint32_t>(key & 0xFFFFFFFFu);
           const int beam = static_cast<int>(flat / n), a = static_cast<int>(flat % n);
           par[k] = beam;
           tokn[k] = a;
@@ -751,11 +780,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
   const bool shared = P < threads;  // all threads on each plan, else one plan per thread
   const int teams = shared ? 1 : threads;
   const int rows = static_cast<int>(round_up(B, row_align(K)));
-  const double bytes = teams * BeamWork::bytes(pk, rows, B, horizon);
+  const int members = shared ? threads : 1;
+  const double bytes = teams * BeamWork::bytes(pk, rows, B, horizon, members);
   check_workspace(bytes + threads * 4.0 * (pk.M + 2) * (pk.n + 1) * K.W + 4.0 * pk.table.size());
   BeamCache& cache = beam_cache();
   grow(cache.teams, teams);
-  for (int i = 0; i < teams; ++i) cache.teams[i].init(pk, rows, B, horizon);
+  for (int i = 0; i < teams; ++i) cache.teams[i].init(pk, rows, B, horizon, members);
   grow(cache.work, threads);
   grow(cache.s, threads);
   for (int i = 0; i < threads; ++i) {
