@@ -1,29 +1,151 @@
-"""Checkpoints written atomically: a temporary file in the same folder, fsync, then rename.
+"""Checkpoints that survive a kill at any moment or a full disk.
 
-A process killed at any moment leaves either the previous checkpoint or the new one, never a
-half-written file under the checkpoint's name.
+A run's checkpoint is `checkpoint.pt` (model, optimiser, counters, random states; small) plus,
+for resumable training state, a replay file `replay-<env_step>.npz` (uint8 frames, each once,
+compressed) that the checkpoint names. Writing a new checkpoint:
+
+1. the replay goes to a temporary file, is fsynced and renamed to its final name;
+2. the checkpoint goes to a temporary file and is fsynced;
+3. the current `checkpoint.pt` is renamed to `checkpoint.prev.pt`, the new one to
+   `checkpoint.pt`, and the folder is fsynced;
+4. replay files that neither checkpoint names are deleted.
+
+At every moment at least one of `checkpoint.pt` / `checkpoint.prev.pt` is complete and its
+replay file exists; `load_latest` takes the newest one that loads. A failed write (a full
+disk) removes its temporary files and leaves the previous checkpoints untouched.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. a platform without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_bytes_atomic(data_writer, path: Path) -> None:
+    """Write through `data_writer(file)` to a temporary file, fsync, rename onto `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            data_writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """torch.save `obj` to `path` through a temporary file, fsync and rename."""
+    _write_bytes_atomic(lambda f: torch.save(obj, f), Path(path))
+
+
+def save_arrays(arrays: dict[str, np.ndarray], path: str | Path) -> None:
+    """A dict of arrays as one compressed .npz, written atomically."""
+    _write_bytes_atomic(lambda f: np.savez_compressed(f, **arrays), Path(path))
+
+
+def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a run's checkpoint (and its replay file) keeping the previous one; see the module
+    docstring for the order of operations. Returns the checkpoint's path."""
+    run_dir = Path(run_dir)
+    state = dict(state)
+    if replay is not None:
+        name = f"replay-{int(state.get('env_step', 0))}.npz"
+        save_arrays(replay, run_dir / name)
+        state["replay_file"] = name
+    new = run_dir / f".{CHECKPOINT}.new"
+    try:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        _write_bytes_atomic(lambda f: f.write(buf.getbuffer()), new)
+        current = run_dir / CHECKPOINT
+        if current.exists():
+            os.replace(current, run_dir / PREVIOUS)
+        os.replace(new, current)
+        _fsync_dir(run_dir)
+    except BaseException:
+        new.unlink(missing_ok=True)
+        _remove_unreferenced_replays(run_dir)  # the replay file just written, if any
+        raise
+    _remove_unreferenced_replays(run_dir)
+    return run_dir / CHECKPOINT
+
+
+def _referenced_replays(run_dir: Path) -> set[str]:
+    names = set()
+    for name in (CHECKPOINT, PREVIOUS):
+        try:
+            state = load(run_dir / name)
+        except Exception:  # noqa: BLE001 - a missing or damaged checkpoint names nothing
+            continue
+        if state.get("replay_file"):
+            names.add(state["replay_file"])
+    return names
+
+
+def _remove_unreferenced_replays(run_dir: Path) -> None:
+    keep = _referenced_replays(run_dir)
+    for path in run_dir.glob("replay-*.npz"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+    for path in run_dir.glob(".replay-*.npz.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def load(path: str | Path, map_location="cpu") -> dict:
+    """One checkpoint file (no fallback)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True) -> dict | None:
+    """The newest complete checkpoint of a run, or None when it has none.
+
+    Tries `checkpoint.pt`, then `checkpoint.prev.pt`; a file that fails to load or whose replay
+    file is missing is skipped with a warning. With `with_replay`, the replay arrays are read
+    into `state["replay"]`.
+    """
+    run_dir = Path(run_dir)
+    for name in (CHECKPOINT, PREVIOUS):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = load(path, map_location)
+            replay_file = state.get("replay_file")
+            if with_replay and replay_file:
+                state["replay"] = load_arrays(run_dir / replay_file)
+        except Exception as e:  # noqa: BLE001 - fall back to the previous checkpoint
+            warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {e}); trying the previous one",
+                          stacklevel=2)
+            continue
+        state["path"] = str(path)
+        return state
+    return None

@@ -36,8 +36,13 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from glamor.train import train
+    from glamor.train import resume, train
 
+    if args.resume:
+        if args.set or args.env or args.seed is not None or args.run_dir or args.overwrite:
+            raise SystemExit("--resume RUN_DIR takes the run's own config.json; only --total-env-steps may change")
+        resume(args.resume, total_env_steps=args.total_env_steps)
+        return 0
     overrides = _parse_overrides(args.set)
     if args.env:
         overrides["env_id"] = args.env
@@ -103,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--env", help="environment id (see `glamor envs`), overrides the preset's")
     t.add_argument("--run-dir", help="where the run is written (default runs/PRESET-seedN)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue RUN_DIR from its last complete checkpoint (exactly, with deterministic=true)")
     t.add_argument("--total-env-steps", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a config field")

@@ -35,6 +35,8 @@ class Config:
     """k: environment steps per episode, also the planning horizon (50 Atari, 100 Control)."""
     num_envs: int = 1
     """Environments collected in parallel; one batched plan call serves all of them."""
+    vector: str = "sync"
+    """Where collection environments run: 'sync' (in this process) or 'async' (a worker process each)."""
 
     # --- model ----------------------------------------------------------------------------
     encoder_channels: tuple[int, ...] = (16, 32, 32)
@@ -109,6 +111,9 @@ class Config:
     """Torch device of the model: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ..."""
     torch_threads: int = 0
     """torch.set_num_threads for the run (0: leave torch's default)."""
+    deterministic: bool = False
+    """torch.use_deterministic_algorithms and one torch thread (unless torch_threads says otherwise):
+    a killed and resumed run ends with the same weights as an uninterrupted one."""
     progress: bool = True
     """Show a progress bar."""
 

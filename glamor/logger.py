@@ -2,6 +2,10 @@
 
 The CSV (`metrics.csv` in the run directory) has one row per `log` call: env_step, wall time,
 then one column per metric name known at creation (empty where a row has no value).
+
+A resumed run passes `resume_step` (the checkpoint's env step): rows logged after it by the killed
+process are dropped from the CSV and purged from TensorBoard, so every step is logged once, and
+the wall time goes on from `wall_offset`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ METRICS = (
     "charts/epsilon",
     "charts/env_steps_per_s",
     "charts/updates_per_s",
+    "charts/worker_restarts",
     "planner/plans_per_s",
     "eval/success_rate",
     "eval/success_rate_no_prior",
@@ -26,21 +31,49 @@ METRICS = (
 
 
 class Logger:
-    def __init__(self, run_dir: Path, tensorboard: bool = True, append: bool = False):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, append: bool = False,
+                 resume_step: int | None = None, wall_offset: float = 0.0):
         self.run_dir = Path(run_dir)
-        self.start = time.time()
+        self.start = time.time() - wall_offset
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+            purge = None if resume_step is None else resume_step + 1
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         path = self.run_dir / "metrics.csv"
-        fresh = not (append and path.exists())
+        kept = self._rows_up_to(path, resume_step) if resume_step is not None else None
+        fresh = kept is not None or not (append and path.exists())
         self._file = open(path, "w" if fresh else "a", newline="")
         self._csv = csv.writer(self._file)
         if fresh:
             self._csv.writerow(["env_step", "wall_time", *METRICS])
+            for row in kept or []:
+                self._csv.writerow([row.get(c, "") for c in ("env_step", "wall_time", *METRICS)])
+            self._file.flush()
         self._warned: set[str] = set()
+
+    @staticmethod
+    def _rows_up_to(path: Path, step: int) -> list[dict]:
+        """The CSV's rows (as dicts) logged at env_step <= step."""
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            return [row for row in csv.DictReader(f) if row.get("env_step") and int(row["env_step"]) <= step]
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.start
+
+    def log_gif(self, tag: str, gif: bytes, size: tuple[int, int], env_step: int) -> None:
+        """An animated GIF (encoded bytes, size (H, W)) to TensorBoard's images tab, the way
+        `SummaryWriter.add_video` stores videos (which needs moviepy; we encode with pillow)."""
+        if self.writer is None:
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=size[0], width=size[1], colorspace=3, encoded_image_string=gif)
+        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), env_step)
 
     def log(self, env_step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():

@@ -4,18 +4,31 @@ goals, relabel them in hindsight, and fit the IDM and the prior by maximum likel
 One round: every environment resets (a fresh start) with a training goal drawn uniformly, the
 agent plans once for all of them (one batched plan call), executes the plans with epsilon-greedy
 exploration and random actions after each plan ends, and the episodes go to the replay. Then
-`updates_per_episode` updates per collected episode (after `learning_starts`).
+`updates_per_episode` updates per collected episode (after `learning_starts`). Environments run
+in this process or in worker processes (`Config.vector`, see glamor/vector.py).
 
-A run directory holds config.json, metrics.csv, tb/ (TensorBoard), checkpoint.pt (written
-atomically) and eval.json.
+A run directory holds config.json, metrics.csv, tb/ (TensorBoard), checkpoint.pt (with
+checkpoint.prev.pt and the replay-<step>.npz they name; see glamor/checkpoint.py) and eval.json.
+
+Exact resume: a checkpoint holds everything the loop's future depends on (model, optimiser,
+replay, the random states of torch, numpy, python, the trainer, the agent and every environment,
+the step counters and the schedule of logs, evaluations and snapshots), and it is written only
+between rounds. `resume(run_dir)` continues from it; with `deterministic=True` a run killed and
+resumed any number of times ends with the same weights as one that was not.
+
+Several processes (`torchrun`, see glamor/distributed.py): each collects its own data, gradients
+are averaged with DDP, env_step counts every process's steps; rank 0 logs, evaluates and saves.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +43,9 @@ from glamor.goals import make_goal_set
 from glamor.logger import Logger
 from glamor.model import GlamorModel
 from glamor.replay import Replay
+from glamor.vector import make_pool
+
+CHECKPOINT_FORMAT = 2
 
 
 def resolve_device(name: str) -> torch.device:
@@ -54,40 +70,95 @@ def eval_goal_sets(cfg: Config, env: envs.GoalEnv, count: int, progress: bool) -
     return sets
 
 
-class Trainer:
-    """Owns the run's environments, model, optimiser, replay and counters."""
+class _Loss(torch.nn.Module):
+    """The model's loss as a forward(), so DistributedDataParallel can wrap it."""
 
-    def __init__(self, cfg: Config, run_dir: Path):
+    def __init__(self, model: GlamorModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs, goal, targets):
+        return self.model.loss(obs, goal, targets)
+
+
+def set_determinism(cfg: Config) -> None:
+    """Thread count and deterministic algorithms, as the config asks."""
+    threads = cfg.torch_threads or (1 if cfg.deterministic else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+class Trainer:
+    """Owns the run's environments, model, optimiser, replay, counters and random states.
+
+    Args:
+        cfg: the run's configuration.
+        run_dir: where checkpoints and logs go.
+        rank, world_size: this process's place among several (torch.distributed must be
+            initialised when world_size > 1).
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path, rank: int = 0, world_size: int = 1):
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.rank, self.world_size = rank, world_size
+        set_determinism(cfg)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
         self.device = resolve_device(cfg.device)
-        self.envs = make_envs(cfg, cfg.num_envs)
-        env = self.envs[0]
-        self.num_actions = env.action_space.n
-        self.model = build_model(cfg, env).to(self.device)
+        self.env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)  # goals and shapes
+        self.pool = make_pool(cfg)
+        self.num_actions = self.env.action_space.n
+        self.model = build_model(cfg, self.env).to(self.device)
+        self.loss_fn = _Loss(self.model)
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=None if self.device.type == "cpu"
+                                                   else [self.device])
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.replay = Replay(cfg.replay_capacity, env.frame_shape, env.frame_stack, self.num_actions)
-        self.agent = Agent.from_config(self.model, cfg)
-        self.train_goals = make_goal_set(env, cfg, "train", progress=cfg.progress)
-        self.env_step = 0
+        self.replay = Replay(cfg.replay_capacity, self.env.frame_shape, self.env.frame_stack, self.num_actions)
+        self.agent = Agent.from_config(self.model, cfg, seed=cfg.seed + rank)
+        self.train_goals = make_goal_set(self.env, cfg, "train", progress=cfg.progress and rank == 0)
+        self.env_step = 0  # over all processes
         self.updates = 0
         self._eval_sets = None
         self._plan_time, self._plans = 0.0, 0
         self._update_credit = 0.0
+        # the loop's schedule and its running log window (checkpointed: the loop's future)
+        self.next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
+        self.next_snapshot, self.next_log = cfg.snapshot_every, 0
+        self.window: dict[str, list[float]] = {}
+        self.last_success: str | None = None
+        self.resumed_from: int | None = None
+        self._wall_offset = 0.0
+
+    @property
+    def envs(self):
+        """The collection environments (an EnvPool)."""
+        return self.pool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def close(self) -> None:
+        self.pool.close()
 
     # ---- collection ---------------------------------------------------------------------
     def collect_round(self) -> int:
-        """One open-loop, epsilon-greedy episode per environment; returns env steps taken."""
-        cfg, k = self.cfg, self.cfg.episode_length
-        picks = self.rng.integers(len(self.train_goals), size=len(self.envs))
-        obs = [env.reset(seed=int(self.rng.integers(2**31)), options={"goal": self.train_goals[int(i)]})[0]
-               for env, i in zip(self.envs, picks)]
+        """One open-loop, epsilon-greedy episode per environment; returns env steps taken
+        (by all processes together)."""
+        cfg, k, n = self.cfg, self.cfg.episode_length, len(self.pool)
+        picks = self.rng.integers(len(self.train_goals), size=n)
+        seeds = [int(self.rng.integers(2**31)) for _ in range(n)]
+        obs = self.pool.reset(seeds, [self.train_goals[int(i)] for i in picks])
         epsilon = cfg.epsilon(self.env_step)
         if self.env_step < cfg.learning_starts or epsilon >= 1.0:
-            actions = self.rng.integers(self.num_actions, size=(len(self.envs), k))
+            actions = self.rng.integers(self.num_actions, size=(n, k))
         else:
             self.model.eval()
             o = np.stack([x["observation"] for x in obs])  # (E, S, H, W)
@@ -95,20 +166,17 @@ class Trainer:
             t0 = time.perf_counter()
             actions = self.agent.open_loop(o, g, horizon=k)  # (E, k)
             self._plan_time += time.perf_counter() - t0
-            self._plans += len(self.envs)
+            self._plans += n
             self.model.train()
         actions = self.agent.epsilon_greedy(actions, epsilon)
         taken = 0
-        for e, env in enumerate(self.envs):
-            frames, acts = [obs[e]["observation"][-1]], []
-            for t in range(k):
-                o, _, terminated, truncated, _ = env.step(int(actions[e, t]))
-                frames.append(o["observation"][-1])
-                acts.append(int(actions[e, t]))
-                if terminated or truncated:
-                    break
-            self.replay.add_episode(np.stack(frames), np.array(acts))
+        for frames, acts in self.pool.rollout(actions):
+            self.replay.add_episode(frames, acts)
             taken += len(acts)
+        if self.world_size > 1:
+            total = torch.tensor([taken], dtype=torch.int64)
+            torch.distributed.all_reduce(total)
+            taken = int(total.item())
         self.env_step += taken
         return taken
 
@@ -118,8 +186,13 @@ class Trainer:
         obs, goal, targets, k = self.replay.sample(cfg.batch_size, cfg.episode_length, self.rng)
         T = int(k.max()) + 1  # the longest target in the batch; the rest is PAD
         to = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
-        losses = self.model.loss(to(obs), to(goal), to(targets[:, :T]))
-        if not torch.isfinite(losses["loss"]):
+        losses = self.loss_fn(to(obs), to(goal), to(targets[:, :T]))
+        finite = bool(torch.isfinite(losses["loss"]))
+        if self.world_size > 1:  # every rank stops together
+            flag = torch.tensor([int(finite)])
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+            finite = bool(flag.item())
+        if not finite:
             raise FloatingPointError(
                 f"non-finite loss {losses['loss'].item()} at env step {self.env_step}; "
                 f"the last good checkpoint in {self.run_dir} is kept"
@@ -132,78 +205,142 @@ class Trainer:
         return {name: v.item() for name, v in losses.items()}
 
     # ---- checkpoints --------------------------------------------------------------------
-    def save(self) -> None:
-        env = self.envs[0]
-        checkpoint.atomic_save(
-            {
-                "config": self.cfg.to_dict(),
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "env_step": self.env_step,
-                "updates": self.updates,
-                "model_meta": {"num_actions": self.num_actions, "frame_stack": env.frame_stack,
-                               "image_hw": list(env.frame_shape)},
-            },
-            self.run_dir / "checkpoint.pt",
-        )
+    def model_meta(self) -> dict:
+        return {"num_actions": self.num_actions, "frame_stack": self.env.frame_stack,
+                "image_hw": list(self.env.frame_shape)}
 
-    def evaluate(self, episodes: int) -> dict:
+    def state_dict(self) -> dict:
+        """Everything the rest of the run depends on, except the replay's arrays."""
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_step": self.env_step,
+            "updates": self.updates,
+            "model_meta": self.model_meta(),
+            "trainer": {
+                "rng": self.rng.bit_generator.state,
+                "update_credit": self._update_credit,
+                "next_eval": self.next_eval,
+                "next_snapshot": self.next_snapshot,
+                "next_log": self.next_log,
+                "window": self.window,
+                "last_success": self.last_success,
+                "wall_time": self._wall_offset,
+            },
+            "agent": {"rng": self.agent.rng.bit_generator.state, "plan_seed": self.agent._plan_seed,
+                      "plans_made": self.agent.plans_made},
+            "rng": rng,
+            "envs": self.pool.rng_states(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict()` (and `state["replay"]`, the replay's arrays, when present)."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')} cannot be resumed "
+                             f"(this version writes format {CHECKPOINT_FORMAT})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.env_step, self.updates = int(state["env_step"]), int(state["updates"])
+        t = state["trainer"]
+        self.rng.bit_generator.state = t["rng"]
+        self._update_credit = t["update_credit"]
+        self.next_eval, self.next_snapshot, self.next_log = t["next_eval"], t["next_snapshot"], t["next_log"]
+        self.window = {k: list(v) for k, v in t["window"].items()}
+        self.last_success, self._wall_offset = t["last_success"], t["wall_time"]
+        a = state["agent"]
+        self.agent.rng.bit_generator.state = a["rng"]
+        self.agent._plan_seed, self.agent.plans_made = a["plan_seed"], a["plans_made"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self.pool.set_rng_states(state["envs"])
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
+        self.resumed_from = self.env_step
+
+    def save(self, logger: Logger | None = None) -> None:
+        """A checkpoint of the whole training state (rank 0 only); the previous one is kept
+        until this one is complete."""
+        if not self.is_main:
+            return
+        if logger is not None:
+            self._wall_offset = logger.elapsed
+        try:
+            checkpoint.save_run(self.run_dir, self.state_dict(), self.replay.state_dict())
+        except OSError as e:
+            raise OSError(f"writing a checkpoint in {self.run_dir} failed ({e}); the previous checkpoint "
+                          f"is kept and `glamor train --resume {self.run_dir}` continues from it") from e
+
+    def evaluate(self, episodes: int, **kwargs) -> dict:
         if self._eval_sets is None:
-            self._eval_sets = eval_goal_sets(self.cfg, self.envs[0], self.cfg.eval_episodes, self.cfg.progress)
+            self._eval_sets = eval_goal_sets(self.cfg, self.env, self.cfg.eval_episodes, self.cfg.progress)
         sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in self._eval_sets.items()}
         eval_envs = make_envs(self.cfg, min(self.cfg.eval_batch, episodes))
-        return evaluate(self.model, self.cfg, eval_envs, sets, progress=False)
+        return evaluate(self.model, self.cfg, eval_envs, sets, progress=False, **kwargs)
 
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict:
+        """Train until total_env_steps, save, evaluate (rank 0); returns the eval.json dict
+        (empty on other ranks)."""
         cfg = self.cfg
-        logger = Logger(self.run_dir)
-        bar = tqdm(total=cfg.total_env_steps, unit="step", disable=not cfg.progress, dynamic_ncols=True)
-        next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
-        next_snapshot, next_log = cfg.snapshot_every, 0
+        logger = Logger(self.run_dir, tensorboard=self.is_main, resume_step=self.resumed_from,
+                        wall_offset=self._wall_offset) if self.is_main else None
+        bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_step, cfg.total_env_steps), unit="step",
+                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
         self._plan_time, self._plans = 0.0, 0
-        window: dict[str, list[float]] = {}
-        t_last, steps_last, updates_last, last_success = time.time(), 0, 0, None
+        t_last, steps_last, updates_last = time.time(), self.env_step, self.updates
         try:
             while self.env_step < cfg.total_env_steps:
                 taken = self.collect_round()
                 bar.update(taken)
                 if self.env_step >= cfg.learning_starts:
-                    self._update_credit += cfg.updates_per_episode * len(self.envs)
+                    self._update_credit += cfg.updates_per_episode * len(self.pool)
                     for _ in range(int(self._update_credit)):
                         self._update_credit -= 1
                         for name, v in self.update().items():
-                            window.setdefault(name, []).append(v)
-                if self.env_step >= next_log and window:
+                            self.window.setdefault(name, []).append(v)
+                if self.env_step >= self.next_log and self.window:
                     now = time.time()
                     metrics = {
-                        "losses/idm": np.mean(window["idm"]),
-                        "losses/prior": np.mean(window["prior"]),
-                        "losses/total": np.mean(window["loss"]),
+                        "losses/idm": np.mean(self.window["idm"]),
+                        "losses/prior": np.mean(self.window["prior"]),
+                        "losses/total": np.mean(self.window["loss"]),
                         "charts/epsilon": cfg.epsilon(self.env_step),
                         "charts/env_steps_per_s": (self.env_step - steps_last) / (now - t_last),
                         "charts/updates_per_s": (self.updates - updates_last) / (now - t_last),
+                        "charts/worker_restarts": self.pool.restarts,
                     }
                     if self._plans:
                         metrics["planner/plans_per_s"] = self._plans / self._plan_time
-                    logger.log(self.env_step, metrics)
-                    bar.set_postfix(loss=f"{metrics['losses/total']:.3f}", success=last_success)
-                    window, t_last, steps_last, updates_last = {}, now, self.env_step, self.updates
+                    if logger is not None:
+                        logger.log(self.env_step, metrics)
+                    bar.set_postfix(loss=f"{metrics['losses/total']:.3f}", success=self.last_success)
+                    self.window, t_last, steps_last, updates_last = {}, now, self.env_step, self.updates
                     self._plan_time, self._plans = 0.0, 0
-                    next_log = self.env_step + max(cfg.total_env_steps // 100, 1)
-                if self.env_step >= next_eval:
-                    res = self.evaluate(cfg.eval_episodes_during_training)
-                    last_success = f"{res['success_rate']:.2f}"
-                    logger.log(self.env_step, {"eval/success_rate": res["success_rate"],
-                                               "eval/success_rate_no_prior": res["success_rate_no_prior"],
-                                               "eval/random_success_rate": res["random_success_rate"]})
-                    bar.set_postfix(success=last_success)
-                    next_eval += cfg.eval_every
-                if self.env_step >= next_snapshot:
-                    self.save()
-                    next_snapshot += cfg.snapshot_every
-            self.save()
+                    self.next_log = self.env_step + max(cfg.total_env_steps // 100, 1)
+                if self.env_step >= self.next_eval:
+                    if self.is_main:
+                        res = self.evaluate(cfg.eval_episodes_during_training)
+                        self.last_success = f"{res['success_rate']:.2f}"
+                        logger.log(self.env_step, {"eval/success_rate": res["success_rate"],
+                                                   "eval/success_rate_no_prior": res["success_rate_no_prior"],
+                                                   "eval/random_success_rate": res["random_success_rate"]})
+                        bar.set_postfix(success=self.last_success)
+                    self.next_eval += cfg.eval_every
+                if self.env_step >= self.next_snapshot:
+                    self.next_snapshot += cfg.snapshot_every
+                    self.save(logger)
+            self.save(logger)
             bar.close()
+            if not self.is_main:
+                return {}
             results = self.evaluate(cfg.eval_episodes)
             results.update(env_steps=self.env_step, updates=self.updates)
             logger.log(self.env_step, {"eval/success_rate": results["success_rate"],
@@ -213,7 +350,9 @@ class Trainer:
             return results
         finally:
             bar.close()
-            logger.close()
+            if logger is not None:
+                logger.close()
+            self.close()
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
@@ -226,12 +365,15 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
     return run_dir
 
 
-def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
-    """Train a GLAMOR agent in `run_dir`, evaluate it, and return the eval.json dict."""
-    run_dir = prepare_run_dir(run_dir, overwrite)
-    cfg.save(run_dir / "config.json")
-    t0 = time.time()
-    results = Trainer(cfg, run_dir).run()
+def _write_config(cfg: Config, run_dir: Path) -> None:
+    tmp = run_dir / ".config.json.tmp"
+    cfg.save(tmp)
+    os.replace(tmp, run_dir / "config.json")
+
+
+def _finish(results: dict, cfg: Config, run_dir: Path, t0: float) -> dict:
+    if not results:  # a rank other than 0
+        return results
     results["train_wall_time_s"] = time.time() - t0
     write_results(run_dir, results)
     if cfg.progress:
@@ -239,3 +381,43 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
         print(json.dumps({k: results[k] for k in ("success_rate", "ci95", "episodes", "success_rate_no_prior",
                                                    "random_success_rate")}))
     return results
+
+
+def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
+    """Train a GLAMOR agent in `run_dir`, evaluate it, and return the eval.json dict."""
+    from glamor import distributed
+
+    rank, world = distributed.setup(cfg)
+    if rank == 0:
+        run_dir = prepare_run_dir(run_dir, overwrite)
+        _write_config(cfg, run_dir)
+    distributed.barrier()
+    t0 = time.time()
+    try:
+        return _finish(Trainer(cfg, run_dir, rank, world).run(), cfg, Path(run_dir), t0)
+    finally:
+        distributed.teardown()
+
+
+def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
+    """Continue a run from its newest complete checkpoint (from scratch when it has none yet)
+    and return the eval.json dict. `total_env_steps` extends (or shortens) the run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
+    cfg = Config.load(run_dir / "config.json")
+    if total_env_steps is not None and total_env_steps != cfg.total_env_steps:
+        cfg = cfg.replace(total_env_steps=total_env_steps)
+        _write_config(cfg, run_dir)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
+    state = checkpoint.load_latest(run_dir)
+    t0 = time.time()
+    trainer = Trainer(cfg, run_dir)
+    if state is None:
+        warnings.warn(f"{run_dir} has no complete checkpoint yet; training starts from the beginning",
+                      RuntimeWarning, stacklevel=2)
+    else:
+        trainer.load_state_dict(state)
+        t0 -= trainer._wall_offset
+    return _finish(trainer.run(), cfg, run_dir, t0)

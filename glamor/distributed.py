@@ -1,0 +1,46 @@
+"""Several training processes with torch.distributed, started by `torchrun`.
+
+    torchrun --nproc-per-node 2 -m glamor train --preset gridworld --run-dir runs/ddp
+    torchrun --nnodes 2 --node-rank 0 --master-addr HOST --nproc-per-node 8 -m glamor train ...
+
+Each process collects its own episodes (its own numpy and agent seeds, the same initial weights),
+DistributedDataParallel averages the gradients, and env_step counts the steps of all processes
+together, so every process takes the same decisions (learning starts, epsilon, when to stop).
+Rank 0 alone logs, evaluates and writes checkpoints. The backend is NCCL on GPUs and gloo on
+CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when there are GPUs.
+Without torchrun's environment (WORLD_SIZE unset or 1) everything here is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup(cfg) -> tuple[int, int]:
+    """Join the process group that torchrun describes; returns (rank, world size)."""
+    if world_size() <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+        backend = os.environ.get("GLAMOR_DIST_BACKEND", "nccl" if use_cuda else "gloo")
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

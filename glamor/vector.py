@@ -1,0 +1,263 @@
+"""Environments for data collection: in the training process ("sync") or one worker process
+each ("async"), behind one interface.
+
+Collection is open loop: every environment resets with a seed and a goal, the agent plans once
+for all of them (one batched plan call), and each environment then runs its whole action
+sequence. So a worker gets two messages per episode: `reset(seed, goal)` (returns the first
+observation) and `rollout(actions)` (returns the episode's newest frames and the actions taken
+until the episode ended).
+
+Workers are started with the "spawn" method: each builds its own environment, so DeepMind
+Control's GL context is created inside the worker and never forked. A worker that dies (or whose
+environment raises) is restarted, the restart is counted and warned about, and the interrupted
+call is replayed from the last seeded reset, which gives the same episode: collection goes on.
+
+Example:
+    >>> from glamor.config import preset
+    >>> pool = make_pool(preset("debug"), 2)
+    >>> obs = pool.reset([1, 2], [None, None])
+    >>> episodes = pool.rollout(np.zeros((2, 3), np.int64))
+    >>> [len(acts) for _, acts in episodes]
+    [3, 3]
+    >>> pool.close()
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+import warnings
+
+import numpy as np
+
+from glamor import envs
+
+
+def _rollout(env: envs.GoalEnv, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run `actions` from the env's current state until they run out or the episode ends.
+
+    Returns:
+        frames uint8 (L+1, H, W) (each observation's newest frame), actions int64 (L,).
+    """
+    frames, taken = [env._frames[-1]], []
+    for a in actions:
+        o, _, terminated, truncated, _ = env.step(int(a))
+        frames.append(o["observation"][-1])
+        taken.append(int(a))
+        if terminated or truncated:
+            break
+    return np.stack(frames), np.asarray(taken, dtype=np.int64)
+
+
+def _rng_state(env: envs.GoalEnv):
+    return None if env._np_random is None else env.np_random.bit_generator.state
+
+
+def _set_rng_state(env: envs.GoalEnv, state) -> None:
+    if state is not None:
+        env.np_random.bit_generator.state = state
+
+
+def _handle(env: envs.GoalEnv, cmd: str, arg):
+    if cmd == "reset":
+        seed, goal = arg
+        return env.reset(seed=seed, options={"goal": goal} if goal is not None else None)[0]
+    if cmd == "rollout":
+        return _rollout(env, arg)
+    if cmd == "get_rng":
+        return _rng_state(env)
+    if cmd == "set_rng":
+        return _set_rng_state(env, arg)
+    raise ValueError(f"unknown command {cmd!r}")
+
+
+def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
+    env = envs.make(env_id, episode_length, **env_kwargs)
+    try:
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "close":
+                break
+            try:
+                conn.send(("ok", _handle(env, cmd, arg)))
+            except Exception:  # noqa: BLE001 - reported to the parent, which restarts us
+                conn.send(("error", traceback.format_exc()))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        env.close()
+        conn.close()
+
+
+class WorkerCrashed(RuntimeError):
+    pass
+
+
+class EnvPool:
+    """N environments run in this process, one after the other."""
+
+    def __init__(self, env_id: str, episode_length: int, env_kwargs: dict, num_envs: int):
+        self.env_id, self.episode_length, self.env_kwargs = env_id, episode_length, dict(env_kwargs)
+        self.num_envs = num_envs
+        self.restarts = 0
+        self._envs = [envs.make(env_id, episode_length, **env_kwargs) for _ in range(num_envs)]
+
+    def __len__(self) -> int:
+        return self.num_envs
+
+    def _call(self, i: int, cmd: str, arg=None):
+        return _handle(self._envs[i], cmd, arg)
+
+    def _call_all(self, cmd: str, args: list) -> list:
+        return [self._call(i, cmd, a) for i, a in enumerate(args)]
+
+    def reset(self, seeds: list[int], goals: list) -> list[dict]:
+        """Reset environment i with seeds[i] and goals[i] (a Goal, or None for its own)."""
+        assert len(seeds) == len(goals) == self.num_envs, (len(seeds), len(goals), self.num_envs)
+        self._last_reset = list(zip(seeds, goals))
+        return self._call_all("reset", self._last_reset)
+
+    def rollout(self, actions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Environment i runs actions[i] (N, k) from its reset; see `_rollout`."""
+        assert actions.shape[0] == self.num_envs, actions.shape
+        return self._call_all("rollout", list(actions))
+
+    def rng_states(self) -> list:
+        """Each environment's np_random state (None where it has none yet)."""
+        return self._call_all("get_rng", [None] * self.num_envs)
+
+    def set_rng_states(self, states: list) -> None:
+        self._call_all("set_rng", list(states))
+
+    def close(self) -> None:
+        for env in self._envs:
+            env.close()
+
+
+class ProcessEnvPool(EnvPool):
+    """N environments, one per worker process, driven through Pipes; crashed workers restart."""
+
+    def __init__(self, env_id: str, episode_length: int, env_kwargs: dict, num_envs: int,
+                 max_restarts_per_call: int = 3):
+        self.env_id, self.episode_length, self.env_kwargs = env_id, episode_length, dict(env_kwargs)
+        self.num_envs, self.restarts, self.max_restarts_per_call = num_envs, 0, max_restarts_per_call
+        self._ctx = mp.get_context("spawn")
+        self._procs: list = [None] * num_envs
+        self._conns: list = [None] * num_envs
+        self._last_reset: list = [None] * num_envs
+        self._rng: list = [None] * num_envs  # states to restore into a restarted worker
+        for i in range(num_envs):
+            self._start(i)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs]
+
+    def _start(self, i: int) -> None:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_worker, args=(child, self.env_id, self.episode_length, self.env_kwargs),
+                                 daemon=True, name=f"glamor-env-{i}")
+        proc.start()
+        child.close()
+        self._procs[i], self._conns[i] = proc, parent
+
+    def _restart(self, i: int, why: str) -> None:
+        proc = self._procs[i]
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=5)
+        self._conns[i].close()
+        self.restarts += 1
+        warnings.warn(f"environment worker {i} (pid {proc.pid}) {why}; restarted it "
+                      f"({self.restarts} restart(s) so far)", RuntimeWarning, stacklevel=3)
+        self._start(i)
+
+    def _send(self, i: int, cmd: str, arg) -> None:
+        self._conns[i].send((cmd, arg))
+
+    def _recv(self, i: int):
+        status, value = self._conns[i].recv()
+        if status == "error":
+            raise WorkerCrashed(f"its environment raised:\n{value}")
+        return value
+
+    def _recover(self, i: int, cmd: str, arg, error: Exception):
+        """Restart worker i and replay its last reset, then the failed command."""
+        for attempt in range(self.max_restarts_per_call):
+            self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
+            try:
+                if self._rng[i] is not None and cmd != "set_rng":
+                    self._send(i, "set_rng", self._rng[i])
+                    self._recv(i)
+                if cmd != "reset" and self._last_reset[i] is not None:
+                    self._send(i, "reset", self._last_reset[i])
+                    self._recv(i)
+                self._send(i, cmd, arg)
+                return self._recv(i)
+            except (EOFError, OSError, WorkerCrashed) as e:
+                error = e
+        raise RuntimeError(f"environment worker {i} failed {self.max_restarts_per_call} restarts in a row: "
+                           f"{error}") from error
+
+    def _call_all(self, cmd: str, args: list) -> list:
+        sent = []
+        for i, a in enumerate(args):  # send everything first: the workers run side by side
+            try:
+                self._send(i, cmd, a)
+                sent.append(None)
+            except OSError as e:
+                sent.append(e)
+        out = []
+        for i, a in enumerate(args):
+            try:
+                if sent[i] is not None:
+                    raise sent[i]
+                out.append(self._recv(i))
+            except (EOFError, OSError, WorkerCrashed) as e:
+                out.append(self._recover(i, cmd, a, e))
+        return out
+
+    def reset(self, seeds: list[int], goals: list) -> list[dict]:
+        assert len(seeds) == len(goals) == self.num_envs, (len(seeds), len(goals), self.num_envs)
+        self._rng = [None] * self.num_envs  # a seeded reset fixes the state by itself
+        args = list(zip(seeds, goals))
+        self._last_reset = args
+        return self._call_all("reset", args)
+
+    def rng_states(self) -> list:
+        return self._call_all("get_rng", [None] * self.num_envs)
+
+    def set_rng_states(self, states: list) -> None:
+        self._rng = list(states)
+        self._call_all("set_rng", list(states))
+
+    def close(self) -> None:
+        for i, (proc, conn) in enumerate(zip(self._procs, self._conns)):
+            try:
+                conn.send(("close", None))
+            except OSError:
+                pass
+        for proc, conn in zip(self._procs, self._conns):
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            conn.close()
+
+    def __del__(self):
+        try:
+            if any(p is not None and p.is_alive() for p in self._procs):
+                self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def make_pool(cfg, num_envs: int | None = None) -> EnvPool:
+    """The collection environments of a config: `cfg.vector` "sync" (in process) or "async"
+    (worker processes)."""
+    n = cfg.num_envs if num_envs is None else num_envs
+    pools = {"sync": EnvPool, "async": ProcessEnvPool}
+    if cfg.vector not in pools:
+        raise ValueError(f"vector must be one of {sorted(pools)}, got {cfg.vector!r}")
+    cls = pools[cfg.vector]
+    return cls(cfg.env_id, cfg.episode_length, cfg.env_kwargs, n)

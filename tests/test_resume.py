@@ -1,0 +1,153 @@
+"""Exact resume: atomic checkpoints that keep the previous one, and runs killed with SIGKILL at
+random moments that, resumed, end exactly like an uninterrupted run (deterministic mode)."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from glamor import checkpoint
+from glamor.config import preset
+from glamor.train import Trainer
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def _train_args(run, total):
+    return ["train", "--preset", "debug", "--run-dir", str(run), "--set", "deterministic=true",
+            "--set", "progress=false", "--set", f"total_env_steps={total}", "--set", "snapshot_every=24",
+            "--set", "eval_episodes=4"]
+
+
+def _glamor(*args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "glamor", *args], cwd=cwd, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _final_state(run):
+    state = checkpoint.load_latest(run)
+    assert state is not None and state["path"].endswith("checkpoint.pt")
+    return state
+
+
+def _assert_same_run(a, b):
+    assert (a["env_step"], a["updates"]) == (b["env_step"], b["updates"])
+    for name in ("frames", "actions", "step", "length", "valid"):
+        np.testing.assert_array_equal(a["replay"][name], b["replay"][name], err_msg=name)
+    for name in ("cursor", "episodes_added", "transitions_added"):
+        assert int(a["replay"][name]) == int(b["replay"][name]), name
+    for name, t in a["model"].items():
+        assert torch.equal(t, b["model"][name]), f"weights differ: {name}"
+    for key, sa in a["optimizer"]["state"].items():
+        for k, v in sa.items():
+            assert torch.equal(v, b["optimizer"]["state"][key][k]), f"optimiser state {key}/{k}"
+    assert a["trainer"]["rng"] == b["trainer"]["rng"] and a["agent"]["rng"] == b["agent"]["rng"]
+
+
+def _kill_and_resume(tmp_path, kills: int, total: int, seed: int):
+    ref = tmp_path / "reference"
+    t0 = time.time()
+    p = _glamor(*_train_args(ref, total), cwd=tmp_path)
+    assert p.wait(timeout=600) == 0, p.stderr.read()
+    duration = time.time() - t0
+
+    run = tmp_path / "killed"
+    moments = random.Random(seed)
+    args, done = _train_args(run, total), 0
+    while True:
+        p = _glamor(*args, cwd=tmp_path)
+        if done < kills:
+            # a random moment of this process's life (start-up, collection, updates, saves), scaled
+            # to the steps left so that every kill lands before the run ends
+            saved = checkpoint.load_latest(run, with_replay=False) if run.exists() else None
+            left = 1.0 - (saved["env_step"] / total if saved else 0.0)
+            delay = moments.uniform(0.15, 0.6) * duration * max(left, 0.25)
+            try:
+                p.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+                done += 1
+                if (run / "config.json").exists():
+                    args = ["train", "--resume", str(run)]
+                continue
+        assert p.wait(timeout=600) == 0, p.stderr.read()
+        break
+    assert done == kills, f"only {done} of {kills} kills landed before the run ended"
+    _assert_same_run(_final_state(run), _final_state(ref))
+    import json
+
+    a, b = (json.loads((r / "eval.json").read_text()) for r in (run, ref))
+    assert a["success_rate"] == b["success_rate"] and a["env_steps"] == b["env_steps"]
+    steps = [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(steps), "a resumed run logs every step once, in order"
+    return done
+
+
+def test_killed_twice_and_resumed_ends_like_an_uninterrupted_run(tmp_path):
+    _kill_and_resume(tmp_path, kills=2, total=480, seed=1)
+
+
+@pytest.mark.slow
+def test_killed_five_times_and_resumed_ends_like_an_uninterrupted_run(tmp_path):
+    _kill_and_resume(tmp_path, kills=5, total=960, seed=5)
+
+
+def test_in_process_resume_matches(tmp_path):
+    """Save mid-run, continue in a fresh Trainer from the checkpoint: same weights as going on."""
+    cfg = preset("debug", progress=False, learning_starts=0, deterministic=True, eval_episodes=4)
+    a = Trainer(cfg, tmp_path / "a")
+    (tmp_path / "a").mkdir()
+    for _ in range(3):
+        a.collect_round()
+        a.update()
+    a.save()
+    b = Trainer(cfg, tmp_path / "a")
+    b.load_state_dict(checkpoint.load_latest(tmp_path / "a"))
+    for tr in (a, b):
+        for _ in range(2):
+            tr.collect_round()
+            tr.update()
+    for name, t in a.model.state_dict().items():
+        assert torch.equal(t, b.model.state_dict()[name]), name
+    np.testing.assert_array_equal(a.replay.frames, b.replay.frames)
+    a.close(), b.close()
+
+
+def test_checkpoint_keeps_the_previous_one_and_falls_back(tmp_path):
+    replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
+    checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
+    checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.prev.pt", "checkpoint.pt", "replay-1.npz", "replay-2.npz"]
+    assert checkpoint.load_latest(tmp_path)["x"] == 2
+    (tmp_path / "checkpoint.pt").write_bytes(b"half a checkpo")  # damaged
+    with pytest.warns(UserWarning, match="unusable"):
+        state = checkpoint.load_latest(tmp_path)
+    assert state["x"] == 1 and state["path"].endswith("checkpoint.prev.pt")
+    np.testing.assert_array_equal(state["replay"]["frames"], replay["frames"])
+    checkpoint.save_run(tmp_path, {"env_step": 3, "x": 3}, replay)
+    assert not (tmp_path / "replay-1.npz").exists()  # no checkpoint names it any more
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    replay = {"frames": np.zeros((3, 2, 2), np.uint8)}
+    checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    for target in ("numpy.savez_compressed", "torch.save"):
+        with monkeypatch.context() as m:
+            m.setattr(target, full)
+            with pytest.raises(OSError, match="No space"):
+                checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+        assert checkpoint.load_latest(tmp_path)["x"] == 1
