@@ -8,14 +8,25 @@
   (`Config.epsilon`).
 
 All methods take a batch of P environments: observations uint8 (P, S, H, W), goals uint8
-(P, 1, H, W), as numpy arrays or tensors.
+(P, 1, H, W), as numpy arrays or tensors; `act` also takes one observation (S, H, W) and one
+goal (1, H, W) or (H, W).
+
+Without an environment: `Agent.load(run_dir_or_checkpoint)` rebuilds the model from a
+checkpoint's config and weights (the replay stays on disk), so
+
+    agent = Agent.load("runs/demo")
+    action, stop = agent.act(frames, goal_image)   # uint8 (S, H, W) and (H, W)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from glamor import checkpoint
+from glamor.config import Config
 from glamor.model import GlamorModel
 from glamor.planning import Plan
 
@@ -43,8 +54,10 @@ class Agent:
         backend: str = "auto",
         clip_logq: float | None = None,
         seed: int = 0,
+        horizon: int | None = None,
     ):
         self.model = model
+        self.horizon = horizon
         self.method, self.width, self.use_prior = method, width, use_prior
         self.gamma, self.backend, self.clip_logq = gamma, backend, clip_logq
         self.rng = np.random.default_rng(seed)
@@ -54,8 +67,31 @@ class Agent:
     @classmethod
     def from_config(cls, model: GlamorModel, cfg, **overrides) -> Agent:
         kwargs = dict(method=cfg.planner, width=cfg.plan_width, use_prior=cfg.use_prior,
-                      gamma=cfg.gamma, backend=cfg.backend, seed=cfg.seed)
+                      gamma=cfg.gamma, backend=cfg.backend, seed=cfg.seed, horizon=cfg.horizon)
         return cls(model, **{**kwargs, **overrides})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", **overrides) -> Agent:
+        """An agent from a run directory (its newest complete checkpoint) or a checkpoint file;
+        no environment is built. `overrides` replace config fields (planner, plan_width, ...)
+        or Agent arguments.
+
+        Example:
+            >>> agent = Agent.load("runs/demo", plan_width=64)  # doctest: +SKIP
+        """
+        path = Path(path)
+        state = checkpoint.load_latest(path, with_replay=False) if path.is_dir() else checkpoint.load(path)
+        if state is None:
+            raise FileNotFoundError(f"{path} holds no complete checkpoint")
+        fields = set(Config.__dataclass_fields__)
+        cfg = Config(**state["config"]).replace(**{k: v for k, v in overrides.items() if k in fields})
+        meta = state["model_meta"]
+        model = GlamorModel.from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
+        model.load_state_dict(state["model"])
+        model = model.to(device).eval()
+        agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
+        agent.config = cfg
+        return agent
 
     @property
     def num_actions(self) -> int:
@@ -63,7 +99,7 @@ class Agent:
 
     def plan(self, obs, goal, horizon: int) -> Plan:
         """Best plans (P of them) of at most `horizon` actions."""
-        obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
+        obs, goal = (torch.as_tensor(np.asarray(x)).to(self.model.device) for x in (obs, goal))
         self._plan_seed += 1  # fresh, reproducible draws for every sampling call
         self.plans_made += obs.shape[0]
         return self.model.plan(
@@ -71,15 +107,29 @@ class Agent:
             gamma=self.gamma, seed=self._plan_seed, clip_logq=self.clip_logq, backend=self.backend,
         )
 
-    def act(self, obs, goal, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    def act(self, obs, goal, horizon: int | None = None):
         """Closed loop, one step: the first action of each best plan, and whether to stop
         after it (the best plan is that single action).
 
+        Args:
+            obs: uint8 (P, S, H, W), or one observation (S, H, W).
+            goal: uint8 (P, 1, H, W), or one goal (1, H, W) or (H, W).
+            horizon: most actions a plan may have (default: the agent's, the episode length).
+
         Returns:
-            actions int64 (P,), stop bool (P,).
+            actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
         """
+        obs, goal = np.asarray(obs), np.asarray(goal)
+        single = obs.ndim == 3
+        if single:
+            obs, goal = obs[None], goal.reshape(1, 1, *goal.shape[-2:])
+        if horizon is None:
+            if self.horizon is None:
+                raise ValueError("act() needs a horizon (this agent has no default one)")
+            horizon = self.horizon
         p = self.plan(obs, goal, horizon)
-        return p.actions[:, 0].cpu().numpy(), (p.lengths == 1).cpu().numpy()
+        actions, stop = p.actions[:, 0].cpu().numpy(), (p.lengths == 1).cpu().numpy()
+        return (int(actions[0]), bool(stop[0])) if single else (actions, stop)
 
     def open_loop(self, obs, goal, horizon: int) -> np.ndarray:
         """Open loop: plans of `horizon` steps, padded with random actions.

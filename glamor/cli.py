@@ -1,8 +1,10 @@
-"""Command line: glamor train | eval | envs | bench.
+"""Command line: glamor train | eval | plan | envs | bench.
 
     glamor train --preset gridworld --run-dir runs/demo
     glamor train --preset debug --set plan_width=16 --set lr=0.001
-    glamor eval runs/demo
+    glamor train --resume runs/demo
+    glamor eval runs/demo [--videos 4]
+    glamor plan runs/demo --frames now.png --goal goal.png
     glamor envs
     glamor bench planner --json planner.json
 """
@@ -83,6 +85,37 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def load_gray(path: str, hw: tuple[int, int]):
+    """An image file as a uint8 (H, W) grayscale frame, resized (bilinear) when its size differs."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(path).convert("L")
+    if image.size != (hw[1], hw[0]):
+        image = image.resize((hw[1], hw[0]), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def cmd_plan(args) -> int:
+    import numpy as np
+
+    from glamor.agent import Agent
+
+    agent = Agent.load(args.checkpoint, **_parse_overrides(args.set))
+    meta_hw, stack = agent.model.image_hw, agent.model.frame_stack
+    frames = [load_gray(f, meta_hw) for f in args.frames]
+    if len(frames) > stack:
+        raise ValueError(f"the model stacks {stack} frame(s); got {len(frames)} --frames")
+    frames = [frames[0]] * (stack - len(frames)) + frames  # like a reset: repeat the oldest
+    obs = np.stack(frames)[None]  # (1, S, H, W)
+    goal = load_gray(args.goal, meta_hw)[None, None]  # (1, 1, H, W)
+    plan = agent.plan(obs, goal, horizon=args.horizon or agent.horizon)
+    n = int(plan.lengths[0])
+    print(json.dumps({"actions": plan.actions[0, :n].tolist(), "length": n, "score": float(plan.scores[0]),
+                      "stop_after_first": n == 1, "planner": agent.method, "width": agent.width}))
+    return 0
+
+
 def cmd_envs(args) -> int:
     from glamor import envs
 
@@ -121,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field (e.g. planner=sample, plan_width=64, backend=reference)")
     e.set_defaults(func=cmd_eval)
+
+    pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image")
+    pl.add_argument("checkpoint", help="a run directory or a checkpoint file")
+    pl.add_argument("--frames", nargs="+", required=True, metavar="IMAGE",
+                    help="the current frames, oldest first (fewer than the stack: the oldest repeats)")
+    pl.add_argument("--goal", required=True, metavar="IMAGE", help="the goal image")
+    pl.add_argument("--horizon", type=int, help="most actions in the plan (default: the episode length)")
+    pl.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a planner setting (planner=sample, plan_width=64, use_prior=false)")
+    pl.set_defaults(func=cmd_plan)
 
     v = sub.add_parser("envs", help="list the registered goal environments")
     v.set_defaults(func=cmd_envs)

@@ -53,3 +53,56 @@ def test_random_policy_runs_the_fixed_horizon_and_glamor_may_stop_early():
     m = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8)
     res = run_episodes(envs, gs, Agent(m, width=4, backend="reference"))
     assert ((res.steps >= 1) & (res.steps <= k)).all() and res.label_distance.shape == (5,)
+
+
+def _saved_run(tmp_path):
+    from glamor.config import preset
+    from glamor.train import Trainer
+
+    tr = Trainer(preset("debug", progress=False, learning_starts=0), tmp_path)
+    tr.collect_round()
+    tr.update()
+    tr.save()
+    tr.close()
+    return tr
+
+
+def test_agent_loads_from_a_checkpoint_and_acts_without_an_environment(tmp_path):
+    import torch
+
+    tr = _saved_run(tmp_path)
+    agent = Agent.load(tmp_path)  # a run directory: its newest checkpoint
+    for name, t in tr.model.state_dict().items():
+        assert torch.equal(t, agent.model.state_dict()[name]), name
+    assert agent.horizon == tr.cfg.episode_length and not agent.model.training
+    env = make(tr.cfg.env_id, tr.cfg.episode_length, **tr.cfg.env_kwargs)
+    obs = env.reset(seed=3)[0]
+    action, stop = agent.act(obs["observation"], obs["desired_goal"][0])  # (S, H, W), (H, W)
+    assert isinstance(action, int) and isinstance(stop, bool) and 0 <= action < agent.num_actions
+    batch_actions, batch_stop = Agent.from_config(tr.model.eval(), tr.cfg).act(
+        obs["observation"][None], obs["desired_goal"][None])
+    assert (action, stop) == (int(batch_actions[0]), bool(batch_stop[0]))
+    wide = Agent.load(tmp_path / "checkpoint.pt", plan_width=3, use_prior=False)
+    assert wide.width == 3 and wide.use_prior is False
+
+
+def test_glamor_plan_prints_a_plan_from_image_files(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    tr = _saved_run(tmp_path)
+    env = make(tr.cfg.env_id, tr.cfg.episode_length, **tr.cfg.env_kwargs)
+    obs = env.reset(seed=3)[0]
+    Image.fromarray(obs["observation"][-1]).save(tmp_path / "now.png")
+    Image.fromarray(obs["desired_goal"][0]).resize((40, 40)).save(tmp_path / "goal.png")  # resized back
+    out = subprocess.run([sys.executable, "-m", "glamor", "plan", str(tmp_path), "--frames", str(tmp_path / "now.png"),
+                          "--goal", str(tmp_path / "goal.png"), "--horizon", "4"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert 1 <= plan["length"] <= 4 and len(plan["actions"]) == plan["length"]
+    assert all(0 <= a < tr.num_actions for a in plan["actions"])
