@@ -63,6 +63,7 @@ def cmd_eval(args) -> int:
 
     from glamor import checkpoint
     from glamor.evaluate import evaluate, format_table, write_results
+    from glamor.reports import write_reports
     from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device
 
     run_dir = Path(args.run_dir)
@@ -73,15 +74,21 @@ def cmd_eval(args) -> int:
     if args.episodes:
         changes["eval_episodes"] = args.episodes
     cfg = cfg.replace(**changes)
-    state = checkpoint.load(run_dir / "checkpoint.pt")
+    state = checkpoint.load_latest(run_dir, with_replay=False)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}")
     envs = make_envs(cfg, min(cfg.eval_batch, cfg.eval_episodes))
     model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
     model.load_state_dict(state["model"])
     torch.manual_seed(cfg.seed)
-    results = evaluate(model, cfg, envs, eval_goal_sets(cfg, envs[0], cfg.eval_episodes, cfg.progress))
+    goal_sets = eval_goal_sets(cfg, envs[0], cfg.eval_episodes, cfg.progress)
+    details: dict = {}
+    results = evaluate(model, cfg, envs, goal_sets, details=details, record=args.videos)
     results.update(env_steps=state["env_step"])
     write_results(run_dir, results)
+    written = write_reports(run_dir, results, details, state["env_step"], goal_sets)
     print(format_table(results))
+    print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {run_dir / 'videos'}")
     return 0
 
 
@@ -148,9 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a config field")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a run on held-out goals, write eval.json")
+    e = sub.add_parser("eval", help="evaluate a run on held-out goals: eval.json, eval_goals.csv, success.png, videos/")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, help="held-out goals (default: the run's eval_episodes)")
+    e.add_argument("--videos", type=int, default=4, metavar="N",
+                   help="GIFs of the first N goals of each set, goal beside rollout (default 4)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field (e.g. planner=sample, plan_width=64, backend=reference)")
     e.set_defaults(func=cmd_eval)

@@ -31,6 +31,7 @@ class EpisodeResults:
     steps: np.ndarray  # int (G,) environment steps used
     label_distance: np.ndarray  # float (G,) max over labels of |label - goal| / range
     plans_per_s: float = float("nan")
+    frames: list | None = None  # per recorded goal: uint8 (H, W) frames from the start, or None
 
     @property
     def success_rate(self) -> float:
@@ -55,9 +56,10 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 def run_episodes(
     envs: list[GoalEnv], goals: GoalSet, agent: Agent | None, *, rng: np.random.Generator | None = None,
-    progress: bool = False, desc: str = "eval",
+    progress: bool = False, desc: str = "eval", record: int = 0,
 ) -> EpisodeResults:
-    """Run one episode per goal, len(envs) at a time. agent=None is the random policy."""
+    """Run one episode per goal, len(envs) at a time. agent=None is the random policy.
+    The first `record` goals keep their frames (for videos)."""
     G, B = len(goals), len(envs)
     k = envs[0].episode_length
     rng = rng or np.random.default_rng(0)
@@ -66,12 +68,16 @@ def run_episodes(
     dist = np.zeros(G)
     ranges = np.where(goals.label_ranges > 0, goals.label_ranges, 1.0)
     plan_time, plans = 0.0, 0
+    recorded: list = [[] for _ in range(min(record, G))]
     bar = tqdm(total=G, desc=desc, disable=not progress, leave=False)
     for start in range(0, G, B):
         idx = np.arange(start, min(start + B, G))
         batch = envs[: len(idx)]
         obs = [env.reset(seed=int(goals.seeds[i]), options={"goal": goals[i]})[0] for env, i in zip(batch, idx)]
         infos = [None] * len(idx)
+        for j, i in enumerate(idx):
+            if i < len(recorded):
+                recorded[i].append(obs[j]["observation"][-1])
         active = np.ones(len(idx), dtype=bool)
         for t in range(k):
             live = np.flatnonzero(active)
@@ -89,6 +95,8 @@ def run_episodes(
             for a, s, j in zip(actions, stop, live):
                 obs[j], _, terminated, truncated, infos[j] = batch[j].step(int(a))
                 steps[idx[j]] += 1
+                if idx[j] < len(recorded):
+                    recorded[idx[j]].append(obs[j]["observation"][-1])
                 if s or terminated or truncated:
                     active[j] = False
         for j, i in enumerate(idx):
@@ -96,14 +104,18 @@ def run_episodes(
             dist[i] = np.max(np.abs(infos[j]["labels"] - goals.labels[i]) / ranges)
         bar.update(len(idx))
     bar.close()
-    return EpisodeResults(success, steps, dist, plans / plan_time if plan_time else float("nan"))
+    return EpisodeResults(success, steps, dist, plans / plan_time if plan_time else float("nan"),
+                          recorded if record else None)
 
 
-def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, progress: bool = True) -> dict:
+def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, progress: bool = True,
+             details: dict | None = None, record: int = 0) -> dict:
     """GLAMOR with and without the prior, and the random policy, on each named goal set.
 
     Returns the eval.json dict: for the first set its numbers at top level (success_rate, ci95,
     episodes, success_rate_no_prior, random_success_rate, ...), and every set under "sets".
+    A `details` dict receives every (set, policy)'s per-goal EpisodeResults; GLAMOR's (with the
+    prior) keep the frames of the first `record` goals.
     """
     was_training = model.training
     model.eval()
@@ -112,10 +124,15 @@ def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, 
         row = {}
         for key, prior in (("glamor", True), ("glamor_no_prior", False)):
             agent = Agent.from_config(model, cfg, use_prior=prior)
-            res = run_episodes(envs, goals, agent, progress=progress, desc=f"eval {name} {key}")
+            res = run_episodes(envs, goals, agent, progress=progress, desc=f"eval {name} {key}",
+                               record=record if prior else 0)
+            if details is not None:
+                details[(name, key)] = res
             row[key] = {**res.summary(), "plans_per_s": res.plans_per_s}
         res = run_episodes(envs, goals, None, rng=np.random.default_rng(cfg.eval_seed), progress=progress,
                            desc=f"eval {name} random")
+        if details is not None:
+            details[(name, "random")] = res
         row["random"] = res.summary()
         out["sets"][name] = row
     first = out["sets"][next(iter(goal_sets))]

@@ -68,12 +68,8 @@ class Logger:
     def log_gif(self, tag: str, gif: bytes, size: tuple[int, int], env_step: int) -> None:
         """An animated GIF (encoded bytes, size (H, W)) to TensorBoard's images tab, the way
         `SummaryWriter.add_video` stores videos (which needs moviepy; we encode with pillow)."""
-        if self.writer is None:
-            return
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        image = Summary.Image(height=size[0], width=size[1], colorspace=3, encoded_image_string=gif)
-        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), env_step)
+        if self.writer is not None:
+            write_gif(self.writer, tag, gif, size, env_step)
 
     def log(self, env_step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
@@ -91,3 +87,11 @@ class Logger:
         if self.writer is not None:
             self.writer.close()
         self._file.close()
+
+
+def write_gif(writer, tag: str, gif: bytes, size: tuple[int, int], step: int) -> None:
+    """An encoded GIF to a SummaryWriter as an image summary (TensorBoard animates it)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = Summary.Image(height=size[0], width=size[1], colorspace=3, encoded_image_string=gif)
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)

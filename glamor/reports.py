@@ -1,0 +1,146 @@
+"""Evaluation reports a person can look at, written by `glamor eval RUN_DIR`:
+
+- `eval_goals.csv`: one row per goal set, policy and goal: goal id, success, steps used and the
+  label distance (max over labels of |label - goal| / range; success is every label within 0.1);
+- `success.png`: success rate against environment steps, from metrics.csv's eval/ columns (and
+  the evaluation just run), drawn with pillow;
+- `videos/<set>_goal<id>.gif`: the goal image beside the rollout, for the first goals of each
+  set; the same GIFs go to TensorBoard (images tab) under `eval/video/<set>/goal_<id>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+SERIES = (("eval/success_rate", "GLAMOR", (31, 119, 180)),
+          ("eval/success_rate_no_prior", "GLAMOR, no prior", (255, 127, 14)),
+          ("eval/random_success_rate", "random", (127, 127, 127)))
+
+
+def write_goal_table(path: str | Path, details: dict) -> None:
+    """details: {(set name, policy): EpisodeResults} -> a CSV with one row per goal."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["set", "policy", "goal_id", "success", "steps", "label_distance"])
+        for (name, policy), res in details.items():
+            for i in range(len(res.success)):
+                w.writerow([name, policy, i, int(res.success[i]), int(res.steps[i]), f"{res.label_distance[i]:.4f}"])
+    tmp.replace(path)
+
+
+def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """(env_step, value) of each eval/ series in a metrics.csv, in file order."""
+    curves: dict[str, list[tuple[int, float]]] = {name: [] for name, _, _ in SERIES}
+    path = Path(metrics_csv)
+    if not path.exists():
+        return curves
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for name in curves:
+                if row.get(name):
+                    curves[name].append((int(row["env_step"]), float(row[name])))
+    return curves
+
+
+def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "") -> None:
+    """A line plot (PNG) of success rate (0..1) against environment steps."""
+    W, H, left, right, top, bottom = 640, 400, 60, 20, 36, 50
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    steps = [s for pts in curves.values() for s, _ in pts]
+    x_max = max(steps) if steps else 1
+    x_max = x_max if x_max > 0 else 1
+
+    def xy(step, value):
+        return (left + (W - left - right) * step / x_max, H - bottom - (H - top - bottom) * value)
+
+    d.rectangle([left, top, W - right, H - bottom], outline="black")
+    for i in range(6):  # y ticks 0, 0.2, ..., 1
+        v = i / 5
+        _, y = xy(0, v)
+        d.line([left - 4, y, W - right, y], fill=(225, 225, 225) if 0 < i < 5 else "black")
+        d.text((left - 34, y - 6), f"{v:.1f}", fill="black", font=font)
+    for i in range(5):  # x ticks
+        s = x_max * i / 4
+        x, _ = xy(s, 0)
+        d.line([x, H - bottom, x, H - bottom + 4], fill="black")
+        d.text((x - 14, H - bottom + 8), f"{s:,.0f}", fill="black", font=font)
+    d.text((W // 2 - 50, H - 20), "environment steps", fill="black", font=font)
+    d.text((left, 8), title or "success rate on held-out goals", fill="black", font=font)
+    for k, (name, label, color) in enumerate(SERIES):
+        pts = [xy(s, v) for s, v in curves.get(name, [])]
+        if len(pts) > 1:
+            d.line(pts, fill=color, width=2)
+        for x, y in pts:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
+        lx, ly = W - right - 150, top + 8 + 14 * k
+        d.line([lx, ly + 6, lx + 18, ly + 6], fill=color, width=2)
+        d.text((lx + 24, ly), label, fill="black", font=font)
+    img.save(path)
+
+
+def rollout_gif(frames: list[np.ndarray], goal: np.ndarray, height: int = 160, ms: int = 200) -> tuple[bytes, tuple]:
+    """An animated GIF: the goal image (left) beside each frame of the rollout (right).
+
+    Args:
+        frames: uint8 (H, W) frames, the start first.
+        goal: uint8 (H, W) or (1, H, W) goal image.
+
+    Returns:
+        the GIF's bytes and its size (H, W).
+    """
+    goal = np.asarray(goal).reshape(np.shape(frames[0]))
+    scale = max(1, height // goal.shape[0])
+    gap = np.full((goal.shape[0], max(1, goal.shape[1] // 10)), 255, np.uint8)
+    images = []
+    for f in frames:
+        panel = np.concatenate([goal, gap, f], axis=1)
+        panel = np.kron(panel, np.ones((scale, scale), np.uint8))  # nearest-neighbour upscale
+        images.append(Image.fromarray(panel, mode="L").convert("P"))
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:] + [images[-1]] * 2,
+                   duration=ms, loop=0)
+    return buf.getvalue(), (images[0].height, images[0].width)
+
+
+def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: int, goal_sets: dict) -> dict:
+    """The table, the plot and the videos of one evaluation (see the module docstring).
+
+    Returns {"table": path, "plot": path, "videos": [paths]}.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    from glamor.logger import write_gif
+
+    run_dir = Path(run_dir)
+    write_goal_table(run_dir / "eval_goals.csv", details)
+    curves = read_success_curve(run_dir / "metrics.csv")
+    for name, key in (("eval/success_rate", "success_rate"), ("eval/success_rate_no_prior", "success_rate_no_prior"),
+                      ("eval/random_success_rate", "random_success_rate")):
+        if not curves[name] or curves[name][-1][0] != env_step:
+            curves[name].append((env_step, float(results[key])))
+    plot_success(curves, run_dir / "success.png")
+    videos = []
+    writer = None
+    for (name, policy), res in details.items():
+        if policy != "glamor" or not res.frames:
+            continue
+        (run_dir / "videos").mkdir(exist_ok=True)
+        writer = writer or SummaryWriter(str(run_dir / "tb"))
+        for i, frames in enumerate(res.frames):
+            gif, size = rollout_gif(frames, goal_sets[name].frames[i])
+            path = run_dir / "videos" / f"{name}_goal{i:03d}.gif"
+            path.write_bytes(gif)
+            write_gif(writer, f"eval/video/{name}/goal_{i:03d}", gif, size, env_step)
+            videos.append(path)
+    if writer is not None:
+        writer.close()
+    return {"table": run_dir / "eval_goals.csv", "plot": run_dir / "success.png", "videos": videos}

@@ -1,0 +1,58 @@
+"""Evaluation reports: the per-goal table, the success plot and the videos (files and TensorBoard)."""
+
+import csv
+
+import numpy as np
+from PIL import Image
+
+from glamor.config import preset
+from glamor.evaluate import EpisodeResults
+from glamor.reports import plot_success, read_success_curve, rollout_gif, write_reports
+from glamor.train import Trainer, eval_goal_sets
+
+
+def test_reports_of_a_small_run(tmp_path):
+    cfg = preset("debug", progress=False, learning_starts=0, eval_episodes=5, eval_batch=5)
+    tr = Trainer(cfg, tmp_path)
+    tr.collect_round()
+    tr.update()
+    (tmp_path / "metrics.csv").write_text(
+        "env_step,wall_time,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n"
+        "10,1,0.1,0.2,0.0\n20,2,,,\n")
+    details: dict = {}
+    results = tr.evaluate(5, details=details, record=2)
+    tr.close()
+    sets = eval_goal_sets(cfg, tr.env, 5, False)
+    written = write_reports(tmp_path, results, details, 30, sets)
+
+    rows = list(csv.DictReader(open(written["table"])))
+    assert len(rows) == 3 * 5 and set(rows[0]) == {"set", "policy", "goal_id", "success", "steps", "label_distance"}
+    mine = [r for r in rows if r["policy"] == "glamor"]
+    assert np.mean([int(r["success"]) for r in mine]) == results["success_rate"]
+    assert all(1 <= int(r["steps"]) <= cfg.episode_length for r in rows)
+
+    png = Image.open(written["plot"])
+    assert png.format == "PNG" and png.size == (640, 400)
+    assert len(written["videos"]) == 2
+    gif = Image.open(written["videos"][0])
+    assert gif.format == "GIF" and gif.n_frames >= 2 and gif.width > gif.height  # goal beside frame
+    steps = int(next(r for r in mine if r["goal_id"] == "0")["steps"])
+    assert len(details[("eval", "glamor")].frames[0]) == steps + 1
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    assert "eval/video/eval/goal_000" in acc.Tags()["images"]
+
+
+def test_success_curve_and_gif_helpers(tmp_path):
+    (tmp_path / "metrics.csv").write_text("env_step,eval/success_rate\n5,0.5\n9,\n12,0.75\n")
+    curves = read_success_curve(tmp_path / "metrics.csv")
+    assert curves["eval/success_rate"] == [(5, 0.5), (12, 0.75)] and curves["eval/random_success_rate"] == []
+    plot_success(curves, tmp_path / "p.png")
+    plot_success({}, tmp_path / "empty.png")  # no evaluations yet: empty axes
+    frames = [np.full((4, 6), v, np.uint8) for v in (0, 100, 200)]
+    data, (h, w) = rollout_gif(frames, np.zeros((1, 4, 6), np.uint8), height=40)
+    assert data[:6] in (b"GIF87a", b"GIF89a") and h == 40 and w == 10 * 13
+    _ = EpisodeResults(np.zeros(1, bool), np.ones(1, int), np.zeros(1))  # frames default to None
