@@ -1,0 +1,75 @@
+"""Collection environments in worker processes: the same episodes as in process, and a crashed
+worker is restarted (counted, warned about) while collection goes on with the same episode."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from glamor.config import preset
+from glamor.vector import EnvPool, ProcessEnvPool, make_pool
+
+CFG = preset("debug", progress=False)
+
+
+def _episodes(pool, actions):
+    obs = pool.reset([11, 12], [None, None])
+    return obs, pool.rollout(actions)
+
+
+def test_worker_processes_give_the_episodes_of_in_process_envs():
+    actions = np.random.default_rng(0).integers(4, size=(2, CFG.episode_length))
+    sync, workers = make_pool(CFG, 2), make_pool(CFG.replace(vector="async"), 2)
+    assert isinstance(sync, EnvPool) and isinstance(workers, ProcessEnvPool)
+    try:
+        (o1, e1), (o2, e2) = _episodes(sync, actions), _episodes(workers, actions)
+        for a, b in zip(o1, o2):
+            np.testing.assert_array_equal(a["observation"], b["observation"])
+        for (f1, a1), (f2, a2) in zip(e1, e2):
+            np.testing.assert_array_equal(f1, f2)
+            np.testing.assert_array_equal(a1, a2)
+        states = workers.rng_states()
+        assert states == sync.rng_states()
+        workers.set_rng_states(states)
+    finally:
+        sync.close(), workers.close()
+
+
+def test_a_killed_worker_is_restarted_and_collection_goes_on():
+    actions = np.random.default_rng(1).integers(4, size=(2, CFG.episode_length))
+    ref = make_pool(CFG, 2)
+    _, expected = _episodes(ref, actions)
+    pool = make_pool(CFG.replace(vector="async"), 2)
+    try:
+        pool.reset([11, 12], [None, None])
+        victim = pool.pids[1]
+        os.kill(victim, signal.SIGKILL)
+        with pytest.warns(RuntimeWarning, match="worker 1 .* died; restarted"):
+            got = pool.rollout(actions)
+        assert pool.restarts == 1 and pool.pids[1] != victim
+        for (f1, a1), (f2, a2) in zip(expected, got):  # replayed from the seeded reset
+            np.testing.assert_array_equal(f1, f2)
+            np.testing.assert_array_equal(a1, a2)
+        os.kill(pool.pids[0], signal.SIGKILL)  # dead before a reset this time
+        with pytest.warns(RuntimeWarning, match="worker 0"):
+            pool.reset([11, 12], [None, None])
+        assert pool.restarts == 2
+    finally:
+        pool.close(), ref.close()
+
+
+def test_trainer_collects_with_worker_processes(tmp_path):
+    from glamor.train import Trainer
+
+    tr = Trainer(CFG.replace(vector="async", num_envs=2), tmp_path)
+    try:
+        taken = tr.collect_round()
+        assert taken == 2 * CFG.episode_length and tr.replay.episodes_added == 2
+    finally:
+        tr.close()
+
+
+def test_unknown_vector_mode_is_named():
+    with pytest.raises(ValueError, match="vector"):
+        make_pool(CFG.replace(vector="threads"))
