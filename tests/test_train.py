@@ -77,3 +77,24 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert out.returncode != 0 and "missing" in out.stderr and "config.json" in out.stderr
     out = _cli("train", "--preset", "debug", "--set", "bogus=1", "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert out.returncode == 2 and "bogus" in out.stderr
+
+
+def test_non_finite_loss_in_a_run_keeps_the_last_good_checkpoint(tmp_path):
+    from glamor import checkpoint
+
+    cfg = preset("debug", progress=False, learning_starts=0, snapshot_every=24, eval_episodes=4)
+    tr = Trainer(cfg, tmp_path)
+    update = tr.update
+
+    def poisoned():
+        if tr.updates == 20:
+            with torch.no_grad():
+                tr.model.idm.head.bias.fill_(float("nan"))
+        return update()
+
+    tr.update = poisoned
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        tr.run()
+    state = checkpoint.load_latest(tmp_path)
+    assert 0 < state["updates"] <= 20 and state["env_step"] < tr.env_step
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
