@@ -122,7 +122,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.replay = Replay(cfg.replay_capacity, self.env.frame_shape, self.env.frame_stack, self.num_actions)
         self.agent = Agent.from_config(self.model, cfg, seed=cfg.seed + rank)
+        if world_size > 1 and rank != 0:
+            torch.distributed.barrier()  # rank 0 fills the goal cache first
         self.train_goals = make_goal_set(self.env, cfg, "train", progress=cfg.progress and rank == 0)
+        if world_size > 1 and rank == 0:
+            torch.distributed.barrier()
         self.env_step = 0  # over all processes
         self.updates = 0
         self._eval_sets = None
