@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_envs)
 
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
-    b.add_argument("what", choices=["planner", "envs"])
+    b.add_argument("what", choices=["planner", "envs", "collect"])
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
     return p
