@@ -15,7 +15,9 @@ from glamor import ops
 from glamor.model import GlamorModel
 from glamor.planning import reference
 
-pytestmark = pytest.mark.skipif(not ops.available(), reason=f"glamor._C not built: {ops.import_error()}")
+pytestmark = pytest.mark.skipif(
+    not ops.available(), reason=f"glamor._C not built: {ops.import_error()}"
+)
 
 SAMPLES, WIDTH, HORIZON, GAMMA, SEED = 200, 200, 50, 0.99, 1234
 
@@ -32,7 +34,9 @@ def paper_inputs():
 
 
 def test_bench_native_sample(benchmark, paper_inputs):
-    actions, lengths, _ = benchmark(ops.sample_plans, paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None)
+    actions, lengths, _ = benchmark(
+        ops.sample_plans, paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None
+    )
     assert actions.shape == (1, HORIZON) and 1 <= int(lengths[0]) <= HORIZON
 
 

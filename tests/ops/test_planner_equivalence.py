@@ -114,7 +114,9 @@ def test_paper_sizes(M):
 def test_wide_beam(M):
     """Many expansions (width x n > 2048) take the thresholded top-B selection path."""
     inp = random_inputs(M, 2, 18, 16, seed=12)
-    assert_plans_equal(ops.beam_search(inp, 300, 6, 0.95, None), reference.beam_search(inp, 300, 6, 0.95, None))
+    assert_plans_equal(
+        ops.beam_search(inp, 300, 6, 0.95, None), reference.beam_search(inp, 300, 6, 0.95, None)
+    )
 
 
 def test_plan_scores_equal_scoring_their_actions():

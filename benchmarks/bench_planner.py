@@ -1,0 +1,335 @@
+"""Planner speed: the native ops (glamor.ops) against the eager PyTorch reference.
+
+One process, the same weights and inputs for every contender (a GlamorModel with its default
+initialisation, planning from random images), warm-up first, then the median of repeated
+timings of: native (all threads, and 1), the eager reference with 2 threads and with 1, and
+with `--compile` torch.compile of the reference on the paper case (its compile time reported
+apart; compiling the 51 unrolled steps takes minutes).
+
+Cases: the paper configuration (1 plan, 200 samples, horizon 50, hidden 64, 18 actions, prior
+on), beam search of width 200 and 1024, and batched sampling of 16 and 64 plans x 200.
+
+Work is counted in candidate-steps: one candidate advanced one token through both LSTMs.
+FLOPs per candidate-step: 2 * (4H*H + (n+2)*H) per model (the recurrent product and the head;
+the gate table lookup, the non-linearities and the log-softmax are not counted). Beam search
+runs width x (horizon+1) of them. A sampled candidate needs only the steps up to its END; the
+native sampler stops there while the reference runs all horizon+1 steps, so for sampling the
+work (and the arithmetic floor) is its live candidate-steps, counted by replaying the same draws.
+The peak is the median speed of a large fp32 torch.mm on the same threads, in the same run.
+
+Writes the JSON (default benchmarks/results/planner_cpu.json, none with --quick) and a
+Markdown table beside it, and prints the table with the machine it ran on.
+
+Example:
+    python benchmarks/bench_planner.py                    # full run, a few minutes
+    python benchmarks/bench_planner.py --quick            # smoke run, seconds
+    glamor bench planner --json planner.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from glamor import ops
+from glamor.model import GlamorModel
+from glamor.planning import reference
+from glamor.planning.inputs import PlanningInputs
+from glamor.planning.rng import uniform
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SEED = 1234
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(threads: int) -> dict:
+    return {
+        "cpu": cpu_name(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "threads": threads,
+        "torch": torch.__version__,
+        "native_isa": ops.cpu_isa() if ops.available() else None,
+        "python": platform.python_version(),
+        "load_average_1min_at_start": os.getloadavg()[0],
+    }
+
+
+def timeit(fn, *, warmup: int, min_runs: int, min_seconds: float, max_runs: int = 50) -> dict:
+    """Median wall time of fn() after warm-up: at least min_runs runs and min_seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (
+        time.perf_counter() - start < min_seconds and len(times) < max_runs
+    ):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "runs": len(times), "min_s": min(times)}
+
+
+def matmul_peak(threads: int, size: int, quick: bool) -> float:
+    """Median GFLOP/s of a large fp32 torch.mm on `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    t = timeit(
+        lambda: torch.mm(a, b),
+        warmup=2,
+        min_runs=3 if quick else 10,
+        min_seconds=0.2 if quick else 1.5,
+    )
+    return 2 * size**3 / t["median_s"] / 1e9
+
+
+def planning_inputs(plans: int, num_actions: int, hidden: int, prior: bool) -> PlanningInputs:
+    """A default-initialised GlamorModel (Atari sizes) planning from random images."""
+    torch.manual_seed(SEED)
+    model = GlamorModel(
+        num_actions=num_actions, frame_stack=4, image_hw=(80, 104), lstm_hidden=hidden
+    )
+    g = torch.Generator().manual_seed(SEED)
+    obs = torch.randint(0, 256, (plans, 4, 80, 104), dtype=torch.uint8, generator=g)
+    goal = torch.randint(0, 256, (plans, 1, 80, 104), dtype=torch.uint8, generator=g)
+    return model.planning_inputs(obs, goal, use_prior=prior)
+
+
+@torch.no_grad()
+def live_candidate_steps(
+    inp: PlanningInputs, samples: int, horizon: int, seed: int, gamma: float
+) -> int:
+    """Candidate-steps the sampler needs (each candidate up to and including its END), found
+    by replaying the reference sampler's draws (glamor.planning.reference.sample_plans)."""
+    P, n = inp.num_plans, inp.num_actions
+    h, c = reference._initial_state(inp, samples)
+    prev = torch.full((P, samples), n, dtype=torch.int64)
+    done = torch.zeros(P, samples, dtype=torch.bool)
+    plan_ids, cand_ids = torch.arange(P).view(P, 1), torch.arange(samples).view(1, samples)
+    live = 0
+    for t in range(horizon + 1):
+        live += int((~done).sum())
+        h, c = reference._advance(inp, h, c, prev)
+        logits = reference.token_scores(inp, h, None)
+        if t == 0:
+            logits[..., n] = -math.inf
+        if t == horizon:
+            logits[..., :n] = -math.inf
+        cdf = torch.cumsum(torch.exp(logits - logits.max(dim=-1, keepdim=True).values), dim=-1)
+        u = uniform(seed, plan_ids, cand_ids, t)
+        tok = (cdf <= (u * cdf[..., -1]).unsqueeze(-1)).sum(-1).clamp(max=n - 1 if t == 0 else n)
+        done = done | (tok == n)
+        prev = torch.where(tok < n, tok, n)
+    return live
+
+
+def cases(quick: bool) -> list[dict]:
+    horizon = 10 if quick else 50
+    base = dict(horizon=horizon, hidden=64, actions=18, prior=True, gamma=0.99)
+    return [
+        dict(name="paper: sample 1 x 200", method="sample", plans=1, width=200, **base),
+        dict(name="beam 1 x 200", method="beam", plans=1, width=200, **base),
+        dict(name="beam 1 x 1024", method="beam", plans=1, width=256 if quick else 1024, **base),
+        dict(name="sample 16 x 200", method="sample", plans=4 if quick else 16, width=200, **base),
+        dict(name="sample 64 x 200", method="sample", plans=8 if quick else 64, width=200, **base),
+    ]
+
+
+def run_case(case: dict, threads: int, peak: float, args) -> dict:
+    inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
+    M, P, H, n, N, T = (
+        inp.num_models,
+        case["plans"],
+        case["hidden"],
+        case["actions"],
+        case["width"],
+        case["horizon"],
+    )
+    gamma = case["gamma"]
+    flop_per_step = M * 2 * (4 * H * H + (n + 2) * H)
+    nominal = P * N * (T + 1)
+    if case["method"] == "sample":
+        steps = live_candidate_steps(inp, N, T, SEED, gamma)
+        native_fn = lambda: ops.sample_plans(inp, N, T, SEED, gamma, None)  # noqa: E731
+        ref_fn = lambda: reference.sample_plans(inp, N, T, SEED, gamma, None)  # noqa: E731
+    else:
+        steps = nominal
+        native_fn = lambda: ops.beam_search(inp, N, T, gamma, None)  # noqa: E731
+        ref_fn = lambda: reference.beam_search(inp, N, T, gamma, None)  # noqa: E731
+    gflop = steps * flop_per_step / 1e9
+    quick = args.quick
+    fast = dict(
+        warmup=1 if quick else 3, min_runs=3 if quick else 10, min_seconds=0.2 if quick else 2.0
+    )
+    slow = dict(
+        warmup=1, min_runs=1 if quick else 3, min_seconds=0.0 if quick else 3.0, max_runs=10
+    )
+
+    def measure(fn, nthreads, how):
+        torch.set_num_threads(nthreads)
+        t = timeit(fn, **how)
+        s = t["median_s"]
+        t.update(
+            plans_per_s=P / s,
+            candidate_steps_per_s=steps / s,
+            gflops=gflop / s,
+            peak_share=gflop / s / peak,
+        )
+        return t
+
+    out = dict(
+        case,
+        models=M,
+        flop_per_candidate_step=flop_per_step,
+        nominal_candidate_steps=nominal,
+        candidate_steps=steps,
+        gflop=gflop,
+        floor_s=gflop / peak,
+    )
+    # check once that the contenders agree (the tests do this thoroughly)
+    torch.set_num_threads(threads)
+    a, b = native_fn(), ref_fn()
+    out["native_equals_reference"] = bool(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]))
+    out["native"] = measure(native_fn, threads, fast)
+    out["native_1_thread"] = measure(native_fn, 1, fast)
+    out["eager_2_threads"] = measure(ref_fn, 2, slow)
+    out["eager_1_thread"] = measure(ref_fn, 1, slow)
+    if args.compile and case["name"].startswith(
+        "paper"
+    ):  # compiling the unrolled loop takes minutes
+        torch.set_num_threads(threads)
+        torch._dynamo.reset()
+        compiled = torch.compile(ref_fn.__call__)
+        t0 = time.perf_counter()
+        compiled()
+        out["compile_time_s"] = time.perf_counter() - t0
+        out["compiled_reference"] = measure(compiled, threads, slow)
+    s = out["native"]["median_s"]
+    out["speedup_vs_eager_2_threads"] = out["eager_2_threads"]["median_s"] / s
+    out["speedup_vs_eager_1_thread"] = out["eager_1_thread"]["median_s"] / s
+    out["times_floor"] = s / out["floor_s"]
+    torch.set_num_threads(threads)
+    return out
+
+
+def table(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores_available']} cores, torch {m['torch']}, native ISA {m['native_isa']}, "
+        f"{m['threads']} threads; fp32 torch.mm peak {result['matmul_peak_gflops']:.0f} GFLOP/s "
+        f"(load average at start {m['load_average_1min_at_start']:.1f}).",
+        "",
+        "| case | native ms | plans/s | cand-steps/s | GFLOP/s | % of mm peak | x floor | eager 2t ms | eager 1t ms "
+        "| speed-up vs eager 2t / 1t |"
+        + (" compiled ms (compile s) |" if result["compile"] else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if result["compile"] else ""),
+    ]
+    for c in result["cases"]:
+        nat = c["native"]
+        row = (
+            f"| {c['name']} | {nat['median_s'] * 1e3:.2f} | {nat['plans_per_s']:.0f} | "
+            f"{nat['candidate_steps_per_s'] / 1e6:.2f} M | {nat['gflops']:.0f} | {100 * nat['peak_share']:.0f}% | "
+            f"{c['times_floor']:.2f} | {c['eager_2_threads']['median_s'] * 1e3:.0f} | "
+            f"{c['eager_1_thread']['median_s'] * 1e3:.0f} | "
+            f"{c['speedup_vs_eager_2_threads']:.0f}x / {c['speedup_vs_eager_1_thread']:.0f}x |"
+        )
+        if result["compile"]:
+            row += (
+                f" {c['compiled_reference']['median_s'] * 1e3:.0f} ({c['compile_time_s']:.0f}) |"
+                if "compiled_reference" in c
+                else " - |"
+            )
+        lines.append(row)
+    lines += [
+        "",
+        "Work counts live candidate-steps for sampling (each candidate up to its END: "
+        + ", ".join(
+            f"{c['candidate_steps'] / c['nominal_candidate_steps']:.0%}"
+            for c in result["cases"]
+            if c["method"] == "sample"
+        )
+        + " of width x (horizon+1) here) and width x (horizon+1) for beam search; "
+        "FLOPs 2 (4H^2 + (n+2) H) per model per candidate-step; x floor = time / (FLOPs / mm peak).",
+    ]
+    return "\n".join(lines)
+
+
+def check_targets(result: dict) -> dict:
+    by = {c["name"]: c for c in result["cases"]}
+    paper, batch = by["paper: sample 1 x 200"], by["sample 64 x 200"]
+    return {
+        "paper_speedup_vs_eager_2_threads_at_least_8": paper["speedup_vs_eager_2_threads"] >= 8,
+        "paper_within_2x_of_floor": paper["times_floor"] <= 2,
+        "sample_64x200_at_least_50pct_of_peak": batch["native"]["peak_share"] >= 0.5,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="where to write the results (default: "
+        "benchmarks/results/planner_cpu.json; nothing with --quick)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small cases, few runs: a smoke test in seconds"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile of the reference, paper case only (minutes to compile)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="threads for native and peak"
+    )
+    args = p.parse_args(argv)
+    if not ops.available():
+        raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
+    threads = args.threads
+    result = {"machine": machine(threads), "compile": args.compile, "quick": args.quick}
+    result["matmul_peak_gflops"] = peak = matmul_peak(
+        threads, 1024 if args.quick else 2048, args.quick
+    )
+    result["cases"] = []
+    for case in cases(args.quick):
+        result["cases"].append(run_case(case, threads, peak, args))
+        print(f"  {case['name']}: done", flush=True)
+    # the peak again at the end: the machine may be shared
+    result["matmul_peak_gflops_at_end"] = matmul_peak(
+        threads, 1024 if args.quick else 2048, args.quick
+    )
+    result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
+    if not args.quick:
+        result["targets"] = check_targets(result)
+    text = table(result)
+    print(text)
+    if "targets" in result:
+        print("targets:", json.dumps(result["targets"]))
+    path = args.json or (None if args.quick else RESULTS / "planner_cpu.json")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".md").write_text(text + "\n")
+        print(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
