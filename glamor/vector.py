@@ -183,7 +183,7 @@ class ProcessEnvPool(EnvPool):
 
     def _recover(self, i: int, cmd: str, arg, error: Exception):
         """Restart worker i and replay its last reset, then the failed command."""
-        for attempt in range(self.max_restarts_per_call):
+        for _ in range(self.max_restarts_per_call):
             self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
             try:
                 if self._rng[i] is not None and cmd != "set_rng":
@@ -232,7 +232,7 @@ class ProcessEnvPool(EnvPool):
         self._call_all("set_rng", list(states))
 
     def close(self) -> None:
-        for i, (proc, conn) in enumerate(zip(self._procs, self._conns)):
+        for conn in self._conns:
             try:
                 conn.send(("close", None))
             except OSError:
