@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from glamor.agent import Agent
-from glamor.envs import GoalEnv, judge_success
+from glamor.envs import GoalEnv
 from glamor.goals import GoalSet
 
 
