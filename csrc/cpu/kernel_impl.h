@@ -1,9 +1,10 @@
 // The planner's inner kernels, written once on the vector struct V of simd.h.
 //
 // Textual header: kernels_<isa>.cpp includes it inside an anonymous namespace after simd.h
-// (see simd.h). The arithmetic order follows the reference (glamor/planning/reference.py):
+// (see simd.h). The arithmetic follows the reference (glamor/planning/reference.py):
 // gates = table row + h W_hh^T, c = sig(f) c + sig(i) tanh(g), h = sig(o) tanh(c),
-// logits = h head^T + bias, log-softmax = (x - max) - log(sum exp(x - max)).
+// logits = h head^T + bias, log-softmax = (x - max) - log(sum exp(x - max)); the gate rows of
+// W_hh and of the table come pre-scaled by -log2(e) (g: -2 log2(e)), see vsigmoid_log2_n.
 
 // ---- LSTM step: register-tiled (R rows x the four gates of W units) GEMM over k < H, -----
 // ---- then the gate non-linearities on the tile while it is still in registers ---------------

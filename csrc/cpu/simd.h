@@ -165,7 +165,8 @@ struct V {
 
 // ---- math on V::F (the same algorithms on every instruction set) -------------------------
 
-// exp(x), about 1 ulp (Cephes' expf polynomial); 0 below -87.3, finite up to 88.
+// exp(x), about 1 ulp (Cephes' expf polynomial), finite up to 88; below -87.3 it is 0
+// (AVX-512: the true subnormal values down to -104, then 0).
 // Stage by stage over N independent vectors, so that the chains overlap in the pipeline.
 template <int N>
 static inline void vexp_n(V::F* x) {
