@@ -37,6 +37,15 @@ TORCH_LIBRARY_IMPL(glamor, CPU, m) {
   m.impl("uniform", &glamor::cpu::uniform);
 }
 
+// Not differentiable: plans are discrete, and the scores are for ranking them. Autograd passes
+// the ops through, so their outputs never require grad (no silent "no autograd kernel" path).
+TORCH_LIBRARY_IMPL(glamor, Autograd, m) {
+  m.impl("score_plans", torch::CppFunction::makeFallthrough());
+  m.impl("sample_plans", torch::CppFunction::makeFallthrough());
+  m.impl("beam_search", torch::CppFunction::makeFallthrough());
+  m.impl("uniform", torch::CppFunction::makeFallthrough());
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "glamor native planner ops; importing this module registers torch.ops.glamor.*";
   m.def("cpu_isa", &glamor::cpu::isa,

@@ -41,9 +41,20 @@ def test_import_registers_ops():
         assert hasattr(torch.ops.glamor, name)
 
 
+@pytest.mark.parametrize("requires_grad", [False, True])
 @pytest.mark.parametrize("name", ["score_plans", "sample_plans", "beam_search", "uniform"])
-def test_opcheck(name):
-    torch.library.opcheck(getattr(torch.ops.glamor, name).default, _args()[name])
+def test_opcheck(name, requires_grad):
+    args = _args()[name]
+    if requires_grad:  # weights straight from a model: the ops are not differentiable
+        args = tuple(
+            a.clone().requires_grad_()
+            if isinstance(a, torch.Tensor) and a.is_floating_point()
+            else a
+            for a in args
+        )
+    torch.library.opcheck(getattr(torch.ops.glamor, name).default, args)
+    out = getattr(torch.ops.glamor, name)(*args)
+    assert not any(o.requires_grad for o in (out if isinstance(out, tuple) else (out,)))
 
 
 @pytest.mark.parametrize("name", ["score_plans", "sample_plans", "beam_search"])
