@@ -123,7 +123,10 @@ struct Clip {
 Clip check_clip(std::optional<double> clip_logq) {
   if (!clip_logq.has_value()) return {false, 0.0f};
   TORCH_CHECK_VALUE(!std::isnan(*clip_logq), "clip_logq must be a number or None, got NaN");
-  return {true, static_cast<float>(*clip_logq)};  // compared on float32, as torch does
+  // compared on float32, as torch does (beyond float's range: +-inf, not undefined behaviour)
+  const double big = std::numeric_limits<float>::max();
+  const double x = *clip_logq;
+  return {true, x > big ? INFINITY : x < -big ? -INFINITY : static_cast<float>(x)};
 }
 
 void check_workspace(double bytes) {
