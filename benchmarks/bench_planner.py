@@ -71,6 +71,24 @@ def machine(threads: int) -> dict:
     }
 
 
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(wall s, busy CPU s of the whole machine, CPU s of this process)."""
+    busy = 0.0
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system
+
+
+def other_load(start: tuple[float, float, float]) -> float:
+    """Cores kept busy by other processes since `start` (0 on an otherwise idle machine)."""
+    wall, busy, own = (b - a for a, b in zip(start, cpu_snapshot(), strict=True))
+    return max(0.0, (busy - own) / wall) if busy else float("nan")
+
+
 def timeit(fn, *, warmup: int, min_runs: int, min_seconds: float, max_runs: int = 50) -> dict:
     """Median wall time of fn() after warm-up: at least min_runs runs and min_seconds."""
     for _ in range(warmup):
@@ -233,7 +251,7 @@ def table(result: dict) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores_available']} cores, torch {m['torch']}, native ISA {m['native_isa']}, "
         f"{m['threads']} threads; fp32 torch.mm peak {result['matmul_peak_gflops']:.0f} GFLOP/s "
-        f"(load average at start {m['load_average_1min_at_start']:.1f}).",
+        f"(other processes kept {m['other_processes_busy_cores']:.2f} cores busy during the run).",
         "",
         "| case | native ms | plans/s | cand-steps/s | GFLOP/s | % of mm peak | x floor | eager 2t ms | eager 1t ms "
         "| speed-up vs eager 2t / 1t |"
@@ -303,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ops.available():
         raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
     threads = args.threads
+    start = cpu_snapshot()
     result = {"machine": machine(threads), "compile": args.compile, "quick": args.quick}
     result["matmul_peak_gflops"] = peak = matmul_peak(
         threads, 1024 if args.quick else 2048, args.quick
@@ -316,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         threads, 1024 if args.quick else 2048, args.quick
     )
     result["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
+    result["machine"]["other_processes_busy_cores"] = other_load(start)
     if not args.quick:
         result["targets"] = check_targets(result)
     text = table(result)

@@ -1,6 +1,7 @@
 """Command line: glamor train | eval | plan | envs | bench.
 
     glamor train --preset gridworld --run-dir runs/demo
+    glamor train --preset gridworld --algo gcsl --run-dir runs/gcsl
     glamor train --preset debug --set plan_width=16 --set lr=0.001
     glamor train --resume runs/demo
     glamor eval runs/demo [--videos 4]
@@ -43,11 +44,15 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.set or args.env or args.seed is not None or args.run_dir or args.overwrite:
             raise SystemExit("--resume RUN_DIR takes the run's own config.json; only --total-env-steps may change")
+        if args.algo:
+            raise SystemExit("--resume RUN_DIR takes the run's own config.json (its algo included)")
         resume(args.resume, total_env_steps=args.total_env_steps)
         return 0
     overrides = _parse_overrides(args.set)
     if args.env:
         overrides["env_id"] = args.env
+    if args.algo:
+        overrides["algo"] = args.algo
     if args.total_env_steps is not None:
         overrides["total_env_steps"] = args.total_env_steps
     if args.seed is not None:
@@ -63,7 +68,7 @@ def cmd_eval(args) -> int:
 
     from glamor import checkpoint
     from glamor.evaluate import evaluate, format_table, write_results
-    from glamor.reports import write_reports
+    from glamor.reports import write_goal_table, write_reports
     from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device
 
     run_dir = Path(args.run_dir)
@@ -86,8 +91,12 @@ def cmd_eval(args) -> int:
     results = evaluate(model, cfg, envs, goal_sets, details=details, record=args.videos)
     results.update(env_steps=state["env_step"])
     write_results(run_dir, results)
-    written = write_reports(run_dir, results, details, state["env_step"], goal_sets)
     print(format_table(results))
+    if cfg.algo == "gcsl":  # the success plot and videos are GLAMOR's (eval/ columns, glamor rollouts)
+        write_goal_table(run_dir / "eval_goals.csv", details)
+        print(f"wrote {run_dir / 'eval_goals.csv'}")
+        return 0
+    written = write_reports(run_dir, results, details, state["env_step"], goal_sets)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {run_dir / 'videos'}")
     return 0
 
@@ -146,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a GLAMOR agent, then evaluate it")
     t.add_argument("--preset", default="gridworld", choices=sorted(PRESETS))
     t.add_argument("--env", help="environment id (see `glamor envs`), overrides the preset's")
+    t.add_argument("--algo", choices=["glamor", "gcsl"],
+                   help="glamor (default) or gcsl, the goal-conditioned supervised baseline")
     t.add_argument("--run-dir", help="where the run is written (default runs/PRESET-seedN)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--resume", metavar="RUN_DIR",

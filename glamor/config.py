@@ -38,6 +38,12 @@ class Config:
     vector: str = "sync"
     """Where collection environments run: 'sync' (in this process) or 'async' (a worker process each)."""
 
+    # --- algorithm -------------------------------------------------------------------------
+    algo: str = "glamor"
+    """'glamor' (IDM + prior, planning) or 'gcsl' (goal-conditioned policy: the model-free baseline)."""
+    gcsl_act: str = "greedy"
+    """How GCSL picks actions (collection and evaluation): 'greedy' (argmax) or 'sample' (softmax)."""
+
     # --- model ----------------------------------------------------------------------------
     encoder_channels: tuple[int, ...] = (16, 32, 32)
     """Channels of the Impala encoder's stages."""
@@ -146,6 +152,8 @@ class Config:
             "replay_capacity": self.replay_capacity >= 2 * self.episode_length + 2,
             "planner": self.planner in ("sample", "beam"),
             "backend": self.backend in ("auto", "reference", "native"),
+            "algo": self.algo in ("glamor", "gcsl"),
+            "gcsl_act": self.gcsl_act in ("greedy", "sample"),
             "gamma": 0.0 < self.gamma <= 1.0,
             "eval_episodes": self.eval_episodes >= 1,
         }
@@ -256,6 +264,35 @@ PRESETS: dict[str, dict[str, Any]] = {
         env_id="glamor/reacher-hard-v0", episode_length=100, updates_per_episode=2
     ),
 }
+
+
+# Budgets of `glamor compare`: "full" keeps a preset's own schedule (the spec's settings for
+# atari/control, meant for a GPU machine); "small" runs a third of the preset's environment steps
+# (epsilon decay, evaluations and snapshots scaled alike) on one torch thread, so a gridworld run
+# takes about two CPU-minutes.
+BUDGETS: dict[str, dict[str, Any]] = {
+    "full": dict(scale=1.0),
+    "small": dict(scale=1 / 3, torch_threads=1),
+}
+
+
+def apply_budget(cfg: Config, name: str) -> Config:
+    """`cfg` with the named budget of BUDGETS: step counts scaled, other fields set."""
+    if name not in BUDGETS:
+        raise ValueError(f"unknown budget {name!r}; known budgets: {sorted(BUDGETS)}")
+    b = dict(BUDGETS[name])
+    scale = b.pop("scale")
+    if scale != 1.0:
+        steps = lambda n: max(int(round(n * scale)), 1)  # noqa: E731
+        total = steps(cfg.total_env_steps)
+        b.update(
+            total_env_steps=total,
+            eps_decay_steps=steps(cfg.eps_decay_steps),
+            learning_starts=min(cfg.learning_starts, total // 2),
+            eval_every=steps(cfg.eval_every) if cfg.eval_every else 0,
+            snapshot_every=steps(cfg.snapshot_every),
+        )
+    return cfg.replace(**b)
 
 
 def preset(name: str, **overrides: Any) -> Config:

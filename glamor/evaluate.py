@@ -1,14 +1,18 @@
-"""Evaluation on held-out goals: GLAMOR (closed loop, with and without the prior) and a random
-policy on the same goals, judged by the labels.
+"""Evaluation on held-out goals: GLAMOR (closed loop, with and without the prior), or the GCSL
+baseline, and a random policy on the same goals, judged by the labels.
 
 Each episode resets with its goal's seed (the agent starts where the goal's rollout started)
 and has `episode_length` steps. GLAMOR replans every step and may stop early by declaring the
 goal reached; the random policy runs for the fixed number of steps. Success is judged at the
 final state. Episodes run side by side in batches of `eval_batch`, one plan call per step.
+GCSL (any object with `act(obs, goal, horizon) -> (actions, stop)`) runs through the same
+`run_episodes` and never stops early. Each goal set's `goal_digest` in eval.json fingerprints
+its goals (reset seeds, labels, images), so runs can be checked to share one goal list.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -20,6 +24,7 @@ from tqdm.auto import tqdm
 
 from glamor.agent import Agent
 from glamor.envs import GoalEnv
+from glamor.gcsl import GCSLAgent
 from glamor.goals import GoalSet
 
 
@@ -52,6 +57,22 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, center - half), min(1.0, center + half))
+
+
+POLICY_LABELS = {"glamor": "GLAMOR", "glamor_no_prior": "GLAMOR, no prior", "gcsl": "GCSL", "random": "random"}
+
+
+def default_policies(cfg) -> tuple[str, ...]:
+    """The policies an evaluation of a `cfg.algo` run reports (the random policy last)."""
+    return ("gcsl", "random") if cfg.algo == "gcsl" else ("glamor", "glamor_no_prior", "random")
+
+
+def goal_digest(goals: GoalSet) -> str:
+    """A short fingerprint of a goal set: its reset seeds, labels and goal images."""
+    h = hashlib.sha1()
+    for a in (goals.seeds, goals.labels, goals.frames):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def run_episodes(
@@ -108,44 +129,60 @@ def run_episodes(
                           recorded if record else None)
 
 
-def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, progress: bool = True,
-             details: dict | None = None, record: int = 0) -> dict:
-    """GLAMOR with and without the prior, and the random policy, on each named goal set.
+def _agent(policy: str, model, cfg):
+    if policy == "gcsl":
+        return GCSLAgent.from_config(model, cfg)
+    return Agent.from_config(model, cfg, use_prior=policy == "glamor")
 
-    Returns the eval.json dict: for the first set its numbers at top level (success_rate, ci95,
-    episodes, success_rate_no_prior, random_success_rate, ...), and every set under "sets".
-    A `details` dict receives every (set, policy)'s per-goal EpisodeResults; GLAMOR's (with the
-    prior) keep the frames of the first `record` goals.
+
+def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, progress: bool = True,
+             details: dict | None = None, record: int = 0, policies: tuple[str, ...] | None = None) -> dict:
+    """Each policy on each named goal set: by default GLAMOR with and without the prior and the
+    random policy (a GCSL run, `cfg.algo == "gcsl"`: GCSL and the random policy).
+
+    Args:
+        policies: a subset of "glamor", "glamor_no_prior", "gcsl", "random" (the first is the
+            run's own; e.g. ("glamor",) for a planner-width sweep).
+
+    Returns the eval.json dict: for the first set the first policy's numbers at top level
+    (success_rate, ci95, episodes, mean_steps, and success_rate_no_prior, random_success_rate
+    when evaluated), every set under "sets" with its `goal_digest`. A `details` dict receives
+    every (set, policy)'s per-goal EpisodeResults; the first policy's keep the frames of the
+    first `record` goals.
     """
+    policies = tuple(policies or default_policies(cfg))
+    unknown = set(policies) - set(POLICY_LABELS)
+    if unknown:
+        raise ValueError(f"unknown policies {sorted(unknown)}; known: {sorted(POLICY_LABELS)}")
     was_training = model.training
     model.eval()
-    out: dict = {"sets": {}}
+    out: dict = {"algo": cfg.algo, "sets": {}}
     for name, goals in goal_sets.items():
-        row = {}
-        for key, prior in (("glamor", True), ("glamor_no_prior", False)):
-            agent = Agent.from_config(model, cfg, use_prior=prior)
-            res = run_episodes(envs, goals, agent, progress=progress, desc=f"eval {name} {key}",
-                               record=record if prior else 0)
+        row: dict = {"goal_digest": goal_digest(goals)}
+        for i, key in enumerate(policies):
+            if key == "random":
+                res = run_episodes(envs, goals, None, rng=np.random.default_rng(cfg.eval_seed), progress=progress,
+                                   desc=f"eval {name} random")
+            else:
+                res = run_episodes(envs, goals, _agent(key, model, cfg), progress=progress,
+                                   desc=f"eval {name} {key}", record=record if i == 0 else 0)
             if details is not None:
                 details[(name, key)] = res
-            row[key] = {**res.summary(), "plans_per_s": res.plans_per_s}
-        res = run_episodes(envs, goals, None, rng=np.random.default_rng(cfg.eval_seed), progress=progress,
-                           desc=f"eval {name} random")
-        if details is not None:
-            details[(name, "random")] = res
-        row["random"] = res.summary()
+            row[key] = res.summary() if key == "random" else {**res.summary(), "plans_per_s": res.plans_per_s}
         out["sets"][name] = row
     first = out["sets"][next(iter(goal_sets))]
-    out.update(
-        success_rate=first["glamor"]["success_rate"],
-        ci95=first["glamor"]["ci95"],
-        episodes=first["glamor"]["episodes"],
-        success_rate_no_prior=first["glamor_no_prior"]["success_rate"],
-        ci95_no_prior=first["glamor_no_prior"]["ci95"],
-        random_success_rate=first["random"]["success_rate"],
-        random_ci95=first["random"]["ci95"],
-        planner=dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma),
-    )
+    main = first[policies[0]]
+    out.update(success_rate=main["success_rate"], ci95=main["ci95"], episodes=main["episodes"],
+               mean_steps=main["mean_steps"])
+    if "glamor_no_prior" in first:
+        out.update(success_rate_no_prior=first["glamor_no_prior"]["success_rate"],
+                   ci95_no_prior=first["glamor_no_prior"]["ci95"])
+    if "random" in first:
+        out.update(random_success_rate=first["random"]["success_rate"], random_ci95=first["random"]["ci95"])
+    if cfg.algo == "gcsl":
+        out["policy"] = dict(act=cfg.gcsl_act)
+    else:
+        out["planner"] = dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma)
     model.train(was_training)
     return out
 
@@ -154,7 +191,9 @@ def format_table(results: dict) -> str:
     """The evaluation as a Markdown table: one row per goal set and policy."""
     lines = ["| goals | policy | success | 95% CI | episodes | mean steps |", "|---|---|---|---|---|---|"]
     for name, row in results["sets"].items():
-        for policy, label in (("glamor", "GLAMOR"), ("glamor_no_prior", "GLAMOR, no prior"), ("random", "random")):
+        for policy, label in POLICY_LABELS.items():
+            if policy not in row:
+                continue
             r = row[policy]
             lines.append(
                 f"| {name} | {label} | {r['success_rate']:.3f} | [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "

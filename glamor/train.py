@@ -18,6 +18,10 @@ resumed any number of times ends with the same weights as one that was not.
 
 Several processes (`torchrun`, see glamor/distributed.py): each collects its own data, gradients
 are averaged with DDP, env_step counts every process's steps; rank 0 logs, evaluates and saves.
+
+`Config.algo = "gcsl"` trains the GCSL baseline (glamor/gcsl.py) in the same loop, replay, budget
+and schedule: its policy collects closed loop (in-process environments only) and learns from the
+same relabelled batches.
 """
 
 from __future__ import annotations
@@ -39,11 +43,12 @@ from glamor import checkpoint, envs
 from glamor.agent import Agent
 from glamor.config import Config
 from glamor.evaluate import evaluate, format_table, write_results
+from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
 from glamor.logger import Logger
 from glamor.model import GlamorModel
 from glamor.replay import Replay
-from glamor.vector import make_pool
+from glamor.vector import EnvPool, make_pool
 
 CHECKPOINT_FORMAT = 2
 
@@ -58,8 +63,22 @@ def make_envs(cfg: Config, count: int) -> list[envs.GoalEnv]:
     return [envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs) for _ in range(count)]
 
 
-def build_model(cfg: Config, env: envs.GoalEnv) -> GlamorModel:
-    return GlamorModel.from_config(cfg, env.action_space.n, env.frame_stack, env.frame_shape)
+def build_model(cfg: Config, env: envs.GoalEnv) -> GlamorModel | GCSLPolicy:
+    """The network of `cfg.algo`: a GlamorModel, or a GCSLPolicy for the GCSL baseline."""
+    cls = GCSLPolicy if cfg.algo == "gcsl" else GlamorModel
+    return cls.from_config(cfg, env.action_space.n, env.frame_stack, env.frame_shape)
+
+
+def build_agent(model, cfg: Config, **overrides) -> Agent | GCSLAgent:
+    """The acting side of `cfg.algo` on top of `model`."""
+    return (GCSLAgent if cfg.algo == "gcsl" else Agent).from_config(model, cfg, **overrides)
+
+
+def eval_metrics(results: dict) -> dict[str, float]:
+    """The eval/ metrics of an evaluation (those its policies have)."""
+    keys = (("eval/success_rate", "success_rate"), ("eval/success_rate_no_prior", "success_rate_no_prior"),
+            ("eval/random_success_rate", "random_success_rate"))
+    return {name: results[key] for name, key in keys if results.get(key) is not None}
 
 
 def eval_goal_sets(cfg: Config, env: envs.GoalEnv, count: int, progress: bool) -> dict:
@@ -111,6 +130,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)  # goals and shapes
         self.pool = make_pool(cfg)
+        if cfg.algo == "gcsl" and type(self.pool) is not EnvPool:
+            raise ValueError("algo=gcsl collects closed loop, step by step: it needs vector='sync'")
         self.num_actions = self.env.action_space.n
         self.model = build_model(cfg, self.env).to(self.device)
         self.loss_fn = _Loss(self.model)
@@ -121,7 +142,7 @@ class Trainer:
                                                    else [self.device])
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.replay = Replay(cfg.replay_capacity, self.env.frame_shape, self.env.frame_stack, self.num_actions)
-        self.agent = Agent.from_config(self.model, cfg, seed=cfg.seed + rank)
+        self.agent = build_agent(self.model, cfg, seed=cfg.seed + rank)
         if world_size > 1 and rank != 0:
             torch.distributed.barrier()  # rank 0 fills the goal cache first
         self.train_goals = make_goal_set(self.env, cfg, "train", progress=cfg.progress and rank == 0)
@@ -161,6 +182,8 @@ class Trainer:
         seeds = [int(self.rng.integers(2**31)) for _ in range(n)]
         obs = self.pool.reset(seeds, [self.train_goals[int(i)] for i in picks])
         epsilon = cfg.epsilon(self.env_step)
+        if cfg.algo == "gcsl":
+            return self._collect_gcsl(obs, epsilon)
         if self.env_step < cfg.learning_starts or epsilon >= 1.0:
             actions = self.rng.integers(self.num_actions, size=(n, k))
         else:
@@ -173,8 +196,21 @@ class Trainer:
             self._plans += n
             self.model.train()
         actions = self.agent.epsilon_greedy(actions, epsilon)
+        return self._store(self.pool.rollout(actions))
+
+    def _collect_gcsl(self, obs: list[dict], epsilon: float) -> int:
+        """GCSL's round: its policy acts closed loop in every environment (random before
+        learning_starts), epsilon-greedy on top."""
+        explore = self.env_step < self.cfg.learning_starts or epsilon >= 1.0
+        self.model.eval()
+        episodes = collect_closed_loop(self.pool._envs, obs, None if explore else self.agent, epsilon, self.rng)
+        self.model.train()
+        return self._store(episodes)
+
+    def _store(self, episodes) -> int:
+        """Episodes to the replay; returns the env steps taken (by all processes together)."""
         taken = 0
-        for frames, acts in self.pool.rollout(actions):
+        for frames, acts in episodes:
             self.replay.add_episode(frames, acts)
             taken += len(acts)
         if self.world_size > 1:
@@ -313,8 +349,8 @@ class Trainer:
                 if self.env_step >= self.next_log and self.window:
                     now = time.time()
                     metrics = {
-                        "losses/idm": np.mean(self.window["idm"]),
-                        "losses/prior": np.mean(self.window["prior"]),
+                        **{f"losses/{name}": np.mean(self.window[name]) for name in ("idm", "prior")
+                           if name in self.window},  # GLAMOR's two terms (GCSL has one loss)
                         "losses/total": np.mean(self.window["loss"]),
                         "charts/epsilon": cfg.epsilon(self.env_step),
                         "charts/env_steps_per_s": (self.env_step - steps_last) / (now - t_last),
@@ -333,9 +369,7 @@ class Trainer:
                     if self.is_main:
                         res = self.evaluate(cfg.eval_episodes_during_training)
                         self.last_success = f"{res['success_rate']:.2f}"
-                        logger.log(self.env_step, {"eval/success_rate": res["success_rate"],
-                                                   "eval/success_rate_no_prior": res["success_rate_no_prior"],
-                                                   "eval/random_success_rate": res["random_success_rate"]})
+                        logger.log(self.env_step, eval_metrics(res))
                         bar.set_postfix(success=self.last_success)
                     self.next_eval += cfg.eval_every
                 if self.env_step >= self.next_snapshot:
@@ -347,9 +381,7 @@ class Trainer:
                 return {}
             results = self.evaluate(cfg.eval_episodes)
             results.update(env_steps=self.env_step, updates=self.updates)
-            logger.log(self.env_step, {"eval/success_rate": results["success_rate"],
-                                       "eval/success_rate_no_prior": results["success_rate_no_prior"],
-                                       "eval/random_success_rate": results["random_success_rate"]})
+            logger.log(self.env_step, eval_metrics(results))
             write_results(self.run_dir, results)
             return results
         finally:
@@ -383,12 +415,13 @@ def _finish(results: dict, cfg: Config, run_dir: Path, t0: float) -> dict:
     if cfg.progress:
         print(format_table(results))
         print(json.dumps({k: results[k] for k in ("success_rate", "ci95", "episodes", "success_rate_no_prior",
-                                                   "random_success_rate")}))
+                                                   "random_success_rate") if k in results}))
     return results
 
 
 def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
-    """Train a GLAMOR agent in `run_dir`, evaluate it, and return the eval.json dict."""
+    """Train a GLAMOR agent (or the GCSL baseline, `cfg.algo`) in `run_dir`, evaluate it, and
+    return the eval.json dict."""
     from glamor import distributed
 
     rank, world = distributed.setup(cfg)

@@ -1,0 +1,193 @@
+"""GCSL, the model-free baseline: a goal-conditioned policy pi(a | s, g) trained by supervised
+learning on relabelled experience (Ghosh et al., "Learning to Reach Goals via Iterated
+Supervised Learning", ICLR 2021).
+
+Same inputs as GLAMOR: the observation and the goal go through the same encoders (two Impala
+networks, not weight-shared) and the same state mix; a linear head gives n action logits. The
+replay's hindsight sampler supplies (s_t, g = frame k steps ahead, targets); GCSL's label is
+targets[:, 0] = a_t, the first action towards that goal. Samples with k = 0 (the last
+observation of an episode, whose target is END alone) carry no action and are left out.
+
+Acting: greedy (argmax) or sampled from the softmax (`Config.gcsl_act`). GCSL has no notion of
+having arrived, so it never stops early: evaluation runs it for the fixed horizon. Data is
+collected closed loop with the policy itself and the same epsilon schedule as GLAMOR.
+
+The policy has no horizon input (the paper's optional time-conditioned variant is left out).
+
+Example:
+    >>> import numpy as np
+    >>> policy = GCSLPolicy(4, 1, (22, 22), encoder_channels=(4, 8), embed_dim=32, mix_hidden=32)
+    >>> agent = GCSLAgent(policy)
+    >>> obs = np.zeros((3, 1, 22, 22), np.uint8)
+    >>> actions, stop = agent.act(obs, obs, horizon=5)
+    >>> actions.shape, bool(stop.any())
+    ((3,), False)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glamor.nn.impala import ImpalaEncoder
+
+IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
+
+
+def gcsl_labels(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
+    """(B, T) relabelled token targets -> (B,) action labels: a_t, or IGNORE where k = 0
+    (the first token is END)."""
+    first = targets[:, 0]
+    return torch.where(first < num_actions, first, torch.full_like(first, IGNORE))
+
+
+class GCSLPolicy(nn.Module):
+    """pi(a | s, g): Impala encoders of obs and goal, GLAMOR's state mix, a linear head."""
+
+    def __init__(
+        self,
+        num_actions: int,
+        frame_stack: int,
+        image_hw: tuple[int, int],
+        encoder_channels: tuple[int, ...] = (16, 32, 32),
+        embed_dim: int = 512,
+        mix_hidden: int = 256,
+    ):
+        super().__init__()
+        self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
+        self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
+        self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
+        self.state_mix = nn.Sequential(
+            nn.Linear(2 * embed_dim, mix_hidden),
+            nn.LayerNorm(mix_hidden),
+            nn.ReLU(),
+            nn.Linear(mix_hidden, embed_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(embed_dim, num_actions)
+
+    @classmethod
+    def from_config(cls, cfg, num_actions: int, frame_stack: int, image_hw) -> GCSLPolicy:
+        return cls(num_actions, frame_stack, image_hw, encoder_channels=cfg.encoder_channels,
+                   embed_dim=cfg.embed_dim, mix_hidden=cfg.mix_hidden)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """uint8 obs (B, S, H, W) and goal (B, 1, H, W) -> action logits (B, n)."""
+        obs_rep = torch.relu(self.obs_encoder(obs))  # (B, D)
+        goal_rep = torch.relu(self.goal_encoder(goal))  # (B, D)
+        return self.head(self.state_mix(torch.cat([obs_rep, goal_rep], dim=1)))  # (B, n)
+
+    def loss(self, obs, goal, targets) -> dict[str, torch.Tensor]:
+        """Cross-entropy of a_t = targets[:, 0] given (s_t, g), over the samples with k >= 1.
+
+        Args:
+            obs: uint8 (B, S, H, W); goal: uint8 (B, 1, H, W).
+            targets: int64 (B, T) from `Replay.sample` (actions, END, PAD).
+
+        Returns:
+            {"loss"}: a scalar (0 when no sample has an action).
+        """
+        labels = gcsl_labels(targets, self.num_actions)  # (B,)
+        logits = self(obs, goal)  # (B, n)
+        if not bool((labels != IGNORE).any()):
+            return {"loss": logits.sum() * 0.0}
+        return {"loss": F.cross_entropy(logits, labels, ignore_index=IGNORE)}
+
+
+class GCSLAgent:
+    """Acts with a GCSLPolicy: `act` for evaluation (never stops early), `epsilon_greedy` for
+    exploration. Holds the same bookkeeping as `glamor.agent.Agent` (rng, plans_made), so the
+    trainer checkpoints both alike.
+
+    Args:
+        policy: the network.
+        mode: "greedy" (argmax) or "sample" (from the softmax, with this agent's generator).
+        seed: seeds the sampling and exploration draws.
+    """
+
+    def __init__(self, policy: GCSLPolicy, *, mode: str = "greedy", seed: int = 0, horizon: int | None = None):
+        if mode not in ("greedy", "sample"):
+            raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
+        self.model, self.mode, self.horizon = policy, mode, horizon
+        self.rng = np.random.default_rng(seed)
+        self._plan_seed = seed  # unused; kept so checkpoints have one shape for both agents
+        self.plans_made = 0
+
+    @classmethod
+    def from_config(cls, policy: GCSLPolicy, cfg, **overrides) -> GCSLAgent:
+        kwargs = dict(mode=cfg.gcsl_act, seed=cfg.seed, horizon=cfg.horizon)
+        return cls(policy, **{**kwargs, **overrides})
+
+    @property
+    def num_actions(self) -> int:
+        return self.model.num_actions
+
+    @torch.no_grad()
+    def policy_actions(self, obs, goal) -> np.ndarray:
+        """int64 (P,): the greedy or sampled action of each (obs (P, S, H, W), goal (P, 1, H, W))."""
+        device = self.model.device
+        obs, goal = (torch.as_tensor(np.asarray(x)).to(device) for x in (obs, goal))
+        logits = self.model(obs, goal)  # (P, n)
+        self.plans_made += obs.shape[0]
+        if self.mode == "greedy":
+            return logits.argmax(dim=1).cpu().numpy()
+        probs = torch.softmax(logits.double(), dim=1).cpu().numpy()  # (P, n)
+        u = self.rng.random((len(probs), 1))
+        return np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), self.num_actions - 1).astype(np.int64)
+
+    def act(self, obs, goal, horizon: int | None = None):
+        """One closed-loop step: actions int64 (P,) and stop bool (P,), always False (GCSL runs
+        the fixed horizon). One observation (S, H, W) gives an int and a bool."""
+        obs, goal = np.asarray(obs), np.asarray(goal)
+        single = obs.ndim == 3
+        if single:
+            obs, goal = obs[None], goal.reshape(1, 1, *goal.shape[-2:])
+        actions = self.policy_actions(obs, goal)
+        stop = np.zeros(len(actions), dtype=bool)
+        return (int(actions[0]), False) if single else (actions, stop)
+
+    def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
+        """Each action replaced by a uniform random one with probability `epsilon`."""
+        explore = self.rng.random(np.shape(actions)) < epsilon
+        return np.where(explore, self.rng.integers(self.num_actions, size=np.shape(actions)), actions)
+
+
+def collect_closed_loop(envs: list, first_obs: list[dict], agent: GCSLAgent | None, epsilon: float,
+                        rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One episode per environment (already reset, `first_obs` its observations), acting at
+    every step with the agent's policy and epsilon-greedy exploration (agent=None: uniform
+    random actions drawn from `rng`).
+
+    Returns:
+        per environment: frames uint8 (L+1, H, W) (each observation's newest frame) and
+        actions int64 (L,), the shape `Replay.add_episode` takes.
+    """
+    n_envs = len(envs)
+    obs = list(first_obs)
+    frames = [[o["observation"][-1]] for o in obs]
+    taken: list[list[int]] = [[] for _ in range(n_envs)]
+    active = np.ones(n_envs, dtype=bool)
+    k = envs[0].episode_length
+    for _ in range(k):
+        live = np.flatnonzero(active)
+        if len(live) == 0:
+            break
+        if agent is None:
+            actions = rng.integers(envs[0].action_space.n, size=len(live))
+        else:
+            o = np.stack([obs[j]["observation"] for j in live])  # (E, S, H, W)
+            g = np.stack([obs[j]["desired_goal"] for j in live])  # (E, 1, H, W)
+            actions = agent.epsilon_greedy(agent.policy_actions(o, g), epsilon)
+        for a, j in zip(actions, live):
+            obs[j], _, terminated, truncated, _ = envs[j].step(int(a))
+            frames[j].append(obs[j]["observation"][-1])
+            taken[j].append(int(a))
+            if terminated or truncated:
+                active[j] = False
+    return [(np.stack(f), np.asarray(a, dtype=np.int64)) for f, a in zip(frames, taken)]

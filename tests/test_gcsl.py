@@ -1,0 +1,147 @@
+"""GCSL, the baseline: relabelled labels, the loss, acting, closed-loop collection, training."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from glamor.config import preset
+from glamor.gcsl import IGNORE, GCSLAgent, GCSLPolicy, collect_closed_loop, gcsl_labels
+from glamor.replay import Replay
+from glamor.train import Trainer, make_envs
+
+HW = (22, 22)
+
+
+def small_policy(n=4, stack=1, seed=0):
+    torch.manual_seed(seed)
+    return GCSLPolicy(n, stack, HW, encoder_channels=(4, 8), embed_dim=16, mix_hidden=16)
+
+
+def test_labels_are_the_first_action_and_k0_is_left_out():
+    n = 4  # END = 4, PAD = 5
+    targets = torch.tensor([[2, 1, 4, 5], [4, 5, 5, 5], [0, 4, 5, 5], [3, 3, 3, 4]])
+    assert gcsl_labels(targets, n).tolist() == [2, IGNORE, 0, 3]
+
+
+def test_loss_is_cross_entropy_of_a_t_over_samples_with_an_action():
+    policy = small_policy()
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (5, 1, *HW), dtype=torch.uint8, generator=g)
+    goal = torch.randint(0, 256, (5, 1, *HW), dtype=torch.uint8, generator=g)
+    targets = torch.tensor([[1, 4, 5], [4, 5, 5], [3, 0, 4], [0, 4, 5], [4, 5, 5]])
+    loss = policy.loss(obs, goal, targets)["loss"]
+    logits = policy(obs, goal)
+    keep = torch.tensor([0, 2, 3])
+    expected = F.cross_entropy(logits[keep], torch.tensor([1, 3, 0]))
+    torch.testing.assert_close(loss, expected)
+    # a batch of k = 0 samples only: zero loss with a gradient path, not NaN
+    only_end = policy.loss(obs[:2], goal[:2], torch.tensor([[4, 5, 5], [4, 5, 5]]))["loss"]
+    assert only_end.item() == 0.0 and only_end.requires_grad
+
+
+def test_relabelled_batch_pairs_s_t_with_a_t_and_the_frame_k_ahead(rng):
+    n, L = 4, 10
+    replay = Replay(200, HW, 1, n)
+    frames = np.stack([np.full(HW, 10 * t, np.uint8) for t in range(L + 1)])  # frame t has value 10 t
+    actions = rng.integers(n, size=L)
+    replay.add_episode(frames, actions)
+    obs, goal, targets, k = replay.sample(256, 6, rng)
+    labels = gcsl_labels(torch.from_numpy(targets), n).numpy()
+    t = obs[:, -1, 0, 0].astype(int) // 10  # the time index of each sample
+    has_action = k >= 1
+    assert has_action.any() and (~has_action).any()
+    np.testing.assert_array_equal(labels[has_action], actions[t[has_action]])
+    assert (labels[~has_action] == IGNORE).all() and (t[~has_action] == L).all()
+    np.testing.assert_array_equal(goal[:, 0, 0, 0].astype(int) // 10, t + k)
+
+
+def test_greedy_is_argmax_never_stops_and_sampling_is_seeded():
+    policy = small_policy().eval()
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randint(0, 256, (64, 1, *HW), dtype=torch.uint8, generator=g).numpy()
+    goal = torch.randint(0, 256, (64, 1, *HW), dtype=torch.uint8, generator=g).numpy()
+    actions, stop = GCSLAgent(policy).act(obs, goal, horizon=3)
+    with torch.no_grad():
+        expected = policy(torch.from_numpy(obs), torch.from_numpy(goal)).argmax(1).numpy()
+    np.testing.assert_array_equal(actions, expected)
+    assert stop.dtype == bool and not stop.any()
+    a, s = GCSLAgent(policy).act(obs[0], goal[0, 0])
+    assert isinstance(a, int) and s is False
+    with torch.no_grad():
+        policy.head.weight.zero_()
+        policy.head.bias.zero_()  # uniform: sampling must spread over the actions
+    s1, _ = GCSLAgent(policy, mode="sample", seed=3).act(obs, goal)
+    s2, _ = GCSLAgent(policy, mode="sample", seed=3).act(obs, goal)
+    np.testing.assert_array_equal(s1, s2)
+    assert len(set(s1.tolist())) == 4
+    with pytest.raises(ValueError, match="greedy"):
+        GCSLAgent(policy, mode="softmax")
+
+
+def test_closed_loop_collection_acts_with_the_policy():
+    cfg = preset("debug", progress=False)
+    envs = make_envs(cfg, 3)
+    policy = GCSLPolicy.from_config(cfg, envs[0].action_space.n, envs[0].frame_stack, envs[0].frame_shape).eval()
+    with torch.no_grad():
+        policy.head.weight.zero_()
+        policy.head.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))  # always action 2
+    obs = [env.reset(seed=i)[0] for i, env in enumerate(envs)]
+    episodes = collect_closed_loop(envs, obs, GCSLAgent(policy), 0.0, np.random.default_rng(0))
+    for frames, acts in episodes:
+        assert len(acts) == cfg.episode_length and frames.shape == (len(acts) + 1, *envs[0].frame_shape)
+        assert (acts == 2).all()
+    random_eps = collect_closed_loop(envs, [e.reset(seed=9)[0] for e in envs], None, 1.0, np.random.default_rng(0))
+    assert len({int(a) for _, acts in random_eps for a in acts}) > 1
+
+
+def test_gcsl_training_loss_falls_and_checkpoint_round_trips(tmp_path):
+    cfg = preset("debug", progress=False, learning_starts=0, algo="gcsl")
+    tr = Trainer(cfg, tmp_path)
+    assert isinstance(tr.model, GCSLPolicy) and isinstance(tr.agent, GCSLAgent)
+    while tr.env_step < 200:
+        tr.collect_round()
+    torch.manual_seed(0)
+    first = np.mean([tr.update()["loss"] for _ in range(5)])
+    for _ in range(100):
+        tr.update()
+    last = np.mean([tr.update()["loss"] for _ in range(5)])
+    assert last < first - 0.2, (first, last)
+    state = tr.state_dict()
+    tr.close()
+    other = Trainer(cfg, tmp_path / "other")
+    other.load_state_dict({**state, "replay": tr.replay.state_dict()})
+    for name, t in tr.model.state_dict().items():
+        assert torch.equal(t, other.model.state_dict()[name]), name
+    other.close()
+
+
+def test_gcsl_needs_in_process_environments(tmp_path):
+    with pytest.raises(ValueError, match="sync"):
+        Trainer(preset("debug", progress=False, algo="gcsl", vector="async", num_envs=1), tmp_path)
+
+
+def test_cli_train_and_eval_gcsl(tmp_path):
+    run = tmp_path / "gcsl"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "glamor"]
+    out = subprocess.run(cmd + ["train", "--preset", "debug", "--algo", "gcsl", "--run-dir", str(run),
+                                "--set", "total_env_steps=200", "--set", "eval_episodes=4", "--set", "progress=false",
+                                "--set", "torch_threads=1"],
+                         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["algo"] == "gcsl" and set(saved["sets"]["eval"]) == {"goal_digest", "gcsl", "random"}
+    assert "success_rate_no_prior" not in saved and saved["sets"]["eval"]["gcsl"]["mean_steps"] == 6.0
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "losses/total" in header
+    out = subprocess.run(cmd + ["eval", str(run), "--episodes", "5", "--set", "gcsl_act=sample"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| eval | GCSL |" in out.stdout and "| eval | random |" in out.stdout
+    assert (run / "eval_goals.csv").exists()
