@@ -1,4 +1,4 @@
-"""Command line: glamor train | eval | plan | envs | bench.
+"""Command line: glamor train | eval | plan | envs | bench | compare.
 
     glamor train --preset gridworld --run-dir runs/demo
     glamor train --preset gridworld --algo gcsl --run-dir runs/gcsl
@@ -8,6 +8,7 @@
     glamor plan runs/demo --frames now.png --goal goal.png
     glamor envs
     glamor bench planner --json planner.json
+    glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ def cmd_bench(args) -> int:
     return module["main"](args.rest) or 0
 
 
+def cmd_compare(args) -> int:
+    from glamor.compare import main as compare_main
+
+    return compare_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glamor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -187,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("envs", help="list the registered goal environments")
     v.set_defaults(func=cmd_envs)
+
+    from glamor.compare import add_arguments as add_compare_arguments
+
+    c = sub.add_parser("compare", help="train and evaluate GLAMOR, its ablations, GCSL and random over seeds; "
+                                       "write a Markdown table and a plot (finished runs are reused)")
+    add_compare_arguments(c)
+    c.set_defaults(func=cmd_compare)
 
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
     b.add_argument("what", choices=["planner", "envs", "collect"])

@@ -1,0 +1,404 @@
+"""`glamor compare`: GLAMOR, its ablations, GCSL and a random policy side by side, over seeds,
+on the same held-out goals, with one command that regenerates the results table.
+
+Runs: every (algorithm, setting, environment preset, seed) in the lists given is trained in
+`RUNS/<env>/<algo>-<setting>/seed<N>/` with the chosen budget (glamor.config.BUDGETS), then:
+
+- a run whose eval.json exists is finished: it is reused, never retrained (its config must
+  match the one asked for, or the command stops and names the differing fields);
+- a run with a config.json but no eval.json continues from its newest checkpoint with the
+  `glamor train --resume` machinery (from scratch when it has none; a run whose config differs
+  is restarted);
+- GLAMOR runs are evaluated again for the evaluation-time ablations, each written once to
+  `sweep-<planner>-w<width>.json` and reused after: planner width (1, 10, 200, 1000 by default)
+  for beam search and sampling. "GLAMOR, no prior" and "random" come from every GLAMOR run's
+  own evaluation (glamor.evaluate.evaluate reports both).
+
+Every evaluation records its goal set's digest; the table is written only when all runs of an
+environment were evaluated on the identical goal list.
+
+Outputs, next to each other: `OUT.md` (the tables), `OUT.png` (success against environment steps
+for each method, and success against planner width) and `OUT.json` (the numbers). Success rates
+are means over seeds with a 95% Student-t interval over the seeds' success rates.
+
+Example:
+    glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
+    glamor compare --envs gridworld gridworld_box --seeds 0 1 2 --budget full   # a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}}  # training-time methods -> config overrides
+SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
+DEFAULT_WIDTHS = (1, 10, 200, 1000)
+DEFAULT_PLANNERS = ("beam", "sample")
+# Fields that do not change what a run computes: a finished run is reused whatever they are.
+NEUTRAL_FIELDS = {"progress", "torch_threads", "device", "eval_batch", "vector", "backend"}
+# Rows of the main table: (method label, algo of the run it comes from, policy key in eval.json).
+ROWS = (("GLAMOR", "glamor", "glamor"), ("GLAMOR, no prior", "glamor", "glamor_no_prior"),
+        ("GCSL", "gcsl", "gcsl"), ("random", "glamor", "random"))
+CURVES = (("GLAMOR", "glamor", "eval/success_rate", (31, 119, 180)),
+          ("GLAMOR, no prior", "glamor", "eval/success_rate_no_prior", (255, 127, 14)),
+          ("GCSL", "gcsl", "eval/success_rate", (44, 160, 44)),
+          ("random", "glamor", "eval/random_success_rate", (127, 127, 127)))
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the comparison."""
+
+    algo: str  # a key of METHODS
+    setting: str  # a key of SETTINGS
+    env: str  # a preset name of glamor.config.PRESETS
+    seed: int
+
+    def run_dir(self, root: str | Path) -> Path:
+        return Path(root) / self.env / f"{self.algo}-{self.setting}" / f"seed{self.seed}"
+
+    def config(self, budget: str, overrides: dict | None = None):
+        from glamor.config import apply_budget, preset
+
+        cfg = preset(self.env, seed=self.seed, progress=False, **METHODS[self.algo], **SETTINGS[self.setting])
+        return apply_budget(cfg, budget).replace(**(overrides or {}))
+
+
+def seed_interval(values) -> tuple[float, float, float]:
+    """Mean and 95% Student-t interval (clipped to [0, 1]) of per-seed rates; NaN bounds for one seed."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = (T975[n - 2] if n - 1 <= len(T975) else 1.96) * sd / math.sqrt(n)
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
+
+
+def _differing(a, b) -> list[str]:
+    da, db = a.to_dict(), b.to_dict()
+    return sorted(k for k in da if k not in NEUTRAL_FIELDS and da[k] != db.get(k))
+
+
+def ensure_trained(cfg, run_dir: Path, log=print) -> str:
+    """Train `cfg` in `run_dir` unless it is finished; returns "reused", "resumed", "restarted"
+    or "trained"."""
+    from glamor.config import Config
+    from glamor.train import resume, train
+
+    run_dir = Path(run_dir)
+    saved = Config.load(run_dir / "config.json") if (run_dir / "config.json").exists() else None
+    if (run_dir / "eval.json").exists():
+        if saved is not None and _differing(saved, cfg):
+            raise ValueError(f"{run_dir} is a finished run with another config (fields {_differing(saved, cfg)}); "
+                             f"use another --runs-dir, or delete it to retrain")
+        return "reused"
+    if saved is not None and not _differing(saved, cfg):
+        log(f"  resuming {run_dir}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "no checkpoint yet: from the beginning"
+            resume(run_dir)
+        return "resumed"
+    status = "trained"
+    if saved is not None:
+        log(f"  {run_dir} has another config ({_differing(saved, cfg)}): training it again")
+        status = "restarted"
+    train(cfg, run_dir, overwrite=True)
+    return status
+
+
+def evaluate_checkpoint(run_dir: Path, cfg, episodes: int, policies: tuple[str, ...]) -> dict:
+    """Evaluate a run's newest checkpoint with `cfg` (e.g. another planner width) on the first
+    `episodes` goals of its held-out sets."""
+    import numpy as np
+    import torch
+
+    from glamor import checkpoint
+    from glamor.evaluate import evaluate
+    from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device, set_determinism
+
+    set_determinism(cfg)
+    state = checkpoint.load_latest(run_dir, with_replay=False)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}")
+    envs = make_envs(cfg, min(cfg.eval_batch, episodes))
+    model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
+    model.load_state_dict(state["model"])
+    sets = eval_goal_sets(cfg, envs[0], cfg.eval_episodes, False)
+    sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in sets.items()}
+    torch.manual_seed(cfg.seed)
+    results = evaluate(model, cfg, envs, sets, progress=False, policies=policies)
+    results.update(env_steps=state["env_step"])
+    for env in envs:
+        env.close()
+    return results
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int) -> dict:
+    """GLAMOR (with the prior) at one planner and width, evaluated once and kept in the run dir
+    as sweep-<planner>-w<width>.json."""
+    path = Path(run_dir) / f"sweep-{planner}-w{width}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.time()
+    results = evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width), episodes, ("glamor",))
+    results["eval_wall_time_s"] = time.time() - t0
+    _write_json(path, results)
+    return results
+
+
+def read_curve(metrics_csv: Path, column: str) -> dict[int, float]:
+    """{env_step: value} of one eval/ column of a metrics.csv (the last value of each step)."""
+    out: dict[int, float] = {}
+    if not metrics_csv.exists():
+        return out
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get(column):
+                out[int(row["env_step"])] = float(row[column])
+    return out
+
+
+# ---- aggregation ------------------------------------------------------------------------------
+def _fmt_ci(lo: float, hi: float) -> str:
+    return "n/a" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def summarize(env: str, runs: dict, sweeps: dict) -> dict:
+    """The numbers of one environment.
+
+    Args:
+        runs: {(algo, seed): (run_dir, eval.json dict)}.
+        sweeps: {(planner, width, seed): sweep json dict} of the GLAMOR runs.
+    """
+    digests: dict[tuple[str, int], set] = {}
+    for res in [r for _, r in runs.values()] + list(sweeps.values()):
+        for name, row in res["sets"].items():
+            first = next(v for k, v in row.items() if k != "goal_digest")
+            digests.setdefault((name, first["episodes"]), set()).add(row["goal_digest"])
+    mixed = {k: sorted(v) for k, v in digests.items() if len(v) > 1}
+    if mixed:
+        raise ValueError(f"{env}: runs were evaluated on different goal lists {mixed}; the comparison would "
+                         f"not be on the same goals")
+    out: dict = {"env": env, "goal_digests": {f"{n}/{e}": next(iter(v)) for (n, e), v in digests.items()},
+                 "methods": {}, "curves": {}, "sweep": []}
+    set_names = list(next(iter(runs.values()))[1]["sets"]) if runs else []
+    for set_name in set_names:
+        for label, algo, key in ROWS:
+            if key == "random" and not any(a == algo for a, _ in runs):
+                algo = "gcsl"  # GCSL runs evaluate the random policy on the same goals too
+            seeds = sorted(s for a, s in runs if a == algo)
+            rows = [runs[(algo, s)][1]["sets"][set_name][key] for s in seeds]
+            if not rows:
+                continue
+            rates = [r["success_rate"] for r in rows]
+            mean, lo, hi = seed_interval(rates)
+            out["methods"][f"{set_name}/{label}"] = dict(
+                set=set_name, method=label, seeds=seeds, success_rate=mean, ci95=[lo, hi], per_seed=rates,
+                mean_steps=sum(r["mean_steps"] for r in rows) / len(rows), episodes=rows[0]["episodes"],
+                env_steps=[runs[(algo, s)][1].get("env_steps") for s in seeds])
+    for label, algo, column, _ in CURVES:
+        per_seed = [read_curve(Path(d) / "metrics.csv", column) for (a, _), (d, _) in sorted(runs.items()) if a == algo]
+        if not per_seed:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in per_seed)))
+        out["curves"][label] = [(st, *seed_interval([c[st] for c in per_seed])) for st in steps]
+    for planner, width in sorted({(p, w) for p, w, _ in sweeps}):
+        rows = [sweeps[(p, w, s)]["sets"]["eval"]["glamor"] for p, w, s in sorted(sweeps) if (p, w) == (planner, width)]
+        mean, lo, hi = seed_interval([r["success_rate"] for r in rows])
+        out["sweep"].append(dict(planner=planner, width=width, success_rate=mean, ci95=[lo, hi],
+                                 per_seed=[r["success_rate"] for r in rows], episodes=rows[0]["episodes"],
+                                 mean_steps=sum(r["mean_steps"] for r in rows) / len(rows),
+                                 plans_per_s=sum(r["plans_per_s"] for r in rows) / len(rows)))
+    return out
+
+
+def markdown(summaries: list[dict], header: str) -> str:
+    """The comparison as Markdown: per environment, the methods, success against env steps, and
+    the planner sweep."""
+    lines = [header, ""]
+    for s in summaries:
+        lines += [f"### {s['env']}", "",
+                  "Goal lists (set/episodes: digest), identical for every run and evaluation: "
+                  + ", ".join(f"`{k}: {v}`" for k, v in s["goal_digests"].items()), "",
+                  "| goals | method | success (mean over seeds) | 95% CI over seeds | per seed | mean steps used "
+                  "| goals per seed | env steps |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for m in s["methods"].values():
+            per = ", ".join(f"{v:.3f}" for v in m["per_seed"])
+            steps = sorted({x for x in m["env_steps"] if x is not None})
+            lines.append(f"| {m['set']} | {m['method']} | {m['success_rate']:.3f} | {_fmt_ci(*m['ci95'])} | {per} "
+                         f"| {m['mean_steps']:.1f} | {m['episodes']} | {', '.join(f'{x:,}' for x in steps)} |")
+        if s["curves"]:
+            steps = sorted({st for pts in s["curves"].values() for st, *_ in pts})
+            lines += ["", "Success against environment steps (mean over seeds; the periodic evaluations use "
+                      "`eval_episodes_during_training` goals, the last one `eval_episodes`):", "",
+                      "| method | " + " | ".join(f"{st:,}" for st in steps) + " |",
+                      "|---|" + "---|" * len(steps)]
+            for label, pts in s["curves"].items():
+                by_step = {st: mean for st, mean, _, _ in pts}
+                cells = [f"{by_step[st]:.3f}" if st in by_step else "" for st in steps]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if s["sweep"]:
+            lines += ["", "Planning compute (GLAMOR with the prior, one trained run per seed, evaluated again):", "",
+                      "| planner | width | success | 95% CI over seeds | per seed | mean steps used | plans/s | goals |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in s["sweep"]:
+                per = ", ".join(f"{v:.3f}" for v in r["per_seed"])
+                lines.append(f"| {r['planner']} | {r['width']} | {r['success_rate']:.3f} | {_fmt_ci(*r['ci95'])} "
+                             f"| {per} | {r['mean_steps']:.2f} | {r['plans_per_s']:.0f} | {r['episodes']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---- plot -------------------------------------------------------------------------------------
+def plot(summaries: list[dict], path: Path) -> None:
+    """One row per environment: success against env steps (left) and against planner width
+    (right, log scale), with 95% intervals over seeds as vertical bars; drawn with pillow."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    PW, PH, left, right, top, bottom = 520, 340, 56, 16, 40, 46
+    img = Image.new("RGB", (2 * PW, PH * max(len(summaries), 1)), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+
+    def panel(ox, oy, title, xlabel, x_lo, x_hi, xfmt, xticks, series, to_x):
+        def xy(x, v):
+            return (ox + left + (PW - left - right) * (to_x(x) - to_x(x_lo)) / ((to_x(x_hi) - to_x(x_lo)) or 1),
+                    oy + PH - bottom - (PH - top - bottom) * v)
+
+        d.rectangle([ox + left, oy + top, ox + PW - right, oy + PH - bottom], outline="black")
+        for i in range(6):
+            _, y = xy(x_lo, i / 5)
+            d.line([ox + left - 4, y, ox + PW - right, y], fill=(225, 225, 225) if 0 < i < 5 else "black")
+            d.text((ox + left - 30, y - 6), f"{i / 5:.1f}", fill="black", font=font)
+        for t in xticks:
+            x, _ = xy(t, 0)
+            d.line([x, oy + PH - bottom, x, oy + PH - bottom + 4], fill="black")
+            d.text((x - 12, oy + PH - bottom + 8), xfmt(t), fill="black", font=font)
+        d.text((ox + PW // 2 - 40, oy + PH - 18), xlabel, fill="black", font=font)
+        d.text((ox + left, oy + 12), title, fill="black", font=font)
+        for k, (label, color, pts) in enumerate(series):
+            xys = [xy(x, m) for x, m, _, _ in pts]
+            if len(xys) > 1:
+                d.line(xys, fill=color, width=2)
+            dx = 4 * (k - (len(series) - 1) / 2)  # side by side, so equal points' bars stay visible
+            for (x, _, lo, hi), (px, py) in zip(pts, xys):
+                if not math.isnan(lo):
+                    d.line([px + dx, xy(x, lo)[1], px + dx, xy(x, hi)[1]], fill=color, width=1)
+                d.ellipse([px - 3, py - 3, px + 3, py + 3], fill=color)
+            lx, ly = ox + PW - right - 130, oy + top + 6 + 13 * k
+            d.line([lx, ly + 6, lx + 16, ly + 6], fill=color, width=2)
+            d.text((lx + 22, ly), label, fill="black", font=font)
+
+    for row, s in enumerate(summaries):
+        oy = row * PH
+        series = [(label, color, s["curves"][label]) for label, _, _, color in CURVES if s["curves"].get(label)]
+        x_hi = max([p[0] for _, _, pts in series for p in pts] or [1])
+        panel(0, oy, f"{s['env']}: success on held-out goals (mean, 95% CI over seeds)", "environment steps",
+              0, x_hi, lambda t: f"{t:,.0f}", [x_hi * i / 4 for i in range(5)], series, lambda x: x)
+        colors = {"beam": (31, 119, 180), "sample": (214, 39, 40)}
+        sweep = [(f"GLAMOR, {p}", colors.get(p, (0, 0, 0)),
+                  [(r["width"], r["success_rate"], *r["ci95"]) for r in s["sweep"] if r["planner"] == p])
+                 for p in dict.fromkeys(r["planner"] for r in s["sweep"])]
+        widths = sorted({r["width"] for r in s["sweep"]}) or [1, 10]
+        panel(PW, oy, f"{s['env']}: success against planner width", "planner width (log)", widths[0],
+              max(widths[-1], widths[0] + 1), str, widths, sweep, lambda x: math.log10(x))
+    img.save(path)
+
+
+# ---- the command ------------------------------------------------------------------------------
+def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: str, runs_dir: Path, out: Path,
+                widths: list[int], planners: list[str], sweep_episodes: int | None = None,
+                setting: str = "default", overrides: dict | None = None, log=print) -> list[dict]:
+    """Train (or reuse, or resume) every run, evaluate the sweeps, write OUT.md/.png/.json.
+
+    Returns the per-environment summaries (see `summarize`).
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or setting not in SETTINGS:
+        raise ValueError(f"unknown method(s) {unknown} or setting {setting!r}; methods: {sorted(METHODS)}, "
+                         f"settings: {sorted(SETTINGS)}")
+    t_start = time.time()
+    statuses: dict[str, int] = {}
+    summaries = []
+    for env in envs:
+        runs, sweeps = {}, {}
+        for seed in seeds:
+            for algo in methods:
+                spec = RunSpec(algo, setting, env, seed)
+                cfg, run_dir = spec.config(budget, overrides), spec.run_dir(runs_dir)
+                t0 = time.time()
+                status = ensure_trained(cfg, run_dir, log)
+                statuses[status] = statuses.get(status, 0) + 1
+                res = json.loads((run_dir / "eval.json").read_text())
+                log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
+                runs[(algo, seed)] = (run_dir, res)
+        for (algo, seed), (run_dir, _) in sorted(runs.items()):
+            if algo != "glamor":
+                continue
+            cfg = RunSpec(algo, setting, env, seed).config(budget, overrides)
+            for planner in planners:
+                for width in widths:
+                    t0 = time.time()
+                    r = ensure_sweep(run_dir, cfg, planner, width, sweep_episodes or cfg.eval_episodes)
+                    sweeps[(planner, width, seed)] = r
+                    log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
+                        f"({time.time() - t0:.0f} s)")
+        summaries.append(summarize(env, runs, sweeps))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"## Results: {', '.join(envs)}, budget `{budget}`, seeds {', '.join(map(str, seeds))}\n\n"
+              f"Written by `glamor compare --envs {' '.join(envs)} --seeds {' '.join(map(str, seeds))} "
+              f"--budget {budget}` (runs in `{runs_dir}`). Every method is evaluated on the same held-out goals; "
+              f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
+              f"is judged at the final state.")
+    (out.with_suffix(".md")).write_text(markdown(summaries, header))
+    plot(summaries, out.with_suffix(".png"))
+    _write_json(out.with_suffix(".json"), {"envs": envs, "seeds": seeds, "budget": budget, "summaries": summaries})
+    log(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.png')} and {out.with_suffix('.json')} "
+        f"({time.time() - t_start:.0f} s; runs: {statuses})")
+    return summaries
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--envs", nargs="+", default=["gridworld"], metavar="PRESET",
+                   help="environment presets (gridworld, gridworld_box, ...; default gridworld)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=sorted(METHODS),
+                   help="trained methods (GLAMOR's no-prior and the random policy come with every GLAMOR run)")
+    p.add_argument("--setting", default="default", choices=sorted(SETTINGS))
+    p.add_argument("--budget", default="small", help="small (this machine) or full (the presets' settings)")
+    p.add_argument("--widths", nargs="*", type=int, default=list(DEFAULT_WIDTHS),
+                   help="planner widths of the evaluation-time sweep (none: no sweep)")
+    p.add_argument("--planners", nargs="+", default=list(DEFAULT_PLANNERS), choices=list(DEFAULT_PLANNERS))
+    p.add_argument("--sweep-episodes", type=int, help="goals per sweep evaluation (default: eval_episodes)")
+    p.add_argument("--runs-dir", help="where the runs live (default runs/compare-BUDGET)")
+    p.add_argument("--out", help="output path without suffix (default results/ENVS_BUDGET)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a config field of every run (e.g. torch_threads=1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from glamor.cli import _parse_overrides
+
+    out = Path(args.out or f"results/{'_'.join(args.envs)}_{args.budget}")
+    runs_dir = Path(args.runs_dir or f"runs/compare-{args.budget}")
+    run_compare(args.envs, args.seeds, args.methods, args.budget, runs_dir, out, args.widths, args.planners,
+                args.sweep_episodes, args.setting, _parse_overrides(args.set))
+    return 0

@@ -1,0 +1,127 @@
+"""`glamor compare`: every method on the identical goal list, finished runs reused (never
+retrained), unfinished ones resumed, and the table, plot and numbers written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import glamor.evaluate as evaluate_module
+import glamor.train as train_module
+from glamor import compare
+from glamor.config import apply_budget, preset
+from glamor.train import Trainer
+
+TINY = dict(total_env_steps=96, learning_starts=48, eval_episodes=4, eval_episodes_during_training=4,
+            snapshot_every=48, torch_threads=1)
+
+
+def test_every_method_is_evaluated_on_the_identical_goal_list(tmp_path, monkeypatch):
+    seen = []
+    real = evaluate_module.run_episodes
+
+    def spy(envs, goals, agent, **kw):
+        seen.append((kw.get("desc"), goals.seeds.copy(), goals.labels.copy(), goals.frames.copy()))
+        return real(envs, goals, agent, **kw)
+
+    monkeypatch.setattr(evaluate_module, "run_episodes", spy)
+    digests = []
+    for algo, seed in (("glamor", 0), ("gcsl", 1)):
+        cfg = preset("debug", progress=False, learning_starts=0, algo=algo, seed=seed, eval_episodes=6)
+        tr = Trainer(cfg, tmp_path / algo)
+        tr.collect_round()
+        res = tr.evaluate(6)
+        tr.close()
+        digests.append(res["sets"]["eval"]["goal_digest"])
+    descs = [d for d, *_ in seen]
+    assert descs == ["eval eval glamor", "eval eval glamor_no_prior", "eval eval random",
+                     "eval eval gcsl", "eval eval random"]
+    for _, seeds, labels, frames in seen[1:]:
+        np.testing.assert_array_equal(seeds, seen[0][1])
+        np.testing.assert_array_equal(labels, seen[0][2])
+        np.testing.assert_array_equal(frames, seen[0][3])
+    assert digests[0] == digests[1]
+
+
+def test_seed_interval_is_student_t_and_clipped():
+    mean, lo, hi = compare.seed_interval([0.2, 0.4, 0.6])
+    assert mean == pytest.approx(0.4)
+    assert (lo, hi) == (0.0, pytest.approx(0.4 + 4.303 * 0.2 / np.sqrt(3)))
+    assert compare.seed_interval([0.5])[0] == 0.5 and np.isnan(compare.seed_interval([0.5])[1])
+
+
+def test_small_budget_scales_the_schedule():
+    cfg = apply_budget(preset("gridworld"), "small")
+    assert (cfg.total_env_steps, cfg.eps_decay_steps, cfg.eval_every, cfg.torch_threads) == (12_000, 4_000, 4_000, 1)
+    assert apply_budget(preset("gridworld"), "full") == preset("gridworld")
+    with pytest.raises(ValueError, match="small"):
+        apply_budget(preset("gridworld"), "huge")
+
+
+def _compare(tmp_path, **kw):
+    args = dict(envs=["debug"], seeds=[0, 1], methods=["glamor", "gcsl"], budget="full", runs_dir=tmp_path / "runs",
+                out=tmp_path / "results" / "table", widths=[1, 3], planners=["beam", "sample"], overrides=TINY,
+                log=lambda *a: None)
+    return compare.run_compare(**{**args, **kw})
+
+
+def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, monkeypatch):
+    real_resume = train_module.resume
+    summaries = _compare(tmp_path)
+    out = tmp_path / "results" / "table"
+    text = out.with_suffix(".md").read_text()
+    for label in ("| eval | GLAMOR |", "| eval | GLAMOR, no prior |", "| eval | GCSL |", "| eval | random |",
+                  "| beam | 1 |", "| sample | 3 |"):
+        assert label in text, label
+    assert out.with_suffix(".png").stat().st_size > 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["summaries"][0]["methods"]["eval/GCSL"]["per_seed"] == summaries[0]["methods"]["eval/GCSL"]["per_seed"]
+    assert len(saved["summaries"][0]["goal_digests"]) == 1  # one goal list for every run and sweep
+    runs = tmp_path / "runs" / "debug"
+    digests = {json.loads(p.read_text())["sets"]["eval"]["goal_digest"] for p in runs.rglob("*.json")
+               if p.name == "eval.json" or p.name.startswith("sweep-")}
+    assert len(digests) == 1
+
+    # Second call: everything is finished, nothing is trained or evaluated again.
+    def forbidden(*a, **k):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr(train_module, "train", forbidden)
+    monkeypatch.setattr(train_module, "resume", forbidden)
+    monkeypatch.setattr(compare, "evaluate_checkpoint", forbidden)
+    assert _compare(tmp_path) == summaries
+    assert out.with_suffix(".md").read_text() == text
+
+    # An unfinished run (checkpoint, no eval.json) continues with the resume machinery.
+    unfinished = runs / "gcsl-default" / "seed1"
+    (unfinished / "eval.json").unlink()
+    resumed = []
+
+    def spy_resume(run_dir, total_env_steps=None):
+        resumed.append(run_dir)
+        return real_resume(run_dir, total_env_steps)
+
+    monkeypatch.setattr(train_module, "resume", spy_resume)
+    _compare(tmp_path)
+    assert resumed == [unfinished] and (unfinished / "eval.json").exists()
+
+
+def test_a_finished_run_with_another_config_is_not_silently_reused(tmp_path):
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[])
+    with pytest.raises(ValueError, match="lr"):
+        _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "lr": 1e-4})
+
+
+def test_cli_compare_end_to_end(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    out = subprocess.run([sys.executable, "-m", "glamor", "compare", "--envs", "debug", "--seeds", "0",
+                          "--budget", "full", "--widths", "2", "--planners", "beam", "--runs-dir", "runs",
+                          "--out", "results/debug", *sets], cwd=tmp_path, capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "wrote results/debug.md" in out.stdout
+    assert "| eval | GCSL |" in (tmp_path / "results" / "debug.md").read_text()
