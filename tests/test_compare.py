@@ -125,3 +125,15 @@ def test_cli_compare_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "wrote results/debug.md" in out.stdout
     assert "| eval | GCSL |" in (tmp_path / "results" / "debug.md").read_text()
+
+
+def test_benchmarks_results_table_is_the_same_command(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "results_table.py"
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    main = runpy.run_path(str(script))["main"]
+    assert main(["--envs", "debug", "--seeds", "0", "--methods", "gcsl", "--budget", "full", "--widths",
+                 "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "t"), *sets]) == 0
+    assert "| eval | GCSL |" in (tmp_path / "t.md").read_text()
