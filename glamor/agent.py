@@ -85,6 +85,8 @@ class Agent:
             raise FileNotFoundError(f"{path} holds no complete checkpoint")
         fields = set(Config.__dataclass_fields__)
         cfg = Config(**state["config"]).replace(**{k: v for k, v in overrides.items() if k in fields})
+        if cfg.algo != "glamor":
+            raise ValueError(f"{path} holds a {cfg.algo} run, not a GLAMOR model (see glamor.gcsl for GCSL)")
         meta = state["model_meta"]
         model = GlamorModel.from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
         model.load_state_dict(state["model"])

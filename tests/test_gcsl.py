@@ -145,3 +145,7 @@ def test_cli_train_and_eval_gcsl(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| eval | GCSL |" in out.stdout and "| eval | random |" in out.stdout
     assert (run / "eval_goals.csv").exists()
+    from glamor.agent import Agent
+
+    with pytest.raises(ValueError, match="gcsl run, not a GLAMOR model"):
+        Agent.load(run)
