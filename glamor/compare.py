@@ -151,10 +151,13 @@ def _write_json(path: Path, obj) -> None:
 
 def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int) -> dict:
     """GLAMOR (with the prior) at one planner and width, evaluated once and kept in the run dir
-    as sweep-<planner>-w<width>.json."""
+    as sweep-<planner>-w<width>.json (on the first `episodes` held-out goals)."""
     path = Path(run_dir) / f"sweep-{planner}-w{width}.json"
+    episodes = min(episodes, cfg.eval_episodes)
     if path.exists():
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        if saved["episodes"] == episodes:
+            return saved  # evaluated before on these goals; another goal count is evaluated again
     t0 = time.time()
     results = evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width), episodes, ("glamor",))
     results["eval_wall_time_s"] = time.time() - t0

@@ -95,6 +95,14 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
     assert _compare(tmp_path) == summaries
     assert out.with_suffix(".md").read_text() == text
 
+    # A sweep asked on another number of goals is evaluated again (and only the sweeps).
+    evaluated = []
+    monkeypatch.setattr(compare, "evaluate_checkpoint",
+                        lambda run_dir, cfg, episodes, policies: evaluated.append(episodes) or
+                        {**json.loads((run_dir / "sweep-beam-w1.json").read_text()), "episodes": episodes})
+    _compare(tmp_path, sweep_episodes=2)
+    assert evaluated == [2] * 8
+
     # An unfinished run (checkpoint, no eval.json) continues with the resume machinery.
     unfinished = runs / "gcsl-default" / "seed1"
     (unfinished / "eval.json").unlink()
