@@ -247,6 +247,9 @@ def markdown(summaries: list[dict], header: str) -> str:
             steps = sorted({x for x in m["env_steps"] if x is not None})
             lines.append(f"| {m['set']} | {m['method']} | {m['success_rate']:.3f} | {_fmt_ci(*m['ci95'])} | {per} "
                          f"| {m['mean_steps']:.1f} | {m['episodes']} | {', '.join(f'{x:,}' for x in steps)} |")
+        if any(m["method"] == "random" for m in s["methods"].values()):
+            lines += ["", "The random policy's draws are seeded by `eval_seed`, the same in every run, so its "
+                      "rows repeat across seeds (an interval over seeds says nothing there)."]
         if s["curves"]:
             steps = sorted({st for pts in s["curves"].values() for st, *_ in pts})
             lines += ["", "Success against environment steps (mean over seeds; the periodic evaluations use "
@@ -275,7 +278,7 @@ def plot(summaries: list[dict], path: Path) -> None:
     (right, log scale), with 95% intervals over seeds as vertical bars; drawn with pillow."""
     from PIL import Image, ImageDraw, ImageFont
 
-    PW, PH, left, right, top, bottom = 520, 340, 56, 16, 40, 46
+    PW, PH, left, right, top, bottom = 520, 360, 56, 16, 40, 66
     img = Image.new("RGB", (2 * PW, PH * max(len(summaries), 1)), "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
@@ -294,7 +297,7 @@ def plot(summaries: list[dict], path: Path) -> None:
             x, _ = xy(t, 0)
             d.line([x, oy + PH - bottom, x, oy + PH - bottom + 4], fill="black")
             d.text((x - 12, oy + PH - bottom + 8), xfmt(t), fill="black", font=font)
-        d.text((ox + PW // 2 - 40, oy + PH - 18), xlabel, fill="black", font=font)
+        d.text((ox + PW // 2 - 40, oy + PH - bottom + 24), xlabel, fill="black", font=font)
         d.text((ox + left, oy + 12), title, fill="black", font=font)
         for k, (label, color, pts) in enumerate(series):
             xys = [xy(x, m) for x, m, _, _ in pts]
@@ -305,7 +308,7 @@ def plot(summaries: list[dict], path: Path) -> None:
                 if not math.isnan(lo):
                     d.line([px + dx, xy(x, lo)[1], px + dx, xy(x, hi)[1]], fill=color, width=1)
                 d.ellipse([px - 3, py - 3, px + 3, py + 3], fill=color)
-            lx, ly = ox + PW - right - 130, oy + top + 6 + 13 * k
+            lx, ly = ox + left + 120 * k, oy + PH - 18  # the legend: one row under the axis
             d.line([lx, ly + 6, lx + 16, ly + 6], fill=color, width=2)
             d.text((lx + 22, ly), label, fill="black", font=font)
 
