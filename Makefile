@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(PY) -m glamor train --preset gridworld --run-dir $(RUN_DIR) --overwrite
 
 test: $(STAMP)
+	$(PY) -m ruff check glamor tests benchmarks
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

@@ -1,6 +1,6 @@
 import numpy as np
-
 from conftest import random_images, tiny_model
+
 from glamor.agent import Agent
 from glamor.envs import make
 from glamor.evaluate import run_episodes

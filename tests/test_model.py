@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import random_images, tiny_model
+
 from glamor.model import GlamorModel
 from glamor.nn.impala import ImpalaEncoder
 

@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 import torch
-
 from conftest import random_images, tiny_model
+
 from glamor.planning import reference as R
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.rng import uniform

@@ -28,7 +28,7 @@ def test_relabelled_targets_and_goals_are_exact(rng):
     stored = fill(r, 10, rng, length=list(rng.integers(1, 9, 10)))
     index = {}  # slot -> (episode, t)
     slot = 0
-    for e, (frames, actions) in enumerate(stored):
+    for e, (frames, _actions) in enumerate(stored):
         for t in range(len(frames)):
             index[slot] = (e, t)
             slot += 1
