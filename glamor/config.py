@@ -204,7 +204,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_episodes_during_training=8,
         snapshot_every=300,
     ),
-    # The demo: four rooms with doors, 12-step goals, trained in about 5 minutes on 2 CPU cores.
+    # The demo: four rooms with doors, 12-step goals, trained in about 6 minutes on a CPU core.
+    # One torch thread: two threads are 1.4x faster on an idle 2-core machine but many times
+    # slower when another process holds a core (OpenMP's fork-join waits on it).
     # Two Impala stages: a 22x22 frame keeps a 4x4 map after them (three would leave 1x1).
     "gridworld": dict(
         env_id="glamor/GridWorld-v0",
@@ -218,18 +220,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         plan_width=32,
         replay_capacity=100_000,
         learning_starts=2_000,
-        total_env_steps=36_000,
-        eps_decay_steps=12_000,
+        total_env_steps=30_000,
+        eps_decay_steps=10_000,
         num_train_goals=200,
         goal_candidates=400,
         label_range_rollouts=200,
         batch_size=256,
         updates_per_episode=1,
         lr=1.5e-3,
-        eval_every=12_000,
+        eval_every=10_000,
         eval_episodes=200,
         eval_episodes_during_training=50,
-        snapshot_every=12_000,
+        snapshot_every=10_000,
+        torch_threads=1,
     ),
     # The object variant: the agent pushes a box; success needs both cells.
     "gridworld_box": dict(
@@ -267,12 +270,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # Budgets of `glamor compare`: "full" keeps a preset's own schedule (the spec's settings for
-# atari/control, meant for a GPU machine); "small" runs a third of the preset's environment steps
+# atari/control, meant for a GPU machine); "small" runs 40% of the preset's environment steps
 # (epsilon decay, evaluations and snapshots scaled alike) on one torch thread, so a gridworld run
 # takes about two CPU-minutes.
 BUDGETS: dict[str, dict[str, Any]] = {
     "full": dict(scale=1.0),
-    "small": dict(scale=1 / 3, torch_threads=1),
+    "small": dict(scale=0.4, torch_threads=1),
 }
 
 
