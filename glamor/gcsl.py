@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glamor.nn.impala import ImpalaEncoder
+from glamor.nn.mix import state_mix_mlp
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
 
@@ -59,13 +60,7 @@ class GCSLPolicy(nn.Module):
         self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
         self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
         self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
-        self.state_mix = nn.Sequential(
-            nn.Linear(2 * embed_dim, mix_hidden),
-            nn.LayerNorm(mix_hidden),
-            nn.ReLU(),
-            nn.Linear(mix_hidden, embed_dim),
-            nn.ReLU(),
-        )
+        self.state_mix = state_mix_mlp(embed_dim, mix_hidden)
         self.head = nn.Linear(embed_dim, num_actions)
 
     @classmethod

@@ -26,6 +26,7 @@ from torch import nn
 
 from glamor import planning
 from glamor.nn.impala import ImpalaEncoder
+from glamor.nn.mix import state_mix_mlp
 from glamor.planning import Plan
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.reference import lstm_step
@@ -92,13 +93,7 @@ class GlamorModel(nn.Module):
         self.end_token, self.pad_token = num_actions, num_actions + 1
         self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
         self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
-        self.state_mix = nn.Sequential(
-            nn.Linear(2 * embed_dim, mix_hidden),
-            nn.LayerNorm(mix_hidden),
-            nn.ReLU(),
-            nn.Linear(mix_hidden, embed_dim),
-            nn.ReLU(),
-        )
+        self.state_mix = state_mix_mlp(embed_dim, mix_hidden)
         self.idm = TokenLSTM(embed_dim, num_actions, lstm_hidden)
         self.prior = TokenLSTM(embed_dim, num_actions, lstm_hidden)
 
