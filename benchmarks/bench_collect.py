@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from glamor.config import preset
+from glamor.sysinfo import cpu_name
 from glamor.vector import make_pool
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,14 +37,7 @@ CASES = (("gridworld", "glamor/GridWorld-v0"), ("atari", "glamor/Pong-v0"))
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "gymnasium", "ale-py"))
     return (f"CPU: {cpu}, {os.cpu_count()} cores available (shared); Python {platform.python_version()}; "

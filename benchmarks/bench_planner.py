@@ -45,19 +45,10 @@ from glamor.model import GlamorModel
 from glamor.planning import reference
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.rng import uniform
+from glamor.sysinfo import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 1234
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(threads: int) -> dict:
