@@ -88,6 +88,8 @@ def run_episodes(
     steps = np.zeros(G, dtype=np.int64)
     dist = np.zeros(G)
     ranges = np.where(goals.label_ranges > 0, goals.label_ranges, 1.0)
+    for env in envs:  # every env judges success with the goal set's ranges, not its placeholder
+        env.label_ranges = goals.label_ranges
     plan_time, plans = 0.0, 0
     recorded: list = [[] for _ in range(min(record, G))]
     bar = tqdm(total=G, desc=desc, disable=not progress, leave=False)

@@ -184,6 +184,7 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     if path.exists():
         cached = GoalSet.load(path)
         if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
+            env.label_ranges = cached.label_ranges  # the judge's ranges, as on a fresh build
             return cached
     ranges = label_ranges_for(env, cfg, progress)
     env.label_ranges = ranges

@@ -48,3 +48,22 @@ def test_wilson_interval():
     lo, hi = wilson_interval(95, 100)
     assert 0.88 < lo < 0.89 and 0.97 < hi < 0.98  # the textbook 95% interval of 95/100
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_success_is_judged_with_the_goal_sets_ranges_on_every_env():
+    # Atari and Control envs start with placeholder ranges (255, 1.0); a goal set loaded from
+    # the cache, and every env that runs its episodes, must judge with the set's own ranges.
+    from glamor.evaluate import run_episodes
+
+    cfg = preset("debug", env_kwargs={}, episode_length=8, eval_episodes=24)
+    ev = make_goal_set(genvs.make(cfg.env_id, cfg.episode_length), cfg, "eval")
+    fresh = genvs.make(cfg.env_id, cfg.episode_length)
+    fresh.label_ranges = np.full_like(ev.label_ranges, 1000.0)  # a lenient placeholder
+    make_goal_set(fresh, cfg, "eval")  # from the cache
+    assert np.array_equal(fresh.label_ranges, ev.label_ranges)
+    envs = [genvs.make(cfg.env_id, cfg.episode_length) for _ in range(3)]
+    for env in envs:
+        env.label_ranges = np.full_like(ev.label_ranges, 1000.0)
+    res = run_episodes(envs, ev, None, rng=np.random.default_rng(0))
+    assert np.array_equal(res.success, res.label_distance <= 0.1 + 1e-9)
+    assert not res.success.all()  # the random policy misses some exact-cell goals
