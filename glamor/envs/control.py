@@ -132,6 +132,7 @@ class ControlGoalEnv(GoalEnv):
         frame_stack: frames in the observation (the spec: 4).
         action_repeat: physics control steps per agent step (None: the table's value).
         fast_render: rendering options for speed that barely change the image (see above).
+        frame_shape: (H, W) the camera renders: the spec's (80, 104), or smaller for a CPU budget.
         render_mode: None or "rgb_array" (the frame beside the goal).
     """
 
@@ -143,6 +144,7 @@ class ControlGoalEnv(GoalEnv):
         frame_stack: int = 4,
         action_repeat: int | None = None,
         fast_render: bool = True,
+        frame_shape: tuple[int, int] = FRAME_SHAPE,
         render_mode: str | None = None,
     ):
         from glamor.envs import goal_labels
@@ -161,7 +163,7 @@ class ControlGoalEnv(GoalEnv):
         ]
         self.label_names = tuple(f"{key}_{i}" for key, idx in self._label_slices for i in idx)
         super().__init__(
-            frame_shape=FRAME_SHAPE,
+            frame_shape=tuple(frame_shape),
             frame_stack=frame_stack,
             episode_length=episode_length,
             # A placeholder: goal sets estimate the ranges from random rollouts.
@@ -187,7 +189,7 @@ class ControlGoalEnv(GoalEnv):
         self._actions = discrete_actions(entry["discretisation"], spec.minimum, spec.maximum)
         self.action_space = gym.spaces.Discrete(len(self._actions))
 
-        h, w = FRAME_SHAPE
+        h, w = self.frame_shape
         if fast_render:
             vis = self.physics.model.vis
             vis.quality.offsamples = 0

@@ -92,6 +92,8 @@ class GoalEnv(gym.Env):
         label_ranges: np.ndarray,
         render_mode: str | None = None,
     ):
+        if len(frame_shape) != 2 or min(frame_shape) < 1:
+            raise ValueError(f"frame_shape must be (H, W) of positive sizes, got {tuple(frame_shape)}")
         if frame_stack < 1:
             raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
         if episode_length < 1:

@@ -240,7 +240,23 @@ def test_fast_render_looks_like_the_default():
     fast.close(), slow.close()
 
 
+def test_smaller_frames_render_the_same_scene():
+    # frame_shape renders the camera directly at the smaller size (the CPU presets use it);
+    # the picture agrees with an area downsample of the spec's 80x104 frame
+    small = ControlGoalEnv("point_mass", "easy", episode_length=K, frame_shape=(40, 52))
+    full = ControlGoalEnv("point_mass", "easy", episode_length=K)
+    a = small.reset(seed=3)[0]
+    assert a["observation"].shape == (4, 40, 52) and a["desired_goal"].shape == (1, 40, 52)
+    assert small.observation_space["observation"].shape == (4, 40, 52)
+    b = full.reset(seed=3)[0]["observation"][-1].astype(float)
+    pooled = b.reshape(40, 2, 52, 2).mean(axis=(1, 3))
+    assert np.abs(a["observation"][-1] - pooled).mean() < 6
+    small.close(), full.close()
+
+
 def test_bad_arguments():
+    with pytest.raises(ValueError, match="frame_shape"):
+        ControlGoalEnv("reacher", "hard", frame_shape=(0, 52))
     with pytest.raises(ValueError, match="unknown control task"):
         ControlGoalEnv("reacher", "impossible")
     with pytest.raises(ValueError, match="action_repeat"):
