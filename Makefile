@@ -8,7 +8,7 @@ STAMP := $(VENV)/.glamor-installed
 NATIVE := $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cpu/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
 RUN_DIR ?= runs/demo
 
-.PHONY: demo test test-slow build bench lint clean
+.PHONY: demo test test-slow build bench lint clean cuda-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ build: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m glamor train --preset gridworld --run-dir $(RUN_DIR) --overwrite
 
-test: $(STAMP)
+test: $(STAMP) cuda-check
 	$(PY) -m ruff check glamor tests benchmarks
 	$(PY) -m pytest -q -m "not slow"
 
@@ -33,6 +33,16 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_planner.py
+
+# nvcc compiles every csrc/cuda/*.cu for sm_90 without a GPU (skipped when nvcc is absent);
+# re-run only when the CUDA sources change. Report: build/cuda-check/*.ptxas.txt.
+CUDA_SRC := $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh csrc/cuda/*.h csrc/cuda/compile_check.sh) csrc/cpu/rng.h
+
+cuda-check: build/cuda-check/.passed
+
+build/cuda-check/.passed: $(CUDA_SRC)
+	@csrc/cuda/compile_check.sh build/cuda-check
+	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || [ -n "$$NVCC" ]; then touch $@; fi
 
 lint: $(STAMP)
 	$(PY) -m ruff check glamor tests benchmarks

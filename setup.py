@@ -1,7 +1,11 @@
 """Builds glamor._C: a CppExtension (C++, OpenMP) with CPU-only torch, a CUDAExtension when
-torch has CUDA and a CUDA toolkit is found. Sources: csrc/*.cpp, csrc/cpu/*.cpp, csrc/cuda/*.cu.
+torch has CUDA and a CUDA toolkit is found. Sources: csrc/*.cpp, csrc/cpu/*.cpp, and for CUDA
+csrc/cuda/*.cpp (the torch wrappers) and csrc/cuda/*.cu (torch-free kernels and launches).
 
-GLAMOR_NO_EXT=1 skips the extension (the package then uses its PyTorch reference planners).
+GLAMOR_NO_EXT=1 skips the extension (the package then uses its PyTorch reference planners);
+GLAMOR_NO_CUDA=1 builds the CPU extension even with a CUDA torch. A CUDA build needs CUDA_HOME
+(e.g. /usr/local/cuda) unless nvcc is on the PATH; TORCH_CUDA_ARCH_LIST defaults to 9.0
+(Hopper: the beam search's thread-block clusters need it).
 """
 
 import glob
@@ -14,16 +18,21 @@ if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
     import torch
     from torch.utils import cpp_extension
 
+    # torch up to 2.13 builds with C++17, 2.14 needs C++20
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    std = "-std=c++20" if (major, minor) >= (2, 14) else "-std=c++17"
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", "-std=c++17", "-fopenmp", "-ffp-contract=off"]
+    cxx = ["-O3", std, "-fopenmp", "-ffp-contract=off"]
     kwargs = dict(
         extra_compile_args={"cxx": cxx},
         extra_link_args=["-fopenmp"],
         include_dirs=[os.path.abspath("csrc")],
     )
-    cuda_sources = sorted(glob.glob("csrc/cuda/*.cu"))
-    if torch.version.cuda and cpp_extension.CUDA_HOME and cuda_sources:
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]
+    cuda_sources = sorted(glob.glob("csrc/cuda/*.cpp") + glob.glob("csrc/cuda/*.cu"))
+    use_cuda = os.environ.get("GLAMOR_NO_CUDA") != "1" and torch.version.cuda
+    if use_cuda and cpp_extension.CUDA_HOME and cuda_sources:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", std, "-lineinfo"]
         kwargs["define_macros"] = [("GLAMOR_WITH_CUDA", None)]
         ext = cpp_extension.CUDAExtension("glamor._C", sources + cuda_sources, **kwargs)
     else:

@@ -10,10 +10,15 @@
 //   uniform       -> the sampler's draws (broadcast of plan and candidate), float32
 //
 // The Python side (glamor/ops/__init__.py) registers their fake (meta) implementations.
+// CUDA implementations (csrc/cuda/) are registered when the extension is built with CUDA
+// (setup.py defines GLAMOR_WITH_CUDA then).
 #include <torch/extension.h>
 #include <torch/library.h>
 
 #include "cpu/planner.h"
+#ifdef GLAMOR_WITH_CUDA
+#include "cuda/planner.h"
+#endif
 
 TORCH_LIBRARY(glamor, m) {
   m.def(
@@ -36,6 +41,15 @@ TORCH_LIBRARY_IMPL(glamor, CPU, m) {
   m.impl("beam_search", &glamor::cpu::beam_search);
   m.impl("uniform", &glamor::cpu::uniform);
 }
+
+#ifdef GLAMOR_WITH_CUDA
+TORCH_LIBRARY_IMPL(glamor, CUDA, m) {
+  m.impl("score_plans", &glamor::cuda::score_plans);
+  m.impl("sample_plans", &glamor::cuda::sample_plans);
+  m.impl("beam_search", &glamor::cuda::beam_search);
+  m.impl("uniform", &glamor::cuda::uniform);
+}
+#endif
 
 // Not differentiable: plans are discrete, and the scores are for ranking them. Autograd passes
 // the ops through, so their outputs never require grad (no silent "no autograd kernel" path).

@@ -97,10 +97,10 @@ def score_plans(
         float32 (P, N): each sequence's score, with END after its last action.
     """
     P, N, L = actions.shape
-    n = inp.num_actions
+    n, dev = inp.num_actions, inp.gate_table.device
     h, c = _initial_state(inp, N)
-    prev = torch.full((P, N), n, dtype=torch.int64)
-    total = torch.zeros(P, N)
+    prev = torch.full((P, N), n, dtype=torch.int64, device=dev)
+    total = torch.zeros(P, N, device=dev)
     log_gamma = math.log(gamma)
     for t in range(L + 1):
         h, c = _advance(inp, h, c, prev)
@@ -130,16 +130,16 @@ def sample_plans(
     Returns:
         actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
     """
-    P, n = inp.num_plans, inp.num_actions
+    P, n, dev = inp.num_plans, inp.num_actions, inp.gate_table.device
     N = num_samples
     h, c = _initial_state(inp, N)
-    prev = torch.full((P, N), n, dtype=torch.int64)
-    score = torch.zeros(P, N)
-    done = torch.zeros(P, N, dtype=torch.bool)
-    lengths = torch.zeros(P, N, dtype=torch.int64)
-    actions = torch.full((P, N, horizon), -1, dtype=torch.int64)
-    plan_ids = torch.arange(P).view(P, 1)
-    cand_ids = torch.arange(N).view(1, N)
+    prev = torch.full((P, N), n, dtype=torch.int64, device=dev)
+    score = torch.zeros(P, N, device=dev)
+    done = torch.zeros(P, N, dtype=torch.bool, device=dev)
+    lengths = torch.zeros(P, N, dtype=torch.int64, device=dev)
+    actions = torch.full((P, N, horizon), -1, dtype=torch.int64, device=dev)
+    plan_ids = torch.arange(P, device=dev).view(P, 1)
+    cand_ids = torch.arange(N, device=dev).view(1, N)
     log_gamma = math.log(gamma)
     for t in range(horizon + 1):
         h, c = _advance(inp, h, c, prev)
@@ -164,7 +164,7 @@ def sample_plans(
         done = done | ends
         prev = torch.where(tok < n, tok, n)
     best_score, best = first_argmax(score)  # (P,)
-    rows = torch.arange(P)
+    rows = torch.arange(P, device=dev)
     return actions[rows, best], lengths[rows, best], best_score
 
 
@@ -185,16 +185,16 @@ def beam_search(
     Returns:
         actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
     """
-    P, n, B = inp.num_plans, inp.num_actions, width
+    P, n, B, dev = inp.num_plans, inp.num_actions, width, inp.gate_table.device
     h, c = _initial_state(inp, B)
-    prev = torch.full((P, B), n, dtype=torch.int64)
-    score = torch.full((P, B), -math.inf)
+    prev = torch.full((P, B), n, dtype=torch.int64, device=dev)
+    score = torch.full((P, B), -math.inf, device=dev)
     score[:, 0] = 0.0  # one live beam: the empty sequence
-    seqs = torch.full((P, B, horizon), -1, dtype=torch.int64)
-    best_score = torch.full((P,), -math.inf)
-    best_seq = torch.full((P, horizon), -1, dtype=torch.int64)
-    best_len = torch.zeros(P, dtype=torch.int64)
-    rows = torch.arange(P)
+    seqs = torch.full((P, B, horizon), -1, dtype=torch.int64, device=dev)
+    best_score = torch.full((P,), -math.inf, device=dev)
+    best_seq = torch.full((P, horizon), -1, dtype=torch.int64, device=dev)
+    best_len = torch.zeros(P, dtype=torch.int64, device=dev)
+    rows = torch.arange(P, device=dev)
     log_gamma = math.log(gamma)
     for t in range(horizon + 1):
         h, c = _advance(inp, h, c, prev)

@@ -198,8 +198,10 @@ def test_empty_batches():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_other_device_raises():
+def test_mixed_devices_raise():
+    """Tensors on two devices raise (CUDA tensors alone run the CUDA kernels when built)."""
     t = {k: v.cuda() for k, v in _tensors().items()}
+    t["h0"] = t["h0"].cpu()
     with pytest.raises((RuntimeError, NotImplementedError, ValueError)):
         _call("beam", t)
 

@@ -1,0 +1,364 @@
+// Shared pieces of the CUDA planner kernels: sizes, the shared-memory layout (computed the same
+// way on the host and the device), the weight prologue, the warp-tile LSTM step and the
+// per-candidate token scores.
+//
+// Torch-free: needs only the CUDA runtime headers, so `nvcc -arch=sm_90 -c` compiles it on a
+// machine without a GPU or a CUDA build of torch (`make cuda-check`).
+//
+// Names: M models (2 with the prior: 0 the IDM q, 1 the prior p; 1 without), P plans, n actions
+// (token n is END), H hidden units. Inputs as in csrc/ops.cpp: gate_table (M, P, n+1, 4H),
+// h0/c0 (M, P, H), w_hh (M, 4H, H), head_w (M, n+2, H), head_b (M, n+2), float32, contiguous.
+//
+// Work split of every kernel: a warp advances a tile of R candidates one token at a time.
+//   * LSTM step: lane l owns the units u = l + 32 j (j < U, U = ceil(H / 32)) and computes their
+//     four gate rows for all R candidates: acc[gate][j][r] += W_hh[gate H + u][k] * h[r][k],
+//     W rows read as 16-byte vectors from shared memory (row stride S, S/4 odd, so the 8 lanes
+//     of a quarter-warp hit distinct banks), h rows broadcast. The cell states c stay in
+//     registers of the lane that owns the unit; the new h goes back to the warp's h rows.
+//   * Token scores: the G = 32 / R lanes of candidate r own consecutive blocks of the n+1
+//     tokens: head logits, log-softmax (max and sum by shuffles within the group), the per-token
+//     score s = log q - log p (clip: -20 where log q < clip_logq), then the sampler's inverse CDF
+//     or the beam's expansion scores.
+// The arithmetic follows glamor/planning/reference.py; exp/sigmoid use the hardware exp2 with
+// an IEEE reciprocal (a few ulp), so scores match the CPU op to ~1e-6 relative and discrete
+// choices match unless two options are within that of each other.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cpu/rng.h"
+
+namespace glamor {
+namespace cuda {
+
+constexpr int kWarp = 32;
+constexpr int kMaxWarps = 8;        // warps per block (threads <= 256)
+constexpr float kClipScore = -20.0f;
+constexpr unsigned kFull = 0xFFFFFFFFu;
+
+// ---- sizes and the shared-memory layout ------------------------------------------------------
+
+struct Dims {
+  int M, P, n, H;
+  int HP;  // H rounded up to 4 (16-byte rows)
+  int S;   // row stride (floats) of W, head and h rows in shared memory: HP or HP + 4, S/4 odd
+  int NP;  // n + 1 rounded up to 4: logit rows
+};
+
+__host__ __device__ inline int round_up4(int x) { return (x + 3) & ~3; }
+
+__host__ __device__ inline Dims make_dims(int M, int P, int n, int H) {
+  Dims d;
+  d.M = M, d.P = P, d.n = n, d.H = H;
+  d.HP = round_up4(H);
+  d.S = ((d.HP / 4) % 2 == 1) ? d.HP : d.HP + 4;
+  d.NP = round_up4(n + 1);
+  return d;
+}
+
+// Offsets in floats from the start of dynamic shared memory (all multiples of 4).
+struct Layout {
+  int w;       // (M, 4H, S) recurrent weights, when held in shared memory
+  int table;   // (M, n+1, 4H) this plan's gate table
+  int head;    // (M, n+1, S) head weights without the PAD row
+  int bias;    // (M, NP)
+  int h0, c0;  // (M, S) this plan's initial state
+  int warps;   // start of the per-warp areas
+  int warp_floats;  // per warp: h (M, R, S) then logits / scores (M, R, NP)
+  int total_floats;
+};
+
+__host__ __device__ inline Layout make_layout(const Dims& d, bool w_smem, int R, int warps) {
+  Layout L;
+  int o = 0;
+  L.w = o;
+  if (w_smem) o += d.M * 4 * d.H * d.S;
+  L.table = o;
+  o += round_up4(d.M * (d.n + 1) * 4 * d.H);
+  L.head = o;
+  o += d.M * (d.n + 1) * d.S;
+  L.bias = o;
+  o += d.M * d.NP;
+  L.h0 = o;
+  o += d.M * d.S;
+  L.c0 = o;
+  o += d.M * d.S;
+  L.warps = o;
+  L.warp_floats = d.M * R * d.S + d.M * R * d.NP;
+  L.total_floats = o + warps * L.warp_floats;
+  return L;
+}
+
+// Everything a kernel reads about the models, passed by value.
+struct Net {
+  const float* gate_table;
+  const float* h0;
+  const float* c0;
+  const float* w_hh;
+  const float* head_w;
+  const float* head_b;
+  Dims d;
+  float log_gamma;
+  int clip;  // 0 or 1
+  float clip_logq;
+};
+
+// ---- small device helpers --------------------------------------------------------------------
+
+__device__ __forceinline__ float sigmoidf_(float x) { return __frcp_rn(1.0f + __expf(-x)); }
+
+// tanh(x) = 2 sigmoid(2x) - 1, as the CPU kernels compute it
+__device__ __forceinline__ float tanhf_(float x) { return fmaf(2.0f, sigmoidf_(2.0f * x), -1.0f); }
+
+template <int G>
+__device__ __forceinline__ float group_max(float v) {
+#pragma unroll
+  for (int off = G / 2; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, off));
+  return v;
+}
+
+template <int G>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(kFull, v, off);
+  return v;
+}
+
+template <int G>
+__device__ __forceinline__ int group_sum_int(int v) {
+#pragma unroll
+  for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(kFull, v, off);
+  return v;
+}
+
+// Exclusive prefix sum over the G lanes of a group (in lane order), in double.
+template <int G>
+__device__ __forceinline__ double group_exclusive_scan(double v, int g) {
+  double incl = v;
+#pragma unroll
+  for (int off = 1; off < G; off <<= 1) {
+    const double up = __shfl_up_sync(kFull, incl, off, G);
+    if (g >= off) incl += up;
+  }
+  return incl - v;
+}
+
+// The order of beam candidates as one unsigned key: larger score first, then lower flat index
+// (beam * n + action). Equal to score_order/beam_key of csrc/cpu/planner.cpp.
+__device__ __forceinline__ uint32_t score_order(float score) {
+  score = score + 0.0f;  // -0 -> +0, so that equal scores tie
+  const uint32_t u = __float_as_uint(score);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ uint64_t beam_key(float score, uint32_t flat) {
+  return (static_cast<uint64_t>(score_order(score)) << 32) | (0xFFFFFFFFu - flat);
+}
+
+// ---- prologue: one plan's weights into shared memory -----------------------------------------
+
+// Copies W_hh (when w_smem), the plan's gate table, the head without its PAD row, the bias and
+// the plan's initial state; zero-fills the padding and the warp areas. Ends with a barrier.
+__device__ inline void load_plan(const Net& net, int p, float* sm, const Layout& L, bool w_smem, int warps) {
+  const Dims& d = net.d;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const int G4 = 4 * d.H;
+  if (w_smem) {
+    const int total = d.M * G4 * d.S;
+    for (int i = tid; i < total; i += nt) {
+      const int row = i / d.S, k = i - row * d.S;  // row = m * 4H + gate row
+      sm[L.w + i] = k < d.H ? net.w_hh[static_cast<size_t>(row) * d.H + k] : 0.0f;
+    }
+  }
+  const int trows = (d.n + 1) * G4;
+  for (int i = tid; i < d.M * trows; i += nt) {
+    const int m = i / trows, r = i - m * trows;
+    sm[L.table + i] = net.gate_table[(static_cast<size_t>(m) * d.P + p) * trows + r];
+  }
+  const int hsz = (d.n + 1) * d.S;
+  for (int i = tid; i < d.M * hsz; i += nt) {
+    const int m = i / hsz, r = i - m * hsz, j = r / d.S, k = r - j * d.S;
+    sm[L.head + i] = k < d.H ? net.head_w[(static_cast<size_t>(m) * (d.n + 2) + j) * d.H + k] : 0.0f;
+  }
+  for (int i = tid; i < d.M * d.NP; i += nt) {
+    const int m = i / d.NP, j = i - m * d.NP;
+    sm[L.bias + i] = j <= d.n ? net.head_b[m * (d.n + 2) + j] : 0.0f;
+  }
+  for (int i = tid; i < d.M * d.S; i += nt) {
+    const int m = i / d.S, k = i - m * d.S;
+    const size_t src = (static_cast<size_t>(m) * d.P + p) * d.H + k;
+    sm[L.h0 + i] = k < d.H ? net.h0[src] : 0.0f;
+    sm[L.c0 + i] = k < d.H ? net.c0[src] : 0.0f;
+  }
+  for (int i = tid; i < warps * L.warp_floats; i += nt) sm[L.warps + i] = 0.0f;
+  __syncthreads();
+}
+
+// ---- the LSTM step of a warp tile ------------------------------------------------------------
+
+// One LSTM step of both models for the R candidates of a warp tile.
+//   hbuf: the warp's (M, R, S) h rows (in: the state, out: the new h; padding stays 0)
+//   c:    the cell states of this lane's units, c[m][j][r] for u = lane + 32 j (in/out)
+//   prev: the token each candidate was fed last (n: the start row), same in every lane
+// W_hh comes from shared memory (W_SMEM) or straight from global memory (larger H).
+template <int U, int R, bool W_SMEM>
+__device__ __forceinline__ void lstm_tile(const Net& net, const float* sm, const Layout& L, float* hbuf,
+                                          float (&c)[2][U][R], const int (&prev)[R], int lane) {
+  const Dims& d = net.d;
+  const int H = d.H, S = d.S, G4 = 4 * H;
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    if (m >= d.M) break;
+    float acc[4][U][R];
+#pragma unroll
+    for (int g = 0; g < 4; ++g)
+#pragma unroll
+      for (int j = 0; j < U; ++j)
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[g][j][r] = 0.0f;
+    int row[4][U];  // this lane's gate rows (row 0 for units past H: computed, never stored)
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+      const int u = lane + kWarp * j;
+#pragma unroll
+      for (int g = 0; g < 4; ++g) row[g][j] = m * G4 + (u < H ? g * H + u : 0);
+    }
+    const float* h = hbuf + m * R * S;
+    for (int k = 0; k < d.HP; k += 4) {
+      float4 hv[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) hv[r] = *reinterpret_cast<const float4*>(h + r * S + k);
+#pragma unroll
+      for (int g = 0; g < 4; ++g)
+#pragma unroll
+        for (int j = 0; j < U; ++j) {
+          float4 w;
+          if (W_SMEM) {
+            w = *reinterpret_cast<const float4*>(sm + L.w + row[g][j] * S + k);
+          } else {  // raw (M, 4H, H) rows in global memory; H need not be a multiple of 4
+            const float* src = net.w_hh + static_cast<size_t>(row[g][j]) * H + k;
+            w.x = __ldg(src);
+            w.y = k + 1 < H ? __ldg(src + 1) : 0.0f;
+            w.z = k + 2 < H ? __ldg(src + 2) : 0.0f;
+            w.w = k + 3 < H ? __ldg(src + 3) : 0.0f;
+          }
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            float a = acc[g][j][r];
+            a = fmaf(w.x, hv[r].x, a);
+            a = fmaf(w.y, hv[r].y, a);
+            a = fmaf(w.z, hv[r].z, a);
+            a = fmaf(w.w, hv[r].w, a);
+            acc[g][j][r] = a;
+          }
+        }
+    }
+    __syncwarp();  // every lane has read this model's h rows before any is overwritten
+    const float* table = sm + L.table + m * (d.n + 1) * G4;
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+      const int u = lane + kWarp * j;
+      if (u < H) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const float* t = table + prev[r] * G4;
+          const float zi = t[u] + acc[0][j][r];
+          const float zf = t[H + u] + acc[1][j][r];
+          const float zg = t[2 * H + u] + acc[2][j][r];
+          const float zo = t[3 * H + u] + acc[3][j][r];
+          const float cn = sigmoidf_(zf) * c[m][j][r] + sigmoidf_(zi) * tanhf_(zg);
+          c[m][j][r] = cn;
+          hbuf[(m * R + r) * S + u] = sigmoidf_(zo) * tanhf_(cn);
+        }
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// ---- per-candidate token scores --------------------------------------------------------------
+
+// For candidate r of the warp tile (this lane is lane g of its group of G = 32 / R lanes):
+// head logits, log-softmax of each model over the n+1 tokens (PAD dropped), and the per-token
+// score s written to s_row[j] for this lane's tokens [j0, j1). lg: the warp's (M, R, NP) rows;
+// s_row aliases model 0's row of candidate r. The caller syncs the warp before reading s_row
+// at other tokens.
+template <int R>
+__device__ __forceinline__ void token_scores(const Net& net, const float* sm, const Layout& L,
+                                             const float* hbuf, float* lg, int r, int j0, int j1) {
+  constexpr int G = kWarp / R;
+  const Dims& d = net.d;
+  const int S = d.S, NP = d.NP;
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    if (m >= d.M) break;
+    const float* h = hbuf + (m * R + r) * S;
+    const float* head = sm + L.head + m * (d.n + 1) * S;
+    float* x = lg + (m * R + r) * NP;
+    float mx = -INFINITY;
+    for (int j = j0; j < j1; ++j) {
+      float acc = 0.0f;
+      for (int k = 0; k < d.HP; k += 4) {
+        const float4 hv = *reinterpret_cast<const float4*>(h + k);
+        const float4 wv = *reinterpret_cast<const float4*>(head + j * S + k);
+        acc = fmaf(hv.x, wv.x, acc);
+        acc = fmaf(hv.y, wv.y, acc);
+        acc = fmaf(hv.z, wv.z, acc);
+        acc = fmaf(hv.w, wv.w, acc);
+      }
+      const float v = acc + sm[L.bias + m * NP + j];
+      x[j] = v;
+      mx = fmaxf(mx, v);
+    }
+    mx = group_max<G>(mx);
+    float sum = 0.0f;
+    for (int j = j0; j < j1; ++j) sum += __expf(x[j] - mx);
+    const float lse = logf(group_sum<G>(sum));
+    for (int j = j0; j < j1; ++j) x[j] = (x[j] - mx) - lse;
+  }
+  float* s = lg + r * NP;  // model 0's row becomes s
+  const float* lp = lg + (R + r) * NP;
+  for (int j = j0; j < j1; ++j) {
+    const float q = s[j];
+    float v = d.M == 2 ? q - lp[j] : q;
+    if (net.clip && q < net.clip_logq) v = kClipScore;
+    s[j] = v;
+  }
+}
+
+// Inverse-CDF draw from softmax(s) over tokens [0, last] with uniform u, as the CPU kernel and
+// the reference: cdf_j = float(running sum of exp(s_i - max) in double), the token is how many
+// cdf_j (j <= last) are <= u * cdf_last, at most `last`. s: candidate r's row (all written).
+// Every lane of the group returns the token.
+template <int G>
+__device__ __forceinline__ int sample_token(const float* s, int last, float u, int g, int j0, int j1) {
+  const int e1 = min(j1, last + 1);
+  float mx = -INFINITY;
+  for (int j = j0; j < e1; ++j) mx = fmaxf(mx, s[j]);
+  mx = group_max<G>(mx);
+  double local = 0.0;
+  for (int j = j0; j < e1; ++j) local += static_cast<double>(__expf(s[j] - mx));
+  const double before = group_exclusive_scan<G>(local, g);
+  const double total = __shfl_sync(kFull, before + local, G - 1, G);
+  const float thr = u * static_cast<float>(total);
+  double acc = before;
+  int count = 0;
+  for (int j = j0; j < e1; ++j) {
+    acc += static_cast<double>(__expf(s[j] - mx));
+    count += static_cast<float>(acc) <= thr ? 1 : 0;
+  }
+  count = group_sum_int<G>(count);
+  return min(count, last);
+}
+
+// This lane's block of tokens [j0, j1) within its group (lane g of G).
+__device__ __forceinline__ void token_block(int n, int G, int g, int& j0, int& j1) {
+  const int per = (n + 1 + G - 1) / G;
+  j0 = min(n + 1, g * per);
+  j1 = min(n + 1, j0 + per);
+}
+
+}  // namespace cuda
+}  // namespace glamor

@@ -1,0 +1,211 @@
+// The torch side of the CUDA ops: argument checks (checks.h), a device guard, the current
+// stream, outputs and workspace from the caching allocator, and the launches of
+// planner_kernels.cu. No host synchronisation and no allocation outside the caching allocator,
+// so every op can be captured in a CUDA graph. Built only into the CUDAExtension (setup.py).
+#include "cuda/planner.h"
+
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "checks.h"
+#include "cuda/planner_launch.h"
+
+namespace glamor {
+namespace cuda {
+namespace {
+
+constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
+constexpr double MAX_WORKSPACE_BYTES = 16.0 * (1ull << 30);
+
+#define CHECK_CUDA_ON(x, dev)                                                                      \
+  TORCH_CHECK_VALUE((x).is_cuda(), #x " must be a CUDA tensor (this is the CUDA kernel), got ", \
+                    (x).device());                                                                 \
+  TORCH_CHECK_VALUE((x).device() == (dev), #x " is on ", (x).device(), ", gate_table on ", (dev))
+
+#define CHECK_CUDA_INPUT(x, dtype, dev) \
+  CHECK_CUDA_ON(x, dev);                \
+  CHECK_DTYPE(x, dtype);                \
+  CHECK_CONTIGUOUS(x)
+
+Problem check_inputs(const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0,
+                     const at::Tensor& w_hh, const at::Tensor& head_w, const at::Tensor& head_b) {
+  const at::Device dev = gate_table.device();
+  CHECK_CUDA_INPUT(gate_table, at::kFloat, dev);
+  CHECK_CUDA_INPUT(h0, at::kFloat, dev);
+  CHECK_CUDA_INPUT(c0, at::kFloat, dev);
+  CHECK_CUDA_INPUT(w_hh, at::kFloat, dev);
+  CHECK_CUDA_INPUT(head_w, at::kFloat, dev);
+  CHECK_CUDA_INPUT(head_b, at::kFloat, dev);
+  CHECK_DIM(gate_table, 4);
+  const int64_t M = gate_table.size(0), P = gate_table.size(1);
+  const int64_t n = gate_table.size(2) - 1, H = gate_table.size(3) / 4;
+  TORCH_CHECK_VALUE((M == 1 || M == 2) && n >= 1 && H >= 1 && gate_table.size(3) % 4 == 0,
+                    "gate_table must be (M, P, n+1, 4H) with M = 1 (prior off) or 2 (prior on), "
+                    "n >= 1 actions and H >= 1, got shape ", gate_table.sizes());
+  TORCH_CHECK_VALUE(H <= 4096 && n <= (1 << 20) && P <= MAX_SIZE,
+                    "gate_table is too large for the planner: H = ", H, " (at most 4096), n = ", n,
+                    " (at most 2**20), P = ", P);
+  CHECK_SHAPE(h0, M, P, H);
+  CHECK_SHAPE(c0, M, P, H);
+  CHECK_SHAPE(w_hh, M, 4 * H, H);
+  CHECK_SHAPE(head_w, M, n + 2, H);
+  CHECK_SHAPE(head_b, M, n + 2);
+  // Finiteness is not checked here: that would read the weights back to the host (a sync).
+  Problem pr;
+  pr.gate_table = gate_table.data_ptr<float>();
+  pr.h0 = h0.data_ptr<float>();
+  pr.c0 = c0.data_ptr<float>();
+  pr.w_hh = w_hh.data_ptr<float>();
+  pr.head_w = head_w.data_ptr<float>();
+  pr.head_b = head_b.data_ptr<float>();
+  pr.M = static_cast<int>(M), pr.P = static_cast<int>(P), pr.n = static_cast<int>(n), pr.H = static_cast<int>(H);
+  return pr;
+}
+
+void set_gamma_clip(Problem& pr, double gamma, std::optional<double> clip_logq) {
+  TORCH_CHECK_VALUE(gamma > 0.0 && gamma <= 1.0, "gamma must be in (0, 1], got ", gamma);
+  pr.log_gamma = static_cast<float>(std::log(gamma));  // as `s + math.log(gamma)` on float32 tensors
+  pr.clip = clip_logq.has_value();
+  pr.clip_logq = 0.0f;
+  if (pr.clip) {
+    TORCH_CHECK_VALUE(!std::isnan(*clip_logq), "clip_logq must be a number or None, got NaN");
+    const double big = std::numeric_limits<float>::max(), x = *clip_logq;
+    pr.clip_logq = x > big ? INFINITY : x < -big ? -INFINITY : static_cast<float>(x);
+  }
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  TORCH_CHECK_VALUE(end != v && *end == '\0', name, " must be an integer, got '", v, "'");
+  return static_cast<int>(x);
+}
+
+// Overrides for tests and experiments, read at every call.
+Options options_from_env() {
+  Options o;
+  o.tile = env_int("GLAMOR_CUDA_TILE", 0);
+  o.blocks = env_int("GLAMOR_CUDA_BEAM_BLOCKS", 0);
+  o.w_global = env_int("GLAMOR_CUDA_W_GLOBAL", 0) != 0;
+  return o;
+}
+
+void check_config(const Config& cfg) {
+  TORCH_CHECK_VALUE(cfg.error.empty(), cfg.error);
+  TORCH_CHECK_VALUE(static_cast<double>(cfg.workspace_bytes) <= MAX_WORKSPACE_BYTES, "this call would need ",
+                    cfg.workspace_bytes / double(1ull << 30),
+                    " GiB of CUDA planner workspace (at most 16): lower the width, horizon or plans");
+}
+
+at::Tensor workspace(const at::Tensor& like, size_t bytes) {
+  return at::empty({static_cast<int64_t>(bytes > 0 ? bytes : 1)}, like.options().dtype(at::kByte));
+}
+
+}  // namespace
+
+at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0,
+                       const at::Tensor& w_hh, const at::Tensor& head_w, const at::Tensor& head_b,
+                       const at::Tensor& actions, const at::Tensor& lengths, double gamma,
+                       std::optional<double> clip_logq) {
+  CHECK_CUDA_ON(gate_table, gate_table.device());
+  c10::cuda::CUDAGuard guard(gate_table.device());
+  Problem pr = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
+  set_gamma_clip(pr, gamma, clip_logq);
+  CHECK_CUDA_INPUT(actions, at::kLong, gate_table.device());
+  CHECK_CUDA_INPUT(lengths, at::kLong, gate_table.device());
+  CHECK_DIM(actions, 3);
+  TORCH_CHECK_VALUE(actions.size(0) == pr.P, "actions must be (P=", pr.P, ", N, L), got shape ", actions.sizes());
+  const int64_t N = actions.size(1), L = actions.size(2);
+  CHECK_SHAPE(lengths, pr.P, N);
+  TORCH_CHECK_VALUE(N <= MAX_SIZE && L <= MAX_SIZE, "actions is too large, got shape ", actions.sizes());
+  at::Tensor out = at::empty({pr.P, N}, gate_table.options());
+  if (pr.P == 0 || N == 0) return out;
+  TORCH_CHECK_VALUE(L >= 1, "actions must have L >= 1, got shape ", actions.sizes());
+  const Config cfg = score_config(pr, static_cast<int>(N), static_cast<int>(L), options_from_env(),
+                                  gate_table.get_device());
+  check_config(cfg);
+  C10_CUDA_CHECK(score_launch(cfg, pr, static_cast<int>(N), static_cast<int>(L), actions.data_ptr<int64_t>(),
+                              lengths.data_ptr<int64_t>(), out.data_ptr<float>(),
+                              c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
+    const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+    const at::Tensor& head_w, const at::Tensor& head_b, int64_t num_samples, int64_t horizon,
+    int64_t seed, double gamma, std::optional<double> clip_logq) {
+  CHECK_CUDA_ON(gate_table, gate_table.device());
+  c10::cuda::CUDAGuard guard(gate_table.device());
+  Problem pr = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
+  set_gamma_clip(pr, gamma, clip_logq);
+  TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
+                    num_samples);
+  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+  TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
+  const auto opts = gate_table.options();
+  at::Tensor actions = at::empty({pr.P, horizon}, opts.dtype(at::kLong));
+  at::Tensor lengths = at::empty({pr.P}, opts.dtype(at::kLong));
+  at::Tensor scores = at::empty({pr.P}, opts);
+  if (pr.P == 0) return {actions, lengths, scores};
+  const Config cfg = sample_config(pr, static_cast<int>(num_samples), static_cast<int>(horizon), options_from_env(),
+                                   gate_table.get_device());
+  check_config(cfg);
+  at::Tensor ws = workspace(gate_table, cfg.workspace_bytes);
+  C10_CUDA_CHECK(sample_launch(cfg, pr, static_cast<int>(num_samples), static_cast<int>(horizon),
+                               static_cast<uint64_t>(seed), ws.data_ptr(), actions.data_ptr<int64_t>(),
+                               lengths.data_ptr<int64_t>(), scores.data_ptr<float>(),
+                               c10::cuda::getCurrentCUDAStream()));
+  return {actions, lengths, scores};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
+    const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+    const at::Tensor& head_w, const at::Tensor& head_b, int64_t width, int64_t horizon, double gamma,
+    std::optional<double> clip_logq) {
+  CHECK_CUDA_ON(gate_table, gate_table.device());
+  c10::cuda::CUDAGuard guard(gate_table.device());
+  Problem pr = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
+  set_gamma_clip(pr, gamma, clip_logq);
+  TORCH_CHECK_VALUE(width >= 1 && width <= MAX_SIZE / pr.n, "width must be in [1, 2**31 / n], got ", width,
+                    " with n = ", pr.n);
+  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+  const auto opts = gate_table.options();
+  at::Tensor actions = at::empty({pr.P, horizon}, opts.dtype(at::kLong));
+  at::Tensor lengths = at::empty({pr.P}, opts.dtype(at::kLong));
+  at::Tensor scores = at::empty({pr.P}, opts);
+  if (pr.P == 0) return {actions, lengths, scores};
+  const Config cfg = beam_config(pr, static_cast<int>(width), static_cast<int>(horizon), options_from_env(),
+                                 gate_table.get_device());
+  check_config(cfg);
+  at::Tensor ws = workspace(gate_table, cfg.workspace_bytes);
+  C10_CUDA_CHECK(beam_launch(cfg, pr, static_cast<int>(width), static_cast<int>(horizon), ws.data_ptr(),
+                             actions.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(), scores.data_ptr<float>(),
+                             c10::cuda::getCurrentCUDAStream()));
+  return {actions, lengths, scores};
+}
+
+at::Tensor uniform(int64_t seed, const at::Tensor& plan, const at::Tensor& candidate, int64_t step) {
+  TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
+  CHECK_CUDA_ON(plan, plan.device());
+  CHECK_CUDA_ON(candidate, plan.device());
+  c10::cuda::CUDAGuard guard(plan.device());
+  CHECK_DTYPE(plan, at::kLong);
+  CHECK_DTYPE(candidate, at::kLong);
+  auto both = at::broadcast_tensors({plan, candidate});
+  const at::Tensor p = both[0].contiguous(), c = both[1].contiguous();
+  at::Tensor out = at::empty(p.sizes(), plan.options().dtype(at::kFloat));
+  C10_CUDA_CHECK(uniform_launch(static_cast<uint64_t>(seed), p.data_ptr<int64_t>(), c.data_ptr<int64_t>(), out.numel(),
+                                static_cast<uint32_t>(step), out.data_ptr<float>(), c10::cuda::getCurrentCUDAStream()));
+  return out;
+}
+
+}  // namespace cuda
+}  // namespace glamor

@@ -1,0 +1,292 @@
+"""The CUDA planner ops equal the CPU ops and the reference (runs only with a GPU).
+
+On randomized sizes (plans, width, horizon, hidden 1..128, actions 1..18, prior on and off,
+gamma, clip) and on every kernel variant (tile of 1 or 8 candidates per warp, W_hh in shared or
+global memory, beam search in one block or a cluster of blocks, chosen through the
+GLAMOR_CUDA_* variables): identical actions and lengths, scores within 1e-4 relative. Sampling
+draws from the same counter-based generator, so CUDA samples the CPU's plans. Also: graph
+capture of every op, a non-default stream, determinism, the draws bit for bit, and the errors.
+
+Run them with `benchmarks/gpu_check.sh` on a GPU machine; without CUDA they are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from planner_cases import (
+    assert_identical,
+    assert_plans_equal,
+    assert_scores_close,
+    random_inputs,
+    random_sequences,
+)
+
+from glamor import ops
+from glamor.planning import reference
+from glamor.planning.inputs import PlanningInputs
+from glamor.planning.rng import uniform
+
+
+def _cuda_kernels() -> bool:
+    return ops.available() and torch._C._dispatch_has_kernel_for_dispatch_key(
+        "glamor::beam_search", "CUDA"
+    )
+
+
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.skipif(
+        torch.cuda.is_available() and not _cuda_kernels(),
+        reason="glamor._C was built without CUDA kernels (build with CUDA_HOME set: gpu_check.sh)",
+    ),
+]
+
+DEV = "cuda"
+
+
+def cuda(inp: PlanningInputs) -> PlanningInputs:
+    return PlanningInputs(*(t.to(DEV) for t in inp.tensors()))
+
+
+def cpu(out):
+    return tuple(t.cpu() for t in out) if isinstance(out, tuple) else out.cpu()
+
+
+# kernel variants: (GLAMOR_CUDA_TILE, GLAMOR_CUDA_W_GLOBAL, GLAMOR_CUDA_BEAM_BLOCKS); "" = auto;
+# tile 8 is the throughput tile (4 candidates per warp when H > 64)
+VARIANTS = {
+    "auto": ("", "", ""),
+    "tile1": ("1", "", "1"),
+    "tile8-wglobal": ("8", "1", "2"),
+    "cluster4": ("", "", "4"),
+}
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request, monkeypatch):
+    tile, wglobal, blocks = VARIANTS[request.param]
+    for name, value in (
+        ("GLAMOR_CUDA_TILE", tile),
+        ("GLAMOR_CUDA_W_GLOBAL", wglobal),
+        ("GLAMOR_CUDA_BEAM_BLOCKS", blocks),
+    ):
+        monkeypatch.setenv(name, value)
+    return request.param
+
+
+def _case(i: int) -> dict:
+    r = random.Random(5000 + i)
+    return dict(
+        M=r.choice([1, 2]),
+        P=r.randint(1, 5),
+        n=r.choice([1, 2, 3, 5, 8, 18]),
+        H=r.choice([1, 3, 8, 16, 17, 32, 33, 48, 64, 65, 100, 128]),
+        width=r.choice([1, 2, 7, 16, 33, 64, 200]),
+        horizon=r.randint(1, 12),
+        gamma=r.choice([1.0, 0.99, 0.9, 0.5]),
+        clip=r.choice([None, None, -3.0, -1.5]),
+        seed=r.randrange(2**62),
+    )
+
+
+CASES = [_case(i) for i in range(10)]
+
+
+def _ids(c):
+    return "M{M}-P{P}-n{n}-H{H}-w{width}-T{horizon}-g{gamma}-clip{clip}".format(**c)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_sample_cuda_equals_cpu(case, variant):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31)
+    args = (c["width"], c["horizon"], c["seed"], c["gamma"], c["clip"])
+    native = ops.sample_plans(inp, *args)
+    assert_plans_equal(cpu(ops.sample_plans(cuda(inp), *args)), native)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_beam_cuda_equals_cpu(case, variant):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 1)
+    args = (c["width"], c["horizon"], c["gamma"], c["clip"])
+    native = ops.beam_search(inp, *args)
+    assert_plans_equal(cpu(ops.beam_search(cuda(inp), *args)), native)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_score_cuda_equals_cpu(case, variant):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 2)
+    actions, lengths = random_sequences(
+        c["P"], c["width"], c["horizon"], c["n"], seed=c["seed"] % 2**31
+    )
+    native = ops.score_plans(inp, actions, lengths, c["gamma"], c["clip"])
+    got = ops.score_plans(cuda(inp), actions.to(DEV), lengths.to(DEV), c["gamma"], c["clip"])
+    assert_scores_close(got.cpu(), native)
+
+
+@pytest.mark.parametrize("M", [1, 2])
+def test_paper_sizes_equal_cpu_and_reference(M):
+    """Hidden 64, 18 actions, 200 samples, horizon 50: CUDA = CPU native = the reference run on
+    the GPU (the reference's device handling too)."""
+    inp = random_inputs(M, 2, 18, 64, seed=7)
+    g = cuda(inp)
+    native = ops.sample_plans(inp, 200, 50, 11, 0.99, None)
+    assert_plans_equal(cpu(ops.sample_plans(g, 200, 50, 11, 0.99, None)), native)
+    assert_plans_equal(cpu(reference.sample_plans(g, 200, 50, 11, 0.99, None)), native)
+    native = ops.beam_search(inp, 200, 50, 0.99, None)
+    assert_plans_equal(cpu(ops.beam_search(g, 200, 50, 0.99, None)), native)
+    assert_plans_equal(cpu(reference.beam_search(g, 200, 50, 0.99, None)), native)
+
+
+@pytest.mark.parametrize("width", [300, 1000, 2049, 4096])
+@pytest.mark.parametrize("blocks", ["", "1", "8"])
+def test_wide_beams(width, blocks, monkeypatch):
+    """Widths past one block's tiles and past the shared-memory sort (global-memory sort),
+    in one block and in clusters."""
+    monkeypatch.setenv("GLAMOR_CUDA_BEAM_BLOCKS", blocks)
+    inp = random_inputs(2, 2, 18, 64, seed=width)
+    native = ops.beam_search(inp, width, 5, 0.95, None)
+    assert_plans_equal(cpu(ops.beam_search(cuda(inp), width, 5, 0.95, None)), native)
+
+
+def test_many_plans_and_samples():
+    """64 plans x 200 samples (the throughput configuration, tile 8, several chunks per plan)."""
+    inp = random_inputs(2, 64, 18, 64, seed=3)
+    native = ops.sample_plans(inp, 200, 20, 9, 0.99, None)
+    assert_plans_equal(cpu(ops.sample_plans(cuda(inp), 200, 20, 9, 0.99, None)), native)
+
+
+def test_ties_go_to_the_lowest_index():
+    base = random_inputs(1, 3, 18, 8, seed=9)
+    inp = cuda(type(base)(*(torch.cat([t, t]) for t in base.tensors())))
+    for gamma, width in ((1.0, 5), (0.9, 5), (0.9, 200)):
+        out = cpu(ops.beam_search(inp, width, 6, gamma, None))
+        assert out[1].tolist() == [1, 1, 1]
+        assert out[0][:, 0].tolist() == [0, 0, 0]
+        assert torch.allclose(out[2], torch.full((3,), 2 * math.log(gamma)))
+
+
+def test_plan_scores_equal_scoring_their_actions():
+    inp = cuda(random_inputs(2, 3, 5, 16, seed=3))
+    for actions, lengths, scores in (
+        ops.beam_search(inp, 16, 8, 0.99, None),
+        ops.sample_plans(inp, 32, 8, 5, 0.99, None),
+    ):
+        rescored = ops.score_plans(
+            inp, actions.clamp(min=0)[:, None], lengths[:, None], 0.99, None
+        )[:, 0]
+        assert_scores_close(scores.cpu(), rescored.cpu())
+
+
+def test_deterministic_and_seeded():
+    inp = cuda(random_inputs(2, 4, 5, 16, seed=2))
+    a = ops.sample_plans(inp, 64, 10, 123, 0.99, None)
+    assert_identical(cpu(a), cpu(ops.sample_plans(inp, 64, 10, 123, 0.99, None)))
+    assert not torch.equal(a[2], ops.sample_plans(inp, 64, 10, 124, 0.99, None)[2])
+    b = ops.beam_search(inp, 100, 10, 0.99, -2.0)
+    assert_identical(cpu(b), cpu(ops.beam_search(inp, 100, 10, 0.99, -2.0)))
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1, 2**62 + 12345])
+def test_uniform_bit_for_bit(seed):
+    plan = torch.randint(0, 2**32, (7, 1))
+    cand = torch.randint(0, 2**32, (1, 300))
+    for step in (0, 49, 2**31 - 1):
+        got = ops.uniform(seed, plan.to(DEV), cand.to(DEV), step)
+        assert got.device.type == "cuda"
+        assert_identical(got.cpu(), uniform(seed, plan, cand, step))
+
+
+def _calls(inp, actions, lengths):
+    return {
+        "sample": lambda: ops.sample_plans(inp, 64, 12, 5, 0.99, None),
+        "beam": lambda: ops.beam_search(inp, 64, 12, 0.99, -2.0),
+        "beam-wide": lambda: ops.beam_search(inp, 1000, 6, 0.99, None),
+        "score": lambda: ops.score_plans(inp, actions, lengths, 0.99, None),
+        "uniform": lambda: ops.uniform(3, actions[:, :, 0], lengths, 4),
+    }
+
+
+@pytest.mark.parametrize("op", ["sample", "beam", "beam-wide", "score", "uniform"])
+def test_cuda_graph_capture(op):
+    """Each op is captured in a CUDA graph (no host sync, no uncapturable allocation) and its
+    replay gives the eager result ("beam-wide": width 1000, a cluster of blocks per plan)."""
+    inp = cuda(random_inputs(2, 3, 6, 64, seed=4))
+    acts, lens = random_sequences(3, 40, 9, 6)
+    call = _calls(inp, acts.clamp(0, 5).to(DEV), lens.to(DEV))[op]
+    eager = cpu(call())
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graphs advises
+        call()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = call()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert_identical(cpu(out), eager)
+
+
+@pytest.mark.parametrize("op", ["sample", "beam", "beam-wide", "score"])
+def test_non_default_stream(op):
+    inp = cuda(random_inputs(2, 3, 6, 32, seed=5))
+    acts, lens = random_sequences(3, 40, 9, 6)
+    call = _calls(inp, acts.clamp(0, 5).to(DEV), lens.to(DEV))[op]
+    eager = cpu(call())
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        out = call()
+    s.synchronize()
+    assert_identical(cpu(out), eager)
+
+
+def test_invalid_sequences_score_nan():
+    """No host check on CUDA: a length outside [1, L] or an action outside [0, n) within the
+    length gives NaN for that sequence; the others are scored as on the CPU."""
+    inp = random_inputs(2, 1, 4, 8, seed=1)
+    actions = torch.tensor([[[0, 1, 2], [0, 9, 1], [1, 1, 1], [3, 3, 3]]])
+    lengths = torch.tensor([[3, 2, 0, 1]])
+    got = ops.score_plans(cuda(inp), actions.to(DEV), lengths.to(DEV), 0.99, None).cpu()
+    assert torch.isnan(got[0, 1]) and torch.isnan(got[0, 2])
+    ok = [0, 3]
+    want = ops.score_plans(inp, actions[:, ok], lengths[:, ok], 0.99, None)
+    assert_scores_close(got[:, ok], want)
+
+
+def test_unsupported_sizes_raise():
+    inp = cuda(random_inputs(1, 1, 3, 129, seed=0))
+    with pytest.raises(ValueError, match="H <= 128"):
+        ops.beam_search(inp, 4, 3, 0.99, None)
+    big = cuda(random_inputs(2, 1, 400, 64, seed=0))
+    with pytest.raises(ValueError, match="shared memory"):
+        ops.sample_plans(big, 4, 3, 0, 0.99, None)
+
+
+def test_mixed_devices_raise():
+    inp = random_inputs(2, 2, 4, 8, seed=0)
+    t = [x.to(DEV) for x in inp.tensors()]
+    t[1] = t[1].cpu()
+    with pytest.raises(ValueError, match="h0 must be a CUDA tensor"):
+        torch.ops.glamor.beam_search(*t, 8, 5, 0.99, None)
+
+
+@pytest.mark.parametrize("name", ["score_plans", "sample_plans", "beam_search", "uniform"])
+def test_opcheck_cuda(name):
+    inp = cuda(random_inputs(2, 2, 4, 8, seed=0))
+    actions, lengths = random_sequences(2, 5, 6, 4, seed=0)
+    t = inp.tensors()
+    args = {
+        "score_plans": (*t, actions.clamp(0, 3).to(DEV), lengths.to(DEV), 0.99, None),
+        "sample_plans": (*t, 16, 6, 3, 0.99, -2.0),
+        "beam_search": (*t, 16, 6, 0.9, None),
+        "uniform": (7, torch.arange(3, device=DEV).view(3, 1), torch.arange(5, device=DEV), 2),
+    }[name]
+    torch.library.opcheck(getattr(torch.ops.glamor, name).default, args)
