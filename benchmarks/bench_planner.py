@@ -23,6 +23,7 @@ Markdown table beside it, and prints the table with the machine it ran on.
 Example:
     python benchmarks/bench_planner.py                    # full run, a few minutes
     python benchmarks/bench_planner.py --quick            # smoke run, seconds
+    python benchmarks/bench_planner.py --device cuda      # GPU: benchmarks/bench_planner_cuda.py
     glamor bench planner --json planner.json
 """
 
@@ -321,7 +322,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=torch.get_num_threads(), help="threads for native and peak"
     )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda: the CUDA ops against the reference on the GPU (bench_planner_cuda.py)",
+    )
     args = p.parse_args(argv)
+    if args.device == "cuda":
+        from bench_planner_cuda import main as cuda_main
+
+        return cuda_main(
+            (["--json", str(args.json)] if args.json else []) + (["--quick"] if args.quick else [])
+        )
     if not ops.available():
         raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
     threads = args.threads

@@ -3,7 +3,8 @@
 # a GPU or a CUDA build of torch: nvcc compiles every csrc/cuda/*.cu for sm_90. They are
 # torch-free (the torch wrappers are csrc/cuda/*.cpp, built only into the CUDAExtension), so
 # this covers every kernel and launch; it prints ptxas' register / shared-memory / spill report
-# per kernel and keeps it in build/cuda-check/. Skipped, with a message, when nvcc is absent.
+# per kernel and keeps it in build/cuda-check/; then links the objects into one shared library
+# (duplicate or missing device symbols show there). Skipped, with a message, when nvcc is absent.
 #
 # Usage: csrc/cuda/compile_check.sh [OUT_DIR]   (NVCC=/path/to/nvcc to choose the compiler)
 set -euo pipefail
@@ -16,11 +17,12 @@ if [[ -z "$nvcc" ]]; then
   exit 0
 fi
 mkdir -p "$out"
+rm -f "$out"/*.o "$out"/*.ptxas.txt "$out"/*.so
 echo "cuda-check: $("$nvcc" --version | tail -n 2 | head -n 1), -arch=sm_90"
 status=0
 for cu in csrc/cuda/*.cu; do
   name=$(basename "$cu" .cu)
-  if ! "$nvcc" -std=c++17 -O3 -arch=sm_90 -lineinfo -Icsrc -Xptxas -v -c "$cu" -o "$out/$name.o" \
+  if ! "$nvcc" -std=c++17 -O3 -arch=sm_90 -lineinfo -Xcompiler -fPIC -Icsrc -Xptxas -v -c "$cu" -o "$out/$name.o" \
       2> "$out/$name.ptxas.txt"; then
     grep -v "^ptxas info" "$out/$name.ptxas.txt" >&2 || true
     echo "cuda-check: FAILED compiling $cu" >&2
@@ -36,8 +38,8 @@ for line in open(path):
         cur = m.group(1)
     elif m := re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line):
         stack = m.groups()
-    elif (m := re.search(r"Used (\d+) registers.*?(\d+) bytes smem", line)) and cur:
-        rows.append([cur, m.group(1), m.group(2), *stack])
+    elif (m := re.search(r"Used (\d+) registers(?:.*?(\d+) bytes smem)?", line)) and cur:
+        rows.append([cur, m.group(1), m.group(2) or "0", *stack])
         cur, stack = None, ("0", "0", "0")
 if shutil.which("c++filt") and rows:
     names = subprocess.run(["c++filt"], input="\n".join(r[0] for r in rows), capture_output=True, text=True).stdout.split("\n")
@@ -49,5 +51,9 @@ for name, regs, smem, st, ss, sl in sorted(rows):
     print(f"  {name:32s} regs {regs:>3s}  smem {smem:>5s}  stack {st:>4s}  spill {ss}/{sl}{flag}")
 PY
 done
+if [[ $status -eq 0 ]] && ! "$nvcc" -arch=sm_90 -shared -o "$out/libglamor_cuda_check.so" "$out"/*.o; then
+  echo "cuda-check: FAILED linking the objects" >&2
+  status=1
+fi
 if [[ $status -eq 0 ]]; then echo "cuda-check: PASSED (objects and reports in $out)"; fi
 exit $status

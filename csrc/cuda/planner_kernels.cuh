@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
 }
 
 // One block per plan: the best of its blocks' best candidates, and that candidate's actions.
-__global__ void sample_finalize(SampleArgs a, int64_t* actions, int64_t* lengths, float* scores) {
+static __global__ void sample_finalize(SampleArgs a, int64_t* actions, int64_t* lengths, float* scores) {
   const int p = blockIdx.x;
   __shared__ int best_cand, best_len;
   if (threadIdx.x == 0) {
@@ -586,9 +586,22 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) beam_kernel(Net net, Beam
   }
 }
 
+// ---- the instantiated kernels, by tile (planner_sample.cu, planner_score.cu, planner_beam.cu) ----
+
+using SampleFn = void (*)(Net, SampleArgs);
+using ScoreFn = void (*)(Net, ScoreArgs);
+using BeamFn = void (*)(Net, BeamArgs);
+
+// The kernel for U units per lane, R candidates per warp and W_hh in shared memory (w_smem), or
+// nullptr when that combination is not instantiated: U in {1, 2, 4}; R in {1, 8} (U <= 2) or
+// {1, 4} (U = 4); beam search only R = 8 (4).
+SampleFn sample_fn(int U, int R, bool w_smem);
+ScoreFn score_fn(int U, int R, bool w_smem);
+BeamFn beam_fn(int U, int R, bool w_smem);
+
 // ---- draws ---------------------------------------------------------------------------------------
 
-__global__ void uniform_kernel(uint64_t seed, const int64_t* plan, const int64_t* candidate, int64_t numel,
+static __global__ void uniform_kernel(uint64_t seed, const int64_t* plan, const int64_t* candidate, int64_t numel,
                                uint32_t step, float* out) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)

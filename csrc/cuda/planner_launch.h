@@ -1,5 +1,5 @@
 // Host side of the CUDA planner, torch-free: choosing a kernel configuration for the sizes and
-// the device, the workspace it needs, and the launches (planner_kernels.cu). The torch ops
+// the device, the workspace it needs, and the launches (planner_launch.cu). The torch ops
 // (planner_ops.cpp) check their arguments, allocate the outputs and the workspace with the
 // caching allocator and call these on the current stream; nothing here synchronises.
 #pragma once

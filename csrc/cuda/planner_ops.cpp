@@ -1,6 +1,6 @@
 // The torch side of the CUDA ops: argument checks (checks.h), a device guard, the current
 // stream, outputs and workspace from the caching allocator, and the launches of
-// planner_kernels.cu. No host synchronisation and no allocation outside the caching allocator,
+// planner_launch.cu. No host synchronisation and no allocation outside the caching allocator,
 // so every op can be captured in a CUDA graph. Built only into the CUDAExtension (setup.py).
 #include "cuda/planner.h"
 

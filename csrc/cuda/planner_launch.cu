@@ -1,5 +1,6 @@
 // Host side of the CUDA planner (planner_launch.h): configurations, workspaces and launches of
-// the kernels in planner_kernels.cuh. Torch-free, so plain nvcc compiles it (`make cuda-check`).
+// the kernels in planner_kernels.cuh, whose instantiations live in planner_{sample,score,beam}.cu
+// (three files that compile in parallel). Torch-free, so plain nvcc compiles it (`make cuda-check`).
 //
 // Choices, per call, from the sizes and the device (multiprocessor count, shared memory):
 //   * U = ceil(H / 32) units per lane (H <= 128; larger H is rejected with a message).
@@ -123,33 +124,6 @@ Config candidate_config(const Problem& pr, int N, const Options& opt, int device
   cfg.smem_bytes = 4ull * make_layout(d, cfg.w_smem, R, cfg.warps).total_floats;
   return cfg;
 }
-
-// ---- kernel tables -----------------------------------------------------------------------------
-
-using SampleFn = void (*)(Net, SampleArgs);
-using ScoreFn = void (*)(Net, ScoreArgs);
-using BeamFn = void (*)(Net, BeamArgs);
-
-#define GLAMOR_TILE_CASES(KERNEL)                                          \
-  if (U == 1 && R == 1) return w ? KERNEL<1, 1, true> : KERNEL<1, 1, false>; \
-  if (U == 1 && R == 8) return w ? KERNEL<1, 8, true> : KERNEL<1, 8, false>; \
-  if (U == 2 && R == 1) return w ? KERNEL<2, 1, true> : KERNEL<2, 1, false>; \
-  if (U == 2 && R == 8) return w ? KERNEL<2, 8, true> : KERNEL<2, 8, false>; \
-  if (U == 4 && R == 1) return w ? KERNEL<4, 1, true> : KERNEL<4, 1, false>; \
-  if (U == 4 && R == 4) return w ? KERNEL<4, 4, true> : KERNEL<4, 4, false>; \
-  return nullptr;
-
-SampleFn sample_fn(int U, int R, bool w) { GLAMOR_TILE_CASES(sample_kernel) }
-ScoreFn score_fn(int U, int R, bool w) { GLAMOR_TILE_CASES(score_kernel) }
-
-BeamFn beam_fn(int U, int R, bool w) {
-  if (U == 1 && R == 8) return w ? beam_kernel<1, 8, true> : beam_kernel<1, 8, false>;
-  if (U == 2 && R == 8) return w ? beam_kernel<2, 8, true> : beam_kernel<2, 8, false>;
-  if (U == 4 && R == 4) return w ? beam_kernel<4, 4, true> : beam_kernel<4, 4, false>;
-  return nullptr;
-}
-
-#undef GLAMOR_TILE_CASES
 
 Net make_net(const Problem& pr) {
   Net net;

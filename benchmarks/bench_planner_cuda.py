@@ -1,0 +1,331 @@
+"""Planner speed on a GPU: the CUDA ops against the PyTorch contenders, in one process.
+
+`python benchmarks/bench_planner.py --device cuda` runs this (or run it directly). Same weights
+and inputs for every contender (a default-initialised GlamorModel at the paper's sizes planning
+from random images), warm-up first, CUDA events around each call, medians of repeated calls:
+
+  cuda ops         torch.ops.glamor.* on the GPU (one persistent kernel per call)
+  eager reference  glamor.planning.reference on the GPU, op by op
+  graph reference  the same captured once in a CUDA graph and replayed
+  nn.LSTM          sampling that steps two cuDNN nn.LSTM modules (seq_len 1) per token, with
+                   the reference's head, log-softmax and inverse-CDF draw (one plan only)
+
+Cases: the paper configuration (1 plan, 200 samples, horizon 50, hidden 64, 18 actions, prior
+on) in microseconds per plan, beam search of width 200 and 1024, and 64 plans x 200 samples,
+whose arithmetic rate is compared with the card's fp32 peak measured in the same run: a large
+fp32 matmul with TF32 off (cuBLAS SGEMM, FFMA on CUDA cores). FLOPs per candidate-step and the
+live candidate-steps of sampling are counted as in bench_planner.py.
+
+Writes benchmarks/results/planner_cuda.json and .md (or --json PATH) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_planner import SEED, live_candidate_steps, planning_inputs  # noqa: E402
+
+from glamor import ops  # noqa: E402
+from glamor.planning import reference  # noqa: E402
+from glamor.planning.inputs import PlanningInputs  # noqa: E402
+from glamor.planning.rng import uniform  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = "paper <= 100 us/plan, >= 50x eager, >= 5x graph; 64 x 200 >= 40% of fp32 peak"
+
+
+def cuda_time(fn, *, warmup: int, runs: int, max_seconds: float = 20.0) -> dict:
+    """Median milliseconds of fn() between CUDA events, after warm-up."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+        if time.perf_counter() - start > max_seconds and len(times) >= 3:
+            break
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
+
+
+def fp32_peak_tflops(size: int = 8192) -> dict:
+    """Median TFLOP/s of a size^3 fp32 matmul with TF32 off (CUDA-core FFMA)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        a = torch.randn(size, size, device="cuda")
+        b = torch.randn(size, size, device="cuda")
+        t = cuda_time(lambda: torch.mm(a, b), warmup=3, runs=10)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])
+    return {"size": size, "tflops": 2 * size**3 / (t["median_ms"] * 1e-3) / 1e12, **t}
+
+
+def graphed(fn):
+    """fn captured in a CUDA graph: returns (replay, outputs) or raises."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph.replay, out
+
+
+class LstmSampler:
+    """Sampling for one plan that steps cuDNN nn.LSTM modules (seq_len 1): the input is the
+    one-hot previous token, so weight_ih is the plan's gate table transposed (no bias)."""
+
+    def __init__(self, inp: PlanningInputs):
+        assert inp.num_plans == 1
+        self.inp, n, H, dev = inp, inp.num_actions, inp.hidden, inp.gate_table.device
+        self.lstms, self.heads = [], []
+        for m in range(inp.num_models):
+            lstm = torch.nn.LSTM(n + 1, H, batch_first=True, bias=False).to(dev)
+            head = torch.nn.Linear(H, n + 1).to(dev)
+            with torch.no_grad():
+                lstm.weight_ih_l0.copy_(inp.gate_table[m, 0].T)
+                lstm.weight_hh_l0.copy_(inp.w_hh[m])
+                head.weight.copy_(inp.head_w[m, : n + 1])
+                head.bias.copy_(inp.head_b[m, : n + 1])
+            self.lstms.append(lstm)
+            self.heads.append(head)
+        self.eye = torch.eye(n + 1, device=dev)
+
+    @torch.no_grad()
+    def __call__(self, N: int, horizon: int, seed: int, gamma: float):
+        inp, n, dev = self.inp, self.inp.num_actions, self.inp.gate_table.device
+        state = [
+            (inp.h0[m, 0].expand(1, N, -1).contiguous(), inp.c0[m, 0].expand(1, N, -1).contiguous())
+            for m in range(inp.num_models)
+        ]
+        prev = torch.full((N,), n, dtype=torch.int64, device=dev)
+        score = torch.zeros(N, device=dev)
+        done = torch.zeros(N, dtype=torch.bool, device=dev)
+        lengths = torch.zeros(N, dtype=torch.int64, device=dev)
+        actions = torch.full((N, horizon), -1, dtype=torch.int64, device=dev)
+        cand = torch.arange(N, device=dev).view(1, N)
+        plan = torch.zeros(1, 1, dtype=torch.int64, device=dev)
+        x = self.eye[prev].unsqueeze(1)
+        for t in range(horizon + 1):
+            logps = []
+            for m, (lstm, head) in enumerate(zip(self.lstms, self.heads, strict=True)):
+                out, state[m] = lstm(x, state[m])
+                logps.append(torch.log_softmax(head(out[:, 0]), dim=-1))
+            s = logps[0] - logps[1] if len(logps) == 2 else logps[0]
+            logits = s.clone()
+            if t == 0:
+                logits[:, n] = -math.inf
+            if t == horizon:
+                logits[:, :n] = -math.inf
+            cdf = torch.cumsum(torch.exp(logits - logits.max(dim=-1, keepdim=True).values), dim=-1)
+            u = uniform(seed, plan, cand, t)[0]
+            last = n - 1 if t == 0 else n
+            tok = (cdf <= (u * cdf[:, -1]).unsqueeze(-1)).sum(-1).clamp(max=last)
+            live = ~done
+            score = score + torch.where(
+                live, s.gather(-1, tok[:, None])[:, 0] + math.log(gamma), 0.0
+            )
+            ends = live & (tok == n)
+            lengths = torch.where(ends, t, lengths)
+            if t < horizon:
+                actions[:, t] = torch.where(live & (tok < n), tok, -1)
+            done = done | ends
+            prev = torch.where(tok < n, tok, n)
+            x = self.eye[prev].unsqueeze(1)
+        best_score, best = reference.first_argmax(score[None])
+        return actions[best], lengths[best], best_score
+
+
+def cases(quick: bool) -> list[dict]:
+    T = 10 if quick else 50
+    base = dict(horizon=T, hidden=64, actions=18, prior=True, gamma=0.99)
+    return [
+        dict(name="paper: sample 1 x 200", method="sample", plans=1, width=200, lstm=True, **base),
+        dict(name="beam 1 x 200", method="beam", plans=1, width=200, **base),
+        dict(name="beam 1 x 1024", method="beam", plans=1, width=1024, **base),
+        dict(name="sample 64 x 200", method="sample", plans=8 if quick else 64, width=200, **base),
+    ]
+
+
+def run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
+    with torch.no_grad():
+        cpu_inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
+        cpu_inp = PlanningInputs(*(t.detach().contiguous() for t in cpu_inp.tensors()))
+    inp = PlanningInputs(*(t.cuda() for t in cpu_inp.tensors()))
+    M, P, H, n, N, T, gamma = (
+        inp.num_models,
+        case["plans"],
+        case["hidden"],
+        case["actions"],
+        case["width"],
+        case["horizon"],
+        case["gamma"],
+    )
+    flop_per_step = M * 2 * (4 * H * H + (n + 2) * H)
+    nominal = P * N * (T + 1)
+    if case["method"] == "sample":
+        steps = live_candidate_steps(cpu_inp, N, T, SEED, gamma)
+        op = lambda: ops.sample_plans(inp, N, T, SEED, gamma, None)  # noqa: E731
+        ref = lambda: reference.sample_plans(inp, N, T, SEED, gamma, None)  # noqa: E731
+        cpu_op = lambda: ops.sample_plans(cpu_inp, N, T, SEED, gamma, None)  # noqa: E731
+    else:
+        steps = nominal
+        op = lambda: ops.beam_search(inp, N, T, gamma, None)  # noqa: E731
+        ref = lambda: reference.beam_search(inp, N, T, gamma, None)  # noqa: E731
+        cpu_op = lambda: ops.beam_search(cpu_inp, N, T, gamma, None)  # noqa: E731
+    gflop = steps * flop_per_step / 1e9
+    out = dict(case, models=M, flop_per_candidate_step=flop_per_step, candidate_steps=steps)
+    out["nominal_candidate_steps"] = nominal
+    want = cpu_op()
+    got = tuple(t.cpu() for t in op())
+    out["cuda_equals_cpu"] = bool(torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]))
+    runs = 5 if quick else 50
+    out["cuda"] = cuda_time(op, warmup=3, runs=runs)
+    s = out["cuda"]["median_ms"] * 1e-3
+    out["cuda"].update(
+        us_per_plan=s * 1e6 / P,
+        gflops=gflop / s,
+        peak_share=gflop / s / (peak_tflops * 1e3),
+    )
+    out["eager_reference"] = cuda_time(ref, warmup=1, runs=3 if quick else 10)
+    try:
+        replay, _ = graphed(ref)
+        out["graph_reference"] = cuda_time(replay, warmup=2, runs=runs)
+    except Exception as e:  # noqa: BLE001 - report why the capture failed, keep measuring
+        out["graph_reference"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    if case.get("lstm"):
+        try:
+            lstm = LstmSampler(inp)
+            out["nn_lstm"] = cuda_time(
+                lambda: lstm(N, T, SEED, gamma), warmup=1, runs=3 if quick else 10
+            )
+        except Exception as e:  # noqa: BLE001
+            out["nn_lstm"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    cuda_ms = out["cuda"]["median_ms"]
+    for k in ("eager_reference", "graph_reference", "nn_lstm"):
+        if k in out and "median_ms" in out[k]:
+            out[f"speedup_vs_{k}"] = out[k]["median_ms"] / cuda_ms
+    return out
+
+
+def fmt_ms(entry: dict | None, P: int) -> str:
+    if not entry:
+        return "-"
+    if "median_ms" not in entry:
+        return "failed"
+    return f"{entry['median_ms'] * 1e3 / P:.0f}"
+
+
+def table(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"Card: {m['gpu']} ({m['sms']} SMs), torch {m['torch']} (CUDA {m['cuda']}); fp32 peak "
+        f"(matmul {result['peak']['size']}^3, TF32 off) {result['peak']['tflops']:.1f} TFLOP/s.",
+        "",
+        "| case | CUDA op us/plan | eager ref us/plan | graph ref us/plan | nn.LSTM us/plan "
+        "| speed-up vs eager / graph / nn.LSTM | GFLOP/s | % of fp32 peak | CUDA = CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in result["cases"]:
+        P = c["plans"]
+        sp = " / ".join(
+            f"{c[k]:.0f}x" if k in c else "-"
+            for k in (
+                "speedup_vs_eager_reference",
+                "speedup_vs_graph_reference",
+                "speedup_vs_nn_lstm",
+            )
+        )
+        lines.append(
+            f"| {c['name']} | {c['cuda']['us_per_plan']:.1f} | {fmt_ms(c['eager_reference'], P)} | "
+            f"{fmt_ms(c.get('graph_reference'), P)} | {fmt_ms(c.get('nn_lstm'), P)} | {sp} | "
+            f"{c['cuda']['gflops']:.0f} | {100 * c['cuda']['peak_share']:.1f}% | "
+            f"{'yes' if c['cuda_equals_cpu'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "Per plan: call time / plans (median of CUDA-event timings). Work: live candidate-steps "
+        "for sampling, width x (horizon+1) for beam; FLOPs 2 (4H^2 + (n+2) H) per model per "
+        f"candidate-step. Targets: {TARGETS}.",
+    ]
+    for c in result["cases"]:
+        for k in ("graph_reference", "nn_lstm"):
+            if isinstance(c.get(k), dict) and "error" in c[k]:
+                lines.append(f"- {c['name']}: {k} failed: {c[k]['error']}")
+    return "\n".join(lines)
+
+
+def check_targets(result: dict) -> dict:
+    by = {c["name"]: c for c in result["cases"]}
+    paper, batch = by["paper: sample 1 x 200"], by["sample 64 x 200"]
+    return {
+        "paper_at_most_100_us": paper["cuda"]["us_per_plan"] <= 100,
+        "paper_50x_eager": paper.get("speedup_vs_eager_reference", 0) >= 50,
+        "paper_5x_graph": paper.get("speedup_vs_graph_reference", 0) >= 5,
+        "sample_64x200_at_least_40pct_of_peak": batch["cuda"]["peak_share"] >= 0.4,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", type=Path, help="default: benchmarks/results/planner_cuda.json")
+    p.add_argument("--quick", action="store_true", help="small cases, few runs (nothing written)")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: the CUDA benchmark needs a GPU")
+    if not ops.available():
+        raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
+    if not torch._C._dispatch_has_kernel_for_dispatch_key("glamor::sample_plans", "CUDA"):
+        raise SystemExit("glamor._C has no CUDA kernels: build it with CUDA (see gpu_check.sh)")
+    props = torch.cuda.get_device_properties(0)
+    result = {
+        "machine": {
+            "gpu": torch.cuda.get_device_name(0),
+            "sms": props.multi_processor_count,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "python": platform.python_version(),
+        },
+        "quick": args.quick,
+    }
+    result["peak"] = fp32_peak_tflops(4096 if args.quick else 8192)
+    result["cases"] = []
+    for case in cases(args.quick):
+        result["cases"].append(run_case(case, result["peak"]["tflops"], args.quick))
+        print(f"  {case['name']}: done", flush=True)
+    result["peak_at_end"] = fp32_peak_tflops(4096 if args.quick else 8192)
+    result["targets"] = check_targets(result)
+    text = table(result)
+    print(text)
+    print("targets:", json.dumps(result["targets"]))
+    path = args.json or (None if args.quick else RESULTS / "planner_cuda.json")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".md").write_text(text + "\n")
+        print(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
