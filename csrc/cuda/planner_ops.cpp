@@ -9,6 +9,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -98,7 +99,11 @@ Options options_from_env() {
   return o;
 }
 
-void check_config(const Config& cfg) {
+// GLAMOR_CUDA_VERBOSE=1 prints each call's configuration (tile, warps, blocks, memory) to stderr.
+void check_config(const char* op, const Config& cfg) {
+  if (env_int("GLAMOR_CUDA_VERBOSE", 0) != 0)
+    std::fprintf(stderr, "glamor cuda %s: %s%s%s\n", op, cfg.describe().c_str(), cfg.error.empty() ? "" : " error: ",
+                 cfg.error.c_str());
   TORCH_CHECK_VALUE(cfg.error.empty(), cfg.error);
   TORCH_CHECK_VALUE(static_cast<double>(cfg.workspace_bytes) <= MAX_WORKSPACE_BYTES, "this call would need ",
                     cfg.workspace_bytes / double(1ull << 30),
@@ -131,7 +136,7 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
   TORCH_CHECK_VALUE(L >= 1, "actions must have L >= 1, got shape ", actions.sizes());
   const Config cfg = score_config(pr, static_cast<int>(N), static_cast<int>(L), options_from_env(),
                                   gate_table.get_device());
-  check_config(cfg);
+  check_config("score_plans", cfg);
   C10_CUDA_CHECK(score_launch(cfg, pr, static_cast<int>(N), static_cast<int>(L), actions.data_ptr<int64_t>(),
                               lengths.data_ptr<int64_t>(), out.data_ptr<float>(),
                               c10::cuda::getCurrentCUDAStream()));
@@ -157,7 +162,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   if (pr.P == 0) return {actions, lengths, scores};
   const Config cfg = sample_config(pr, static_cast<int>(num_samples), static_cast<int>(horizon), options_from_env(),
                                    gate_table.get_device());
-  check_config(cfg);
+  check_config("sample_plans", cfg);
   at::Tensor ws = workspace(gate_table, cfg.workspace_bytes);
   C10_CUDA_CHECK(sample_launch(cfg, pr, static_cast<int>(num_samples), static_cast<int>(horizon),
                                static_cast<uint64_t>(seed), ws.data_ptr(), actions.data_ptr<int64_t>(),
@@ -184,7 +189,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
   if (pr.P == 0) return {actions, lengths, scores};
   const Config cfg = beam_config(pr, static_cast<int>(width), static_cast<int>(horizon), options_from_env(),
                                  gate_table.get_device());
-  check_config(cfg);
+  check_config("beam_search", cfg);
   at::Tensor ws = workspace(gate_table, cfg.workspace_bytes);
   C10_CUDA_CHECK(beam_launch(cfg, pr, static_cast<int>(width), static_cast<int>(horizon), ws.data_ptr(),
                              actions.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(), scores.data_ptr<float>(),

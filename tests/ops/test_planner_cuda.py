@@ -13,6 +13,7 @@ Run them with `benchmarks/gpu_check.sh` on a GPU machine; without CUDA they are 
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import pytest
@@ -37,13 +38,16 @@ def _cuda_kernels() -> bool:
     )
 
 
-pytestmark = [
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-    pytest.mark.skipif(
-        torch.cuda.is_available() and not _cuda_kernels(),
-        reason="glamor._C was built without CUDA kernels (build with CUDA_HOME set: gpu_check.sh)",
-    ),
-]
+_MISSING = (
+    "needs a CUDA device"
+    if not torch.cuda.is_available()
+    else None
+    if _cuda_kernels()
+    else "glamor._C was built without CUDA kernels (build with CUDA_HOME set: gpu_check.sh)"
+)
+if _MISSING and os.environ.get("GLAMOR_REQUIRE_CUDA") == "1":  # gpu_check.sh: fail, not skip
+    raise RuntimeError(f"GLAMOR_REQUIRE_CUDA=1: {_MISSING} (glamor._C: {ops.import_error()})")
+pytestmark = pytest.mark.skipif(bool(_MISSING), reason=_MISSING or "")
 
 DEV = "cuda"
 
