@@ -24,11 +24,20 @@
 // choices match unless two options are within that of each other.
 #pragma once
 
+#ifndef GLAMOR_CUDA_EMULATION  // tests/ops/cuda_emu/ runs these kernels on the CPU
 #include <cuda_runtime.h>
+#endif
 
 #include <cstdint>
 
 #include "cpu/rng.h"
+
+// The dynamic shared memory of a kernel (the emulator hands each block its own buffer).
+#ifdef GLAMOR_CUDA_EMULATION
+#define GLAMOR_DYNAMIC_SMEM(T, name) T* name = reinterpret_cast<T*>(::glamor_emu::dynamic_smem())
+#else
+#define GLAMOR_DYNAMIC_SMEM(T, name) extern __shared__ T name[]
+#endif
 
 namespace glamor {
 namespace cuda {

@@ -21,7 +21,9 @@
 //   uniform_kernel   the sampler's draws, elementwise.
 #pragma once
 
+#ifndef GLAMOR_CUDA_EMULATION
 #include <cooperative_groups.h>
+#endif
 
 #include <climits>
 
@@ -47,7 +49,7 @@ struct SampleArgs {
 template <int U, int R, bool W_SMEM>
 __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, SampleArgs a) {
   constexpr int G = kWarp / R;
-  extern __shared__ float4 smem4[];
+  GLAMOR_DYNAMIC_SMEM(float4, smem4);
   float* sm = reinterpret_cast<float*>(smem4);
   __shared__ int next;
   __shared__ float wb_score[kMaxWarps];
@@ -200,7 +202,7 @@ struct ScoreArgs {
 template <int U, int R, bool W_SMEM>
 __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) score_kernel(Net net, ScoreArgs a) {
   constexpr int G = kWarp / R;
-  extern __shared__ float4 smem4[];
+  GLAMOR_DYNAMIC_SMEM(float4, smem4);
   float* sm = reinterpret_cast<float*>(smem4);
   __shared__ int next;
   const Dims d = net.d;
@@ -323,7 +325,9 @@ struct BeamArgs {
 // All blocks of one plan (a cluster) meet here; global writes before it are visible after it.
 __device__ __forceinline__ void plan_sync(int blocks) {
   if (blocks > 1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(GLAMOR_CUDA_EMULATION)
+    ::glamor_emu::cluster_sync();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     __threadfence();
     cooperative_groups::this_cluster().sync();
 #else
@@ -337,7 +341,7 @@ __device__ __forceinline__ void plan_sync(int blocks) {
 template <int U, int R, bool W_SMEM>
 __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) beam_kernel(Net net, BeamArgs a) {
   constexpr int G = kWarp / R;
-  extern __shared__ float4 smem4[];
+  GLAMOR_DYNAMIC_SMEM(float4, smem4);
   float* sm = reinterpret_cast<float*>(smem4);
   __shared__ int hist[256];
   __shared__ int sh[8];

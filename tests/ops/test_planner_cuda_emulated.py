@@ -1,0 +1,182 @@
+"""The CUDA planner kernels, run on the CPU by a SIMT emulator, equal the CPU ops.
+
+tests/ops/cuda_emu/ compiles the kernel headers (csrc/cuda/planner_kernels.cuh) with g++ under
+a small emulator of the CUDA features they use (each CUDA thread a fiber; warp shuffles,
+ballots, barriers and clusters emulated; divergence and deadlocks abort). So on machines
+without a GPU the kernels' logic is still tested: the warp tiles, the slot refill and chunking
+of sampling and scoring, the radix select, sort and cluster phases of beam search, for each tile
+size and with W_hh in shared or global memory. The launch configuration is given explicitly
+here (planner_launch.cu chooses it on a GPU). Timing, memory ordering and the GPU's float
+intrinsics are not emulated: tests/ops/test_planner_cuda.py checks those on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from planner_cases import assert_plans_equal, assert_scores_close, random_inputs, random_sequences
+
+from glamor import ops
+
+ROOT = Path(__file__).resolve().parents[2]
+EMU = Path(__file__).resolve().parent / "cuda_emu"
+
+pytestmark = [
+    pytest.mark.skipif(not ops.available(), reason=f"glamor._C not built: {ops.import_error()}"),
+    pytest.mark.skipif(
+        shutil.which("g++") is None or not sys.platform.startswith("linux"),
+        reason="needs g++ on Linux (ucontext)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    exe = tmp_path_factory.mktemp("cuda_emu") / "run_kernels"
+    cmd = [
+        "g++",
+        "-std=c++17",
+        "-O1",
+        "-fno-strict-aliasing",
+        f"-I{ROOT / 'csrc'}",
+        f"-I{EMU}",
+        str(EMU / "run_kernels.cpp"),
+        "-o",
+        str(exe),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"building the emulator failed:\n{r.stderr[-4000:]}"
+    return exe
+
+
+def _layout(M, n, H, R):
+    """(warp floats) as make_layout in csrc/cuda/planner_common.cuh."""
+    HP = (H + 3) // 4 * 4
+    S = HP if (HP // 4) % 2 == 1 else HP + 4
+    NP = (n + 1 + 3) // 4 * 4
+    return M * R * S + M * R * NP
+
+
+def run(exe, tmp_path, op, inp, cfg, score_in=None):
+    """The kernel for `op` in the emulator with launch configuration `cfg`."""
+    M, P, n1, G4 = inp.gate_table.shape
+    n, H = n1 - 1, G4 // 4
+    src, dst = tmp_path / "in.bin", tmp_path / "out.bin"
+    with open(src, "wb") as f:
+        for t in inp.tensors():
+            f.write(t.contiguous().numpy().astype(np.float32).tobytes())
+        for t in score_in or ():
+            f.write(t.contiguous().numpy().astype(np.int64).tobytes())
+    args = dict(M=M, P=P, n=n, H=H, U=1 if H <= 32 else 2 if H <= 64 else 4, **cfg)
+    r = subprocess.run(
+        [str(exe), op, str(src), str(dst)] + [f"{k}={v}" for k, v in args.items()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, f"emulated {op} failed ({args}):\n{r.stderr[-3000:]}"
+    raw = dst.read_bytes()
+    if op == "score":
+        return torch.from_numpy(np.frombuffer(raw, dtype=np.float32).copy()).view(P, -1)
+    T = cfg["horizon"]
+    a = np.frombuffer(raw, dtype=np.int64, count=P * T).reshape(P, T)
+    lengths = np.frombuffer(raw, dtype=np.int64, count=P, offset=P * T * 8)
+    s = np.frombuffer(raw, dtype=np.float32, count=P, offset=P * T * 8 + P * 8)
+    return tuple(torch.from_numpy(x.copy()) for x in (a, lengths, s))
+
+
+def _opts(gamma=0.99, clip=None):
+    return dict(gamma=gamma, clip=int(clip is not None), clip_logq=clip or 0.0)
+
+
+# (M, P, n, H, N, horizon, R, w_smem, warps, chunks, gamma, clip)
+SAMPLE_CASES = [
+    (2, 2, 5, 16, 33, 6, 8, 1, 2, 2, 0.99, None),  # two chunks per plan, refills
+    (2, 2, 5, 16, 33, 6, 1, 1, 3, 3, 0.99, None),  # latency tile: one candidate per warp
+    (1, 3, 3, 33, 20, 5, 8, 0, 1, 1, 0.9, -1.5),  # 20 candidates through 8 slots, W global
+    (2, 1, 18, 64, 9, 8, 1, 1, 2, 2, 1.0, -3.0),  # paper sizes, clip
+    (2, 2, 2, 100, 12, 4, 4, 0, 2, 1, 0.99, None),  # H > 64: 4 units per lane
+    (2, 1, 2, 72, 7, 3, 1, 1, 1, 2, 0.5, None),  # H > 64 with W in shared memory
+    (2, 1, 1, 8, 10, 4, 8, 1, 1, 1, 0.99, None),  # one action
+    (1, 2, 4, 3, 16, 1, 8, 1, 2, 1, 0.99, None),  # horizon 1, tiny H
+]
+
+
+@pytest.mark.parametrize(
+    "case", SAMPLE_CASES, ids=lambda c: "M{}-P{}-n{}-H{}-N{}-T{}-R{}-w{}".format(*c)
+)
+def test_emulated_sample_equals_cpu(emulator, tmp_path, case):
+    M, P, n, H, N, T, R, w, warps, chunks, gamma, clip = case
+    inp = random_inputs(M, P, n, H, seed=N * 7 + T)
+    chunk = math.ceil(N / chunks)
+    cfg = dict(R=R, w_smem=w, warps=warps, chunk=chunk, chunks=math.ceil(N / chunk), N=N)
+    cfg.update(horizon=T, seed=12345 + N, **_opts(gamma, clip))
+    got = run(emulator, tmp_path, "sample", inp, cfg)
+    assert_plans_equal(got, ops.sample_plans(inp, N, T, 12345 + N, gamma, clip))
+
+
+# (M, P, n, H, B, horizon, w_smem, warps, blocks, sort in smem, gamma, clip)
+BEAM_CASES = [
+    (2, 2, 5, 16, 40, 6, 1, 2, 1, 1, 0.99, None),
+    (2, 2, 5, 16, 40, 6, 1, 2, 3, 0, 0.99, None),  # a cluster of 3, sort in global memory
+    (1, 2, 18, 64, 100, 4, 1, 3, 2, 1, 0.95, -2.0),  # 1800 expansions
+    (2, 1, 18, 64, 300, 3, 0, 4, 4, 0, 0.99, None),  # past one block's tiles per step
+    (2, 1, 3, 100, 16, 5, 0, 2, 1, 1, 0.9, None),  # H > 64
+    (2, 2, 1, 8, 5, 4, 1, 1, 1, 1, 0.99, None),  # one action: every expansion is kept
+    (2, 1, 3, 8, 1, 5, 1, 1, 1, 1, 1.0, None),  # width 1: greedy
+    (2, 1, 2, 8, 40, 4, 1, 2, 2, 1, 0.99, None),  # width > n**t: -inf beams kept in order
+]
+
+
+@pytest.mark.parametrize(
+    "case", BEAM_CASES, ids=lambda c: "M{}-P{}-n{}-H{}-B{}-T{}-w{}-blocks{}".format(*c[:7], c[8])
+)
+def test_emulated_beam_equals_cpu(emulator, tmp_path, case):
+    M, P, n, H, B, T, w, warps, blocks, in_smem, gamma, clip = case
+    inp = random_inputs(M, P, n, H, seed=B * 3 + T)
+    R = 4 if H > 64 else 8
+    pow2 = 1 << max(0, (B - 1).bit_length())
+    if in_smem:
+        assert pow2 * 8 <= 4 * warps * _layout(M, n, H, R), "the case's sort does not fit"
+    cfg = dict(R=R, w_smem=w, warps=warps, blocks=blocks, sort_pow2=pow2, sort_in_smem=in_smem)
+    cfg.update(B=B, horizon=T, **_opts(gamma, clip))
+    got = run(emulator, tmp_path, "beam", inp, cfg)
+    assert_plans_equal(got, ops.beam_search(inp, B, T, gamma, clip))
+
+
+def test_emulated_beam_ties_go_to_the_lowest_index(emulator, tmp_path):
+    base = random_inputs(1, 3, 18, 8, seed=9)
+    inp = type(base)(*(torch.cat([t, t]) for t in base.tensors()))
+    cfg = dict(R=8, w_smem=1, warps=2, blocks=2, sort_pow2=256, sort_in_smem=0, B=200, horizon=6)
+    got = run(emulator, tmp_path, "beam", inp, dict(cfg, **_opts(0.9)))
+    assert got[1].tolist() == [1, 1, 1] and got[0][:, 0].tolist() == [0, 0, 0]
+    assert torch.allclose(got[2], torch.full((3,), 2 * math.log(0.9)))
+
+
+@pytest.mark.parametrize("R,w", [(1, 1), (8, 0)])
+def test_emulated_score_equals_cpu(emulator, tmp_path, R, w):
+    inp = random_inputs(1, 3, 4, 33, seed=4)
+    actions, lengths = random_sequences(3, 20, 7, 4, seed=5)  # junk past each length
+    cfg = dict(R=R, w_smem=w, warps=2, chunk=7, chunks=3, N=20, L=7, **_opts(0.9, -2.0))
+    got = run(emulator, tmp_path, "score", inp, cfg, score_in=(actions, lengths))
+    assert_scores_close(got, ops.score_plans(inp, actions, lengths, 0.9, -2.0))
+
+
+def test_emulated_score_marks_invalid_sequences_nan(emulator, tmp_path):
+    inp = random_inputs(2, 1, 4, 8, seed=1)
+    actions = torch.tensor([[[0, 1, 2], [0, 9, 1], [1, 1, 1], [3, 3, 3]]])
+    lengths = torch.tensor([[3, 2, 0, 1]])
+    cfg = dict(R=8, w_smem=1, warps=1, chunk=4, chunks=1, N=4, L=3, **_opts())
+    got = run(emulator, tmp_path, "score", inp, cfg, score_in=(actions, lengths))
+    assert torch.isnan(got[0, 1]) and torch.isnan(got[0, 2])
+    ok = [0, 3]
+    assert_scores_close(
+        got[:, ok], ops.score_plans(inp, actions[:, ok], lengths[:, ok], 0.99, None)
+    )
