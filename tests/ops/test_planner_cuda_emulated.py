@@ -5,9 +5,10 @@ a small emulator of the CUDA features they use (each CUDA thread a fiber; warp s
 ballots, barriers and clusters emulated; divergence and deadlocks abort). So on machines
 without a GPU the kernels' logic is still tested: the warp tiles, the slot refill and chunking
 of sampling and scoring, the radix select, sort and cluster phases of beam search, for each tile
-size and with W_hh in shared or global memory. The launch configuration is given explicitly
-here (planner_launch.cu chooses it on a GPU). Timing, memory ordering and the GPU's float
-intrinsics are not emulated: tests/ops/test_planner_cuda.py checks those on a GPU.
+size and with W_hh in shared or global memory, with launch configurations given explicitly and
+chosen by csrc/cuda/planner_config.h for an H100 (132 SMs, 227 KB of shared memory per block),
+workspaces carved as on the GPU. Timing, memory ordering and the GPU's float intrinsics are not
+emulated: tests/ops/test_planner_cuda.py checks those on a GPU.
 """
 
 from __future__ import annotations
@@ -37,23 +38,17 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("cuda_emu") / "run_kernels"
-    cmd = [
-        "g++",
-        "-std=c++17",
-        "-O1",
-        "-fno-strict-aliasing",
-        f"-I{ROOT / 'csrc'}",
-        f"-I{EMU}",
-        str(EMU / "run_kernels.cpp"),
-        "-o",
-        str(exe),
-    ]
+def build(out: Path, flags=()) -> Path:
+    cmd = ["g++", "-std=c++17", "-O1", "-fno-strict-aliasing", *flags, f"-I{ROOT / 'csrc'}"]
+    cmd += [f"-I{EMU}", str(EMU / "run_kernels.cpp"), "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"building the emulator failed:\n{r.stderr[-4000:]}"
-    return exe
+    return out
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("cuda_emu") / "run_kernels")
 
 
 def _layout(M, n, H, R):
@@ -64,8 +59,11 @@ def _layout(M, n, H, R):
     return M * R * S + M * R * NP
 
 
-def run(exe, tmp_path, op, inp, cfg, score_in=None):
-    """The kernel for `op` in the emulator with launch configuration `cfg`."""
+H100 = dict(auto=1, sms=132, smem=232448)
+
+
+def run(exe, tmp_path, op, inp, cfg, score_in=None, expect_error=False):
+    """The kernel for `op` in the emulator with launch configuration `cfg` (or H100's choice)."""
     M, P, n1, G4 = inp.gate_table.shape
     n, H = n1 - 1, G4 // 4
     src, dst = tmp_path / "in.bin", tmp_path / "out.bin"
@@ -79,8 +77,13 @@ def run(exe, tmp_path, op, inp, cfg, score_in=None):
         [str(exe), op, str(src), str(dst)] + [f"{k}={v}" for k, v in args.items()],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
+    if expect_error:
+        assert r.returncode == 3, (
+            f"expected a configuration error, got {r.returncode}: {r.stderr[-2000:]}"
+        )
+        return r.stderr
     assert r.returncode == 0, f"emulated {op} failed ({args}):\n{r.stderr[-3000:]}"
     raw = dst.read_bytes()
     if op == "score":
@@ -180,3 +183,61 @@ def test_emulated_score_marks_invalid_sequences_nan(emulator, tmp_path):
     assert_scores_close(
         got[:, ok], ops.score_plans(inp, actions[:, ok], lengths[:, ok], 0.99, None)
     )
+
+
+# ---- the configurations planner_config.h chooses on an H100 -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "P,N,T,extra",
+    [
+        (1, 200, 50, {}),  # the paper's configuration: 1 candidate per warp over ~100 blocks
+        (40, 200, 6, {}),  # enough candidates for tiles of 8, several chunks per plan
+        (3, 50, 8, {"tile": 8, "w_global": 1}),
+    ],
+)
+def test_emulated_auto_sample_equals_cpu(emulator, tmp_path, P, N, T, extra):
+    inp = random_inputs(2, P, 18, 64, seed=P + N)
+    cfg = dict(H100, N=N, horizon=T, seed=99, **extra, **_opts())
+    got = run(emulator, tmp_path, "sample", inp, cfg)
+    assert_plans_equal(got, ops.sample_plans(inp, N, T, 99, 0.99, None))
+
+
+@pytest.mark.parametrize(
+    "P,B,T,extra", [(1, 200, 12, {}), (1, 1024, 3, {}), (2, 64, 6, {"blocks": 1})]
+)
+def test_emulated_auto_beam_equals_cpu(emulator, tmp_path, P, B, T, extra):
+    inp = random_inputs(2, P, 18, 64, seed=P + B)
+    got = run(emulator, tmp_path, "beam", inp, dict(H100, B=B, horizon=T, **extra, **_opts()))
+    assert_plans_equal(got, ops.beam_search(inp, B, T, 0.99, None))
+
+
+def test_emulated_auto_score_equals_cpu(emulator, tmp_path):
+    inp = random_inputs(2, 16, 18, 64, seed=8)
+    actions, lengths = random_sequences(16, 30, 8, 18, seed=8)
+    cfg = dict(H100, N=30, L=8, **_opts())
+    got = run(emulator, tmp_path, "score", inp, cfg, score_in=(actions, lengths))
+    assert_scores_close(got, ops.score_plans(inp, actions, lengths, 0.99, None))
+
+
+@pytest.mark.parametrize("M,n,H,match", [(1, 3, 129, "H <= 128"), (2, 400, 64, "shared memory")])
+def test_emulated_auto_rejects_unsupported_sizes(emulator, tmp_path, M, n, H, match):
+    inp = random_inputs(M, 1, n, H, seed=0)
+    err = run(
+        emulator, tmp_path, "beam", inp, dict(H100, B=4, horizon=3, **_opts()), expect_error=True
+    )
+    assert match in err
+
+
+@pytest.mark.slow
+def test_emulated_kernels_under_address_sanitizer(tmp_path):
+    """The emulator built with AddressSanitizer and UBSan (shared memory and every workspace
+    array sized exactly): no access outside them, for each kernel and configuration kind."""
+    exe = build(tmp_path / "run_kernels_asan", ["-g", "-fsanitize=address,undefined"])
+    for case in (SAMPLE_CASES[0], SAMPLE_CASES[2], SAMPLE_CASES[4]):
+        test_emulated_sample_equals_cpu(exe, tmp_path, case)
+    for case in (BEAM_CASES[1], BEAM_CASES[3], BEAM_CASES[4]):
+        test_emulated_beam_equals_cpu(exe, tmp_path, case)
+    test_emulated_score_equals_cpu(exe, tmp_path, 8, 0)
+    test_emulated_auto_sample_equals_cpu(exe, tmp_path, 1, 200, 20, {})
+    test_emulated_auto_beam_equals_cpu(exe, tmp_path, 1, 1024, 3, {})

@@ -177,7 +177,7 @@ inline void run(int blocks, int threads, size_t smem_bytes, const std::function<
   grp.slots.assign(grp.warp_bars.size() * 2 * 32, 0);
   grp.smem.resize(blocks);
   for (auto& s : grp.smem) {
-    s.resize((smem_bytes + 15) / 16 + 1);
+    s.resize((smem_bytes + 15) / 16);
     std::memset(static_cast<void*>(s.data()), 0xFF, s.size() * sizeof(float4));  // NaN everywhere
   }
   blockDim = Dim3{static_cast<unsigned>(threads), 1, 1};

@@ -6,13 +6,15 @@
 // back to back (then, for score, int64 actions (P, N, L) and lengths (P, N)). OUT: for sample
 // and beam int64 actions (P, horizon), int64 lengths (P), float32 scores (P); for score float32
 // (P, N). Keys: M P n H gamma clip(0/1) clip_logq, N horizon seed (sample), B horizon (beam),
-// N L (score), and the launch configuration U R w_smem warps chunk chunks (sample, score),
-// blocks sort_pow2 sort_in_smem (beam), as planner_launch.cu would choose or a test forces.
+// N L (score), and either the launch configuration U R w_smem warps chunk chunks (sample, score),
+// blocks sort_pow2 sort_in_smem (beam), or auto=1 with a device's sms and smem (bytes per block)
+// and the overrides tile, blocks, w_global: then csrc/cuda/planner_config.h chooses, as on a GPU
+// (exit code 3 with its message when it rejects the sizes). Workspaces are carved as there too.
 // Built and driven by tests/ops/test_planner_cuda_emulated.py.
 #define GLAMOR_CUDA_EMULATION
 #include "emu.h"
 // emu.h first: the kernels see its builtins
-#include "cuda/planner_kernels.cuh"
+#include "cuda/planner_config.h"
 
 #include <cmath>
 #include <fstream>
@@ -74,24 +76,62 @@ Inputs load(std::ifstream& in) {
   return x;
 }
 
-size_t smem_bytes(const Net& net, bool w_smem, int R, int warps) {
-  return 4ull * make_layout(net.d, w_smem, R, warps).total_floats;
+bool has(const char* k) { return kv.count(k) > 0; }
+
+Problem problem(const Inputs& x) {
+  Problem pr;
+  pr.gate_table = x.gt.data(), pr.h0 = x.h0.data(), pr.c0 = x.c0.data();
+  pr.w_hh = x.whh.data(), pr.head_w = x.hw.data(), pr.head_b = x.hb.data();
+  pr.M = x.net.d.M, pr.P = x.net.d.P, pr.n = x.net.d.n, pr.H = x.net.d.H;
+  pr.log_gamma = x.net.log_gamma, pr.clip = x.net.clip != 0, pr.clip_logq = x.net.clip_logq;
+  return pr;
+}
+
+// The launch configuration: chosen by planner_config.h (auto=1) or given explicitly.
+Config config(const std::string& op, const Inputs& x) {
+  const Problem pr = problem(x);
+  Config cfg;
+  if (has("auto")) {
+    Options opt;
+    opt.tile = has("tile") ? geti("tile") : 0;
+    opt.blocks = has("blocks") ? geti("blocks") : 0;
+    opt.w_global = has("w_global") && geti("w_global");
+    DeviceInfo di;
+    di.sms = geti("sms"), di.smem_optin = geti("smem");
+    if (op == "sample") cfg = sample_config_for(pr, geti("N"), geti("horizon"), opt, di);
+    else if (op == "score") cfg = candidate_config(pr, geti("N"), opt, di);
+    else cfg = beam_config_for(pr, geti("B"), geti("horizon"), opt, di);
+    if (!cfg.error.empty()) {
+      std::fprintf(stderr, "config error: %s\n", cfg.error.c_str());
+      std::exit(3);
+    }
+  } else {
+    cfg.U = geti("U"), cfg.R = geti("R"), cfg.w_smem = geti("w_smem") != 0, cfg.warps = geti("warps");
+    if (op == "beam") {
+      cfg.blocks = geti("blocks"), cfg.sort_pow2 = geti("sort_pow2"), cfg.sort_in_smem = geti("sort_in_smem");
+    } else {
+      cfg.chunk = geti("chunk"), cfg.chunks = geti("chunks");
+    }
+    cfg.smem_bytes = 4ull * make_layout(x.net.d, cfg.w_smem, cfg.R, cfg.warps).total_floats;
+  }
+  size_t bytes = 0;
+  if (op == "sample") sample_args(cfg, pr, geti("N"), geti("horizon"), 0, nullptr, &bytes);
+  if (op == "beam") beam_args(cfg, pr, geti("B"), geti("horizon"), nullptr, &bytes);
+  cfg.workspace_bytes = bytes;
+  std::fprintf(stderr, "config: %s\n", cfg.describe().c_str());
+  return cfg;
 }
 
 template <int U, int R, bool W>
-void sample(const Inputs& x, std::ofstream& out) {
+void sample(const Config& cfg, const Inputs& x, std::ofstream& out) {
   const Net& net = x.net;
-  const int P = net.d.P, N = geti("N"), T = geti("horizon"), warps = geti("warps");
-  SampleArgs a;
-  a.N = N, a.horizon = T, a.chunk = geti("chunk"), a.chunks = geti("chunks"), a.seed = geti("seed");
-  std::vector<int> seq(size_t(P) * N * T, -7), bc(size_t(P) * a.chunks, -7), bl(bc.size(), -7);
-  std::vector<float> bs(bc.size(), NAN);
-  a.seq = seq.data(), a.best_score = bs.data(), a.best_cand = bc.data(), a.best_len = bl.data();
+  const int P = net.d.P, N = geti("N"), T = geti("horizon");
+  std::vector<unsigned char> ws(cfg.workspace_bytes, 0xAB);  // garbage: everything read is written first
+  const SampleArgs a = sample_args(cfg, problem(x), N, T, geti("seed"), ws.data(), nullptr);
   for (int p = 0; p < P; ++p)
     for (int ch = 0; ch < a.chunks; ++ch)
       glamor_emu::run(
-          1, warps * 32, smem_bytes(net, W, R, warps),
-          [&](int) { return glamor_emu::Dim3{unsigned(ch), unsigned(p), 1}; },
+          1, cfg.warps * 32, cfg.smem_bytes, [&](int) { return glamor_emu::Dim3{unsigned(ch), unsigned(p), 1}; },
           [&] { sample_kernel<U, R, W>(net, a); });
   std::vector<int64_t> actions(size_t(P) * T, -7), lengths(P, -7);
   std::vector<float> scores(P, NAN);
@@ -103,66 +143,55 @@ void sample(const Inputs& x, std::ofstream& out) {
 }
 
 template <int U, int R, bool W>
-void score(const Inputs& x, std::ifstream& in, std::ofstream& out) {
+void score(const Config& cfg, const Inputs& x, std::ifstream& in, std::ofstream& out) {
   const Net& net = x.net;
-  const int P = net.d.P, N = geti("N"), L = geti("L"), warps = geti("warps");
+  const int P = net.d.P, N = geti("N"), L = geti("L");
   const std::vector<int64_t> acts = read<int64_t>(in, size_t(P) * N * L), lens = read<int64_t>(in, size_t(P) * N);
   std::vector<float> o(size_t(P) * N, -12345.0f);
   ScoreArgs a;
-  a.N = N, a.L = L, a.chunk = geti("chunk"), a.chunks = geti("chunks");
+  a.N = N, a.L = L, a.chunk = cfg.chunk, a.chunks = cfg.chunks;
   a.actions = acts.data(), a.lengths = lens.data(), a.out = o.data();
   for (int p = 0; p < P; ++p)
     for (int ch = 0; ch < a.chunks; ++ch)
       glamor_emu::run(
-          1, warps * 32, smem_bytes(net, W, R, warps),
-          [&](int) { return glamor_emu::Dim3{unsigned(ch), unsigned(p), 1}; },
+          1, cfg.warps * 32, cfg.smem_bytes, [&](int) { return glamor_emu::Dim3{unsigned(ch), unsigned(p), 1}; },
           [&] { score_kernel<U, R, W>(net, a); });
   write(out, o);
 }
 
 template <int U, int R, bool W>
-void beam(const Inputs& x, std::ofstream& out) {
+void beam(const Config& cfg, const Inputs& x, std::ofstream& out) {
   const Net& net = x.net;
-  const int P = net.d.P, M = net.d.M, n = net.d.n, H = net.d.H;
-  const int B = geti("B"), T = geti("horizon"), warps = geti("warps"), blocks = geti("blocks");
-  BeamArgs a;
-  a.B = B, a.horizon = T, a.blocks = blocks, a.sort_pow2 = geti("sort_pow2"), a.sort_in_smem = geti("sort_in_smem");
-  const size_t state = size_t(M) * B * H;
-  std::vector<float> h(size_t(P) * 2 * state, NAN), c(h.size(), NAN), cand(size_t(P) * B * (n + 1), NAN);
-  std::vector<int> par(size_t(P) * B, -7), tok(par.size(), -7), hp(size_t(P) * T * B, -7), ht(hp.size(), -7);
-  std::vector<int> live(P, -7);
-  std::vector<float> sc(par.size(), NAN);
-  std::vector<unsigned long long> keys(a.sort_in_smem ? 0 : size_t(P) * a.sort_pow2, 0xDEADull);
+  const int P = net.d.P, B = geti("B"), T = geti("horizon"), blocks = cfg.blocks;
+  std::vector<unsigned char> ws(cfg.workspace_bytes, 0xAB);
+  BeamArgs a = beam_args(cfg, problem(x), B, T, ws.data(), nullptr);
   std::vector<int64_t> actions(size_t(P) * T, -7), lengths(P, -7);
   std::vector<float> scores(P, NAN);
-  a.h = h.data(), a.c = c.data(), a.cand = cand.data(), a.par = par.data(), a.tok = tok.data(), a.score = sc.data();
-  a.hist_par = hp.data(), a.hist_tok = ht.data(), a.keys = keys.data(), a.live = live.data();
   a.out_actions = actions.data(), a.out_lengths = lengths.data(), a.out_scores = scores.data();
   for (int p = 0; p < P; ++p)
     glamor_emu::run(
-        blocks, warps * 32, smem_bytes(net, W, R, warps),
-        [&](int b) { return glamor_emu::Dim3{unsigned(p * blocks + b), 1, 1}; },
+        blocks, cfg.warps * 32, cfg.smem_bytes, [&](int b) { return glamor_emu::Dim3{unsigned(p * blocks + b), 1, 1}; },
         [&] { beam_kernel<U, R, W>(net, a); });
   write(out, actions), write(out, lengths), write(out, scores);
 }
 
 template <int U, int R, bool W>
-void dispatch(const std::string& op, const Inputs& x, std::ifstream& in, std::ofstream& out) {
-  if (op == "sample") sample<U, R, W>(x, out);
-  else if (op == "score") score<U, R, W>(x, in, out);
-  else if (op == "beam") beam<U, R, W>(x, out);
+void dispatch(const std::string& op, const Config& cfg, const Inputs& x, std::ifstream& in, std::ofstream& out) {
+  if (op == "sample") sample<U, R, W>(cfg, x, out);
+  else if (op == "score") score<U, R, W>(cfg, x, in, out);
+  else if (op == "beam") beam<U, R, W>(cfg, x, out);
   else glamor_emu::die("unknown op " + op);
 }
 
 template <bool W>
-void by_tile(const std::string& op, const Inputs& x, std::ifstream& in, std::ofstream& out) {
-  const int U = geti("U"), R = geti("R");
-  if (U == 1 && R == 1) return dispatch<1, 1, W>(op, x, in, out);
-  if (U == 1 && R == 8) return dispatch<1, 8, W>(op, x, in, out);
-  if (U == 2 && R == 1) return dispatch<2, 1, W>(op, x, in, out);
-  if (U == 2 && R == 8) return dispatch<2, 8, W>(op, x, in, out);
-  if (U == 4 && R == 1) return dispatch<4, 1, W>(op, x, in, out);
-  if (U == 4 && R == 4) return dispatch<4, 4, W>(op, x, in, out);
+void by_tile(const std::string& op, const Config& cfg, const Inputs& x, std::ifstream& in, std::ofstream& out) {
+  const int U = cfg.U, R = cfg.R;
+  if (U == 1 && R == 1) return dispatch<1, 1, W>(op, cfg, x, in, out);
+  if (U == 1 && R == 8) return dispatch<1, 8, W>(op, cfg, x, in, out);
+  if (U == 2 && R == 1) return dispatch<2, 1, W>(op, cfg, x, in, out);
+  if (U == 2 && R == 8) return dispatch<2, 8, W>(op, cfg, x, in, out);
+  if (U == 4 && R == 1) return dispatch<4, 1, W>(op, cfg, x, in, out);
+  if (U == 4 && R == 4) return dispatch<4, 4, W>(op, cfg, x, in, out);
   glamor_emu::die("no kernel for U = " + std::to_string(U) + ", R = " + std::to_string(R));
 }
 
@@ -179,7 +208,9 @@ int main(int argc, char** argv) {
   std::ifstream in(argv[2], std::ios::binary);
   std::ofstream out(argv[3], std::ios::binary);
   const Inputs x = load(in);
-  if (geti("w_smem")) by_tile<true>(argv[1], x, in, out);
-  else by_tile<false>(argv[1], x, in, out);
+  const std::string op = argv[1];
+  const Config cfg = config(op, x);
+  if (cfg.w_smem) by_tile<true>(op, cfg, x, in, out);
+  else by_tile<false>(op, cfg, x, in, out);
   return 0;
 }
