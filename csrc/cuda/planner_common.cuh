@@ -168,28 +168,77 @@ __device__ __forceinline__ uint64_t beam_key(float score, uint32_t flat) {
 
 // ---- prologue: one plan's weights into shared memory -----------------------------------------
 
+// 16 bytes global -> shared without staging in registers (cp.async, sm_80+): all of a thread's
+// copies are in flight at once, so the prologue runs at L2 bandwidth, not at load latency.
+__device__ __forceinline__ void copy16_async(float* dst_smem, const float* src) {
+#ifdef GLAMOR_CUDA_EMULATION
+  for (int q = 0; q < 4; ++q) dst_smem[q] = src[q];
+#else
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(dst_smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void copy_async_wait_all() {
+#ifndef GLAMOR_CUDA_EMULATION
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// rows x cols floats (cols a multiple of 4) from global rows of stride src_ld to shared rows of
+// stride dst_ld, 16 bytes per copy; both strides and both bases 16-byte aligned.
+__device__ inline void copy_rows_async(float* dst, int dst_ld, const float* src, size_t src_ld, int rows, int cols) {
+  const int per_row = cols / 4, total = rows * per_row;
+  for (int i = threadIdx.x; i < total; i += blockDim.x) {
+    const int r = i / per_row, c4 = (i - r * per_row) * 4;
+    copy16_async(dst + r * dst_ld + c4, src + r * src_ld + c4);
+  }
+}
+
 // Copies W_hh (when w_smem), the plan's gate table, the head without its PAD row, the bias and
 // the plan's initial state; zero-fills the padding and the warp areas. Ends with a barrier.
+// With H a multiple of 4 and 16-byte aligned inputs (the usual case) the big arrays move with
+// cp.async; otherwise element by element.
 __device__ inline void load_plan(const Net& net, int p, float* sm, const Layout& L, bool w_smem, int warps) {
   const Dims& d = net.d;
   const int tid = threadIdx.x, nt = blockDim.x;
   const int G4 = 4 * d.H;
-  if (w_smem) {
-    const int total = d.M * G4 * d.S;
-    for (int i = tid; i < total; i += nt) {
-      const int row = i / d.S, k = i - row * d.S;  // row = m * 4H + gate row
-      sm[L.w + i] = k < d.H ? net.w_hh[static_cast<size_t>(row) * d.H + k] : 0.0f;
-    }
-  }
   const int trows = (d.n + 1) * G4;
-  for (int i = tid; i < d.M * trows; i += nt) {
-    const int m = i / trows, r = i - m * trows;
-    sm[L.table + i] = net.gate_table[(static_cast<size_t>(m) * d.P + p) * trows + r];
-  }
-  const int hsz = (d.n + 1) * d.S;
-  for (int i = tid; i < d.M * hsz; i += nt) {
-    const int m = i / hsz, r = i - m * hsz, j = r / d.S, k = r - j * d.S;
-    sm[L.head + i] = k < d.H ? net.head_w[(static_cast<size_t>(m) * (d.n + 2) + j) * d.H + k] : 0.0f;
+  const bool vec = d.H % 4 == 0 &&
+                   ((reinterpret_cast<uintptr_t>(net.w_hh) | reinterpret_cast<uintptr_t>(net.gate_table) |
+                     reinterpret_cast<uintptr_t>(net.head_w)) &
+                    15) == 0;
+  if (vec) {
+    if (w_smem) copy_rows_async(sm + L.w, d.S, net.w_hh, d.H, d.M * G4, d.H);
+    for (int m = 0; m < d.M; ++m) {
+      copy_rows_async(sm + L.table + m * trows, trows, net.gate_table + (static_cast<size_t>(m) * d.P + p) * trows, 0,
+                      1, trows);
+      copy_rows_async(sm + L.head + m * (d.n + 1) * d.S, d.S, net.head_w + static_cast<size_t>(m) * (d.n + 2) * d.H,
+                      d.H, d.n + 1, d.H);
+    }
+    if (d.S > d.H) {  // the padding columns (HP = H here)
+      const int pad = d.S - d.H;
+      if (w_smem)
+        for (int i = tid; i < d.M * G4 * pad; i += nt) sm[L.w + (i / pad) * d.S + d.H + i % pad] = 0.0f;
+      for (int i = tid; i < d.M * (d.n + 1) * pad; i += nt) sm[L.head + (i / pad) * d.S + d.H + i % pad] = 0.0f;
+    }
+  } else {
+    if (w_smem) {
+      const int total = d.M * G4 * d.S;
+      for (int i = tid; i < total; i += nt) {
+        const int row = i / d.S, k = i - row * d.S;  // row = m * 4H + gate row
+        sm[L.w + i] = k < d.H ? net.w_hh[static_cast<size_t>(row) * d.H + k] : 0.0f;
+      }
+    }
+    for (int i = tid; i < d.M * trows; i += nt) {
+      const int m = i / trows, r = i - m * trows;
+      sm[L.table + i] = net.gate_table[(static_cast<size_t>(m) * d.P + p) * trows + r];
+    }
+    const int hsz = (d.n + 1) * d.S;
+    for (int i = tid; i < d.M * hsz; i += nt) {
+      const int m = i / hsz, r = i - m * hsz, j = r / d.S, k = r - j * d.S;
+      sm[L.head + i] = k < d.H ? net.head_w[(static_cast<size_t>(m) * (d.n + 2) + j) * d.H + k] : 0.0f;
+    }
   }
   for (int i = tid; i < d.M * d.NP; i += nt) {
     const int m = i / d.NP, j = i - m * d.NP;
@@ -202,6 +251,7 @@ __device__ inline void load_plan(const Net& net, int p, float* sm, const Layout&
     sm[L.c0 + i] = k < d.H ? net.c0[src] : 0.0f;
   }
   for (int i = tid; i < warps * L.warp_floats; i += nt) sm[L.warps + i] = 0.0f;
+  copy_async_wait_all();
   __syncthreads();
 }
 
