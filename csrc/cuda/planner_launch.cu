@@ -4,7 +4,11 @@
 // in parallel). Torch-free, so plain nvcc compiles it (`make cuda-check`).
 #include "cuda/planner_launch.h"
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "cuda/planner_config.h"
 
@@ -12,20 +16,44 @@ namespace glamor {
 namespace cuda {
 namespace {
 
+// Driver queries and attribute changes happen once per device / kernel / size and are cached:
+// none of them then runs inside a CUDA graph capture (the first, eager call makes them).
+std::mutex cache_mutex;
+
 DeviceInfo device_info(int device) {
+  static std::map<int, DeviceInfo> cache;
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  auto it = cache.find(device);
+  if (it != cache.end()) return it->second;
   DeviceInfo di;
   int v = 0;
   if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) == cudaSuccess) di.sms = v;
   if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess)
     di.smem_optin = static_cast<size_t>(v);
-  cudaGetLastError();  // a failed query is reported below as "no shared memory"
+  if (cudaGetLastError() != cudaSuccess || di.sms == 0) return di;  // reported by the config; not cached
+  cache[device] = di;
   return di;
 }
 
+int current_device() {
+  int dev = 0;
+  cudaGetDevice(&dev);
+  return dev;
+}
+
+// Raises the kernel's dynamic shared-memory limit to at least `bytes` on the current device.
 template <class Fn>
 cudaError_t allow_smem(Fn fn, size_t bytes) {
-  return cudaFuncSetAttribute(reinterpret_cast<const void*>(fn), cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(bytes));
+  static std::map<std::pair<const void*, int>, size_t> done;
+  const void* key = reinterpret_cast<const void*>(fn);
+  const int dev = current_device();
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  size_t& have = done[{key, dev}];
+  if (bytes <= have) return cudaSuccess;
+  const cudaError_t err =
+      cudaFuncSetAttribute(key, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err == cudaSuccess) have = bytes;
+  return err;
 }
 
 }  // namespace
@@ -75,7 +103,26 @@ Config beam_config(const Problem& pr, int B, int horizon, const Options& opt, in
   Config cfg = beam_config_for(pr, B, horizon, opt, device_info(device));
   if (!cfg.error.empty() || cfg.blocks == 1) return cfg;
   // can a cluster of this many blocks (one per SM, for their shared memory) be scheduled?
+  // (asked once per kernel, cluster size, shared memory and device)
   BeamFn fn = beam_fn(cfg.U, cfg.R, cfg.w_smem);
+  static std::map<std::tuple<const void*, int, size_t, int, int>, std::pair<cudaError_t, int>> asked;
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(fn), cfg.blocks, cfg.smem_bytes, cfg.warps, device);
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    auto it = asked.find(key);
+    if (it != asked.end()) {
+      if (it->second.first != cudaSuccess || it->second.second < 1) {
+        if (opt.blocks > 1) {
+          cfg.error = str("a cluster of %lld blocks with %lld bytes of shared memory each cannot be scheduled on "
+                          "this device (GLAMOR_CUDA_BEAM_BLOCKS)",
+                          cfg.blocks, static_cast<long long>(cfg.smem_bytes));
+          return cfg;
+        }
+        cfg.blocks = 1;
+      }
+      return cfg;
+    }
+  }
   int clusters = 0;
   cudaError_t err = fn ? allow_smem(fn, cfg.smem_bytes) : cudaErrorInvalidConfiguration;
   if (err == cudaSuccess) {
@@ -91,6 +138,10 @@ Config beam_config(const Problem& pr, int B, int horizon, const Options& opt, in
     lc.attrs = attr;
     lc.numAttrs = 1;
     err = cudaOccupancyMaxActiveClusters(&clusters, reinterpret_cast<const void*>(fn), &lc);
+  }
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    asked[key] = {err, clusters};
   }
   if (err != cudaSuccess || clusters < 1) {
     cudaGetLastError();
