@@ -19,9 +19,11 @@
 //     tokens: head logits, log-softmax (max and sum by shuffles within the group), the per-token
 //     score s = log q - log p (clip: -20 where log q < clip_logq), then the sampler's inverse CDF
 //     or the beam's expansion scores.
-// The arithmetic follows glamor/planning/reference.py; exp/sigmoid use the hardware exp2 with
-// an IEEE reciprocal (a few ulp), so scores match the CPU op to ~1e-6 relative and discrete
-// choices match unless two options are within that of each other.
+// The arithmetic follows glamor/planning/reference.py. The gate sigmoids use the hardware exp2
+// (__expf) with an IEEE reciprocal (a few ulp; 8 R of them per lane and model-step); the
+// log-softmax and the sampler's CDF use the accurate expf and logf (a few per lane and step), so
+// scores match the CPU op to ~1e-6 relative and discrete choices match unless two options are
+// within that of each other.
 #pragma once
 
 #ifndef GLAMOR_CUDA_EMULATION  // tests/ops/cuda_emu/ runs these kernels on the CPU
@@ -373,7 +375,7 @@ __device__ __forceinline__ void token_scores(const Net& net, const float* sm, co
     }
     mx = group_max<G>(mx);
     float sum = 0.0f;
-    for (int j = j0; j < j1; ++j) sum += __expf(x[j] - mx);
+    for (int j = j0; j < j1; ++j) sum += expf(x[j] - mx);
     const float lse = logf(group_sum<G>(sum));
     for (int j = j0; j < j1; ++j) x[j] = (x[j] - mx) - lse;
   }
@@ -398,14 +400,14 @@ __device__ __forceinline__ int sample_token(const float* s, int last, float u, i
   for (int j = j0; j < e1; ++j) mx = fmaxf(mx, s[j]);
   mx = group_max<G>(mx);
   double local = 0.0;
-  for (int j = j0; j < e1; ++j) local += static_cast<double>(__expf(s[j] - mx));
+  for (int j = j0; j < e1; ++j) local += static_cast<double>(expf(s[j] - mx));
   const double before = group_exclusive_scan<G>(local, g);
   const double total = __shfl_sync(kFull, before + local, G - 1, G);
   const float thr = u * static_cast<float>(total);
   double acc = before;
   int count = 0;
   for (int j = j0; j < e1; ++j) {
-    acc += static_cast<double>(__expf(s[j] - mx));
+    acc += static_cast<double>(expf(s[j] - mx));
     count += static_cast<float>(acc) <= thr ? 1 : 0;
   }
   count = group_sum_int<G>(count);
