@@ -259,134 +259,153 @@ __device__ inline void load_plan(const Net& net, int p, float* sm, const Layout&
 
 // ---- the LSTM step of a warp tile ------------------------------------------------------------
 
-// One LSTM step of both models for the R candidates of a warp tile.
-//   hbuf: the warp's (M, R, S) h rows (in: the state, out: the new h; padding stays 0)
-//   c:    the cell states of this lane's units, c[m][j][r] for u = lane + 32 j (in/out)
+// One LSTM step of model m for the R candidates of a warp tile.
+//   h:    the warp's (R, S) h rows of model m (in: the state, out: the new h; padding stays 0)
+//   c:    the cell states of this lane's units, c[j][r] for u = lane + 32 j (in/out)
 //   prev: the token each candidate was fed last (n: the start row), same in every lane
 // W_hh comes from shared memory (W_SMEM) or straight from global memory (larger H).
 template <int U, int R, bool W_SMEM>
-__device__ __forceinline__ void lstm_tile(const Net& net, const float* sm, const Layout& L, float* hbuf,
-                                          float (&c)[2][U][R], const int (&prev)[R], int lane) {
+__device__ __forceinline__ void lstm_model(const Net& net, const float* sm, const Layout& L, int m, float* h,
+                                           float (&c)[U][R], const int (&prev)[R], int lane) {
   const Dims& d = net.d;
   const int H = d.H, S = d.S, G4 = 4 * H;
+  float acc[4][U][R];
 #pragma unroll
-  for (int m = 0; m < 2; ++m) {
-    if (m >= d.M) break;
-    float acc[4][U][R];
+  for (int g = 0; g < 4; ++g)
+#pragma unroll
+    for (int j = 0; j < U; ++j)
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[g][j][r] = 0.0f;
+  int row[4][U];  // this lane's gate rows (row 0 for units past H: computed, never stored)
+#pragma unroll
+  for (int j = 0; j < U; ++j) {
+    const int u = lane + kWarp * j;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) row[g][j] = m * G4 + (u < H ? g * H + u : 0);
+  }
+  for (int k = 0; k < d.HP; k += 4) {
+    float4 hv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) hv[r] = *reinterpret_cast<const float4*>(h + r * S + k);
 #pragma unroll
     for (int g = 0; g < 4; ++g)
 #pragma unroll
-      for (int j = 0; j < U; ++j)
-#pragma unroll
-        for (int r = 0; r < R; ++r) acc[g][j][r] = 0.0f;
-    int row[4][U];  // this lane's gate rows (row 0 for units past H: computed, never stored)
-#pragma unroll
-    for (int j = 0; j < U; ++j) {
-      const int u = lane + kWarp * j;
-#pragma unroll
-      for (int g = 0; g < 4; ++g) row[g][j] = m * G4 + (u < H ? g * H + u : 0);
-    }
-    const float* h = hbuf + m * R * S;
-    for (int k = 0; k < d.HP; k += 4) {
-      float4 hv[R];
-#pragma unroll
-      for (int r = 0; r < R; ++r) hv[r] = *reinterpret_cast<const float4*>(h + r * S + k);
-#pragma unroll
-      for (int g = 0; g < 4; ++g)
-#pragma unroll
-        for (int j = 0; j < U; ++j) {
-          float4 w;
-          if (W_SMEM) {
-            w = *reinterpret_cast<const float4*>(sm + L.w + row[g][j] * S + k);
-          } else {  // raw (M, 4H, H) rows in global memory; H need not be a multiple of 4
-            const float* src = net.w_hh + static_cast<size_t>(row[g][j]) * H + k;
-            w.x = __ldg(src);
-            w.y = k + 1 < H ? __ldg(src + 1) : 0.0f;
-            w.z = k + 2 < H ? __ldg(src + 2) : 0.0f;
-            w.w = k + 3 < H ? __ldg(src + 3) : 0.0f;
-          }
-#pragma unroll
-          for (int r = 0; r < R; ++r) {
-            float a = acc[g][j][r];
-            a = fmaf(w.x, hv[r].x, a);
-            a = fmaf(w.y, hv[r].y, a);
-            a = fmaf(w.z, hv[r].z, a);
-            a = fmaf(w.w, hv[r].w, a);
-            acc[g][j][r] = a;
-          }
+      for (int j = 0; j < U; ++j) {
+        float4 w;
+        if (W_SMEM) {
+          w = *reinterpret_cast<const float4*>(sm + L.w + row[g][j] * S + k);
+        } else {  // raw (M, 4H, H) rows in global memory; H need not be a multiple of 4
+          const float* src = net.w_hh + static_cast<size_t>(row[g][j]) * H + k;
+          w.x = __ldg(src);
+          w.y = k + 1 < H ? __ldg(src + 1) : 0.0f;
+          w.z = k + 2 < H ? __ldg(src + 2) : 0.0f;
+          w.w = k + 3 < H ? __ldg(src + 3) : 0.0f;
         }
-    }
-    __syncwarp();  // every lane has read this model's h rows before any is overwritten
-    const float* table = sm + L.table + m * (d.n + 1) * G4;
-#pragma unroll
-    for (int j = 0; j < U; ++j) {
-      const int u = lane + kWarp * j;
-      if (u < H) {
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const float* t = table + prev[r] * G4;
-          const float zi = t[u] + acc[0][j][r];
-          const float zf = t[H + u] + acc[1][j][r];
-          const float zg = t[2 * H + u] + acc[2][j][r];
-          const float zo = t[3 * H + u] + acc[3][j][r];
-          const float cn = sigmoidf_(zf) * c[m][j][r] + sigmoidf_(zi) * tanhf_(zg);
-          c[m][j][r] = cn;
-          hbuf[(m * R + r) * S + u] = sigmoidf_(zo) * tanhf_(cn);
+          float a = acc[g][j][r];
+          a = fmaf(w.x, hv[r].x, a);
+          a = fmaf(w.y, hv[r].y, a);
+          a = fmaf(w.z, hv[r].z, a);
+          a = fmaf(w.w, hv[r].w, a);
+          acc[g][j][r] = a;
         }
       }
+  }
+  __syncwarp();  // every lane has read the h rows before any is overwritten
+  const float* table = sm + L.table + m * (d.n + 1) * G4;
+#pragma unroll
+  for (int j = 0; j < U; ++j) {
+    const int u = lane + kWarp * j;
+    if (u < H) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float* t = table + prev[r] * G4;
+        const float zi = t[u] + acc[0][j][r];
+        const float zf = t[H + u] + acc[1][j][r];
+        const float zg = t[2 * H + u] + acc[2][j][r];
+        const float zo = t[3 * H + u] + acc[3][j][r];
+        const float cn = sigmoidf_(zf) * c[j][r] + sigmoidf_(zi) * tanhf_(zg);
+        c[j][r] = cn;
+        h[r * S + u] = sigmoidf_(zo) * tanhf_(cn);
+      }
     }
-    __syncwarp();
+  }
+  __syncwarp();
+}
+
+// Both models: hbuf is the warp's (M, R, S) h rows, c[m][j][r] the cell states.
+template <int U, int R, bool W_SMEM>
+__device__ __forceinline__ void lstm_tile(const Net& net, const float* sm, const Layout& L, float* hbuf,
+                                          float (&c)[2][U][R], const int (&prev)[R], int lane) {
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    if (m >= net.d.M) break;
+    lstm_model<U, R, W_SMEM>(net, sm, L, m, hbuf + m * R * net.d.S, c[m], prev, lane);
   }
 }
 
 // ---- per-candidate token scores --------------------------------------------------------------
 
+// Model m's head logits and log-softmax over the n+1 tokens (PAD dropped) for one candidate:
+// h its (S) h row, x its (NP) row, written at this lane's tokens [j0, j1) (lane g of a group of
+// G lanes; the max and the sum go through the group by shuffles).
+template <int G>
+__device__ __forceinline__ void head_log_softmax(const Net& net, const float* sm, const Layout& L, int m,
+                                                 const float* h, float* x, int j0, int j1) {
+  const Dims& d = net.d;
+  const int S = d.S;
+  const float* head = sm + L.head + m * (d.n + 1) * S;
+  float mx = -INFINITY;
+  for (int j = j0; j < j1; ++j) {
+    float acc = 0.0f;
+    for (int k = 0; k < d.HP; k += 4) {
+      const float4 hv = *reinterpret_cast<const float4*>(h + k);
+      const float4 wv = *reinterpret_cast<const float4*>(head + j * S + k);
+      acc = fmaf(hv.x, wv.x, acc);
+      acc = fmaf(hv.y, wv.y, acc);
+      acc = fmaf(hv.z, wv.z, acc);
+      acc = fmaf(hv.w, wv.w, acc);
+    }
+    const float v = acc + sm[L.bias + m * d.NP + j];
+    x[j] = v;
+    mx = fmaxf(mx, v);
+  }
+  mx = group_max<G>(mx);
+  float sum = 0.0f;
+  for (int j = j0; j < j1; ++j) sum += expf(x[j] - mx);
+  const float lse = logf(group_sum<G>(sum));
+  for (int j = j0; j < j1; ++j) x[j] = (x[j] - mx) - lse;
+}
+
+// The per-token score at this lane's tokens: s = log q - log p (log q alone when lp is null),
+// -20 where log q < clip_logq when clipping. s may alias lq.
+__device__ __forceinline__ void combine_scores(const Net& net, const float* lq, const float* lp, float* s, int j0,
+                                               int j1) {
+  for (int j = j0; j < j1; ++j) {
+    const float q = lq[j];
+    float v = lp ? q - lp[j] : q;
+    if (net.clip && q < net.clip_logq) v = kClipScore;
+    s[j] = v;
+  }
+}
+
 // For candidate r of the warp tile (this lane is lane g of its group of G = 32 / R lanes):
-// head logits, log-softmax of each model over the n+1 tokens (PAD dropped), and the per-token
-// score s written to s_row[j] for this lane's tokens [j0, j1). lg: the warp's (M, R, NP) rows;
-// s_row aliases model 0's row of candidate r. The caller syncs the warp before reading s_row
-// at other tokens.
+// head logits, log-softmax of each model, and the per-token score s written to s_row[j] for
+// this lane's tokens [j0, j1). lg: the warp's (M, R, NP) rows; s_row aliases model 0's row of
+// candidate r. The caller syncs the warp before reading s_row at other tokens.
 template <int R>
 __device__ __forceinline__ void token_scores(const Net& net, const float* sm, const Layout& L,
                                              const float* hbuf, float* lg, int r, int j0, int j1) {
   constexpr int G = kWarp / R;
   const Dims& d = net.d;
-  const int S = d.S, NP = d.NP;
 #pragma unroll
   for (int m = 0; m < 2; ++m) {
     if (m >= d.M) break;
-    const float* h = hbuf + (m * R + r) * S;
-    const float* head = sm + L.head + m * (d.n + 1) * S;
-    float* x = lg + (m * R + r) * NP;
-    float mx = -INFINITY;
-    for (int j = j0; j < j1; ++j) {
-      float acc = 0.0f;
-      for (int k = 0; k < d.HP; k += 4) {
-        const float4 hv = *reinterpret_cast<const float4*>(h + k);
-        const float4 wv = *reinterpret_cast<const float4*>(head + j * S + k);
-        acc = fmaf(hv.x, wv.x, acc);
-        acc = fmaf(hv.y, wv.y, acc);
-        acc = fmaf(hv.z, wv.z, acc);
-        acc = fmaf(hv.w, wv.w, acc);
-      }
-      const float v = acc + sm[L.bias + m * NP + j];
-      x[j] = v;
-      mx = fmaxf(mx, v);
-    }
-    mx = group_max<G>(mx);
-    float sum = 0.0f;
-    for (int j = j0; j < j1; ++j) sum += expf(x[j] - mx);
-    const float lse = logf(group_sum<G>(sum));
-    for (int j = j0; j < j1; ++j) x[j] = (x[j] - mx) - lse;
+    head_log_softmax<G>(net, sm, L, m, hbuf + (m * R + r) * d.S, lg + (m * R + r) * d.NP, j0, j1);
   }
-  float* s = lg + r * NP;  // model 0's row becomes s
-  const float* lp = lg + (R + r) * NP;
-  for (int j = j0; j < j1; ++j) {
-    const float q = s[j];
-    float v = d.M == 2 ? q - lp[j] : q;
-    if (net.clip && q < net.clip_logq) v = kClipScore;
-    s[j] = v;
-  }
+  float* s = lg + r * d.NP;
+  combine_scores(net, s, d.M == 2 ? lg + (R + r) * d.NP : nullptr, s, j0, j1);
 }
 
 // Inverse-CDF draw from softmax(s) over tokens [0, last] with uniform u, as the CPU kernel and
