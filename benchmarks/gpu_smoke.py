@@ -62,7 +62,8 @@ def calls(small: bool):
         out.append((label, env, fn))
 
     t1, t8, wg = {"GLAMOR_CUDA_TILE": "1"}, {"GLAMOR_CUDA_TILE": "8"}, {"GLAMOR_CUDA_W_GLOBAL": "1"}
-    add("", {}, 2, 2, 5, 16, "sample", N=33, T=6)
+    add("", {}, 2, 2, 5, 16, "sample", N=33, T=6)  # two warps per candidate (auto)
+    add("", t1, 2, 2, 5, 16, "sample", N=33, T=6)
     add("", t8, 2, 2, 5, 16, "sample", N=33, T=6)
     add("", {}, 2, 2, 5, 16, "beam", N=40, T=6)
     add("", {"GLAMOR_CUDA_BEAM_BLOCKS": "2"}, 2, 1, 5, 16, "beam", N=40, T=6, clip=-2.0)
@@ -72,7 +73,8 @@ def calls(small: bool):
     add("", {}, 2, 1, 3, 100, "beam", N=16, T=4)
     if small:
         return out
-    add("", {}, 2, 1, 18, 64, "sample", N=200, T=50)  # the paper's configuration
+    add("", {}, 2, 1, 18, 64, "sample", N=200, T=50)  # the paper's configuration (pairs)
+    add("", t1, 2, 1, 18, 64, "sample", N=200, T=50)
     add("", t8, 2, 4, 18, 64, "sample", N=200, T=20)
     add("", wg, 2, 2, 18, 64, "sample", N=64, T=12)
     add("", {}, 2, 1, 18, 64, "beam", N=200, T=20)

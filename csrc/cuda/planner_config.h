@@ -6,8 +6,9 @@
 //   * U = ceil(H / 32) units per lane (H <= 128; larger H is rejected with a message).
 //   * Sampling and scoring: R = 1 candidate per warp when the call has too few candidates to
 //     fill the GPU with tiles of 8 (latency: e.g. 1 plan x 200 samples spreads over ~100
-//     blocks), else R = 8 (4 for H > 64; throughput: each W_hh row read from shared memory
-//     feeds 8 candidates). Blocks per plan: about #SMs / P, at least one per R candidates.
+//     blocks; sampling with the prior then gives each candidate two warps, one per model),
+//     else R = 8 (4 for H > 64; throughput: each W_hh row read from shared memory feeds 8
+//     candidates). Blocks per plan: about #SMs / P, at least one per R candidates.
 //   * W_hh of both models in shared memory when it fits next to the gate tables and heads
 //     (always for H <= 64 with n <= ~90 actions), else read from global memory (L2).
 //   * Beam search: R = 8 (4), one block per plan, or a cluster of up to 8 blocks per plan
@@ -84,29 +85,40 @@ inline bool common_checks(const Problem& pr, const DeviceInfo& di, Config& cfg) 
   return true;
 }
 
-// Sampling and scoring: candidates in chunks per block.
-inline Config candidate_config(const Problem& pr, int N, const Options& opt, const DeviceInfo& di) {
+// Sampling and scoring: candidates in chunks per block. allow_pair: sampling may use two warps
+// per candidate (the prior on, latency mode).
+inline Config candidate_config(const Problem& pr, int N, const Options& opt, const DeviceInfo& di,
+                               bool allow_pair = false) {
   Config cfg;
   if (!common_checks(pr, di, cfg)) return cfg;
   const int rbig = big_tile(cfg.U);
   if (opt.tile < 0) {
-    cfg.error = str("GLAMOR_CUDA_TILE must be 0 (automatic), 1 or 8, got %lld", opt.tile);
+    cfg.error = str("GLAMOR_CUDA_TILE must be 0 (automatic), 1, 2 or 8, got %lld", opt.tile);
     return cfg;
   }
-  int R = opt.tile == 0 ? 0 : opt.tile == 1 ? 1 : rbig;  // "8": the throughput tile (4 when H > 64)
+  int R = opt.tile == 0 ? 0 : opt.tile <= 2 ? 1 : rbig;  // "8": the throughput tile (4 when H > 64)
   if (R == 0) R = ceil_div(static_cast<int64_t>(pr.P) * N, rbig) >= 2 * di.sms ? rbig : 1;
+  bool pair = allow_pair && pr.M == 2 && R == 1 && opt.tile != 1;
   if (pr.P > 65535) {
     cfg.error = str("the CUDA planner takes at most 65535 plans per call, got %lld", pr.P);
     return cfg;
   }
-  if (!choose_tile(pr, R, opt, di, cfg)) return cfg;
+  if (pair) {  // the layout of two warps' rows per warp (make_layout with R = 2), an even count
+    Config pc = cfg;
+    if (choose_tile(pr, 2, opt, di, pc) && pc.warps >= 2) cfg = pc;
+    else pair = false;
+  }
+  if (!pair && !choose_tile(pr, R, opt, di, cfg)) return cfg;
+  cfg.R = R;
+  cfg.pair = pair ? 1 : 0;
   const int64_t target = std::max(1, di.sms / std::max(pr.P, 1));
   int64_t chunks = std::min<int64_t>(target, ceil_div(N, R));
   cfg.chunk = static_cast<int>(ceil_div(N, chunks));
   cfg.chunks = static_cast<int>(ceil_div(N, cfg.chunk));
-  cfg.warps = static_cast<int>(std::min<int64_t>(cfg.warps, ceil_div(cfg.chunk, R)));
+  if (pair) cfg.warps = 2 * static_cast<int>(std::min<int64_t>(cfg.warps / 2, cfg.chunk));
+  else cfg.warps = static_cast<int>(std::min<int64_t>(cfg.warps, ceil_div(cfg.chunk, R)));
   const Dims d = make_dims(pr.M, pr.P, pr.n, pr.H);
-  cfg.smem_bytes = 4ull * make_layout(d, cfg.w_smem, R, cfg.warps).total_floats;
+  cfg.smem_bytes = 4ull * make_layout(d, cfg.w_smem, pair ? 2 : R, cfg.warps).total_floats;
   return cfg;
 }
 
@@ -212,7 +224,7 @@ inline Config beam_config_for(const Problem& pr, int B, int horizon, const Optio
 
 // The configuration of a sampling call: candidate_config and the workspace.
 inline Config sample_config_for(const Problem& pr, int N, int horizon, const Options& opt, const DeviceInfo& di) {
-  Config cfg = candidate_config(pr, N, opt, di);
+  Config cfg = candidate_config(pr, N, opt, di, /*allow_pair=*/true);
   if (cfg.error.empty()) {
     size_t bytes = 0;
     sample_args(cfg, pr, N, horizon, 0, nullptr, &bytes);

@@ -9,6 +9,8 @@
 //                    result does not depend on which slot or block ran a candidate. Every
 //                    candidate's actions go to `seq`; each block writes its best (score, lowest
 //                    candidate on ties, length) and sample_finalize picks the plan's best.
+//   sample_pair_kernel  the same with two warps per candidate (one per model), for calls with
+//                    too few candidates to fill the GPU (latency).
 //   score_kernel     the same loop, teacher-forced by the given actions: scores (P, N).
 //   beam_kernel      grid (P x blocks), one plan per block or per thread-block cluster of
 //                    `blocks` (<= 8) blocks. Beam rows live in global memory (L2): per step the
@@ -153,6 +155,88 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
     const int ol = __shfl_xor_sync(kFull, blen, off);
     if (os > bscore || (os == bscore && oc < bcand)) bscore = os, bcand = oc, blen = ol;
   }
+  if (lane == 0) wb_score[warp] = bscore, wb_cand[warp] = bcand, wb_len[warp] = blen;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < warps; ++w)
+      if (wb_score[w] > bscore || (wb_score[w] == bscore && wb_cand[w] < bcand))
+        bscore = wb_score[w], bcand = wb_cand[w], blen = wb_len[w];
+    const int o = p * a.chunks + ch;
+    a.best_score[o] = bscore;
+    a.best_cand[o] = bcand;
+    a.best_len[o] = blen;
+  }
+}
+
+// Two warps per candidate (the latency path with the prior on, M = 2): warp 2q runs the IDM's
+// LSTM step, head and log-softmax, warp 2q+1 the prior's, for the same candidate; they swap
+// log-probabilities through shared memory at a named barrier once per step and both draw the
+// token (the same one: same inputs, same draw). Halves a step's critical path when there are too
+// few candidates to fill the GPU. Candidates go to warp pairs statically (first + q, + pairs, ..).
+// Shared memory: make_layout(d, W_SMEM, 2, warps); each warp's area holds its model's h row (S)
+// and its token scores (NP); the first warp's area of a pair also the pair's log-probabilities,
+// double-buffered by step: (2, 2, NP).
+__device__ __forceinline__ void pair_sync(int pair) {
+#ifdef GLAMOR_CUDA_EMULATION
+  ::glamor_emu::named_barrier(1 + pair, 2 * kWarp);
+#else
+  asm volatile("bar.sync %0, %1;" ::"r"(1 + pair), "r"(2 * kWarp) : "memory");
+#endif
+}
+
+template <int U, bool W_SMEM>
+__global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_pair_kernel(Net net, SampleArgs a) {
+  GLAMOR_DYNAMIC_SMEM(float4, smem4);
+  float* sm = reinterpret_cast<float*>(smem4);
+  __shared__ float wb_score[kMaxWarps];
+  __shared__ int wb_cand[kMaxWarps], wb_len[kMaxWarps];
+  const Dims d = net.d;
+  const int p = blockIdx.y, ch = blockIdx.x;
+  const int warps = blockDim.x / kWarp, warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int pair = warp / 2, m = warp % 2, pairs = warps / 2;
+  const int c_begin = ch * a.chunk, c_end = min(a.N, c_begin + a.chunk);
+  const Layout L = make_layout(d, W_SMEM, 2, warps);
+  load_plan(net, p, sm, L, W_SMEM, warps);
+  float* h = sm + L.warps + warp * L.warp_floats;  // (S) this warp's model's h row
+  float* s = h + d.S;                                // (NP) token scores
+  float* lgp = sm + L.warps + 2 * pair * L.warp_floats + d.S + d.NP;  // the pair's (2, 2, NP)
+  const uint32_t key = rng::plan_key(a.seed, static_cast<uint32_t>(p));
+  int j0, j1;
+  token_block(d.n, kWarp, lane, j0, j1);
+  float bscore = -INFINITY;
+  int bcand = INT_MAX, blen = 0;
+  int step = 0;  // steps this pair has run: its parity picks the log-prob buffer
+  float c[U][1];
+  for (int cand = c_begin + pair; cand < c_end; cand += pairs) {
+    for (int k = lane; k < d.S; k += kWarp) h[k] = sm[L.h0 + m * d.S + k];
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+      const int u = lane + kWarp * j;
+      c[j][0] = u < d.H ? sm[L.c0 + m * d.S + u] : 0.0f;
+    }
+    __syncwarp();
+    int prev = d.n, t = 0;
+    float score = 0.0f;
+    for (;; ++t, ++step) {
+      const int prevs[1] = {prev};
+      lstm_model<U, 1, W_SMEM>(net, sm, L, m, h, c, prevs, lane);
+      float* lg = lgp + (step & 1) * 2 * d.NP;
+      head_log_softmax<kWarp>(net, sm, L, m, h, lg + m * d.NP, j0, j1);
+      pair_sync(pair);  // both models' log-probabilities are in lg
+      combine_scores(net, lg, lg + d.NP, s, j0, j1);
+      __syncwarp();
+      const float u = rng::uniform(key, static_cast<uint32_t>(cand), static_cast<uint32_t>(t));
+      int tok = sample_token<kWarp>(s, t == 0 ? d.n - 1 : d.n, u, lane, j0, j1);
+      if (t == a.horizon) tok = d.n;  // END is forced
+      score = score + (s[tok] + net.log_gamma);
+      if (tok == d.n) break;
+      if (m == 0 && lane == 0) a.seq[(static_cast<size_t>(p) * a.N + cand) * a.horizon + t] = tok;
+      prev = tok;
+    }
+    ++step;  // the END step (the break skipped the loop's increment)
+    if (score > bscore || (score == bscore && cand < bcand)) bscore = score, bcand = cand, blen = t;
+  }
+  // the block's best (both warps of a pair hold the same)
   if (lane == 0) wb_score[warp] = bscore, wb_cand[warp] = bcand, wb_len[warp] = blen;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -600,6 +684,7 @@ using BeamFn = void (*)(Net, BeamArgs);
 // nullptr when that combination is not instantiated: U in {1, 2, 4}; R in {1, 8} (U <= 2) or
 // {1, 4} (U = 4); beam search only R = 8 (4).
 SampleFn sample_fn(int U, int R, bool w_smem);
+SampleFn sample_pair_fn(int U, bool w_smem);  // two warps per candidate (M = 2)
 ScoreFn score_fn(int U, int R, bool w_smem);
 BeamFn beam_fn(int U, int R, bool w_smem);
 

@@ -66,7 +66,7 @@ Config sample_config(const Problem& pr, int N, int horizon, const Options& opt, 
 
 cudaError_t sample_launch(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed, void* workspace,
                           int64_t* actions, int64_t* lengths, float* scores, cudaStream_t stream) {
-  SampleFn fn = sample_fn(cfg.U, cfg.R, cfg.w_smem);
+  SampleFn fn = cfg.pair ? sample_pair_fn(cfg.U, cfg.w_smem) : sample_fn(cfg.U, cfg.R, cfg.w_smem);
   if (fn == nullptr) return cudaErrorInvalidConfiguration;
   cudaError_t err = allow_smem(fn, cfg.smem_bytes);
   if (err != cudaSuccess) return err;

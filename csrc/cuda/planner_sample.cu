@@ -16,5 +16,12 @@ namespace cuda {
 
 SampleFn sample_fn(int U, int R, bool w) { GLAMOR_TILE_CASES(sample_kernel) }
 
+SampleFn sample_pair_fn(int U, bool w) {
+  if (U == 1) return w ? sample_pair_kernel<1, true> : sample_pair_kernel<1, false>;
+  if (U == 2) return w ? sample_pair_kernel<2, true> : sample_pair_kernel<2, false>;
+  if (U == 4) return w ? sample_pair_kernel<4, true> : sample_pair_kernel<4, false>;
+  return nullptr;
+}
+
 }  // namespace cuda
 }  // namespace glamor

@@ -30,7 +30,9 @@ struct Problem {
 // environment (GLAMOR_CUDA_TILE, GLAMOR_CUDA_BEAM_BLOCKS, GLAMOR_CUDA_W_GLOBAL) so that the
 // tests can run every kernel variant.
 struct Options {
-  int tile = 0;           // sampling and scoring: 1 candidate per warp, or 8 (any value > 1: 8, 4 when H > 64)
+  int tile = 0;           // sampling and scoring: 1 candidate per warp; 2: sampling with two warps per
+                          // candidate (one per model; 1 when the prior is off or for scoring);
+                          // 8 (any other value > 2): 8 candidates per warp, 4 when H > 64
   int blocks = 0;         // beam search: blocks per plan (a thread-block cluster when > 1), <= 8
   bool w_global = false;  // read W_hh from global memory instead of shared memory
 };
@@ -40,6 +42,7 @@ struct Config {
   std::string error;
   int U = 0;              // hidden units per lane: ceil(H / 32), 1, 2 or 4
   int R = 0;              // candidate slots per warp
+  int pair = 0;           // sampling: two warps per candidate (R = 1)
   bool w_smem = true;     // W_hh in shared memory
   int warps = 0;          // per block
   int chunk = 0;          // sampling/scoring: candidates per block
@@ -52,9 +55,9 @@ struct Config {
   std::string describe() const {
     char buf[256];
     std::snprintf(buf, sizeof(buf),
-                  "U=%d R=%d w_smem=%d warps=%d chunk=%d chunks=%d blocks=%d sort_pow2=%d sort_in_smem=%d "
-                  "smem=%zu workspace=%zu",
-                  U, R, w_smem ? 1 : 0, warps, chunk, chunks, blocks, sort_pow2, sort_in_smem, smem_bytes,
+                  "U=%d R=%d pair=%d w_smem=%d warps=%d chunk=%d chunks=%d blocks=%d sort_pow2=%d "
+                  "sort_in_smem=%d smem=%zu workspace=%zu",
+                  U, R, pair, w_smem ? 1 : 0, warps, chunk, chunks, blocks, sort_pow2, sort_in_smem, smem_bytes,
                   workspace_bytes);
     return buf;
   }

@@ -1,9 +1,9 @@
 """The CUDA planner ops equal the CPU ops and the reference (runs only with a GPU).
 
 On randomized sizes (plans, width, horizon, hidden 1..128, actions 1..18, prior on and off,
-gamma, clip) and on every kernel variant (tile of 1 or 8 candidates per warp, W_hh in shared or
-global memory, beam search in one block or a cluster of blocks, chosen through the
-GLAMOR_CUDA_* variables): identical actions and lengths, scores within 1e-4 relative. Sampling
+gamma, clip) and on every kernel variant (1 or 8 candidates per warp, two warps per candidate,
+W_hh in shared or global memory, beam search in one block or a cluster of blocks, chosen
+through the GLAMOR_CUDA_* variables): identical actions and lengths, scores within 1e-4 relative. Sampling
 draws from the same counter-based generator, so CUDA samples the CPU's plans. Also: graph
 capture of every op, a non-default stream, determinism, the draws bit for bit, and the errors.
 
@@ -61,10 +61,12 @@ def cpu(out):
 
 
 # kernel variants: (GLAMOR_CUDA_TILE, GLAMOR_CUDA_W_GLOBAL, GLAMOR_CUDA_BEAM_BLOCKS); "" = auto;
-# tile 8 is the throughput tile (4 candidates per warp when H > 64)
+# tile 1: one warp per candidate; 2: two warps per candidate when sampling with the prior (else
+# 1); 8: the throughput tile (4 candidates per warp when H > 64)
 VARIANTS = {
     "auto": ("", "", ""),
     "tile1": ("1", "", "1"),
+    "pairs": ("2", "", ""),
     "tile8-wglobal": ("8", "1", "2"),
     "cluster4": ("", "", "4"),
 }

@@ -125,6 +125,20 @@ def test_emulated_sample_equals_cpu(emulator, tmp_path, case):
     assert_plans_equal(got, ops.sample_plans(inp, N, T, 12345 + N, gamma, clip))
 
 
+@pytest.mark.parametrize(
+    "P,n,H,N,T,warps,chunks,w",
+    [(2, 5, 16, 9, 6, 2, 3, 1), (1, 18, 64, 7, 12, 4, 1, 1), (2, 3, 100, 5, 4, 6, 1, 0)],
+)
+def test_emulated_sample_pairs_equal_cpu(emulator, tmp_path, P, n, H, N, T, warps, chunks, w):
+    """Two warps per candidate (one per model), candidates dealt to warp pairs in turn."""
+    inp = random_inputs(2, P, n, H, seed=N + T)
+    chunk = math.ceil(N / chunks)
+    cfg = dict(R=1, pair=1, w_smem=w, warps=warps, chunk=chunk, chunks=math.ceil(N / chunk), N=N)
+    cfg.update(horizon=T, seed=77, **_opts(0.95, -2.5))
+    got = run(emulator, tmp_path, "sample", inp, cfg)
+    assert_plans_equal(got, ops.sample_plans(inp, N, T, 77, 0.95, -2.5))
+
+
 # (M, P, n, H, B, horizon, w_smem, warps, blocks, sort in smem, gamma, clip)
 BEAM_CASES = [
     (2, 2, 5, 16, 40, 6, 1, 2, 1, 1, 0.99, None),
@@ -191,7 +205,8 @@ def test_emulated_score_marks_invalid_sequences_nan(emulator, tmp_path):
 @pytest.mark.parametrize(
     "P,N,T,extra",
     [
-        (1, 200, 50, {}),  # the paper's configuration: 1 candidate per warp over ~100 blocks
+        (1, 200, 50, {}),  # the paper's configuration: two warps per candidate, ~100 blocks
+        (1, 200, 20, {"tile": 1}),  # one warp per candidate
         (40, 200, 6, {}),  # enough candidates for tiles of 8, several chunks per plan
         (3, 50, 8, {"tile": 8, "w_global": 1}),
     ],

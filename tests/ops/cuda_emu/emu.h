@@ -77,6 +77,7 @@ struct Fiber {
 struct Group {
   std::vector<Fiber> fibers;
   std::vector<Barrier> warp_bars, block_bars;
+  std::vector<std::vector<Barrier>> named_bars;  // (block, id): bar.sync id, count
   Barrier cluster_bar;
   std::vector<uint64_t> slots;  // (warps, 2, 32) values exchanged at warp collectives
   std::vector<std::vector<float4>> smem;
@@ -143,6 +144,21 @@ inline void block_barrier() {
   }
 }
 
+// bar.sync id, count: the first `count` threads of the block to arrive at barrier `id`.
+inline void named_barrier(int id, int count) {
+  Fiber& f = me();
+  if (id < 0 || id >= 16 || count % 32 != 0) die("bad named barrier " + std::to_string(id));
+  Barrier& b = g->named_bars[f.block][id];
+  const uint64_t gen = b.gen;
+  ++g->progress;
+  if (++b.arrived == count) {
+    b.arrived = 0;
+    ++b.gen;
+  } else {
+    wait_gen(b, gen, "a named barrier");
+  }
+}
+
 inline void cluster_sync() {
   Barrier& b = g->cluster_bar;
   const uint64_t gen = b.gen;
@@ -174,6 +190,7 @@ inline void run(int blocks, int threads, size_t smem_bytes, const std::function<
   grp.fibers.resize(static_cast<size_t>(blocks) * threads);
   grp.warp_bars.resize(static_cast<size_t>(blocks) * threads / 32);
   grp.block_bars.resize(blocks);
+  grp.named_bars.assign(blocks, std::vector<Barrier>(16));
   grp.slots.assign(grp.warp_bars.size() * 2 * 32, 0);
   grp.smem.resize(blocks);
   for (auto& s : grp.smem) {

@@ -9,7 +9,7 @@
 // N L (score), and either the launch configuration U R w_smem warps chunk chunks (sample, score),
 // blocks sort_pow2 sort_in_smem (beam), or auto=1 with a device's sms and smem (bytes per block)
 // and the overrides tile, blocks, w_global: then csrc/cuda/planner_config.h chooses, as on a GPU
-// (exit code 3 with its message when it rejects the sizes). Workspaces are carved as there too.
+// (exit code 3 with its message when it rejects the sizes; dry=1 prints it and stops). Workspaces are carved as there too.
 // Built and driven by tests/ops/test_planner_cuda_emulated.py.
 #define GLAMOR_CUDA_EMULATION
 #include "emu.h"
@@ -107,12 +107,13 @@ Config config(const std::string& op, const Inputs& x) {
     }
   } else {
     cfg.U = geti("U"), cfg.R = geti("R"), cfg.w_smem = geti("w_smem") != 0, cfg.warps = geti("warps");
+    cfg.pair = has("pair") ? static_cast<int>(geti("pair")) : 0;
     if (op == "beam") {
       cfg.blocks = geti("blocks"), cfg.sort_pow2 = geti("sort_pow2"), cfg.sort_in_smem = geti("sort_in_smem");
     } else {
       cfg.chunk = geti("chunk"), cfg.chunks = geti("chunks");
     }
-    cfg.smem_bytes = 4ull * make_layout(x.net.d, cfg.w_smem, cfg.R, cfg.warps).total_floats;
+    cfg.smem_bytes = 4ull * make_layout(x.net.d, cfg.w_smem, cfg.pair ? 2 : cfg.R, cfg.warps).total_floats;
   }
   size_t bytes = 0;
   if (op == "sample") sample_args(cfg, pr, geti("N"), geti("horizon"), 0, nullptr, &bytes);
@@ -132,7 +133,10 @@ void sample(const Config& cfg, const Inputs& x, std::ofstream& out) {
     for (int ch = 0; ch < a.chunks; ++ch)
       glamor_emu::run(
           1, cfg.warps * 32, cfg.smem_bytes, [&](int) { return glamor_emu::Dim3{unsigned(ch), unsigned(p), 1}; },
-          [&] { sample_kernel<U, R, W>(net, a); });
+          [&] {
+            if (cfg.pair) sample_pair_kernel<U, W>(net, a);
+            else sample_kernel<U, R, W>(net, a);
+          });
   std::vector<int64_t> actions(size_t(P) * T, -7), lengths(P, -7);
   std::vector<float> scores(P, NAN);
   for (int p = 0; p < P; ++p)
@@ -210,6 +214,7 @@ int main(int argc, char** argv) {
   const Inputs x = load(in);
   const std::string op = argv[1];
   const Config cfg = config(op, x);
+  if (has("dry")) return 0;  // the configuration only (printed by config())
   if (cfg.w_smem) by_tile<true>(op, cfg, x, in, out);
   else by_tile<false>(op, cfg, x, in, out);
   return 0;
