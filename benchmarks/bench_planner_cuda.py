@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -161,6 +162,15 @@ def cases(quick: bool) -> list[dict]:
     base = dict(horizon=T, hidden=64, actions=18, prior=True, gamma=0.99)
     return [
         dict(name="paper: sample 1 x 200", method="sample", plans=1, width=200, lstm=True, **base),
+        dict(
+            name="paper, one warp per candidate",
+            method="sample",
+            plans=1,
+            width=200,
+            env={"GLAMOR_CUDA_TILE": "1"},
+            contenders=False,
+            **base,
+        ),
         dict(name="beam 1 x 200", method="beam", plans=1, width=200, **base),
         dict(name="beam 1 x 1024", method="beam", plans=1, width=1024, **base),
         dict(name="sample 64 x 200", method="sample", plans=8 if quick else 64, width=200, **base),
@@ -168,6 +178,21 @@ def cases(quick: bool) -> list[dict]:
 
 
 def run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
+    """Times one case; case["env"] sets GLAMOR_CUDA_* variables for the CUDA op (a kernel
+    variant), case["contenders"] False skips the PyTorch contenders."""
+    saved = {k: os.environ.get(k) for k in case.get("env", {})}
+    os.environ.update(case.get("env", {}))
+    try:
+        return _run_case(case, peak_tflops, quick)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
     with torch.no_grad():
         cpu_inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
         cpu_inp = PlanningInputs(*(t.detach().contiguous() for t in cpu_inp.tensors()))
@@ -207,6 +232,8 @@ def run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
         gflops=gflop / s,
         peak_share=gflop / s / (peak_tflops * 1e3),
     )
+    if not case.get("contenders", True):
+        return out
     out["eager_reference"] = cuda_time(ref, warmup=1, runs=3 if quick else 10)
     try:
         replay, _ = graphed(ref)
@@ -257,7 +284,7 @@ def table(result: dict) -> str:
             )
         )
         lines.append(
-            f"| {c['name']} | {c['cuda']['us_per_plan']:.1f} | {fmt_ms(c['eager_reference'], P)} | "
+            f"| {c['name']} | {c['cuda']['us_per_plan']:.1f} | {fmt_ms(c.get('eager_reference'), P)} | "
             f"{fmt_ms(c.get('graph_reference'), P)} | {fmt_ms(c.get('nn_lstm'), P)} | {sp} | "
             f"{c['cuda']['gflops']:.0f} | {100 * c['cuda']['peak_share']:.1f}% | "
             f"{'yes' if c['cuda_equals_cpu'] else 'NO'} |"
