@@ -6,6 +6,10 @@
 # per kernel and keeps it in build/cuda-check/; then links the objects into one shared library
 # (duplicate or missing device symbols show there). Skipped, with a message, when nvcc is absent.
 #
+# Optionally, with TORCH_CUDA_INCLUDE set to the include folder of a CUDA build of torch (e.g. a
+# separate venv's .../site-packages/torch/include; torch 2.14.1+cu130 installs from this disk),
+# g++ also compiles the torch wrappers (csrc/cuda/*.cpp, csrc/ops.cpp with GLAMOR_WITH_CUDA).
+#
 # Usage: csrc/cuda/compile_check.sh [OUT_DIR]   (NVCC=/path/to/nvcc to choose the compiler)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,6 +58,23 @@ done
 if [[ $status -eq 0 ]] && ! "$nvcc" -arch=sm_90 -shared -o "$out/libglamor_cuda_check.so" "$out"/*.o; then
   echo "cuda-check: FAILED linking the objects" >&2
   status=1
+fi
+if [[ $status -eq 0 && -n "${TORCH_CUDA_INCLUDE:-}" ]]; then
+  std=-std=c++17
+  grep -q "C++20 or later" "$TORCH_CUDA_INCLUDE/ATen/ATen.h" 2>/dev/null && std=-std=c++20
+  cuda_home=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
+  [[ -d $cuda_home/include ]] || cuda_home=/usr/local/cuda
+  pyinc=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+  for src in csrc/cuda/*.cpp csrc/ops.cpp; do
+    if ! g++ $std -fsyntax-only -Wall -DGLAMOR_WITH_CUDA -DTORCH_API_INCLUDE_EXTENSION_H \
+        -DTORCH_EXTENSION_NAME=_C -Icsrc -I"$TORCH_CUDA_INCLUDE" \
+        -I"$TORCH_CUDA_INCLUDE/torch/csrc/api/include" -I"$cuda_home/include" -I/usr/local/cuda/include \
+        -I"$pyinc" "$src"; then
+      echo "cuda-check: FAILED compiling the torch wrapper $src" >&2
+      status=1
+    fi
+  done
+  [[ $status -eq 0 ]] && echo "cuda-check: torch wrappers compile against $TORCH_CUDA_INCLUDE ($std)"
 fi
 if [[ $status -eq 0 ]]; then echo "cuda-check: PASSED (objects and reports in $out)"; fi
 exit $status
