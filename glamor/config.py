@@ -162,6 +162,12 @@ class Config:
             values = {name: getattr(self, name) for name in bad}
             raise ValueError(f"invalid config value(s): {values}")
         object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+        # env_kwargs in their JSON form (tuples become lists), so a config equals itself after
+        # a save and load (resume and `glamor compare` compare them)
+        try:
+            object.__setattr__(self, "env_kwargs", json.loads(json.dumps(self.env_kwargs)))
+        except TypeError as e:
+            raise ValueError(f"env_kwargs must be JSON values (numbers, strings, lists, dicts): {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -34,3 +34,11 @@ def test_config_round_trips(tmp_path):
     cfg = preset("gridworld", seed=5)
     cfg.save(tmp_path / "c.json")
     assert Config.load(tmp_path / "c.json") == cfg
+
+
+def test_a_config_equals_itself_after_a_save_and_load(tmp_path):
+    cfg = preset("atari_cpu")  # env_kwargs hold a tuple, which JSON turns into a list
+    cfg.save(tmp_path / "config.json")
+    assert Config.load(tmp_path / "config.json") == cfg
+    with pytest.raises(ValueError, match="env_kwargs"):
+        preset("debug", env_kwargs={"f": object()})
