@@ -199,7 +199,7 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
         raise ValueError(f"{env}: runs were evaluated on different goal lists {mixed}; the comparison would "
                          f"not be on the same goals")
     out: dict = {"env": env, "goal_digests": {f"{n}/{e}": next(iter(v)) for (n, e), v in digests.items()},
-                 "methods": {}, "curves": {}, "sweep": []}
+                 "methods": {}, "curves": {}, "sweep": [], "one_seed": len({s for _, s in runs}) == 1}
     set_names = list(next(iter(runs.values()))[1]["sets"]) if runs else []
     for set_name in set_names:
         for label, algo, key in ROWS:
@@ -211,6 +211,8 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
                 continue
             rates = [r["success_rate"] for r in rows]
             mean, lo, hi = seed_interval(rates)
+            if len(rows) == 1:  # one seed: the run's own Wilson interval over its goals
+                lo, hi = rows[0]["ci95"]
             out["methods"][f"{set_name}/{label}"] = dict(
                 set=set_name, method=label, seeds=seeds, success_rate=mean, ci95=[lo, hi], per_seed=rates,
                 mean_steps=sum(r["mean_steps"] for r in rows) / len(rows), episodes=rows[0]["episodes"],
@@ -239,15 +241,16 @@ def markdown(summaries: list[dict], header: str) -> str:
         lines += [f"### {s['env']}", "",
                   "Goal lists (set/episodes: digest), identical for every run and evaluation: "
                   + ", ".join(f"`{k}: {v}`" for k, v in s["goal_digests"].items()), "",
-                  "| goals | method | success (mean over seeds) | 95% CI over seeds | per seed | mean steps used "
-                  "| goals per seed | env steps |",
+                  "| goals | method | success (mean over seeds) | "
+                  + ("95% CI (Wilson, over goals: one seed)" if s.get("one_seed") else "95% CI over seeds")
+                  + " | per seed | mean steps used | goals per seed | env steps |",
                   "|---|---|---|---|---|---|---|---|"]
         for m in s["methods"].values():
             per = ", ".join(f"{v:.3f}" for v in m["per_seed"])
             steps = sorted({x for x in m["env_steps"] if x is not None})
             lines.append(f"| {m['set']} | {m['method']} | {m['success_rate']:.3f} | {_fmt_ci(*m['ci95'])} | {per} "
                          f"| {m['mean_steps']:.1f} | {m['episodes']} | {', '.join(f'{x:,}' for x in steps)} |")
-        if any(m["method"] == "random" for m in s["methods"].values()):
+        if any(m["method"] == "random" for m in s["methods"].values()) and not s.get("one_seed"):
             lines += ["", "The random policy's draws are seeded by `eval_seed`, the same in every run, so its "
                       "rows repeat across seeds (an interval over seeds says nothing there)."]
         if s["curves"]:
@@ -279,7 +282,8 @@ def plot(summaries: list[dict], path: Path) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
     PW, PH, left, right, top, bottom = 520, 360, 56, 16, 40, 66
-    img = Image.new("RGB", (2 * PW, PH * max(len(summaries), 1)), "white")
+    with_sweep = any(s["sweep"] for s in summaries)  # no sweep: no empty width panels
+    img = Image.new("RGB", ((2 if with_sweep else 1) * PW, PH * max(len(summaries), 1)), "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
 
@@ -316,8 +320,11 @@ def plot(summaries: list[dict], path: Path) -> None:
         oy = row * PH
         series = [(label, color, s["curves"][label]) for label, _, _, color in CURVES if s["curves"].get(label)]
         x_hi = max([p[0] for _, _, pts in series for p in pts] or [1])
-        panel(0, oy, f"{s['env']}: success on held-out goals (mean, 95% CI over seeds)", "environment steps",
+        ci = "one seed" if s.get("one_seed") else "95% CI over seeds"
+        panel(0, oy, f"{s['env']}: success on held-out goals (mean, {ci})", "environment steps",
               0, x_hi, lambda t: f"{t:,.0f}", [x_hi * i / 4 for i in range(5)], series, lambda x: x)
+        if not with_sweep:
+            continue
         colors = {"beam": (31, 119, 180), "sample": (214, 39, 40)}
         sweep = [(f"GLAMOR, {p}", colors.get(p, (0, 0, 0)),
                   [(r["width"], r["success_rate"], *r["ci95"]) for r in s["sweep"] if r["planner"] == p])

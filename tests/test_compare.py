@@ -145,3 +145,18 @@ def test_benchmarks_results_table_is_the_same_command(tmp_path):
     assert main(["--envs", "debug", "--seeds", "0", "--methods", "gcsl", "--budget", "full", "--widths",
                  "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "t"), *sets]) == 0
     assert "| eval | GCSL |" in (tmp_path / "t.md").read_text()
+
+
+def test_one_seed_reports_the_runs_own_wilson_interval(tmp_path):
+    def row(rate, ci):
+        return {"success_rate": rate, "ci95": ci, "episodes": 200, "mean_steps": 10.0}
+
+    res = {"sets": {"eval": {"goal_digest": "d", "glamor": row(0.8, [0.74, 0.85]),
+                             "glamor_no_prior": row(0.5, [0.43, 0.57]), "random": row(0.1, [0.07, 0.15])}},
+           "env_steps": 100}
+    one = compare.summarize("env", {("glamor", 0): (tmp_path, res)}, {})
+    assert one["one_seed"] and one["methods"]["eval/GLAMOR"]["ci95"] == [0.74, 0.85]
+    assert "Wilson, over goals" in compare.markdown([one], "# t")
+    two = compare.summarize("env", {("glamor", 0): (tmp_path, res), ("glamor", 1): (tmp_path, res)}, {})
+    assert not two["one_seed"] and two["methods"]["eval/GLAMOR"]["ci95"] == [0.8, 0.8]  # t-interval, no spread
+    assert "95% CI over seeds" in compare.markdown([two], "# t")
