@@ -339,7 +339,7 @@ class Trainer:
         try:
             while self.env_step < cfg.total_env_steps:
                 taken = self.collect_round()
-                bar.update(taken)
+                bar.update(min(taken, max(bar.total - bar.n, 0)))  # the last round may overshoot the total
                 if self.env_step >= cfg.learning_starts:
                     self._update_credit += cfg.updates_per_episode * len(self.pool)
                     for _ in range(int(self._update_credit)):
