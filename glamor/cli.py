@@ -68,7 +68,7 @@ def cmd_eval(args) -> int:
     import torch
 
     from glamor import checkpoint
-    from glamor.evaluate import evaluate, format_table, write_results
+    from glamor.evaluate import evaluate, format_table, results_name, write_results
     from glamor.reports import write_goal_table, write_reports
     from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device
 
@@ -91,8 +91,9 @@ def cmd_eval(args) -> int:
     details: dict = {}
     results = evaluate(model, cfg, envs, goal_sets, details=details, record=args.videos)
     results.update(env_steps=state["env_step"])
-    write_results(run_dir, results)
+    path = write_results(run_dir, results, results_name(_parse_overrides(args.set)))
     print(format_table(results))
+    print(f"wrote {path}")
     if cfg.algo == "gcsl":  # the success plot and videos are GLAMOR's (eval/ columns, glamor rollouts)
         write_goal_table(run_dir / "eval_goals.csv", details)
         print(f"wrote {run_dir / 'eval_goals.csv'}")
@@ -179,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--videos", type=int, default=4, metavar="N",
                    help="GIFs of the first N goals of each set, goal beside rollout (default 4)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a config field (e.g. planner=sample, plan_width=64, backend=reference)")
+                   help="override a config field (e.g. planner=sample, plan_width=64, backend=reference); "
+                        "the results then go to eval-NAME=VALUE.json, and eval.json is kept")
     e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image")

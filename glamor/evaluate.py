@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,8 +205,18 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(run_dir: Path, results: dict) -> None:
-    path = Path(run_dir) / "eval.json"
+def results_name(overrides: dict | None = None) -> str:
+    """eval.json, or for an evaluation with config overrides eval-NAME=VALUE,....json, so a
+    re-evaluation with another planner never replaces the run's own results."""
+    if not overrides:
+        return "eval.json"
+    tag = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+    return "eval-" + re.sub(r"[^A-Za-z0-9=,._-]", "_", tag) + ".json"
+
+
+def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path:
+    path = Path(run_dir) / name
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(path)
+    return path

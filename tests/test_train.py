@@ -68,6 +68,10 @@ def test_cli_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "GLAMOR, no prior" in out.stdout and "random" in out.stdout
     assert json.loads((run / "eval.json").read_text())["episodes"] == 6
+    out = _cli("eval", str(run), "--episodes", "4", "--set", "plan_width=3", "--videos", "0", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run / "eval-plan_width=3.json").read_text())["planner"]["width"] == 3
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 6  # the run's own results stay
     out = _cli("envs", cwd=tmp_path)
     assert "glamor/GridWorld-v0" in out.stdout.split() and "glamor/GridWorldBox-v0" in out.stdout.split()
 
