@@ -3,7 +3,8 @@
 For every registered environment (or those named by `--only`) this builds the evaluation goal set
 of the environment's suite preset (`atari`, `control` or `gridworld`: the spec's k, label-range
 rollouts and success judge; cached like any goal set) and runs the random policy once per goal,
-seeded by the preset's `eval_seed`, exactly as `glamor eval` does. It reports the success rate
+seeded by the preset's `eval_seed`, on one environment (`glamor eval` steps `eval_batch` at
+once and so draws other random actions: its random rate differs by sampling noise). It reports the success rate
 with its Wilson interval and the median label distance (max over labels of |label - goal| / range;
 success is a distance of at most 0.1).
 
