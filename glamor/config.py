@@ -83,6 +83,11 @@ class Config:
     """Training goals, chosen greedily for label diversity."""
     goal_candidates: int = 2000
     """Random rollouts the training goals are chosen from."""
+    train_moved_fraction: float = 0.0
+    """Share of the training goals drawn instead from rollouts that changed the env's
+    `moved_labels` (the box was pushed), chosen for diversity among themselves. 0 is the spec's
+    protocol; random rollouts rarely move an object, so a higher share sends the collecting
+    agent after such goals more often. Evaluation goals are unaffected."""
     label_range_rollouts: int = 500
     """Random rollouts of random length 1..k that estimate each label's range."""
 
@@ -156,6 +161,7 @@ class Config:
             "gcsl_act": self.gcsl_act in ("greedy", "sample"),
             "gamma": 0.0 < self.gamma <= 1.0,
             "eval_episodes": self.eval_episodes >= 1,
+            "train_moved_fraction": 0.0 <= self.train_moved_fraction <= 1.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

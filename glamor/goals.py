@@ -9,6 +9,8 @@ Protocol (the spec's):
 - Training goals: `num_train_goals` chosen greedily from `goal_candidates` rollouts to maximise
   the minimum (range-normalised) label distance between chosen goals.
 - Evaluation goals: rollouts from `eval_seed`, whose reset seeds never overlap training ones.
+- Optionally (`train_moved_fraction`, not in the spec) a share of the training goals comes from
+  rollouts that moved an object (the env's `moved_labels`), as the "eval_moved" set does.
 
 Goal sets are cached under ``$GLAMOR_CACHE`` (default ``~/.cache/glamor``) as ``.npz`` files
 keyed by environment, kwargs, episode length, seed, count, kind and `GOAL_FORMAT_VERSION`.
@@ -178,9 +180,14 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
         raise ValueError(f"kind must be 'train', 'eval' or 'eval_moved', got {kind!r}")
     count = count or (cfg.num_train_goals if kind == "train" else cfg.eval_episodes)
     seed = cfg.seed if kind == "train" else cfg.eval_seed
+    moved = tuple(getattr(env, "moved_labels", ()))
+    n_moved = round(cfg.train_moved_fraction * count) if kind == "train" else 0
+    if n_moved and not moved:
+        raise ValueError(f"train_moved_fraction={cfg.train_moved_fraction} but {cfg.env_id} declares no moved_labels")
+    extra = {"moved": n_moved} if n_moved else {}  # keeps the cache keys of the spec's protocol
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
                        candidates=cfg.goal_candidates if kind == "train" else None,
-                       frame=list(env.frame_shape), labels=list(env.label_names))
+                       frame=list(env.frame_shape), labels=list(env.label_names), **extra)
     if path.exists():
         cached = GoalSet.load(path)
         if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
@@ -189,13 +196,25 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     ranges = label_ranges_for(env, cfg, progress)
     env.label_ranges = ranges
     # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.
+    # Moved goals (train or eval) come from bases 2 * SEED_STRIDE higher, so no seeds are shared.
     if kind == "train":
-        goals, starts = rollout_goals(env, max(count, cfg.goal_candidates), 2 * seed + 1, desc="training goals", progress=progress)
+        goals, starts = rollout_goals(env, max(count - n_moved, cfg.goal_candidates), 2 * seed + 1,
+                                      desc="training goals", progress=progress)
         goal_set = _to_set(goals, starts, ranges)
-        goal_set = goal_set.subset(select_diverse(goal_set.labels, count, ranges))
+        goal_set = goal_set.subset(select_diverse(goal_set.labels, count - n_moved, ranges))
+        if n_moved:  # as many candidates again, in proportion
+            n_cand = max(n_moved, round(cfg.goal_candidates * n_moved / count))
+            goals, starts = rollout_goals(env, n_cand, 2 * seed + 1 + 2 * SEED_STRIDE, moved=moved,
+                                          desc="training goals (moved)", progress=progress)
+            moved_set = _to_set(goals, starts, ranges)
+            moved_set = moved_set.subset(select_diverse(moved_set.labels, n_moved, ranges))
+            goal_set = GoalSet(*(np.concatenate([a, b]) for a, b in zip(
+                (goal_set.frames, goal_set.labels, goal_set.start_labels, goal_set.seeds),
+                (moved_set.frames, moved_set.labels, moved_set.start_labels, moved_set.seeds))), ranges)
     else:
-        moved = tuple(getattr(env, "moved_labels", ())) if kind == "eval_moved" else ()
-        if kind == "eval_moved" and not moved:
+        if kind == "eval":
+            moved = ()
+        elif not moved:
             raise ValueError(f"{cfg.env_id} declares no moved_labels, so it has no 'eval_moved' goals")
         base = 2 * seed + 2 + (1 if moved else 0) * 2 * SEED_STRIDE
         goals, starts = rollout_goals(env, count, base, moved=moved, desc=f"{kind} goals", progress=progress)

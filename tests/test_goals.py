@@ -37,6 +37,26 @@ def test_box_moved_goals_moved_the_box():
         make_goal_set(genvs.make("glamor/GridWorld-v0", 8), preset("debug"), "eval_moved")
 
 
+def test_a_share_of_training_goals_can_come_from_box_moved_rollouts():
+    cfg = preset("gridworld_box", num_train_goals=20, goal_candidates=40, eval_episodes=20, train_moved_fraction=0.5)
+    env = genvs.make(cfg.env_id, cfg.episode_length)
+    train = make_goal_set(env, cfg, "train")
+    moved = (train.labels[:, 2:] != train.start_labels[:, 2:]).any(axis=1)
+    assert len(train) == 20 and moved[10:].all() and moved.sum() >= 10
+    # the moved goals' reset seeds are shared with neither evaluation set nor the usual rollouts
+    usual = make_goal_set(env, cfg.replace(train_moved_fraction=0.0), "train")  # cached apart
+    assert len(usual) == 20 and not np.array_equal(usual.seeds, train.seeds)
+    for other in (make_goal_set(env, cfg, "eval"), make_goal_set(env, cfg, "eval_moved"), usual):
+        assert not set(train.seeds[10:].tolist()) & set(other.seeds.tolist())
+    # each goal is the state its own reset seed's rollout ends in
+    env.reset(seed=int(train.seeds[15]))
+    assert np.array_equal(env.goal.frame, train.frames[15]) and np.array_equal(env.goal.labels, train.labels[15])
+    with pytest.raises(ValueError, match="train_moved_fraction"):
+        make_goal_set(genvs.make("glamor/GridWorld-v0", 8), preset("debug", train_moved_fraction=0.5), "train")
+    with pytest.raises(ValueError, match="train_moved_fraction"):
+        preset("debug", train_moved_fraction=1.5)
+
+
 def test_goal_set_round_trips(tmp_path):
     g = GoalSet(np.zeros((2, 1, 3, 3), np.uint8), np.ones((2, 2)), np.zeros((2, 2)), np.arange(2), np.ones(2))
     g.save(tmp_path / "g.npz")
