@@ -88,6 +88,11 @@ class Config:
     `moved_labels` (the box was pushed), chosen for diversity among themselves. 0 is the spec's
     protocol; random rollouts rarely move an object, so a higher share sends the collecting
     agent after such goals more often. Evaluation goals are unaffected."""
+    moved_sample_fraction: float = 0.0
+    """Share of each training batch drawn from hindsight pairs in which an object moved between
+    the observation and the goal, as the env reads it from the frames (`objects_moved`; the box
+    variant). Not in the spec: it uses the env's knowledge of its own rendering. 0 is the spec's
+    uniform sampler."""
     label_range_rollouts: int = 500
     """Random rollouts of random length 1..k that estimate each label's range."""
 
@@ -162,6 +167,7 @@ class Config:
             "gamma": 0.0 < self.gamma <= 1.0,
             "eval_episodes": self.eval_episodes >= 1,
             "train_moved_fraction": 0.0 <= self.train_moved_fraction <= 1.0,
+            "moved_sample_fraction": 0.0 <= self.moved_sample_fraction <= 1.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -78,8 +78,14 @@ class Replay:
         offsets = np.minimum(back[None, :], self.step[slots][:, None])  # clamp at episode start
         return self.frames[(slots[:, None] - offsets) % self.capacity]
 
-    def sample(self, batch_size: int, k_max: int, rng: np.random.Generator):
+    def sample(self, batch_size: int, k_max: int, rng: np.random.Generator, *,
+               prefer=None, prefer_fraction: float = 0.0):
         """A relabelled batch.
+
+        With `prefer` (a function of the newest observation frames and the goal frames, uint8
+        (N, H, W) each, -> bool (N,)), up to round(prefer_fraction * batch_size) pairs are the
+        first preferred ones among 16 x batch_size uniform draws, the rest the first others
+        (topped up from either side when one runs short). Without it, the spec's sampler.
 
         Returns:
             obs uint8 (B, S, H, W), goal uint8 (B, 1, H, W), targets int64 (B, k_max+1)
@@ -88,9 +94,16 @@ class Replay:
         valid = np.flatnonzero(self.valid)
         if len(valid) == 0:
             raise RuntimeError("cannot sample from an empty replay")
-        slots = valid[rng.integers(len(valid), size=batch_size)]
+        draws = batch_size if prefer is None else 16 * batch_size
+        slots = valid[rng.integers(len(valid), size=draws)]
         left = (self.length[slots] - self.step[slots]).astype(np.int64)
-        k = np.minimum(rng.integers(1, k_max + 1, size=batch_size), left)  # (B,)
+        k = np.minimum(rng.integers(1, k_max + 1, size=draws), left)  # (draws,)
+        if prefer is not None:
+            hit = np.asarray(prefer(self.frames[slots], self.frames[(slots + k) % self.capacity]), dtype=bool)
+            want = min(round(prefer_fraction * batch_size), int(hit.sum()))
+            want = max(want, batch_size - int((~hit).sum()))
+            pick = np.concatenate([np.flatnonzero(hit)[:want], np.flatnonzero(~hit)[: batch_size - want]])
+            slots, k = slots[pick], k[pick]
         n = self.num_actions
         ahead = np.arange(k_max + 1)  # (T,)
         acts = self.actions[(slots[:, None] + ahead[None]) % self.capacity]  # (B, T)

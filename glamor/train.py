@@ -142,6 +142,12 @@ class Trainer:
                                                    else [self.device])
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.replay = Replay(cfg.replay_capacity, self.env.frame_shape, self.env.frame_stack, self.num_actions)
+        self.prefer = None  # the replay's preference for pairs in which an object moved
+        if cfg.moved_sample_fraction > 0:
+            self.prefer = getattr(self.env, "objects_moved", None)
+            if self.prefer is None:
+                raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} "
+                                 "cannot tell moved objects from its frames (no objects_moved)")
         self.agent = build_agent(self.model, cfg, seed=cfg.seed + rank)
         if world_size > 1 and rank != 0:
             torch.distributed.barrier()  # rank 0 fills the goal cache first
@@ -223,7 +229,8 @@ class Trainer:
     # ---- learning -----------------------------------------------------------------------
     def update(self) -> dict[str, float]:
         cfg = self.cfg
-        obs, goal, targets, k = self.replay.sample(cfg.batch_size, cfg.episode_length, self.rng)
+        obs, goal, targets, k = self.replay.sample(cfg.batch_size, cfg.episode_length, self.rng,
+                                                   prefer=self.prefer, prefer_fraction=cfg.moved_sample_fraction)
         T = int(k.max()) + 1  # the longest target in the batch; the rest is PAD
         to = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         losses = self.loss_fn(to(obs), to(goal), to(targets[:, :T]))

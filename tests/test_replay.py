@@ -66,3 +66,38 @@ def test_bad_episodes_are_named(rng):
         r.add_episode(np.zeros((3, 4, 3), np.uint8), np.array([0, 9]))
     with pytest.raises(RuntimeError, match="empty"):
         r.sample(2, 3, rng)
+
+
+def test_preferred_pairs_fill_their_share_and_stay_exact_hindsight_pairs(rng):
+    r = Replay(400, (4, 3), frame_stack=1, num_actions=4)
+    stored = fill(r, 40, rng, length=6)
+    first = {frames[t].tobytes(): (e, t) for e, (frames, _) in enumerate(stored) for t in range(len(frames))}
+    bright = lambda obs, goal: goal.mean(axis=(1, 2)) > 140  # noqa: E731 - about a third of the frames
+    for fraction in (0.0, 0.5, 1.0):
+        obs, goal, targets, k = r.sample(64, k_max=6, rng=rng, prefer=bright, prefer_fraction=fraction)
+        hit = bright(obs[:, -1], goal[:, 0])
+        assert len(obs) == 64 and hit.sum() == round(fraction * 64)
+        for b in range(64):  # still the frame k steps ahead and the k actions taken
+            e, t = first[obs[b, -1].tobytes()]
+            frames, actions = stored[e]
+            assert np.array_equal(goal[b, 0], frames[t + k[b]])
+            assert targets[b, : k[b]].tolist() == actions[t : t + k[b]].tolist() and targets[b, k[b]] == 4
+    # when preferred pairs run short the batch is topped up with others, never short
+    never = lambda obs, goal: np.zeros(len(obs), bool)  # noqa: E731
+    obs, *_ = r.sample(64, k_max=6, rng=rng, prefer=never, prefer_fraction=1.0)
+    assert len(obs) == 64
+
+
+def test_box_world_reads_a_moved_box_from_its_frames():
+    import glamor.envs as genvs
+
+    env = genvs.make("glamor/GridWorldBox-v0", 12)
+    starts, ends, moved = [], [], []
+    for seed in range(300):
+        _, info = env.reset(seed=seed)  # the goal is a 12-step random rollout from this start
+        starts.append(env._frame()), ends.append(env.goal.frame[0])
+        moved.append(not np.array_equal(info["labels"][2:], env.goal.labels[2:]))
+    got = env.objects_moved(np.stack(starts), np.stack(ends))
+    assert got.tolist() == moved and 0 < sum(moved) < 300
+    plain = genvs.make("glamor/GridWorld-v0", 12)
+    assert not plain.objects_moved(np.stack(starts), np.stack(ends)).any()

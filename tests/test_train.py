@@ -53,6 +53,22 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
         tr.update()
 
 
+def test_moved_sample_fraction_trains_on_box_moves_and_needs_an_env_that_sees_them(tmp_path, monkeypatch):
+    cfg = preset("debug", env_id="glamor/GridWorldBox-v0", env_kwargs={}, episode_length=12, progress=False,
+                 eps_start=1.0, eps_end=1.0, moved_sample_fraction=0.5)  # random collection: fast
+    tr = Trainer(cfg, tmp_path)
+    while tr.env_step < 4000:
+        tr.collect_round()
+    obs, goal, _, _ = tr.replay.sample(64, cfg.episode_length, tr.rng, prefer=tr.prefer, prefer_fraction=0.5)
+    assert tr.env.objects_moved(obs[:, -1], goal[:, 0]).sum() == 32
+    assert np.isfinite(tr.update()["loss"])
+    from glamor.envs.gridworld import GridWorld
+
+    monkeypatch.delattr(GridWorld, "objects_moved")
+    with pytest.raises(ValueError, match="moved_sample_fraction"):
+        Trainer(cfg, tmp_path / "other")
+
+
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "glamor", *args], cwd=cwd, capture_output=True, text=True,

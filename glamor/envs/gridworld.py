@@ -115,6 +115,13 @@ class GridWorld(GoalEnv):
         parts = [self._agent, self._box] if self.box else [self._agent]
         return np.concatenate(parts).astype(np.float64)
 
+    def objects_moved(self, frames: np.ndarray, goals: np.ndarray) -> np.ndarray:
+        """bool (N,): whether the box lies elsewhere in `goals` than in `frames` (uint8 (N, H, W)
+        each), read from the pixels; all False without a box."""
+        if not self.box:
+            return np.zeros(len(frames), dtype=bool)
+        return ((frames == BOX) != (goals == BOX)).any(axis=(1, 2))
+
     def _get_state(self):
         return self._agent.copy(), self._box.copy()
 
