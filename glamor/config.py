@@ -290,6 +290,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_episodes=200,
         eval_episodes_during_training=50,
         snapshot_every=20_000,
+        # Box pushes are about 4% of hindsight pairs; half of each batch is drawn from them
+        # (not in the spec; README: "Gridworld with a box"). One torch thread: 30 minutes here.
+        moved_sample_fraction=0.5,
+        torch_threads=1,
     ),
     # The spec's Atari settings (the environments issue makes them runnable).
     "atari": dict(env_id="glamor/Pong-v0", episode_length=50, updates_per_episode=1),
