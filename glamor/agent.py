@@ -67,7 +67,8 @@ class Agent:
     @classmethod
     def from_config(cls, model: GlamorModel, cfg, **overrides) -> Agent:
         kwargs = dict(method=cfg.planner, width=cfg.plan_width, use_prior=cfg.use_prior,
-                      gamma=cfg.gamma, backend=cfg.backend, seed=cfg.seed, horizon=cfg.horizon)
+                      gamma=cfg.gamma, backend=cfg.backend, seed=cfg.seed, horizon=cfg.horizon,
+                      clip_logq=cfg.clip_logq)
         return cls(model, **{**kwargs, **overrides})
 
     @classmethod

@@ -63,6 +63,9 @@ class Config:
     """Divide by the action prior in the plan score (the paper's Bayes argument)."""
     gamma: float = 0.99
     """Per-token discount in the plan score: favours short plans."""
+    clip_logq: float | None = None
+    """The spec's optional clip: plan tokens whose IDM log-probability lies below it score a
+    fixed -20 (None: off, the spec's default). At most 0."""
     backend: str = "auto"
     """Planner backend: 'auto' (native when built), 'reference' or 'native'."""
 
@@ -165,6 +168,7 @@ class Config:
             "algo": self.algo in ("glamor", "gcsl"),
             "gcsl_act": self.gcsl_act in ("greedy", "sample"),
             "gamma": 0.0 < self.gamma <= 1.0,
+            "clip_logq": self.clip_logq is None or self.clip_logq <= 0,
             "eval_episodes": self.eval_episodes >= 1,
             "train_moved_fraction": 0.0 <= self.train_moved_fraction <= 1.0,
             "moved_sample_fraction": 0.0 <= self.moved_sample_fraction <= 1.0,

@@ -106,3 +106,27 @@ def test_glamor_plan_prints_a_plan_from_image_files(tmp_path):
     plan = json.loads(out.stdout)
     assert 1 <= plan["length"] <= 4 and len(plan["actions"]) == plan["length"]
     assert all(0 <= a < tr.num_actions for a in plan["actions"])
+
+
+def test_the_configs_clip_reaches_the_agents_plans():
+    import pytest
+
+    from glamor.config import preset
+
+    m = tiny_model(num_actions=3)
+    obs, goal = random_images(4, 2, (24, 24)).numpy(), random_images(4, 1, (24, 24), 1).numpy()
+    cfg = preset("debug", plan_width=27, backend="reference", clip_logq=-1.0)
+    plan = Agent.from_config(m, cfg).plan(obs, goal, horizon=3)
+    want = m.plan(torch_tensor(obs), torch_tensor(goal), width=27, horizon=3, clip_logq=-1.0, backend="reference",
+                  method=cfg.planner, seed=cfg.seed)
+    assert plan.actions.tolist() == want.actions.tolist() and np.allclose(plan.scores, want.scores)
+    unclipped = Agent.from_config(m, cfg.replace(clip_logq=None)).plan(obs, goal, horizon=3)
+    assert not np.allclose(plan.scores, unclipped.scores)  # the clip changed something
+    with pytest.raises(ValueError, match="clip_logq"):
+        preset("debug", clip_logq=0.5)
+
+
+def torch_tensor(x):
+    import torch
+
+    return torch.from_numpy(x)
