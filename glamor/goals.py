@@ -180,9 +180,9 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
         raise ValueError(f"kind must be 'train', 'eval' or 'eval_moved', got {kind!r}")
     count = count or (cfg.num_train_goals if kind == "train" else cfg.eval_episodes)
     seed = cfg.seed if kind == "train" else cfg.eval_seed
-    moved = tuple(getattr(env, "moved_labels", ()))
+    env_moved = tuple(getattr(env, "moved_labels", ()))
     n_moved = round(cfg.train_moved_fraction * count) if kind == "train" else 0
-    if n_moved and not moved:
+    if n_moved and not env_moved:
         raise ValueError(f"train_moved_fraction={cfg.train_moved_fraction} but {cfg.env_id} declares no moved_labels")
     extra = {"moved": n_moved} if n_moved else {}  # keeps the cache keys of the spec's protocol
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
@@ -200,21 +200,18 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     if kind == "train":
         goals, starts = rollout_goals(env, max(count - n_moved, cfg.goal_candidates), 2 * seed + 1,
                                       desc="training goals", progress=progress)
-        goal_set = _to_set(goals, starts, ranges)
-        goal_set = goal_set.subset(select_diverse(goal_set.labels, count - n_moved, ranges))
+        pick = select_diverse(np.stack([g.labels for g in goals]), count - n_moved, ranges)
+        goals, starts = [goals[i] for i in pick], [starts[i] for i in pick]
         if n_moved:  # as many candidates again, in proportion
             n_cand = max(n_moved, round(cfg.goal_candidates * n_moved / count))
-            goals, starts = rollout_goals(env, n_cand, 2 * seed + 1 + 2 * SEED_STRIDE, moved=moved,
-                                          desc="training goals (moved)", progress=progress)
-            moved_set = _to_set(goals, starts, ranges)
-            moved_set = moved_set.subset(select_diverse(moved_set.labels, n_moved, ranges))
-            goal_set = GoalSet(*(np.concatenate([a, b]) for a, b in zip(
-                (goal_set.frames, goal_set.labels, goal_set.start_labels, goal_set.seeds),
-                (moved_set.frames, moved_set.labels, moved_set.start_labels, moved_set.seeds))), ranges)
+            more, more_starts = rollout_goals(env, n_cand, 2 * seed + 1 + 2 * SEED_STRIDE, moved=env_moved,
+                                              desc="training goals (moved)", progress=progress)
+            pick = select_diverse(np.stack([g.labels for g in more]), n_moved, ranges)
+            goals, starts = goals + [more[i] for i in pick], starts + [more_starts[i] for i in pick]
+        goal_set = _to_set(goals, starts, ranges)
     else:
-        if kind == "eval":
-            moved = ()
-        elif not moved:
+        moved = env_moved if kind == "eval_moved" else ()
+        if kind == "eval_moved" and not moved:
             raise ValueError(f"{cfg.env_id} declares no moved_labels, so it has no 'eval_moved' goals")
         base = 2 * seed + 2 + (1 if moved else 0) * 2 * SEED_STRIDE
         goals, starts = rollout_goals(env, count, base, moved=moved, desc=f"{kind} goals", progress=progress)

@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
+import torch
 from conftest import random_images, tiny_model
 
 from glamor.agent import Agent
+from glamor.config import preset
 from glamor.envs import make
 from glamor.evaluate import run_episodes
 from glamor.goals import GoalSet
@@ -56,7 +59,6 @@ def test_random_policy_runs_the_fixed_horizon_and_glamor_may_stop_early():
 
 
 def _saved_run(tmp_path):
-    from glamor.config import preset
     from glamor.train import Trainer
 
     tr = Trainer(preset("debug", progress=False, learning_starts=0), tmp_path)
@@ -109,15 +111,11 @@ def test_glamor_plan_prints_a_plan_from_image_files(tmp_path):
 
 
 def test_the_configs_clip_reaches_the_agents_plans():
-    import pytest
-
-    from glamor.config import preset
-
     m = tiny_model(num_actions=3)
     obs, goal = random_images(4, 2, (24, 24)).numpy(), random_images(4, 1, (24, 24), 1).numpy()
     cfg = preset("debug", plan_width=27, backend="reference", clip_logq=-1.0)
     plan = Agent.from_config(m, cfg).plan(obs, goal, horizon=3)
-    want = m.plan(torch_tensor(obs), torch_tensor(goal), width=27, horizon=3, clip_logq=-1.0, backend="reference",
+    want = m.plan(torch.from_numpy(obs), torch.from_numpy(goal), width=27, horizon=3, clip_logq=-1.0, backend="reference",
                   method=cfg.planner, seed=cfg.seed)
     assert plan.actions.tolist() == want.actions.tolist() and np.allclose(plan.scores, want.scores)
     unclipped = Agent.from_config(m, cfg.replace(clip_logq=None)).plan(obs, goal, horizon=3)
@@ -125,8 +123,3 @@ def test_the_configs_clip_reaches_the_agents_plans():
     with pytest.raises(ValueError, match="clip_logq"):
         preset("debug", clip_logq=0.5)
 
-
-def torch_tensor(x):
-    import torch
-
-    return torch.from_numpy(x)

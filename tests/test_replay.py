@@ -95,7 +95,8 @@ def test_box_world_reads_a_moved_box_from_its_frames():
     starts, ends, moved = [], [], []
     for seed in range(300):
         _, info = env.reset(seed=seed)  # the goal is a 12-step random rollout from this start
-        starts.append(env._frame()), ends.append(env.goal.frame[0])
+        starts.append(env._frame())
+        ends.append(env.goal.frame[0])
         moved.append(not np.array_equal(info["labels"][2:], env.goal.labels[2:]))
     got = env.objects_moved(np.stack(starts), np.stack(ends))
     assert got.tolist() == moved and 0 < sum(moved) < 300
