@@ -286,10 +286,20 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict()` (and `state["replay"]`, the replay's arrays, when present)."""
+        """Restore a `state_dict()` and `state["replay"]`, the replay's arrays (as
+        `checkpoint.load_latest` returns them); a checkpoint without them is refused."""
+        where = state.get("path", "the checkpoint")
+        if state.get("format") is None:
+            raise ValueError(f"{where} was written before resumable checkpoints (it holds weights but no "
+                             "optimiser, replay or random states): it cannot be resumed; load it for "
+                             "planning with glamor.Agent.load, or train a new run")
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint format {state.get('format')} cannot be resumed "
+            raise ValueError(f"{where} has checkpoint format {state.get('format')} and cannot be resumed "
                              f"(this version writes format {CHECKPOINT_FORMAT})")
+        if "replay" not in state:
+            raise ValueError(f"{where} names no replay file (or was loaded without it): resuming "
+                             "would continue with an empty replay; load it with "
+                             "checkpoint.load_latest(run_dir) (with_replay=True)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.env_step, self.updates = int(state["env_step"]), int(state["updates"])
@@ -308,8 +318,7 @@ class Trainer:
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
         self.pool.set_rng_states(state["envs"])
-        if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
+        self.replay.load_state_dict(state["replay"])
         self.resumed_from = self.env_step
 
     def save(self, logger: Logger | None = None) -> None:

@@ -151,3 +151,43 @@ def test_a_full_disk_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
                 checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
         assert sorted(p.name for p in tmp_path.iterdir()) == before
         assert checkpoint.load_latest(tmp_path)["x"] == 1
+
+
+def test_checkpoints_that_cannot_resume_are_refused_with_a_reason(tmp_path):
+    """A checkpoint from before resumable checkpoints (weights only), one of another format and
+    one without its replay are refused by name; none resumes into an empty replay."""
+    cfg = preset("debug", progress=False, learning_starts=0, eval_episodes=4)
+    run = tmp_path / "run"
+    run.mkdir()
+    tr = Trainer(cfg, run)
+    tr.collect_round()
+    tr.save()
+    state = checkpoint.load_latest(run)
+    assert tr.replay.transitions_added > 0
+    old = {"model": state["model"], "path": "old.pt"}  # what the first versions wrote
+    with pytest.raises(ValueError, match="old.pt was written before resumable checkpoints"):
+        tr.load_state_dict(old)
+    with pytest.raises(ValueError, match="format 1 and cannot be resumed"):
+        tr.load_state_dict({**state, "format": 1})
+    no_replay = checkpoint.load_latest(run, with_replay=False)
+    with pytest.raises(ValueError, match="names no replay file"):
+        tr.load_state_dict(no_replay)
+    fresh = Trainer(cfg, run)
+    fresh.load_state_dict(state)  # the complete one still resumes
+    assert fresh.replay.transitions_added == tr.replay.transitions_added
+    tr.close(), fresh.close()
+
+
+def test_cli_resume_of_a_weights_only_checkpoint_is_a_clear_error(tmp_path, capsys):
+    from glamor.cli import main
+
+    cfg = preset("debug", progress=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg.save(run / "config.json")
+    tr = Trainer(cfg, run)
+    torch.save({"model": tr.model.state_dict()}, run / "checkpoint.pt")  # no format, no replay
+    tr.close()
+    assert main(["train", "--resume", str(run)]) != 0
+    err = capsys.readouterr().err
+    assert "before resumable checkpoints" in err and "glamor.Agent.load" in err
