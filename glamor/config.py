@@ -211,6 +211,37 @@ _CPU_BUDGET: dict[str, Any] = dict(
     torch_threads=1,
 )
 
+# The demo: four rooms with doors, 12-step goals, trained in about 6 minutes on a CPU core.
+# One torch thread: two threads are 1.4x faster on an idle 2-core machine but many times
+# slower when another process holds a core (OpenMP's fork-join waits on it).
+# Two Impala stages: a 22x22 frame keeps a 4x4 map after them (three would leave 1x1).
+_GRIDWORLD: dict[str, Any] = dict(
+    env_id="glamor/GridWorld-v0",
+    episode_length=12,
+    num_envs=16,
+    encoder_channels=(16, 32),
+    embed_dim=128,
+    mix_hidden=128,
+    lstm_hidden=64,
+    planner="beam",
+    plan_width=32,
+    replay_capacity=100_000,
+    learning_starts=2_000,
+    total_env_steps=30_000,
+    eps_decay_steps=10_000,
+    num_train_goals=200,
+    goal_candidates=400,
+    label_range_rollouts=200,
+    batch_size=256,
+    updates_per_episode=1,
+    lr=1.5e-3,
+    eval_every=10_000,
+    eval_episodes=200,
+    eval_episodes_during_training=50,
+    snapshot_every=10_000,
+    torch_threads=1,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Runs in seconds on a CPU: shapes and plumbing, not results.
     "debug": dict(
@@ -239,65 +270,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_episodes_during_training=8,
         snapshot_every=300,
     ),
-    # The demo: four rooms with doors, 12-step goals, trained in about 6 minutes on a CPU core.
-    # One torch thread: two threads are 1.4x faster on an idle 2-core machine but many times
-    # slower when another process holds a core (OpenMP's fork-join waits on it).
-    # Two Impala stages: a 22x22 frame keeps a 4x4 map after them (three would leave 1x1).
-    "gridworld": dict(
-        env_id="glamor/GridWorld-v0",
-        episode_length=12,
-        num_envs=16,
-        encoder_channels=(16, 32),
-        embed_dim=128,
-        mix_hidden=128,
-        lstm_hidden=64,
-        planner="beam",
-        plan_width=32,
-        replay_capacity=100_000,
-        learning_starts=2_000,
-        total_env_steps=30_000,
-        eps_decay_steps=10_000,
-        num_train_goals=200,
-        goal_candidates=400,
-        label_range_rollouts=200,
-        batch_size=256,
-        updates_per_episode=1,
-        lr=1.5e-3,
-        eval_every=10_000,
-        eval_episodes=200,
-        eval_episodes_during_training=50,
-        snapshot_every=10_000,
-        torch_threads=1,
-    ),
-    # The object variant: the agent pushes a box; success needs both cells.
+    "gridworld": _GRIDWORLD,
+    # The object variant: the agent pushes a box and success needs both cells. The demo's model
+    # and planner with four times the steps, goals and replay (box-moved goals are rarer).
     "gridworld_box": dict(
+        _GRIDWORLD,
         env_id="glamor/GridWorldBox-v0",
-        episode_length=12,
-        num_envs=16,
-        encoder_channels=(16, 32),
-        embed_dim=128,
-        mix_hidden=128,
-        lstm_hidden=64,
-        planner="beam",
-        plan_width=32,
         replay_capacity=200_000,
-        learning_starts=2_000,
         total_env_steps=120_000,
         eps_decay_steps=40_000,
         num_train_goals=400,
         goal_candidates=800,
-        label_range_rollouts=200,
-        batch_size=256,
-        updates_per_episode=1,
-        lr=1.5e-3,
         eval_every=40_000,
-        eval_episodes=200,
-        eval_episodes_during_training=50,
         snapshot_every=20_000,
         # Box pushes are about 4% of hindsight pairs; half of each batch is drawn from them
         # (not in the spec; README: "Gridworld with a box"). One torch thread: 30 minutes here.
         moved_sample_fraction=0.5,
-        torch_threads=1,
     ),
     # The spec's Atari settings (the environments issue makes them runnable).
     "atari": dict(env_id="glamor/Pong-v0", episode_length=50, updates_per_episode=1),
