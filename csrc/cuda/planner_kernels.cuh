@@ -46,6 +46,91 @@ struct SampleArgs {
   int* best_len;
 };
 
+// ---- what the candidate-slot kernels (sampling, scoring) share --------------------------------------
+
+// c[model][unit][slot] = 0: the cell states of a warp's R slots before any candidate.
+template <int U, int R>
+__device__ __forceinline__ void zero_cells(float (&c)[2][U][R]) {
+#pragma unroll
+  for (int m = 0; m < 2; ++m)
+#pragma unroll
+    for (int j = 0; j < U; ++j)
+#pragma unroll
+      for (int rr = 0; rr < R; ++rr) c[m][j][rr] = 0.0f;
+}
+
+// The slot refill. Groups of G lanes hold one candidate slot each (slot r = lane / G); every
+// group whose slot is free (`need`, the same in its G lanes) claims the next candidate of the
+// block's chunk from the shared counter `next`, in slot order, so a warp takes one atomicAdd.
+// Returns the claimed candidate in the lanes of a claiming group and clears its `need`; -1 in
+// the other groups and once the chunk (ending at c_end) has run out. All 32 lanes call it.
+template <int G>
+__device__ __forceinline__ int claim_candidate(int* next, bool& need, int r, int g, int lane, int c_end) {
+  const unsigned needmask = __ballot_sync(kFull, g == 0 && need);
+  if (!needmask) return -1;
+  int base = 0;
+  if (lane == 0) base = atomicAdd(next, __popc(needmask));
+  base = __shfl_sync(kFull, base, 0);
+  if (!need) return -1;
+  need = false;
+  const int idx = base + __popc(needmask & ((1u << (r * G)) - 1u));
+  return idx < c_end ? idx : -1;
+}
+
+// Slots that just claimed a candidate (`fresh` in their G lanes) start from the plan's initial
+// state: h rows hbuf (M, R, S) from h0s (M, S), cells c[m][.][slot] from c0s (M, S). All 32
+// lanes call it (the copy is spread over the warp).
+template <int U, int R, int G>
+__device__ __forceinline__ void start_fresh_slots(bool fresh, int g, int lane, const Dims& d, const float* h0s,
+                                                  const float* c0s, float* hbuf, float (&c)[2][U][R]) {
+  const unsigned freshmask = __ballot_sync(kFull, g == 0 && fresh);
+#pragma unroll
+  for (int rr = 0; rr < R; ++rr) {
+    if (freshmask & (1u << (rr * G))) {
+      for (int i = lane; i < d.M * d.S; i += kWarp) {
+        const int m = i / d.S, k = i - m * d.S;
+        hbuf[(m * R + rr) * d.S + k] = h0s[i];
+      }
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int j = 0; j < U; ++j) {
+          const int u = lane + kWarp * j;
+          c[m][j][rr] = (m < d.M && u < d.H) ? c0s[m * d.S + u] : 0.0f;
+        }
+    }
+  }
+  __syncwarp();
+}
+
+// (score, cand, len) <- the other when it is better: a higher score, the lower candidate on ties.
+__device__ __forceinline__ void keep_better(float& score, int& cand, int& len, float os, int oc, int ol) {
+  if (os > score || (os == score && oc < cand)) score = os, cand = oc, len = ol;
+}
+
+// The block's best candidate (over its lanes, then its warps, through the wb_* arrays of
+// kMaxWarps entries in shared memory) to slot (p, ch) of a.best_*. All threads call it.
+__device__ __forceinline__ void write_block_best(const SampleArgs& a, int p, int ch, float bscore, int bcand, int blen,
+                                                 float* wb_score, int* wb_cand, int* wb_len) {
+  const int warps = blockDim.x / kWarp, warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+#pragma unroll
+  for (int off = kWarp / 2; off > 0; off >>= 1) {
+    const float os = __shfl_xor_sync(kFull, bscore, off);
+    const int oc = __shfl_xor_sync(kFull, bcand, off);
+    const int ol = __shfl_xor_sync(kFull, blen, off);
+    keep_better(bscore, bcand, blen, os, oc, ol);
+  }
+  if (lane == 0) wb_score[warp] = bscore, wb_cand[warp] = bcand, wb_len[warp] = blen;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < warps; ++w) keep_better(bscore, bcand, blen, wb_score[w], wb_cand[w], wb_len[w]);
+    const int o = p * a.chunks + ch;
+    a.best_score[o] = bscore;
+    a.best_cand[o] = bcand;
+    a.best_len[o] = blen;
+  }
+}
+
 // Shapes: see SampleArgs; R candidate slots per warp (R = 1: latency, R = 8 (4 for H > 64):
 // throughput), U = ceil(H / 32) units per lane.
 template <int U, int R, bool W_SMEM>
@@ -73,12 +158,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
   token_block(d.n, G, g, j0, j1);
 
   float c[2][U][R];
-#pragma unroll
-  for (int m = 0; m < 2; ++m)
-#pragma unroll
-    for (int j = 0; j < U; ++j)
-#pragma unroll
-      for (int rr = 0; rr < R; ++rr) c[m][j][rr] = 0.0f;
+  zero_cells(c);
   // this group's slot (the same in all G lanes)
   int cand = -1, t = 0, prev = d.n;
   float score = 0.0f;
@@ -88,39 +168,11 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
 
   for (;;) {
     __syncwarp();
-    const unsigned needmask = __ballot_sync(kFull, g == 0 && need);
-    bool fresh = false;
-    if (needmask) {
-      int base = 0;
-      if (lane == 0) base = atomicAdd(&next, __popc(needmask));
-      base = __shfl_sync(kFull, base, 0);
-      if (need) {
-        const int idx = base + __popc(needmask & ((1u << (r * G)) - 1u));
-        need = false;
-        if (idx < c_end) {
-          cand = idx, t = 0, prev = d.n, score = 0.0f, fresh = true;
-        }
-      }
-    }
+    const int claimed = claim_candidate<G>(&next, need, r, g, lane, c_end);
+    const bool fresh = claimed >= 0;
+    if (fresh) cand = claimed, t = 0, prev = d.n, score = 0.0f;
     if (__ballot_sync(kFull, cand >= 0) == 0) break;
-    const unsigned freshmask = __ballot_sync(kFull, g == 0 && fresh);
-#pragma unroll
-    for (int rr = 0; rr < R; ++rr) {
-      if (freshmask & (1u << (rr * G))) {  // a new candidate: the plan's initial state
-        for (int i = lane; i < d.M * d.S; i += kWarp) {
-          const int m = i / d.S, k = i - m * d.S;
-          hbuf[(m * R + rr) * d.S + k] = h0s[i];
-        }
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-          for (int j = 0; j < U; ++j) {
-            const int u = lane + kWarp * j;
-            c[m][j][rr] = (m < d.M && u < d.H) ? c0s[m * d.S + u] : 0.0f;
-          }
-      }
-    }
-    __syncwarp();
+    start_fresh_slots<U, R, G>(fresh, g, lane, d, h0s, c0s, hbuf, c);
     int prevs[R];
 #pragma unroll
     for (int rr = 0; rr < R; ++rr) prevs[rr] = __shfl_sync(kFull, prev, rr * G);
@@ -140,32 +192,14 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
         prev = tok;
         ++t;
       } else {
-        if (score > bscore || (score == bscore && cand < bcand)) bscore = score, bcand = cand, blen = t;
+        keep_better(bscore, bcand, blen, score, cand, t);
         need = true;
         cand = -1;
         prev = d.n;
       }
     }
   }
-  // the block's best: highest score, lowest candidate on ties
-#pragma unroll
-  for (int off = kWarp / 2; off > 0; off >>= 1) {
-    const float os = __shfl_xor_sync(kFull, bscore, off);
-    const int oc = __shfl_xor_sync(kFull, bcand, off);
-    const int ol = __shfl_xor_sync(kFull, blen, off);
-    if (os > bscore || (os == bscore && oc < bcand)) bscore = os, bcand = oc, blen = ol;
-  }
-  if (lane == 0) wb_score[warp] = bscore, wb_cand[warp] = bcand, wb_len[warp] = blen;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < warps; ++w)
-      if (wb_score[w] > bscore || (wb_score[w] == bscore && wb_cand[w] < bcand))
-        bscore = wb_score[w], bcand = wb_cand[w], blen = wb_len[w];
-    const int o = p * a.chunks + ch;
-    a.best_score[o] = bscore;
-    a.best_cand[o] = bcand;
-    a.best_len[o] = blen;
-  }
+  write_block_best(a, p, ch, bscore, bcand, blen, wb_score, wb_cand, wb_len);
 }
 
 // Two warps per candidate (the latency path with the prior on, M = 2): warp 2q runs the IDM's
@@ -234,20 +268,10 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_pair_kernel(Net ne
       prev = tok;
     }
     ++step;  // the END step (the break skipped the loop's increment)
-    if (score > bscore || (score == bscore && cand < bcand)) bscore = score, bcand = cand, blen = t;
+    keep_better(bscore, bcand, blen, score, cand, t);
   }
-  // the block's best (both warps of a pair hold the same)
-  if (lane == 0) wb_score[warp] = bscore, wb_cand[warp] = bcand, wb_len[warp] = blen;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < warps; ++w)
-      if (wb_score[w] > bscore || (wb_score[w] == bscore && wb_cand[w] < bcand))
-        bscore = wb_score[w], bcand = wb_cand[w], blen = wb_len[w];
-    const int o = p * a.chunks + ch;
-    a.best_score[o] = bscore;
-    a.best_cand[o] = bcand;
-    a.best_len[o] = blen;
-  }
+  // the block's best (a warp's lanes, and both warps of a pair, hold the same)
+  write_block_best(a, p, ch, bscore, bcand, blen, wb_score, wb_cand, wb_len);
 }
 
 // One block per plan: the best of its blocks' best candidates, and that candidate's actions.
@@ -259,8 +283,7 @@ static __global__ void sample_finalize(SampleArgs a, int64_t* actions, int64_t* 
     int bc = INT_MAX, bl = 0;
     for (int ch = 0; ch < a.chunks; ++ch) {
       const int o = p * a.chunks + ch;
-      if (a.best_score[o] > bs || (a.best_score[o] == bs && a.best_cand[o] < bc))
-        bs = a.best_score[o], bc = a.best_cand[o], bl = a.best_len[o];
+      keep_better(bs, bc, bl, a.best_score[o], a.best_cand[o], a.best_len[o]);
     }
     best_cand = bc, best_len = bl;
     lengths[p] = bl;
@@ -305,12 +328,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) score_kernel(Net net, Sco
   token_block(d.n, G, g, j0, j1);
 
   float c[2][U][R];
-#pragma unroll
-  for (int m = 0; m < 2; ++m)
-#pragma unroll
-    for (int j = 0; j < U; ++j)
-#pragma unroll
-      for (int rr = 0; rr < R; ++rr) c[m][j][rr] = 0.0f;
+  zero_cells(c);
   int cand = -1, t = 0, prev = d.n, len = 0;
   bool bad = false, need = true;
   float score = 0.0f;
@@ -318,44 +336,18 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) score_kernel(Net net, Sco
 
   for (;;) {
     __syncwarp();
-    const unsigned needmask = __ballot_sync(kFull, g == 0 && need);
-    bool fresh = false;
-    if (needmask) {
-      int base = 0;
-      if (lane == 0) base = atomicAdd(&next, __popc(needmask));
-      base = __shfl_sync(kFull, base, 0);
-      if (need) {
-        const int idx = base + __popc(needmask & ((1u << (r * G)) - 1u));
-        need = false;
-        if (idx < c_end) {
-          cand = idx, t = 0, prev = d.n, score = 0.0f, fresh = true;
-          const size_t row = static_cast<size_t>(p) * a.N + cand;
-          const int64_t l64 = a.lengths[row];
-          bad = l64 < 1 || l64 > a.L;
-          len = bad ? 0 : static_cast<int>(l64);
-          act = a.actions + row * a.L;
-        }
-      }
+    const int claimed = claim_candidate<G>(&next, need, r, g, lane, c_end);
+    const bool fresh = claimed >= 0;
+    if (fresh) {
+      cand = claimed, t = 0, prev = d.n, score = 0.0f;
+      const size_t row = static_cast<size_t>(p) * a.N + cand;
+      const int64_t l64 = a.lengths[row];
+      bad = l64 < 1 || l64 > a.L;
+      len = bad ? 0 : static_cast<int>(l64);
+      act = a.actions + row * a.L;
     }
     if (__ballot_sync(kFull, cand >= 0) == 0) break;
-    const unsigned freshmask = __ballot_sync(kFull, g == 0 && fresh);
-#pragma unroll
-    for (int rr = 0; rr < R; ++rr) {
-      if (freshmask & (1u << (rr * G))) {
-        for (int i = lane; i < d.M * d.S; i += kWarp) {
-          const int m = i / d.S, k = i - m * d.S;
-          hbuf[(m * R + rr) * d.S + k] = h0s[i];
-        }
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-          for (int j = 0; j < U; ++j) {
-            const int u = lane + kWarp * j;
-            c[m][j][rr] = (m < d.M && u < d.H) ? c0s[m * d.S + u] : 0.0f;
-          }
-      }
-    }
-    __syncwarp();
+    start_fresh_slots<U, R, G>(fresh, g, lane, d, h0s, c0s, hbuf, c);
     int prevs[R];
 #pragma unroll
     for (int rr = 0; rr < R; ++rr) prevs[rr] = __shfl_sync(kFull, prev, rr * G);
