@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Sequence
 
 import torch
 
@@ -12,6 +14,28 @@ from glamor.planning.inputs import PlanningInputs
 # reference: 1e-4 relative, with the same bound absolute for scores near 0.
 RTOL = 1e-4
 ATOL = 1e-4
+
+
+def random_case(seed: int, max_plans: int, hidden: Sequence[int], widths: Sequence[int]) -> dict:
+    """Sizes and options of one randomized planner case, reproducible from `seed`: prior on
+    (M = 2) or off, 1..max_plans plans, actions, a hidden size from `hidden`, a width from
+    `widths`, horizon, gamma, clip and the sampler's seed."""
+    r = random.Random(seed)
+    return dict(
+        M=r.choice([1, 2]),
+        P=r.randint(1, max_plans),
+        n=r.choice([1, 2, 3, 5, 8, 18]),
+        H=r.choice(list(hidden)),
+        width=r.choice(list(widths)),
+        horizon=r.randint(1, 12),
+        gamma=r.choice([1.0, 0.99, 0.9, 0.5]),
+        clip=r.choice([None, None, -3.0, -1.5]),
+        seed=r.randrange(2**62),
+    )
+
+
+def case_id(c: dict) -> str:
+    return "M{M}-P{P}-n{n}-H{H}-w{width}-T{horizon}-g{gamma}-clip{clip}".format(**c)
 
 
 def random_inputs(M: int, P: int, n: int, H: int, seed: int = 0) -> PlanningInputs:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 
 import pytest
 import torch
@@ -22,6 +21,8 @@ from planner_cases import (
     assert_identical,
     assert_plans_equal,
     assert_scores_close,
+    case_id,
+    random_case,
     random_inputs,
     random_sequences,
 )
@@ -84,29 +85,14 @@ def variant(request, monkeypatch):
     return request.param
 
 
-def _case(i: int) -> dict:
-    r = random.Random(5000 + i)
-    return dict(
-        M=r.choice([1, 2]),
-        P=r.randint(1, 5),
-        n=r.choice([1, 2, 3, 5, 8, 18]),
-        H=r.choice([1, 3, 8, 16, 17, 32, 33, 48, 64, 65, 100, 128]),
-        width=r.choice([1, 2, 7, 16, 33, 64, 200]),
-        horizon=r.randint(1, 12),
-        gamma=r.choice([1.0, 0.99, 0.9, 0.5]),
-        clip=r.choice([None, None, -3.0, -1.5]),
-        seed=r.randrange(2**62),
-    )
+CASES = [
+    random_case(5000 + i, max_plans=5, hidden=(1, 3, 8, 16, 17, 32, 33, 48, 64, 65, 100, 128),
+                widths=(1, 2, 7, 16, 33, 64, 200))
+    for i in range(10)
+]
 
 
-CASES = [_case(i) for i in range(10)]
-
-
-def _ids(c):
-    return "M{M}-P{P}-n{n}-H{H}-w{width}-T{horizon}-g{gamma}-clip{clip}".format(**c)
-
-
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_sample_cuda_equals_cpu(case, variant):
     c = case
     inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31)
@@ -115,7 +101,7 @@ def test_sample_cuda_equals_cpu(case, variant):
     assert_plans_equal(cpu(ops.sample_plans(cuda(inp), *args)), native)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_beam_cuda_equals_cpu(case, variant):
     c = case
     inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 1)
@@ -124,7 +110,7 @@ def test_beam_cuda_equals_cpu(case, variant):
     assert_plans_equal(cpu(ops.beam_search(cuda(inp), *args)), native)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_score_cuda_equals_cpu(case, variant):
     c = case
     inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 
 import pytest
 import torch
@@ -18,6 +17,8 @@ from planner_cases import (
     assert_identical,
     assert_plans_equal,
     assert_scores_close,
+    case_id,
+    random_case,
     random_inputs,
     random_sequences,
 )
@@ -47,30 +48,14 @@ def isa(request, monkeypatch):
     return request.param
 
 
-def _case(i: int) -> dict:
-    """Sizes and options of randomized case i (reproducible, different for every i)."""
-    r = random.Random(1000 + i)
-    return dict(
-        M=r.choice([1, 2]),
-        P=r.randint(1, 4),
-        n=r.choice([1, 2, 3, 5, 8, 18]),
-        H=r.choice([1, 3, 8, 16, 17, 32, 64]),
-        width=r.choice([1, 2, 7, 16, 33, 64]),
-        horizon=r.randint(1, 12),
-        gamma=r.choice([1.0, 0.99, 0.9, 0.5]),
-        clip=r.choice([None, None, -3.0, -1.5]),
-        seed=r.randrange(2**62),
-    )
+# Case i's sizes and options (reproducible, different for every i).
+CASES = [
+    random_case(1000 + i, max_plans=4, hidden=(1, 3, 8, 16, 17, 32, 64), widths=(1, 2, 7, 16, 33, 64))
+    for i in range(12)
+]
 
 
-CASES = [_case(i) for i in range(12)]
-
-
-def _ids(c):
-    return "M{M}-P{P}-n{n}-H{H}-w{width}-T{horizon}-g{gamma}-clip{clip}".format(**c)
-
-
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_sample_plans_matches_reference(case, isa):
     c = case
     inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31)
@@ -78,7 +63,7 @@ def test_sample_plans_matches_reference(case, isa):
     assert_plans_equal(ops.sample_plans(inp, *args), reference.sample_plans(inp, *args))
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_beam_search_matches_reference(case, isa):
     c = case
     inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 1)
@@ -86,7 +71,7 @@ def test_beam_search_matches_reference(case, isa):
     assert_plans_equal(ops.beam_search(inp, *args), reference.beam_search(inp, *args))
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_score_plans_matches_reference(case, isa):
     c = case
     inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 2)
