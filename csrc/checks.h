@@ -5,7 +5,10 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <optional>
 
 #define CHECK_CPU(x) \
   TORCH_CHECK_VALUE((x).device().is_cpu(), #x " must be a CPU tensor (this is the CPU kernel), got ", (x).device())
@@ -42,6 +45,52 @@ inline bool all_finite(const at::Tensor& x) {
   uint32_t bad = 0;  // NaN and infinities have all exponent bits set (vectorises, unlike isfinite)
   for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((p[i] & 0x7F800000u) == 0x7F800000u);
   return bad == 0;
+}
+
+// Sizes of a call: M models (1: prior off, 2: on), P plans, n actions, hidden size H.
+struct PlannerDims {
+  int64_t M, P, n, H;
+};
+
+// The shapes every planner op (CPU and CUDA) requires of its weights, after the device, dtype
+// and contiguity checks of its own kernel; returns the sizes read off gate_table.
+inline PlannerDims check_planner_shapes(const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0,
+                                        const at::Tensor& w_hh, const at::Tensor& head_w, const at::Tensor& head_b) {
+  CHECK_DIM(gate_table, 4);
+  const int64_t M = gate_table.size(0), P = gate_table.size(1);
+  const int64_t n = gate_table.size(2) - 1, H = gate_table.size(3) / 4;
+  TORCH_CHECK_VALUE((M == 1 || M == 2) && n >= 1 && H >= 1 && gate_table.size(3) % 4 == 0,
+                    "gate_table must be (M, P, n+1, 4H) with M = 1 (prior off) or 2 (prior on), "
+                    "n >= 1 actions and H >= 1, got shape ", gate_table.sizes());
+  TORCH_CHECK_VALUE(H <= 4096 && n <= (1 << 20) && P <= std::numeric_limits<int32_t>::max(),
+                    "gate_table is too large for the planner: H = ", H, " (at most 4096), n = ", n,
+                    " (at most 2**20), P = ", P);
+  CHECK_SHAPE(h0, M, P, H);
+  CHECK_SHAPE(c0, M, P, H);
+  CHECK_SHAPE(w_hh, M, 4 * H, H);
+  CHECK_SHAPE(head_w, M, n + 2, H);
+  CHECK_SHAPE(head_b, M, n + 2);
+  return {M, P, n, H};
+}
+
+// log(gamma) for gamma in (0, 1], in float32 as `s + math.log(gamma)` on float32 tensors.
+inline float checked_log_gamma(double gamma) {
+  TORCH_CHECK_VALUE(gamma > 0.0 && gamma <= 1.0, "gamma must be in (0, 1], got ", gamma);
+  return static_cast<float>(std::log(gamma));
+}
+
+// The optional clip of log q: off (None) or a float32 threshold (beyond float's range +-inf,
+// compared on float32 as torch does, not undefined behaviour).
+struct Clip {
+  bool on;
+  float value;
+};
+
+inline Clip checked_clip(std::optional<double> clip_logq) {
+  if (!clip_logq.has_value()) return {false, 0.0f};
+  TORCH_CHECK_VALUE(!std::isnan(*clip_logq), "clip_logq must be a number or None, got NaN");
+  const double big = std::numeric_limits<float>::max(), x = *clip_logq;
+  return {true, x > big ? INFINITY : x < -big ? -INFINITY : static_cast<float>(x)};
 }
 
 }  // namespace glamor

@@ -75,9 +75,7 @@ void release_if_large(double bytes, Caches&... caches) {
 
 // ---- checks ---------------------------------------------------------------------------------
 
-struct Dims {
-  int64_t M, P, n, H;
-};
+using Dims = PlannerDims;
 
 Dims check_inputs(const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0,
                   const at::Tensor& w_hh, const at::Tensor& head_w, const at::Tensor& head_b) {
@@ -87,46 +85,14 @@ Dims check_inputs(const at::Tensor& gate_table, const at::Tensor& h0, const at::
   CHECK_INPUT(w_hh, at::kFloat);
   CHECK_INPUT(head_w, at::kFloat);
   CHECK_INPUT(head_b, at::kFloat);
-  CHECK_DIM(gate_table, 4);
-  const int64_t M = gate_table.size(0), P = gate_table.size(1);
-  const int64_t n = gate_table.size(2) - 1, H = gate_table.size(3) / 4;
-  TORCH_CHECK_VALUE((M == 1 || M == 2) && n >= 1 && H >= 1 && gate_table.size(3) % 4 == 0,
-                    "gate_table must be (M, P, n+1, 4H) with M = 1 (prior off) or 2 (prior on), "
-                    "n >= 1 actions and H >= 1, got shape ", gate_table.sizes());
-  TORCH_CHECK_VALUE(H <= 4096 && n <= (1 << 20) && P <= MAX_SIZE,
-                    "gate_table is too large for the planner: H = ", H, " (at most 4096), n = ", n,
-                    " (at most 2**20), P = ", P);
-  CHECK_SHAPE(h0, M, P, H);
-  CHECK_SHAPE(c0, M, P, H);
-  CHECK_SHAPE(w_hh, M, 4 * H, H);
-  CHECK_SHAPE(head_w, M, n + 2, H);
-  CHECK_SHAPE(head_b, M, n + 2);
+  const Dims d = check_planner_shapes(gate_table, h0, c0, w_hh, head_w, head_b);
   CHECK_FINITE(gate_table);
   CHECK_FINITE(h0);
   CHECK_FINITE(c0);
   CHECK_FINITE(w_hh);
   CHECK_FINITE(head_w);
   CHECK_FINITE(head_b);
-  return {M, P, n, H};
-}
-
-float check_gamma(double gamma) {
-  TORCH_CHECK_VALUE(gamma > 0.0 && gamma <= 1.0, "gamma must be in (0, 1], got ", gamma);
-  return static_cast<float>(std::log(gamma));  // as `s + math.log(gamma)` on float32 tensors
-}
-
-struct Clip {
-  bool on;
-  float value;
-};
-
-Clip check_clip(std::optional<double> clip_logq) {
-  if (!clip_logq.has_value()) return {false, 0.0f};
-  TORCH_CHECK_VALUE(!std::isnan(*clip_logq), "clip_logq must be a number or None, got NaN");
-  // compared on float32, as torch does (beyond float's range: +-inf, not undefined behaviour)
-  const double big = std::numeric_limits<float>::max();
-  const double x = *clip_logq;
-  return {true, x > big ? INFINITY : x < -big ? -INFINITY : static_cast<float>(x)};
+  return d;
 }
 
 void check_workspace(double bytes) {
@@ -596,8 +562,8 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
                        const at::Tensor& actions, const at::Tensor& lengths, double gamma,
                        std::optional<double> clip_logq) {
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
-  const float log_gamma = check_gamma(gamma);
-  const Clip clip = check_clip(clip_logq);
+  const float log_gamma = checked_log_gamma(gamma);
+  const Clip clip = checked_clip(clip_logq);
   CHECK_INPUT(actions, at::kLong);
   CHECK_INPUT(lengths, at::kLong);
   CHECK_DIM(actions, 3);
@@ -661,8 +627,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     const at::Tensor& head_w, const at::Tensor& head_b, int64_t num_samples, int64_t horizon,
     int64_t seed, double gamma, std::optional<double> clip_logq) {
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
-  const float log_gamma = check_gamma(gamma);
-  const Clip clip = check_clip(clip_logq);
+  const float log_gamma = checked_log_gamma(gamma);
+  const Clip clip = checked_clip(clip_logq);
   TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
                     num_samples);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
@@ -765,8 +731,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
     const at::Tensor& head_w, const at::Tensor& head_b, int64_t width, int64_t horizon, double gamma,
     std::optional<double> clip_logq) {
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
-  const float log_gamma = check_gamma(gamma);
-  const Clip clip = check_clip(clip_logq);
+  const float log_gamma = checked_log_gamma(gamma);
+  const Clip clip = checked_clip(clip_logq);
   TORCH_CHECK_VALUE(width >= 1 && width <= MAX_SIZE / d.n, "width must be in [1, 2**31 / n], got ", width,
                     " with n = ", d.n);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);

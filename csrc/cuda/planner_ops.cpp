@@ -43,20 +43,7 @@ Problem check_inputs(const at::Tensor& gate_table, const at::Tensor& h0, const a
   CHECK_CUDA_INPUT(w_hh, at::kFloat, dev);
   CHECK_CUDA_INPUT(head_w, at::kFloat, dev);
   CHECK_CUDA_INPUT(head_b, at::kFloat, dev);
-  CHECK_DIM(gate_table, 4);
-  const int64_t M = gate_table.size(0), P = gate_table.size(1);
-  const int64_t n = gate_table.size(2) - 1, H = gate_table.size(3) / 4;
-  TORCH_CHECK_VALUE((M == 1 || M == 2) && n >= 1 && H >= 1 && gate_table.size(3) % 4 == 0,
-                    "gate_table must be (M, P, n+1, 4H) with M = 1 (prior off) or 2 (prior on), "
-                    "n >= 1 actions and H >= 1, got shape ", gate_table.sizes());
-  TORCH_CHECK_VALUE(H <= 4096 && n <= (1 << 20) && P <= MAX_SIZE,
-                    "gate_table is too large for the planner: H = ", H, " (at most 4096), n = ", n,
-                    " (at most 2**20), P = ", P);
-  CHECK_SHAPE(h0, M, P, H);
-  CHECK_SHAPE(c0, M, P, H);
-  CHECK_SHAPE(w_hh, M, 4 * H, H);
-  CHECK_SHAPE(head_w, M, n + 2, H);
-  CHECK_SHAPE(head_b, M, n + 2);
+  const PlannerDims d = check_planner_shapes(gate_table, h0, c0, w_hh, head_w, head_b);
   // Finiteness is not checked here: that would read the weights back to the host (a sync).
   Problem pr;
   pr.gate_table = gate_table.data_ptr<float>();
@@ -65,20 +52,15 @@ Problem check_inputs(const at::Tensor& gate_table, const at::Tensor& h0, const a
   pr.w_hh = w_hh.data_ptr<float>();
   pr.head_w = head_w.data_ptr<float>();
   pr.head_b = head_b.data_ptr<float>();
-  pr.M = static_cast<int>(M), pr.P = static_cast<int>(P), pr.n = static_cast<int>(n), pr.H = static_cast<int>(H);
+  pr.M = static_cast<int>(d.M), pr.P = static_cast<int>(d.P), pr.n = static_cast<int>(d.n), pr.H = static_cast<int>(d.H);
   return pr;
 }
 
 void set_gamma_clip(Problem& pr, double gamma, std::optional<double> clip_logq) {
-  TORCH_CHECK_VALUE(gamma > 0.0 && gamma <= 1.0, "gamma must be in (0, 1], got ", gamma);
-  pr.log_gamma = static_cast<float>(std::log(gamma));  // as `s + math.log(gamma)` on float32 tensors
-  pr.clip = clip_logq.has_value();
-  pr.clip_logq = 0.0f;
-  if (pr.clip) {
-    TORCH_CHECK_VALUE(!std::isnan(*clip_logq), "clip_logq must be a number or None, got NaN");
-    const double big = std::numeric_limits<float>::max(), x = *clip_logq;
-    pr.clip_logq = x > big ? INFINITY : x < -big ? -INFINITY : static_cast<float>(x);
-  }
+  pr.log_gamma = checked_log_gamma(gamma);
+  const Clip clip = checked_clip(clip_logq);
+  pr.clip = clip.on;
+  pr.clip_logq = clip.value;
 }
 
 int env_int(const char* name, int fallback) {
