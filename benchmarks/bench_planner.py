@@ -64,6 +64,14 @@ def machine(threads: int) -> dict:
     }
 
 
+def write_results(path: Path, result: dict, table_text: str) -> None:
+    """The numbers to `path` (JSON) and the table beside it (`.md`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    path.with_suffix(".md").write_text(table_text + "\n")
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
 def cpu_snapshot() -> tuple[float, float, float]:
     """(wall s, busy CPU s of the whole machine, CPU s of this process)."""
     busy = 0.0
@@ -361,10 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print("targets:", json.dumps(result["targets"]))
     path = args.json or (None if args.quick else RESULTS / "planner_cpu.json")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        path.with_suffix(".md").write_text(text + "\n")
-        print(f"wrote {path} and {path.with_suffix('.md')}")
+        write_results(path, result, text)
     return 0
 
 

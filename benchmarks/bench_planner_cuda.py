@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_planner import SEED, live_candidate_steps, planning_inputs  # noqa: E402
+from bench_planner import SEED, live_candidate_steps, planning_inputs, write_results  # noqa: E402
 
 from glamor import ops  # noqa: E402
 from glamor.planning import reference  # noqa: E402
@@ -347,10 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     print("targets:", json.dumps(result["targets"]))
     path = args.json or (None if args.quick else RESULTS / "planner_cuda.json")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        path.with_suffix(".md").write_text(text + "\n")
-        print(f"wrote {path} and {path.with_suffix('.md')}")
+        write_results(path, result, text)
     return 0
 
 

@@ -61,6 +61,37 @@ def test_loss_is_masked_nll_summed_over_both_models():
     torch.testing.assert_close(out["idm"], manual)
 
 
+def test_teacher_forced_lstm_equals_nn_lstm_in_values_and_gradients():
+    """TokenLSTM.forward (gate table, unbound steps) against torch.nn.LSTM fed the projected
+    inputs x_t = input_proj([cond; onehot(a_{t-1})]) with the same weights and initial state."""
+    gen = torch.Generator().manual_seed(3)
+    lstm = tiny_model().idm
+    B, T, n = 5, 7, lstm.num_actions
+    cond = torch.randn(B, 16, generator=gen, requires_grad=True)
+    prev = torch.randint(0, n + 1, (B, T), generator=gen)  # n: the start row (no action)
+    ref = torch.nn.LSTM(16, lstm.cell.hidden_size, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ref, f"{name}_l0").copy_(getattr(lstm.cell, name))
+
+    def reference(cond):
+        onehot = torch.nn.functional.one_hot(prev, n + 1)[..., :n].float()  # (B, T, n)
+        x = lstm.input_proj(torch.cat([cond[:, None].expand(B, T, -1), onehot], -1))
+        h0, c0 = lstm.initial_state(cond)
+        out, _ = ref(x, (h0[None], c0[None]))
+        return lstm.head(out)
+
+    got, want = lstm(cond, prev), reference(cond)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    w = torch.randn(got.shape, generator=gen)
+    shared = [cond] + [p for m in (lstm.input_proj, lstm.init_h, lstm.init_c, lstm.head) for p in m.parameters()]
+    # the cell's (weight_ih, weight_hh, bias_ih, bias_hh) against nn.LSTM's copies, same order
+    g_got = torch.autograd.grad((got * w).sum(), shared + list(lstm.cell.parameters()))
+    g_ref = torch.autograd.grad((want * w).sum(), shared + list(ref.parameters()))
+    for a, b in zip(g_got, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "obs_shape,dtype,match",
     [((2, 2, 24, 24), torch.float32, "obs must be uint8"), ((2, 3, 24, 24), torch.uint8, r"obs must have shape \(P, 2, 24, 24\)")],
