@@ -8,6 +8,7 @@
     glamor plan runs/demo --frames now.png --goal goal.png
     glamor envs
     glamor bench planner --json planner.json
+    glamor bench update   # training-update speed
     glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
 """
 
@@ -146,6 +147,8 @@ def cmd_bench(args) -> int:
     script = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
     if not script.exists():
         raise SystemExit(f"no benchmark script {script} (benchmarks/ ships with the source tree)")
+    if str(script.parent) not in sys.path:  # the scripts import their siblings, as when run directly
+        sys.path.insert(0, str(script.parent))
     module = runpy.run_path(str(script))
     return module["main"](args.rest) or 0
 
@@ -205,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
-    b.add_argument("what", choices=["planner", "envs", "collect"])
+    b.add_argument("what", choices=["planner", "envs", "collect", "update"])
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
     return p

@@ -1,4 +1,4 @@
-"""benchmarks/bench_update.py runs and its two LSTM forwards agree: the same loss and bitwise
+"""benchmarks/bench_update.py runs (also as `glamor bench update`) and its two LSTM forwards agree: the same loss and bitwise
 the same gradients at the demo's sizes (the benchmark refuses to time them otherwise)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_update_smoke(tmp_path):
     out = tmp_path / "update.json"
     r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_update.py"), "--presets", "gridworld",
-         "--repeats", "1", "--json", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "glamor", "bench", "update", "--presets", "gridworld", "--repeats", "1",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # through the CLI, from anywhere
     )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(out.read_text())
