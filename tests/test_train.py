@@ -118,3 +118,17 @@ def test_non_finite_loss_in_a_run_keeps_the_last_good_checkpoint(tmp_path):
     state = checkpoint.load_latest(tmp_path)
     assert 0 < state["updates"] <= 20 and state["env_step"] < tr.env_step
     assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_cli_notes_a_gpu_sized_preset_on_the_cpu(monkeypatch, capsys, tmp_path):
+    import glamor.train
+    from glamor.cli import main
+
+    started = []
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False: started.append(cfg))
+    assert main(["train", "--preset", "atari", "--set", "device=cpu", "--run-dir", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "GPU budget" in err and "20,000 updates" in err and "--preset atari_cpu" in err
+    assert len(started) == 1  # a note, not a refusal
+    assert main(["train", "--preset", "atari_cpu", "--set", "device=cpu", "--run-dir", str(tmp_path / "b")]) == 0
+    assert "GPU budget" not in capsys.readouterr().err
