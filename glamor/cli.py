@@ -41,7 +41,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from glamor.train import resume, train
+    from glamor.train import resolve_device, resume, train
 
     if args.resume:
         if args.set or args.env or args.seed is not None or args.run_dir or args.overwrite:
@@ -60,16 +60,13 @@ def cmd_train(args) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     cfg = preset(args.preset, **overrides)
-    gpu_sized = {"atari": "atari_cpu", "control": "control_cpu"}
-    if args.preset in gpu_sized and cfg.device in ("auto", "cpu"):
-        import torch
-
-        if cfg.device == "cpu" or not torch.cuda.is_available():
-            updates = cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode
-            print(f"note: --preset {args.preset} is the spec's GPU budget: {cfg.total_env_steps:,} environment "
-                  f"steps and {updates:,} updates of the full-size model, each taking seconds on a CPU core "
-                  f"(many hours in all); --preset {gpu_sized[args.preset]} runs the same protocol in about an "
-                  "hour on one core", file=sys.stderr)
+    cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
+    if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu":
+        updates = cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode
+        print(f"note: --preset {args.preset} is the spec's GPU budget: {cfg.total_env_steps:,} environment "
+              f"steps and {updates:,} updates of the full-size model, each taking seconds on a CPU core "
+              f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
+              file=sys.stderr)
     run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
     train(cfg, run_dir, overwrite=args.overwrite)
     return 0
