@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) -m glamor train --preset gridworld --run-dir $(RUN_DIR) --overwrite
 
 test: $(STAMP) cuda-check
-	$(PY) -m ruff check glamor tests benchmarks
+	$(PY) -m ruff check glamor tests benchmarks examples
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
@@ -45,7 +45,7 @@ build/cuda-check/.passed: $(CUDA_SRC)
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || [ -n "$$NVCC" ]; then touch $@; fi
 
 lint: $(STAMP)
-	$(PY) -m ruff check glamor tests benchmarks
+	$(PY) -m ruff check glamor tests benchmarks examples
 
 clean:
 	rm -rf build glamor/_C*.so *.egg-info

@@ -28,7 +28,7 @@ class Config:
 
     # --- environment -----------------------------------------------------------------------
     env_id: str = "glamor/GridWorld-v0"
-    """Gymnasium id of a goal environment (see `glamor envs`)."""
+    """Gymnasium id of a goal environment (see `glamor envs`), or `module:id` for one a module registers."""
     env_kwargs: dict = field(default_factory=dict)
     """Extra keyword arguments for `gymnasium.make`."""
     episode_length: int = 50

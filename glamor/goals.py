@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,8 @@ def _cache_path(env_id: str, env_kwargs: dict, episode_length: int, kind: str, *
         sort_keys=True,
     )
     digest = hashlib.sha1(blob.encode()).hexdigest()[:16]
-    return cache_dir() / f"{env_id.replace('/', '_')}-{kind}-{digest}.npz"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", env_id)  # 'glamor/Pong-v0', 'puck_env:Puck-v0'
+    return cache_dir() / f"{safe}-{kind}-{digest}.npz"
 
 
 def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:

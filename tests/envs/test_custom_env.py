@@ -1,0 +1,83 @@
+"""A user's own goal environment (examples/puck_env.py), built by gymnasium's module:id form."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from glamor import envs
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+
+
+def test_module_id_imports_and_builds(on_path):
+    env = envs.make("puck_env:Puck-v0", episode_length=7)
+    assert type(env).__name__ == "Puck" and env.episode_length == 7
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    assert obs["observation"].shape == (2, 24, 24) and info["labels"].shape == (2,)
+    for t in range(7):
+        obs, _, terminated, truncated, _ = env.step(int(env.action_space.sample()))
+        assert not terminated and truncated == (t == 6)
+
+
+def test_same_seed_same_episode(on_path):
+    a, b = envs.make("puck_env:Puck-v0", 10), envs.make("puck_env:Puck-v0", 10)
+    oa, _ = a.reset(seed=11)
+    ob, _ = b.reset(seed=11)
+    np.testing.assert_array_equal(oa["desired_goal"], ob["desired_goal"])
+    for action in [1, 1, 4, 0, 2]:
+        oa, *_ = a.step(action)
+        ob, *_ = b.step(action)
+        np.testing.assert_array_equal(oa["observation"], ob["observation"])
+
+
+def test_module_id_errors_name_the_problem(on_path):
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'"):
+        envs.make("no_such_module_xyz:Puck-v0", 5)
+    with pytest.raises(ValueError, match="did not register 'Nope-v0'"):
+        envs.make("puck_env:Nope-v0", 5)
+    with pytest.raises(ValueError, match=r"rejected env_kwargs \{'size': 7, 'wind': 1\}"):
+        envs.make("puck_env:Puck-v0", 5, size=7, wind=1)
+    with pytest.raises(ValueError, match="unknown environment 'glamor/Nope-v0'"):
+        envs.make("glamor/Nope-v0", 5)
+    if "CartPole-v1" in gym.registry:
+        with pytest.raises(TypeError, match="not a glamor.envs.GoalEnv"):
+            envs.make("CartPole-v1", 5)
+
+
+def test_train_and_eval_on_a_custom_env_with_worker_processes(tmp_path):
+    """The CLI trains on puck_env:Puck-v0 with one worker process per environment (each
+    imports the module from the id), then evaluates the run again from its config."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]))
+    run = tmp_path / "puck"
+    common = dict(env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "glamor", "train", "--preset", "debug", "--env", "puck_env:Puck-v0",
+                        "--set", "env_kwargs={}", "--set", "vector=async", "--set", "num_envs=2",
+                        "--total-env-steps", "240", "--run-dir", str(run)], **common)
+    assert r.returncode == 0, r.stderr[-2000:]
+    config = json.loads((run / "config.json").read_text())
+    assert config["env_id"] == "puck_env:Puck-v0"
+    assert json.loads((run / "eval.json").read_text())["episodes"] == config["eval_episodes"]
+    r = subprocess.run([sys.executable, "-m", "glamor", "eval", str(run), "--episodes", "4"], **common)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| eval | GLAMOR |" in r.stdout
+
+
+def test_preset_env_kwargs_on_another_env_get_a_hint(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "glamor", "train", "--preset", "debug", "--env", "glamor/GridWorldBox-v0",
+                        "--set", "env_kwargs={'size': 7, 'colour': 1}", "--run-dir", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "rejected env_kwargs" in r.stderr and "--set env_kwargs=" in r.stderr
