@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from glamor.envs import Goal, GoalEnv
 
-GOAL_FORMAT_VERSION = 1
+GOAL_FORMAT_VERSION = 2  # 2: training goals without repeats; goal sets keyed by their ranges' settings
 SEED_STRIDE = 1 << 24  # reset seeds of one goal set: base * SEED_STRIDE + i, disjoint across bases
 
 
@@ -129,10 +129,12 @@ def select_diverse(labels: np.ndarray, count: int, ranges: np.ndarray) -> np.nda
     x = labels / np.where(ranges > 0, ranges, 1.0)
     chosen = [0]
     min_dist = np.linalg.norm(x - x[0], axis=1)
+    min_dist[0] = -np.inf  # never chosen twice: once every distinct label is taken, the rest tie at 0
     for _ in range(count - 1):
         nxt = int(np.argmax(min_dist))  # lowest index on ties
         chosen.append(nxt)
         min_dist = np.minimum(min_dist, np.linalg.norm(x - x[nxt], axis=1))
+        min_dist[nxt] = -np.inf
     return np.array(chosen)
 
 
@@ -187,9 +189,12 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     if n_moved and not env_moved:
         raise ValueError(f"train_moved_fraction={cfg.train_moved_fraction} but {cfg.env_id} declares no moved_labels")
     extra = {"moved": n_moved} if n_moved else {}  # keeps the cache keys of the spec's protocol
+    # The set stores the judge's ranges, so its key holds theirs (rollouts, seed) as well.
+    ranges_key = (dict(range_rollouts=cfg.label_range_rollouts, range_seed=cfg.seed)
+                  if getattr(env, "estimate_label_ranges", True) else {})
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
                        candidates=cfg.goal_candidates if kind == "train" else None,
-                       frame=list(env.frame_shape), labels=list(env.label_names), **extra)
+                       frame=list(env.frame_shape), labels=list(env.label_names), **ranges_key, **extra)
     if path.exists():
         cached = GoalSet.load(path)
         if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:

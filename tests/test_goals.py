@@ -13,6 +13,32 @@ def test_select_diverse_maximises_the_minimum_distance():
     assert chosen.tolist() == [0, 2, 3]  # start, the farthest, then the middle
 
 
+def select_diverse_reference(labels, count, ranges):
+    """Readable greedy max-min: each pick is the not-yet-chosen row farthest from the chosen ones."""
+    x = labels / np.where(ranges > 0, ranges, 1.0)
+    chosen = [0]
+    while len(chosen) < min(count, len(x)):
+        rest = [i for i in range(len(x)) if i not in chosen]
+        dist = np.stack([np.linalg.norm(x - x[j], axis=1) for j in chosen])  # (chosen, G), same rounding
+        gaps = [dist[:, i].min() for i in rest]
+        chosen.append(rest[int(np.argmax(gaps))])  # lowest index on ties
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_select_diverse_equals_the_readable_greedy_and_never_repeats(seed):
+    """Few distinct labels (as in gridworld or a one-byte Atari label): once each is taken, the
+    rest tie at distance 0 and must still be new rows."""
+    rng = np.random.default_rng(seed)
+    n, n_labels = int(rng.integers(5, 60)), int(rng.integers(1, 4))
+    labels = rng.integers(0, int(rng.integers(2, 6)), size=(n, n_labels)).astype(np.float64)
+    ranges = rng.uniform(0.5, 3.0, size=n_labels)
+    count = int(rng.integers(1, n))
+    chosen = select_diverse(labels, count, ranges)
+    assert len(set(chosen.tolist())) == count
+    assert chosen.tolist() == select_diverse_reference(labels, count, ranges)
+
+
 def test_goal_sets_are_held_out_cached_and_match_their_rollouts():
     cfg = preset("debug", env_kwargs={}, episode_length=8, num_train_goals=10, goal_candidates=30, eval_episodes=12)
     env = genvs.make(cfg.env_id, cfg.episode_length)
