@@ -116,3 +116,15 @@ def test_bad_goal_and_action_are_named():
         env.step(7)
     with pytest.raises(ValueError, match="unknown environment"):
         genvs.make("glamor/Nope-v0", episode_length=3)
+
+
+def test_step_after_the_episode_ended_is_refused_until_reset():
+    env = genvs.make("glamor/GridWorld-v0", episode_length=3)
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.step(0)
+    for _ in range(2):  # twice: reset starts a new episode
+        env.reset(seed=1)
+        truncated = [env.step(0)[3] for _ in range(3)]
+        assert truncated == [False, False, True]
+        with pytest.raises(RuntimeError, match="after the episode ended"):
+            env.step(0)

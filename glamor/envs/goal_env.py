@@ -113,6 +113,7 @@ class GoalEnv(gym.Env):
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self._goal: Goal | None = None
         self._t = 0
+        self._ended = False
 
     # ---- to implement -------------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -148,6 +149,7 @@ class GoalEnv(gym.Env):
         super().reset(seed=seed)
         self._reset_state()
         self._t = 0
+        self._ended = False
         frame = self._frame()
         self._frames.clear()
         for _ in range(self.frame_stack):
@@ -161,6 +163,9 @@ class GoalEnv(gym.Env):
     def step(self, action):
         if self._goal is None:
             raise RuntimeError("step() called before reset()")
+        if self._ended:
+            raise RuntimeError(f"step() after the episode ended (terminated, or truncated after "
+                               f"{self.episode_length} steps); call reset()")
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an int in [0, {self.action_space.n}), got {action!r}")
         terminated = bool(self._step_state(int(action)))
@@ -169,10 +174,13 @@ class GoalEnv(gym.Env):
         info = self._info()
         reward = float(info["is_success"])
         truncated = self._t >= self.episode_length and not terminated
+        self._ended = terminated or truncated
         return self._observation(), reward, terminated, truncated, info
 
     def random_goal(self, seed: int | None = None) -> Goal:
-        """A goal from a random-policy rollout of exactly episode_length steps from now.
+        """A goal from a random-policy rollout of exactly episode_length steps from now, or
+        up to the step that ends the episode (an Atari life loss): goals stay reachable within
+        an episode, which ends there too.
 
         The environment's state is restored afterwards; the actions come from np_random.
         """

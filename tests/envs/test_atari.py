@@ -193,9 +193,9 @@ def test_no_op_starts():
 
 def test_sticky_actions():
     # With probability 1 the previous (no-op) action always sticks: the game sees only no-ops.
-    stuck = AtariGoalEnv("breakout", episode_length=1, repeat_action_probability=1.0)
-    idle = AtariGoalEnv("breakout", episode_length=1, repeat_action_probability=0.0)
-    moving = AtariGoalEnv("breakout", episode_length=1, repeat_action_probability=0.0)
+    stuck = AtariGoalEnv("breakout", episode_length=15, repeat_action_probability=1.0)
+    idle = AtariGoalEnv("breakout", episode_length=15, repeat_action_probability=0.0)
+    moving = AtariGoalEnv("breakout", episode_length=15, repeat_action_probability=0.0)
     frames = {}
     for name, env, action in (("stuck", stuck, 4), ("idle", idle, 0), ("moving", moving, 4)):
         run(env, 0, [action] * 15)  # 4 = LEFT: moves the paddle
