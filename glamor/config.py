@@ -71,7 +71,9 @@ class Config:
 
     # --- data and exploration ---------------------------------------------------------------
     replay_capacity: int = 300_000
-    """Transitions (frames) the replay holds; memory is capacity x H x W bytes."""
+    """Frame slots the replay holds; memory is capacity x H x W bytes. An episode of L actions
+    takes L+1 slots, so 3e5 slots hold about 294k transitions of 50-step episodes (the spec's
+    3e5 counts transitions: 2% more)."""
     learning_starts: int = 50_000
     """Environment steps collected before the first update."""
     total_env_steps: int = 1_000_000

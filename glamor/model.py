@@ -205,7 +205,9 @@ class GlamorModel(nn.Module):
             lengths: int64 (P,), in 1..L.
 
         Returns:
-            float32 (P,): L log(gamma) + sum of log q - log p over the actions and END.
+            float32 (P,): (lengths + 1) log(gamma) + the sum over those tokens (the actions,
+            then END) of log q - log p (log p dropped without `use_prior`; tokens whose log q
+            lies below `clip_logq` score -20 instead).
         """
         if not isinstance(actions, torch.Tensor) or actions.dim() != 2:
             raise ValueError(f"actions must be an int64 tensor (P, L), got {getattr(actions, 'shape', actions)}")

@@ -1,6 +1,6 @@
 """The Impala-style ResNet encoder of the spec.
 
-Three stages; each is conv3x3 (stride 1, pad 1, no bias), max-pool 3 stride 2 (pad 1),
+Three stages; each is conv3x3 (stride 1, pad 1, no bias), max-pool 3 stride 2 (no padding),
 GroupNorm(4), ReLU, then two residual blocks (conv-GN-ReLU-conv-GN plus identity, then ReLU;
 the second GroupNorm's weight starts at 0 so each block starts as the identity). Flatten, then
 Linear to `out_dim`. Input: uint8 images (B, C, H, W), scaled by 1/255 inside.
@@ -83,6 +83,6 @@ class ImpalaEncoder(nn.Module):
         self.to(memory_format=torch.channels_last)  # oneDNN's fast layout for small convs on CPU
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() / 255.0).contiguous(memory_format=torch.channels_last)  # (B, C, H, W)
+        x = (images.to(self.fc.weight.dtype) / 255.0).contiguous(memory_format=torch.channels_last)  # (B, C, H, W)
         x = self.stages(x)  # (B, c, h, w)
         return self.fc(x.flatten(1))  # (B, out_dim)
