@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,7 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
+        self._check_types()
         checks = {
             "episode_length": self.episode_length >= 1,
             "num_envs": self.num_envs >= 1,
@@ -172,20 +175,57 @@ class Config:
             "gamma": 0.0 < self.gamma <= 1.0,
             "clip_logq": self.clip_logq is None or self.clip_logq <= 0,
             "eval_episodes": self.eval_episodes >= 1,
+            "eval_episodes_during_training": self.eval_episodes_during_training >= 1,
+            "eval_batch": self.eval_batch >= 1,
             "train_moved_fraction": 0.0 <= self.train_moved_fraction <= 1.0,
             "moved_sample_fraction": 0.0 <= self.moved_sample_fraction <= 1.0,
+            "vector": self.vector in ("sync", "async"),
+            "encoder_channels": len(self.encoder_channels) >= 1
+            and all(c >= 4 and c % 4 == 0 for c in self.encoder_channels),  # GroupNorm(4)
+            "embed_dim": self.embed_dim >= 1,
+            "mix_hidden": self.mix_hidden >= 1,
+            "lstm_hidden": self.lstm_hidden >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "grad_clip": self.grad_clip > 0,
+            "updates_per_episode": self.updates_per_episode >= 0,
+            "eps_start": 0.0 <= self.eps_start <= 1.0,
+            "eps_end": 0.0 <= self.eps_end <= 1.0,
+            "eps_decay_steps": self.eps_decay_steps >= 0,
+            "learning_starts": self.learning_starts >= 0,
+            "total_env_steps": self.total_env_steps >= 1,
+            "eval_every": self.eval_every >= 0,
+            "snapshot_every": self.snapshot_every >= 1,
+            "num_train_goals": self.num_train_goals >= 1,
+            "goal_candidates": self.goal_candidates >= 1,
+            "label_range_rollouts": self.label_range_rollouts >= 1,
+            "torch_threads": self.torch_threads >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = {name: getattr(self, name) for name in bad}
-            raise ValueError(f"invalid config value(s): {values}")
-        object.__setattr__(self, "encoder_channels", tuple(self.encoder_channels))
+            raise ValueError(f"invalid config value(s): {values}; see the field docs in glamor.config.Config")
         # env_kwargs in their JSON form (tuples become lists), so a config equals itself after
         # a save and load (resume and `glamor compare` compare them)
         try:
             object.__setattr__(self, "env_kwargs", json.loads(json.dumps(self.env_kwargs)))
         except TypeError as e:
             raise ValueError(f"env_kwargs must be JSON values (numbers, strings, lists, dicts): {e}") from e
+
+    def _check_types(self) -> None:
+        """Each field holds its annotated type (ints may be written 1e6, floats as ints); a
+        mistyped value (`--set lr=abc`, `use_prior=no`) is named with the type it needs."""
+        hints = typing.get_type_hints(Config)
+        bad = []
+        for f in dataclasses.fields(self):
+            value, want = getattr(self, f.name), hints[f.name]
+            ok, fixed = _coerce(value, want)
+            if ok:
+                object.__setattr__(self, f.name, fixed)
+            else:
+                bad.append(f"{f.name}={value!r} ({type(value).__name__}) must be {_type_name(want)}")
+        if bad:
+            raise ValueError("invalid config value(s): " + "; ".join(bad))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -198,6 +238,43 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def _coerce(value: Any, want: Any) -> tuple[bool, Any]:
+    """(whether `value` fits the type `want`, the value in that type)."""
+    if typing.get_origin(want) in (typing.Union, types.UnionType):
+        for option in typing.get_args(want):
+            ok, fixed = _coerce(value, option)
+            if ok:
+                return True, fixed
+        return False, value
+    if want is type(None):
+        return value is None, value
+    if want is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):  # not a number, whatever Python says
+        return False, value
+    if want is int:
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return isinstance(value, int), value
+    if want is float:
+        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    if typing.get_origin(want) is tuple:  # tuple[int, ...]
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        items = [_coerce(v, typing.get_args(want)[0]) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    return isinstance(value, want), value
+
+
+def _type_name(want: Any) -> str:
+    if typing.get_origin(want) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(t) for t in typing.get_args(want))
+    if typing.get_origin(want) is tuple:
+        return f"a list of {_type_name(typing.get_args(want)[0])}s".replace("an integers", "integers")
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a dict", type(None): "None"}.get(want, str(want))
 
 
 # What the CPU presets of the paper's benchmarks (atari_cpu, control_cpu) share.

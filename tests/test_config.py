@@ -42,3 +42,31 @@ def test_a_config_equals_itself_after_a_save_and_load(tmp_path):
     assert Config.load(tmp_path / "config.json") == cfg
     with pytest.raises(ValueError, match="env_kwargs"):
         preset("debug", env_kwargs={"f": object()})
+
+
+@pytest.mark.parametrize("field,value,needs", [
+    ("lr", "abc", "must be a number"), ("use_prior", "no", "must be true or false"),
+    ("plan_width", "abc", "must be an integer"), ("num_envs", 2.5, "must be an integer"),
+    ("encoder_channels", 8, "must be a list of integers"), ("seed", True, "must be an integer"),
+    ("clip_logq", "low", "must be a number or None"), ("env_kwargs", [1], "must be a dict"),
+])
+def test_mistyped_values_name_the_type_they_need(field, value, needs):
+    """What `--set NAME=VALUE` hands over when the user mistypes: refused before anything runs."""
+    with pytest.raises(ValueError, match=f"{field}=.*{needs}"):
+        preset("debug", **{field: value})
+
+
+def test_numbers_take_their_fields_type():
+    cfg = preset("debug", total_env_steps=1e6, lr=1, clip_logq=-2, encoder_channels=[8, 8])
+    assert cfg.total_env_steps == 1_000_000 and type(cfg.total_env_steps) is int
+    assert type(cfg.lr) is float and type(cfg.clip_logq) is float and cfg.encoder_channels == (8, 8)
+    assert preset("debug", clip_logq=None).clip_logq is None
+
+
+@pytest.mark.parametrize("field,value", [
+    ("embed_dim", 0), ("encoder_channels", []), ("encoder_channels", [6]), ("eval_batch", 0), ("lr", -1.0),
+    ("grad_clip", 0.0), ("vector", "threads"), ("snapshot_every", 0), ("torch_threads", -1), ("eps_end", 1.5),
+])
+def test_degenerate_sizes_and_rates_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        preset("debug", **{field: value})
