@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 
 from glamor import ops
+from glamor.agent import Agent
 from glamor.config import Config, preset
 from glamor.model import GlamorModel
 from glamor.planning import Plan
@@ -28,4 +29,4 @@ if not ops.available():
         stacklevel=2,
     )
 
-__all__ = ["Config", "GlamorModel", "Plan", "preset", "__version__"]
+__all__ = ["Agent", "Config", "GlamorModel", "Plan", "preset", "__version__"]

@@ -20,6 +20,7 @@ checkpoint's config and weights (the replay stays on disk), so
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 
 from glamor import checkpoint
 from glamor.config import Config
+from glamor.devices import resolve_device
 from glamor.model import GlamorModel
 from glamor.planning import Plan
 
@@ -84,14 +86,21 @@ class Agent:
         state = checkpoint.load_latest(path, with_replay=False) if path.is_dir() else checkpoint.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} holds no complete checkpoint")
+        if "model" not in state or "config" not in state:
+            raise ValueError(f"{path} is not a glamor run's checkpoint (it has no model weights and config)")
         fields = set(Config.__dataclass_fields__)
+        arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "model"}
+        unknown = sorted(set(overrides) - fields - arguments)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}: overrides are config fields (glamor.config.Config) "
+                             f"or Agent arguments {sorted(arguments)}")
         cfg = Config(**state["config"]).replace(**{k: v for k, v in overrides.items() if k in fields})
         if cfg.algo != "glamor":
             raise ValueError(f"{path} holds a {cfg.algo} run, not a GLAMOR model (see glamor.gcsl for GCSL)")
         meta = state["model_meta"]
         model = GlamorModel.from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
         model.load_state_dict(state["model"])
-        model = model.to(device).eval()
+        model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
         agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
         agent.config = cfg
         return agent
@@ -125,7 +134,11 @@ class Agent:
         obs, goal = np.asarray(obs), np.asarray(goal)
         single = obs.ndim == 3
         if single:
-            obs, goal = obs[None], goal.reshape(1, 1, *goal.shape[-2:])
+            hw = obs.shape[-2:]
+            if goal.shape not in (hw, (1, *hw)):
+                raise ValueError(f"one observation {obs.shape} (S, H, W) takes one goal of shape {hw} or "
+                                 f"{(1, *hw)} (a grayscale image of the same size), got {goal.shape}")
+            obs, goal = obs[None], goal.reshape(1, 1, *hw)
         if horizon is None:
             if self.horizon is None:
                 raise ValueError("act() needs a horizon (this agent has no default one)")

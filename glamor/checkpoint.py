@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import warnings
 from pathlib import Path
 
@@ -122,15 +123,22 @@ def load(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise ValueError(f"{path} is not a glamor checkpoint (torch.load failed: {e})") from e
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a glamor checkpoint (it holds a {type(state).__name__}, not a dict)")
+    return state
 
 
-def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True) -> dict | None:
+def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True,
+                problems: list[str] | None = None) -> dict | None:
     """The newest complete checkpoint of a run, or None when it has none.
 
     Tries `checkpoint.pt`, then `checkpoint.prev.pt`; a file that fails to load or whose replay
-    file is missing is skipped with a warning. With `with_replay`, the replay arrays are read
-    into `state["replay"]`.
+    file is missing is skipped with a warning (and its reason appended to `problems`). With
+    `with_replay`, the replay arrays are read into `state["replay"]`.
     """
     run_dir = Path(run_dir)
     for name in (CHECKPOINT, PREVIOUS):
@@ -143,6 +151,8 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
             if with_replay and replay_file:
                 state["replay"] = load_arrays(run_dir / replay_file)
         except Exception as e:  # noqa: BLE001 - fall back to the previous checkpoint
+            if problems is not None:
+                problems.append(f"{path.name}: {type(e).__name__}: {e}")
             warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {e}); trying the previous one",
                           stacklevel=2)
             continue

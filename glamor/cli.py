@@ -28,7 +28,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"--set takes NAME=VALUE, got {pair!r}")
+            raise ValueError(f"--set takes NAME=VALUE, got {pair!r}")
         name, value = pair.split("=", 1)
         if value.lower() in ("true", "false"):
             out[name] = value.lower() == "true"
@@ -40,14 +40,29 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def cmd_train(args) -> int:
-    from glamor.train import resolve_device, resume, train
+    from glamor.devices import resolve_device
+    from glamor.train import resume, train
 
     if args.resume:
         if args.set or args.env or args.seed is not None or args.run_dir or args.overwrite:
-            raise SystemExit("--resume RUN_DIR takes the run's own config.json; only --total-env-steps may change")
+            raise ValueError("--resume RUN_DIR takes the run's own config.json; only --total-env-steps may change")
         if args.algo:
-            raise SystemExit("--resume RUN_DIR takes the run's own config.json (its algo included)")
+            raise ValueError("--resume RUN_DIR takes the run's own config.json (its algo included)")
         resume(args.resume, total_env_steps=args.total_env_steps)
         return 0
     overrides = _parse_overrides(args.set)
@@ -62,7 +77,7 @@ def cmd_train(args) -> int:
     cfg = preset(args.preset, **overrides)
     cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
     if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu":
-        updates = cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode
+        updates = int(cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode)
         print(f"note: --preset {args.preset} is the spec's GPU budget: {cfg.total_env_steps:,} environment "
               f"steps and {updates:,} updates of the full-size model, each taking seconds on a CPU core "
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
@@ -76,16 +91,17 @@ def cmd_eval(args) -> int:
     import torch
 
     from glamor import checkpoint
+    from glamor.devices import resolve_device
     from glamor.evaluate import evaluate, format_table, results_name, write_results
     from glamor.reports import write_goal_table, write_reports
-    from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device
+    from glamor.train import build_model, eval_goal_sets, make_envs
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
-        raise SystemExit(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
+        raise ValueError(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
     cfg = Config.load(run_dir / "config.json")
     changes = _parse_overrides(args.set)
-    if args.episodes:
+    if args.episodes is not None:
         changes["eval_episodes"] = args.episodes
     cfg = cfg.replace(**changes)
     state = checkpoint.load_latest(run_dir, with_replay=False)
@@ -99,15 +115,19 @@ def cmd_eval(args) -> int:
     details: dict = {}
     results = evaluate(model, cfg, envs, goal_sets, details=details, record=args.videos)
     results.update(env_steps=state["env_step"])
-    path = write_results(run_dir, results, results_name(_parse_overrides(args.set)))
+    name = results_name(_parse_overrides(args.set))
+    path = write_results(run_dir, results, name)
     print(format_table(results))
     print(f"wrote {path}")
+    # An evaluation with --set keeps the run's own reports: its go to a folder named like its json.
+    out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
     if cfg.algo == "gcsl":  # the success plot and videos are GLAMOR's (eval/ columns, glamor rollouts)
-        write_goal_table(run_dir / "eval_goals.csv", details)
-        print(f"wrote {run_dir / 'eval_goals.csv'}")
+        out_dir.mkdir(exist_ok=True)
+        write_goal_table(out_dir / "eval_goals.csv", details)
+        print(f"wrote {out_dir / 'eval_goals.csv'}")
         return 0
-    written = write_reports(run_dir, results, details, state["env_step"], goal_sets)
-    print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {run_dir / 'videos'}")
+    written = write_reports(run_dir, results, details, state["env_step"], goal_sets, out_dir=out_dir)
+    print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     return 0
 
 
@@ -116,10 +136,20 @@ def load_gray(path: str, hw: tuple[int, int]):
     import numpy as np
     from PIL import Image
 
-    image = Image.open(path).convert("L")
+    try:
+        image = Image.open(path)
+    except (OSError, ValueError) as e:  # missing file, or not an image PIL can read
+        raise ValueError(f"cannot read image {path}: {e}") from e
+    notes = []
+    if image.mode != "L":
+        notes.append(f"converted {image.mode} to grayscale")
+        image = image.convert("L")
     if image.size != (hw[1], hw[0]):
+        notes.append(f"resized {image.size[1]}x{image.size[0]} to the model's {hw[0]}x{hw[1]} (H x W)")
         image = image.resize((hw[1], hw[0]), Image.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    if notes:
+        print(f"note: {path}: {', '.join(notes)}", file=sys.stderr)
+    return np.array(image, dtype=np.uint8)  # a writable copy
 
 
 def cmd_plan(args) -> int:
@@ -135,7 +165,7 @@ def cmd_plan(args) -> int:
     frames = [frames[0]] * (stack - len(frames)) + frames  # like a reset: repeat the oldest
     obs = np.stack(frames)[None]  # (1, S, H, W)
     goal = load_gray(args.goal, meta_hw)[None, None]  # (1, 1, H, W)
-    plan = agent.plan(obs, goal, horizon=args.horizon or agent.horizon)
+    plan = agent.plan(obs, goal, horizon=args.horizon if args.horizon is not None else agent.horizon)
     n = int(plan.lengths[0])
     print(json.dumps({"actions": plan.actions[0, :n].tolist(), "length": n, "score": float(plan.scores[0]),
                       "stop_after_first": n == 1, "planner": agent.method, "width": agent.width}))
@@ -153,11 +183,15 @@ def cmd_envs(args) -> int:
 def cmd_bench(args) -> int:
     script = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
     if not script.exists():
-        raise SystemExit(f"no benchmark script {script} (benchmarks/ ships with the source tree)")
+        raise ValueError(f"no benchmark script {script} (benchmarks/ ships with the source tree)")
     if str(script.parent) not in sys.path:  # the scripts import their siblings, as when run directly
         sys.path.insert(0, str(script.parent))
     module = runpy.run_path(str(script))
-    return module["main"](args.rest) or 0
+    argv0, sys.argv[0] = sys.argv[0], f"glamor bench {args.what}"  # the scripts' argparse prog
+    try:
+        return module["main"](args.rest) or 0
+    finally:
+        sys.argv[0] = argv0
 
 
 def cmd_compare(args) -> int:
@@ -186,12 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run on held-out goals: eval.json, eval_goals.csv, success.png, videos/")
     e.add_argument("run_dir")
-    e.add_argument("--episodes", type=int, help="held-out goals (default: the run's eval_episodes)")
-    e.add_argument("--videos", type=int, default=4, metavar="N",
+    e.add_argument("--episodes", type=_positive, help="held-out goals (default: the run's eval_episodes)")
+    e.add_argument("--videos", type=_non_negative, default=4, metavar="N",
                    help="GIFs of the first N goals of each set, goal beside rollout (default 4)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field (e.g. planner=sample, plan_width=64, backend=reference); "
-                        "the results then go to eval-NAME=VALUE.json, and eval.json is kept")
+                        "the results then go to eval-NAME=VALUE.json and its reports to the folder eval-NAME=VALUE/; "
+                        "the run's own eval.json and reports are kept")
     e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image")
@@ -199,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--frames", nargs="+", required=True, metavar="IMAGE",
                     help="the current frames, oldest first (fewer than the stack: the oldest repeats)")
     pl.add_argument("--goal", required=True, metavar="IMAGE", help="the goal image")
-    pl.add_argument("--horizon", type=int, help="most actions in the plan (default: the episode length)")
+    pl.add_argument("--horizon", type=_positive, help="most actions in the plan (default: the episode length)")
     pl.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a planner setting (planner=sample, plan_width=64, use_prior=false)")
     pl.set_defaults(func=cmd_plan)
@@ -225,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
         print(f"glamor {args.command}: error: {e}", file=sys.stderr)
         return 2
 

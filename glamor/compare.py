@@ -123,8 +123,9 @@ def evaluate_checkpoint(run_dir: Path, cfg, episodes: int, policies: tuple[str, 
     import torch
 
     from glamor import checkpoint
+    from glamor.devices import resolve_device
     from glamor.evaluate import evaluate
-    from glamor.train import build_model, eval_goal_sets, make_envs, resolve_device, set_determinism
+    from glamor.train import build_model, eval_goal_sets, make_envs, set_determinism
 
     set_determinism(cfg)
     state = checkpoint.load_latest(run_dir, with_replay=False)

@@ -111,8 +111,11 @@ def rollout_gif(frames: list[np.ndarray], goal: np.ndarray, height: int = 160, m
     return buf.getvalue(), (images[0].height, images[0].width)
 
 
-def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: int, goal_sets: dict) -> dict:
-    """The table, the plot and the videos of one evaluation (see the module docstring).
+def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: int, goal_sets: dict,
+                  out_dir: str | Path | None = None) -> dict:
+    """The table, the plot and the videos of one evaluation (see the module docstring), in
+    `out_dir` (default: the run directory, whose videos also go to TensorBoard). GIFs of an
+    earlier evaluation there are removed first, so videos/ holds this evaluation's only.
 
     Returns {"table": path, "plot": path, "videos": [paths]}.
     """
@@ -121,26 +124,33 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
     from glamor.logger import write_gif
 
     run_dir = Path(run_dir)
-    write_goal_table(run_dir / "eval_goals.csv", details)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    to_tensorboard = out_dir == run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in (out_dir / "videos").glob("*_goal*.gif"):
+        old.unlink()
+    write_goal_table(out_dir / "eval_goals.csv", details)
     curves = read_success_curve(run_dir / "metrics.csv")
     for name, key in (("eval/success_rate", "success_rate"), ("eval/success_rate_no_prior", "success_rate_no_prior"),
                       ("eval/random_success_rate", "random_success_rate")):
         if not curves[name] or curves[name][-1][0] != env_step:
             curves[name].append((env_step, float(results[key])))
-    plot_success(curves, run_dir / "success.png")
+    plot_success(curves, out_dir / "success.png")
     videos = []
     writer = None
     for (name, policy), res in details.items():
         if policy != "glamor" or not res.frames:
             continue
-        (run_dir / "videos").mkdir(exist_ok=True)
-        writer = writer or SummaryWriter(str(run_dir / "tb"))
+        (out_dir / "videos").mkdir(exist_ok=True)
+        if to_tensorboard:
+            writer = writer or SummaryWriter(str(run_dir / "tb"))
         for i, frames in enumerate(res.frames):
             gif, size = rollout_gif(frames, goal_sets[name].frames[i])
-            path = run_dir / "videos" / f"{name}_goal{i:03d}.gif"
+            path = out_dir / "videos" / f"{name}_goal{i:03d}.gif"
             path.write_bytes(gif)
-            write_gif(writer, f"eval/video/{name}/goal_{i:03d}", gif, size, env_step)
+            if writer is not None:
+                write_gif(writer, f"eval/video/{name}/goal_{i:03d}", gif, size, env_step)
             videos.append(path)
     if writer is not None:
         writer.close()
-    return {"table": run_dir / "eval_goals.csv", "plot": run_dir / "success.png", "videos": videos}
+    return {"table": out_dir / "eval_goals.csv", "plot": out_dir / "success.png", "videos": videos}

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from glamor import checkpoint, envs
 from glamor.agent import Agent
 from glamor.config import Config
+from glamor.devices import resolve_device
 from glamor.evaluate import evaluate, format_table, write_results
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
@@ -51,12 +52,6 @@ from glamor.replay import Replay
 from glamor.vector import EnvPool, make_pool
 
 CHECKPOINT_FORMAT = 2
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def make_envs(cfg: Config, count: int) -> list[envs.GoalEnv]:
@@ -240,9 +235,12 @@ class Trainer:
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
             finite = bool(flag.item())
         if not finite:
+            kept = (f"the last good checkpoint in {self.run_dir} is kept"
+                    if (Path(self.run_dir) / checkpoint.CHECKPOINT).exists()
+                    else "no checkpoint had been written yet")
             raise FloatingPointError(
-                f"non-finite loss {losses['loss'].item()} at env step {self.env_step}; "
-                f"the last good checkpoint in {self.run_dir} is kept"
+                f"non-finite loss {losses['loss'].item()} at env step {self.env_step} (try a lower lr or "
+                f"grad_clip); {kept}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -441,13 +439,21 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
     from glamor import distributed
 
     rank, world = distributed.setup(cfg)
+    fresh = not Path(run_dir).exists() or not any(Path(run_dir).iterdir())
     if rank == 0:
         run_dir = prepare_run_dir(run_dir, overwrite)
         _write_config(cfg, run_dir)
     distributed.barrier()
     t0 = time.time()
     try:
-        return _finish(Trainer(cfg, run_dir, rank, world).run(), cfg, Path(run_dir), t0)
+        try:
+            trainer = Trainer(cfg, run_dir, rank, world)
+        except BaseException:
+            # Nothing was trained: leave no run directory behind to block the corrected command.
+            if rank == 0 and fresh:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        return _finish(trainer.run(), cfg, Path(run_dir), t0)
     finally:
         distributed.teardown()
 
@@ -464,11 +470,16 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
         _write_config(cfg, run_dir)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
-    state = checkpoint.load_latest(run_dir)
+    problems: list[str] = []
+    state = checkpoint.load_latest(run_dir, problems=problems)
+    if state is None and problems:
+        raise ValueError(f"{run_dir} has checkpoints but none can be continued ({'; '.join(problems)}); "
+                         f"refusing to start over on top of them: move them away, or train again "
+                         f"with --overwrite")
     t0 = time.time()
     trainer = Trainer(cfg, run_dir)
     if state is None:
-        warnings.warn(f"{run_dir} has no complete checkpoint yet; training starts from the beginning",
+        warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
                       RuntimeWarning, stacklevel=2)
     else:
         trainer.load_state_dict(state)

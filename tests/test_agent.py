@@ -123,3 +123,47 @@ def test_the_configs_clip_reaches_the_agents_plans():
     with pytest.raises(ValueError, match="clip_logq"):
         preset("debug", clip_logq=0.5)
 
+
+
+def test_agent_load_and_act_name_bad_input(tmp_path):
+    import numpy as np
+    import torch
+
+    _saved_run(tmp_path)
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['plan_wdth'\]"):
+        Agent.load(tmp_path, plan_wdth=3)
+    (tmp_path / "notes.pt").write_text("{}")
+    with pytest.raises(ValueError, match="notes.pt is not a glamor checkpoint"):
+        Agent.load(tmp_path / "notes.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a glamor run's checkpoint"):
+        Agent.load(tmp_path / "other.pt")
+    agent = Agent.load(tmp_path)
+    s, (h, w) = agent.model.frame_stack, agent.model.image_hw
+    frames = np.zeros((s, h, w), np.uint8)
+    with pytest.raises(ValueError, match=r"takes one goal of shape"):
+        agent.act(frames, np.zeros((h, w, 3), np.uint8))  # an RGB goal
+    action, stop = agent.act(frames, np.zeros((1, h, w), np.uint8))
+    assert 0 <= action < agent.num_actions
+
+
+def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    _saved_run(tmp_path)
+    Image.new("RGB", (30, 20), (10, 200, 30)).save(tmp_path / "rgb.png")
+    (tmp_path / "bad.png").write_text("not an image")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "glamor", "plan", str(tmp_path), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=300, env={**os.environ})
+    out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"))
+    assert out.returncode == 0, out.stderr
+    assert "converted RGB to grayscale" in out.stderr and "resized 20x30" in out.stderr
+    assert "not writable" not in out.stderr
+    out = run("--frames", str(tmp_path / "bad.png"), "--goal", str(tmp_path / "rgb.png"))
+    assert out.returncode == 2 and "cannot read image" in out.stderr and "Traceback" not in out.stderr
+    out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--horizon", "0")
+    assert out.returncode == 2 and "--horizon: must be at least 1" in out.stderr

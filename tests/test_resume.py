@@ -191,3 +191,24 @@ def test_cli_resume_of_a_weights_only_checkpoint_is_a_clear_error(tmp_path, caps
     assert main(["train", "--resume", str(run)]) != 0
     err = capsys.readouterr().err
     assert "before resumable checkpoints" in err and "glamor.Agent.load" in err
+
+
+def test_resume_refuses_to_start_over_on_top_of_checkpoints_it_cannot_read(tmp_path):
+    """Checkpoints there but none usable (damaged, or the replay file gone): a refusal with the
+    reasons, and the files stay; only a run with no checkpoint yet starts from the beginning."""
+    from glamor.train import resume
+
+    cfg = preset("debug", progress=False, learning_starts=0, eval_episodes=4)
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg.save(run / "config.json")
+    tr = Trainer(cfg, run)
+    tr.collect_round()
+    tr.save()
+    tr.close()
+    replay = next(run.glob("replay-*.npz"))
+    replay.rename(run / "moved-away.npz")
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.warns(UserWarning, match="unusable"), pytest.raises(ValueError, match="none can be continued") as e:
+        resume(run)
+    assert replay.name in str(e.value) and sorted(p.name for p in run.iterdir()) == before

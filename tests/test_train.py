@@ -84,10 +84,18 @@ def test_cli_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "GLAMOR, no prior" in out.stdout and "random" in out.stdout
     assert json.loads((run / "eval.json").read_text())["episodes"] == 6
-    out = _cli("eval", str(run), "--episodes", "4", "--set", "plan_width=3", "--videos", "0", cwd=tmp_path)
+    assert len(list((run / "videos").glob("*.gif"))) == 4  # --videos defaults to 4
+    own_table = (run / "eval_goals.csv").read_text()
+    out = _cli("eval", str(run), "--episodes", "4", "--set", "plan_width=3", "--videos", "2", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads((run / "eval-plan_width=3.json").read_text())["planner"]["width"] == 3
     assert json.loads((run / "eval.json").read_text())["episodes"] == 6  # the run's own results stay
+    assert (run / "eval_goals.csv").read_text() == own_table  # and its own reports
+    assert len(list((run / "eval-plan_width=3" / "videos").glob("*.gif"))) == 2
+    assert (run / "eval-plan_width=3" / "success.png").exists()
+    out = _cli("eval", str(run), "--episodes", "4", "--videos", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(list((run / "videos").glob("*.gif"))) == 1  # no GIFs left from the earlier evaluation
     out = _cli("envs", cwd=tmp_path)
     assert "glamor/GridWorld-v0" in out.stdout.split() and "glamor/GridWorldBox-v0" in out.stdout.split()
 
@@ -132,3 +140,30 @@ def test_cli_notes_a_gpu_sized_preset_on_the_cpu(monkeypatch, capsys, tmp_path):
     assert len(started) == 1  # a note, not a refusal
     assert main(["train", "--preset", "atari_cpu", "--set", "device=cpu", "--run-dir", str(tmp_path / "b")]) == 0
     assert "GPU budget" not in capsys.readouterr().err
+
+
+def test_a_run_that_fails_before_training_leaves_no_directory(tmp_path):
+    """A bad environment setting fails while the trainer is built: the corrected command must
+    not then meet 'run directory is not empty'."""
+    run = tmp_path / "r"
+    with pytest.raises(ValueError, match="rejected env_kwargs"):
+        train(preset("debug", progress=False, env_kwargs={"size": 7, "colour": 3}), run)
+    assert not run.exists()
+    existing = tmp_path / "keep"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="rejected env_kwargs"):
+        train(preset("debug", progress=False, env_kwargs={"colour": 3}), existing, overwrite=True)
+    assert existing.exists()  # not ours to remove: it was there before
+
+
+def test_cli_refuses_zero_episodes_a_missing_device_and_unreadable_images(tmp_path):
+    out = _cli("eval", str(tmp_path), "--episodes", "0", cwd=tmp_path)
+    assert out.returncode == 2 and "--episodes: must be at least 1" in out.stderr
+    out = _cli("eval", str(tmp_path), "--videos", "-1", cwd=tmp_path)
+    assert out.returncode == 2 and "--videos: must be at least 0" in out.stderr
+    if not torch.cuda.is_available():
+        out = _cli("train", "--preset", "debug", "--set", "device=cuda", "--run-dir", str(tmp_path / "c"), cwd=tmp_path)
+        assert out.returncode == 2 and "CUDA is not available" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("train", "--preset", "debug", "--set", "lr", cwd=tmp_path)
+    assert out.returncode == 2 and "glamor train: error: --set takes NAME=VALUE" in out.stderr
