@@ -144,7 +144,7 @@ def test_cli_train_and_eval_gcsl(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "| eval | GCSL |" in out.stdout and "| eval | random |" in out.stdout
-    assert (run / "eval_goals.csv").exists()
+    assert (run / "eval-gcsl_act=sample" / "eval_goals.csv").exists()  # a --set evaluation keeps its reports apart
     from glamor.agent import Agent
 
     with pytest.raises(ValueError, match="gcsl run, not a GLAMOR model"):
