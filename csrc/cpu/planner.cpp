@@ -542,12 +542,12 @@ struct BeamCache {
 };
 
 ChunkCache& chunk_cache() {
-  static ChunkCache cache;
+  thread_local ChunkCache cache;  // one per calling thread: Python threads may plan at once
   return cache;
 }
 
 BeamCache& beam_cache() {
-  static BeamCache cache;
+  thread_local BeamCache cache;
   return cache;
 }
 
