@@ -138,6 +138,8 @@ def test_end_is_forced_after_horizon_and_never_first():
         (dict(backend="gpu"), "backend must be one of"),
         (dict(gamma=1.5), "gamma must be in"),
         (dict(method="sample", seed=-1), "seed must be in"),
+        (dict(clip_logq=float("nan")), "clip_logq must be a number or None"),
+        (dict(clip_logq=float("nan"), backend="reference"), "clip_logq must be a number or None"),
     ],
 )
 def test_bad_plan_arguments_are_named(kwargs, match):
@@ -164,3 +166,28 @@ def test_planning_inputs_reject_nan_weights():
     bad = PlanningInputs(inp.gate_table, inp.h0, inp.c0, inp.w_hh * float("nan"), inp.head_w, inp.head_b)
     with pytest.raises(ValueError, match="w_hh has NaN"):
         bad.validate()
+
+
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_views_plan_and_score_like_dense_tensors(backend):
+    """Sliced or transposed actions, lengths and planning inputs: the same results as dense copies."""
+    from glamor import ops, planning
+
+    if backend == "native" and not ops.available():
+        pytest.skip("glamor._C is not built")
+    m = tiny_model()
+    obs, goal = random_images(4, 2, (24, 24)), random_images(4, 1, (24, 24), seed=1)
+    actions = torch.randint(0, 3, (5, 4)).T  # (4, 5), transposed
+    lengths = torch.randint(1, 6, (4, 2))[:, 0]  # strided
+    assert not actions.is_contiguous() and not lengths.is_contiguous()
+    want = m.score(obs, goal, actions.contiguous(), lengths.contiguous(), backend="reference")
+    torch.testing.assert_close(m.score(obs, goal, actions, lengths, backend=backend), want, rtol=1e-4, atol=1e-4)
+    inp = m.planning_inputs(obs, goal)
+    every_other = PlanningInputs(inp.gate_table[:, ::2], inp.h0[:, ::2], inp.c0[:, ::2],  # plans 0 and 2, views
+                                 inp.w_hh, inp.head_w, inp.head_b)
+    assert not every_other.gate_table.is_contiguous()
+    dense = every_other.contiguous()
+    for method in ("beam", "sample"):
+        got = planning.plan(every_other, method=method, width=8, horizon=4, seed=3, backend=backend)
+        ref = planning.plan(dense, method=method, width=8, horizon=4, seed=3, backend="reference")
+        assert torch.equal(got.actions, ref.actions) and torch.equal(got.lengths, ref.lengths)

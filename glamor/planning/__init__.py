@@ -7,6 +7,7 @@ native when the extension is built. Python never branches on the device: the ops
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -44,7 +45,9 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def check_plan_args(horizon: int | None, width: int | None, gamma: float) -> None:
+def check_plan_args(horizon: int | None, width: int | None, gamma: float, clip_logq: float | None = None) -> None:
+    if clip_logq is not None and (not isinstance(clip_logq, (int, float)) or math.isnan(clip_logq)):
+        raise ValueError(f"clip_logq must be a number or None, got {clip_logq!r}")
     if horizon is not None and (not isinstance(horizon, int) or horizon < 1):
         raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
     if width is not None and (not isinstance(width, int) or width < 1):
@@ -71,7 +74,7 @@ def plan(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    check_plan_args(horizon, width, gamma)
+    check_plan_args(horizon, width, gamma, clip_logq)
     inputs.validate()
     backend = resolve_backend(backend)
     if method == "sample" and seed is None:
@@ -79,6 +82,7 @@ def plan(
     if seed is not None and not 0 <= seed < 2**63:
         raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     if backend == "native":
+        inputs = inputs.contiguous()  # the ops take dense tensors; views of them are fine here
         if method == "beam":
             out = ops.beam_search(inputs, width, horizon, gamma, clip_logq)
         else:
@@ -100,7 +104,7 @@ def score(
     backend: str = "auto",
 ) -> torch.Tensor:
     """Teacher-forced scores (P, N) of N sequences (P, N, L) per problem."""
-    check_plan_args(None, None, gamma)
+    check_plan_args(None, None, gamma, clip_logq)
     inputs.validate()
     n = inputs.num_actions
     if actions.dim() != 3 or actions.shape[0] != inputs.num_plans or actions.shape[2] < 1:
@@ -119,5 +123,5 @@ def score(
     if ((used < 0) | (used >= n)).any():
         raise ValueError(f"actions must be in [0, {n}) within each plan's length")
     if resolve_backend(backend) == "native":
-        return ops.score_plans(inputs, actions, lengths, gamma, clip_logq)
+        return ops.score_plans(inputs.contiguous(), actions.contiguous(), lengths.contiguous(), gamma, clip_logq)
     return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)
