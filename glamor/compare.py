@@ -32,6 +32,7 @@ import argparse
 import csv
 import json
 import math
+import shlex
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,7 +43,10 @@ SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
 DEFAULT_WIDTHS = (1, 10, 200, 1000)
 DEFAULT_PLANNERS = ("beam", "sample")
 # Fields that do not change what a run computes: a finished run is reused whatever they are.
-NEUTRAL_FIELDS = {"progress", "torch_threads", "device", "eval_batch", "vector", "backend"}
+# (Not eval_batch: the random policy's draws and sampled plans' seeds follow the batches.)
+NEUTRAL_FIELDS = {"progress", "torch_threads", "device", "vector", "backend"}
+# Fields the comparison sets itself, per run (--seeds, --methods): --set may not override them.
+CONTROLLED_FIELDS = {"seed": "--seeds", "algo": "--methods"}
 # Rows of the main table: (method label, algo of the run it comes from, policy key in eval.json).
 ROWS = (("GLAMOR", "glamor", "glamor"), ("GLAMOR, no prior", "glamor", "glamor_no_prior"),
         ("GCSL", "gcsl", "gcsl"), ("random", "glamor", "random"))
@@ -116,9 +120,10 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     return status
 
 
-def evaluate_checkpoint(run_dir: Path, cfg, episodes: int, policies: tuple[str, ...]) -> dict:
+def evaluate_checkpoint(run_dir: Path, cfg, episodes: int, policies: tuple[str, ...],
+                        set_names: tuple[str, ...] | None = None) -> dict:
     """Evaluate a run's newest checkpoint with `cfg` (e.g. another planner width) on the first
-    `episodes` goals of its held-out sets."""
+    `episodes` goals of its held-out sets (those named in `set_names`; default all)."""
     import numpy as np
     import torch
 
@@ -135,7 +140,8 @@ def evaluate_checkpoint(run_dir: Path, cfg, episodes: int, policies: tuple[str, 
     model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
     model.load_state_dict(state["model"])
     sets = eval_goal_sets(cfg, envs[0], cfg.eval_episodes, False)
-    sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in sets.items()}
+    sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in sets.items()
+            if set_names is None or name in set_names}
     torch.manual_seed(cfg.seed)
     results = evaluate(model, cfg, envs, sets, progress=False, policies=policies)
     results.update(env_steps=state["env_step"])
@@ -160,7 +166,8 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int) ->
         if saved["episodes"] == episodes:
             return saved  # evaluated before on these goals; another goal count is evaluated again
     t0 = time.time()
-    results = evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width), episodes, ("glamor",))
+    results = evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width), episodes, ("glamor",),
+                                  ("eval",))  # the sweep table reports the usual held-out goals
     results["eval_wall_time_s"] = time.time() - t0
     _write_json(path, results)
     return results
@@ -348,6 +355,12 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     if unknown or setting not in SETTINGS:
         raise ValueError(f"unknown method(s) {unknown} or setting {setting!r}; methods: {sorted(METHODS)}, "
                          f"settings: {sorted(SETTINGS)}")
+    controlled = sorted(set(overrides or {}) & set(CONTROLLED_FIELDS))
+    if controlled:
+        raise ValueError(f"--set {', '.join(controlled)}: the comparison sets these per run; use "
+                         f"{', '.join(CONTROLLED_FIELDS[k] for k in controlled)} instead")
+    command = _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
+                       overrides)
     t_start = time.time()
     statuses: dict[str, int] = {}
     summaries = []
@@ -378,8 +391,7 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"## Results: {', '.join(envs)}, budget `{budget}`, seeds {', '.join(map(str, seeds))}\n\n"
-              f"Written by `glamor compare --envs {' '.join(envs)} --seeds {' '.join(map(str, seeds))} "
-              f"--budget {budget}` (runs in `{runs_dir}`). Every method is evaluated on the same held-out goals; "
+              f"Written by `{command}`. Every method is evaluated on the same held-out goals; "
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")
     (out.with_suffix(".md")).write_text(markdown(summaries, header))
@@ -388,6 +400,27 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     log(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.png')} and {out.with_suffix('.json')} "
         f"({time.time() - t_start:.0f} s; runs: {statuses})")
     return summaries
+
+
+def _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
+             overrides) -> str:
+    """The `glamor compare` command line that writes these results again (defaults left out)."""
+    parts = ["glamor compare", "--envs", *envs, "--seeds", *map(str, seeds)]
+    if list(methods) != list(METHODS):
+        parts += ["--methods", *methods]
+    parts += ["--budget", budget]
+    if setting != "default":
+        parts += ["--setting", setting]
+    if list(widths) != list(DEFAULT_WIDTHS):
+        parts += ["--widths", *map(str, widths)]
+    if list(planners) != list(DEFAULT_PLANNERS):
+        parts += ["--planners", *planners]
+    if sweep_episodes:
+        parts += ["--sweep-episodes", str(sweep_episodes)]
+    for name, value in (overrides or {}).items():
+        parts += ["--set", shlex.quote(f"{name}={value}")]
+    parts += ["--runs-dir", str(runs_dir), "--out", str(out)]
+    return " ".join(parts)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

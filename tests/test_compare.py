@@ -3,6 +3,7 @@ retrained), unfinished ones resumed, and the table, plot and numbers written."""
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -98,7 +99,7 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
     # A sweep asked on another number of goals is evaluated again (and only the sweeps).
     evaluated = []
     monkeypatch.setattr(compare, "evaluate_checkpoint",
-                        lambda run_dir, cfg, episodes, policies: evaluated.append(episodes) or
+                        lambda run_dir, cfg, episodes, policies, set_names=None: evaluated.append(episodes) or
                         {**json.loads((run_dir / "sweep-beam-w1.json").read_text()), "episodes": episodes})
     _compare(tmp_path, sweep_episodes=2)
     assert evaluated == [2] * 8
@@ -132,7 +133,20 @@ def test_cli_compare_end_to_end(tmp_path):
                          env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "wrote results/debug.md" in out.stdout
-    assert "| eval | GCSL |" in (tmp_path / "results" / "debug.md").read_text()
+    table = (tmp_path / "results" / "debug.md").read_text()
+    assert "| eval | GCSL |" in table
+    # The command the table names writes it again, from the same runs.
+    command = table.split("Written by `", 1)[1].split("`", 1)[0]
+    assert command.startswith("glamor compare ") and "--widths 2" in command and "--set total_env_steps=96" in command
+    again = subprocess.run([sys.executable, "-m", "glamor", *shlex.split(command)[1:]], cwd=tmp_path,
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "'reused': 2" in again.stdout and (tmp_path / "results" / "debug.md").read_text() == table
+    # --set may not override what the comparison sets per run
+    refused = subprocess.run([sys.executable, "-m", "glamor", "compare", "--envs", "debug", "--seeds", "0", "1",
+                              "--set", "seed=5", "--runs-dir", "runs"], cwd=tmp_path, capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert refused.returncode == 2 and "--set seed" in refused.stderr and "--seeds" in refused.stderr
 
 
 def test_benchmarks_results_table_is_the_same_command(tmp_path):
