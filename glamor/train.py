@@ -276,6 +276,7 @@ class Trainer:
                 "window": self.window,
                 "last_success": self.last_success,
                 "wall_time": self._wall_offset,
+                "worker_restarts": self.pool.restarts,
             },
             "agent": {"rng": self.agent.rng.bit_generator.state, "plan_seed": self.agent._plan_seed,
                       "plans_made": self.agent.plans_made},
@@ -307,6 +308,7 @@ class Trainer:
         self.next_eval, self.next_snapshot, self.next_log = t["next_eval"], t["next_snapshot"], t["next_log"]
         self.window = {k: list(v) for k, v in t["window"].items()}
         self.last_success, self._wall_offset = t["last_success"], t["wall_time"]
+        self.pool.restarts = t.get("worker_restarts", 0)  # a count over the whole run
         a = state["agent"]
         self.agent.rng.bit_generator.state = a["rng"]
         self.agent._plan_seed, self.agent.plans_made = a["plan_seed"], a["plans_made"]
@@ -481,6 +483,9 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
     if state is None:
         warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
                       RuntimeWarning, stacklevel=2)
+        # The killed start's logs describe steps about to be run again: start them afresh too.
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
     else:
         trainer.load_state_dict(state)
         t0 -= trainer._wall_offset

@@ -212,3 +212,32 @@ def test_resume_refuses_to_start_over_on_top_of_checkpoints_it_cannot_read(tmp_p
     with pytest.warns(UserWarning, match="unusable"), pytest.raises(ValueError, match="none can be continued") as e:
         resume(run)
     assert replay.name in str(e.value) and sorted(p.name for p in run.iterdir()) == before
+
+
+def test_resume_without_a_checkpoint_starts_its_logs_afresh_and_restarts_are_counted_over_the_run(tmp_path):
+    """A run killed before its first checkpoint starts over: the killed start's metrics rows and
+    TensorBoard events would otherwise repeat its steps. A checkpoint keeps the count of worker
+    restarts, a number over the whole run."""
+    from glamor.train import resume
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg.save(run / "config.json")
+    (run / "metrics.csv").write_text("env_step,wall_time,losses/idm\n24,1.0,9.9\n")
+    (run / "tb").mkdir()
+    (run / "tb" / "events.out.tfevents.killed").write_bytes(b"")
+    with pytest.warns(RuntimeWarning, match="no checkpoint yet"):
+        resume(run)
+    assert not (run / "tb" / "events.out.tfevents.killed").exists()
+    assert "9.9" not in (run / "metrics.csv").read_text()
+
+    (tmp_path / "counted").mkdir()
+    tr = Trainer(cfg, tmp_path / "counted")
+    tr.pool.restarts = 3
+    tr.save()
+    again = Trainer(cfg, tmp_path / "counted")
+    again.load_state_dict(checkpoint.load_latest(tmp_path / "counted"))
+    assert again.pool.restarts == 3
+    tr.close(), again.close()
