@@ -225,13 +225,13 @@ def test_resume_without_a_checkpoint_starts_its_logs_afresh_and_restarts_are_cou
     run = tmp_path / "run"
     run.mkdir()
     cfg.save(run / "config.json")
-    (run / "metrics.csv").write_text("env_step,wall_time,losses/idm\n24,1.0,9.9\n")
+    (run / "metrics.csv").write_text("env_step,wall_time,losses/idm\n24,1.0,12345.678\n")
     (run / "tb").mkdir()
     (run / "tb" / "events.out.tfevents.killed").write_bytes(b"")
     with pytest.warns(RuntimeWarning, match="no checkpoint yet"):
         resume(run)
     assert not (run / "tb" / "events.out.tfevents.killed").exists()
-    assert "9.9" not in (run / "metrics.csv").read_text()
+    assert "12345.678" not in (run / "metrics.csv").read_text()
 
     (tmp_path / "counted").mkdir()
     tr = Trainer(cfg, tmp_path / "counted")
