@@ -54,6 +54,13 @@ def test_seed_interval_is_student_t_and_clipped():
     assert compare.seed_interval([0.5])[0] == 0.5 and np.isnan(compare.seed_interval([0.5])[1])
 
 
+def test_t_quantile_continues_past_the_table():
+    # exact values: df 31 -> 2.0395, 40 -> 2.0211, 120 -> 1.9799
+    assert compare.t975(30) == 2.042
+    for df, exact in ((31, 2.0395), (40, 2.0211), (120, 1.9799)):
+        assert compare.t975(df) == pytest.approx(exact, abs=2e-4)
+
+
 def test_small_budget_scales_the_schedule():
     cfg = apply_budget(preset("gridworld"), "small")
     assert (cfg.total_env_steps, cfg.eps_decay_steps, cfg.eval_every, cfg.torch_threads) == (12_000, 4_000, 4_000, 1)
