@@ -119,7 +119,7 @@ def cmd_eval(args) -> int:
     path = write_results(run_dir, results, name)
     print(format_table(results))
     print(f"wrote {path}")
-    # An evaluation with --set keeps the run's own reports: its go to a folder named like its json.
+    # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
     out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
     if cfg.algo == "gcsl":  # the success plot and videos are GLAMOR's (eval/ columns, glamor rollouts)
         out_dir.mkdir(exist_ok=True)

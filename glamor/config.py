@@ -272,7 +272,8 @@ def _type_name(want: Any) -> str:
     if typing.get_origin(want) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(t) for t in typing.get_args(want))
     if typing.get_origin(want) is tuple:
-        return f"a list of {_type_name(typing.get_args(want)[0])}s".replace("an integers", "integers")
+        inner = typing.get_args(want)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(inner, str(inner))
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             dict: "a dict", type(None): "None"}.get(want, str(want))
 
