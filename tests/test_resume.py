@@ -1,6 +1,7 @@
 """Exact resume: atomic checkpoints that keep the previous one, and runs killed with SIGKILL at
 random moments that, resumed, end exactly like an uninterrupted run (deterministic mode)."""
 
+import json
 import os
 import random
 import signal
@@ -232,6 +233,10 @@ def test_resume_without_a_checkpoint_starts_its_logs_afresh_and_restarts_are_cou
         resume(run)
     assert not (run / "tb" / "events.out.tfevents.killed").exists()
     assert "12345.678" not in (run / "metrics.csv").read_text()
+    # Resuming the finished run changes nothing (no second final evaluation); extending it trains on.
+    metrics, results = (run / "metrics.csv").read_text(), json.loads((run / "eval.json").read_text())
+    assert resume(run) == results and (run / "metrics.csv").read_text() == metrics
+    assert resume(run, total_env_steps=96)["env_steps"] >= 96
 
     (tmp_path / "counted").mkdir()
     tr = Trainer(cfg, tmp_path / "counted")
