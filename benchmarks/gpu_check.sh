@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One pass over the CUDA planner on a GPU machine (H100/H200, torch 2.11+cu130, no network, no
-# installs), in under 6 minutes: build the extension in place with CUDA, a verbose smoke check,
-# the CUDA tests, compute-sanitizer memcheck (and racecheck when time is left), the CUDA
-# benchmark, and the CPU op tests. Every stage prints a PASS / FAIL / TIMEOUT / SKIP header and
+# installs), planned for under 6 minutes (each stage has its own limit; BUDGET is the hard
+# deadline): build the extension in place with CUDA, a verbose smoke check, the CUDA tests,
+# compute-sanitizer memcheck (and racecheck when time is left), the CUDA benchmark, and the CPU
+# op tests. Every stage prints a PASS / FAIL / TIMEOUT / SKIP header and
 # the next stage runs regardless; the summary comes last.
 #
 # Logs and results: benchmarks/results/gpu_check/*.log, benchmarks/results/planner_cuda.{json,md},

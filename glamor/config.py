@@ -352,7 +352,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "gridworld": _GRIDWORLD,
     # The object variant: the agent pushes a box and success needs both cells. The demo's model
-    # and planner with four times the steps, goals and replay (box-moved goals are rarer).
+    # and planner with four times the steps and twice the goals and replay (box-moved goals are rarer).
     "gridworld_box": dict(
         _GRIDWORLD,
         env_id="glamor/GridWorldBox-v0",

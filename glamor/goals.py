@@ -1,9 +1,10 @@
 """Goal sets: random-rollout goals, label ranges, diverse training goals, held-out evaluation goals.
 
 Protocol (the spec's):
-- A goal is the final observation of a random-policy rollout of exactly k steps from reset,
-  with its labels read at that same state. Each goal remembers the reset seed it came from, so
-  an episode aimed at it starts from that rollout's start.
+- A goal is the final observation of a random-policy rollout of exactly k steps from reset (or
+  up to an earlier end of the episode: an Atari life loss), with its labels read at that same
+  state. Each goal remembers the reset seed it came from, so an episode aimed at it starts from
+  that rollout's start.
 - Label ranges: for each label, max minus min over random rollouts of random length 1..k.
   Environments whose ranges are known exactly (gridworld) declare them instead.
 - Training goals: `num_train_goals` chosen greedily from `goal_candidates` rollouts to maximise
@@ -13,7 +14,8 @@ Protocol (the spec's):
   rollouts that moved an object (the env's `moved_labels`), as the "eval_moved" set does.
 
 Goal sets are cached under ``$GLAMOR_CACHE`` (default ``~/.cache/glamor``) as ``.npz`` files
-keyed by environment, kwargs, episode length, seed, count, kind and `GOAL_FORMAT_VERSION`.
+keyed by environment, kwargs, episode length, seed, count, kind, the label ranges' settings and
+`GOAL_FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def rollout_goals(
     env: GoalEnv, count: int, base_seed: int, *, moved: tuple[int, ...] = (), max_tries: int | None = None,
     desc: str = "goals", progress: bool = True,
 ) -> tuple[list[Goal], list[np.ndarray]]:
-    """Goals from random rollouts of exactly k steps, one per reset seed base * STRIDE + i.
+    """Goals from random rollouts of k steps (fewer if the episode ends first), one per reset
+    seed base * STRIDE + i.
 
     With `moved`, only goals whose labels at those indices differ from the start are kept
     (e.g. box-moved goals), trying at most `max_tries` seeds.

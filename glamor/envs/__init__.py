@@ -1,7 +1,7 @@
 """Goal environments, registered with gymnasium under the ``glamor/`` namespace.
 
-``glamor.envs.registered()`` lists them (``glamor envs`` prints the list); ``make(cfg)`` builds
-the one a config names with the config's episode length.
+``glamor.envs.registered()`` lists them (``glamor envs`` prints the list); ``make(env_id,
+episode_length, **env_kwargs)`` builds one.
 
 The paper's benchmarks are registered from ``goal_labels.json`` (shipped in this package):
 ``glamor/<ale_game>-v0`` for Atari (e.g. ``glamor/Pong-v0``) and ``glamor/<domain>-<task>-v0``

@@ -14,7 +14,8 @@ them. `compute_reward` is batched and returns that same verdict as 0/1.
 
 A goal is a `Goal`: the image and the labels read at the same state. Pass one through
 `reset(options={"goal": goal})`; without one the environment makes its own from a random-policy
-rollout of exactly `episode_length` steps from the reset state (the spec's goal distribution).
+rollout of exactly `episode_length` steps from the reset state (the spec's goal distribution), or
+up to the step that ends the episode earlier (an Atari life loss).
 
 Subclasses implement the state machine: `_reset_state`, `_step_state`, `_frame`, `_labels`,
 `_get_state`/`_set_state` (to roll out a goal and come back), and set `label_names`,
