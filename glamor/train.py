@@ -479,7 +479,8 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
         raise ValueError(f"{run_dir} has checkpoints but none can be continued ({'; '.join(problems)}); "
                          f"refusing to start over on top of them: move them away, or train again "
                          f"with --overwrite")
-    if state is not None and state["env_step"] >= cfg.total_env_steps and (run_dir / "eval.json").exists():
+    finished = state is not None and state.get("env_step", -1) >= cfg.total_env_steps  # weights-only: no env_step
+    if finished and (run_dir / "eval.json").exists():
         print(f"{run_dir} is finished ({state['env_step']:,} environment steps, evaluated in eval.json); "
               f"pass --total-env-steps to extend it", file=sys.stderr)
         return json.loads((run_dir / "eval.json").read_text())
