@@ -11,7 +11,9 @@ success is a distance of at most 0.1).
 A GLAMOR run beats random on a suite when its interval lies above the random one; the table
 helps choose environments where that is a real test (a low random rate).
 
-Writes benchmarks/results/random_baseline.md and .json.
+Writes benchmarks/results/random_baseline.md and .json. With `--only`, the named environments'
+rows replace theirs in an existing .json and the others are kept (each row keeps the machine
+line it was measured under in its "machine" field).
 
 Example:
     python benchmarks/random_baseline.py --only Seaquest point_mass
@@ -58,7 +60,8 @@ def to_markdown(rows: list[dict], info: dict) -> str:
     lines = [
         "# Random policy on held-out goals",
         "",
-        f"CPU: {info['cpu']}; load average at the end: {info['load_average_1min']:.1f}. "
+        f"CPU: {info['cpu']}; load average at the end of the latest run: {info['load_average_1min']:.1f} "
+        "(rows rerun with `--only` replace their own; each row's machine is in the .json). "
         "Each suite's preset (k, label ranges from random rollouts, 10%-of-range judge); "
         "one random episode per goal, seeded by `eval_seed`.",
         "",
@@ -94,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{env_id:40s} random {r['success_rate']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
               f"  ({r['seconds']:.0f} s)", flush=True)
     info = machine()
+    for r in rows:
+        r["machine"] = info
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "random_baseline.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+    path = args.out / "random_baseline.json"
+    if args.only and path.exists():  # keep the rows of environments not rerun
+        kept = [r for r in json.loads(path.read_text())["rows"] if r["env"] not in ids]
+        rows = sorted(kept + rows, key=lambda r: r["env"])
+    path.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
     (args.out / "random_baseline.md").write_text(to_markdown(rows, info))
     print(f"wrote {args.out / 'random_baseline.md'}")
     return 0
