@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         r["machine"] = info
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "random_baseline.json"
-    if args.only and path.exists():  # keep the rows of environments not rerun
-        kept = [r for r in json.loads(path.read_text())["rows"] if r["env"] not in ids]
+    if args.only and path.exists():  # keep the rows of environments not rerun, with their machine
+        old = json.loads(path.read_text())
+        kept = [{**r, "machine": r.get("machine", old["machine"])} for r in old["rows"] if r["env"] not in ids]
         rows = sorted(kept + rows, key=lambda r: r["env"])
     path.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
     (args.out / "random_baseline.md").write_text(to_markdown(rows, info))

@@ -21,7 +21,7 @@ def test_only_updates_its_rows_and_keeps_the_others(tmp_path):
     assert all(r["episodes"] == 3 and 0 <= r["success_rate"] <= 1 for r in first)
     second = _run(tmp_path, "GridWorldBox")
     assert [r["env"] for r in second] == ["glamor/GridWorld-v0", "glamor/GridWorldBox-v0"]
-    assert second[0] == first[0]  # kept as it was
+    assert second[0] == first[0] and "cpu" in second[0]["machine"]  # kept as it was, with its machine
     assert second[1]["seconds"] != first[1]["seconds"]  # measured again
     table = (tmp_path / "random_baseline.md").read_text()
     assert table.count("| glamor/GridWorld") == 2
