@@ -8,6 +8,7 @@ from glamor.config import preset
 from glamor.envs import make
 from glamor.evaluate import run_episodes
 from glamor.goals import GoalSet
+from glamor.planning import Plan
 
 
 def test_closed_loop_acts_with_first_action_and_stops_on_single_action_plans():
@@ -30,6 +31,14 @@ def test_open_loop_pads_plans_with_random_actions():
     for p in range(6):
         L = int(plan.lengths[p])
         assert seq[p, :L].tolist() == plan.actions[p, :L].tolist()
+    # the padding is uniform over the actions and fresh on every call (plans of one action here)
+    short = Plan(torch.tensor([[2, -1, -1, -1, -1]] * 6), torch.ones(6, dtype=torch.int64), torch.zeros(6))
+    agent.plan = lambda *args, **kwargs: short
+    seqs = np.stack([agent.open_loop(obs, goal, horizon=5) for _ in range(100)])  # (100, 6, 5)
+    assert (seqs[:, :, 0] == 2).all()
+    freq = np.bincount(seqs[:, :, 1:].ravel(), minlength=3) / seqs[:, :, 1:].size
+    assert np.abs(freq - 1 / 3).max() < 0.04, freq
+    assert len({s.tobytes() for s in seqs}) == 100  # no two calls pad alike
 
 
 def test_epsilon_greedy_rate():

@@ -48,17 +48,18 @@ def test_loss_is_masked_nll_summed_over_both_models():
     targets = torch.tensor([[0, 2, 3, 4, 4], [1, 3, 4, 4, 4]])  # actions, END=3, PAD=4
     out = m.loss(obs, goal, targets)
     torch.testing.assert_close(out["loss"], out["idm"] + out["prior"])
-    # PAD positions do not matter
-    other = targets.clone()
-    other[0, 4] = 4
-    torch.testing.assert_close(m.loss(obs, goal, other)["loss"], out["loss"])
-    # the IDM's loss is the mean NLL of the non-PAD tokens under teacher forcing
-    state_mix, _ = m.conditioning(obs, goal)
-    prev = torch.tensor([[3, 0, 2, 3, 3], [3, 1, 3, 3, 3]])
-    logp = torch.log_softmax(m.idm(state_mix, prev), -1)
+    # PAD tokens count in neither model: more of them change nothing
+    longer = torch.cat([targets, torch.full((2, 3), 4)], 1)
+    for name in ("idm", "prior"):
+        torch.testing.assert_close(m.loss(obs, goal, longer)[name], out[name])
+    # each model's loss is the mean NLL of the non-PAD tokens under teacher forcing
+    state_mix, obs_rep = m.conditioning(obs, goal)
+    prev = torch.tensor([[3, 0, 2, 3, 3], [3, 1, 3, 3, 3]])  # start row (n=3), then actions; END/PAD not fed
     keep = targets != 4
-    manual = -logp.gather(-1, targets.clamp(max=4)[..., None])[..., 0][keep].mean()
-    torch.testing.assert_close(out["idm"], manual)
+    for name, lstm, cond in (("idm", m.idm, state_mix), ("prior", m.prior, obs_rep)):
+        logp = torch.log_softmax(lstm(cond, prev), -1)
+        manual = -logp.gather(-1, targets[..., None])[..., 0][keep].mean()
+        torch.testing.assert_close(out[name], manual)
 
 
 def test_teacher_forced_lstm_equals_nn_lstm_in_values_and_gradients():

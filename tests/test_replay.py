@@ -51,11 +51,23 @@ def test_relabelled_targets_and_goals_are_exact(rng):
 
 def test_overwriting_an_episode_start_invalidates_its_rest(rng):
     r = Replay(10, (4, 3), frame_stack=2, num_actions=4)
-    fill(r, 2, rng, length=4)  # slots 0-4 and 5-9
-    fill(r, 1, rng, length=2)  # overwrites slots 0-2: the rest of episode 0 is gone
+    old = fill(r, 2, rng, length=4)  # slots 0-4 and 5-9
+    new = fill(r, 1, rng, length=2)  # overwrites slots 0-2: the rest of episode 0 is gone
     assert r.valid.tolist() == [True] * 3 + [False] * 2 + [True] * 5
-    obs, goal, targets, k = r.sample(200, k_max=4, rng=rng)
     assert len(r) == 8
+    obs, goal, targets, k = r.sample(200, k_max=4, rng=rng)
+    # every sample comes from a live episode: the new one (slots 0-2) or episode 1 (slots 5-9),
+    # never the orphaned slots 3-4, and its goal lies in the same episode
+    live = [(new[0][0], new[0][1]), (old[1][0], old[1][1])]
+    seen = set()
+    for b in range(200):
+        where = [(e, t) for e, (frames, _) in enumerate(live) for t in range(len(frames))
+                 if np.array_equal(frames[t], obs[b, -1])]
+        assert where, f"sample {b} comes from an invalidated slot"
+        e, t = where[0]
+        assert np.array_equal(goal[b, 0], live[e][0][t + k[b]])
+        seen.add(e)
+    assert seen == {0, 1}
 
 
 def test_bad_episodes_are_named(rng):

@@ -52,7 +52,9 @@ def test_success_curve_and_gif_helpers(tmp_path):
     assert curves["eval/success_rate"] == [(5, 0.5), (12, 0.75)] and curves["eval/random_success_rate"] == []
     plot_success(curves, tmp_path / "p.png")
     plot_success({}, tmp_path / "empty.png")  # no evaluations yet: empty axes
+    drawn, empty = (np.asarray(Image.open(tmp_path / n).convert("L")) for n in ("p.png", "empty.png"))
+    assert drawn.shape == empty.shape and (drawn != empty).any()  # the curve is on the plot
     frames = [np.full((4, 6), v, np.uint8) for v in (0, 100, 200)]
     data, (h, w) = rollout_gif(frames, np.zeros((1, 4, 6), np.uint8), height=40)
     assert data[:6] in (b"GIF87a", b"GIF89a") and h == 40 and w == 10 * 13
-    _ = EpisodeResults(np.zeros(1, bool), np.ones(1, int), np.zeros(1))  # frames default to None
+    assert EpisodeResults(np.zeros(1, bool), np.ones(1, int), np.zeros(1)).frames is None  # no recording
