@@ -25,13 +25,11 @@ import time
 from pathlib import Path
 
 import torch
-from bench_planner import machine, write_results
+from bench_planner import RESULTS, machine, write_results
 
 from glamor.config import preset
 from glamor.model import GlamorModel, TokenLSTM
 from glamor.planning.reference import lstm_step
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 # preset -> (actions, frame stack, frame (H, W), k): the sizes its environment gives
 # (gridworld; Seaquest's 18 actions; point_mass's 9 discretised actions), frames as the presets set.

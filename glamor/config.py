@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -215,7 +216,7 @@ class Config:
     def _check_types(self) -> None:
         """Each field holds its annotated type (ints may be written 1e6, floats as ints); a
         mistyped value (`--set lr=abc`, `use_prior=no`) is named with the type it needs."""
-        hints = typing.get_type_hints(Config)
+        hints = _field_types()
         bad = []
         for f in dataclasses.fields(self):
             value, want = getattr(self, f.name), hints[f.name]
@@ -238,6 +239,12 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         return cls(**json.loads(Path(path).read_text()))
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """Config's field annotations, evaluated once (they are strings under `annotations`)."""
+    return typing.get_type_hints(Config)
 
 
 def _coerce(value: Any, want: Any) -> tuple[bool, Any]:
