@@ -3,7 +3,7 @@
     glamor train --preset gridworld --run-dir runs/demo
     glamor train --preset gridworld --algo gcsl --run-dir runs/gcsl
     glamor train --preset debug --set plan_width=16 --set lr=0.001
-    glamor train --resume runs/demo
+    glamor train --resume runs/demo   # also after Ctrl-C / SIGTERM, which save a checkpoint first
     glamor eval runs/demo [--videos 4]
     glamor plan runs/demo --frames now.png --goal goal.png
     glamor envs
@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from glamor.config import PRESETS, Config, preset
+from glamor.interrupt import TrainingInterrupted
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -263,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
         print(f"glamor {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:  # a checkpoint was written first
+        print(f"glamor {args.command}: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print(f"glamor {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

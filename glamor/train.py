@@ -14,7 +14,8 @@ Exact resume: a checkpoint holds everything the loop's future depends on (model,
 replay, the random states of torch, numpy, python, the trainer, the agent and every environment,
 the step counters and the schedule of logs, evaluations and snapshots), and it is written only
 between rounds. `resume(run_dir)` continues from it; with `deterministic=True` a run killed and
-resumed any number of times ends with the same weights as one that was not.
+resumed any number of times ends with the same weights as one that was not. Ctrl-C or SIGTERM
+ends the round, writes a checkpoint and raises TrainingInterrupted (glamor/interrupt.py).
 
 Several processes (`torchrun`, see glamor/distributed.py): each collects its own data, gradients
 are averaged with DDP, env_step counts every process's steps; rank 0 logs, evaluates and saves.
@@ -47,6 +48,7 @@ from glamor.devices import resolve_device
 from glamor.evaluate import evaluate, format_table, write_results
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
+from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
 from glamor.logger import Logger
 from glamor.model import GlamorModel
 from glamor.replay import Replay
@@ -260,6 +262,7 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        env_rngs = self.pool.rng_states()  # first: a worker restarted while asked is counted below
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.cfg.to_dict(),
@@ -282,7 +285,7 @@ class Trainer:
             "agent": {"rng": self.agent.rng.bit_generator.state, "plan_seed": self.agent._plan_seed,
                       "plans_made": self.agent.plans_made},
             "rng": rng,
-            "envs": self.pool.rng_states(),
+            "envs": env_rngs,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -352,47 +355,9 @@ class Trainer:
         bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_step, cfg.total_env_steps), unit="step",
                    disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
         self._plan_time, self._plans = 0.0, 0
-        t_last, steps_last, updates_last = time.time(), self.env_step, self.updates
         try:
-            while self.env_step < cfg.total_env_steps:
-                taken = self.collect_round()
-                bar.update(min(taken, max(bar.total - bar.n, 0)))  # the last round may overshoot the total
-                if self.env_step >= cfg.learning_starts:
-                    self._update_credit += cfg.updates_per_episode * len(self.pool)
-                    for _ in range(int(self._update_credit)):
-                        self._update_credit -= 1
-                        for name, v in self.update().items():
-                            self.window.setdefault(name, []).append(v)
-                if self.env_step >= self.next_log and self.window:
-                    now = time.time()
-                    metrics = {
-                        **{f"losses/{name}": np.mean(self.window[name]) for name in ("idm", "prior")
-                           if name in self.window},  # GLAMOR's two terms (GCSL has one loss)
-                        "losses/total": np.mean(self.window["loss"]),
-                        "charts/epsilon": cfg.epsilon(self.env_step),
-                        "charts/env_steps_per_s": (self.env_step - steps_last) / (now - t_last),
-                        "charts/updates_per_s": (self.updates - updates_last) / (now - t_last),
-                        "charts/worker_restarts": self.pool.restarts,
-                    }
-                    if self._plans:
-                        metrics["planner/plans_per_s"] = self._plans / self._plan_time
-                    if logger is not None:
-                        logger.log(self.env_step, metrics)
-                    bar.set_postfix(loss=f"{metrics['losses/total']:.3f}", success=self.last_success)
-                    self.window, t_last, steps_last, updates_last = {}, now, self.env_step, self.updates
-                    self._plan_time, self._plans = 0.0, 0
-                    self.next_log = self.env_step + max(cfg.total_env_steps // 100, 1)
-                if self.env_step >= self.next_eval:
-                    if self.is_main:
-                        res = self.evaluate(cfg.eval_episodes_during_training)
-                        self.last_success = f"{res['success_rate']:.2f}"
-                        logger.log(self.env_step, eval_metrics(res))
-                        bar.set_postfix(success=self.last_success)
-                    self.next_eval += cfg.eval_every
-                if self.env_step >= self.next_snapshot:
-                    self.next_snapshot += cfg.snapshot_every
-                    self.save(logger)
-            self.save(logger)
+            with stop_on_signal() as stop:
+                self._train_loop(logger, bar, stop)
             bar.close()
             if not self.is_main:
                 return {}
@@ -406,6 +371,69 @@ class Trainer:
             if logger is not None:
                 logger.close()
             self.close()
+
+    def _train_loop(self, logger: Logger | None, bar, stop: StopRequest) -> None:
+        """Rounds until total_env_steps, then a checkpoint. A stop request (a signal, see
+        glamor/interrupt.py) ends the loop after the round it arrived in, with a checkpoint,
+        by raising TrainingInterrupted."""
+        cfg = self.cfg
+        t_last, steps_last, updates_last = time.time(), self.env_step, self.updates
+        while self.env_step < cfg.total_env_steps:
+            saved = False
+            taken = self.collect_round()
+            bar.update(min(taken, max(bar.total - bar.n, 0)))  # the last round may overshoot the total
+            if self.env_step >= cfg.learning_starts:
+                self._update_credit += cfg.updates_per_episode * len(self.pool)
+                for _ in range(int(self._update_credit)):
+                    self._update_credit -= 1
+                    for name, v in self.update().items():
+                        self.window.setdefault(name, []).append(v)
+            if self.env_step >= self.next_log and self.window:
+                now = time.time()
+                metrics = {
+                    **{f"losses/{name}": np.mean(self.window[name]) for name in ("idm", "prior")
+                       if name in self.window},  # GLAMOR's two terms (GCSL has one loss)
+                    "losses/total": np.mean(self.window["loss"]),
+                    "charts/epsilon": cfg.epsilon(self.env_step),
+                    "charts/env_steps_per_s": (self.env_step - steps_last) / (now - t_last),
+                    "charts/updates_per_s": (self.updates - updates_last) / (now - t_last),
+                    "charts/worker_restarts": self.pool.restarts,
+                }
+                if self._plans:
+                    metrics["planner/plans_per_s"] = self._plans / self._plan_time
+                if logger is not None:
+                    logger.log(self.env_step, metrics)
+                bar.set_postfix(loss=f"{metrics['losses/total']:.3f}", success=self.last_success)
+                self.window, t_last, steps_last, updates_last = {}, now, self.env_step, self.updates
+                self._plan_time, self._plans = 0.0, 0
+                self.next_log = self.env_step + max(cfg.total_env_steps // 100, 1)
+            if self.env_step >= self.next_eval:
+                if self.is_main:
+                    res = self.evaluate(cfg.eval_episodes_during_training)
+                    self.last_success = f"{res['success_rate']:.2f}"
+                    logger.log(self.env_step, eval_metrics(res))
+                    bar.set_postfix(success=self.last_success)
+                self.next_eval += cfg.eval_every
+            if self.env_step >= self.next_snapshot:
+                self.next_snapshot += cfg.snapshot_every
+                self.save(logger)
+                saved = True
+            signum = self._agreed_stop(stop)
+            if signum:
+                if not saved:
+                    self.save(logger)
+                raise TrainingInterrupted(signum, self.env_step, self.run_dir)
+        self.save(logger)
+
+    def _agreed_stop(self, stop: StopRequest) -> int:
+        """The signal that ends training after this round (0: go on). Every process takes
+        the same answer: the signal any of them received."""
+        signum = stop.signum or 0
+        if self.world_size > 1:
+            flag = torch.tensor([signum], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            signum = int(flag.item())
+        return signum
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import traceback
 import warnings
 
@@ -72,6 +73,10 @@ def _handle(env: envs.GoalEnv, cmd: str, arg):
 
 
 def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
+    # The parent owns our lifetime: a Ctrl-C or SIGTERM sent to the whole process group lets it
+    # finish its round and save (glamor/interrupt.py); we exit when it closes the pipe or dies.
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     env = envs.make(env_id, episode_length, **env_kwargs)
     try:
         while True:
@@ -82,7 +87,7 @@ def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
                 conn.send(("ok", _handle(env, cmd, arg)))
             except Exception:  # noqa: BLE001 - reported to the parent, which restarts us
                 conn.send(("error", traceback.format_exc()))
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:  # the parent is gone
         pass
     finally:
         env.close()

@@ -60,3 +60,55 @@ def test_torchrun_trains_with_two_processes(tmp_path):
         env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert (run / "eval.json").exists() and (run / "checkpoint.pt").exists()
+
+
+def _rank_interrupted(rank: int, world: int, port: int, out: str, cache: str) -> None:
+    """Rank 1 alone gets a SIGTERM in its third round; both ranks must stop after that round."""
+    import datetime
+    import json
+    import signal
+
+    from glamor.interrupt import TrainingInterrupted
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False, learning_starts=0, device="cpu", total_env_steps=100_000,
+                 snapshot_every=100_000, eval_every=100_000)
+    tr = Trainer(cfg, out, rank, world)
+    rounds = 0
+    collect = tr.collect_round
+
+    def collect_round():
+        nonlocal rounds
+        rounds += 1
+        if rank == 1 and rounds == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return collect()
+
+    tr.collect_round = collect_round
+    try:
+        tr.run()
+        result = {"interrupted": None}
+    except TrainingInterrupted as e:
+        result = {"interrupted": e.signum, "env_step": e.env_step, "rounds": rounds}
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump(result, f)
+    dist.destroy_process_group()
+
+
+def test_a_signal_to_one_process_stops_every_process_after_the_same_round(tmp_path):
+    import json
+    import signal
+
+    from glamor import checkpoint
+
+    mp.spawn(_rank_interrupted, args=(2, _free_port(), str(tmp_path), os.environ["GLAMOR_CACHE"]), nprocs=2,
+             join=True)
+    a, b = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert a == b and a["interrupted"] == signal.SIGTERM and a["rounds"] == 3, (a, b)
+    saved = checkpoint.load_latest(tmp_path, with_replay=False)  # rank 0 writes it
+    cfg = preset("debug")
+    assert saved is not None and saved["env_step"] == a["env_step"] == 3 * 2 * cfg.num_envs * cfg.episode_length

@@ -23,7 +23,7 @@ Example:
     >>> import glamor.envs
     >>> env = glamor.envs.make("glamor/reacher-hard-v0", episode_length=100)
     >>> obs, info = env.reset(seed=0)
-    >>> obs["observation"].shape, env.action_space.n, env.label_names
+    >>> obs["observation"].shape, int(env.action_space.n), env.label_names
     ((4, 80, 104), 9, ('position_0', 'position_1'))
 """
 

@@ -1,0 +1,106 @@
+"""Stopping a training run on Ctrl-C or SIGTERM without losing its work.
+
+While the training loop runs inside `stop_on_signal()`, the first SIGINT (Ctrl-C) or SIGTERM (a
+batch scheduler's preemption, `kill PID`) only asks it to stop: the loop finishes the round it
+is in (collection, the round's updates, a periodic evaluation that has started), writes a
+checkpoint and raises `TrainingInterrupted`, which `glamor train` turns into a message naming
+`glamor train --resume` and exit status 128 + the signal's number (130 for Ctrl-C, 143 for
+SIGTERM). The checkpoint is written where a periodic one would be, between rounds, so a resumed
+run goes on exactly as if it had not stopped. A second signal, a second or more later, stops at
+once (KeyboardInterrupt for Ctrl-C, the default action for SIGTERM) and loses the steps since the
+last checkpoint. Under torchrun every rank stops after the same round (they agree on it) and rank
+0 writes the checkpoint; torchrun kills its ranks 30 s after forwarding a signal, so a round and
+a checkpoint must fit in that time (the previous checkpoint stays whole if they do not).
+
+A signal the process was started to ignore (SIGINT of a job started in the background by a
+non-interactive shell) stays ignored. Signals reach only the main thread: elsewhere
+`stop_on_signal` installs nothing and its request is never set.
+
+Example:
+    >>> with stop_on_signal() as request:
+    ...     while not request:
+    ...         break  # one round of work, then check again
+    >>> request.signum is None
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal after writing a checkpoint (a KeyboardInterrupt, so code
+    that catches Exception lets it through, as it would a Ctrl-C)."""
+
+    def __init__(self, signum: int, env_step: int, run_dir: str | Path):
+        self.signum, self.env_step, self.run_dir = signum, env_step, Path(run_dir)
+        super().__init__(
+            f"{signal.Signals(signum).name} received: stopped at environment step {env_step:,} and saved a "
+            f"checkpoint in {self.run_dir}; `glamor train --resume {self.run_dir}` continues the run")
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process a signal stopped: 128 + the signal's number."""
+        return 128 + self.signum
+
+
+class StopRequest:
+    """Whether a stop was asked for: falsy until the first signal, whose number `signum` holds."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.at = 0.0  # time.monotonic() of the first signal
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def __repr__(self) -> str:
+        return f"StopRequest(signum={self.signum})"
+
+
+@contextmanager
+def stop_on_signal(what: str = "stopping after this round and saving a checkpoint", same_within: float = 1.0):
+    """Within the block, the first SIGINT or SIGTERM sets the yielded StopRequest (and prints
+    `what` to stderr) instead of interrupting; one that comes `same_within` seconds or more
+    later acts as it would have outside (sooner, it is the first one again: a launcher such as
+    torchrun forwards to its ranks the signal that the whole process group received). The
+    previous handlers come back when the block ends."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+
+    def handler(signum, frame):
+        if request.signum is None:
+            request.signum, request.at = signum, time.monotonic()
+            print(f"\n{signal.Signals(signum).name} received: {what} (send it again to stop at once, "
+                  "losing the steps since the last checkpoint)", file=sys.stderr, flush=True)
+            return
+        if time.monotonic() - request.at < same_within:
+            return  # the same stop, forwarded: torchrun passes the group's signal on to its ranks
+        for s, h in previous.items():  # a second signal: what it would have done without us
+            signal.signal(s, h)
+        before = previous[signum]
+        if callable(before):
+            before(signum, frame)  # Python's own SIGINT handler raises KeyboardInterrupt here
+        elif before == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
+
+    installed = [s for s, h in previous.items() if h != signal.SIG_IGN and h is not None]
+    for s in installed:
+        signal.signal(s, handler)
+    try:
+        yield request
+    finally:
+        for s in installed:
+            signal.signal(s, previous[s])

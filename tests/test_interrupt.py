@@ -1,0 +1,136 @@
+"""Ctrl-C and SIGTERM during training: the first signal finishes the round, writes a checkpoint
+and exits with 128 + the signal's number; the resumed run ends exactly like an uninterrupted one."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from test_resume import ENV, _assert_same_run, _final_state
+
+from glamor import checkpoint
+from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
+
+
+def _wait_for(condition, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def sigint_default():
+    """SIGINT as in an interactive Python (a background job inherits it ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_the_first_signal_asks_and_a_later_one_interrupts(sigint_default):
+    with stop_on_signal(same_within=0.2) as request:
+        assert not request and signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)
+        _wait_for(lambda: request)
+        assert request.signum == signal.SIGINT
+        os.kill(os.getpid(), signal.SIGINT)  # within same_within: the same stop, forwarded
+        time.sleep(0.25)  # no KeyboardInterrupt, and now past the window
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_is_a_stop_request_and_the_previous_handler_comes_back():
+    seen = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with stop_on_signal(same_within=0.0) as request:
+            os.kill(os.getpid(), signal.SIGTERM)
+            _wait_for(lambda: request)
+            assert request.signum == signal.SIGTERM and seen == []
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: the previous handler's turn
+            _wait_for(lambda: seen)
+        assert seen == [signal.SIGTERM]
+        os.kill(os.getpid(), signal.SIGTERM)
+        _wait_for(lambda: len(seen) == 2)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_an_ignored_signal_stays_ignored(sigint_default):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with stop_on_signal() as request:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        assert not request
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_outside_the_main_thread_nothing_is_installed():
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    got = []
+
+    def run():
+        with stop_on_signal() as request:
+            got.append((request, {s: signal.getsignal(s) for s in handlers}))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    request, inside = got[0]
+    assert isinstance(request, StopRequest) and not request and inside == handlers
+
+
+def test_interrupted_names_the_resume_command_and_the_exit_status(tmp_path):
+    e = TrainingInterrupted(signal.SIGTERM, 12_345, tmp_path / "run")
+    assert isinstance(e, KeyboardInterrupt) and e.exit_status == 143
+    assert "SIGTERM" in str(e) and "12,345" in str(e) and f"glamor train --resume {tmp_path / 'run'}" in str(e)
+
+
+def _train_args(run, total):
+    return ["train", "--preset", "debug", "--run-dir", str(run), "--set", "deterministic=true",
+            "--set", "progress=false", "--set", f"total_env_steps={total}", "--set", "snapshot_every=100000",
+            "--set", "eval_episodes=4", "--set", "vector=async", "--set", "num_envs=2"]
+
+
+def _glamor(*args, cwd):
+    """A glamor process in its own process group, SIGINT at its default (a terminal's Ctrl-C
+    reaches the whole group: the trainer and its environment workers)."""
+    return subprocess.Popen([sys.executable, "-m", "glamor", *args], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_like_an_uninterrupted_one(tmp_path, signum):
+    total = 960
+    ref = tmp_path / "reference"
+    p = _glamor(*_train_args(ref, total), cwd=tmp_path)
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+
+    run = tmp_path / "interrupted"
+    p = _glamor(*_train_args(run, total), cwd=tmp_path)
+    metrics = run / "metrics.csv"
+    # mid-run: once the first rows are logged (no periodic checkpoint comes before the end)
+    _wait_for(lambda: p.poll() is not None or (metrics.exists() and len(metrics.read_text().splitlines()) > 2),
+              timeout=120)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(p.pid, signum)
+    assert p.wait(timeout=120) == 128 + signum
+    err = p.stderr.read()
+    assert f"glamor train --resume {run}" in err and "Traceback" not in err, err
+    saved = checkpoint.load_latest(run, with_replay=False)
+    assert saved is not None and 0 < saved["env_step"] < total
+    assert saved["trainer"]["worker_restarts"] == 0, "the workers ignore the group's signal; the trainer stops them"
+    assert not (run / "eval.json").exists()
+
+    p = _glamor("train", "--resume", str(run), cwd=tmp_path)
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    _assert_same_run(_final_state(run), _final_state(ref))
+    steps = [[line.split(",")[0] for line in (r / "metrics.csv").read_text().splitlines()] for r in (run, ref)]
+    assert steps[0] == steps[1], "the resumed run logs the same rows as the uninterrupted one"
