@@ -122,7 +122,9 @@ class Config:
     eval_episodes: int = 200
     """Held-out goals of each evaluation."""
     eval_batch: int = 200
-    """Evaluation episodes run side by side (one batched plan call per step)."""
+    """Evaluation episodes run side by side (one batched plan call per step). The random
+    policy's and the sampling planner's draws follow batch slots, so their results change
+    with it (beam search draws nothing); compare runs evaluated with the same value."""
     eval_episodes_during_training: int = 50
     """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
     snapshot_every: int = 500_000
