@@ -2,8 +2,8 @@
 # One pass over the CUDA planner on a GPU machine (H100/H200, torch 2.11+cu130, no network, no
 # installs), planned for under 6 minutes (each stage has its own limit; BUDGET is the hard
 # deadline): build the extension in place with CUDA, a verbose smoke check, the CUDA tests,
-# compute-sanitizer memcheck (and racecheck when time is left), the CUDA benchmark, and the CPU
-# op tests. Every stage prints a PASS / FAIL / TIMEOUT / SKIP header and
+# compute-sanitizer memcheck, the CUDA benchmark, then with time left a GlamorModel on the GPU
+# end to end, racecheck and the CPU op tests. Every stage prints a PASS / FAIL / TIMEOUT / SKIP header and
 # the next stage runs regardless; the summary comes last.
 #
 # Logs and results: benchmarks/results/gpu_check/*.log, benchmarks/results/planner_cuda.{json,md},
@@ -142,13 +142,16 @@ fi
 stage "benchmark (bench_planner.py --device cuda)" bench.log 170 60 \
   "$PY" benchmarks/bench_planner.py --device cuda
 
-# 6. with time left: racecheck of shared memory, and the CPU op tests against this build
+# 6. with time left: a model on the GPU end to end, racecheck of shared memory, and the CPU op
+# tests against this build
+stage "tests: a GlamorModel on the GPU (plan, score, update, act)" tests.log 60 20 "${PYTEST[@]}" \
+  tests/ops/test_model_cuda.py
 if [[ -n "$SANITIZER" ]]; then
   stage "compute-sanitizer racecheck (gpu_smoke.py --small)" sanitizer.log 90 60 \
     "$SANITIZER" --tool racecheck --error-exitcode 9 --print-limit 10 "$PY" benchmarks/gpu_smoke.py --small
 fi
 stage "CPU op tests (tests/ops without the CUDA file, emulated kernels included)" tests.log 120 45 "${PYTEST[@]}" -m "not slow" tests/ops \
-  --ignore=tests/ops/test_planner_cuda.py
+  --ignore=tests/ops/test_planner_cuda.py --ignore=tests/ops/test_model_cuda.py
 
 echo
 echo "==================== summary ($(elapsed) s; logs in benchmarks/results/gpu_check/${OUT:+ and \$OUT}) ===================="
