@@ -108,7 +108,8 @@ class Config:
     batch_size: int = 200
     """Relabelled samples per update."""
     updates_per_episode: float = 1.0
-    """Gradient updates per collected episode (fractions carry over between rounds)."""
+    """Gradient updates per collected episode, however short it was (a life loss ends an Atari
+    episode early); fractions carry over between rounds."""
     lr: float = 5e-4
     """AdamW learning rate."""
     weight_decay: float = 0.01
