@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from glamor import checkpoint
-from glamor.config import Config
+from glamor.config import Config, check_model_unchanged
 from glamor.devices import resolve_device
 from glamor.model import GlamorModel
 from glamor.planning import Plan
@@ -94,7 +94,9 @@ class Agent:
         if unknown:
             raise ValueError(f"unknown setting(s) {unknown}: overrides are config fields (glamor.config.Config) "
                              f"or Agent arguments {sorted(arguments)}")
-        cfg = Config(**state["config"]).replace(**{k: v for k, v in overrides.items() if k in fields})
+        trained = Config(**state["config"])
+        check_model_unchanged(trained, overrides, "loading its agent")
+        cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})
         if cfg.algo != "glamor":
             raise ValueError(f"{path} holds a {cfg.algo} run, not a GLAMOR model (see glamor.gcsl for GCSL)")
         meta = state["model_meta"]
@@ -134,6 +136,11 @@ class Agent:
         obs, goal = np.asarray(obs), np.asarray(goal)
         single = obs.ndim == 3
         if single:
+            want = (self.model.frame_stack, *self.model.image_hw)
+            if obs.shape != want:
+                rgb = " (an RGB image? frames are grayscale)" if obs.shape[-1] in (3, 4) else ""
+                raise ValueError(f"one observation must be the model's (S, H, W) = {want} grayscale frames, "
+                                 f"got shape {obs.shape}{rgb}")
             hw = obs.shape[-2:]
             if goal.shape not in (hw, (1, *hw)):
                 raise ValueError(f"one observation {obs.shape} (S, H, W) takes one goal of shape {hw} or "

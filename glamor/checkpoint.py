@@ -141,10 +141,9 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
     `with_replay`, the replay arrays are read into `state["replay"]`.
     """
     run_dir = Path(run_dir)
-    for name in (CHECKPOINT, PREVIOUS):
+    names = [name for name in (CHECKPOINT, PREVIOUS) if (run_dir / name).exists()]
+    for i, name in enumerate(names):
         path = run_dir / name
-        if not path.exists():
-            continue
         try:
             state = load(path, map_location)
             replay_file = state.get("replay_file")
@@ -153,8 +152,8 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
         except Exception as e:  # noqa: BLE001 - fall back to the previous checkpoint
             if problems is not None:
                 problems.append(f"{path.name}: {type(e).__name__}: {e}")
-            warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {e}); trying the previous one",
-                          stacklevel=2)
+            then = "trying the previous one" if i + 1 < len(names) else "no other checkpoint to try"
+            warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {e}); {then}", stacklevel=2)
             continue
         state["path"] = str(path)
         return state

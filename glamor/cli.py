@@ -19,9 +19,10 @@ import ast
 import json
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
-from glamor.config import PRESETS, Config, preset
+from glamor.config import PRESETS, TRAINING_FIELDS, Config, check_model_unchanged, preset
 from glamor.interrupt import TrainingInterrupted
 
 
@@ -88,6 +89,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_env_fits_model(env, state: dict, cfg: Config) -> None:
+    """The evaluation environment gives the observations and actions the model was trained on."""
+    meta = state.get("model_meta")
+    got = {"num_actions": int(env.action_space.n), "frame_stack": env.frame_stack, "image_hw": list(env.frame_shape)}
+    if meta is not None and {k: meta[k] for k in got} != got:
+        raise ValueError(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} gives {got}, but the model was trained "
+                         f"on {dict((k, meta[k]) for k in got)}")
+
+
+def _keep_training_facts(path: Path, results: dict) -> None:
+    """A re-evaluation keeps what the results file it replaces said about training."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(old, dict) and "train_wall_time_s" in old:
+        results.setdefault("train_wall_time_s", old["train_wall_time_s"])
+
+
 def cmd_eval(args) -> int:
     import torch
 
@@ -101,7 +121,16 @@ def cmd_eval(args) -> int:
     if not (run_dir / "config.json").exists():
         raise ValueError(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
     cfg = Config.load(run_dir / "config.json")
-    changes = _parse_overrides(args.set)
+    overrides = _parse_overrides(args.set)
+    check_model_unchanged(cfg, overrides, "an evaluation")
+    training = sorted(set(overrides) & set(TRAINING_FIELDS))
+    if training:
+        raise ValueError(f"--set {', '.join(training)}: only training reads {'it' if len(training) == 1 else 'them'}, "
+                         "so the evaluation would be the run's own")
+    if "use_prior" in overrides:
+        raise ValueError("--set use_prior: an evaluation reports GLAMOR with and without the prior either way "
+                         "(success_rate and success_rate_no_prior)")
+    changes = dict(overrides)
     if args.episodes is not None:
         changes["eval_episodes"] = args.episodes
     cfg = cfg.replace(**changes)
@@ -109,14 +138,17 @@ def cmd_eval(args) -> int:
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir}")
     envs = make_envs(cfg, min(cfg.eval_batch, cfg.eval_episodes))
+    _check_env_fits_model(envs[0], state, cfg)
     model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
     model.load_state_dict(state["model"])
     torch.manual_seed(cfg.seed)
     goal_sets = eval_goal_sets(cfg, envs[0], cfg.eval_episodes, cfg.progress)
     details: dict = {}
-    results = evaluate(model, cfg, envs, goal_sets, details=details, record=args.videos)
-    results.update(env_steps=state["env_step"])
-    name = results_name(_parse_overrides(args.set))
+    videos = 4 if args.videos is None else args.videos
+    results = evaluate(model, cfg, envs, goal_sets, details=details, record=videos)
+    results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
+    name = results_name({k: v for k, v in overrides.items() if k != "progress"})  # progress changes no number
+    _keep_training_facts(run_dir / name, results)
     path = write_results(run_dir, results, name)
     print(format_table(results))
     print(f"wrote {path}")
@@ -126,6 +158,8 @@ def cmd_eval(args) -> int:
         out_dir.mkdir(exist_ok=True)
         write_goal_table(out_dir / "eval_goals.csv", details)
         print(f"wrote {out_dir / 'eval_goals.csv'}")
+        if args.videos:  # asked for explicitly
+            print("note: videos and success.png are drawn for GLAMOR runs only; this is a GCSL run", file=sys.stderr)
         return 0
     written = write_reports(run_dir, results, details, state["env_step"], goal_sets, out_dir=out_dir)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
@@ -222,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run on held-out goals: eval.json, eval_goals.csv, success.png, videos/")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=_positive, help="held-out goals (default: the run's eval_episodes)")
-    e.add_argument("--videos", type=_non_negative, default=4, metavar="N",
-                   help="GIFs of the first N goals of each set, goal beside rollout (default 4)")
+    e.add_argument("--videos", type=_non_negative, default=None, metavar="N",
+                   help="GIFs of the first N goals of each set, goal beside rollout (default 4; GLAMOR runs)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field (e.g. planner=sample, plan_width=64, backend=reference); "
                         "the results then go to eval-NAME=VALUE.json and its reports to the folder eval-NAME=VALUE/; "
@@ -257,8 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"glamor: {category.__name__}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     try:
         return args.func(args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
@@ -270,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"glamor {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

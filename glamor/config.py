@@ -244,6 +244,27 @@ class Config:
         return cls(**json.loads(Path(path).read_text()))
 
 
+# Fields a trained model's checkpoint fixes: its architecture (and whether it is GCSL's).
+MODEL_FIELDS = ("algo", "encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden")
+# Fields only training reads: an evaluation with them changed would repeat the run's own.
+TRAINING_FIELDS = (
+    "num_envs", "vector", "replay_capacity", "learning_starts", "total_env_steps", "eps_start", "eps_end",
+    "eps_decay_steps", "num_train_goals", "goal_candidates", "train_moved_fraction", "moved_sample_fraction",
+    "batch_size", "updates_per_episode", "lr", "weight_decay", "grad_clip", "eval_every",
+    "eval_episodes_during_training", "snapshot_every", "deterministic",
+)
+
+
+def check_model_unchanged(cfg: Config, changes: dict[str, Any], what: str) -> None:
+    """Refuse changes to the fields a trained run's checkpoint fixes (MODEL_FIELDS): `what`
+    (e.g. "an evaluation") would build a model its weights do not fit."""
+    changed = cfg.replace(**{k: v for k, v in changes.items() if k in MODEL_FIELDS})
+    fixed = [f"{k}={getattr(changed, k)!r} (the model has {getattr(cfg, k)!r})" for k in MODEL_FIELDS
+             if getattr(changed, k) != getattr(cfg, k)]
+    if fixed:
+        raise ValueError(f"{', '.join(fixed)}: fixed by the checkpoint, {what} cannot change it")
+
+
 @functools.cache
 def _field_types() -> dict[str, Any]:
     """Config's field annotations, evaluated once (they are strings under `annotations`)."""

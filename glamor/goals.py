@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class GoalSet:
         return GoalSet(self.frames[idx], self.labels[idx], self.start_labels[idx], self.seeds[idx], self.label_ranges)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs may build the same set at once
         np.savez_compressed(tmp, **self.__dict__)
         os.replace(tmp, path)
 
@@ -171,13 +172,27 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
         return env.label_ranges
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts, seed=cfg.seed,
                        labels=list(env.label_names))
-    if path.exists():
-        return np.load(path)
+    cached = _read_cache(path, np.load)
+    if cached is not None:
+        return cached
     ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * cfg.seed + 3, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".tmp.npy"), ranges)
-    os.replace(path.with_suffix(".tmp.npy"), path)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, ranges)
+    os.replace(tmp, path)
     return ranges
+
+
+def _read_cache(path: Path, read):
+    """`read(path)`, or None when the file is missing or unreadable (then it is built again)."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except Exception as e:  # noqa: BLE001 - a damaged cache file costs a rebuild, never the run
+        warnings.warn(f"goal cache {path} is unreadable ({type(e).__name__}: {e}); building it again",
+                      RuntimeWarning, stacklevel=3)
+        return None
 
 
 def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progress: bool = True) -> GoalSet:
@@ -198,8 +213,8 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
                        candidates=cfg.goal_candidates if kind == "train" else None,
                        frame=list(env.frame_shape), labels=list(env.label_names), **ranges_key, **extra)
-    if path.exists():
-        cached = GoalSet.load(path)
+    cached = _read_cache(path, GoalSet.load)
+    if cached is not None:
         if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
             env.label_ranges = cached.label_ranges  # the judge's ranges, as on a fresh build
             return cached

@@ -147,6 +147,11 @@ class Trainer:
                 raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} "
                                  "cannot tell moved objects from its frames (no objects_moved)")
         self.agent = build_agent(self.model, cfg, seed=cfg.seed + rank)
+        if rank == 0 and (cfg.learning_starts >= cfg.total_env_steps or cfg.updates_per_episode == 0):
+            why = ("updates_per_episode is 0" if cfg.updates_per_episode == 0 else
+                   f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")
+            warnings.warn(f"this run makes no gradient updates, or only in its last round: {why}",
+                          RuntimeWarning, stacklevel=2)
         if world_size > 1 and rank != 0:
             torch.distributed.barrier()  # rank 0 fills the goal cache first
         self.train_goals = make_goal_set(self.env, cfg, "train", progress=cfg.progress and rank == 0)
@@ -436,14 +441,33 @@ class Trainer:
         return signum
 
 
-def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
+def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | None]:
+    """An empty run directory. With `overwrite`, an existing run is moved aside rather than
+    deleted: returns (run_dir, where the old run went, or None); `_settle` deletes it once the
+    new run has started, or puts it back if the new one fails before training."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"run directory {run_dir} is a file, not a directory")
+    aside = None
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it")
-        shutil.rmtree(run_dir)
+        aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+        run_dir.rename(aside)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return run_dir, aside
+
+
+def _settle(run_dir: Path, aside: Path | None, started: bool) -> None:
+    """After a new run's start: delete the run it replaced, or, if it failed before training,
+    remove it and put back what was there (nothing, or the replaced run)."""
+    if started:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if aside is not None:
+        aside.rename(run_dir)
 
 
 def _write_config(cfg: Config, run_dir: Path) -> None:
@@ -470,9 +494,9 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
     from glamor import distributed
 
     rank, world = distributed.setup(cfg)
-    fresh = not Path(run_dir).exists() or not any(Path(run_dir).iterdir())
+    aside = None
     if rank == 0:
-        run_dir = prepare_run_dir(run_dir, overwrite)
+        run_dir, aside = prepare_run_dir(run_dir, overwrite)
         _write_config(cfg, run_dir)
     distributed.barrier()
     t0 = time.time()
@@ -480,10 +504,13 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
         try:
             trainer = Trainer(cfg, run_dir, rank, world)
         except BaseException:
-            # Nothing was trained: leave no run directory behind to block the corrected command.
-            if rank == 0 and fresh:
-                shutil.rmtree(run_dir, ignore_errors=True)
+            # Nothing was trained: leave nothing behind to block the corrected command, and
+            # keep the run that --overwrite would have replaced.
+            if rank == 0:
+                _settle(Path(run_dir), aside, started=False)
             raise
+        if rank == 0:
+            _settle(Path(run_dir), aside, started=True)
         return _finish(trainer.run(), cfg, Path(run_dir), t0)
     finally:
         distributed.teardown()
@@ -496,9 +523,6 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
     cfg = Config.load(run_dir / "config.json")
-    if total_env_steps is not None and total_env_steps != cfg.total_env_steps:
-        cfg = cfg.replace(total_env_steps=total_env_steps)
-        _write_config(cfg, run_dir)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
     problems: list[str] = []
@@ -507,10 +531,17 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
         raise ValueError(f"{run_dir} has checkpoints but none can be continued ({'; '.join(problems)}); "
                          f"refusing to start over on top of them: move them away, or train again "
                          f"with --overwrite")
-    finished = state is not None and state.get("env_step", -1) >= cfg.total_env_steps  # weights-only: no env_step
-    if finished and (run_dir / "eval.json").exists():
-        print(f"{run_dir} is finished ({state['env_step']:,} environment steps, evaluated in eval.json); "
-              f"pass --total-env-steps to extend it", file=sys.stderr)
+    done = state.get("env_step", -1) if state is not None else -1  # weights-only checkpoints have none
+    if total_env_steps is not None and total_env_steps != cfg.total_env_steps:
+        if total_env_steps < done:
+            raise ValueError(f"{run_dir} is already at {done:,} environment steps; --total-env-steps "
+                             f"{total_env_steps:,} would end it before that (the run's total is "
+                             f"{cfg.total_env_steps:,})")
+        cfg = cfg.replace(total_env_steps=total_env_steps)
+        _write_config(cfg, run_dir)
+    if done >= cfg.total_env_steps and (run_dir / "eval.json").exists():
+        print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
+              f"pass a larger --total-env-steps to extend it", file=sys.stderr)
         return json.loads((run_dir / "eval.json").read_text())
     t0 = time.time()
     trainer = Trainer(cfg, run_dir)

@@ -152,8 +152,13 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     frames = np.zeros((s, h, w), np.uint8)
     with pytest.raises(ValueError, match=r"takes one goal of shape"):
         agent.act(frames, np.zeros((h, w, 3), np.uint8))  # an RGB goal
+    with pytest.raises(ValueError, match=r"an RGB image\? frames are grayscale"):
+        agent.act(np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8))
     action, stop = agent.act(frames, np.zeros((1, h, w), np.uint8))
     assert 0 <= action < agent.num_actions
+    with pytest.raises(ValueError, match=r"lstm_hidden=8 \(the model has \d+\): fixed by the checkpoint"):
+        Agent.load(tmp_path, lstm_hidden=8)
+    assert Agent.load(tmp_path, lstm_hidden=agent.model.idm.cell.hidden_size).width == agent.width  # unchanged: fine
 
 
 def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):

@@ -113,3 +113,20 @@ def test_success_is_judged_with_the_goal_sets_ranges_on_every_env():
     res = run_episodes(envs, ev, None, rng=np.random.default_rng(0))
     assert np.array_equal(res.success, res.label_distance <= 0.1 + 1e-9)
     assert not res.success.all()  # the random policy misses some exact-cell goals
+
+
+def test_an_unreadable_cached_goal_set_is_built_again(tmp_path, monkeypatch):
+    """A damaged cache file (a disk filled mid-write by another tool, a truncated copy) costs a
+    rebuild with a warning, never the run; the rebuilt set equals the one first cached."""
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    cfg = preset("debug", progress=False, eval_episodes=6)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    first = make_goal_set(env, cfg, "eval")
+    cached = list((tmp_path / "goals").glob("*-eval-*.npz"))
+    assert len(cached) == 1 and not list((tmp_path / "goals").glob("*.tmp.*"))
+    cached[0].write_bytes(cached[0].read_bytes()[:100])  # truncated
+    with pytest.warns(RuntimeWarning, match="unreadable.*building it again"):
+        again = make_goal_set(env, cfg, "eval")
+    np.testing.assert_array_equal(again.frames, first.frames)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    assert GoalSet.load(cached[0]).seeds.tolist() == first.seeds.tolist()  # and the cache is whole again

@@ -154,7 +154,10 @@ def test_a_run_that_fails_before_training_leaves_no_directory(tmp_path):
     (existing / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="rejected env_kwargs"):
         train(preset("debug", progress=False, env_kwargs={"colour": 3}), existing, overwrite=True)
-    assert existing.exists()  # not ours to remove: it was there before
+    assert (existing / "notes.txt").read_text() == "mine"  # not ours to remove: it was there before
+    with pytest.raises(ValueError, match=r"rejected env_kwargs \{'size': 8\} \(size must be odd"):
+        train(preset("debug", progress=False, env_kwargs={"size": 8}), run)  # a value it refuses, not a name
+    assert not run.exists()
 
 
 def test_cli_refuses_zero_episodes_a_missing_device_and_unreadable_images(tmp_path):

@@ -93,7 +93,7 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
                         f"(see glamor/envs/goal_env.py for the contract)")
     try:
         env = gym.make(name, episode_length=episode_length, **kwargs).unwrapped
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # an unknown keyword, or a value it refuses
         if not kwargs:
             raise
         raise ValueError(f"environment {env_id!r} rejected env_kwargs {kwargs} ({e}); a preset's "

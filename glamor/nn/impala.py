@@ -76,8 +76,9 @@ class ImpalaEncoder(nn.Module):
         self.stages = nn.Sequential(*stages)
         h, w = (pooled_size(s, len(channels)) for s in image_hw)
         if h < 1 or w < 1:
+            need = next(n for n in range(1, 1 << 20) if pooled_size(n, len(channels)) >= 1)
             raise ValueError(f"image_hw {tuple(image_hw)} is too small for {len(channels)} Impala stages "
-                             f"(each max-pool 3 stride 2): need at least 15 pixels a side for 3 stages")
+                             f"(each max-pool 3 stride 2): they need at least {need} pixels a side")
         self.flat_dim = c * h * w
         self.fc = nn.Linear(self.flat_dim, out_dim)
         self.to(memory_format=torch.channels_last)  # oneDNN's fast layout for small convs on CPU

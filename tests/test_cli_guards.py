@@ -1,0 +1,105 @@
+"""What the command line refuses or keeps, so that a mistaken command costs nothing: --overwrite
+keeps the old run until the new one starts, --resume never shortens a run below its steps, an
+evaluation cannot change the model's architecture or pretend to change training, and a plain
+re-evaluation keeps what eval.json said about training."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from glamor import checkpoint
+from glamor.config import preset
+from glamor.nn.impala import ImpalaEncoder
+from glamor.train import train
+
+QUIET = dict(progress=False, total_env_steps=240, eval_episodes=4)  # updates from step 100
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "glamor", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("guards") / "run"
+    train(preset("debug", **QUIET), run)
+    return run
+
+
+def test_a_failed_overwrite_keeps_the_run_it_would_have_replaced(tmp_path):
+    run = tmp_path / "r"
+    train(preset("debug", **QUIET), run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="rejected env_kwargs"):
+        train(preset("debug", **QUIET, env_kwargs={"sise": 7}), run, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r"], "nothing left aside"
+    train(preset("debug", **QUIET, seed=1), run, overwrite=True)  # a successful overwrite replaces it
+    assert json.loads((run / "config.json").read_text())["seed"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_a_run_directory_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    out = _cli("train", "--preset", "debug", "--run-dir", "afile", cwd=tmp_path)
+    assert out.returncode == 2 and "afile is a file, not a directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_resume_refuses_to_end_a_run_before_its_steps_and_leaves_its_config(run, tmp_path):
+    config = (run / "config.json").read_text()
+    out = _cli("train", "--resume", str(run), "--total-env-steps", "120", cwd=tmp_path)
+    assert out.returncode == 2 and "already at" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert (run / "config.json").read_text() == config
+    out = _cli("train", "--resume", str(run), cwd=tmp_path)
+    assert out.returncode == 0 and "is finished" in out.stderr and "larger --total-env-steps" in out.stderr
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("lstm_hidden=8", "lstm_hidden=8 (the model has 16): fixed by the checkpoint"),
+    ("encoder_channels=[4,4]", "fixed by the checkpoint"),
+    ("algo='gcsl'", "algo='gcsl' (the model has 'glamor')"),
+    ("lr=0.1", "lr: only training reads it"),
+    ("use_prior=false", "with and without the prior either way"),
+    ("env_kwargs={'size': 9}", "but the model was trained on"),
+])
+def test_an_evaluation_refuses_what_cannot_apply_to_the_trained_model(run, tmp_path, setting, message):
+    out = _cli("eval", str(run), "--set", setting, "--episodes", "2", cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_re_evaluation_keeps_the_training_facts_and_progress_names_no_file(run, tmp_path):
+    before = json.loads((run / "eval.json").read_text())
+    out = _cli("eval", str(run), "--episodes", "3", "--videos", "0", "--set", "progress=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    after = json.loads((run / "eval.json").read_text())
+    assert after["episodes"] == 3 and not list(run.glob("eval-*.json"))
+    assert before["updates"] > 0
+    for key in ("env_steps", "updates", "train_wall_time_s"):
+        assert after[key] == before[key], key
+
+
+def test_messages_say_what_applies():
+    with pytest.raises(ValueError, match="6 Impala stages .*at least 127 pixels a side"):
+        ImpalaEncoder(1, (14, 14), (4, 8, 8, 8, 8, 8))
+    with pytest.raises(ValueError, match="3 Impala stages .*at least 15 pixels a side"):
+        ImpalaEncoder(1, (14, 14))
+
+
+def test_a_run_without_updates_is_warned_about(tmp_path):
+    from glamor.train import Trainer
+
+    with pytest.warns(RuntimeWarning, match="no gradient updates.*learning_starts"):
+        Trainer(preset("debug", progress=False, learning_starts=500, total_env_steps=96), tmp_path).close()
+    with pytest.warns(RuntimeWarning, match="updates_per_episode is 0"):
+        Trainer(preset("debug", progress=False, updates_per_episode=0), tmp_path).close()
+
+
+def test_the_last_unusable_checkpoint_says_there_is_no_other(tmp_path):
+    (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="no other checkpoint to try"):
+        assert checkpoint.load_latest(tmp_path) is None
