@@ -134,3 +134,24 @@ def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_like_an_uninterrup
     _assert_same_run(_final_state(run), _final_state(ref))
     steps = [[line.split(",")[0] for line in (r / "metrics.csv").read_text().splitlines()] for r in (run, ref)]
     assert steps[0] == steps[1], "the resumed run logs the same rows as the uninterrupted one"
+
+
+def test_a_signal_during_the_last_checkpoint_skips_the_evaluation(tmp_path, sigint_default):
+    from glamor.config import preset
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=0, snapshot_every=100_000, eval_every=0,
+                 eval_episodes=4)
+    tr = Trainer(cfg, tmp_path)
+    save = tr.save
+
+    def save_then_ctrl_c(logger=None):
+        save(logger)
+        if tr.env_step >= cfg.total_env_steps:  # the checkpoint after the last round
+            os.kill(os.getpid(), signal.SIGINT)
+
+    tr.save = save_then_ctrl_c
+    with pytest.raises(TrainingInterrupted) as e:
+        tr.run()
+    assert e.value.env_step == 48 and checkpoint.load_latest(tmp_path, with_replay=False)["env_step"] == 48
+    assert not (tmp_path / "eval.json").exists(), "the evaluation did not run after the Ctrl-C"
