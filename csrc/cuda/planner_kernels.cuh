@@ -207,9 +207,10 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
 // log-probabilities through shared memory at a named barrier once per step and both draw the
 // token (the same one: same inputs, same draw). Halves a step's critical path when there are too
 // few candidates to fill the GPU. Candidates go to warp pairs statically (first + q, + pairs, ..).
-// Shared memory: make_layout(d, W_SMEM, 2, warps); each warp's area holds its model's h row (S)
-// and its token scores (NP); the first warp's area of a pair also the pair's log-probabilities,
-// double-buffered by step: (2, 2, NP).
+// Shared memory: make_layout(d, W_SMEM, 2, warps); each warp's area (4S + 4NP floats) holds
+// its model's h row (S), its token scores (NP) and its model's log-probabilities, double-buffered
+// by step (2, NP): S + 3NP floats, which fit for every size (the pair's four log-probability rows
+// in one warp's area did not when NP > 3S: few hidden units, many tokens).
 __device__ __forceinline__ void pair_sync(int pair) {
 #ifdef GLAMOR_CUDA_EMULATION
   ::glamor_emu::named_barrier(1 + pair, 2 * kWarp);
@@ -233,7 +234,9 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_pair_kernel(Net ne
   load_plan(net, p, sm, L, W_SMEM, warps);
   float* h = sm + L.warps + warp * L.warp_floats;  // (S) this warp's model's h row
   float* s = h + d.S;                                // (NP) token scores
-  float* lgp = sm + L.warps + 2 * pair * L.warp_floats + d.S + d.NP;  // the pair's (2, 2, NP)
+  float* lg_own = s + d.NP;                          // (2, NP) this model's log-probs by step parity
+  const float* lg_q = sm + L.warps + 2 * pair * L.warp_floats + d.S + d.NP;  // the IDM warp's (2, NP)
+  const float* lg_p = lg_q + L.warp_floats;                                   // the prior warp's (2, NP)
   const uint32_t key = rng::plan_key(a.seed, static_cast<uint32_t>(p));
   int j0, j1;
   token_block(d.n, kWarp, lane, j0, j1);
@@ -254,10 +257,10 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_pair_kernel(Net ne
     for (;; ++t, ++step) {
       const int prevs[1] = {prev};
       lstm_model<U, 1, W_SMEM>(net, sm, L, m, h, c, prevs, lane);
-      float* lg = lgp + (step & 1) * 2 * d.NP;
-      head_log_softmax<kWarp>(net, sm, L, m, h, lg + m * d.NP, j0, j1);
-      pair_sync(pair);  // both models' log-probabilities are in lg
-      combine_scores(net, lg, lg + d.NP, s, j0, j1);
+      const int buf = (step & 1) * d.NP;
+      head_log_softmax<kWarp>(net, sm, L, m, h, lg_own + buf, j0, j1);
+      pair_sync(pair);  // both models' log-probabilities of this step are written
+      combine_scores(net, lg_q + buf, lg_p + buf, s, j0, j1);
       __syncwarp();
       const float u = rng::uniform(key, static_cast<uint32_t>(cand), static_cast<uint32_t>(t));
       int tok = sample_token<kWarp>(s, t == 0 ? d.n - 1 : d.n, u, lane, j0, j1);

@@ -20,6 +20,18 @@ namespace {
 // none of them then runs inside a CUDA graph capture (the first, eager call makes them).
 std::mutex cache_mutex;
 
+// A first call for new sizes may still come during a capture. The queries and attribute changes
+// are not stream work, but a capture in global mode (torch.cuda.graph's default) refuses
+// "potentially unsafe" calls from any thread; this thread makes them in relaxed mode, as
+// PyTorch's own guard (c10::cuda::CUDAStreamCaptureModeGuard) does. Outside a capture: no effect.
+struct RelaxedCaptureMode {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode); }
+  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode); }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+};
+
 DeviceInfo device_info(int device) {
   static std::map<int, DeviceInfo> cache;
   std::lock_guard<std::mutex> lock(cache_mutex);
@@ -27,6 +39,7 @@ DeviceInfo device_info(int device) {
   if (it != cache.end()) return it->second;
   DeviceInfo di;
   int v = 0;
+  RelaxedCaptureMode relaxed;
   if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) == cudaSuccess) di.sms = v;
   if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess)
     di.smem_optin = static_cast<size_t>(v);
@@ -50,6 +63,7 @@ cudaError_t allow_smem(Fn fn, size_t bytes) {
   std::lock_guard<std::mutex> lock(cache_mutex);
   size_t& have = done[{key, dev}];
   if (bytes <= have) return cudaSuccess;
+  RelaxedCaptureMode relaxed;
   const cudaError_t err =
       cudaFuncSetAttribute(key, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (err == cudaSuccess) have = bytes;
@@ -137,6 +151,7 @@ Config beam_config(const Problem& pr, int B, int horizon, const Options& opt, in
     attr[0].val.clusterDim.z = 1;
     lc.attrs = attr;
     lc.numAttrs = 1;
+    RelaxedCaptureMode relaxed;
     err = cudaOccupancyMaxActiveClusters(&clusters, reinterpret_cast<const void*>(fn), &lc);
   }
   {

@@ -89,6 +89,10 @@ CASES = [
     random_case(5000 + i, max_plans=5, hidden=(1, 3, 8, 16, 17, 32, 33, 48, 64, 65, 100, 128),
                 widths=(1, 2, 7, 16, 33, 64, 200))
     for i in range(10)
+] + [  # the prior on, few hidden units, many tokens, few candidates: the two-warp path's tightest
+    # shared memory (it overran there before; tests/ops/test_planner_cuda_emulated.py)
+    dict(M=2, P=1, n=18, H=3, width=50, horizon=10, gamma=0.99, clip=None, seed=5),
+    dict(M=2, P=2, n=12, H=4, width=20, horizon=8, gamma=0.9, clip=-1.5, seed=6),
 ]
 
 

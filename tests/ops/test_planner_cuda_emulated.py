@@ -127,7 +127,10 @@ def test_emulated_sample_equals_cpu(emulator, tmp_path, case):
 
 @pytest.mark.parametrize(
     "P,n,H,N,T,warps,chunks,w",
-    [(2, 5, 16, 9, 6, 2, 3, 1), (1, 18, 64, 7, 12, 4, 1, 1), (2, 3, 100, 5, 4, 6, 1, 0)],
+    [(2, 5, 16, 9, 6, 2, 3, 1), (1, 18, 64, 7, 12, 4, 1, 1), (2, 3, 100, 5, 4, 6, 1, 0),
+     # few hidden units, many tokens: the pair's log-probabilities (4 token rows) outgrow one warp's
+     # area (4 h rows + 4 token rows of its tile) when the token rows are 3x the h rows or more
+     (1, 18, 3, 12, 10, 2, 1, 1), (2, 12, 4, 6, 8, 4, 1, 0), (1, 40, 8, 5, 6, 2, 1, 1)],
 )
 def test_emulated_sample_pairs_equal_cpu(emulator, tmp_path, P, n, H, N, T, warps, chunks, w):
     """Two warps per candidate (one per model), candidates dealt to warp pairs in turn."""
@@ -209,10 +212,12 @@ def test_emulated_score_marks_invalid_sequences_nan(emulator, tmp_path):
         (1, 200, 20, {"tile": 1}),  # one warp per candidate
         (40, 200, 6, {}),  # enough candidates for tiles of 8, several chunks per plan
         (3, 50, 8, {"tile": 8, "w_global": 1}),
+        (1, 50, 10, {"H": 3}),  # hidden 3: the pair path with token rows 8x the h rows
     ],
 )
 def test_emulated_auto_sample_equals_cpu(emulator, tmp_path, P, N, T, extra):
-    inp = random_inputs(2, P, 18, 64, seed=P + N)
+    extra = dict(extra)
+    inp = random_inputs(2, P, 18, extra.pop("H", 64), seed=P + N)
     cfg = dict(H100, N=N, horizon=T, seed=99, **extra, **_opts())
     got = run(emulator, tmp_path, "sample", inp, cfg)
     assert_plans_equal(got, ops.sample_plans(inp, N, T, 99, 0.99, None))
