@@ -4,8 +4,10 @@ csrc/cuda/*.cpp (the torch wrappers) and csrc/cuda/*.cu (torch-free kernels and 
 
 GLAMOR_NO_EXT=1 skips the extension (the package then uses its PyTorch reference planners);
 GLAMOR_NO_CUDA=1 builds the CPU extension even with a CUDA torch. A CUDA build needs CUDA_HOME
-(e.g. /usr/local/cuda) unless nvcc is on the PATH; TORCH_CUDA_ARCH_LIST defaults to 9.0
-(Hopper: the beam search's thread-block clusters need it).
+(e.g. /usr/local/cuda) unless nvcc is on the PATH; TORCH_CUDA_ARCH_LIST defaults to 9.0+PTX
+(Hopper: the beam search's thread-block clusters need it; the PTX lets newer cards compile it).
+On older cards, or with a build without CUDA kernels, planning on a GPU falls back to the
+PyTorch reference planner with a warning (glamor.planning.resolve_backend).
 """
 
 import glob
@@ -31,11 +33,14 @@ if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
     cuda_sources = sorted(glob.glob("csrc/cuda/*.cpp") + glob.glob("csrc/cuda/*.cu"))
     use_cuda = os.environ.get("GLAMOR_NO_CUDA") != "1" and torch.version.cuda
     if use_cuda and cpp_extension.CUDA_HOME and cuda_sources:
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0+PTX")
         kwargs["extra_compile_args"]["nvcc"] = ["-O3", std, "-lineinfo"]
         kwargs["define_macros"] = [("GLAMOR_WITH_CUDA", None)]
         ext = cpp_extension.CUDAExtension("glamor._C", sources + cuda_sources, **kwargs)
     else:
+        if use_cuda and cuda_sources:
+            print("glamor: torch has CUDA but no CUDA toolkit was found (set CUDA_HOME or put nvcc on the PATH): "
+                  "building the CPU planner only; planning on a GPU will use the PyTorch reference planner")
         ext = cpp_extension.CppExtension("glamor._C", sources, **kwargs)
     ext_modules = [ext]
     cmdclass = {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}

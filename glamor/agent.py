@@ -113,7 +113,7 @@ class Agent:
 
     def plan(self, obs, goal, horizon: int) -> Plan:
         """Best plans (P of them) of at most `horizon` actions."""
-        obs, goal = (torch.as_tensor(np.asarray(x)).to(self.model.device) for x in (obs, goal))
+        obs, goal = (_tensor(x).to(self.model.device) for x in (obs, goal))
         self._plan_seed += 1  # fresh, reproducible draws for every sampling call
         self.plans_made += obs.shape[0]
         return self.model.plan(
@@ -133,7 +133,7 @@ class Agent:
         Returns:
             actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
         """
-        obs, goal = np.asarray(obs), np.asarray(goal)
+        obs, goal = (x if isinstance(x, torch.Tensor) else np.asarray(x) for x in (obs, goal))  # GPU tensors stay
         single = obs.ndim == 3
         if single:
             want = (self.model.frame_stack, *self.model.image_hw)
@@ -169,3 +169,8 @@ class Agent:
         """Each action replaced by a uniform random one with probability `epsilon`."""
         explore = self.rng.random(np.shape(actions)) < epsilon
         return np.where(explore, self.rng.integers(self.num_actions, size=np.shape(actions)), actions)
+
+
+def _tensor(x) -> torch.Tensor:
+    """A tensor as it is (on any device), anything else through numpy."""
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))

@@ -22,7 +22,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from glamor.config import PRESETS, TRAINING_FIELDS, Config, check_model_unchanged, preset
+from glamor.config import (
+    MACHINE_FIELDS,
+    PRESETS,
+    TRAINING_FIELDS,
+    Config,
+    check_model_unchanged,
+    preset,
+)
 from glamor.interrupt import TrainingInterrupted
 
 
@@ -61,11 +68,15 @@ def cmd_train(args) -> int:
     from glamor.train import resume, train
 
     if args.resume:
-        if args.set or args.env or args.seed is not None or args.run_dir or args.overwrite:
-            raise ValueError("--resume RUN_DIR takes the run's own config.json; only --total-env-steps may change")
+        machine = _parse_overrides(args.set)
+        other = sorted(set(machine) - set(MACHINE_FIELDS))
+        if other or args.env or args.seed is not None or args.run_dir or args.overwrite:
+            raise ValueError(f"--resume RUN_DIR takes the run's own config.json; only --total-env-steps and "
+                             f"--set {', '.join(MACHINE_FIELDS)} may change" + (f" (got --set {', '.join(other)})"
+                                                                              if other else ""))
         if args.algo:
             raise ValueError("--resume RUN_DIR takes the run's own config.json (its algo included)")
-        resume(args.resume, total_env_steps=args.total_env_steps)
+        resume(args.resume, total_env_steps=args.total_env_steps, machine=machine)
         return 0
     overrides = _parse_overrides(args.set)
     if args.env:
@@ -147,7 +158,7 @@ def cmd_eval(args) -> int:
     videos = 4 if args.videos is None else args.videos
     results = evaluate(model, cfg, envs, goal_sets, details=details, record=videos)
     results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
-    name = results_name({k: v for k, v in overrides.items() if k != "progress"})  # progress changes no number
+    name = results_name({k: v for k, v in overrides.items() if k not in MACHINE_FIELDS})  # the run's own numbers
     _keep_training_facts(run_dir / name, results)
     path = write_results(run_dir, results, name)
     print(format_table(results))

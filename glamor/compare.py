@@ -38,13 +38,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from glamor.config import MACHINE_FIELDS
+
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}}  # training-time methods -> config overrides
 SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
 DEFAULT_WIDTHS = (1, 10, 200, 1000)
 DEFAULT_PLANNERS = ("beam", "sample")
 # Fields that do not change what a run computes: a finished run is reused whatever they are.
 # (Not eval_batch: the random policy's draws and sampled plans' seeds follow the batches.)
-NEUTRAL_FIELDS = {"progress", "torch_threads", "device", "vector", "backend"}
+NEUTRAL_FIELDS = {*MACHINE_FIELDS, "vector"}
 # Fields the comparison sets itself, per run (--seeds, --methods): --set may not override them.
 CONTROLLED_FIELDS = {"seed": "--seeds", "algo": "--methods"}
 # Rows of the main table: (method label, algo of the run it comes from, policy key in eval.json).

@@ -244,6 +244,9 @@ class Config:
         return cls(**json.loads(Path(path).read_text()))
 
 
+# Fields that change where and how a run computes, not what (beyond floating-point rounding):
+# a resume or an evaluation may change them, and an evaluation with them changed is the run's own.
+MACHINE_FIELDS = ("progress", "torch_threads", "device", "backend")
 # Fields a trained model's checkpoint fixes: its architecture (and whether it is GCSL's).
 MODEL_FIELDS = ("algo", "encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden")
 # Fields only training reads: an evaluation with them changed would repeat the run's own.

@@ -7,12 +7,15 @@ Each process collects its own episodes (its own numpy and agent seeds, the same 
 DistributedDataParallel averages the gradients, and env_step counts the steps of all processes
 together, so every process takes the same decisions (learning starts, epsilon, when to stop).
 Rank 0 alone logs, evaluates and writes checkpoints. The backend is NCCL on GPUs and gloo on
-CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when there are GPUs.
+CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when there are GPUs
+(a config's `cuda:N` included). Collectives wait up to `GLAMOR_DIST_TIMEOUT_MIN` minutes (120)
+while rank 0 builds goal sets, evaluates or saves.
 Without torchrun's environment (WORLD_SIZE unset or 1) everything here is a no-op.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -28,11 +31,14 @@ def setup(cfg) -> tuple[int, int]:
     if world_size() <= 1:
         return 0, 1
     if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
+        use_cuda = torch.cuda.is_available() and (cfg.device == "auto" or cfg.device.startswith("cuda"))
         backend = os.environ.get("GLAMOR_DIST_BACKEND", "nccl" if use_cuda else "gloo")
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+        # Rank 0 alone builds the goal sets (up to an hour for a slow control task), evaluates
+        # and writes checkpoints while the others wait in a collective: allow for it.
+        minutes = float(os.environ.get("GLAMOR_DIST_TIMEOUT_MIN", "120"))
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=minutes))
     return dist.get_rank(), dist.get_world_size()
 
 

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from glamor import checkpoint, envs
 from glamor.agent import Agent
-from glamor.config import Config
+from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
 from glamor.evaluate import evaluate, format_table, write_results
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
@@ -126,6 +126,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
         self.device = resolve_device(cfg.device)
+        if world_size > 1 and self.device.type == "cuda":  # each process its own GPU (LOCAL_RANK)
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)  # goals and shapes
         self.pool = make_pool(cfg)
         if cfg.algo == "gcsl" and type(self.pool) is not EnvPool:
@@ -147,6 +149,10 @@ class Trainer:
                 raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} "
                                  "cannot tell moved objects from its frames (no objects_moved)")
         self.agent = build_agent(self.model, cfg, seed=cfg.seed + rank)
+        if rank and cfg.algo == "glamor":
+            # Plan seeds count up by one per call from the agent's seed: offset them far apart, or
+            # rank 1's call i would sample with rank 0's seed of call i + 1.
+            self.agent._plan_seed = cfg.seed + (rank << 40)
         if rank == 0 and (cfg.learning_starts >= cfg.total_env_steps or cfg.updates_per_episode == 0):
             why = ("updates_per_episode is 0" if cfg.updates_per_episode == 0 else
                    f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")
@@ -223,7 +229,7 @@ class Trainer:
             self.replay.add_episode(frames, acts)
             taken += len(acts)
         if self.world_size > 1:
-            total = torch.tensor([taken], dtype=torch.int64)
+            total = torch.tensor([taken], dtype=torch.int64, device=self.device)  # NCCL reduces GPU tensors only
             torch.distributed.all_reduce(total)
             taken = int(total.item())
         self.env_step += taken
@@ -239,7 +245,7 @@ class Trainer:
         losses = self.loss_fn(to(obs), to(goal), to(targets[:, :T]))
         finite = bool(torch.isfinite(losses["loss"]))
         if self.world_size > 1:  # every rank stops together
-            flag = torch.tensor([int(finite)])
+            flag = torch.tensor([int(finite)], device=self.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
             finite = bool(flag.item())
         if not finite:
@@ -323,7 +329,9 @@ class Trainer:
         self.agent._plan_seed, self.agent.plans_made = a["plan_seed"], a["plans_made"]
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            # one state per GPU the saving process saw; this machine may show fewer (or more)
+            for i, gpu_state in enumerate(state["rng"]["cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(gpu_state, i)
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
         self.pool.set_rng_states(state["envs"])
@@ -348,7 +356,11 @@ class Trainer:
             self._eval_sets = eval_goal_sets(self.cfg, self.env, self.cfg.eval_episodes, self.cfg.progress)
         sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in self._eval_sets.items()}
         eval_envs = make_envs(self.cfg, min(self.cfg.eval_batch, episodes))
-        return evaluate(self.model, self.cfg, eval_envs, sets, progress=False, **kwargs)
+        try:
+            return evaluate(self.model, self.cfg, eval_envs, sets, progress=False, **kwargs)
+        finally:
+            for env in eval_envs:  # a control task's renderer holds a GL context
+                env.close()
 
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict:
@@ -518,13 +530,20 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
         distributed.teardown()
 
 
-def resume(run_dir: str | Path, total_env_steps: int | None = None) -> dict:
+def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dict | None = None) -> dict:
     """Continue a run from its newest complete checkpoint (from scratch when it has none yet)
-    and return the eval.json dict. `total_env_steps` extends (or shortens) the run."""
+    and return the eval.json dict. `total_env_steps` extends (or shortens) the run; `machine`
+    changes fields of config.MACHINE_FIELDS (a run trained on a GPU goes on with device='cpu')."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
     cfg = Config.load(run_dir / "config.json")
+    other = sorted(set(machine or {}) - set(MACHINE_FIELDS))
+    if other:
+        raise ValueError(f"a resumed run keeps its config; only {', '.join(MACHINE_FIELDS)} may change, not {other}")
+    if machine and cfg.replace(**machine) != cfg:
+        cfg = cfg.replace(**machine)
+        _write_config(cfg, run_dir)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
     problems: list[str] = []

@@ -156,6 +156,8 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
         agent.act(np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8))
     action, stop = agent.act(frames, np.zeros((1, h, w), np.uint8))
     assert 0 <= action < agent.num_actions
+    goal = np.zeros((1, h, w), np.uint8)  # tensors (on the model's device or not) act like arrays
+    assert agent.act(torch.from_numpy(frames), torch.from_numpy(goal)) == agent.act(frames, goal)
     with pytest.raises(ValueError, match=r"lstm_hidden=8 \(the model has \d+\): fixed by the checkpoint"):
         Agent.load(tmp_path, lstm_hidden=8)
     assert Agent.load(tmp_path, lstm_hidden=agent.model.idm.cell.hidden_size).width == agent.width  # unchanged: fine

@@ -103,3 +103,58 @@ def test_the_last_unusable_checkpoint_says_there_is_no_other(tmp_path):
     (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="no other checkpoint to try"):
         assert checkpoint.load_latest(tmp_path) is None
+
+
+def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
+    out = _cli("train", "--resume", str(run), "--set", "lr=0.1", cwd=tmp_path)
+    assert out.returncode == 2 and "got --set lr" in out.stderr
+    out = _cli("train", "--resume", str(run), "--set", "device=cpu", "--set", "torch_threads=1", cwd=tmp_path)
+    assert out.returncode == 0 and "is finished" in out.stderr, out.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["device"], saved["torch_threads"]) == ("cpu", 1)
+    out = _cli("eval", str(run), "--episodes", "2", "--videos", "0", "--set", "device=cpu", "--set", "backend=reference",
+               cwd=tmp_path)
+    assert out.returncode == 0 and not list(run.glob("eval-*.json")), out.stderr  # the run's own results
+
+
+def test_trainer_restores_the_random_states_of_the_gpus_it_has(tmp_path, monkeypatch):
+    """A checkpoint from a machine with more GPUs than this one (or CUDA_VISIBLE_DEVICES fewer)."""
+    import torch
+
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False, learning_starts=0)
+    tr = Trainer(cfg, tmp_path / "a")
+    (tmp_path / "a").mkdir()
+    tr.collect_round()
+    state = {**tr.state_dict(), "replay": tr.replay.state_dict()}
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8) + i for i in range(3)]  # saved by 3 GPUs
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: restored.append((i, int(s[0]))))
+    tr.load_state_dict(state)
+    assert restored == [(0, 0)]
+    tr.close()
+
+
+def test_periodic_evaluations_close_their_environments(tmp_path, monkeypatch):
+    import glamor.train
+    from glamor.train import Trainer
+
+    made = []
+    make_envs = glamor.train.make_envs
+
+    def counting(cfg, count):
+        envs = make_envs(cfg, count)
+        made.extend(envs)
+        for env in envs:
+            env.closed = False
+            env.close = lambda env=env: setattr(env, "closed", True)
+        return envs
+
+    monkeypatch.setattr(glamor.train, "make_envs", counting)
+    tr = Trainer(preset("debug", progress=False, eval_episodes=4), tmp_path)
+    tr.evaluate(4)
+    assert made and all(env.closed for env in made)
+    tr.close()

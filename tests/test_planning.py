@@ -198,3 +198,54 @@ def test_views_plan_and_score_like_dense_tensors(backend):
         got = planning.plan(every_other, method=method, width=8, horizon=4, seed=3, backend=backend)
         ref = planning.plan(dense, method=method, width=8, horizon=4, seed=3, backend="reference")
         assert torch.equal(got.actions, ref.actions) and torch.equal(got.lengths, ref.lengths)
+
+
+def test_planning_on_a_gpu_without_usable_kernels_falls_back_to_the_reference(monkeypatch):
+    """backend='auto' on a CUDA device whose kernels are missing (a CPU-only build of glamor._C,
+    or a card older than sm_90) plans with the reference and warns once; 'native' says why not."""
+    import warnings
+
+    from glamor import ops, planning
+
+    if not ops.available():
+        pytest.skip("glamor._C not built")
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(planning, "_warned", set())
+    monkeypatch.setattr(planning, "_missing_cuda_kernels", lambda device: "no kernels here")
+    with pytest.warns(RuntimeWarning, match="reference planner: no kernels here"):
+        assert planning.resolve_backend("auto", cuda) == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once is enough
+        assert planning.resolve_backend("auto", cuda) == "reference"
+    with pytest.raises(RuntimeError, match="backend='native' on cuda:0: no kernels here"):
+        planning.resolve_backend("native", cuda)
+    assert planning.resolve_backend("auto", torch.device("cpu")) == "native"
+
+
+def test_the_reasons_the_cuda_kernels_cannot_run(monkeypatch):
+    from glamor import planning
+
+    has = {"value": False}
+    monkeypatch.setattr(torch._C, "_dispatch_has_kernel_for_dispatch_key", lambda op, key: has["value"])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "NVIDIA A100")
+    planning._missing_cuda_kernels_on.cache_clear()
+    try:
+        assert "built without CUDA kernels" in planning._missing_cuda_kernels(torch.device("cuda", 0))
+        has["value"] = True
+        planning._missing_cuda_kernels_on.cache_clear()
+        assert "compute capability 9.0 or later" in planning._missing_cuda_kernels(torch.device("cuda", 0))
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (9, 0))
+        planning._missing_cuda_kernels_on.cache_clear()
+        assert planning._missing_cuda_kernels(torch.device("cuda", 0)) is None
+    finally:
+        planning._missing_cuda_kernels_on.cache_clear()
+
+
+def test_the_deterministic_token_cdf_equals_cumsum_bit_for_bit():
+    from glamor.planning.reference import token_cdf
+
+    g = torch.Generator().manual_seed(0)
+    for scale in (1e-3, 1.0, 30.0):
+        probs = torch.rand(4, 9, 19, generator=g) * scale
+        assert torch.equal(token_cdf(probs, loop=True), torch.cumsum(probs, dim=-1))

@@ -7,7 +7,9 @@ native when the extension is built. Python never branches on the device: the ops
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -34,15 +36,48 @@ class Plan(NamedTuple):
     scores: torch.Tensor
 
 
-def resolve_backend(backend: str) -> str:
-    """'auto' -> 'native' when the extension is built, else 'reference'."""
+def resolve_backend(backend: str, device: torch.device | None = None) -> str:
+    """'auto' -> 'native' when the extension is built and has kernels for `device`, else
+    'reference' (on a GPU without them, with a warning: a CPU-only build, or a card older than
+    the sm_90 the CUDA kernels are built for)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        return "native" if ops.available() else "reference"
-    if backend == "native" and not ops.available():
-        raise RuntimeError(f"backend='native' needs the compiled extension: {ops.REBUILD_HINT}")
-    return backend
+    if backend == "reference":
+        return backend
+    if not ops.available():
+        if backend == "native":
+            raise RuntimeError(f"backend='native' needs the compiled extension: {ops.REBUILD_HINT}")
+        return "reference"
+    missing = _missing_cuda_kernels(device) if device is not None and device.type == "cuda" else None
+    if missing is None:
+        return "native"
+    if backend == "native":
+        raise RuntimeError(f"backend='native' on {device}: {missing}")
+    if missing not in _warned:
+        _warned.add(missing)
+        warnings.warn(f"planning on {device} with the PyTorch reference planner: {missing}", RuntimeWarning,
+                      stacklevel=3)
+    return "reference"
+
+
+_warned: set[str] = set()
+
+
+@functools.cache
+def _missing_cuda_kernels_on(index: int) -> str | None:
+    if not torch._C._dispatch_has_kernel_for_dispatch_key("glamor::sample_plans", "CUDA"):
+        return ("glamor._C was built without CUDA kernels (rebuild with nvcc on the PATH or CUDA_HOME set: "
+                "`pip install --no-build-isolation -e .`)")
+    major, minor = torch.cuda.get_device_capability(index)
+    if major < 9:
+        return (f"the CUDA kernels need compute capability 9.0 or later (thread-block clusters); "
+                f"{torch.cuda.get_device_name(index)} has {major}.{minor}")
+    return None
+
+
+def _missing_cuda_kernels(device: torch.device) -> str | None:
+    """Why the native ops cannot run on CUDA `device`, or None when they can."""
+    return _missing_cuda_kernels_on(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def check_plan_args(horizon: int | None, width: int | None, gamma: float, clip_logq: float | None = None) -> None:
@@ -76,7 +111,7 @@ def plan(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     check_plan_args(horizon, width, gamma, clip_logq)
     inputs.validate()
-    backend = resolve_backend(backend)
+    backend = resolve_backend(backend, inputs.gate_table.device)
     if method == "sample" and seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
     if seed is not None and not 0 <= seed < 2**63:
@@ -122,6 +157,6 @@ def score(
     used = actions[in_plan]
     if ((used < 0) | (used >= n)).any():
         raise ValueError(f"actions must be in [0, {n}) within each plan's length")
-    if resolve_backend(backend) == "native":
+    if resolve_backend(backend, inputs.gate_table.device) == "native":
         return ops.score_plans(inputs.contiguous(), actions.contiguous(), lengths.contiguous(), gamma, clip_logq)
     return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)

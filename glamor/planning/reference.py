@@ -114,6 +114,23 @@ def score_plans(
     return total
 
 
+def token_cdf(probs: torch.Tensor, loop: bool | None = None) -> torch.Tensor:
+    """Running sums over the last dim, as torch.cumsum on the CPU computes them (a float64
+    accumulator, each sum rounded to float32). CUDA's cumsum has no deterministic kernel, so
+    under torch.use_deterministic_algorithms (and with loop=True) the sum is taken one token at
+    a time instead, with the same accumulator."""
+    if loop is None:
+        loop = probs.is_cuda and torch.are_deterministic_algorithms_enabled()
+    if not loop:
+        return torch.cumsum(probs, dim=-1)
+    acc = torch.zeros(probs.shape[:-1], dtype=torch.float64, device=probs.device)
+    sums = []
+    for j in range(probs.shape[-1]):
+        acc = acc + probs[..., j]
+        sums.append(acc.to(probs.dtype))
+    return torch.stack(sums, dim=-1)
+
+
 def sample_plans(
     inp: PlanningInputs,
     num_samples: int,
@@ -150,7 +167,7 @@ def sample_plans(
         if t == horizon:
             logits[..., :n] = -math.inf  # END is forced
         probs = torch.exp(logits - logits.max(dim=-1, keepdim=True).values)
-        cdf = torch.cumsum(probs, dim=-1)  # (P, N, n+1)
+        cdf = token_cdf(probs)  # (P, N, n+1)
         u = uniform(seed, plan_ids, cand_ids, t)  # (P, N)
         # inverse CDF: the first token whose cdf exceeds u * total, else the last allowed one
         last_allowed = n - 1 if t == 0 else n
