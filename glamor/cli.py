@@ -158,7 +158,7 @@ def cmd_eval(args) -> int:
     videos = 4 if args.videos is None else args.videos
     results = evaluate(model, cfg, envs, goal_sets, details=details, record=videos)
     results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
-    name = results_name({k: v for k, v in overrides.items() if k not in MACHINE_FIELDS})  # the run's own numbers
+    name = results_name({k: v for k, v in overrides.items() if k != "progress"})  # progress changes no number
     _keep_training_facts(run_dir / name, results)
     path = write_results(run_dir, results, name)
     print(format_table(results))
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field (e.g. planner=sample, plan_width=64, backend=reference); "
                         "the results then go to eval-NAME=VALUE.json and its reports to the folder eval-NAME=VALUE/; "
-                        "the run's own eval.json and reports are kept")
+                        "the run's own eval.json and reports are kept (progress=... alone writes eval.json)")
     e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image")

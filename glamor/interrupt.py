@@ -13,7 +13,9 @@ last checkpoint. Under torchrun every rank stops after the same round (they agre
 a checkpoint must fit in that time (the previous checkpoint stays whole if they do not).
 
 A signal the process was started to ignore (SIGINT of a job started in the background by a
-non-interactive shell) stays ignored. Signals reach only the main thread: elsewhere
+non-interactive shell) stays ignored. Python handles signals between bytecodes, so a process
+blocked in a collective (a DDP rank waiting for another) takes the request only when the
+collective returns or times out; torchrun and batch schedulers follow up with SIGKILL anyway. Signals reach only the main thread: elsewhere
 `stop_on_signal` installs nothing and its request is never set.
 
 Example:

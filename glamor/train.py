@@ -466,8 +466,12 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it")
-        aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
-        run_dir.rename(aside)
+        real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
+        if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
+            raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
+        aside = real.with_name(f".{real.name}.replaced-{os.getpid()}")
+        real.rename(aside)
+        run_dir = real
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, aside
 
@@ -541,9 +545,8 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     other = sorted(set(machine or {}) - set(MACHINE_FIELDS))
     if other:
         raise ValueError(f"a resumed run keeps its config; only {', '.join(MACHINE_FIELDS)} may change, not {other}")
-    if machine and cfg.replace(**machine) != cfg:
-        cfg = cfg.replace(**machine)
-        _write_config(cfg, run_dir)
+    saved_cfg = cfg
+    cfg = cfg.replace(**(machine or {}))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
     problems: list[str] = []
@@ -559,6 +562,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
                              f"{total_env_steps:,} would end it before that (the run's total is "
                              f"{cfg.total_env_steps:,})")
         cfg = cfg.replace(total_env_steps=total_env_steps)
+    if cfg != saved_cfg:  # every check passed
         _write_config(cfg, run_dir)
     if done >= cfg.total_env_steps and (run_dir / "eval.json").exists():
         print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "

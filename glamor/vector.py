@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.util as mp_util
 import signal
 import traceback
 import warnings
@@ -98,6 +99,13 @@ class WorkerCrashed(RuntimeError):
     pass
 
 
+def _kill_workers(procs: list) -> None:
+    for proc in procs:
+        if proc is not None and proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+
+
 class EnvPool:
     """N environments run in this process, one after the other."""
 
@@ -151,6 +159,10 @@ class ProcessEnvPool(EnvPool):
         self._conns: list = [None] * num_envs
         self._last_reset: list = [None] * num_envs
         self._rng: list = [None] * num_envs  # states to restore into a restarted worker
+        # The workers ignore SIGTERM (the parent owns their lifetime), so multiprocessing's exit
+        # hook, which SIGTERMs daemon children and then waits for them, would wait forever on a
+        # pool nobody closed (an exception on the way out): kill them before it runs.
+        self._finalizer = mp_util.Finalize(self, _kill_workers, args=(self._procs,), exitpriority=10)
         for i in range(num_envs):
             self._start(i)
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,15 +107,42 @@ def test_the_last_unusable_checkpoint_says_there_is_no_other(tmp_path):
 
 
 def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
+    import shutil
+
+    run = Path(shutil.copytree(run, tmp_path / "copy"))  # the module's run stays as trained
+    config = (run / "config.json").read_text()
     out = _cli("train", "--resume", str(run), "--set", "lr=0.1", cwd=tmp_path)
     assert out.returncode == 2 and "got --set lr" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "glamor", "train", "--resume", str(run), "--set", "torch_threads=3"],
+                         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "WORLD_SIZE": "2"})
+    assert out.returncode == 2 and "one process" in out.stderr
+    assert (run / "config.json").read_text() == config, "a refused resume leaves config.json as it was"
     out = _cli("train", "--resume", str(run), "--set", "device=cpu", "--set", "torch_threads=1", cwd=tmp_path)
     assert out.returncode == 0 and "is finished" in out.stderr, out.stderr
     saved = json.loads((run / "config.json").read_text())
     assert (saved["device"], saved["torch_threads"]) == ("cpu", 1)
-    out = _cli("eval", str(run), "--episodes", "2", "--videos", "0", "--set", "device=cpu", "--set", "backend=reference",
-               cwd=tmp_path)
-    assert out.returncode == 0 and not list(run.glob("eval-*.json")), out.stderr  # the run's own results
+    out = _cli("eval", str(run), "--episodes", "2", "--videos", "0", "--set", "backend=reference", cwd=tmp_path)
+    assert out.returncode == 0 and (run / "eval-backend=reference.json").exists(), out.stderr
+
+
+def test_overwrite_through_a_symlink_replaces_what_it_points_to(tmp_path):
+    target = tmp_path / "disk" / "run"
+    train(preset("debug", **QUIET), target)
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    train(preset("debug", **QUIET, seed=1), link, overwrite=True)
+    assert link.is_symlink() and json.loads((target / "config.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["run"], "nothing left aside"
+
+
+def test_a_failed_start_with_worker_processes_exits(tmp_path):
+    """Workers ignore SIGTERM; an exception before the pool is closed must not leave the
+    interpreter waiting for them at exit."""
+    out = subprocess.run([sys.executable, "-m", "glamor", "train", "--preset", "debug", "--run-dir", "r",
+                          "--set", "vector='async'", "--set", "num_envs=2", "--set", "replay_capacity=10000000000000"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 1 and "MemoryError" in out.stderr, out.stderr[-2000:]
 
 
 def test_trainer_restores_the_random_states_of_the_gpus_it_has(tmp_path, monkeypatch):
