@@ -68,15 +68,13 @@ def cmd_train(args) -> int:
     from glamor.train import resume, train
 
     if args.resume:
-        machine = _parse_overrides(args.set)
-        other = sorted(set(machine) - set(MACHINE_FIELDS))
-        if other or args.env or args.seed is not None or args.run_dir or args.overwrite:
+        if args.env or args.seed is not None or args.run_dir or args.overwrite:
             raise ValueError(f"--resume RUN_DIR takes the run's own config.json; only --total-env-steps and "
-                             f"--set {', '.join(MACHINE_FIELDS)} may change" + (f" (got --set {', '.join(other)})"
-                                                                              if other else ""))
+                             f"--set {', '.join(MACHINE_FIELDS)} may change")
         if args.algo:
             raise ValueError("--resume RUN_DIR takes the run's own config.json (its algo included)")
-        resume(args.resume, total_env_steps=args.total_env_steps, machine=machine)
+        # resume() refuses --set fields other than the machine's
+        resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set))
         return 0
     overrides = _parse_overrides(args.set)
     if args.env:

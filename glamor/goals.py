@@ -66,9 +66,7 @@ class GoalSet:
         return GoalSet(self.frames[idx], self.labels[idx], self.start_labels[idx], self.seeds[idx], self.label_ranges)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs may build the same set at once
-        np.savez_compressed(tmp, **self.__dict__)
-        os.replace(tmp, path)
+        _write_atomically(path, lambda tmp: np.savez_compressed(tmp, **self.__dict__), ".npz")
 
     @classmethod
     def load(cls, path: Path) -> GoalSet:
@@ -177,10 +175,17 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
         return cached
     ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * cfg.seed + 3, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, ranges)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda tmp: np.save(tmp, ranges), ".npy")  # npy data, as np.load reads it
     return ranges
+
+
+def _write_atomically(path: Path, write, suffix: str) -> None:
+    """`write(tmp)` to a temporary file of this process ending in `suffix` (numpy's writers add
+    their own otherwise; two runs may build the same cache file at once), then rename it onto
+    `path`."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp{suffix}")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def _read_cache(path: Path, read):

@@ -228,10 +228,7 @@ class Trainer:
         for frames, acts in episodes:
             self.replay.add_episode(frames, acts)
             taken += len(acts)
-        if self.world_size > 1:
-            total = torch.tensor([taken], dtype=torch.int64, device=self.device)  # NCCL reduces GPU tensors only
-            torch.distributed.all_reduce(total)
-            taken = int(total.item())
+        taken = self._over_ranks(taken, torch.distributed.ReduceOp.SUM)
         self.env_step += taken
         return taken
 
@@ -243,11 +240,7 @@ class Trainer:
         T = int(k.max()) + 1  # the longest target in the batch; the rest is PAD
         to = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         losses = self.loss_fn(to(obs), to(goal), to(targets[:, :T]))
-        finite = bool(torch.isfinite(losses["loss"]))
-        if self.world_size > 1:  # every rank stops together
-            flag = torch.tensor([int(finite)], device=self.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-            finite = bool(flag.item())
+        finite = bool(self._over_ranks(int(torch.isfinite(losses["loss"])), torch.distributed.ReduceOp.MIN))  # all stop
         if not finite:
             kept = (f"the last good checkpoint in {self.run_dir} is kept"
                     if (Path(self.run_dir) / checkpoint.CHECKPOINT).exists()
@@ -447,12 +440,15 @@ class Trainer:
     def _agreed_stop(self, stop: StopRequest) -> int:
         """The signal that ends training after this round (0: go on). Every process takes
         the same answer: the signal any of them received."""
-        signum = stop.signum or 0
-        if self.world_size > 1:
-            flag = torch.tensor([signum], device=self.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            signum = int(flag.item())
-        return signum
+        return self._over_ranks(stop.signum or 0, torch.distributed.ReduceOp.MAX)
+
+    def _over_ranks(self, value: int, op) -> int:
+        """`value` reduced with `op` over every process (itself with one process)."""
+        if self.world_size == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.int64, device=self.device)  # NCCL reduces GPU tensors only
+        torch.distributed.all_reduce(t, op=op)
+        return int(t.item())
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | None]:
@@ -544,7 +540,8 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     cfg = Config.load(run_dir / "config.json")
     other = sorted(set(machine or {}) - set(MACHINE_FIELDS))
     if other:
-        raise ValueError(f"a resumed run keeps its config; only {', '.join(MACHINE_FIELDS)} may change, not {other}")
+        raise ValueError(f"a resumed run keeps its config; only --total-env-steps and --set "
+                         f"{', '.join(MACHINE_FIELDS)} may change (got --set {', '.join(other)})")
     saved_cfg = cfg
     cfg = cfg.replace(**(machine or {}))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -99,11 +99,16 @@ class WorkerCrashed(RuntimeError):
     pass
 
 
+def _kill(proc) -> None:
+    if proc is not None and proc.is_alive():
+        proc.kill()
+    if proc is not None:
+        proc.join(timeout=5)
+
+
 def _kill_workers(procs: list) -> None:
     for proc in procs:
-        if proc is not None and proc.is_alive():
-            proc.kill()
-            proc.join(timeout=5)
+        _kill(proc)
 
 
 class EnvPool:
@@ -180,9 +185,7 @@ class ProcessEnvPool(EnvPool):
 
     def _restart(self, i: int, why: str) -> None:
         proc = self._procs[i]
-        if proc.is_alive():
-            proc.kill()
-        proc.join(timeout=5)
+        _kill(proc)
         self._conns[i].close()
         self.restarts += 1
         warnings.warn(f"environment worker {i} (pid {proc.pid}) {why}; restarted it "
