@@ -30,6 +30,11 @@
 #define CHECK_FINITE(x) \
   TORCH_CHECK_VALUE(glamor::all_finite(x), #x " has NaN or infinite values")
 
+// Gate weights, which the CPU planner stores scaled by up to 2 log2(e) (planner.cpp's pack).
+#define CHECK_GATE_RANGE(x)                                                                        \
+  TORCH_CHECK_VALUE(glamor::all_finite(x, 253), #x " has NaN or infinite values, or values of "  \
+                    "magnitude 2^126 (8.5e37) or more, which overflow float32 once scaled for the gates")
+
 // A contiguous CPU tensor of the given dtype: the usual first three checks.
 #define CHECK_INPUT(x, dtype) \
   CHECK_CPU(x);               \
@@ -38,12 +43,14 @@
 
 namespace glamor {
 
-// True when every element of a contiguous float32 CPU tensor is finite.
-inline bool all_finite(const at::Tensor& x) {
+// True when every element of a contiguous float32 CPU tensor is finite; with a smaller
+// `exponent_limit`, also below 2^(exponent_limit - 127) in magnitude.
+inline bool all_finite(const at::Tensor& x, uint32_t exponent_limit = 255) {
   const uint32_t* p = reinterpret_cast<const uint32_t*>(x.data_ptr<float>());
   const int64_t n = x.numel();
+  const uint32_t limit = exponent_limit << 23;
   uint32_t bad = 0;  // NaN and infinities have all exponent bits set (vectorises, unlike isfinite)
-  for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((p[i] & 0x7F800000u) == 0x7F800000u);
+  for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((p[i] & 0x7F800000u) >= limit);
   return bad == 0;
 }
 

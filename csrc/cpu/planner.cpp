@@ -86,10 +86,10 @@ Dims check_inputs(const at::Tensor& gate_table, const at::Tensor& h0, const at::
   CHECK_INPUT(head_w, at::kFloat);
   CHECK_INPUT(head_b, at::kFloat);
   const Dims d = check_planner_shapes(gate_table, h0, c0, w_hh, head_w, head_b);
-  CHECK_FINITE(gate_table);
+  CHECK_GATE_RANGE(gate_table);
   CHECK_FINITE(h0);
   CHECK_FINITE(c0);
-  CHECK_FINITE(w_hh);
+  CHECK_GATE_RANGE(w_hh);
   CHECK_FINITE(head_w);
   CHECK_FINITE(head_b);
   return d;

@@ -7,8 +7,9 @@ contiguous and on one device:
 
     gate_table (M, P, n+1, 4H)   h0, c0 (M, P, H)   w_hh (M, 4H, H)   head_w (M, n+2, H)   head_b (M, n+2)
 
-and check every argument at the boundary (dtype, device, shape, contiguity, finite weights,
-ranges), raising ValueError or TypeError that names it. Results do not depend on the number of
+and check every argument at the boundary (dtype, device, shape, contiguity, finite weights
+(on the CPU; gate_table and w_hh also below 2^126 in magnitude), ranges), raising ValueError or
+TypeError that names it. Results do not depend on the number of
 threads (``torch.set_num_threads``).
 
 The compiled module ``glamor._C`` is optional. Without it ``available()`` is False, the

@@ -108,6 +108,18 @@ TENSOR_CASES = [
         "w_hh has NaN or infinite",
     ),
     (
+        "gate_table",
+        lambda x: x.index_fill(3, torch.tensor([2]), -2.0**126),  # finite, but inf once scaled
+        ValueError,
+        "gate_table has NaN or infinite values, or values of magnitude 2^126",
+    ),
+    (
+        "w_hh",
+        lambda x: x.index_fill(2, torch.tensor([1]), 1.7e38),
+        ValueError,
+        "w_hh has NaN or infinite values, or values of magnitude 2^126",
+    ),
+    (
         "c0",
         lambda x: x.index_fill(2, torch.tensor([0]), -math.inf),
         ValueError,
