@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from glamor import checkpoint
-from glamor.config import Config, check_model_unchanged
+from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
 from glamor.model import GlamorModel
 from glamor.planning import Plan
@@ -57,20 +57,31 @@ class Agent:
         clip_logq: float | None = None,
         seed: int = 0,
         horizon: int | None = None,
+        plan_seed: int | None = None,
     ):
         self.model = model
         self.horizon = horizon
         self.method, self.width, self.use_prior = method, width, use_prior
         self.gamma, self.backend, self.clip_logq = gamma, backend, clip_logq
-        self.rng = np.random.default_rng(seed)
-        self._plan_seed = seed
+        self.rng = np.random.default_rng(seed)  # open-loop padding and exploration
+        self._plan_seed = seed if plan_seed is None else plan_seed  # counts up by one per planning call
         self.plans_made = 0
+
+    def state_dict(self) -> dict:
+        """What continues this agent's draws exactly: its generator, its next plan seed, its plan count."""
+        return {"rng": self.rng.bit_generator.state, "plan_seed": self._plan_seed, "plans_made": self.plans_made}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self._plan_seed, self.plans_made = state["plan_seed"], state["plans_made"]
+
+    # The config fields an agent reads, and the argument each becomes.
+    CONFIG_FIELDS = {"planner": "method", "plan_width": "width", "use_prior": "use_prior", "gamma": "gamma",
+                     "backend": "backend", "seed": "seed", "horizon": "horizon", "clip_logq": "clip_logq"}
 
     @classmethod
     def from_config(cls, model: GlamorModel, cfg, **overrides) -> Agent:
-        kwargs = dict(method=cfg.planner, width=cfg.plan_width, use_prior=cfg.use_prior,
-                      gamma=cfg.gamma, backend=cfg.backend, seed=cfg.seed, horizon=cfg.horizon,
-                      clip_logq=cfg.clip_logq)
+        kwargs = {argument: getattr(cfg, field) for field, argument in cls.CONFIG_FIELDS.items()}
         return cls(model, **{**kwargs, **overrides})
 
     @classmethod
@@ -94,6 +105,10 @@ class Agent:
         if unknown:
             raise ValueError(f"unknown setting(s) {unknown}: overrides are config fields (glamor.config.Config) "
                              f"or Agent arguments {sorted(arguments)}")
+        unread = sorted(set(overrides) & (fields - set(cls.CONFIG_FIELDS) - set(MODEL_FIELDS) - arguments))
+        if unread:
+            raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
+                             f"it reads {sorted(cls.CONFIG_FIELDS)} and Agent arguments {sorted(arguments)}")
         trained = Config(**state["config"])
         check_model_unchanged(trained, overrides, "loading its agent")
         cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})

@@ -74,7 +74,9 @@ def cmd_train(args) -> int:
         if args.algo:
             raise ValueError("--resume RUN_DIR takes the run's own config.json (its algo included)")
         # resume() refuses --set fields other than the machine's
-        resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set))
+        machine = _parse_overrides(args.set)
+        results = resume(args.resume, total_env_steps=args.total_env_steps, machine=machine)
+        _print_unless_shown(results, machine.get("progress", Config.load(Path(args.resume) / "config.json").progress))
         return 0
     overrides = _parse_overrides(args.set)
     if args.env:
@@ -94,17 +96,16 @@ def cmd_train(args) -> int:
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
               file=sys.stderr)
     run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
-    train(cfg, run_dir, overwrite=args.overwrite)
+    _print_unless_shown(train(cfg, run_dir, overwrite=args.overwrite), cfg.progress)
     return 0
 
 
-def _check_env_fits_model(env, state: dict, cfg: Config) -> None:
-    """The evaluation environment gives the observations and actions the model was trained on."""
-    meta = state.get("model_meta")
-    got = {"num_actions": int(env.action_space.n), "frame_stack": env.frame_stack, "image_hw": list(env.frame_shape)}
-    if meta is not None and {k: meta[k] for k in got} != got:
-        raise ValueError(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} gives {got}, but the model was trained "
-                         f"on {dict((k, meta[k]) for k in got)}")
+def _print_unless_shown(results: dict, shown: bool) -> None:
+    """The command's answer, the results table, also when progress=false kept train() quiet."""
+    from glamor.evaluate import format_table
+
+    if results and not shown:
+        print(format_table(results))
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:
@@ -118,13 +119,9 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    import torch
-
-    from glamor import checkpoint
-    from glamor.devices import resolve_device
-    from glamor.evaluate import evaluate, format_table, results_name, write_results
+    from glamor.evaluate import format_table, results_name, write_results
     from glamor.reports import write_goal_table, write_reports
-    from glamor.train import build_model, eval_goal_sets, make_envs
+    from glamor.train import evaluate_checkpoint
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
@@ -143,19 +140,8 @@ def cmd_eval(args) -> int:
     if args.episodes is not None:
         changes["eval_episodes"] = args.episodes
     cfg = cfg.replace(**changes)
-    state = checkpoint.load_latest(run_dir, with_replay=False)
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}")
-    envs = make_envs(cfg, min(cfg.eval_batch, cfg.eval_episodes))
-    _check_env_fits_model(envs[0], state, cfg)
-    model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
-    model.load_state_dict(state["model"])
-    torch.manual_seed(cfg.seed)
-    goal_sets = eval_goal_sets(cfg, envs[0], cfg.eval_episodes, cfg.progress)
     details: dict = {}
-    videos = 4 if args.videos is None else args.videos
-    results = evaluate(model, cfg, envs, goal_sets, details=details, record=videos)
-    results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
+    results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos)
     name = results_name({k: v for k, v in overrides.items() if k != "progress"})  # progress changes no number
     _keep_training_facts(run_dir / name, results)
     path = write_results(run_dir, results, name)
@@ -170,7 +156,7 @@ def cmd_eval(args) -> int:
         if args.videos:  # asked for explicitly
             print("note: videos and success.png are drawn for GLAMOR runs only; this is a GCSL run", file=sys.stderr)
         return 0
-    written = write_reports(run_dir, results, details, state["env_step"], goal_sets, out_dir=out_dir)
+    written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     return 0
 
@@ -209,7 +195,11 @@ def cmd_plan(args) -> int:
     frames = [frames[0]] * (stack - len(frames)) + frames  # like a reset: repeat the oldest
     obs = np.stack(frames)[None]  # (1, S, H, W)
     goal = load_gray(args.goal, meta_hw)[None, None]  # (1, 1, H, W)
-    plan = agent.plan(obs, goal, horizon=args.horizon if args.horizon is not None else agent.horizon)
+    trained = agent.config.horizon
+    if args.horizon is not None and args.horizon > trained:
+        print(f"note: --horizon {args.horizon} is longer than the episodes the model learned from ({trained} "
+              f"steps): its scores for plans past {trained} actions are extrapolation", file=sys.stderr)
+    plan = agent.plan(obs, goal, horizon=args.horizon if args.horizon is not None else trained)
     n = int(plan.lengths[0])
     print(json.dumps({"actions": plan.actions[0, :n].tolist(), "length": n, "score": float(plan.scores[0]),
                       "stop_after_first": n == 1, "planner": agent.method, "width": agent.width}))

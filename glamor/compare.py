@@ -131,36 +131,6 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     return status
 
 
-def evaluate_checkpoint(run_dir: Path, cfg, episodes: int, policies: tuple[str, ...],
-                        set_names: tuple[str, ...] | None = None) -> dict:
-    """Evaluate a run's newest checkpoint with `cfg` (e.g. another planner width) on the first
-    `episodes` goals of its held-out sets (those named in `set_names`; default all)."""
-    import numpy as np
-    import torch
-
-    from glamor import checkpoint
-    from glamor.devices import resolve_device
-    from glamor.evaluate import evaluate
-    from glamor.train import build_model, eval_goal_sets, make_envs, set_determinism
-
-    set_determinism(cfg)
-    state = checkpoint.load_latest(run_dir, with_replay=False)
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}")
-    envs = make_envs(cfg, min(cfg.eval_batch, episodes))
-    model = build_model(cfg, envs[0]).to(resolve_device(cfg.device))
-    model.load_state_dict(state["model"])
-    sets = eval_goal_sets(cfg, envs[0], cfg.eval_episodes, False)
-    sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in sets.items()
-            if set_names is None or name in set_names}
-    torch.manual_seed(cfg.seed)
-    results = evaluate(model, cfg, envs, sets, progress=False, policies=policies)
-    results.update(env_steps=state["env_step"])
-    for env in envs:
-        env.close()
-    return results
-
-
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
@@ -176,9 +146,12 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int) ->
         saved = json.loads(path.read_text())
         if saved["episodes"] == episodes:
             return saved  # evaluated before on these goals; another goal count is evaluated again
+    from glamor import train as training
+
     t0 = time.time()
-    results = evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width), episodes, ("glamor",),
-                                  ("eval",))  # the sweep table reports the usual held-out goals
+    results = training.evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width),
+                                           episodes=episodes, policies=("glamor",),
+                                           set_names=("eval",))  # the sweep table reports the usual held-out goals
     results["eval_wall_time_s"] = time.time() - t0
     _write_json(path, results)
     return results

@@ -142,7 +142,7 @@ class Config:
     """torch.use_deterministic_algorithms and one torch thread (unless torch_threads says otherwise):
     a killed and resumed run ends with the same weights as an uninterrupted one."""
     progress: bool = True
-    """Show a progress bar."""
+    """Show progress bars, and let train() print the results table (the CLI prints it either way)."""
 
     # --- derived values, in one place ---------------------------------------------------------
     @property

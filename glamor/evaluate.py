@@ -38,6 +38,7 @@ class EpisodeResults:
     label_distance: np.ndarray  # float (G,) max over labels of |label - goal| / range
     plans_per_s: float = float("nan")
     frames: list | None = None  # per recorded goal: uint8 (H, W) frames from the start, or None
+    goal_frames: list | None = None  # per recorded goal: its goal image, as in the GoalSet
 
     @property
     def success_rate(self) -> float:
@@ -81,7 +82,7 @@ def run_episodes(
     progress: bool = False, desc: str = "eval", record: int = 0,
 ) -> EpisodeResults:
     """Run one episode per goal, len(envs) at a time. agent=None is the random policy.
-    The first `record` goals keep their frames (for videos)."""
+    The first `record` goals keep their frames and goal images (for videos)."""
     G, B = len(goals), len(envs)
     k = envs[0].episode_length
     rng = rng or np.random.default_rng(0)
@@ -129,7 +130,8 @@ def run_episodes(
         bar.update(len(idx))
     bar.close()
     return EpisodeResults(success, steps, dist, plans / plan_time if plan_time else float("nan"),
-                          recorded if record else None)
+                          recorded if record else None,
+                          [goals.frames[i] for i in range(len(recorded))] if record else None)
 
 
 def _agent(policy: str, model, cfg):

@@ -97,8 +97,8 @@ class GCSLPolicy(nn.Module):
 
 class GCSLAgent:
     """Acts with a GCSLPolicy: `act` for evaluation (never stops early), `epsilon_greedy` for
-    exploration. Holds the same bookkeeping as `glamor.agent.Agent` (rng, plans_made), so the
-    trainer checkpoints both alike.
+    exploration. Has `state_dict` / `load_state_dict` like `glamor.agent.Agent`, so the trainer
+    checkpoints both alike.
 
     Args:
         policy: the network.
@@ -111,8 +111,15 @@ class GCSLAgent:
             raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
         self.model, self.mode, self.horizon = policy, mode, horizon
         self.rng = np.random.default_rng(seed)
-        self._plan_seed = seed  # unused; kept so checkpoints have one shape for both agents
         self.plans_made = 0
+
+    def state_dict(self) -> dict:
+        """What continues this agent's draws exactly: its generator and its plan count."""
+        return {"rng": self.rng.bit_generator.state, "plans_made": self.plans_made}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.plans_made = state["plans_made"]
 
     @classmethod
     def from_config(cls, policy: GCSLPolicy, cfg, **overrides) -> GCSLAgent:

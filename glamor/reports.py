@@ -111,7 +111,7 @@ def rollout_gif(frames: list[np.ndarray], goal: np.ndarray, height: int = 160, m
     return buf.getvalue(), (images[0].height, images[0].width)
 
 
-def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: int, goal_sets: dict,
+def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: int,
                   out_dir: str | Path | None = None) -> dict:
     """The table, the plot and the videos of one evaluation (see the module docstring), in
     `out_dir` (default: the run directory, whose videos also go to TensorBoard). GIFs of an
@@ -144,8 +144,8 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
         (out_dir / "videos").mkdir(exist_ok=True)
         if to_tensorboard:
             writer = writer or SummaryWriter(str(run_dir / "tb"))
-        for i, frames in enumerate(res.frames):
-            gif, size = rollout_gif(frames, goal_sets[name].frames[i])
+        for i, (frames, goal) in enumerate(zip(res.frames, res.goal_frames)):
+            gif, size = rollout_gif(frames, goal)
             path = out_dir / "videos" / f"{name}_goal{i:03d}.gif"
             path.write_bytes(gif)
             if writer is not None:

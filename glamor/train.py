@@ -87,6 +87,48 @@ def eval_goal_sets(cfg: Config, env: envs.GoalEnv, count: int, progress: bool) -
     return sets
 
 
+def check_env_fits_model(env: envs.GoalEnv, state: dict, cfg: Config) -> None:
+    """The environment gives the observations and actions a checkpoint's model was trained on."""
+    meta = state.get("model_meta")
+    got = {"num_actions": int(env.action_space.n), "frame_stack": env.frame_stack, "image_hw": list(env.frame_shape)}
+    if meta is not None and {k: meta[k] for k in got} != got:
+        raise ValueError(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} gives {got}, but the model was trained "
+                         f"on {dict((k, meta[k]) for k in got)}")
+
+
+def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | None = None,
+                        set_names: tuple[str, ...] | None = None, policies: tuple[str, ...] | None = None,
+                        details: dict | None = None, record: int = 0) -> dict:
+    """Evaluate a run's newest checkpoint with `cfg` (its config, or one with evaluation settings
+    changed, e.g. another planner width) on the first `episodes` goals (default all
+    `cfg.eval_episodes`) of its held-out goal sets (those named in `set_names`; default all).
+
+    Returns the eval.json dict (see `evaluate`, which `policies`, `details` and `record` go to)
+    with the checkpoint's `env_steps` and `updates`.
+    """
+    set_determinism(cfg)
+    state = checkpoint.load_latest(Path(run_dir), with_replay=False)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}")
+    episodes = cfg.eval_episodes if episodes is None else min(episodes, cfg.eval_episodes)
+    eval_envs = make_envs(cfg, min(cfg.eval_batch, episodes))
+    try:
+        check_env_fits_model(eval_envs[0], state, cfg)
+        model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
+        model.load_state_dict(state["model"])
+        sets = eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress)
+        sets = {name: s if episodes >= len(s) else s.subset(np.arange(episodes)) for name, s in sets.items()
+                if set_names is None or name in set_names}
+        torch.manual_seed(cfg.seed)
+        results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
+                           details=details, record=record)
+    finally:
+        for env in eval_envs:
+            env.close()
+    results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
+    return results
+
+
 class _Loss(torch.nn.Module):
     """The model's loss as a forward(), so DistributedDataParallel can wrap it."""
 
@@ -148,11 +190,12 @@ class Trainer:
             if self.prefer is None:
                 raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} "
                                  "cannot tell moved objects from its frames (no objects_moved)")
-        self.agent = build_agent(self.model, cfg, seed=cfg.seed + rank)
+        seeds = {"seed": cfg.seed + rank}
         if rank and cfg.algo == "glamor":
-            # Plan seeds count up by one per call from the agent's seed: offset them far apart, or
-            # rank 1's call i would sample with rank 0's seed of call i + 1.
-            self.agent._plan_seed = cfg.seed + (rank << 40)
+            # Plan seeds count up by one per call: ranks start far apart, or rank 1's call i
+            # would sample with rank 0's seed of call i + 1.
+            seeds["plan_seed"] = cfg.seed + (rank << 40)
+        self.agent = build_agent(self.model, cfg, **seeds)
         if rank == 0 and (cfg.learning_starts >= cfg.total_env_steps or cfg.updates_per_episode == 0):
             why = ("updates_per_episode is 0" if cfg.updates_per_episode == 0 else
                    f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")
@@ -286,8 +329,7 @@ class Trainer:
                 "wall_time": self._wall_offset,
                 "worker_restarts": self.pool.restarts,
             },
-            "agent": {"rng": self.agent.rng.bit_generator.state, "plan_seed": self.agent._plan_seed,
-                      "plans_made": self.agent.plans_made},
+            "agent": self.agent.state_dict(),
             "rng": rng,
             "envs": env_rngs,
         }
@@ -317,9 +359,7 @@ class Trainer:
         self.window = {k: list(v) for k, v in t["window"].items()}
         self.last_success, self._wall_offset = t["last_success"], t["wall_time"]
         self.pool.restarts = t.get("worker_restarts", 0)  # a count over the whole run
-        a = state["agent"]
-        self.agent.rng.bit_generator.state = a["rng"]
-        self.agent._plan_seed, self.agent.plans_made = a["plan_seed"], a["plans_made"]
+        self.agent.load_state_dict(state["agent"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             # one state per GPU the saving process saw; this machine may show fewer (or more)

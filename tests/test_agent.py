@@ -158,6 +158,9 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     assert 0 <= action < agent.num_actions
     goal = np.zeros((1, h, w), np.uint8)  # tensors (on the model's device or not) act like arrays
     assert agent.act(torch.from_numpy(frames), torch.from_numpy(goal)) == agent.act(frames, goal)
+    with pytest.raises(ValueError, match=r"\['batch_size', 'lr'\]: an agent does not read these settings"):
+        Agent.load(tmp_path, lr=0.1, batch_size=3, plan_width=4)
+    assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3, method="beam").horizon == 3
     with pytest.raises(ValueError, match=r"lstm_hidden=8 \(the model has \d+\): fixed by the checkpoint"):
         Agent.load(tmp_path, lstm_hidden=8)
     assert Agent.load(tmp_path, lstm_hidden=agent.model.idm.cell.hidden_size).width == agent.width  # unchanged: fine
@@ -183,3 +186,9 @@ def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
     assert out.returncode == 2 and "cannot read image" in out.stderr and "Traceback" not in out.stderr
     out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--horizon", "0")
     assert out.returncode == 2 and "--horizon: must be at least 1" in out.stderr
+    trained = Agent.load(tmp_path).horizon
+    out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--horizon", str(trained))
+    assert out.returncode == 0 and "extrapolation" not in out.stderr
+    out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--horizon",
+              str(trained + 1))
+    assert out.returncode == 0 and f"longer than the episodes the model learned from ({trained} steps)" in out.stderr

@@ -186,3 +186,14 @@ def test_periodic_evaluations_close_their_environments(tmp_path, monkeypatch):
     tr.evaluate(4)
     assert made and all(env.closed for env in made)
     tr.close()
+
+
+def test_the_results_table_is_printed_without_progress_bars(tmp_path):
+    out = _cli("train", "--preset", "debug", "--run-dir", "r", "--set", "progress=False", "--set",
+               "total_env_steps=240", "--set", "eval_episodes=4", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "| goals | policy | success |" in out.stdout and "| eval | GLAMOR |" in out.stdout
+    assert "it/s" not in out.stderr  # no tqdm bar
+    out = _cli("train", "--resume", "r", "--total-env-steps", "360", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("| eval | GLAMOR |") == 1  # once, for a resumed run too

@@ -99,14 +99,14 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
 
     monkeypatch.setattr(train_module, "train", forbidden)
     monkeypatch.setattr(train_module, "resume", forbidden)
-    monkeypatch.setattr(compare, "evaluate_checkpoint", forbidden)
+    monkeypatch.setattr(train_module, "evaluate_checkpoint", forbidden)
     assert _compare(tmp_path) == summaries
     assert out.with_suffix(".md").read_text() == text
 
     # A sweep asked on another number of goals is evaluated again (and only the sweeps).
     evaluated = []
-    monkeypatch.setattr(compare, "evaluate_checkpoint",
-                        lambda run_dir, cfg, episodes, policies, set_names=None: evaluated.append(episodes) or
+    monkeypatch.setattr(train_module, "evaluate_checkpoint",
+                        lambda run_dir, cfg, episodes, policies, set_names: evaluated.append(episodes) or
                         {**json.loads((run_dir / "sweep-beam-w1.json").read_text()), "episodes": episodes})
     _compare(tmp_path, sweep_episodes=2)
     assert evaluated == [2] * 8

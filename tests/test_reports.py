@@ -22,8 +22,7 @@ def test_reports_of_a_small_run(tmp_path):
     details: dict = {}
     results = tr.evaluate(5, details=details, record=2)
     tr.close()
-    sets = eval_goal_sets(cfg, tr.env, 5, False)
-    written = write_reports(tmp_path, results, details, 30, sets)
+    written = write_reports(tmp_path, results, details, 30)
 
     rows = list(csv.DictReader(open(written["table"])))
     assert len(rows) == 3 * 5 and set(rows[0]) == {"set", "policy", "goal_id", "success", "steps", "label_distance"}
@@ -38,6 +37,13 @@ def test_reports_of_a_small_run(tmp_path):
     assert gif.format == "GIF" and gif.n_frames >= 2 and gif.width > gif.height  # goal beside frame
     steps = int(next(r for r in mine if r["goal_id"] == "0")["steps"])
     assert len(details[("eval", "glamor")].frames[0]) == steps + 1
+    sets = eval_goal_sets(cfg, tr.env, 5, False)  # each recorded rollout keeps its own goal image
+    for i, goal in enumerate(details[("eval", "glamor")].goal_frames):
+        assert np.array_equal(goal, sets["eval"].frames[i])
+    first = Image.open(written["videos"][1]).convert("L")  # the GIF shows the second goal on the left
+    h, w = sets["eval"].frames[1].shape[-2:]
+    scale = first.height // h
+    assert np.array_equal(np.asarray(first)[::scale, ::scale][:h, :w], sets["eval"].frames[1].reshape(h, w))
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
