@@ -91,6 +91,12 @@ class Config:
     """Training goals, chosen greedily for label diversity."""
     goal_candidates: int = 2000
     """Random rollouts the training goals are chosen from."""
+    train_start: str = "fresh"
+    """Where a training episode starts: "fresh", a new random reset (the spec's env.reset(); its
+    goal came from another reset, so it may be out of reach, e.g. Control's randomised targets),
+    or "goal", the reset its goal's rollout started from, as evaluation episodes do (starts then
+    repeat over the num_train_goals goals). Learning is relabelled either way: this changes only
+    what exploration aims at."""
     train_moved_fraction: float = 0.0
     """Share of the training goals drawn instead from rollouts that changed the env's
     `moved_labels` (the box was pushed), chosen for diversity among themselves. 0 is the spec's
@@ -184,6 +190,7 @@ class Config:
             "train_moved_fraction": 0.0 <= self.train_moved_fraction <= 1.0,
             "moved_sample_fraction": 0.0 <= self.moved_sample_fraction <= 1.0,
             "vector": self.vector in ("sync", "async"),
+            "train_start": self.train_start in ("fresh", "goal"),
             "encoder_channels": len(self.encoder_channels) >= 1
             and all(c >= 4 and c % 4 == 0 for c in self.encoder_channels),  # GroupNorm(4)
             "embed_dim": self.embed_dim >= 1,
@@ -252,7 +259,7 @@ MODEL_FIELDS = ("algo", "encoder_channels", "embed_dim", "mix_hidden", "lstm_hid
 # Fields only training reads: an evaluation with them changed would repeat the run's own.
 TRAINING_FIELDS = (
     "num_envs", "vector", "replay_capacity", "learning_starts", "total_env_steps", "eps_start", "eps_end",
-    "eps_decay_steps", "num_train_goals", "goal_candidates", "train_moved_fraction", "moved_sample_fraction",
+    "eps_decay_steps", "num_train_goals", "goal_candidates", "train_start", "train_moved_fraction", "moved_sample_fraction",
     "batch_size", "updates_per_episode", "lr", "weight_decay", "grad_clip", "eval_every",
     "eval_episodes_during_training", "snapshot_every", "deterministic",
 )

@@ -6,6 +6,8 @@
 Each process collects its own episodes (its own numpy and agent seeds, the same initial weights),
 DistributedDataParallel averages the gradients, and env_step counts the steps of all processes
 together, so every process takes the same decisions (learning starts, epsilon, when to stop).
+Each rank keeps its own replay and updates `updates_per_episode` times per episode it collects:
+the spec's samples per environment step, in 1/W as many optimiser steps of W batches each.
 Rank 0 alone logs, evaluates and writes checkpoints. The backend is NCCL on GPUs and gloo on
 CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when there are GPUs
 (a config's `cuda:N` included). Collectives wait up to `GLAMOR_DIST_TIMEOUT_MIN` minutes (120)

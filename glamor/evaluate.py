@@ -7,7 +7,8 @@ goal reached; the random policy runs for the fixed number of steps. Success is j
 final state. Episodes run side by side in batches of `eval_batch`, one plan call per step.
 GCSL (any object with `act(obs, goal, horizon) -> (actions, stop)`) runs through the same
 `run_episodes` and never stops early. Each goal set's `goal_digest` in eval.json fingerprints
-its goals (reset seeds, labels, images), so runs can be checked to share one goal list.
+its goals (reset seeds, labels, images) and their judge (the label ranges), so runs can be
+checked to share one goal list.
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def default_policies(cfg) -> tuple[str, ...]:
 
 
 def goal_digest(goals: GoalSet) -> str:
-    """A short fingerprint of a goal set: its reset seeds, labels and goal images."""
+    """A short fingerprint of a goal set: its reset seeds, labels, goal images and label ranges
+    (the judge)."""
     h = hashlib.sha1()
-    for a in (goals.seeds, goals.labels, goals.frames):
+    for a in (goals.seeds, goals.labels, goals.frames, goals.label_ranges):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
 

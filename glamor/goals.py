@@ -3,10 +3,12 @@
 Protocol (the spec's):
 - A goal is the final observation of a random-policy rollout of exactly k steps from reset (or
   up to an earlier end of the episode: an Atari life loss), with its labels read at that same
-  state. Each goal remembers the reset seed it came from, so an episode aimed at it starts from
-  that rollout's start.
-- Label ranges: for each label, max minus min over random rollouts of random length 1..k.
-  Environments whose ranges are known exactly (gridworld) declare them instead.
+  state. Each goal remembers the reset seed it came from: an evaluation episode aimed at it
+  starts from that rollout's start (so it is reachable in k steps); a training episode starts
+  from a fresh reset by default (`Config.train_start`).
+- Label ranges: for each label, max minus min over random rollouts of random length 1..k, from
+  one fixed seed (`RANGE_SEED`), so runs of every seed share one judge. Environments whose
+  ranges are known exactly (gridworld) declare them instead.
 - Training goals: `num_train_goals` chosen greedily from `goal_candidates` rollouts to maximise
   the minimum (range-normalised) label distance between chosen goals.
 - Evaluation goals: rollouts from `eval_seed`, whose reset seeds never overlap training ones.
@@ -164,16 +166,21 @@ def _cache_path(env_id: str, env_kwargs: dict, episode_length: int, kind: str, *
     return cache_dir() / f"{safe}-{kind}-{digest}.npz"
 
 
+# The seed of every label-range estimate, whatever the run's seed: the ranges are the success
+# judge, and runs of different seeds must be judged alike (0: the estimate seed-0 runs always used).
+RANGE_SEED = 0
+
+
 def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
-    """The env's declared ranges, or the spec's estimate (cached)."""
+    """The env's declared ranges, or the spec's estimate (cached), the same for every run seed."""
     if not getattr(env, "estimate_label_ranges", True):
         return env.label_ranges
-    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts, seed=cfg.seed,
-                       labels=list(env.label_names))
+    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts,
+                       seed=RANGE_SEED, labels=list(env.label_names))
     cached = _read_cache(path, np.load)
     if cached is not None:
         return cached
-    ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * cfg.seed + 3, progress=progress)
+    ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * RANGE_SEED + 3, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, lambda tmp: np.save(tmp, ranges), ".npy")  # npy data, as np.load reads it
     return ranges
@@ -213,7 +220,7 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
         raise ValueError(f"train_moved_fraction={cfg.train_moved_fraction} but {cfg.env_id} declares no moved_labels")
     extra = {"moved": n_moved} if n_moved else {}  # keeps the cache keys of the spec's protocol
     # The set stores the judge's ranges, so its key holds theirs (rollouts, seed) as well.
-    ranges_key = (dict(range_rollouts=cfg.label_range_rollouts, range_seed=cfg.seed)
+    ranges_key = (dict(range_rollouts=cfg.label_range_rollouts, range_seed=RANGE_SEED)
                   if getattr(env, "estimate_label_ranges", True) else {})
     path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
                        candidates=cfg.goal_candidates if kind == "train" else None,

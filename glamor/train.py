@@ -1,11 +1,12 @@
 """The training loop of the spec: collect open-loop, epsilon-greedy episodes towards training
 goals, relabel them in hindsight, and fit the IDM and the prior by maximum likelihood.
 
-One round: every environment resets (a fresh start) with a training goal drawn uniformly, the
-agent plans once for all of them (one batched plan call), executes the plans with epsilon-greedy
-exploration and random actions after each plan ends, and the episodes go to the replay. Then
-`updates_per_episode` updates per collected episode (after `learning_starts`). Environments run
-in this process or in worker processes (`Config.vector`, see glamor/vector.py).
+One round: every environment resets (a fresh start, or its goal's with `train_start="goal"`)
+with a training goal drawn uniformly, the agent plans once for all of them (one batched plan
+call), executes the plans with epsilon-greedy exploration and random actions after each plan
+ends, and the episodes go to the replay. Then `updates_per_episode` updates per collected
+episode (after `learning_starts`). Environments run in this process or in worker processes
+(`Config.vector`, see glamor/vector.py).
 
 A run directory holds config.json, metrics.csv, tb/ (TensorBoard), checkpoint.pt (with
 checkpoint.prev.pt and the replay-<step>.npz they name; see glamor/checkpoint.py) and eval.json.
@@ -237,7 +238,9 @@ class Trainer:
         (by all processes together)."""
         cfg, k, n = self.cfg, self.cfg.episode_length, len(self.pool)
         picks = self.rng.integers(len(self.train_goals), size=n)
-        seeds = [int(self.rng.integers(2**31)) for _ in range(n)]
+        seeds = [int(self.rng.integers(2**31)) for _ in range(n)]  # drawn either way: one rng stream
+        if cfg.train_start == "goal":  # where each goal's rollout started, as in evaluation
+            seeds = [int(self.train_goals.seeds[i]) for i in picks]
         obs = self.pool.reset(seeds, [self.train_goals[int(i)] for i in picks])
         epsilon = cfg.epsilon(self.env_step)
         if cfg.algo == "gcsl":

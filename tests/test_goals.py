@@ -130,3 +130,19 @@ def test_an_unreadable_cached_goal_set_is_built_again(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.frames, first.frames)
     np.testing.assert_array_equal(again.labels, first.labels)
     assert GoalSet.load(cached[0]).seeds.tolist() == first.seeds.tolist()  # and the cache is whole again
+
+
+def test_every_run_seed_is_judged_with_the_same_label_ranges(tmp_path, monkeypatch):
+    from glamor.evaluate import goal_digest
+    from glamor.goals import label_ranges_for
+
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    cfg = preset("debug", progress=False, label_range_rollouts=20)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    env.estimate_label_ranges = True  # gridworld declares its ranges: estimate them as Atari and Control do
+    ranges = [label_ranges_for(env, cfg.replace(seed=s)) for s in (0, 1, 5)]
+    assert all(np.array_equal(r, ranges[0]) for r in ranges)
+    assert len(list((tmp_path / "goals").glob("*-ranges-*"))) == 1  # one estimate, cached once
+    goals = make_goal_set(env, cfg, "eval", 6)
+    other = GoalSet(goals.frames, goals.labels, goals.start_labels, goals.seeds, goals.label_ranges * 2)
+    assert goal_digest(other) != goal_digest(goals)  # another judge is another goal list

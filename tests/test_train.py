@@ -69,6 +69,24 @@ def test_moved_sample_fraction_trains_on_box_moves_and_needs_an_env_that_sees_th
         Trainer(cfg, tmp_path / "other")
 
 
+@pytest.mark.parametrize("train_start", ["fresh", "goal"])
+def test_training_episodes_start_fresh_or_where_their_goal_started(tmp_path, train_start):
+    cfg = preset("debug", progress=False, eps_start=1.0, eps_end=1.0, train_start=train_start)
+    tr = Trainer(cfg, tmp_path)
+    resets = []
+    real_reset = tr.pool.reset
+    tr.pool.reset = lambda seeds, goals: resets.extend(zip(seeds, goals)) or real_reset(seeds, goals)
+    for _ in range(5):
+        tr.collect_round()
+    tr.close()
+    assert len(resets) == 5 * cfg.num_envs
+    at_goal_start = [seed == goal.seed for seed, goal in resets]
+    if train_start == "goal":
+        assert all(at_goal_start)
+    else:  # fresh seeds, none a training goal's
+        assert not {seed for seed, _ in resets} & {int(s) for s in tr.train_goals.seeds}
+
+
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "glamor", *args], cwd=cwd, capture_output=True, text=True,
