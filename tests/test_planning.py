@@ -68,6 +68,34 @@ def test_score_is_the_spec_formula():
     torch.testing.assert_close(no_prior, (3 * torch.log(torch.tensor(0.99)) + logq.sum()).reshape(1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["reference", "native"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scores_of_random_plans_equal_the_teacher_forced_lstms(backend, seed):
+    """Both planners' step-by-step scoring against the model's teacher-forced forward pass (the
+    training loss's; equal to nn.LSTM in test_model.py), for plans of random lengths."""
+    if backend == "native" and not __import__("glamor").ops.available():
+        pytest.skip("glamor._C is not built")
+    n, L, P, gamma = 4, 7, 6, 0.9
+    m = tiny_model(num_actions=n, seed=10 + seed)
+    obs, goal = random_images(P, 2, (24, 24), 20 + seed), random_images(P, 1, (24, 24), 30 + seed)
+    g = torch.Generator().manual_seed(seed)
+    actions = torch.randint(0, n, (P, L), generator=g)
+    lengths = torch.randint(1, L + 1, (P,), generator=g)
+    got = m.score(obs, goal, actions, lengths, gamma=gamma, backend=backend)
+    got_no_prior = m.score(obs, goal, actions, lengths, use_prior=False, gamma=gamma, backend=backend)
+    state_mix, obs_rep = m.conditioning(obs, goal)
+    prev = torch.cat([torch.full((P, 1), n), actions], 1)  # (P, L + 1): the start row (n), then the actions
+    logq = torch.log_softmax(m.idm(state_mix, prev)[..., : n + 1], -1)  # (P, L + 1, n + 1)
+    logp = torch.log_softmax(m.prior(obs_rep, prev)[..., : n + 1], -1)
+    for i in range(P):
+        k = int(lengths[i])
+        toks = torch.cat([actions[i, :k], torch.tensor([n])])  # the actions, then END
+        q, p = logq[i, torch.arange(k + 1), toks], logp[i, torch.arange(k + 1), toks]
+        base = (k + 1) * torch.log(torch.tensor(gamma))
+        torch.testing.assert_close(got[i], base + (q - p).sum(), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(got_no_prior[i], base + q.sum(), rtol=1e-4, atol=1e-4)
+
+
 def test_clip_replaces_unlikely_tokens_by_a_fixed_score():
     m = tiny_model(num_actions=3, seed=4)
     obs, goal = random_images(1, 2, (24, 24), 5), random_images(1, 1, (24, 24), 6)
