@@ -16,13 +16,15 @@ Protocol (the spec's):
   rollouts that moved an object (the env's `moved_labels`), as the "eval_moved" set does.
 
 Goal sets are cached under ``$GLAMOR_CACHE`` (default ``~/.cache/glamor``) as ``.npz`` files
-keyed by environment, kwargs, episode length, seed, count, kind, the label ranges' settings and
-`GOAL_FORMAT_VERSION`.
+keyed by environment, kwargs, episode length, seed, count, kind, the label ranges' settings,
+the source of the environment's classes (`env_code_digest`: an edited env builds its goals
+again) and `GOAL_FORMAT_VERSION`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -120,7 +122,7 @@ def estimate_label_ranges(env: GoalEnv, rollouts: int, base_seed: int, progress:
         for _ in range(int(rng.integers(1, env.episode_length + 1))):
             if env._step_state(int(rng.integers(env.action_space.n))):
                 break
-        seen.append(env._labels())
+        seen.append(env._current_labels())
     seen = np.stack(seen)
     return seen.max(0) - seen.min(0)
 
@@ -156,9 +158,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GLAMOR_CACHE", Path.home() / ".cache" / "glamor")) / "goals"
 
 
-def _cache_path(env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:
+def env_code_digest(env: GoalEnv) -> str:
+    """A fingerprint of the source of the env's classes (GoalEnv and its subclasses), so cached
+    goals are built again after an environment's code changes (how it draws or labels)."""
+    h = hashlib.sha1()
+    for cls in type(env).__mro__:
+        if isinstance(cls, type) and issubclass(cls, GoalEnv):
+            try:
+                h.update(inspect.getsource(cls).encode())
+            except (OSError, TypeError):  # defined where no source is kept (an interactive session)
+                h.update(cls.__qualname__.encode())
+    return h.hexdigest()[:12]
+
+
+def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:
     blob = json.dumps(
-        dict(env=env_id, kwargs=env_kwargs, k=episode_length, kind=kind, v=GOAL_FORMAT_VERSION, **key),
+        dict(env=env_id, kwargs=env_kwargs, k=episode_length, kind=kind, v=GOAL_FORMAT_VERSION,
+             code=env_code_digest(env), **key),
         sort_keys=True,
     )
     digest = hashlib.sha1(blob.encode()).hexdigest()[:16]
@@ -175,7 +191,7 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
     """The env's declared ranges, or the spec's estimate (cached), the same for every run seed."""
     if not getattr(env, "estimate_label_ranges", True):
         return env.label_ranges
-    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts,
+    path = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts,
                        seed=RANGE_SEED, labels=list(env.label_names))
     cached = _read_cache(path, np.load)
     if cached is not None:
@@ -222,7 +238,7 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     # The set stores the judge's ranges, so its key holds theirs (rollouts, seed) as well.
     ranges_key = (dict(range_rollouts=cfg.label_range_rollouts, range_seed=RANGE_SEED)
                   if getattr(env, "estimate_label_ranges", True) else {})
-    path = _cache_path(cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
+    path = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
                        candidates=cfg.goal_candidates if kind == "train" else None,
                        frame=list(env.frame_shape), labels=list(env.label_names), **ranges_key, **extra)
     cached = _read_cache(path, GoalSet.load)

@@ -102,6 +102,9 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     if not isinstance(env, GoalEnv):
         raise TypeError(f"{env_id} is a {type(env).__name__}, not a glamor.envs.GoalEnv "
                         f"(see glamor/envs/goal_env.py for the contract)")
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        raise TypeError(f"{env_id}'s action_space is {env.action_space}: GLAMOR plans over discrete actions "
+                        f"(a gymnasium.spaces.Discrete; control tasks discretise theirs, see glamor/envs/control.py)")
     return env
 
 

@@ -19,7 +19,8 @@ up to the step that ends the episode earlier (an Atari life loss).
 
 Subclasses implement the state machine: `_reset_state`, `_step_state`, `_frame`, `_labels`,
 `_get_state`/`_set_state` (to roll out a goal and come back), and set `label_names`,
-`label_ranges`, `action_space` and the frame shape.
+`label_ranges`, `action_space` (Discrete) and the frame shape. `_frame` and `_labels` may return
+arrays they reuse or update in place: the base class copies (and checks) what they return.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class GoalEnv(gym.Env):
         self._reset_state()
         self._t = 0
         self._ended = False
-        frame = self._frame()
+        frame = self._current_frame()
         self._frames.clear()
         for _ in range(self.frame_stack):
             self._frames.append(frame)
@@ -171,7 +172,7 @@ class GoalEnv(gym.Env):
             raise ValueError(f"action must be an int in [0, {self.action_space.n}), got {action!r}")
         terminated = bool(self._step_state(int(action)))
         self._t += 1
-        self._frames.append(self._frame())
+        self._frames.append(self._current_frame())
         info = self._info()
         reward = float(info["is_success"])
         truncated = self._t >= self.episode_length and not terminated
@@ -189,7 +190,7 @@ class GoalEnv(gym.Env):
         for _ in range(self.episode_length):
             if self._step_state(int(self.np_random.integers(self.action_space.n))):
                 break
-        goal = Goal(self._frame()[None].copy(), self._labels().copy(), seed)
+        goal = Goal(self._current_frame()[None], self._current_labels(), seed)
         self._set_state(saved)
         return goal
 
@@ -215,12 +216,28 @@ class GoalEnv(gym.Env):
         """The current frame beside the goal, as RGB (H, 2W + 2, 3)."""
         if self.render_mode != "rgb_array":
             return None
-        frame, goal = self._frame(), self.goal.frame[0]
+        frame, goal = self._current_frame(), self.goal.frame[0]
         gap = np.full((frame.shape[0], 2), 128, np.uint8)
         gray = np.concatenate([frame, gap, goal], axis=1)
         return np.repeat(gray[..., None], 3, axis=-1)
 
     # ---- helpers ------------------------------------------------------------------------
+    def _current_frame(self) -> np.ndarray:
+        """A checked copy of `_frame()` (an env may draw every frame into one buffer)."""
+        frame = np.array(self._frame(), copy=True)
+        if frame.shape != self.frame_shape or frame.dtype != np.uint8:
+            raise ValueError(f"{type(self).__name__}._frame() must return a uint8 grayscale frame of shape "
+                             f"{self.frame_shape} (H, W), got {frame.dtype} {frame.shape}")
+        return frame
+
+    def _current_labels(self) -> np.ndarray:
+        """A float64 copy of `_labels()` (an env may update one array in place), checked."""
+        labels = np.array(self._labels(), dtype=np.float64, copy=True)
+        if labels.shape != self.label_ranges.shape:
+            raise ValueError(f"{type(self).__name__}._labels() must return {self.label_ranges.shape[0]} labels "
+                             f"({', '.join(self.label_names)}), got shape {labels.shape}")
+        return labels
+
     def _check_goal(self, goal: Goal) -> Goal:
         expected = (1, *self.frame_shape)
         frame = np.asarray(goal.frame)
@@ -243,6 +260,6 @@ class GoalEnv(gym.Env):
         }
 
     def _info(self) -> dict[str, Any]:
-        labels = self._labels()
+        labels = self._current_labels()
         success = judge_success(labels, self.goal.labels, self.label_ranges, self.success_tolerance)
         return {"labels": labels, "goal_labels": self.goal.labels.copy(), "is_success": bool(success)}

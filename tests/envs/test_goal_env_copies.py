@@ -1,0 +1,89 @@
+"""The GoalEnv contract for environments of one's own: what the base class copies and checks."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import glamor.envs as genvs
+from glamor.envs import GoalEnv
+from glamor.goals import env_code_digest, estimate_label_ranges
+
+
+class OneBuffer(GoalEnv):
+    """A dot on an 8-cell strip that draws every frame into one buffer and keeps its label in
+    one array it updates in place (both allowed by the contract)."""
+
+    label_names = ("x",)
+
+    def __init__(self, episode_length: int = 6, render_mode=None):
+        super().__init__((4, 8), 2, episode_length, np.array([7.0]), render_mode)
+        self.action_space = gym.spaces.Discrete(2)
+        self._buffer = np.zeros((4, 8), np.uint8)
+        self._x = np.zeros(1)
+
+    def _reset_state(self):
+        self._x[0] = self.np_random.integers(8)
+
+    def _step_state(self, action):
+        self._x[0] = min(7, max(0, self._x[0] + (1 if action else -1)))
+        return False
+
+    def _frame(self):
+        self._buffer[:] = 0
+        self._buffer[:, int(self._x[0])] = 255
+        return self._buffer
+
+    def _labels(self):
+        return self._x
+
+    def _get_state(self):
+        return self._x.copy()
+
+    def _set_state(self, state):
+        self._x[:] = state
+
+
+def _dot(frame) -> int:
+    return int(np.argmax(frame[0]))
+
+
+def test_frames_and_labels_an_env_reuses_are_copied():
+    env = OneBuffer()
+    for seed in range(10):
+        obs, info = env.reset(seed=seed)
+        start = info["labels"].copy()
+        assert _dot(obs["observation"][-1]) == start[0]  # the start, not the goal rolled out after it
+        assert _dot(obs["desired_goal"][0]) == env.goal.labels[0]
+        obs, _, _, _, after = env.step(1)
+        assert info["labels"][0] == start[0]  # the reset's labels did not move with the env
+        frames = obs["observation"]
+        assert [_dot(f) for f in frames] == [start[0], after["labels"][0]]
+    ranges = estimate_label_ranges(env, 30, base_seed=3, progress=False)
+    assert ranges[0] > 0  # from 30 labels, not 30 references to the last one
+
+
+class WrongFrame(OneBuffer):
+    def _frame(self):
+        return np.zeros((4, 8, 3), np.uint8)  # RGB
+
+
+class BoxActions(OneBuffer):
+    def __init__(self, episode_length: int = 6, render_mode=None):
+        super().__init__(episode_length, render_mode)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+
+def test_a_wrong_frame_or_a_continuous_action_space_is_named():
+    with pytest.raises(ValueError, match=r"WrongFrame._frame\(\) must return a uint8 grayscale frame of shape \(4, 8\)"):
+        WrongFrame().reset(seed=0)
+    gym.register("test_custom_env/BoxActions-v0", entry_point=BoxActions)
+    try:
+        with pytest.raises(TypeError, match="GLAMOR plans over discrete actions"):
+            genvs.make("test_custom_env/BoxActions-v0", 6)
+    finally:
+        del gym.registry["test_custom_env/BoxActions-v0"]
+
+
+def test_cached_goals_are_keyed_by_the_environments_code():
+    assert env_code_digest(OneBuffer()) == env_code_digest(OneBuffer())
+    assert env_code_digest(WrongFrame()) != env_code_digest(OneBuffer())  # a changed _frame: new goals
