@@ -97,8 +97,9 @@ class Agent:
         state = checkpoint.load_latest(path, with_replay=False) if path.is_dir() else checkpoint.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} holds no complete checkpoint")
-        if "model" not in state or "config" not in state:
-            raise ValueError(f"{path} is not a glamor run's checkpoint (it has no model weights and config)")
+        if not {"model", "config", "model_meta"} <= set(state):
+            raise ValueError(f"{path} is not a glamor run's checkpoint (it has no model weights, config "
+                             f"and model_meta)")
         fields = set(Config.__dataclass_fields__)
         arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "model"}
         unknown = sorted(set(overrides) - fields - arguments)
@@ -116,7 +117,7 @@ class Agent:
             raise ValueError(f"{path} holds a {cfg.algo} run, not a GLAMOR model (see glamor.gcsl for GCSL)")
         meta = state["model_meta"]
         model = GlamorModel.from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
-        model.load_state_dict(state["model"])
+        checkpoint.load_weights(model, state)
         model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
         agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
         agent.config = cfg
@@ -149,6 +150,8 @@ class Agent:
             actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
         """
         obs, goal = (x if isinstance(x, torch.Tensor) else np.asarray(x) for x in (obs, goal))  # GPU tensors stay
+        if obs.ndim not in (3, 4):
+            raise ValueError(f"obs must be uint8 frames (S, H, W) or a batch (P, S, H, W), got shape {tuple(obs.shape)}")
         single = obs.ndim == 3
         if single:
             want = (self.model.frame_stack, *self.model.image_hw)

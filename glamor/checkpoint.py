@@ -132,6 +132,21 @@ def load(path: str | Path, map_location="cpu") -> dict:
     return state
 
 
+def load_weights(model: torch.nn.Module, state: dict) -> None:
+    """A checkpoint's model weights into `model`; weights of another architecture (a
+    checkpoint copied beside another run's config.json) are named, not a size-mismatch dump."""
+    where = state.get("path", "the checkpoint")
+    if "model" not in state:
+        raise ValueError(f"{where} holds no model weights")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line or "Missing" in line),
+                     str(e).splitlines()[0])
+        raise ValueError(f"{where} holds weights of another model than the config describes ({first}); "
+                         f"was it copied from another run?") from e
+
+
 def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True,
                 problems: list[str] | None = None) -> dict | None:
     """The newest complete checkpoint of a run, or None when it has none.

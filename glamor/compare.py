@@ -343,6 +343,15 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     if controlled:
         raise ValueError(f"--set {', '.join(controlled)}: the comparison sets these per run; use "
                          f"{', '.join(CONTROLLED_FIELDS[k] for k in controlled)} instead")
+    bad = [f"--widths {w}" for w in widths if w < 1] + [f"--seeds {x}" for x in seeds if x < 0]
+    if sweep_episodes is not None and sweep_episodes < 1:
+        bad.append(f"--sweep-episodes {sweep_episodes}")
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: widths and goal counts must be at least 1, seeds at least 0")
+    for env in envs:  # every run's config before any training: a bad one costs nothing
+        for seed in seeds:
+            for algo in methods:
+                RunSpec(algo, setting, env, seed).config(budget, overrides)
     command = _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
                        overrides)
     t_start = time.time()
@@ -367,7 +376,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
             for planner in planners:
                 for width in widths:
                     t0 = time.time()
-                    r = ensure_sweep(run_dir, cfg, planner, width, sweep_episodes or cfg.eval_episodes)
+                    r = ensure_sweep(run_dir, cfg, planner, width,
+                                     cfg.eval_episodes if sweep_episodes is None else sweep_episodes)
                     sweeps[(planner, width, seed)] = r
                     log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
                         f"({time.time() - t0:.0f} s)")

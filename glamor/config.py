@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -137,9 +138,9 @@ class Config:
     snapshot_every: int = 500_000
     """Environment steps between checkpoints."""
     seed: int = 0
-    """Seed of the run (torch, numpy, environments, training goals)."""
+    """Seed of the run (torch, numpy, environments, training goals), in [0, 2^31)."""
     eval_seed: int = 1_000_003
-    """Seed of the held-out evaluation goals (distinct from training goals)."""
+    """Seed of the held-out evaluation goals (distinct from training goals), in [0, 2^31)."""
     device: str = "auto"
     """Torch device of the model: 'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ..."""
     torch_threads: int = 0
@@ -211,7 +212,13 @@ class Config:
             "goal_candidates": self.goal_candidates >= 1,
             "label_range_rollouts": self.label_range_rollouts >= 1,
             "torch_threads": self.torch_threads >= 0,
+            "seed": 0 <= self.seed < 2**31,  # goal reset seeds are built from both seeds
+            "eval_seed": 0 <= self.eval_seed < 2**31,
         }
+        for f in dataclasses.fields(self):  # inf or nan pass the comparisons above
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                checks[f.name] = False
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = {name: getattr(self, name) for name in bad}

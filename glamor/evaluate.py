@@ -214,8 +214,10 @@ def results_name(overrides: dict | None = None) -> str:
     re-evaluation with another planner never replaces the run's own results."""
     if not overrides:
         return "eval.json"
-    tag = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
-    return "eval-" + re.sub(r"[^A-Za-z0-9=,._-]", "_", tag) + ".json"
+    tag = re.sub(r"[^A-Za-z0-9=,._-]", "_", ",".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+    if len(tag) > 150:  # file names end at 255 bytes: keep the start readable, a digest tells them apart
+        tag = f"{tag[:120]}...{hashlib.sha1(tag.encode()).hexdigest()[:12]}"
+    return f"eval-{tag}.json"
 
 
 def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path:

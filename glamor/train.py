@@ -36,6 +36,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,7 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     try:
         check_env_fits_model(eval_envs[0], state, cfg)
         model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
-        model.load_state_dict(state["model"])
+        checkpoint.load_weights(model, state)
         sets = eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress)
         sets = {name: s if episodes >= len(s) else s.subset(np.arange(episodes)) for name, s in sets.items()
                 if set_names is None or name in set_names}
@@ -219,6 +220,7 @@ class Trainer:
         self.last_success: str | None = None
         self.resumed_from: int | None = None
         self._wall_offset = 0.0
+        self.on_first_save: Callable[[], None] | None = None  # called once, after the first checkpoint
 
     @property
     def envs(self):
@@ -352,7 +354,7 @@ class Trainer:
             raise ValueError(f"{where} names no replay file (or was loaded without it): resuming "
                              "would continue with an empty replay; load it with "
                              "checkpoint.load_latest(run_dir) (with_replay=True)")
-        self.model.load_state_dict(state["model"])
+        checkpoint.load_weights(self.model, state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.env_step, self.updates = int(state["env_step"]), int(state["updates"])
         t = state["trainer"]
@@ -386,6 +388,9 @@ class Trainer:
         except OSError as e:
             raise OSError(f"writing a checkpoint in {self.run_dir} failed ({e}); the previous checkpoint "
                           f"is kept and `glamor train --resume {self.run_dir}` continues from it") from e
+        if self.on_first_save is not None:
+            settle, self.on_first_save = self.on_first_save, None
+            settle()
 
     def evaluate(self, episodes: int, **kwargs) -> dict:
         if self._eval_sets is None:
@@ -497,10 +502,14 @@ class Trainer:
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | None]:
     """An empty run directory. With `overwrite`, an existing run is moved aside rather than
     deleted: returns (run_dir, where the old run went, or None); `_settle` deletes it once the
-    new run has started, or puts it back if the new one fails before training."""
+    new run has written its first checkpoint, or puts it back if the new one fails before."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"run directory {run_dir} is a file, not a directory")
+    for parent in run_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"run directory {run_dir} cannot be made: {parent} is a file")
+    _note_left_aside(run_dir)
     aside = None
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
@@ -513,6 +522,27 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
         run_dir = real
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, aside
+
+
+def _note_left_aside(run_dir: Path) -> None:
+    """Warn of runs an --overwrite of `run_dir` moved aside and, killed before the new run's
+    first checkpoint, never put back or removed: they are kept for the user to decide."""
+    real = run_dir.resolve()
+    for aside in real.parent.glob(f".{real.name}.replaced-*"):
+        pid = aside.name.rpartition("-")[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; "
+                          f"move it back (mv {aside} {run_dir}) or delete it", RuntimeWarning, stacklevel=3)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _settle(run_dir: Path, aside: Path | None, started: bool) -> None:
@@ -566,9 +596,17 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
             if rank == 0:
                 _settle(Path(run_dir), aside, started=False)
             raise
-        if rank == 0:
-            _settle(Path(run_dir), aside, started=True)
-        return _finish(trainer.run(), cfg, Path(run_dir), t0)
+        if aside is not None:  # the replaced run goes once the new one has a checkpoint to resume from
+            trainer.on_first_save = lambda: _settle(Path(run_dir), aside, started=True)
+        try:
+            results = trainer.run()
+        except BaseException:
+            if trainer.on_first_save is not None:  # failed before its first checkpoint: nothing to resume
+                _settle(Path(run_dir), aside, started=False)
+                print(f"the new run failed before its first checkpoint; {run_dir} holds the run it was "
+                      f"replacing again", file=sys.stderr)
+            raise
+        return _finish(results, cfg, Path(run_dir), t0)
     finally:
         distributed.teardown()
 

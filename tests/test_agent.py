@@ -154,6 +154,8 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
         agent.act(frames, np.zeros((h, w, 3), np.uint8))  # an RGB goal
     with pytest.raises(ValueError, match=r"an RGB image\? frames are grayscale"):
         agent.act(np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"obs must be uint8 frames \(S, H, W\) or a batch"):
+        agent.act(0, 0)
     action, stop = agent.act(frames, np.zeros((1, h, w), np.uint8))
     assert 0 <= action < agent.num_actions
     goal = np.zeros((1, h, w), np.uint8)  # tensors (on the model's device or not) act like arrays

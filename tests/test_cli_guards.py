@@ -197,3 +197,67 @@ def test_the_results_table_is_printed_without_progress_bars(tmp_path):
     out = _cli("train", "--resume", "r", "--total-env-steps", "360", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("| eval | GLAMOR |") == 1  # once, for a resumed run too
+
+
+def test_an_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path, monkeypatch):
+    from glamor import train as training
+
+    run = tmp_path / "r"
+    train(preset("debug", **QUIET), run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    real_update = training.Trainer.update
+
+    def failing_update(self):
+        if self.env_step >= fail_at:
+            raise RuntimeError("a failure in training")
+        return real_update(self)
+
+    monkeypatch.setattr(training.Trainer, "update", failing_update)
+    fail_at = 0  # the first update, long before the first checkpoint
+    with pytest.raises(RuntimeError, match="a failure in training"):
+        train(preset("debug", **QUIET, seed=1), run, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r"], "nothing left aside"
+    fail_at = 200  # after the checkpoint at 120 steps: the new run is resumable, the old one gone
+    with pytest.raises(RuntimeError, match="a failure in training"):
+        train(preset("debug", **QUIET, seed=1, snapshot_every=120), run, overwrite=True)
+    assert json.loads((run / "config.json").read_text())["seed"] == 1 and (run / "checkpoint.pt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_a_run_left_aside_by_a_killed_overwrite_is_named(tmp_path):
+    from glamor.train import prepare_run_dir
+
+    (tmp_path / "r").mkdir()
+    left = tmp_path / ".r.replaced-999999999"  # no such process
+    left.mkdir()
+    (tmp_path / ".r.replaced-1").mkdir()  # init: alive, its overwrite may still be running
+    with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`") as w:
+        prepare_run_dir(tmp_path / "r", overwrite=True)
+    assert len(w) == 1 and left.exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="afile is a file"):
+        prepare_run_dir(tmp_path / "afile" / "sub", overwrite=False)
+
+
+def test_a_checkpoint_beside_another_runs_config_is_named(run, tmp_path):
+    import shutil
+
+    mix = tmp_path / "mix"
+    shutil.copytree(run, mix)
+    config = json.loads((mix / "config.json").read_text())
+    config["lstm_hidden"] += 4
+    (mix / "config.json").write_text(json.dumps(config))
+    for args in (("eval", "mix", "--episodes", "2"), ("train", "--resume", "mix", "--total-env-steps", "480")):
+        out = _cli(*args, cwd=tmp_path)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert "holds weights of another model than the config describes (size mismatch" in out.stderr
+
+
+def test_results_names_stay_short_enough_for_a_file_name():
+    from glamor.evaluate import results_name
+
+    assert results_name({"plan_width": 4, "planner": "beam"}) == "eval-plan_width=4,planner=beam.json"
+    many = {f"setting_{i}": "x" * 20 for i in range(12)}
+    long_a, long_b = results_name(many), results_name({**many, "setting_11": "y" * 20})
+    assert len(long_a) < 200 and long_a.startswith("eval-setting_0=") and long_a != long_b

@@ -3,6 +3,7 @@ retrained), unfinished ones resumed, and the table, plot and numbers written."""
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -181,3 +182,13 @@ def test_one_seed_reports_the_runs_own_wilson_interval(tmp_path):
     two = compare.summarize("env", {("glamor", 0): (tmp_path, res), ("glamor", 1): (tmp_path, res)}, {})
     assert not two["one_seed"] and two["methods"]["eval/GLAMOR"]["ci95"] == [0.8, 0.8]  # t-interval, no spread
     assert "95% CI over seeds" in compare.markdown([two], "# t")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(widths=[0]), "--widths 0"), (dict(sweep_episodes=0), "--sweep-episodes 0"), (dict(seeds=[-1]), "--seeds -1"),
+    (dict(overrides={**TINY, "lr": -1.0}), "lr"),
+])
+def test_bad_arguments_are_refused_before_anything_is_trained(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _compare(tmp_path, **{"seeds": [0], "methods": ["glamor"], **kwargs})
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("config.json"))
