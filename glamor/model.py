@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,8 +92,12 @@ class GlamorModel(nn.Module):
         lstm_hidden: int = 64,
     ):
         super().__init__()
-        if num_actions < 1:
-            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        sizes = dict(num_actions=num_actions, frame_stack=frame_stack, embed_dim=embed_dim, mix_hidden=mix_hidden,
+                     lstm_hidden=lstm_hidden)
+        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1}
+        if bad:
+            raise ValueError(f"model sizes must be ints >= 1, got {bad}")
+        num_actions, frame_stack, embed_dim, mix_hidden, lstm_hidden = (int(v) for v in sizes.values())
         self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
         self.end_token, self.pad_token = num_actions, num_actions + 1
         self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
@@ -253,7 +259,7 @@ class GlamorModel(nn.Module):
         Returns:
             Plan(actions (P, horizon) padded with -1, lengths (P,), scores (P,)).
         """
-        planning.check_plan_args(horizon, width, gamma)
+        planning.check_plan_args(horizon, width, gamma, clip_logq)  # before the encoders run
         inputs = self.planning_inputs(obs, goal, use_prior)
         return planning.plan(
             inputs,

@@ -108,3 +108,14 @@ def test_goal_of_another_size_is_named():
     m = tiny_model()
     with pytest.raises(ValueError, match=r"goal must have shape \(P, 1, 24, 24\)"):
         m.plan(torch.zeros(2, 2, 24, 24, dtype=torch.uint8), torch.zeros(2, 1, 10, 10, dtype=torch.uint8))
+
+
+def test_model_sizes_are_checked_and_numpy_ints_taken():
+    import numpy as np
+
+    from glamor.model import GlamorModel
+
+    with pytest.raises(ValueError, match=r"model sizes must be ints >= 1, got \{'frame_stack': 0, 'lstm_hidden': 0\}"):
+        GlamorModel(4, 0, (22, 22), (4, 8, 8), 32, 32, 0)
+    m = GlamorModel(np.int64(4), 1, (22, 22), (4, 8, 8), 32, 32, 16)  # a gymnasium Discrete's n
+    assert type(m.num_actions) is int and m.end_token == 4

@@ -172,9 +172,12 @@ def test_end_is_forced_after_horizon_and_never_first():
         (dict(method="greedy"), "method must be one of"),
         (dict(backend="gpu"), "backend must be one of"),
         (dict(gamma=1.5), "gamma must be in"),
-        (dict(method="sample", seed=-1), "seed must be in"),
+        (dict(method="sample", seed=-1), r"seed must be an int in \[0, "),
         (dict(clip_logq=float("nan")), "clip_logq must be a number or None"),
         (dict(clip_logq=float("nan"), backend="reference"), "clip_logq must be a number or None"),
+        (dict(gamma="0.5"), "gamma must be in"),
+        (dict(method="sample", seed=1.5), "seed must be an int"),
+        (dict(width=True), "width must be an int"),
     ],
 )
 def test_bad_plan_arguments_are_named(kwargs, match):
@@ -182,6 +185,19 @@ def test_bad_plan_arguments_are_named(kwargs, match):
     obs, goal = random_images(1, 2, (24, 24)), random_images(1, 1, (24, 24))
     with pytest.raises(ValueError, match=match):
         m.plan(obs, goal, **{"width": 4, "horizon": 3, **kwargs})
+
+
+def test_numpy_numbers_are_plan_arguments():
+    import numpy as np
+
+    m = tiny_model()
+    obs, goal = random_images(2, 2, (24, 24)), random_images(2, 1, (24, 24))
+    args = dict(method="sample", width=4, horizon=3, gamma=0.9, seed=7, clip_logq=-3.0)
+    numpy_args = dict(method="sample", width=np.int64(4), horizon=np.int32(3), gamma=np.float32(0.9),
+                      seed=np.uint64(7), clip_logq=np.float64(-3.0))
+    for backend in ("reference", "native") if __import__("glamor").ops.available() else ("reference",):
+        a, b = m.plan(obs, goal, backend=backend, **args), m.plan(obs, goal, backend=backend, **numpy_args)
+        assert torch.equal(a.actions, b.actions) and torch.equal(a.lengths, b.lengths)
 
 
 def test_bad_score_arguments_are_named():

@@ -254,9 +254,12 @@ struct Chunk {
   int local(int candidate) const { return (candidate - first) / stride; }
 };
 
+int64_t chunks_per_plan(int64_t P, int64_t N, int threads) {
+  return std::min<int64_t>(N, std::max<int64_t>((N + CHUNK - 1) / CHUNK, (threads + P - 1) / std::max<int64_t>(P, 1)));
+}
+
 std::vector<Chunk> make_chunks(int64_t P, int64_t N, int threads) {
-  const int64_t per_plan = std::min<int64_t>(
-      N, std::max<int64_t>((N + CHUNK - 1) / CHUNK, (threads + P - 1) / std::max<int64_t>(P, 1)));
+  const int64_t per_plan = chunks_per_plan(P, N, threads);
   std::vector<Chunk> chunks;
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < per_plan; ++i)
@@ -643,6 +646,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   const Kernels& K = select_kernels();
   const Packed pk = pack(K, d, gate_table, w_hh, head_w, head_b);
   const int threads = threads_for(pk, static_cast<double>(P) * N * (horizon + 1), P * N);
+  // The chunk list and each chunk's best plan, counted before the list is built.
+  check_workspace(static_cast<double>(P) * chunks_per_plan(P, N, threads) * (sizeof(Chunk) + 4.0 * (horizon + 3)));
   const std::vector<Chunk> chunks = make_chunks(P, N, threads);
   const int most = max_chunk(chunks);
   const int rows = static_cast<int>(round_up(most, row_align(K)));

@@ -2,13 +2,15 @@
 
 ``reference`` is the readable batched PyTorch planner (`glamor.planning.reference`);
 ``native`` runs the C++/CUDA ops of `glamor.ops` (same semantics, same draws); ``auto`` picks
-native when the extension is built. Python never branches on the device: the ops dispatch.
+native when the extension is built. Python never branches on the device (the ops dispatch),
+except that `plan` checks CPU plans' scores are finite (on a GPU that check would cost a sync).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import numbers
 import warnings
 from typing import NamedTuple
 
@@ -80,15 +82,36 @@ def _missing_cuda_kernels(device: torch.device) -> str | None:
     return _missing_cuda_kernels_on(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def check_plan_args(horizon: int | None, width: int | None, gamma: float, clip_logq: float | None = None) -> None:
-    if clip_logq is not None and (not isinstance(clip_logq, (int, float)) or math.isnan(clip_logq)):
-        raise ValueError(f"clip_logq must be a number or None, got {clip_logq!r}")
-    if horizon is not None and (not isinstance(horizon, int) or horizon < 1):
-        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
-    if width is not None and (not isinstance(width, int) or width < 1):
-        raise ValueError(f"width must be an int >= 1, got {width!r}")
+def check_plan_args(horizon: int | None, width: int | None, gamma: float,
+                    clip_logq: float | None = None) -> tuple[int | None, int | None, float, float | None]:
+    """The planner's numbers, checked, as Python numbers (numpy scalars are fine):
+    (horizon, width, gamma, clip_logq)."""
+    if clip_logq is not None:
+        clip_logq = _number("clip_logq", clip_logq, "a number or None")
+        if math.isnan(clip_logq):
+            raise ValueError(f"clip_logq must be a number or None, got {clip_logq!r}")
+    if horizon is not None:
+        horizon = _integer("horizon", horizon, 1)
+    if width is not None:
+        width = _integer("width", width, 1)
+    gamma = _number("gamma", gamma, "in (0, 1]")
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+    return horizon, width, gamma, clip_logq
+
+
+def _integer(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (
+            high is not None and value >= high):
+        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an int {bound}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return float(value)
 
 
 def plan(
@@ -109,13 +132,13 @@ def plan(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    check_plan_args(horizon, width, gamma, clip_logq)
+    horizon, width, gamma, clip_logq = check_plan_args(horizon, width, gamma, clip_logq)
     inputs.validate()
     backend = resolve_backend(backend, inputs.gate_table.device)
     if method == "sample" and seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
-    if seed is not None and not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    if seed is not None:
+        seed = _integer("seed", seed, 0, 2**63)
     if backend == "native":
         inputs = inputs.contiguous()  # the ops take dense tensors; views of them are fine here
         if method == "beam":
@@ -126,7 +149,11 @@ def plan(
         out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
     else:
         out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq)
-    return Plan(*out)
+    result = Plan(*out)
+    if result.scores.device.type == "cpu" and not torch.isfinite(result.scores).all():  # no GPU sync
+        raise ValueError("plan scores are not finite: the model's weights or observations overflow float32 "
+                         "in planning (are the weights trained, or NaN?)")
+    return result
 
 
 def score(
@@ -139,7 +166,7 @@ def score(
     backend: str = "auto",
 ) -> torch.Tensor:
     """Teacher-forced scores (P, N) of N sequences (P, N, L) per problem."""
-    check_plan_args(None, None, gamma, clip_logq)
+    _, _, gamma, clip_logq = check_plan_args(None, None, gamma, clip_logq)
     inputs.validate()
     n = inputs.num_actions
     if actions.dim() != 3 or actions.shape[0] != inputs.num_plans or actions.shape[2] < 1:

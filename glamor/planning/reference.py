@@ -76,7 +76,8 @@ def first_argmax(x: torch.Tensor):
     best = x.max(dim=1).values  # (P,)
     ar = torch.arange(x.shape[1], device=x.device)
     idx = torch.where(x == best[:, None], ar, x.shape[1]).min(dim=1).values
-    return best, idx
+    # A row of NaNs (overflowing weights) equals no max: index K - 1, and its NaN score comes out.
+    return best, idx.clamp_max(x.shape[1] - 1)
 
 
 def score_plans(

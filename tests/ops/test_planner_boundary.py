@@ -153,6 +153,7 @@ ARG_CASES = [
     ("beam", dict(width=2**31), "width must be in"),
     ("beam", dict(gamma=0.0), "gamma must be in"),
     ("sample", dict(horizon=2**31 - 2), "GiB of planner workspace"),
+    ("sample", dict(width=2**31 - 1, horizon=2**12), "GiB of planner workspace"),  # refused before its chunk list
     ("beam", dict(width=100_000, horizon=2**20), "GiB of planner workspace"),
     ("sample", dict(gamma=1.5), "gamma must be in"),
     ("score", dict(gamma=math.nan), "gamma must be in"),
@@ -351,3 +352,24 @@ def test_fuzz_op_boundary(call):
 @given(calls())
 def test_fuzz_op_boundary_slow(call):
     _check_call(*call)
+
+
+@pytest.mark.parametrize("method", ["beam", "sample"])
+def test_overflowing_weights_give_a_clear_error_or_a_valid_plan(method):
+    """Weights 1e20 times too large overflow float32 (h0 @ w_hh): the reference's scores turn
+    NaN (inf - inf in the cell state), which plan() names instead of failing on an index; the native ops' clamped gates stay
+    finite, and their plans are still well formed."""
+    from glamor.planning import PlanningInputs, plan
+
+    big = PlanningInputs(*(t * 1e20 for t in random_inputs(2, 3, 4, 4, seed=1).tensors()))
+    with pytest.raises(ValueError, match="plan scores are not finite"):
+        plan(big, method=method, width=4, horizon=3, seed=0, backend="reference")
+    if ops.available():
+        try:
+            p = plan(big, method=method, width=4, horizon=3, seed=0, backend="native")
+        except ValueError as e:
+            assert "not finite" in str(e)
+        else:
+            assert ((p.lengths >= 1) & (p.lengths <= 3)).all()
+            assert all((p.actions[i, :n] >= 0).all() and (p.actions[i, n:] == -1).all()
+                       for i, n in enumerate(p.lengths.tolist()))
