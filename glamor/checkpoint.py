@@ -129,6 +129,7 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise ValueError(f"{path} is not a glamor checkpoint (torch.load failed: {e})") from e
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a glamor checkpoint (it holds a {type(state).__name__}, not a dict)")
+    state["path"] = str(path)  # where messages say it came from
     return state
 
 
@@ -138,6 +139,10 @@ def load_weights(model: torch.nn.Module, state: dict) -> None:
     where = state.get("path", "the checkpoint")
     if "model" not in state:
         raise ValueError(f"{where} holds no model weights")
+    bad = [name for name, w in state["model"].items() if w.is_floating_point() and not torch.isfinite(w).all()]
+    if bad:
+        raise ValueError(f"{where} holds NaN or infinite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
+                         f"a model that diverged cannot plan or train on")
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -170,6 +175,5 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
             then = "trying the previous one" if i + 1 < len(names) else "no other checkpoint to try"
             warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {e}); {then}", stacklevel=2)
             continue
-        state["path"] = str(path)
         return state
     return None

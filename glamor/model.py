@@ -219,6 +219,9 @@ class GlamorModel(nn.Module):
             raise ValueError(f"actions must be an int64 tensor (P, L), got {getattr(actions, 'shape', actions)}")
         if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1:
             raise ValueError(f"lengths must be an int64 tensor (P,), got {getattr(lengths, 'shape', lengths)}")
+        if not len(obs) == len(actions) == len(lengths):
+            raise ValueError(f"one plan per observation: obs has P={len(obs)}, actions {tuple(actions.shape)} "
+                             f"(P, L) and lengths {tuple(lengths.shape)} (P,)")
         inputs = self.planning_inputs(obs, goal, use_prior)
         device = inputs.gate_table.device
         scores = planning.score(

@@ -95,7 +95,7 @@ def check_env_fits_model(env: envs.GoalEnv, state: dict, cfg: Config) -> None:
     got = {"num_actions": int(env.action_space.n), "frame_stack": env.frame_stack, "image_hw": list(env.frame_shape)}
     if meta is not None and {k: meta[k] for k in got} != got:
         raise ValueError(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} gives {got}, but the model was trained "
-                         f"on {dict((k, meta[k]) for k in got)}")
+                         f"on {dict((k, meta[k] if k == 'image_hw' else int(meta[k])) for k in got)}")
 
 
 def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | None = None,
@@ -306,8 +306,8 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------
     def model_meta(self) -> dict:
-        return {"num_actions": self.num_actions, "frame_stack": self.env.frame_stack,
-                "image_hw": list(self.env.frame_shape)}
+        return {"num_actions": int(self.num_actions), "frame_stack": int(self.env.frame_stack),
+                "image_hw": [int(x) for x in self.env.frame_shape]}
 
     def state_dict(self) -> dict:
         """Everything the rest of the run depends on, except the replay's arrays."""

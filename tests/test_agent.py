@@ -144,6 +144,11 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     (tmp_path / "notes.pt").write_text("{}")
     with pytest.raises(ValueError, match="notes.pt is not a glamor checkpoint"):
         Agent.load(tmp_path / "notes.pt")
+    nan = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    next(iter(nan["model"].values())).fill_(float("nan"))
+    torch.save(nan, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="nan.pt holds NaN or infinite weights"):
+        Agent.load(tmp_path / "nan.pt")
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a glamor run's checkpoint"):
         Agent.load(tmp_path / "other.pt")

@@ -209,6 +209,8 @@ def test_bad_score_arguments_are_named():
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([0]))
     with pytest.raises(ValueError, match="int64"):
         m.score(obs, goal, torch.tensor([[0.0, 1.0]]), torch.tensor([2]))
+    with pytest.raises(ValueError, match=r"one plan per observation: obs has P=1, actions \(1, 2\) \(P, L\) and lengths \(3,\)"):
+        m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2, 2, 2]))
 
 
 def test_planning_inputs_reject_nan_weights():
