@@ -17,8 +17,8 @@ native sampler stops there while the reference runs all horizon+1 steps, so for 
 work (and the arithmetic floor) is its live candidate-steps, counted by replaying the same draws.
 The peak is the median speed of a large fp32 torch.mm on the same threads, in the same run.
 
-Writes the JSON (default benchmarks/results/planner_cpu.json, none with --quick) and a
-Markdown table beside it, and prints the table with the machine it ran on.
+Writes the JSON (default benchmarks/results/planner_cpu.json; with --quick only an explicit
+--json) and a Markdown table beside it, and prints the table with the machine it ran on.
 
 Example:
     python benchmarks/bench_planner.py                    # full run, a few minutes
@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         "--json",
         type=Path,
         help="where to write the results (default: "
-        "benchmarks/results/planner_cpu.json; nothing with --quick)",
+        "benchmarks/results/planner_cpu.json; with --quick, only a --json given here), and a "
+        "Markdown table beside it",
     )
     p.add_argument(
         "--quick", action="store_true", help="small cases, few runs: a smoke test in seconds"

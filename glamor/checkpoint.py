@@ -152,6 +152,28 @@ def load_weights(model: torch.nn.Module, state: dict) -> None:
                          f"was it copied from another run?") from e
 
 
+def note_left_aside(run_dir: Path) -> None:
+    """Warn of runs an --overwrite of `run_dir` moved aside and, killed before the new run's
+    first checkpoint, never put back or removed: they are kept for the user to decide."""
+    real = Path(run_dir).resolve()
+    for aside in real.parent.glob(f".{real.name}.replaced-*"):
+        pid = aside.name.rpartition("-")[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
+                          f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
+                          f"or delete it", RuntimeWarning, stacklevel=4)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True,
                 problems: list[str] | None = None) -> dict | None:
     """The newest complete checkpoint of a run, or None when it has none.
@@ -161,6 +183,7 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
     `with_replay`, the replay arrays are read into `state["replay"]`.
     """
     run_dir = Path(run_dir)
+    note_left_aside(run_dir)
     names = [name for name in (CHECKPOINT, PREVIOUS) if (run_dir / name).exists()]
     for i, name in enumerate(names):
         path = run_dir / name

@@ -136,13 +136,13 @@ def cmd_eval(args) -> int:
     if "use_prior" in overrides:
         raise ValueError("--set use_prior: an evaluation reports GLAMOR with and without the prior either way "
                          "(success_rate and success_rate_no_prior)")
-    changes = dict(overrides)
-    if args.episodes is not None:
-        changes["eval_episodes"] = args.episodes
-    cfg = cfg.replace(**changes)
+    changes = {k: v for k, v in overrides.items() if k != "progress"}  # progress changes no number
+    if args.episodes is not None and args.episodes != cfg.eval_episodes:
+        changes["eval_episodes"] = args.episodes  # another goal count is another results file
+    name = results_name(changes)
+    cfg = cfg.replace(**{**overrides, **changes})
     details: dict = {}
     results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos)
-    name = results_name({k: v for k, v in overrides.items() if k != "progress"})  # progress changes no number
     _keep_training_facts(run_dir / name, results)
     path = write_results(run_dir, results, name)
     print(format_table(results))
@@ -195,11 +195,11 @@ def cmd_plan(args) -> int:
     frames = [frames[0]] * (stack - len(frames)) + frames  # like a reset: repeat the oldest
     obs = np.stack(frames)[None]  # (1, S, H, W)
     goal = load_gray(args.goal, meta_hw)[None, None]  # (1, 1, H, W)
-    trained = agent.config.horizon
-    if args.horizon is not None and args.horizon > trained:
-        print(f"note: --horizon {args.horizon} is longer than the episodes the model learned from ({trained} "
+    trained, horizon = agent.config.horizon, args.horizon if args.horizon is not None else agent.horizon
+    if horizon > trained:
+        print(f"note: horizon {horizon} is longer than the episodes the model learned from ({trained} "
               f"steps): its scores for plans past {trained} actions are extrapolation", file=sys.stderr)
-    plan = agent.plan(obs, goal, horizon=args.horizon if args.horizon is not None else trained)
+    plan = agent.plan(obs, goal, horizon=horizon)
     n = int(plan.lengths[0])
     print(json.dumps({"actions": plan.actions[0, :n].tolist(), "length": n, "score": float(plan.scores[0]),
                       "stop_after_first": n == 1, "planner": agent.method, "width": agent.width}))
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a GLAMOR agent, then evaluate it")
-    t.add_argument("--preset", default="gridworld", choices=sorted(PRESETS))
+    t.add_argument("--preset", default="gridworld", choices=sorted(PRESETS), help="settings to start from (default gridworld)")
     t.add_argument("--env", help="environment id (see `glamor envs`), overrides the preset's")
     t.add_argument("--algo", choices=["glamor", "gcsl"],
                    help="glamor (default) or gcsl, the goal-conditioned supervised baseline")
@@ -247,14 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its last complete checkpoint (exactly, with deterministic=true)")
-    t.add_argument("--total-env-steps", type=int)
-    t.add_argument("--seed", type=int)
+    t.add_argument("--total-env-steps", type=int, help="environment steps to train for (default: the preset's); "
+                   "with --resume, extends the run")
+    t.add_argument("--seed", type=int, help="the run's seed (default 0)")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a config field")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a run on held-out goals: eval.json, eval_goals.csv, success.png, videos/")
     e.add_argument("run_dir")
-    e.add_argument("--episodes", type=_positive, help="held-out goals (default: the run's eval_episodes)")
+    e.add_argument("--episodes", type=_positive, help="held-out goals (default: the run's eval_episodes; another "
+                   "count writes eval-eval_episodes=N.json, leaving eval.json alone)")
     e.add_argument("--videos", type=_non_negative, default=None, metavar="N",
                    help="GIFs of the first N goals of each set, goal beside rollout (default 4; GLAMOR runs)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

@@ -288,13 +288,15 @@ class Trainer:
         T = int(k.max()) + 1  # the longest target in the batch; the rest is PAD
         to = lambda x: torch.from_numpy(x).to(self.device)  # noqa: E731
         losses = self.loss_fn(to(obs), to(goal), to(targets[:, :T]))
-        finite = bool(self._over_ranks(int(torch.isfinite(losses["loss"])), torch.distributed.ReduceOp.MIN))  # all stop
+        # Every loss term to the host at once: one device sync per update, not one per term.
+        values = dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist(), strict=True))
+        finite = bool(self._over_ranks(int(math.isfinite(values["loss"])), torch.distributed.ReduceOp.MIN))  # all stop
         if not finite:
             kept = (f"the last good checkpoint in {self.run_dir} is kept"
                     if (Path(self.run_dir) / checkpoint.CHECKPOINT).exists()
                     else "no checkpoint had been written yet")
             raise FloatingPointError(
-                f"non-finite loss {losses['loss'].item()} at env step {self.env_step} (try a lower lr or "
+                f"non-finite loss {values['loss']} at env step {self.env_step} (try a lower lr or "
                 f"grad_clip); {kept}"
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -302,7 +304,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.updates += 1
-        return {name: v.item() for name, v in losses.items()}
+        return values
 
     # ---- checkpoints --------------------------------------------------------------------
     def model_meta(self) -> dict:
@@ -509,7 +511,7 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     for parent in run_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise FileExistsError(f"run directory {run_dir} cannot be made: {parent} is a file")
-    _note_left_aside(run_dir)
+    checkpoint.note_left_aside(run_dir)
     aside = None
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
@@ -522,27 +524,6 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
         run_dir = real
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir, aside
-
-
-def _note_left_aside(run_dir: Path) -> None:
-    """Warn of runs an --overwrite of `run_dir` moved aside and, killed before the new run's
-    first checkpoint, never put back or removed: they are kept for the user to decide."""
-    real = run_dir.resolve()
-    for aside in real.parent.glob(f".{real.name}.replaced-*"):
-        pid = aside.name.rpartition("-")[2]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; "
-                          f"move it back (mv {aside} {run_dir}) or delete it", RuntimeWarning, stacklevel=3)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _settle(run_dir: Path, aside: Path | None, started: bool) -> None:
@@ -606,7 +587,12 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
                 print(f"the new run failed before its first checkpoint; {run_dir} holds the run it was "
                       f"replacing again", file=sys.stderr)
             raise
-        return _finish(results, cfg, Path(run_dir), t0)
+        results = _finish(results, cfg, Path(run_dir), t0)
+        # Every rank leaves together (the others waited through rank 0's evaluation): a rank that
+        # tore gloo down while rank 0 still held its connections aborted at exit now and then
+        # ("terminate called without an active exception", torchrun exit 1 after a good run).
+        distributed.barrier()
+        return results
     finally:
         distributed.teardown()
 
@@ -645,7 +631,10 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     if done >= cfg.total_env_steps and (run_dir / "eval.json").exists():
         print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
               f"pass a larger --total-env-steps to extend it", file=sys.stderr)
-        return json.loads((run_dir / "eval.json").read_text())
+        results = json.loads((run_dir / "eval.json").read_text())
+        if cfg.progress:
+            print(format_table(results))
+        return results
     t0 = time.time()
     trainer = Trainer(cfg, run_dir)
     if state is None:

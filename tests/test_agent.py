@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -199,3 +201,5 @@ def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
     out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--horizon",
               str(trained + 1))
     assert out.returncode == 0 and f"longer than the episodes the model learned from ({trained} steps)" in out.stderr
+    out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--set", "horizon=1")
+    assert out.returncode == 0 and json.loads(out.stdout)["length"] == 1  # --set horizon is the plan's horizon

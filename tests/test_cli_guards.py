@@ -58,6 +58,7 @@ def test_resume_refuses_to_end_a_run_before_its_steps_and_leaves_its_config(run,
     assert (run / "config.json").read_text() == config
     out = _cli("train", "--resume", str(run), cwd=tmp_path)
     assert out.returncode == 0 and "is finished" in out.stderr and "larger --total-env-steps" in out.stderr
+    assert "| eval | GLAMOR |" in out.stdout  # and its results
 
 
 @pytest.mark.parametrize("setting,message", [
@@ -75,10 +76,11 @@ def test_an_evaluation_refuses_what_cannot_apply_to_the_trained_model(run, tmp_p
 
 def test_a_re_evaluation_keeps_the_training_facts_and_progress_names_no_file(run, tmp_path):
     before = json.loads((run / "eval.json").read_text())
-    out = _cli("eval", str(run), "--episodes", "3", "--videos", "0", "--set", "progress=false", cwd=tmp_path)
+    out = _cli("eval", str(run), "--episodes", str(before["episodes"]), "--videos", "0", "--set", "progress=false",
+               cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     after = json.loads((run / "eval.json").read_text())
-    assert after["episodes"] == 3 and not list(run.glob("eval-*.json"))
+    assert after["episodes"] == before["episodes"] and not list(run.glob("eval-*.json"))
     assert before["updates"] > 0
     for key in ("env_steps", "updates", "train_wall_time_s"):
         assert after[key] == before[key], key
@@ -121,7 +123,7 @@ def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
     assert out.returncode == 0 and "is finished" in out.stderr, out.stderr
     saved = json.loads((run / "config.json").read_text())
     assert (saved["device"], saved["torch_threads"]) == ("cpu", 1)
-    out = _cli("eval", str(run), "--episodes", "2", "--videos", "0", "--set", "backend=reference", cwd=tmp_path)
+    out = _cli("eval", str(run), "--videos", "0", "--set", "backend=reference", cwd=tmp_path)
     assert out.returncode == 0 and (run / "eval-backend=reference.json").exists(), out.stderr
 
 
@@ -235,6 +237,8 @@ def test_a_run_left_aside_by_a_killed_overwrite_is_named(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`") as w:
         prepare_run_dir(tmp_path / "r", overwrite=True)
     assert len(w) == 1 and left.exists()
+    with pytest.warns(RuntimeWarning, match=r"move .*/r \(the interrupted new run\) away, then mv"):
+        assert checkpoint.load_latest(tmp_path / "r") is None  # resume, eval and plan read checkpoints so
     (tmp_path / "afile").write_text("x")
     with pytest.raises(FileExistsError, match="afile is a file"):
         prepare_run_dir(tmp_path / "afile" / "sub", overwrite=False)

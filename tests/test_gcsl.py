@@ -140,7 +140,7 @@ def test_cli_train_and_eval_gcsl(tmp_path):
     assert "success_rate_no_prior" not in saved and saved["sets"]["eval"]["gcsl"]["mean_steps"] == 6.0
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "losses/total" in header
-    out = subprocess.run(cmd + ["eval", str(run), "--episodes", "5", "--set", "gcsl_act=sample", "--videos", "1"],
+    out = subprocess.run(cmd + ["eval", str(run), "--set", "gcsl_act=sample", "--videos", "1"],
                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "videos and success.png are drawn for GLAMOR runs only" in out.stderr

@@ -98,22 +98,26 @@ def test_cli_end_to_end(tmp_path):
     out = _cli("train", "--preset", "debug", "--run-dir", str(run), "--set", "total_env_steps=200",
                "--set", "eval_episodes=4", "--set", "progress=False", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    out = _cli("eval", str(run), "--episodes", "6", cwd=tmp_path)
+    out = _cli("eval", str(run), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "GLAMOR, no prior" in out.stdout and "random" in out.stdout
-    assert json.loads((run / "eval.json").read_text())["episodes"] == 6
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 4
     assert len(list((run / "videos").glob("*.gif"))) == 4  # --videos defaults to 4
     own_table = (run / "eval_goals.csv").read_text()
     out = _cli("eval", str(run), "--episodes", "4", "--set", "plan_width=3", "--videos", "2", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads((run / "eval-plan_width=3.json").read_text())["planner"]["width"] == 3
-    assert json.loads((run / "eval.json").read_text())["episodes"] == 6  # the run's own results stay
+    assert json.loads((run / "eval.json").read_text())["planner"]["width"] != 3  # the run's own results stay
     assert (run / "eval_goals.csv").read_text() == own_table  # and its own reports
     assert len(list((run / "eval-plan_width=3" / "videos").glob("*.gif"))) == 2
     assert (run / "eval-plan_width=3" / "success.png").exists()
     out = _cli("eval", str(run), "--episodes", "4", "--videos", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert len(list((run / "videos").glob("*.gif"))) == 1  # no GIFs left from the earlier evaluation
+    out = _cli("eval", str(run), "--episodes", "6", "--videos", "0", cwd=tmp_path)  # another goal count: its own file
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run / "eval-eval_episodes=6.json").read_text())["episodes"] == 6
+    assert json.loads((run / "eval.json").read_text())["episodes"] == 4
     out = _cli("envs", cwd=tmp_path)
     assert "glamor/GridWorld-v0" in out.stdout.split() and "glamor/GridWorldBox-v0" in out.stdout.split()
 
