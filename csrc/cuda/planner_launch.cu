@@ -40,10 +40,15 @@ DeviceInfo device_info(int device) {
   DeviceInfo di;
   int v = 0;
   RelaxedCaptureMode relaxed;
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) == cudaSuccess) di.sms = v;
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess)
-    di.smem_optin = static_cast<size_t>(v);
-  if (cudaGetLastError() != cudaSuccess || di.sms == 0) return di;  // reported by the config; not cached
+  const cudaError_t sms_err = cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device);
+  if (sms_err == cudaSuccess) di.sms = v;
+  const cudaError_t smem_err = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (smem_err == cudaSuccess) di.smem_optin = static_cast<size_t>(v);
+  if (sms_err != cudaSuccess || smem_err != cudaSuccess) {
+    cudaGetLastError();  // our failed query's error, not left for the caller's next check
+    return di;           // reported by the config; not cached
+  }
+  if (di.sms == 0) return di;
   cache[device] = di;
   return di;
 }
@@ -159,7 +164,7 @@ Config beam_config(const Problem& pr, int B, int horizon, const Options& opt, in
     asked[key] = {err, clusters};
   }
   if (err != cudaSuccess || clusters < 1) {
-    cudaGetLastError();
+    if (err != cudaSuccess) cudaGetLastError();  // clear our query's error only, not one of the caller's
     if (opt.blocks > 1) {
       cfg.error = str("a cluster of %lld blocks with %lld bytes of shared memory each cannot be scheduled on this "
                       "device (GLAMOR_CUDA_BEAM_BLOCKS): ",
