@@ -189,7 +189,8 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
     mixed = {k: sorted(v) for k, v in digests.items() if len(v) > 1}
     if mixed:
         raise ValueError(f"{env}: runs were evaluated on different goal lists {mixed}; the comparison would "
-                         f"not be on the same goals")
+                         f"not be on the same goals (results from an older glamor, whose digests did not "
+                         f"cover the label ranges: run `glamor eval RUN_DIR` again and delete its sweep-*.json)")
     out: dict = {"env": env, "goal_digests": {f"{n}/{e}": next(iter(v)) for (n, e), v in digests.items()},
                  "methods": {}, "curves": {}, "sweep": [], "one_seed": len({s for _, s in runs}) == 1}
     set_names = list(next(iter(runs.values()))[1]["sets"]) if runs else []
