@@ -40,6 +40,7 @@ from glamor import ops  # noqa: E402
 from glamor.planning import reference  # noqa: E402
 from glamor.planning.inputs import PlanningInputs  # noqa: E402
 from glamor.planning.rng import uniform  # noqa: E402
+from glamor.sysinfo import cpu_name  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = "paper <= 100 us/plan, >= 50x eager, >= 5x graph; 64 x 200 >= 40% of fp32 peak"
@@ -266,11 +267,13 @@ def fmt_ms(entry: dict | None, P: int) -> str:
 def table(result: dict) -> str:
     m = result["machine"]
     lines = [
-        f"Card: {m['gpu']} ({m['sms']} SMs), torch {m['torch']} (CUDA {m['cuda']}); fp32 peak "
-        f"(matmul {result['peak']['size']}^3, TF32 off) {result['peak']['tflops']:.1f} TFLOP/s.",
+        f"Card: {m['gpu']} ({m['sms']} SMs), host CPU {m.get('cpu', '?')}, torch {m['torch']} (CUDA {m['cuda']}); "
+        f"fp32 peak measured as SGEMM (matmul {result['peak']['size']}^3, TF32 off) "
+        f"{result['peak']['tflops']:.1f} TFLOP/s"
+        + (f" (rated FFMA peak {m['rated_fp32_tflops']:.1f})." if m.get("rated_fp32_tflops") else "."),
         "",
         "| case | CUDA op us/plan | eager ref us/plan | graph ref us/plan | nn.LSTM us/plan "
-        "| speed-up vs eager / graph / nn.LSTM | GFLOP/s | % of fp32 peak | CUDA = CPU |",
+        "| speed-up vs eager / graph / nn.LSTM | GFLOP/s | % of fp32 peak (SGEMM) | CUDA = CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["cases"]:
@@ -325,10 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     if not torch._C._dispatch_has_kernel_for_dispatch_key("glamor::sample_plans", "CUDA"):
         raise SystemExit("glamor._C has no CUDA kernels: build it with CUDA (see gpu_check.sh)")
     props = torch.cuda.get_device_properties(0)
+    clock_khz = getattr(props, "clock_rate", None)  # not in every torch
     result = {
         "machine": {
             "gpu": torch.cuda.get_device_name(0),
             "sms": props.multi_processor_count,
+            "cpu": cpu_name(),  # the eager and graph contenders are host-bound
+            # 128 fp32 lanes per SM (sm_90), 2 FLOPs per FFMA, at the boost clock
+            "rated_fp32_tflops": props.multi_processor_count * 128 * 2 * clock_khz * 1e3 / 1e12 if clock_khz else None,
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
             "python": platform.python_version(),
