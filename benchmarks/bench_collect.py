@@ -36,12 +36,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CASES = (("gridworld", "glamor/GridWorld-v0"), ("atari", "glamor/Pong-v0"))
 
 
-def machine() -> str:
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def machine(load_at_start: float) -> str:
     cpu = cpu_name()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "gymnasium", "ale-py"))
     return (f"CPU: {cpu}, {os.cpu_count()} cores available (shared); Python {platform.python_version()}; "
-            f"{versions}. Load average at the end: {load:.1f}.")
+            f"{versions}. Load average (1 min) at the start {load_at_start:.1f}, at the end {load_average():.1f}.")
 
 
 def time_collection(cfg, n: int, vector: str, steps: int, repeats: int) -> float:
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny smoke run on gridworld; writes nothing")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    load_at_start = load_average()
     cases = CASES[:1] if args.quick else CASES
     steps, repeats = (100, 1) if args.quick else (args.steps, args.repeats)
     rows = []
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{env_id:24s} {vector:5s} x{n}: {rate:9.0f} steps/s", flush=True)
     if args.quick:
         return 0
-    lines = ["# Collection speed", "", machine(), "",
+    where = machine(load_at_start)
+    lines = ["# Collection speed", "", where, "",
              "Rounds of the trainer's collection without planning: each environment resets with a seed and "
              "a prepared goal, then runs k random actions. Steps/s over all environments, median of "
              f"{repeats} runs of about {steps} steps (Atari: {steps // 5}), after a warm-up round. "
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"| {r['steps_per_s'] / base:.2f} |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "collect.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "collect.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
+    (RESULTS / "collect.json").write_text(json.dumps({"machine": where, "rows": rows}, indent=2) + "\n")
     print("\n".join(lines))
     return 0
 

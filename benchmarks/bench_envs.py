@@ -163,8 +163,8 @@ def markdown(info: dict, rows: list[dict], goal_rows: list[dict]) -> str:
         f"CPU: {info['cpu']}, {info['cores_available']} cores available (shared); "
         f"Python {info['python']}; gymnasium {pk['gymnasium']}, ale-py {pk['ale-py']}, "
         f"mujoco {pk['mujoco']}, dm_control {pk['dm_control']}; MUJOCO_GL={info['MUJOCO_GL']} "
-        "(software rendering unless a GPU driver provides EGL). Load average at the end: "
-        f"{info['load_average_1min']:.1f} (other work shared the cores).",
+        "(software rendering unless a GPU driver provides EGL). Load average (1 min) at the start "
+        f"{info.get('load_average_1min_at_start', float('nan')):.1f}, at the end {info['load_average_1min']:.1f}.",
         "",
         "One process, one environment at a time, random actions. Steps/s: `env.step` with image "
         "observations (frame stack, goal, labels, success), median of runs, resets excluded. "
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.repeats = 0.1, 1
+    load_at_start = os.getloadavg()[0]
 
     ids = glamor.envs.registered()
     if args.only:
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     info = machine()  # after the environments: MUJOCO_GL is known then
+    info["load_average_1min_at_start"] = load_at_start
     text = markdown(info, rows, goal_rows)
     print()
     print(text)
