@@ -197,7 +197,9 @@ def cases(quick: bool) -> list[dict]:
 
 
 def run_case(case: dict, threads: int, peak: float, args) -> dict:
-    inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
+    model, obs, goal = model_and_images(case["plans"], case["actions"], case["hidden"])
+    with torch.no_grad():
+        inp = model.planning_inputs(obs, goal, use_prior=case["prior"])
     M, P, H, n, N, T = (
         inp.num_models,
         case["plans"],
@@ -254,7 +256,6 @@ def run_case(case: dict, threads: int, peak: float, args) -> dict:
     out["native"] = measure(native_fn, threads, fast)
     # What a plan call also pays before the planner: both encoders and the gate tables
     # (model.planning_inputs), not in the planner columns.
-    model, obs, goal = model_and_images(P, n, H)
     torch.set_num_threads(threads)
     with torch.no_grad():
         out["encode"] = timeit(lambda: model.planning_inputs(obs, goal, use_prior=case["prior"]), **slow)

@@ -74,9 +74,8 @@ def cmd_train(args) -> int:
         if args.algo:
             raise ValueError("--resume RUN_DIR takes the run's own config.json (its algo included)")
         # resume() refuses --set fields other than the machine's
-        machine = _parse_overrides(args.set)
-        results = resume(args.resume, total_env_steps=args.total_env_steps, machine=machine)
-        _print_unless_shown(results, machine.get("progress", Config.load(Path(args.resume) / "config.json").progress))
+        # the table is the command's answer, with or without progress bars
+        resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set), table=True)
         return 0
     overrides = _parse_overrides(args.set)
     if args.env:
@@ -96,16 +95,8 @@ def cmd_train(args) -> int:
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
               file=sys.stderr)
     run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
-    _print_unless_shown(train(cfg, run_dir, overwrite=args.overwrite), cfg.progress)
+    train(cfg, run_dir, overwrite=args.overwrite, table=True)
     return 0
-
-
-def _print_unless_shown(results: dict, shown: bool) -> None:
-    """The command's answer, the results table, also when progress=false kept train() quiet."""
-    from glamor.evaluate import format_table
-
-    if results and not shown:
-        print(format_table(results))
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:

@@ -23,6 +23,7 @@ again) and `GOAL_FORMAT_VERSION`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -161,9 +162,14 @@ def cache_dir() -> Path:
 def env_code_digest(env: GoalEnv) -> str:
     """A fingerprint of the source of the env's classes (GoalEnv and its subclasses), so cached
     goals are built again after an environment's code changes (how it draws or labels)."""
+    return _class_code_digest(type(env))
+
+
+@functools.cache  # a class's source is read once per process
+def _class_code_digest(env_class: type) -> str:
     h = hashlib.sha1()
-    for cls in type(env).__mro__:
-        if isinstance(cls, type) and issubclass(cls, GoalEnv):
+    for cls in env_class.__mro__:
+        if issubclass(cls, GoalEnv):
             try:
                 h.update(inspect.getsource(cls).encode())
             except (OSError, TypeError):  # defined where no source is kept (an interactive session)

@@ -28,6 +28,7 @@ same relabelled batches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -89,13 +90,35 @@ def eval_goal_sets(cfg: Config, env: envs.GoalEnv, count: int, progress: bool) -
     return sets
 
 
+def first_goals(goal_sets: dict, episodes: int, names: tuple[str, ...] | None = None) -> dict:
+    """The first `episodes` goals of each set (of those named in `names`; default all)."""
+    return {name: s if episodes >= len(s) else s.subset(np.arange(episodes)) for name, s in goal_sets.items()
+            if names is None or name in names}
+
+
+@contextlib.contextmanager
+def eval_environments(cfg: Config, episodes: int):
+    """Environments for an evaluation of `episodes` goals, closed after it (a control task's
+    renderer holds a GL context)."""
+    eval_envs = make_envs(cfg, min(cfg.eval_batch, episodes))
+    try:
+        yield eval_envs
+    finally:
+        for env in eval_envs:
+            env.close()
+
+
 def check_env_fits_model(env: envs.GoalEnv, state: dict, cfg: Config) -> None:
     """The environment gives the observations and actions a checkpoint's model was trained on."""
     meta = state.get("model_meta")
+    if meta is None:
+        return
     got = {"num_actions": int(env.action_space.n), "frame_stack": env.frame_stack, "image_hw": list(env.frame_shape)}
-    if meta is not None and {k: meta[k] for k in got} != got:
+    trained = {"num_actions": int(meta["num_actions"]), "frame_stack": int(meta["frame_stack"]),
+               "image_hw": [int(x) for x in meta["image_hw"]]}  # older checkpoints hold numpy ints
+    if trained != got:
         raise ValueError(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} gives {got}, but the model was trained "
-                         f"on {dict((k, meta[k] if k == 'image_hw' else int(meta[k])) for k in got)}")
+                         f"on {trained}")
 
 
 def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | None = None,
@@ -113,20 +136,14 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir}")
     episodes = cfg.eval_episodes if episodes is None else min(episodes, cfg.eval_episodes)
-    eval_envs = make_envs(cfg, min(cfg.eval_batch, episodes))
-    try:
+    with eval_environments(cfg, episodes) as eval_envs:
         check_env_fits_model(eval_envs[0], state, cfg)
         model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
         checkpoint.load_weights(model, state)
-        sets = eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress)
-        sets = {name: s if episodes >= len(s) else s.subset(np.arange(episodes)) for name, s in sets.items()
-                if set_names is None or name in set_names}
+        sets = first_goals(eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress), episodes, set_names)
         torch.manual_seed(cfg.seed)
         results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
                            details=details, record=record)
-    finally:
-        for env in eval_envs:
-            env.close()
     results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
     return results
 
@@ -397,13 +414,9 @@ class Trainer:
     def evaluate(self, episodes: int, **kwargs) -> dict:
         if self._eval_sets is None:
             self._eval_sets = eval_goal_sets(self.cfg, self.env, self.cfg.eval_episodes, self.cfg.progress)
-        sets = {name: s.subset(np.arange(min(episodes, len(s)))) for name, s in self._eval_sets.items()}
-        eval_envs = make_envs(self.cfg, min(self.cfg.eval_batch, episodes))
-        try:
-            return evaluate(self.model, self.cfg, eval_envs, sets, progress=False, **kwargs)
-        finally:
-            for env in eval_envs:  # a control task's renderer holds a GL context
-                env.close()
+        with eval_environments(self.cfg, episodes) as eval_envs:
+            return evaluate(self.model, self.cfg, eval_envs, first_goals(self._eval_sets, episodes), progress=False,
+                            **kwargs)
 
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict:
@@ -503,8 +516,8 @@ class Trainer:
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | None]:
     """An empty run directory. With `overwrite`, an existing run is moved aside rather than
-    deleted: returns (run_dir, where the old run went, or None); `_settle` deletes it once the
-    new run has written its first checkpoint, or puts it back if the new one fails before."""
+    deleted: returns (run_dir, where the old run went, or None); it is deleted once the new run
+    has written its first checkpoint, or put back (`_undo_start`) if the new one fails before."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"run directory {run_dir} is a file, not a directory")
@@ -526,13 +539,9 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     return run_dir, aside
 
 
-def _settle(run_dir: Path, aside: Path | None, started: bool) -> None:
-    """After a new run's start: delete the run it replaced, or, if it failed before training,
-    remove it and put back what was there (nothing, or the replaced run)."""
-    if started:
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
-        return
+def _undo_start(run_dir: Path, aside: Path | None) -> None:
+    """A new run that failed before its first checkpoint: remove it and put back what was there
+    (nothing, or the run it was replacing)."""
     shutil.rmtree(run_dir, ignore_errors=True)
     if aside is not None:
         aside.rename(run_dir)
@@ -544,21 +553,22 @@ def _write_config(cfg: Config, run_dir: Path) -> None:
     os.replace(tmp, run_dir / "config.json")
 
 
-def _finish(results: dict, cfg: Config, run_dir: Path, t0: float) -> dict:
+def _finish(results: dict, cfg: Config, run_dir: Path, t0: float, table: bool | None) -> dict:
     if not results:  # a rank other than 0
         return results
     results["train_wall_time_s"] = time.time() - t0
     write_results(run_dir, results)
-    if cfg.progress:
+    if cfg.progress if table is None else table:
         print(format_table(results))
+    if cfg.progress:
         print(json.dumps({k: results[k] for k in ("success_rate", "ci95", "episodes", "success_rate_no_prior",
                                                    "random_success_rate") if k in results}))
     return results
 
 
-def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
+def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool | None = None) -> dict:
     """Train a GLAMOR agent (or the GCSL baseline, `cfg.algo`) in `run_dir`, evaluate it, and
-    return the eval.json dict."""
+    return the eval.json dict; `table` prints its results table (default: cfg.progress)."""
     from glamor import distributed
 
     rank, world = distributed.setup(cfg)
@@ -575,19 +585,19 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
             # Nothing was trained: leave nothing behind to block the corrected command, and
             # keep the run that --overwrite would have replaced.
             if rank == 0:
-                _settle(Path(run_dir), aside, started=False)
+                _undo_start(Path(run_dir), aside)
             raise
         if aside is not None:  # the replaced run goes once the new one has a checkpoint to resume from
-            trainer.on_first_save = lambda: _settle(Path(run_dir), aside, started=True)
+            trainer.on_first_save = lambda: shutil.rmtree(aside, ignore_errors=True)
         try:
             results = trainer.run()
         except BaseException:
             if trainer.on_first_save is not None:  # failed before its first checkpoint: nothing to resume
-                _settle(Path(run_dir), aside, started=False)
+                _undo_start(Path(run_dir), aside)
                 print(f"the new run failed before its first checkpoint; {run_dir} holds the run it was "
                       f"replacing again", file=sys.stderr)
             raise
-        results = _finish(results, cfg, Path(run_dir), t0)
+        results = _finish(results, cfg, Path(run_dir), t0, table)
         # Every rank leaves together (the others waited through rank 0's evaluation): a rank that
         # tore gloo down while rank 0 still held its connections aborted at exit now and then
         # ("terminate called without an active exception", torchrun exit 1 after a good run).
@@ -597,10 +607,12 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False) -> dict:
         distributed.teardown()
 
 
-def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dict | None = None) -> dict:
+def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dict | None = None,
+           table: bool | None = None) -> dict:
     """Continue a run from its newest complete checkpoint (from scratch when it has none yet)
     and return the eval.json dict. `total_env_steps` extends (or shortens) the run; `machine`
-    changes fields of config.MACHINE_FIELDS (a run trained on a GPU goes on with device='cpu')."""
+    changes fields of config.MACHINE_FIELDS (a run trained on a GPU goes on with device='cpu');
+    `table` prints the results table (default: the run's progress setting)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
@@ -632,7 +644,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
               f"pass a larger --total-env-steps to extend it", file=sys.stderr)
         results = json.loads((run_dir / "eval.json").read_text())
-        if cfg.progress:
+        if cfg.progress if table is None else table:
             print(format_table(results))
         return results
     t0 = time.time()
@@ -646,4 +658,4 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     else:
         trainer.load_state_dict(state)
         t0 -= trainer._wall_offset
-    return _finish(trainer.run(), cfg, run_dir, t0)
+    return _finish(trainer.run(), cfg, run_dir, t0, table)

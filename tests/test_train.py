@@ -155,7 +155,7 @@ def test_cli_notes_a_gpu_sized_preset_on_the_cpu(monkeypatch, capsys, tmp_path):
     from glamor.cli import main
 
     started = []
-    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False: started.append(cfg))
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False, **kw: started.append(cfg))
     assert main(["train", "--preset", "atari", "--set", "device=cpu", "--run-dir", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert "GPU budget" in err and "20,000 updates" in err and "--preset atari_cpu" in err
