@@ -58,8 +58,11 @@ class Agent:
         seed: int = 0,
         horizon: int | None = None,
         plan_seed: int | None = None,
+        cache_goals: bool = True,
     ):
         self.model = model
+        self.cache_goals = cache_goals
+        self._goal_cache: tuple | None = None  # (goals as given, weights key, their encoding)
         self.horizon = horizon
         self.method, self.width, self.use_prior = method, width, use_prior
         self.gamma, self.backend, self.clip_logq = gamma, backend, clip_logq
@@ -129,13 +132,41 @@ class Agent:
 
     def plan(self, obs, goal, horizon: int) -> Plan:
         """Best plans (P of them) of at most `horizon` actions."""
-        obs, goal = (_tensor(x).to(self.model.device) for x in (obs, goal))
+        obs, goal = _tensor(obs), _tensor(goal)
+        self.model.check_images(obs, goal)
+        goal_rep = self._goal_rep(goal)
+        obs, goal = obs.to(self.model.device), goal.to(self.model.device)
         self._plan_seed += 1  # fresh, reproducible draws for every sampling call
         self.plans_made += obs.shape[0]
         return self.model.plan(
             obs, goal, method=self.method, width=self.width, horizon=horizon, use_prior=self.use_prior,
             gamma=self.gamma, seed=self._plan_seed, clip_logq=self.clip_logq, backend=self.backend,
+            goal_rep=goal_rep,
         )
+
+    def _goal_rep(self, goal: torch.Tensor) -> torch.Tensor | None:
+        """The goal encoder's output for this batch of goals, reused while the batch (compared
+        exactly, where it was given: numpy goals on the host) and the goal encoder's weights are
+        unchanged: a closed loop encodes an episode's goals once, not at every step. The same
+        numbers as encoding them again (the same encoder on the same batch). Weights count as
+        changed when a parameter is written in place (an optimiser step, load_state_dict) or
+        replaced (`.to`); a write through `.data` is not seen: call `forget_goals()` after one."""
+        if not self.cache_goals:
+            return None
+        encoder = self.model.goal_encoder
+        weights = (encoder.training, *((t.data_ptr(), t._version) for t in (*encoder.parameters(), *encoder.buffers())))
+        cached = self._goal_cache
+        if (cached is not None and cached[1] == weights and cached[0].shape == goal.shape
+                and cached[0].device == goal.device and torch.equal(cached[0], goal)):
+            return cached[2]
+        with torch.no_grad():
+            rep = self.model.encode_goal(goal.to(self.model.device))  # (P, D)
+        self._goal_cache = (goal.clone(), weights, rep)
+        return rep
+
+    def forget_goals(self) -> None:
+        """Drop the cached goal encoding (needed only after changing weights through `.data`)."""
+        self._goal_cache = None
 
     def act(self, obs, goal, horizon: int | None = None):
         """Closed loop, one step: the first action of each best plan, and whether to stop

@@ -9,6 +9,7 @@
     glamor envs
     glamor bench planner --json planner.json
     glamor bench update   # training-update speed
+    glamor bench act      # closed-loop acting, goal encoding cached or not
     glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
 """
 
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
-    b.add_argument("what", choices=["planner", "envs", "collect", "update"])
+    b.add_argument("what", choices=["planner", "act", "envs", "collect", "update"])
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
     return p

@@ -136,10 +136,27 @@ class GlamorModel(nn.Module):
         if obs.shape[0] != goal.shape[0]:
             raise ValueError(f"obs and goal must have the same batch size, got {obs.shape[0]} and {goal.shape[0]}")
 
-    def conditioning(self, obs: torch.Tensor, goal: torch.Tensor):
-        """(P, S, H, W), (P, 1, H, W) uint8 -> IDM condition (P, D), prior condition (P, D)."""
+    def encode_goal(self, goal: torch.Tensor) -> torch.Tensor:
+        """(P, 1, H, W) uint8 -> the goal representation (P, D) the state mix reads."""
+        return torch.relu(self.goal_encoder(goal))
+
+    def check_goal_rep(self, goal_rep, plans: int) -> None:
+        """Raise ValueError unless goal_rep is a (plans, D) tensor of the model's dtype and device."""
+        want = (plans, self.goal_encoder.fc.out_features)
+        weight = self.goal_encoder.fc.weight
+        if not isinstance(goal_rep, torch.Tensor) or tuple(goal_rep.shape) != want:
+            raise ValueError(f"goal_rep must be a tensor of shape {want} (model.encode_goal of the goals), got "
+                             f"{tuple(goal_rep.shape) if isinstance(goal_rep, torch.Tensor) else type(goal_rep).__name__}")
+        if goal_rep.dtype != weight.dtype or goal_rep.device != weight.device:
+            raise ValueError(f"goal_rep must be {weight.dtype} on {weight.device} (the model's), got "
+                             f"{goal_rep.dtype} on {goal_rep.device}")
+
+    def conditioning(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None):
+        """(P, S, H, W), (P, 1, H, W) uint8 -> IDM condition (P, D), prior condition (P, D).
+        `goal_rep` (P, D), when given, is `encode_goal(goal)` computed earlier."""
         obs_rep = torch.relu(self.obs_encoder(obs))  # (P, D)
-        goal_rep = torch.relu(self.goal_encoder(goal))  # (P, D)
+        if goal_rep is None:
+            goal_rep = self.encode_goal(goal)  # (P, D)
         state_mix = self.state_mix(torch.cat([obs_rep, goal_rep], dim=1))  # (P, D)
         return state_mix, obs_rep
 
@@ -169,10 +186,14 @@ class GlamorModel(nn.Module):
 
     # ---- planning -----------------------------------------------------------------------
     @torch.no_grad()
-    def planning_inputs(self, obs, goal, use_prior: bool = True) -> PlanningInputs:
-        """The per-plan tensors a planner needs (see `glamor.planning.inputs`)."""
+    def planning_inputs(self, obs, goal, use_prior: bool = True, *, goal_rep=None) -> PlanningInputs:
+        """The per-plan tensors a planner needs (see `glamor.planning.inputs`). `goal_rep`
+        (P, D) on the model's device, when given, stands for `encode_goal(goal)` (a goal
+        encoded once for many steps, see `glamor.agent.Agent`)."""
         self.check_images(obs, goal)
-        state_mix, obs_rep = self.conditioning(obs.to(self.device), goal.to(self.device))
+        if goal_rep is not None:
+            self.check_goal_rep(goal_rep, len(goal))
+        state_mix, obs_rep = self.conditioning(obs.to(self.device), goal.to(self.device), goal_rep)
         parts = [(self.idm, state_mix)] + ([(self.prior, obs_rep)] if use_prior else [])
         tables, h0s, c0s = [], [], []
         for lstm, cond in parts:
@@ -248,6 +269,7 @@ class GlamorModel(nn.Module):
         seed: int | None = None,
         clip_logq: float | None = None,
         backend: str = "auto",
+        goal_rep: torch.Tensor | None = None,
     ) -> Plan:
         """The best plan from each start `obs` to each `goal` (P of each).
 
@@ -258,12 +280,13 @@ class GlamorModel(nn.Module):
             use_prior: divide by the action prior (off: the IDM alone).
             seed: keys the sampler's draws (None: drawn from torch's generator).
             backend: "auto", "reference" or "native".
+            goal_rep: `encode_goal(goal)` (P, D) computed earlier, or None to encode `goal` now.
 
         Returns:
             Plan(actions (P, horizon) padded with -1, lengths (P,), scores (P,)).
         """
         planning.check_plan_args(horizon, width, gamma, clip_logq)  # before the encoders run
-        inputs = self.planning_inputs(obs, goal, use_prior)
+        inputs = self.planning_inputs(obs, goal, use_prior, goal_rep=goal_rep)
         return planning.plan(
             inputs,
             method=method,

@@ -203,3 +203,74 @@ def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
     assert out.returncode == 0 and f"longer than the episodes the model learned from ({trained} steps)" in out.stderr
     out = run("--frames", str(tmp_path / "rgb.png"), "--goal", str(tmp_path / "rgb.png"), "--set", "horizon=1")
     assert out.returncode == 0 and json.loads(out.stdout)["length"] == 1  # --set horizon is the plan's horizon
+
+
+def _counting_goal_encoder(model):
+    calls = []
+    model.goal_encoder.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    return calls
+
+
+def _plans_equal(a: Plan, b: Plan) -> bool:
+    return all(torch.equal(x, y) for x, y in zip((a.actions, a.lengths, a.scores), (b.actions, b.lengths, b.scores)))
+
+
+@pytest.mark.parametrize("method", ["beam", "sample"])
+def test_goal_cache_encodes_a_goal_batch_once_and_plans_exactly_as_without_it(method):
+    m = tiny_model(num_actions=3)
+    calls = _counting_goal_encoder(m)
+    cached = Agent(m, method=method, width=9, seed=5)
+    fresh = Agent(m, method=method, width=9, seed=5, cache_goals=False)
+    goal = random_images(4, 1, (24, 24), 1).numpy()
+    for step in range(4):  # a closed loop: new observations, the same goals
+        obs = random_images(4, 2, (24, 24), 10 + step).numpy()
+        assert _plans_equal(cached.plan(obs, goal, horizon=4), fresh.plan(obs, goal, horizon=4))
+    assert calls == [4] + [4] * 4  # the cached agent's one encoding, then the uncached agent's four
+    calls.clear()
+    goal2 = goal.copy()
+    goal2[2, 0, 5, 5] ^= 1  # one pixel of one goal: a new batch
+    for g in (goal2, goal2[:3], goal2[:3]):  # then fewer plans (episodes that stopped)
+        obs = random_images(len(g), 2, (24, 24), 20).numpy()
+        assert _plans_equal(cached.plan(obs, g, horizon=4), fresh.plan(obs, g, horizon=4))
+    assert calls == [4, 4, 3, 3, 3]  # cached: 4, 3 (the repeat of the 3 is a hit); uncached: all three
+
+
+def test_goal_cache_sees_weight_changes():
+    m = tiny_model(num_actions=3)
+    calls = _counting_goal_encoder(m)
+    cached = Agent(m, method="sample", width=9, seed=5)
+    obs, goal = random_images(2, 2, (24, 24)).numpy(), random_images(2, 1, (24, 24), 1).numpy()
+
+    def check(encodes: bool):
+        calls.clear()
+        fresh = Agent(m, method="sample", width=9, seed=5, cache_goals=False, plan_seed=cached._plan_seed)
+        assert _plans_equal(cached.plan(obs, goal, horizon=4), fresh.plan(obs, goal, horizon=4))
+        assert calls == ([2, 2] if encodes else [2])
+
+    check(True)
+    check(False)
+    opt = torch.optim.AdamW(m.parameters(), lr=0.1)  # a training update between two plans
+    m.loss(torch.as_tensor(obs), torch.as_tensor(goal), torch.tensor([[0, 3], [1, 3]]))["loss"].backward()
+    opt.step()
+    check(True)
+    m.load_state_dict(tiny_model(num_actions=3, seed=1).state_dict())  # weights loaded in place
+    check(True)
+    check(False)
+    with torch.no_grad():
+        m.goal_encoder.fc.bias.data.add_(1.0)  # a write through .data: not seen, as documented
+    calls.clear()
+    cached.plan(obs, goal, horizon=4)
+    assert calls == []
+    cached.forget_goals()
+    check(True)
+
+
+def test_plan_refuses_a_goal_rep_that_does_not_fit():
+    m = tiny_model(num_actions=3)
+    obs, goal = random_images(2, 2, (24, 24)), random_images(2, 1, (24, 24), 1)
+    rep = m.encode_goal(goal).detach()
+    assert _plans_equal(m.plan(obs, goal, width=9, horizon=3, goal_rep=rep), m.plan(obs, goal, width=9, horizon=3))
+    with pytest.raises(ValueError, match=r"goal_rep must be a tensor of shape \(2, 16\)"):
+        m.plan(obs, goal, width=9, horizon=3, goal_rep=rep[:1])
+    with pytest.raises(ValueError, match="goal_rep must be torch.float32"):
+        m.plan(obs, goal, width=9, horizon=3, goal_rep=rep.double())

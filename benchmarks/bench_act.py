@@ -1,0 +1,124 @@
+"""Closed-loop acting speed: `Agent.act` with the goal encoding cached against encoding the goals at
+every step.
+
+A closed loop (evaluation, or planning from a trained model in your own code) replans at every
+environment step from a new observation towards the same goals. Each plan call runs both
+encoders, the state mix, the gate tables and the planner; the goal encoder's output depends on the
+goals and the weights only, so `glamor.agent.Agent` (cache_goals=True, the default) encodes a goal
+batch once and reuses it while the batch and the goal encoder's weights are unchanged. The
+benchmark first checks that both agents give the same plans (actions, lengths, scores bitwise) on
+the same observations, then times act() calls, alternating the two agents in one process (a new
+observation batch each step, the same goals), and reports medians and their ratio.
+
+Cases: the paper configuration (Atari sizes: 18 actions, 4 stacked 80x104 frames, embedding 512,
+sampling 200 candidates, horizon 50) for 1 and 16 environments, and the demo's gridworld model
+(its preset: beam search of 32, horizon 12) with 1 environment. Untrained weights.
+
+Writes benchmarks/results/act_cpu.md and .json.
+
+Example:
+    python benchmarks/bench_act.py                          # about a minute
+    glamor bench act --repeats 3 --json /tmp/act.json       # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_planner import RESULTS, machine, write_results
+
+from glamor.agent import Agent
+from glamor.config import preset
+from glamor.model import GlamorModel
+
+# name -> (preset, actions, frame stack, frame (H, W), environments)
+CASES = {
+    "paper, 1 env": ("atari", 18, 4, (80, 104), 1),
+    "paper, 16 envs": ("atari", 18, 4, (80, 104), 16),
+    "gridworld demo, 1 env": ("gridworld", 4, 1, (22, 22), 1),
+}
+AGENTS = ("encode every step", "goal cached")
+
+
+def run_case(name: str, repeats: int) -> dict:
+    preset_name, n, stack, hw, envs = CASES[name]
+    cfg = preset(preset_name)
+    torch.manual_seed(0)
+    model = GlamorModel.from_config(cfg, n, stack, hw).eval()
+    rng = np.random.default_rng(1)
+    goal = rng.integers(0, 256, (envs, 1, *hw), dtype=np.uint8)
+    observations = [rng.integers(0, 256, (envs, stack, *hw), dtype=np.uint8) for _ in range(8)]
+    agents = {label: Agent.from_config(model, cfg, cache_goals=label == "goal cached") for label in AGENTS}
+
+    plans = {label: [agent.plan(o, goal, cfg.horizon) for o in observations] for label, agent in agents.items()}
+    equal = all(
+        torch.equal(a.actions, b.actions) and torch.equal(a.lengths, b.lengths) and torch.equal(a.scores, b.scores)
+        for a, b in zip(*plans.values())
+    )
+    if not equal:
+        raise AssertionError(f"{name}: the cached and uncached agents plan differently")
+
+    times = {label: [] for label in AGENTS}
+    for step in range(repeats):  # alternating, so drifts of a shared machine hit both alike
+        obs = observations[step % len(observations)]
+        for label, agent in agents.items():
+            t0 = time.perf_counter()
+            agent.act(obs, goal, cfg.horizon)
+            times[label].append(time.perf_counter() - t0)
+    med = {label: statistics.median(v) for label, v in times.items()}
+    return {
+        "case": name, "preset": preset_name, "environments": envs, "actions": n, "frames": [stack, *hw],
+        "planner": cfg.planner, "width": cfg.plan_width, "horizon": cfg.horizon,
+        "plans_bitwise_equal": equal, "repeats": repeats, "median_s": med, "times_s": times,
+        "speedup": med[AGENTS[0]] / med[AGENTS[1]],
+    }
+
+
+def table(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"Closed-loop act() per step, {m['cpu']}, {m['threads']} torch threads, torch {m['torch']}, native "
+        f"planner ({m['native_isa']}); median of {result['cases'][0]['repeats']} alternating steps each; load "
+        f"average {m['load_average_1min_at_start']:.2f} at start, {result['load_average_at_end']:.2f} at end.",
+        "",
+        "| case | planner | encode every step ms | goal cached ms | speedup | plans equal |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for c in result["cases"]:
+        med = c["median_s"]
+        lines.append(
+            f"| {c['case']} | {c['planner']} {c['width']}, horizon {c['horizon']} | {1e3 * med[AGENTS[0]]:.2f} | "
+            f"{1e3 * med[AGENTS[1]]:.2f} | {c['speedup']:.2f}x | {'bitwise' if c['plans_bitwise_equal'] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--repeats", type=int, default=60, help="timed steps per agent and case")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--json", type=Path, help="output path (default benchmarks/results/act_cpu.json)")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
+    torch.set_num_threads(args.threads)
+    result = {"machine": machine(args.threads), "cases": []}
+    for name in args.cases:
+        result["cases"].append(run_case(name, args.repeats))
+        print(f"  {name}: {result['cases'][-1]['speedup']:.2f}x", flush=True)
+    result["load_average_at_end"] = os.getloadavg()[0]
+    text = table(result)
+    print(text)
+    write_results(args.json or RESULTS / "act_cpu.json", result, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
