@@ -17,6 +17,10 @@ fp32 matmul with TF32 off (cuBLAS SGEMM, FFMA on CUDA cores). FLOPs per candidat
 live candidate-steps of sampling are counted as in bench_planner.py.
 
 Writes benchmarks/results/planner_cuda.json and .md (or --json PATH) and prints the table.
+`--device cpu --quick` runs the same cases, contenders, table and target checks without a GPU
+(the CPU ops stand in for the CUDA ones, wall-clock times, no CUDA graph): a dry run, tested in
+tests/ops/test_bench_planner_cuda_dry_run.py, so that a GPU window is not spent finding a bug
+in the script. The nn.LSTM contender's plan is compared with the CPU op's (noted under the table).
 """
 
 from __future__ import annotations
@@ -65,15 +69,34 @@ def cuda_time(fn, *, warmup: int, runs: int, max_seconds: float = 20.0) -> dict:
     return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
 
 
-def fp32_peak_tflops(size: int = 8192) -> dict:
+def wall_time(fn, *, warmup: int, runs: int, max_seconds: float = 20.0) -> dict:
+    """cuda_time's wall-clock stand-in for the CPU dry run (--device cpu)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+        if time.perf_counter() - start > max_seconds and len(times) >= 3:
+            break
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
+
+
+def timer(device: torch.device):
+    return cuda_time if device.type == "cuda" else wall_time
+
+
+def fp32_peak_tflops(size: int = 8192, device: torch.device = torch.device("cuda")) -> dict:
     """Median TFLOP/s of a size^3 fp32 matmul with TF32 off (CUDA-core FFMA)."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
     try:
-        a = torch.randn(size, size, device="cuda")
-        b = torch.randn(size, size, device="cuda")
-        t = cuda_time(lambda: torch.mm(a, b), warmup=3, runs=10)
+        a = torch.randn(size, size, device=device)
+        b = torch.randn(size, size, device=device)
+        t = timer(device)(lambda: torch.mm(a, b), warmup=3, runs=10)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved[0]
         torch.set_float32_matmul_precision(saved[1])
@@ -178,13 +201,13 @@ def cases(quick: bool) -> list[dict]:
     ]
 
 
-def run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
+def run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device = torch.device("cuda")) -> dict:
     """Times one case; case["env"] sets GLAMOR_CUDA_* variables for the CUDA op (a kernel
     variant), case["contenders"] False skips the PyTorch contenders."""
     saved = {k: os.environ.get(k) for k in case.get("env", {})}
     os.environ.update(case.get("env", {}))
     try:
-        return _run_case(case, peak_tflops, quick)
+        return _run_case(case, peak_tflops, quick, device)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -193,11 +216,12 @@ def run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
                 os.environ[k] = v
 
 
-def _run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
+def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device) -> dict:
+    time_it = timer(device)
     with torch.no_grad():
         cpu_inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
         cpu_inp = PlanningInputs(*(t.detach().contiguous() for t in cpu_inp.tensors()))
-    inp = PlanningInputs(*(t.cuda() for t in cpu_inp.tensors()))
+    inp = PlanningInputs(*(t.to(device) for t in cpu_inp.tensors()))
     M, P, H, n, N, T, gamma = (
         inp.num_models,
         case["plans"],
@@ -226,7 +250,7 @@ def _run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
     got = tuple(t.cpu() for t in op())
     out["cuda_equals_cpu"] = bool(torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]))
     runs = 5 if quick else 50
-    out["cuda"] = cuda_time(op, warmup=3, runs=runs)
+    out["cuda"] = time_it(op, warmup=3, runs=runs)
     s = out["cuda"]["median_ms"] * 1e-3
     out["cuda"].update(
         us_per_plan=s * 1e6 / P,
@@ -235,17 +259,21 @@ def _run_case(case: dict, peak_tflops: float, quick: bool) -> dict:
     )
     if not case.get("contenders", True):
         return out
-    out["eager_reference"] = cuda_time(ref, warmup=1, runs=3 if quick else 10)
+    out["eager_reference"] = time_it(ref, warmup=1, runs=3 if quick else 10)
     try:
         replay, _ = graphed(ref)
-        out["graph_reference"] = cuda_time(replay, warmup=2, runs=runs)
+        out["graph_reference"] = time_it(replay, warmup=2, runs=runs)
     except Exception as e:  # noqa: BLE001 - report why the capture failed, keep measuring
         out["graph_reference"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     if case.get("lstm"):
         try:
             lstm = LstmSampler(inp)
-            out["nn_lstm"] = cuda_time(
-                lambda: lstm(N, T, SEED, gamma), warmup=1, runs=3 if quick else 10
+            plan = tuple(t.cpu() for t in lstm(N, T, SEED, gamma))
+            out["nn_lstm"] = time_it(lambda: lstm(N, T, SEED, gamma), warmup=1, runs=3 if quick else 10)
+            # its arithmetic differs (cuDNN, a one-hot input matmul), so a token may flip at a near tie
+            out["nn_lstm"]["equals_cpu"] = bool(
+                torch.equal(plan[0], want[0]) and torch.equal(plan[1], want[1])
+                and torch.allclose(plan[2], want[2], rtol=1e-4, atol=1e-4)
             )
         except Exception as e:  # noqa: BLE001
             out["nn_lstm"] = {"error": f"{type(e).__name__}: {e}"[:300]}
@@ -299,6 +327,9 @@ def table(result: dict) -> str:
         f"candidate-step. Targets: {TARGETS}.",
     ]
     for c in result["cases"]:
+        if "equals_cpu" in c.get("nn_lstm", {}):
+            lines.append(f"- {c['name']}: the nn.LSTM contender's plan (actions, length, score within 1e-4) "
+                         f"{'equals' if c['nn_lstm']['equals_cpu'] else 'DIFFERS from'} the CPU op's.")
         for k in ("graph_reference", "nn_lstm"):
             if isinstance(c.get(k), dict) and "error" in c[k]:
                 lines.append(f"- {c['name']}: {k} failed: {c[k]['error']}")
@@ -316,43 +347,52 @@ def check_targets(result: dict) -> dict:
     }
 
 
+def machine_info(device: torch.device) -> dict:
+    if device.type != "cuda":  # the CPU dry run
+        return {"gpu": f"none (CPU dry run on {cpu_name()})", "sms": 0, "cpu": cpu_name(), "rated_fp32_tflops": None,
+                "torch": torch.__version__, "cuda": None, "python": platform.python_version()}
+    props = torch.cuda.get_device_properties(0)
+    clock_khz = getattr(props, "clock_rate", None)  # not in every torch
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "sms": props.multi_processor_count,
+        "cpu": cpu_name(),  # the eager and graph contenders are host-bound
+        # 128 fp32 lanes per SM (sm_90), 2 FLOPs per FFMA, at the boost clock
+        "rated_fp32_tflops": props.multi_processor_count * 128 * 2 * clock_khz * 1e3 / 1e12 if clock_khz else None,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", type=Path, help="default: benchmarks/results/planner_cuda.json")
     p.add_argument("--quick", action="store_true", help="small cases, few runs (nothing written)")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                   help="cpu: a dry run of this script without a GPU (the CPU ops in the CUDA op's column, "
+                        "wall-clock times, no graph capture); writes only a --json given")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: the CUDA benchmark needs a GPU")
     if not ops.available():
         raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
-    if not torch._C._dispatch_has_kernel_for_dispatch_key("glamor::sample_plans", "CUDA"):
+    if device.type == "cuda" and not torch._C._dispatch_has_kernel_for_dispatch_key("glamor::sample_plans", "CUDA"):
         raise SystemExit("glamor._C has no CUDA kernels: build it with CUDA (see gpu_check.sh)")
-    props = torch.cuda.get_device_properties(0)
-    clock_khz = getattr(props, "clock_rate", None)  # not in every torch
-    result = {
-        "machine": {
-            "gpu": torch.cuda.get_device_name(0),
-            "sms": props.multi_processor_count,
-            "cpu": cpu_name(),  # the eager and graph contenders are host-bound
-            # 128 fp32 lanes per SM (sm_90), 2 FLOPs per FFMA, at the boost clock
-            "rated_fp32_tflops": props.multi_processor_count * 128 * 2 * clock_khz * 1e3 / 1e12 if clock_khz else None,
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "python": platform.python_version(),
-        },
-        "quick": args.quick,
-    }
-    result["peak"] = fp32_peak_tflops(4096 if args.quick else 8192)
+    result = {"machine": machine_info(device), "quick": args.quick, "device": device.type}
+    peak_size = 1024 if device.type != "cuda" else 4096 if args.quick else 8192
+    result["peak"] = fp32_peak_tflops(peak_size, device)
     result["cases"] = []
     for case in cases(args.quick):
-        result["cases"].append(run_case(case, result["peak"]["tflops"], args.quick))
+        result["cases"].append(run_case(case, result["peak"]["tflops"], args.quick, device))
         print(f"  {case['name']}: done", flush=True)
-    result["peak_at_end"] = fp32_peak_tflops(4096 if args.quick else 8192)
+    result["peak_at_end"] = fp32_peak_tflops(peak_size, device)
     result["targets"] = check_targets(result)
     text = table(result)
     print(text)
     print("targets:", json.dumps(result["targets"]))
-    path = args.json or (None if args.quick else RESULTS / "planner_cuda.json")
+    path = args.json or (None if args.quick or device.type != "cuda" else RESULTS / "planner_cuda.json")
     if path is not None:
         write_results(path, result, text)
     return 0

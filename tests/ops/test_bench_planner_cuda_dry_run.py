@@ -1,0 +1,46 @@
+"""benchmarks/bench_planner_cuda.py runs on the CPU (--device cpu): every case, contender, table line
+and target check of the GPU benchmark, so that the scarce GPU window does not find a bug in them;
+and its nn.LSTM contender samples the same plan as the native op (it is a faithful contender)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glamor import ops
+
+pytestmark = pytest.mark.skipif(not ops.available(), reason=f"glamor._C not built: {ops.import_error()}")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cuda_benchmark_dry_run_on_cpu(tmp_path):
+    out = tmp_path / "planner_cuda.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_planner_cuda.py"), "--device", "cpu", "--quick",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(out.read_text())
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_planner_cuda import TARGETS, cases
+    finally:
+        sys.path.pop(0)
+    names = [c["name"] for c in cases(quick=True)]
+    assert [c["name"] for c in result["cases"]] == names
+    assert all(c["cuda_equals_cpu"] for c in result["cases"])  # the CPU op against itself, via the same path
+    paper = result["cases"][0]
+    assert paper["nn_lstm"]["equals_cpu"] is True and paper["nn_lstm"]["median_ms"] > 0
+    assert paper["eager_reference"]["median_ms"] > 0 and "error" in paper["graph_reference"]  # no CUDA graphs here
+    assert set(result["targets"]) == {"paper_at_most_100_us", "paper_50x_eager", "paper_5x_graph",
+                                      "sample_64x200_at_least_40pct_of_peak"}
+    text = out.with_suffix(".md").read_text()
+    for name in names:
+        assert f"| {name} |" in text
+    assert TARGETS in text and "equals the CPU op's" in text
