@@ -274,3 +274,46 @@ def test_plan_refuses_a_goal_rep_that_does_not_fit():
         m.plan(obs, goal, width=9, horizon=3, goal_rep=rep[:1])
     with pytest.raises(ValueError, match="goal_rep must be torch.float32"):
         m.plan(obs, goal, width=9, horizon=3, goal_rep=rep.double())
+
+
+def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path):
+    """examples/closed_loop.py (a user's own loop) takes the same steps and gets the same verdicts
+    as glamor.evaluate.run_episodes on the goals the environment draws at those seeds (beam search
+    draws nothing, so both loops plan alike)."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    tr = _saved_run(tmp_path)
+    torch.manual_seed(0)
+    with torch.no_grad():  # weights under which the agent stops itself after 1, 2 or 6 steps
+        for p in tr.model.parameters():
+            p.normal_(0, 1.0)
+        tr.model.idm.head.bias[tr.model.num_actions] += 4.0  # END
+    tr.save()
+    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
+    spec = importlib.util.spec_from_file_location("closed_loop", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    cfg, seeds = tr.cfg, [10_000, 10_001, 10_002, 10_003]
+    env = make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    mine = [example.run_episode(Agent.load(tmp_path), env, s, cfg.episode_length) for s in seeds]
+    goals = []
+    for s in seeds:
+        env.reset(seed=s)
+        goals.append(env.goal)
+    gs = GoalSet(np.stack([g.frame for g in goals]), np.stack([g.labels for g in goals]),
+                 np.zeros((len(seeds), 1)), np.array(seeds), env.label_ranges)
+    ref = run_episodes([env], gs, Agent.load(tmp_path))
+    assert [r["steps"] for r in mine] == ref.steps.tolist() and len(set(ref.steps.tolist())) > 1
+    assert [r["success"] for r in mine] == ref.success.tolist()
+    out = subprocess.run([sys.executable, str(path), str(tmp_path), "--episodes", "2"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("episode ") == 2 and "/2 goals reached" in out.stdout
+    bad = subprocess.run([sys.executable, str(path), str(tmp_path), "--episodes", "0"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0 and "--episodes must be >= 1" in bad.stderr

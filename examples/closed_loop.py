@@ -1,0 +1,68 @@
+"""Plan from a trained model in your own code: a closed loop on the environment it was trained on.
+
+Load the agent from a run directory (its newest checkpoint; no replay, no trainer), then at every
+step show it the current frames and the goal image and take the first action of its best plan;
+it says when it believes the goal is reached (its best plan is that one action). The environment
+judges success by its labels at the end, which the agent never sees::
+
+    make demo                                   # trains runs/demo on the gridworld
+    .venv/bin/python examples/closed_loop.py runs/demo --episodes 20
+
+Each episode resets with its own seed; the environment draws its goal from a random rollout of
+`episode_length` steps from there (the spec's goal distribution), so the goal is reachable. The
+agent encodes an episode's goal once (`Agent` caches it) and replans from each new observation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from glamor import envs
+from glamor.agent import Agent
+
+
+def run_episode(agent: Agent, env, seed: int, k: int) -> dict:
+    """One closed-loop episode of at most k steps: steps taken, whether the agent stopped itself,
+    the judge's verdict."""
+    obs, info = env.reset(seed=seed)
+    goal = obs["desired_goal"]  # (1, H, W): the goal image, fixed for the episode
+    for t in range(k):
+        # frames (S, H, W) and the goal: the first action of the best plan of at most k - t actions
+        action, stop = agent.act(obs["observation"], goal, horizon=k - t)
+        obs, _, terminated, truncated, info = env.step(action)
+        if stop or terminated or truncated:
+            break
+    return {"seed": seed, "steps": t + 1, "stopped": stop, "success": info["is_success"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run_dir", help="a glamor run directory (or a checkpoint file)")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--first-seed", type=int, default=10_000, help="reset seeds first-seed, first-seed + 1, ...")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error(f"--episodes must be >= 1, got {args.episodes}")
+    agent = Agent.load(args.run_dir, device=args.device)
+    cfg = agent.config
+    env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    try:
+        successes, t0 = 0, time.perf_counter()
+        for i in range(args.episodes):
+            r = run_episode(agent, env, args.first_seed + i, cfg.episode_length)
+            successes += r["success"]
+            print(f"episode {i}: seed {r['seed']}, {r['steps']} steps, "
+                  f"{'stopped itself' if r['stopped'] else 'ran out of steps'}, "
+                  f"{'reached the goal' if r['success'] else 'missed'}", flush=True)
+        wall = time.perf_counter() - t0
+    finally:
+        env.close()
+    print(f"{cfg.env_id}: {successes}/{args.episodes} goals reached; {agent.plans_made} plans in {wall:.1f} s "
+          f"({agent.plans_made / wall:.0f} plans/s, {agent.method} {agent.width})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
