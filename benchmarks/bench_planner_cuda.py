@@ -47,6 +47,7 @@ from glamor.planning.rng import uniform  # noqa: E402
 from glamor.sysinfo import cpu_name  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CUDA = torch.device("cuda")
 TARGETS = "paper <= 100 us/plan, >= 50x eager, >= 5x graph; 64 x 200 >= 40% of fp32 peak"
 
 
@@ -88,7 +89,7 @@ def timer(device: torch.device):
     return cuda_time if device.type == "cuda" else wall_time
 
 
-def fp32_peak_tflops(size: int = 8192, device: torch.device = torch.device("cuda")) -> dict:
+def fp32_peak_tflops(size: int = 8192, device: torch.device = CUDA) -> dict:
     """Median TFLOP/s of a size^3 fp32 matmul with TF32 off (CUDA-core FFMA)."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -201,7 +202,7 @@ def cases(quick: bool) -> list[dict]:
     ]
 
 
-def run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device = torch.device("cuda")) -> dict:
+def run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device = CUDA) -> dict:
     """Times one case; case["env"] sets GLAMOR_CUDA_* variables for the CUDA op (a kernel
     variant), case["contenders"] False skips the PyTorch contenders."""
     saved = {k: os.environ.get(k) for k in case.get("env", {})}
@@ -322,7 +323,10 @@ def table(result: dict) -> str:
         )
     lines += [
         "",
-        "Per plan: call time / plans (median of CUDA-event timings). Work: live candidate-steps "
+        "Per plan: call time / plans (median of "
+        + ("CUDA-event timings" if result.get("device", "cuda") == "cuda"
+           else "wall-clock timings; a CPU dry run: the 'CUDA op' is the CPU op, compared with itself")
+        + "). Work: live candidate-steps "
         "for sampling, width x (horizon+1) for beam; FLOPs 2 (4H^2 + (n+2) H) per model per "
         f"candidate-step. Targets: {TARGETS}.",
     ]

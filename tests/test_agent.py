@@ -249,10 +249,18 @@ def test_goal_cache_sees_weight_changes():
 
     check(True)
     check(False)
-    opt = torch.optim.AdamW(m.parameters(), lr=0.1)  # a training update between two plans
-    m.loss(torch.as_tensor(obs), torch.as_tensor(goal), torch.tensor([[0, 3], [1, 3]]))["loss"].backward()
-    opt.step()
+    for fused in (False, True):  # a training update between two plans (a fused step leaves versions alone)
+        opt = torch.optim.AdamW(m.parameters(), lr=0.1, fused=fused)
+        m.loss(torch.as_tensor(obs), torch.as_tensor(goal), torch.tensor([[0, 3], [1, 3]]))["loss"].backward()
+        opt.step()
+        check(True)
+        check(False)
+    m.double().float()  # new storages: the cache holds the old ones, so no address comes back
     check(True)
+    calls.clear()
+    with pytest.raises(ValueError, match="horizon"):  # argument checks come before any encoder runs
+        cached.plan(obs, goal, horizon=0)
+    assert calls == []
     m.load_state_dict(tiny_model(num_actions=3, seed=1).state_dict())  # weights loaded in place
     check(True)
     check(False)
@@ -263,6 +271,18 @@ def test_goal_cache_sees_weight_changes():
     assert calls == []
     cached.forget_goals()
     check(True)
+
+
+def test_a_model_made_under_inference_mode_acts_uncached():
+    with torch.inference_mode():  # its weights carry no version counters to key a cache on
+        m = tiny_model(num_actions=3)
+        calls = _counting_goal_encoder(m)
+        obs, goal = random_images(2, 2, (24, 24)).numpy(), random_images(2, 1, (24, 24), 1).numpy()
+        cached = Agent(m, method="sample", width=9, seed=5)
+        fresh = Agent(m, method="sample", width=9, seed=5, cache_goals=False)
+        for _ in range(2):
+            assert _plans_equal(cached.plan(obs, goal, horizon=4), fresh.plan(obs, goal, horizon=4))
+    assert calls == [2, 2, 2, 2]
 
 
 def test_plan_refuses_a_goal_rep_that_does_not_fit():
