@@ -6,13 +6,18 @@ environment step from a new observation towards the same goals. Each plan call r
 encoders, the state mix, the gate tables and the planner; the goal encoder's output depends on the
 goals and the weights only, so `glamor.agent.Agent` (cache_goals=True, the default) encodes a goal
 batch once and reuses it while the batch and the goal encoder's weights are unchanged. The
-benchmark first checks that both agents give the same plans (actions, lengths, scores bitwise) on
-the same observations, then times act() calls, alternating the two agents in one process (a new
+benchmark first checks that both agents decide alike (bitwise: plans' actions, lengths and
+scores; GCSL's actions) on the same observations, then times act() calls, alternating the two agents in one process (a new
 observation batch each step, the same goals), and reports medians and their ratio.
 
+The GCSL baseline's agent (glamor/gcsl.py) caches the same way; its act() is one forward pass
+of the policy, so the goal encoder is a larger share of it.
+
 Cases: the paper configuration (Atari sizes: 18 actions, 4 stacked 80x104 frames, embedding 512,
-sampling 200 candidates, horizon 50) for 1 and 16 environments, and the demo's gridworld model
-(its preset: beam search of 32, horizon 12) with 1 environment. Untrained weights.
+sampling 200 candidates, horizon 50) for 1 and 16 environments, the demo's gridworld model (its
+preset: beam search of 32, horizon 12) with 1 environment, and GCSL on the gridworld preset with
+200 environments (evaluation's batch; GCSL never stops early, so the batch stays whole). Untrained
+weights.
 
 Writes benchmarks/results/act_cpu.md and .json.
 
@@ -36,34 +41,42 @@ from bench_planner import RESULTS, machine, write_results
 
 from glamor.agent import Agent
 from glamor.config import preset
+from glamor.gcsl import GCSLPolicy
 from glamor.model import GlamorModel
+from glamor.train import build_agent
 
-# name -> (preset, actions, frame stack, frame (H, W), environments)
+# name -> (preset, algo, actions, frame stack, frame (H, W), environments)
 CASES = {
-    "paper, 1 env": ("atari", 18, 4, (80, 104), 1),
-    "paper, 16 envs": ("atari", 18, 4, (80, 104), 16),
-    "gridworld demo, 1 env": ("gridworld", 4, 1, (22, 22), 1),
+    "paper, 1 env": ("atari", "glamor", 18, 4, (80, 104), 1),
+    "paper, 16 envs": ("atari", "glamor", 18, 4, (80, 104), 16),
+    "gridworld demo, 1 env": ("gridworld", "glamor", 4, 1, (22, 22), 1),
+    "GCSL, gridworld, 200 envs": ("gridworld", "gcsl", 4, 1, (22, 22), 200),
 }
 AGENTS = ("encode every step", "goal cached")
 
 
+def decisions(agent, obs, goal, horizon: int) -> tuple[torch.Tensor, ...]:
+    """What the agent decides: GLAMOR's best plans (actions, lengths, scores), GCSL's actions."""
+    if isinstance(agent, Agent):
+        p = agent.plan(obs, goal, horizon)
+        return p.actions, p.lengths, p.scores
+    return (torch.as_tensor(agent.policy_actions(obs, goal)),)
+
+
 def run_case(name: str, repeats: int) -> dict:
-    preset_name, n, stack, hw, envs = CASES[name]
-    cfg = preset(preset_name)
+    preset_name, algo, n, stack, hw, envs = CASES[name]
+    cfg = preset(preset_name, algo=algo)
     torch.manual_seed(0)
-    model = GlamorModel.from_config(cfg, n, stack, hw).eval()
+    model = (GCSLPolicy if algo == "gcsl" else GlamorModel).from_config(cfg, n, stack, hw).eval()
     rng = np.random.default_rng(1)
     goal = rng.integers(0, 256, (envs, 1, *hw), dtype=np.uint8)
     observations = [rng.integers(0, 256, (envs, stack, *hw), dtype=np.uint8) for _ in range(8)]
-    agents = {label: Agent.from_config(model, cfg, cache_goals=label == "goal cached") for label in AGENTS}
+    agents = {label: build_agent(model, cfg, cache_goals=label == "goal cached") for label in AGENTS}
 
-    plans = {label: [agent.plan(o, goal, cfg.horizon) for o in observations] for label, agent in agents.items()}
-    equal = all(
-        torch.equal(a.actions, b.actions) and torch.equal(a.lengths, b.lengths) and torch.equal(a.scores, b.scores)
-        for a, b in zip(*plans.values())
-    )
+    made = {label: [decisions(agent, o, goal, cfg.horizon) for o in observations] for label, agent in agents.items()}
+    equal = all(all(torch.equal(x, y) for x, y in zip(a, b)) for a, b in zip(*made.values()))
     if not equal:
-        raise AssertionError(f"{name}: the cached and uncached agents plan differently")
+        raise AssertionError(f"{name}: the cached and uncached agents decide differently")
 
     times = {label: [] for label in AGENTS}
     for step in range(repeats):  # alternating, so drifts of a shared machine hit both alike
@@ -81,11 +94,16 @@ def run_case(name: str, repeats: int) -> dict:
         encode.append(time.perf_counter() - t0)
     med = {label: statistics.median(v) for label, v in times.items()}
     return {
-        "case": name, "preset": preset_name, "environments": envs, "actions": n, "frames": [stack, *hw],
-        "planner": cfg.planner, "width": cfg.plan_width, "horizon": cfg.horizon,
-        "plans_bitwise_equal": equal, "repeats": repeats, "median_s": med, "times_s": times,
+        "case": name, "preset": preset_name, "algo": algo, "environments": envs, "actions": n,
+        "frames": [stack, *hw], "planner": cfg.planner if algo == "glamor" else f"GCSL {cfg.gcsl_act}",
+        "width": cfg.plan_width, "horizon": cfg.horizon,
+        "decisions_bitwise_equal": equal, "repeats": repeats, "median_s": med, "times_s": times,
         "speedup": med[AGENTS[0]] / med[AGENTS[1]], "goal_encoder_median_s": statistics.median(encode),
     }
+
+
+def agent_label(c: dict) -> str:
+    return c["planner"] if c["algo"] == "gcsl" else f"{c['planner']} {c['width']}, horizon {c['horizon']}"
 
 
 def table(result: dict) -> str:
@@ -95,15 +113,15 @@ def table(result: dict) -> str:
         f"planner ({m['native_isa']}); median of {result['cases'][0]['repeats']} alternating steps each; load "
         f"average {m['load_average_1min_at_start']:.2f} at start, {result['load_average_at_end']:.2f} at end.",
         "",
-        "| case | planner | encode every step ms | goal cached ms | speedup | goal encoder alone ms | plans equal |",
+        "| case | agent | encode every step ms | goal cached ms | speedup | goal encoder alone ms | decisions equal |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for c in result["cases"]:
         med = c["median_s"]
         lines.append(
-            f"| {c['case']} | {c['planner']} {c['width']}, horizon {c['horizon']} | {1e3 * med[AGENTS[0]]:.2f} | "
+            f"| {c['case']} | {agent_label(c)} | {1e3 * med[AGENTS[0]]:.2f} | "
             f"{1e3 * med[AGENTS[1]]:.2f} | {c['speedup']:.2f}x | {1e3 * c['goal_encoder_median_s']:.2f} | "
-            f"{'bitwise' if c['plans_bitwise_equal'] else 'NO'} |"
+            f"{'bitwise' if c['decisions_bitwise_equal'] else 'NO'} |"
         )
     lines += ["", f"Written by `{result['command']}`. 'goal encoder alone': model.encode_goal of the goal batch, "
               "timed after the steps (what the cache saves per step)."]

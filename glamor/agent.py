@@ -25,24 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from glamor import checkpoint, planning
 from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
+from glamor.goal_cache import GoalEncodingCache
 from glamor.model import GlamorModel
 from glamor.planning import Plan
-
-# Optimiser steps taken in this process, by any torch optimiser: a fused step writes parameters
-# without raising their version counters, so the goal cache also keys on this count.
-_OPTIMIZER_STEPS = [0]
-
-
-def _count_optimizer_step(optimizer, args, kwargs) -> None:
-    _OPTIMIZER_STEPS[0] += 1
-
-
-register_optimizer_step_post_hook(_count_optimizer_step)
 
 
 class Agent:
@@ -74,7 +63,7 @@ class Agent:
     ):
         self.model = model
         self.cache_goals = cache_goals
-        self._goal_cache: dict | None = None  # the goals as given, a weights key, their encoding
+        self._goals = GoalEncodingCache()
         self.horizon = horizon
         self.method, self.width, self.use_prior = method, width, use_prior
         self.gamma, self.backend, self.clip_logq = gamma, backend, clip_logq
@@ -147,7 +136,7 @@ class Agent:
         planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)  # before any encoder runs
         obs, goal = _tensor(obs), _tensor(goal)
         self.model.check_images(obs, goal)
-        goal_rep = self._goal_rep(goal)
+        goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # glamor/goal_cache.py
         obs, goal = obs.to(self.model.device), goal.to(self.model.device)
         self._plan_seed += 1  # fresh, reproducible draws for every sampling call
         self.plans_made += obs.shape[0]
@@ -157,37 +146,10 @@ class Agent:
             goal_rep=goal_rep,
         )
 
-    def _goal_rep(self, goal: torch.Tensor) -> torch.Tensor | None:
-        """The goal encoder's output for this batch of goals, reused while the batch (compared
-        exactly, where it was given: numpy goals on the host) and the goal encoder's weights are
-        unchanged: a closed loop encodes an episode's goals once, not at every step. The same
-        numbers as encoding them again (the same encoder on the same batch).
-
-        The weights count as changed after any torch optimiser step (fused ones included), an
-        in-place write to a parameter (load_state_dict, copy_) or a parameter's storage replaced
-        (`.to`, `.half`, assignment; the cache holds the old storages, so a new one cannot reuse
-        an old address). Not seen: writes through `.data` or a numpy view; call
-        `forget_goals()` after one. Weights made under torch.inference_mode carry no version,
-        so such a model is not cached."""
-        if not self.cache_goals:
-            return None
-        tensors = (*self.model.goal_encoder.parameters(), *self.model.goal_encoder.buffers())
-        if any(t.is_inference() for t in tensors):
-            return None
-        weights = (self.model.goal_encoder.training, _OPTIMIZER_STEPS[0], *((t.data_ptr(), t._version) for t in tensors))
-        cached = self._goal_cache
-        if (cached is not None and cached["weights"] == weights and cached["goal"].shape == goal.shape
-                and cached["goal"].device == goal.device and torch.equal(cached["goal"], goal)):
-            return cached["rep"]
-        with torch.no_grad():
-            rep = self.model.encode_goal(goal.to(self.model.device))  # (P, D)
-        self._goal_cache = {"goal": goal.clone(), "weights": weights, "rep": rep,
-                            "storages": [t.untyped_storage() for t in tensors]}  # addresses stay taken
-        return rep
-
     def forget_goals(self) -> None:
-        """Drop the cached goal encoding (needed only after writing weights through `.data`)."""
-        self._goal_cache = None
+        """Drop the cached goal encoding (needed only after writing weights through `.data`;
+        see glamor/goal_cache.py)."""
+        self._goals.clear()
 
     def act(self, obs, goal, horizon: int | None = None):
         """Closed loop, one step: the first action of each best plan, and whether to stop

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glamor.goal_cache import GoalEncodingCache
 from glamor.nn.impala import ImpalaEncoder
 from glamor.nn.mix import state_mix_mlp
 
@@ -72,10 +73,16 @@ class GCSLPolicy(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def forward(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """uint8 obs (B, S, H, W) and goal (B, 1, H, W) -> action logits (B, n)."""
+    def encode_goal(self, goal: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) uint8 -> the goal representation (B, D) the state mix reads."""
+        return torch.relu(self.goal_encoder(goal))
+
+    def forward(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 obs (B, S, H, W) and goal (B, 1, H, W) -> action logits (B, n); `goal_rep` (B, D),
+        when given, is `encode_goal(goal)` computed earlier (and `goal` is not read)."""
         obs_rep = torch.relu(self.obs_encoder(obs))  # (B, D)
-        goal_rep = torch.relu(self.goal_encoder(goal))  # (B, D)
+        if goal_rep is None:
+            goal_rep = self.encode_goal(goal)  # (B, D)
         return self.head(self.state_mix(torch.cat([obs_rep, goal_rep], dim=1)))  # (B, n)
 
     def loss(self, obs, goal, targets) -> dict[str, torch.Tensor]:
@@ -104,12 +111,16 @@ class GCSLAgent:
         policy: the network.
         mode: "greedy" (argmax) or "sample" (from the softmax, with this agent's generator).
         seed: seeds the sampling and exploration draws.
+        cache_goals: encode a batch of goals once while it comes back unchanged, as
+            `glamor.agent.Agent` does (glamor/goal_cache.py); the same actions either way.
     """
 
-    def __init__(self, policy: GCSLPolicy, *, mode: str = "greedy", seed: int = 0, horizon: int | None = None):
+    def __init__(self, policy: GCSLPolicy, *, mode: str = "greedy", seed: int = 0, horizon: int | None = None,
+                 cache_goals: bool = True):
         if mode not in ("greedy", "sample"):
             raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
         self.model, self.mode, self.horizon = policy, mode, horizon
+        self.cache_goals, self._goals = cache_goals, GoalEncodingCache()
         self.rng = np.random.default_rng(seed)
         self.plans_made = 0
 
@@ -134,8 +145,9 @@ class GCSLAgent:
     def policy_actions(self, obs, goal) -> np.ndarray:
         """int64 (P,): the greedy or sampled action of each (obs (P, S, H, W), goal (P, 1, H, W))."""
         device = self.model.device
-        obs, goal = (torch.as_tensor(np.asarray(x)).to(device) for x in (obs, goal))
-        logits = self.model(obs, goal)  # (P, n)
+        obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
+        goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # (P, D)
+        logits = self.model(obs.to(device), goal.to(device), goal_rep)  # (P, n)
         self.plans_made += obs.shape[0]
         if self.mode == "greedy":
             return logits.argmax(dim=1).cpu().numpy()
@@ -158,6 +170,10 @@ class GCSLAgent:
         """Each action replaced by a uniform random one with probability `epsilon`."""
         explore = self.rng.random(np.shape(actions)) < epsilon
         return np.where(explore, self.rng.integers(self.num_actions, size=np.shape(actions)), actions)
+
+    def forget_goals(self) -> None:
+        """Drop the cached goal encoding (needed only after writing weights through `.data`)."""
+        self._goals.clear()
 
 
 def collect_closed_loop(envs: list, first_obs: list[dict], agent: GCSLAgent | None, epsilon: float,

@@ -20,7 +20,7 @@ def test_bench_act_smoke(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     (case,) = json.loads(out.read_text())["cases"]
-    assert case["plans_bitwise_equal"] is True and case["planner"] == "beam" and case["environments"] == 1
+    assert case["decisions_bitwise_equal"] is True and case["planner"] == "beam" and case["environments"] == 1
     assert len(case["times_s"]["goal cached"]) == 2 and all(v > 0 for v in case["median_s"].values())
     assert "| gridworld demo, 1 env | beam 32, horizon 12 |" in out.with_suffix(".md").read_text()
 

@@ -150,3 +150,39 @@ def test_cli_train_and_eval_gcsl(tmp_path):
 
     with pytest.raises(ValueError, match="gcsl run, not a GLAMOR model"):
         Agent.load(run)
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+def test_gcsl_goal_cache_encodes_an_episodes_goals_once_and_acts_as_without_it(mode):
+    """Closed-loop collection with the goal encoding cached: the same episodes as without it,
+    and the goal encoder runs once per goal batch (then again after a training step)."""
+    cfg = preset("debug", progress=False)
+    env = make_envs(cfg, 1)[0]
+    torch.manual_seed(3)
+    policy = GCSLPolicy.from_config(cfg, env.action_space.n, env.frame_stack, env.frame_shape).eval()
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.normal_(0, 0.5)  # actions that depend on the inputs
+    calls = []
+    policy.goal_encoder.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    runs = {}
+    for cached in (True, False):
+        envs = make_envs(cfg, 3)
+        obs = [env.reset(seed=i)[0] for i, env in enumerate(envs)]
+        agent = GCSLAgent(policy, mode=mode, seed=1, cache_goals=cached)
+        calls.clear()
+        runs[cached] = collect_closed_loop(envs, obs, agent, 0.3, np.random.default_rng(0))
+        runs[cached, "calls"] = list(calls)
+    for (f1, a1), (f2, a2) in zip(runs[True], runs[False]):
+        assert np.array_equal(f1, f2) and np.array_equal(a1, a2)
+    assert len({int(a) for _, acts in runs[True] for a in acts}) > 1
+    assert runs[True, "calls"] == [3] and runs[False, "calls"] == [3] * cfg.episode_length
+    agent = GCSLAgent(policy, mode=mode, seed=1)
+    o, g = np.zeros((2, env.frame_stack, *env.frame_shape), np.uint8), np.zeros((2, 1, *env.frame_shape), np.uint8)
+    calls.clear()
+    agent.act(o, g), agent.act(o, g)
+    policy.loss(torch.as_tensor(o), torch.as_tensor(g), torch.tensor([[1, 4], [2, 4]]))["loss"].backward()
+    assert calls == [2, 2]  # the first act and the loss's forward; the second act hit the cache
+    torch.optim.SGD(policy.parameters(), lr=0.1).step()
+    agent.act(o, g)
+    assert calls == [2, 2, 2]  # encoded again after the step

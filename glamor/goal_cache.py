@@ -1,0 +1,70 @@
+"""The goal encoding of the last batch of goals, reused while the same goals come back.
+
+A closed loop acts at every step from a new observation towards the same goals, and the goal
+encoder's output depends only on the goals and its weights: `GoalEncodingCache` encodes a goal
+batch once and hands back the same tensor while the batch (compared exactly, where it was given:
+numpy goals on the host) and the weights are unchanged. The same numbers as encoding again (the
+same encoder on the same batch), so plans and actions are bitwise those of an uncached agent.
+Both agents use it: `glamor.agent.Agent` (GLAMOR) and `glamor.gcsl.GCSLAgent`.
+
+The weights count as changed after any torch optimiser step (fused ones included: they write
+parameters without raising their version counters, so every step in the process is counted), an
+in-place write to a parameter (load_state_dict, copy_) or a parameter's storage replaced (`.to`,
+`.half`, assignment; the cache holds the storages it keyed on, so a new one cannot take an old
+address). Not seen: writes through `.data` or a numpy view (call `clear()` after one). Weights
+made under torch.inference_mode carry no version counter, so such a model is not cached.
+
+Example:
+    >>> from glamor.model import GlamorModel
+    >>> m = GlamorModel(3, 1, (24, 24), (4, 4, 4), 16, 16, 8)
+    >>> cache, goal = GoalEncodingCache(), torch.zeros(2, 1, 24, 24, dtype=torch.uint8)
+    >>> cache(m, goal) is cache(m, goal.clone())
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+_OPTIMIZER_STEPS = [0]  # optimiser steps taken in this process, by any torch optimiser
+
+
+def _count_optimizer_step(optimizer, args, kwargs) -> None:
+    _OPTIMIZER_STEPS[0] += 1
+
+
+register_optimizer_step_post_hook(_count_optimizer_step)
+
+
+class GoalEncodingCache:
+    """`cache(model, goal)` -> model.encode_goal(goal) (P, D) on the model's device, from the
+    last call's result when nothing it depends on has changed. `model` has `goal_encoder` (an
+    nn.Module), `encode_goal` and `device`; goal is a uint8 tensor (P, 1, H, W) on any device."""
+
+    def __init__(self):
+        self._entry: dict | None = None
+
+    def __call__(self, model, goal: torch.Tensor) -> torch.Tensor:
+        encoder = model.goal_encoder
+        tensors = (*encoder.parameters(), *encoder.buffers())
+        if any(t.is_inference() for t in tensors):  # no version counters to key on
+            return self._encode(model, goal)
+        weights = (id(encoder), encoder.training, _OPTIMIZER_STEPS[0], *((t.data_ptr(), t._version) for t in tensors))
+        entry = self._entry
+        if (entry is not None and entry["weights"] == weights and entry["goal"].shape == goal.shape
+                and entry["goal"].device == goal.device and torch.equal(entry["goal"], goal)):
+            return entry["rep"]
+        rep = self._encode(model, goal)
+        self._entry = {"goal": goal.clone(), "weights": weights, "rep": rep,
+                       "storages": [t.untyped_storage() for t in tensors]}  # their addresses stay taken
+        return rep
+
+    @staticmethod
+    def _encode(model, goal: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.encode_goal(goal.to(model.device))  # (P, D)
+
+    def clear(self) -> None:
+        """Forget the cached encoding (needed only after writing weights through `.data`)."""
+        self._entry = None
