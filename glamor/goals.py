@@ -172,9 +172,36 @@ def _class_code_digest(env_class: type) -> str:
         if issubclass(cls, GoalEnv):
             try:
                 h.update(inspect.getsource(cls).encode())
-            except (OSError, TypeError):  # defined where no source is kept (an interactive session)
+            except (OSError, TypeError):  # defined where no source is kept (a notebook, exec)
                 h.update(cls.__qualname__.encode())
+                _hash_class_body(h, cls)
     return h.hexdigest()[:12]
+
+
+def _hash_class_body(h, cls: type) -> None:
+    """What a class without source does: its functions' compiled code (instructions, constants,
+    names, nested functions) and its plain attribute values, in name order."""
+    for name, value in sorted(vars(cls).items()):
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            value = value.fget
+        code = getattr(value, "__code__", None)
+        if code is not None:
+            h.update(name.encode())
+            _hash_code(h, code)
+        elif isinstance(value, (bool, int, float, str, bytes, tuple, frozenset, type(None))):
+            h.update(f"{name}={value!r}".encode())  # label names, sizes; never object addresses
+
+
+def _hash_code(h, code) -> None:
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            _hash_code(h, const)
+        else:
+            h.update(repr(const).encode())
 
 
 def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:

@@ -1,5 +1,7 @@
 """The GoalEnv contract for environments of one's own: what the base class copies and checks."""
 
+import inspect
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -87,3 +89,38 @@ def test_a_wrong_frame_or_a_continuous_action_space_is_named():
 def test_cached_goals_are_keyed_by_the_environments_code():
     assert env_code_digest(OneBuffer()) == env_code_digest(OneBuffer())
     assert env_code_digest(WrongFrame()) != env_code_digest(OneBuffer())  # a changed _frame: new goals
+
+
+def test_an_environment_without_source_is_keyed_by_its_compiled_code():
+    """Classes defined where inspect finds no source (a notebook, exec): an edited method or
+    attribute still changes the key; the same definition gives the same key."""
+    template = '''
+import gymnasium as gym
+import numpy as np
+from glamor.envs import GoalEnv
+
+class Strip(GoalEnv):
+    label_names = ("x",)
+
+    def __init__(self, episode_length=6):
+        super().__init__((4, 8), 1, episode_length, np.array([7.0]))
+        self.action_space = gym.spaces.Discrete(2)
+
+    def _step_state(self, action):
+        self.x = min(7, max(0, self.x + (1 if action else STEP)))
+        return False
+'''
+
+    def define(text):
+        namespace = {}
+        exec(compile(text, "<notebook cell>", "exec"), namespace)
+        return namespace["Strip"]
+
+    base = define(template.replace("STEP", "-1"))
+    with pytest.raises((OSError, TypeError)):
+        inspect.getsource(base)  # no source: the fallback is what is tested
+    same = define(template.replace("STEP", "-1"))
+    step = define(template.replace("STEP", "-2"))  # another constant in a method
+    names = define(template.replace("STEP", "-1").replace('("x",)', '("y",)'))  # another attribute
+    keys = [env_code_digest(cls()) for cls in (base, same, step, names)]
+    assert keys[0] == keys[1] and len(set(keys[1:])) == 3
