@@ -98,6 +98,8 @@ class Agent:
             >>> agent = Agent.load("runs/demo", plan_width=64)  # doctest: +SKIP
         """
         path = Path(path)
+        if path.is_file():
+            checkpoint.note_left_aside(path.parent)  # as load_latest does for a run directory
         state = checkpoint.load_latest(path, with_replay=False) if path.is_dir() else checkpoint.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} holds no complete checkpoint")

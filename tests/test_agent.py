@@ -337,3 +337,13 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path):
     bad = subprocess.run([sys.executable, str(path), str(tmp_path), "--episodes", "0"], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode != 0 and "--episodes must be >= 1" in bad.stderr
+
+
+def test_loading_a_checkpoint_file_names_a_run_left_aside(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    _saved_run(run)
+    (tmp_path / ".r.replaced-999999999").mkdir()  # a killed --overwrite's old run (no such process)
+    for target in (run, run / "checkpoint.pt"):
+        with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`"):
+            Agent.load(target)
