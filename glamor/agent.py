@@ -99,7 +99,7 @@ class Agent:
         """
         path = Path(path)
         if path.is_file():
-            checkpoint.note_left_aside(path.parent)  # as load_latest does for a run directory
+            checkpoint.note_left_aside(path.parent, stacklevel=3)  # as load_latest does for a run directory
         state = checkpoint.load_latest(path, with_replay=False) if path.is_dir() else checkpoint.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} holds no complete checkpoint")
@@ -139,7 +139,8 @@ class Agent:
         obs, goal = _tensor(obs), _tensor(goal)
         self.model.check_images(obs, goal)
         goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # glamor/goal_cache.py
-        obs, goal = obs.to(self.model.device), goal.to(self.model.device)
+        obs = obs.to(self.model.device)
+        goal = goal if goal_rep is not None else goal.to(self.model.device)  # with goal_rep, only checked
         self._plan_seed += 1  # fresh, reproducible draws for every sampling call
         self.plans_made += obs.shape[0]
         return self.model.plan(

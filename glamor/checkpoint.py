@@ -152,16 +152,17 @@ def load_weights(model: torch.nn.Module, state: dict) -> None:
                          f"was it copied from another run?") from e
 
 
-def note_left_aside(run_dir: Path) -> None:
+def note_left_aside(run_dir: Path, stacklevel: int = 4) -> None:
     """Warn of runs an --overwrite of `run_dir` moved aside and, killed before the new run's
-    first checkpoint, never put back or removed: they are kept for the user to decide."""
+    first checkpoint, never put back or removed: they are kept for the user to decide.
+    `stacklevel` points the warning at the user's call (4: two calls above this one)."""
     real = Path(run_dir).resolve()
     for aside in real.parent.glob(f".{real.name}.replaced-*"):
         pid = aside.name.rpartition("-")[2]
         if pid.isdigit() and not _process_alive(int(pid)):
             warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
                           f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
-                          f"or delete it", RuntimeWarning, stacklevel=4)
+                          f"or delete it", RuntimeWarning, stacklevel=stacklevel)
 
 
 def _process_alive(pid: int) -> bool:

@@ -147,7 +147,7 @@ class GCSLAgent:
         device = self.model.device
         obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
         goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # (P, D)
-        logits = self.model(obs.to(device), goal.to(device), goal_rep)  # (P, n)
+        logits = self.model(obs.to(device), goal.to(device) if goal_rep is None else None, goal_rep)  # (P, n)
         self.plans_made += obs.shape[0]
         if self.mode == "greedy":
             return logits.argmax(dim=1).cpu().numpy()

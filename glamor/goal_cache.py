@@ -11,8 +11,10 @@ The weights count as changed after any torch optimiser step (fused ones included
 parameters without raising their version counters, so every step in the process is counted), an
 in-place write to a parameter (load_state_dict, copy_) or a parameter's storage replaced (`.to`,
 `.half`, assignment; the cache holds the storages it keyed on, so a new one cannot take an old
-address). Not seen: writes through `.data` or a numpy view (call `clear()` after one). Weights
-made under torch.inference_mode carry no version counter, so such a model is not cached.
+address); so does a change of the float32 matmul precision or TF32 settings. Not seen: writes
+through `.data` or a numpy view (call `clear()` after one). Weights made under
+torch.inference_mode carry no version counter, so such a model is not cached, nor is anything
+encoded under torch.autocast.
 
 Example:
     >>> from glamor.model import GlamorModel
@@ -37,6 +39,12 @@ def _count_optimizer_step(optimizer, args, kwargs) -> None:
 register_optimizer_step_post_hook(_count_optimizer_step)
 
 
+def _float32_settings() -> tuple:
+    """The global settings that change float32 convolution and matmul results (TF32 on GPUs)."""
+    return (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32)
+
+
 class GoalEncodingCache:
     """`cache(model, goal)` -> model.encode_goal(goal) (P, D) on the model's device, from the
     last call's result when nothing it depends on has changed. `model` has `goal_encoder` (an
@@ -48,9 +56,10 @@ class GoalEncodingCache:
     def __call__(self, model, goal: torch.Tensor) -> torch.Tensor:
         encoder = model.goal_encoder
         tensors = (*encoder.parameters(), *encoder.buffers())
-        if any(t.is_inference() for t in tensors):  # no version counters to key on
-            return self._encode(model, goal)
-        weights = (id(encoder), encoder.training, _OPTIMIZER_STEPS[0], *((t.data_ptr(), t._version) for t in tensors))
+        if any(t.is_inference() for t in tensors) or torch.is_autocast_enabled(model.device.type):
+            return self._encode(model, goal)  # no version counters to key on; autocast's dtype and state vary
+        weights = (id(encoder), encoder.training, _OPTIMIZER_STEPS[0], _float32_settings(),
+                   *((t.data_ptr(), t._version) for t in tensors))
         entry = self._entry
         if (entry is not None and entry["weights"] == weights and entry["goal"].shape == goal.shape
                 and entry["goal"].device == goal.device and torch.equal(entry["goal"], goal)):

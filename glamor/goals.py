@@ -179,29 +179,74 @@ def _class_code_digest(env_class: type) -> str:
 
 
 def _hash_class_body(h, cls: type) -> None:
-    """What a class without source does: its functions' compiled code (instructions, constants,
-    names, nested functions) and its plain attribute values, in name order."""
+    """What a class without source does: its attributes in name order, methods by their
+    compiled code (see _hash_value)."""
     for name, value in sorted(vars(cls).items()):
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        if isinstance(value, property):
-            value = value.fget
-        code = getattr(value, "__code__", None)
-        if code is not None:
+        if name not in ("__dict__", "__weakref__", "__module__", "__doc__"):
             h.update(name.encode())
-            _hash_code(h, code)
-        elif isinstance(value, (bool, int, float, str, bytes, tuple, frozenset, type(None))):
-            h.update(f"{name}={value!r}".encode())  # label names, sizes; never object addresses
+            _hash_value(h, value)
 
 
-def _hash_code(h, code) -> None:
-    h.update(code.co_code)
-    h.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            _hash_code(h, const)
-        else:
-            h.update(repr(const).encode())
+def _hash_value(h, value, depth: int = 0) -> None:
+    """A process-independent fingerprint of a class attribute: functions by their code, defaults
+    and what they wrap (decorators, partials, properties); plain values, containers and arrays by
+    content; anything else by its type's name (never an object's address)."""
+    if depth > 6:
+        return
+
+    def inner(v):
+        _hash_value(h, v, depth + 1)
+
+    if inspect.iscode(value):
+        h.update(value.co_code)
+        h.update(repr(value.co_names).encode())
+        for const in value.co_consts:
+            inner(const)
+    elif isinstance(value, (staticmethod, classmethod)):
+        inner(value.__func__)
+    elif isinstance(value, property):
+        for f in (value.fget, value.fset, value.fdel):
+            inner(f)
+    elif isinstance(value, (functools.partial, functools.cached_property)):
+        inner(value.func)
+        inner(getattr(value, "args", ()))
+        inner(getattr(value, "keywords", {}))
+    elif inspect.isfunction(value):
+        inner(value.__code__)
+        inner(value.__defaults__)
+        inner(value.__kwdefaults__)
+        if hasattr(value, "__wrapped__"):  # functools.wraps decorators
+            inner(value.__wrapped__)
+    elif hasattr(value, "__wrapped__") and not isinstance(value, type):  # lru_cache and the like
+        inner(value.__wrapped__)
+    elif isinstance(value, (bool, int, float, complex, str, bytes, type(None))):
+        h.update(repr(value).encode())
+    elif isinstance(value, (tuple, list)):
+        h.update(f"{type(value).__name__}{len(value)}".encode())
+        for v in value:
+            inner(v)
+    elif isinstance(value, (set, frozenset)):  # by sorted element fingerprints: string hashing varies
+        parts = []
+        for v in value:
+            one = hashlib.sha1()
+            _hash_value(one, v, depth + 1)
+            parts.append(one.hexdigest())
+        h.update(("set" + ",".join(sorted(parts))).encode())
+    elif isinstance(value, dict):
+        for k in sorted(value, key=repr):
+            inner(k)
+            inner(value[k])
+    elif isinstance(value, np.ndarray):
+        h.update(f"{value.dtype}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, type):  # a nested class
+        h.update(value.__qualname__.encode())
+        for name, v in sorted(vars(value).items()):
+            if name not in ("__dict__", "__weakref__", "__module__", "__doc__"):
+                h.update(name.encode())
+                inner(v)
+    else:
+        h.update(type(value).__qualname__.encode())
 
 
 def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:

@@ -153,7 +153,7 @@ class GlamorModel(nn.Module):
 
     def conditioning(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None):
         """(P, S, H, W), (P, 1, H, W) uint8 -> IDM condition (P, D), prior condition (P, D).
-        `goal_rep` (P, D), when given, is `encode_goal(goal)` computed earlier."""
+        `goal_rep` (P, D), when given, is `encode_goal(goal)` computed earlier (goal is not read)."""
         obs_rep = torch.relu(self.obs_encoder(obs))  # (P, D)
         if goal_rep is None:
             goal_rep = self.encode_goal(goal)  # (P, D)
@@ -193,7 +193,8 @@ class GlamorModel(nn.Module):
         self.check_images(obs, goal)
         if goal_rep is not None:
             self.check_goal_rep(goal_rep, len(goal))
-        state_mix, obs_rep = self.conditioning(obs.to(self.device), goal.to(self.device), goal_rep)
+        goal = goal.to(self.device) if goal_rep is None else None  # not read with goal_rep
+        state_mix, obs_rep = self.conditioning(obs.to(self.device), goal, goal_rep)
         parts = [(self.idm, state_mix)] + ([(self.prior, obs_rep)] if use_prior else [])
         tables, h0s, c0s = [], [], []
         for lstm, cond in parts:

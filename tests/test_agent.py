@@ -345,5 +345,6 @@ def test_loading_a_checkpoint_file_names_a_run_left_aside(tmp_path):
     _saved_run(run)
     (tmp_path / ".r.replaced-999999999").mkdir()  # a killed --overwrite's old run (no such process)
     for target in (run, run / "checkpoint.pt"):
-        with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`"):
+        with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`") as w:
             Agent.load(target)
+        assert w[0].filename == __file__  # the warning points at the call that loaded

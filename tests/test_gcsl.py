@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from glamor.config import preset
 from glamor.gcsl import IGNORE, GCSLAgent, GCSLPolicy, collect_closed_loop, gcsl_labels
+from glamor.goal_cache import GoalEncodingCache
 from glamor.replay import Replay
 from glamor.train import Trainer, make_envs
 
@@ -186,3 +187,23 @@ def test_gcsl_goal_cache_encodes_an_episodes_goals_once_and_acts_as_without_it(m
     torch.optim.SGD(policy.parameters(), lr=0.1).step()
     agent.act(o, g)
     assert calls == [2, 2, 2]  # encoded again after the step
+
+
+def test_gcsl_goal_cache_does_not_carry_an_encoding_across_autocast():
+    torch.manual_seed(0)
+    policy = small_policy(seed=2)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.normal_(0, 0.5)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (64, 1, *HW), dtype=torch.uint8, generator=g).numpy()
+    goal = torch.randint(0, 256, (64, 1, *HW), dtype=torch.uint8, generator=g).numpy()
+    cached, fresh = GCSLAgent(policy, mode="sample", seed=1), GCSLAgent(policy, mode="sample", seed=1, cache_goals=False)
+    for autocast in (True, False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            assert np.array_equal(cached.policy_actions(obs, goal), fresh.policy_actions(obs, goal))
+    cache, goal_t = GoalEncodingCache(), torch.as_tensor(goal)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cache(policy, goal_t).dtype == torch.bfloat16
+    with torch.no_grad():
+        assert torch.equal(cache(policy, goal_t), policy.encode_goal(goal_t))  # float32, not the bf16 one

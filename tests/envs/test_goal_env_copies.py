@@ -91,36 +91,70 @@ def test_cached_goals_are_keyed_by_the_environments_code():
     assert env_code_digest(WrongFrame()) != env_code_digest(OneBuffer())  # a changed _frame: new goals
 
 
-def test_an_environment_without_source_is_keyed_by_its_compiled_code():
-    """Classes defined where inspect finds no source (a notebook, exec): an edited method or
-    attribute still changes the key; the same definition gives the same key."""
-    template = '''
+STRIP = """
+import functools
 import gymnasium as gym
 import numpy as np
 from glamor.envs import GoalEnv
 
+def logged(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return f(*args, **kwargs)
+    return wrapper
+
 class Strip(GoalEnv):
     label_names = ("x",)
+    PUSH = [1, -1]
 
-    def __init__(self, episode_length=6):
-        super().__init__((4, 8), 1, episode_length, np.array([7.0]))
+    def __init__(self, episode_length=6, size=8):
+        super().__init__((4, size), 1, episode_length, np.array([7.0]))
         self.action_space = gym.spaces.Discrete(2)
 
+    @logged
     def _step_state(self, action):
         self.x = min(7, max(0, self.x + (1 if action else STEP)))
         return False
-'''
 
-    def define(text):
-        namespace = {}
-        exec(compile(text, "<notebook cell>", "exec"), namespace)
-        return namespace["Strip"]
+    def _labels(self):
+        return np.array([float(self.x if str(self.x) not in {"up", "down", "left", "right"} else 0)])
+"""
 
-    base = define(template.replace("STEP", "-1"))
+
+def _define_without_source(text):
+    namespace = {}
+    exec(compile(text, "<notebook cell>", "exec"), namespace)
+    return namespace["Strip"]
+
+
+def test_an_environment_without_source_is_keyed_by_its_compiled_code():
+    """Classes defined where inspect finds no source (a notebook, exec): an edited method (also
+    under a decorator), default, list or attribute still changes the key; the same definition
+    gives the same key."""
+    base = _define_without_source(STRIP.replace("STEP", "-1"))
     with pytest.raises((OSError, TypeError)):
         inspect.getsource(base)  # no source: the fallback is what is tested
-    same = define(template.replace("STEP", "-1"))
-    step = define(template.replace("STEP", "-2"))  # another constant in a method
-    names = define(template.replace("STEP", "-1").replace('("x",)', '("y",)'))  # another attribute
-    keys = [env_code_digest(cls()) for cls in (base, same, step, names)]
-    assert keys[0] == keys[1] and len(set(keys[1:])) == 3
+    edits = [
+        STRIP.replace("STEP", "-1"),  # the same definition
+        STRIP.replace("STEP", "-2"),  # a constant in a decorated method
+        STRIP.replace("STEP", "-1").replace('("x",)', '("y",)'),  # an attribute
+        STRIP.replace("STEP", "-1").replace("[1, -1]", "[-1, 1]"),  # a list attribute
+        STRIP.replace("STEP", "-1").replace("size=8", "size=9"),  # a default argument
+    ]
+    keys = [env_code_digest(cls()) for cls in (base, *map(_define_without_source, edits))]
+    assert keys[0] == keys[1] and len(set(keys[1:])) == len(edits)
+
+
+def test_the_key_of_an_environment_without_source_is_the_same_in_every_process():
+    """A set constant's repr follows the string hash seed; the key does not."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, 'tests/envs'); import test_goal_env_copies as t; "
+            "from glamor.goals import env_code_digest; "
+            "print(env_code_digest(t._define_without_source(t.STRIP.replace('STEP', '-1'))()))")
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2", "3")}
+    assert len(keys) == 1 and len(keys.pop().strip()) == 12
