@@ -33,7 +33,8 @@ def run_episode(agent: Agent, env, seed: int, k: int) -> dict:
         obs, _, terminated, truncated, info = env.step(action)
         if stop or terminated or truncated:
             break
-    return {"seed": seed, "steps": t + 1, "stopped": stop, "success": info["is_success"]}
+    # at the last step the horizon is 1, so every plan is one action: stopping there is not a claim
+    return {"seed": seed, "steps": t + 1, "stopped": bool(stop and t + 1 < k), "success": info["is_success"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             r = run_episode(agent, env, args.first_seed + i, cfg.episode_length)
             successes += r["success"]
             print(f"episode {i}: seed {r['seed']}, {r['steps']} steps, "
-                  f"{'stopped itself' if r['stopped'] else 'ran out of steps'}, "
+                  f"{'stopped itself' if r['stopped'] else 'used every step'}, "
                   f"{'reached the goal' if r['success'] else 'missed'}", flush=True)
         wall = time.perf_counter() - t0
     finally:

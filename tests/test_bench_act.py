@@ -14,12 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_act_smoke(tmp_path):
     out = tmp_path / "act.json"
     r = subprocess.run(
-        [sys.executable, "-m", "glamor", "bench", "act", "--cases", "gridworld demo, 1 env", "--repeats", "2",
-         "--json", str(out)],
+        [sys.executable, "-m", "glamor", "bench", "act", "--cases", "gridworld demo, 1 env", "GCSL, gridworld, 200 envs",
+         "--repeats", "2", "--json", str(out)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    (case,) = json.loads(out.read_text())["cases"]
+    case, gcsl = json.loads(out.read_text())["cases"]
+    assert gcsl["decisions_bitwise_equal"] is True and gcsl["algo"] == "gcsl" and gcsl["environments"] == 200
     assert case["decisions_bitwise_equal"] is True and case["planner"] == "beam" and case["environments"] == 1
     assert len(case["times_s"]["goal cached"]) == 2 and all(v > 0 for v in case["median_s"].values())
     assert "| gridworld demo, 1 env | beam 32, horizon 12 |" in out.with_suffix(".md").read_text()
