@@ -114,3 +114,17 @@ def test_an_agent_acts_with_a_model_on_the_device(model):
         assert plan.shape == (4, 20) and ((0 <= plan) & (plan < N_ACTIONS)).all()
         action, stop_one = agent.act(obs[0], goal[0])
         assert isinstance(action, int) and isinstance(stop_one, bool)
+
+
+def test_the_goal_cache_plans_as_without_it_on_the_device(model):
+    """Goals as numpy arrays (compared on the host) and as device tensors (compared there): the
+    cached agent's plans equal the uncached agent's, bitwise, step after step."""
+    obs, goal = _images(4, seed=5)
+    for goals in (goal.cpu().numpy(), goal):
+        cached = Agent(model, method="sample", width=64, horizon=20, seed=3)
+        fresh = Agent(model, method="sample", width=64, horizon=20, seed=3, cache_goals=False)
+        for step in range(3):
+            o = _images(4, seed=10 + step)[0]
+            a, b = cached.plan(o, goals, 20), fresh.plan(o, goals, 20)
+            assert all(torch.equal(x, y) for x, y in zip((a.actions, a.lengths, a.scores),
+                                                         (b.actions, b.lengths, b.scores)))
