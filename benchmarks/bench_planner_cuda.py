@@ -26,6 +26,7 @@ in the script. The nn.LSTM contender's plan is compared with the CPU op's (noted
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -51,42 +52,35 @@ CUDA = torch.device("cuda")
 TARGETS = "paper <= 100 us/plan, >= 50x eager, >= 5x graph; 64 x 200 >= 40% of fp32 peak"
 
 
-def cuda_time(fn, *, warmup: int, runs: int, max_seconds: float = 20.0) -> dict:
-    """Median milliseconds of fn() between CUDA events, after warm-up."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    start = time.perf_counter()
-    for _ in range(runs):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-        if time.perf_counter() - start > max_seconds and len(times) >= 3:
-            break
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
-
-
-def wall_time(fn, *, warmup: int, runs: int, max_seconds: float = 20.0) -> dict:
-    """cuda_time's wall-clock stand-in for the CPU dry run (--device cpu)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    for _ in range(runs):
+def call_ms(fn, device: torch.device) -> float:
+    """Milliseconds of one fn() call: between CUDA events on a GPU, wall-clock on the CPU (the
+    dry run, --device cpu)."""
+    if device.type != "cuda":
         t0 = time.perf_counter()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
+        return (time.perf_counter() - t0) * 1e3
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    fn()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
+def time_calls(fn, *, warmup: int, runs: int, device: torch.device = CUDA, max_seconds: float = 20.0) -> dict:
+    """Median milliseconds of fn() calls after warm-up (at least 3 calls, at most `runs` or
+    about `max_seconds`)."""
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    times = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        times.append(call_ms(fn, device))
         if time.perf_counter() - start > max_seconds and len(times) >= 3:
             break
     return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
-
-
-def timer(device: torch.device):
-    return cuda_time if device.type == "cuda" else wall_time
 
 
 def fp32_peak_tflops(size: int = 8192, device: torch.device = CUDA) -> dict:
@@ -97,7 +91,7 @@ def fp32_peak_tflops(size: int = 8192, device: torch.device = CUDA) -> dict:
     try:
         a = torch.randn(size, size, device=device)
         b = torch.randn(size, size, device=device)
-        t = timer(device)(lambda: torch.mm(a, b), warmup=3, runs=10)
+        t = time_calls(lambda: torch.mm(a, b), warmup=3, runs=10, device=device)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved[0]
         torch.set_float32_matmul_precision(saved[1])
@@ -218,7 +212,7 @@ def run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device =
 
 
 def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device) -> dict:
-    time_it = timer(device)
+    time_it = functools.partial(time_calls, device=device)
     with torch.no_grad():
         cpu_inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
         cpu_inp = PlanningInputs(*(t.detach().contiguous() for t in cpu_inp.tensors()))

@@ -178,13 +178,13 @@ def _class_code_digest(env_class: type) -> str:
     return h.hexdigest()[:12]
 
 
-def _hash_class_body(h, cls: type) -> None:
+def _hash_class_body(h, cls: type, depth: int = 0) -> None:
     """What a class without source does: its attributes in name order, methods by their
     compiled code (see _hash_value)."""
     for name, value in sorted(vars(cls).items()):
         if name not in ("__dict__", "__weakref__", "__module__", "__doc__"):
             h.update(name.encode())
-            _hash_value(h, value)
+            _hash_value(h, value, depth)
 
 
 def _hash_value(h, value, depth: int = 0) -> None:
@@ -241,10 +241,7 @@ def _hash_value(h, value, depth: int = 0) -> None:
         h.update(np.ascontiguousarray(value).tobytes())
     elif isinstance(value, type):  # a nested class
         h.update(value.__qualname__.encode())
-        for name, v in sorted(vars(value).items()):
-            if name not in ("__dict__", "__weakref__", "__module__", "__doc__"):
-                h.update(name.encode())
-                inner(v)
+        _hash_class_body(h, value, depth + 1)
     else:
         h.update(type(value).__qualname__.encode())
 
