@@ -23,6 +23,7 @@ build: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m glamor train --preset gridworld --run-dir $(RUN_DIR) --overwrite
+	@echo "Next: $(PY) examples/closed_loop.py $(RUN_DIR) --episodes 20   (the trained agent in a loop of your own)"
 
 test: $(STAMP) cuda-check
 	$(PY) -m ruff check glamor tests benchmarks examples
