@@ -6,16 +6,22 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
 
 - a run whose eval.json exists is finished: it is reused, never retrained (its config must
   match the one asked for, or the command stops and names the differing fields);
-- a run with a config.json but no eval.json continues from its newest checkpoint with the
-  `glamor train --resume` machinery (from scratch when it has none; a run whose config differs
-  is restarted);
+- a run with a config.json but no eval.json of its last step (an interrupted run, also one
+  `glamor eval` evaluated) continues from its newest checkpoint with the `glamor train --resume`
+  machinery (from scratch when it has none; --set of device, torch_threads, backend or progress
+  applies); a run dir whose config differs, finished or not, or that holds files but no run, is
+  refused: nothing is deleted;
 - GLAMOR runs are evaluated again for the evaluation-time ablations, each written once to
-  `sweep-<planner>-w<width>.json` and reused after: planner width (1, 10, 200, 1000 by default)
+  `sweep-<planner>-w<width>.json` (`-g<N>` added for N goals fewer than eval_episodes) and reused
+  while the run's evaluated checkpoint is the one it came from: planner width (1, 10, 200, 1000 by default)
   for beam search and sampling. "GLAMOR, no prior" and "random" come from every GLAMOR run's
   own evaluation (glamor.evaluate.evaluate reports both).
 
 Every evaluation records its goal set's digest; the table is written only when all runs of an
 environment were evaluated on the identical goal list.
+
+A Ctrl-C or SIGTERM during training saves that run's checkpoint and names the compare command
+that goes on from there (the same command: finished runs and sweeps are reused).
 
 Outputs, next to each other: `OUT.md` (the tables), `OUT.png` (success against environment steps
 for each method, and success against planner width) and `OUT.json` (the numbers). Success rates
@@ -39,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glamor.config import MACHINE_FIELDS
+from glamor.interrupt import TrainingInterrupted
 
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}}  # training-time methods -> config overrides
 SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
@@ -104,31 +111,37 @@ def _differing(a, b) -> list[str]:
     return sorted(k for k in da if k not in NEUTRAL_FIELDS and da[k] != db.get(k))
 
 
+def _finished(run_dir: Path, cfg) -> bool:
+    """An eval.json of the run's last step: `glamor eval` of an interrupted run writes one too."""
+    path = run_dir / "eval.json"
+    return path.exists() and json.loads(path.read_text()).get("env_steps", math.inf) >= cfg.total_env_steps
+
+
 def ensure_trained(cfg, run_dir: Path, log=print) -> str:
-    """Train `cfg` in `run_dir` unless it is finished; returns "reused", "resumed", "restarted"
-    or "trained"."""
+    """Train `cfg` in `run_dir` unless it is finished; returns "reused", "resumed" or "trained".
+    A run dir with another config, or with files but no run, is refused (nothing is deleted)."""
     from glamor.config import Config
     from glamor.train import resume, train
 
     run_dir = Path(run_dir)
     saved = Config.load(run_dir / "config.json") if (run_dir / "config.json").exists() else None
-    if (run_dir / "eval.json").exists():
-        if saved is not None and _differing(saved, cfg):
-            raise ValueError(f"{run_dir} is a finished run with another config (fields {_differing(saved, cfg)}); "
-                             f"use another --runs-dir, or delete it to retrain")
+    if saved is not None and _differing(saved, cfg):
+        state = "a finished" if _finished(run_dir, cfg) else "an unfinished"
+        raise ValueError(f"{run_dir} is {state} run with another config (fields {_differing(saved, cfg)}); "
+                         f"use another --runs-dir, or delete it to retrain")
+    if saved is None and run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ValueError(f"{run_dir} holds files but no glamor run (no config.json); compare trains its runs "
+                         f"there: move them away or use another --runs-dir")
+    if saved is None:
+        train(cfg, run_dir, overwrite=True)
+        return "trained"
+    if _finished(run_dir, cfg):
         return "reused"
-    if saved is not None and not _differing(saved, cfg):
-        log(f"  resuming {run_dir}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # "no checkpoint yet: from the beginning"
-            resume(run_dir)
-        return "resumed"
-    status = "trained"
-    if saved is not None:
-        log(f"  {run_dir} has another config ({_differing(saved, cfg)}): training it again")
-        status = "restarted"
-    train(cfg, run_dir, overwrite=True)
-    return status
+    log(f"  resuming {run_dir}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "no checkpoint yet: from the beginning"
+        resume(run_dir, machine={k: getattr(cfg, k) for k in MACHINE_FIELDS})  # --set device=... applies
+    return "resumed"
 
 
 def _write_json(path: Path, obj) -> None:
@@ -137,15 +150,18 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
-def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int) -> dict:
+def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, env_steps: int | None = None) -> dict:
     """GLAMOR (with the prior) at one planner and width, evaluated once and kept in the run dir
-    as sweep-<planner>-w<width>.json (on the first `episodes` held-out goals)."""
-    path = Path(run_dir) / f"sweep-{planner}-w{width}.json"
+    as sweep-<planner>-w<width>.json (on the first `episodes` held-out goals; -g<episodes> added
+    to the name when that is fewer than eval_episodes). A file of another checkpoint than the
+    run's evaluated one (its `env_steps`) is evaluated again."""
     episodes = min(episodes, cfg.eval_episodes)
+    goals = "" if episodes == cfg.eval_episodes else f"-g{episodes}"
+    path = Path(run_dir) / f"sweep-{planner}-w{width}{goals}.json"
     if path.exists():
         saved = json.loads(path.read_text())
-        if saved["episodes"] == episodes:
-            return saved  # evaluated before on these goals; another goal count is evaluated again
+        if saved["episodes"] == episodes and (env_steps is None or saved.get("env_steps") == env_steps):
+            return saved  # evaluated before, on these goals, from this checkpoint
     from glamor import train as training
 
     t0 = time.time()
@@ -349,6 +365,13 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
         bad.append(f"--sweep-episodes {sweep_episodes}")
     if bad:
         raise ValueError(f"{', '.join(bad)}: widths and goal counts must be at least 1, seeds at least 0")
+    repeated = [f"--{name} {' '.join(map(str, sorted({v for v in values if values.count(v) > 1})))}"
+                for name, values in (("envs", list(envs)), ("seeds", list(seeds)), ("methods", list(methods)),
+                                     ("widths", list(widths)), ("planners", list(planners)))
+                if len(set(values)) < len(values)]
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)}: each value once")
+    out = _check_out(out)
     for env in envs:  # every run's config before any training: a bad one costs nothing
         for seed in seeds:
             for algo in methods:
@@ -365,7 +388,10 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                 spec = RunSpec(algo, setting, env, seed)
                 cfg, run_dir = spec.config(budget, overrides), spec.run_dir(runs_dir)
                 t0 = time.time()
-                status = ensure_trained(cfg, run_dir, log)
+                try:
+                    status = ensure_trained(cfg, run_dir, log)
+                except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
+                    raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
                 statuses[status] = statuses.get(status, 0) + 1
                 res = json.loads((run_dir / "eval.json").read_text())
                 log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
@@ -378,29 +404,52 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                 for width in widths:
                     t0 = time.time()
                     r = ensure_sweep(run_dir, cfg, planner, width,
-                                     cfg.eval_episodes if sweep_episodes is None else sweep_episodes)
+                                     cfg.eval_episodes if sweep_episodes is None else sweep_episodes,
+                                     env_steps=runs[(algo, seed)][1].get("env_steps"))
                     sweeps[(planner, width, seed)] = r
                     log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
                         f"({time.time() - t0:.0f} s)")
         summaries.append(summarize(env, runs, sweeps))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"## Results: {', '.join(envs)}, budget `{budget}`, seeds {', '.join(map(str, seeds))}\n\n"
               f"Written by `{command}`. Every method is evaluated on the same held-out goals; "
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")
-    (out.with_suffix(".md")).write_text(markdown(summaries, header))
-    plot(summaries, out.with_suffix(".png"))
-    _write_json(out.with_suffix(".json"), {"envs": envs, "seeds": seeds, "budget": budget, "summaries": summaries})
-    log(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.png')} and {out.with_suffix('.json')} "
-        f"({time.time() - t_start:.0f} s; runs: {statuses})")
+    md, png, js = (Path(f"{out}{suffix}") for suffix in OUT_SUFFIXES)
+    md_tmp, png_tmp = md.with_name(f".{md.name}.tmp"), png.with_name(f".{png.stem}.tmp.png")
+    md_tmp.write_text(markdown(summaries, header))
+    md_tmp.replace(md)
+    plot(summaries, png_tmp)
+    png_tmp.replace(png)
+    _write_json(js, {"envs": envs, "seeds": seeds, "budget": budget, "summaries": summaries})
+    log(f"wrote {md}, {png} and {js} ({time.time() - t_start:.0f} s; runs: {statuses})")
     return summaries
+
+
+OUT_SUFFIXES = (".md", ".png", ".json")
+
+
+def _check_out(out) -> Path:
+    """--out as a path without suffix (a given .md/.png/.json is dropped, other dots are kept),
+    its folder made and written to once, so a bad --out fails before any training."""
+    if not str(out).strip():
+        raise ValueError("--out must name a path (OUT.md, OUT.png and OUT.json are written)")
+    out = Path(out)
+    if out.suffix in OUT_SUFFIXES:
+        out = out.with_suffix("")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    return out
 
 
 def _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
              overrides) -> str:
     """The `glamor compare` command line that writes these results again (defaults left out)."""
-    parts = ["glamor compare", "--envs", *envs, "--seeds", *map(str, seeds)]
+    parts = ["glamor compare", "--envs", *map(shlex.quote, envs), "--seeds", *map(str, seeds)]
     if list(methods) != list(METHODS):
         parts += ["--methods", *methods]
     parts += ["--budget", budget]
@@ -414,7 +463,7 @@ def _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, swee
         parts += ["--sweep-episodes", str(sweep_episodes)]
     for name, value in (overrides or {}).items():
         parts += ["--set", shlex.quote(f"{name}={value}")]
-    parts += ["--runs-dir", str(runs_dir), "--out", str(out)]
+    parts += ["--runs-dir", shlex.quote(str(runs_dir)), "--out", shlex.quote(str(out))]
     return " ".join(parts)
 
 
@@ -439,7 +488,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from glamor.cli import _parse_overrides
 
-    out = Path(args.out or f"results/{'_'.join(args.envs)}_{args.budget}")
+    out = args.out if args.out is not None else f"results/{'_'.join(args.envs)}_{args.budget}"  # "" is refused
     runs_dir = Path(args.runs_dir or f"runs/compare-{args.budget}")
     run_compare(args.envs, args.seeds, args.methods, args.budget, runs_dir, out, args.widths, args.planners,
                 args.sweep_episodes, args.setting, _parse_overrides(args.set))

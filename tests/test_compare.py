@@ -117,13 +117,73 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
     (unfinished / "eval.json").unlink()
     resumed = []
 
-    def spy_resume(run_dir, total_env_steps=None):
-        resumed.append(run_dir)
-        return real_resume(run_dir, total_env_steps)
+    def spy_resume(run_dir, total_env_steps=None, machine=None):
+        resumed.append((run_dir, machine))
+        return real_resume(run_dir, total_env_steps, machine)
 
     monkeypatch.setattr(train_module, "resume", spy_resume)
     _compare(tmp_path)
-    assert resumed == [unfinished] and (unfinished / "eval.json").exists()
+    assert resumed == [(unfinished, {"progress": False, "torch_threads": 1, "device": "auto", "backend": "auto"})]
+    assert (unfinished / "eval.json").exists()
+
+    # An interrupted run that `glamor eval` evaluated (an eval.json short of the run's steps) is
+    # resumed, not reused; a sweep of another checkpoint than the run's evaluated one is evaluated again.
+    resumed.clear()
+    partial = json.loads((unfinished / "eval.json").read_text())
+    (unfinished / "eval.json").write_text(json.dumps({**partial, "env_steps": TINY["total_env_steps"] - 24}))
+    _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
+    assert [r for r, _ in resumed] == [unfinished]
+    glamor_run = runs / "glamor-default" / "seed0"
+    extended = json.loads((glamor_run / "eval.json").read_text())
+    (glamor_run / "eval.json").write_text(json.dumps({**extended, "env_steps": extended["env_steps"] + 48}))
+    evaluated.clear()
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[1], planners=["beam"])
+    assert evaluated == [TINY["eval_episodes"]]
+
+
+def test_compare_refuses_what_it_would_throw_away_and_bad_arguments_up_front(tmp_path, monkeypatch):
+    def forbidden(*a, **k):
+        raise AssertionError("trained before the arguments were checked")
+
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "total_env_steps": 48})
+    run = tmp_path / "runs" / "debug" / "gcsl-default" / "seed0"
+    (run / "eval.json").unlink()  # unfinished now
+    with pytest.raises(ValueError, match=r"is an unfinished run with another config \(fields \['lr'\]\)"):
+        _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "total_env_steps": 48, "lr": 1e-4})
+    assert (run / "config.json").exists() and (run / "checkpoint.pt").exists()  # nothing deleted
+    notes = tmp_path / "runs" / "debug" / "gcsl-default" / "seed1" / "notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("mine")
+    with pytest.raises(ValueError, match="holds files but no glamor run"):
+        _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
+    assert notes.read_text() == "mine"
+
+    monkeypatch.setattr(train_module, "train", forbidden)
+    (tmp_path / "afile").write_text("x")
+    for kw, message in ((dict(out=tmp_path / "afile" / "t"), r"--out .*afile/t: cannot write there"),
+                        (dict(out=""), "--out must name a path"),
+                        (dict(seeds=[0, 0, 1]), r"--seeds 0: each value once"),
+                        (dict(envs=["debug", "debug"]), r"--envs debug: each value once")):
+        with pytest.raises(ValueError, match=message):
+            _compare(tmp_path / "other", **kw)
+
+
+def test_compare_keeps_dots_in_out_and_names_itself_when_interrupted(tmp_path, monkeypatch):
+    from glamor.interrupt import TrainingInterrupted
+
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], out=tmp_path / "res dir" / "table_lr0.001")
+    assert sorted(p.name for p in (tmp_path / "res dir").iterdir()) == [
+        "table_lr0.001.json", "table_lr0.001.md", "table_lr0.001.png"]
+    text = (tmp_path / "res dir" / "table_lr0.001.md").read_text()
+    command = re.search(r"Written by `(.*?)`", text).group(1)
+    assert shlex.split(command)[-1] == str(tmp_path / "res dir" / "table_lr0.001")  # quoted: a space in it
+
+    def interrupted(cfg, run_dir, **kw):
+        raise TrainingInterrupted(2, 24, run_dir)
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    with pytest.raises(TrainingInterrupted, match=r"`glamor compare --envs debug --seeds 1 .*` continues the run"):
+        _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
 
 
 def test_a_finished_run_with_another_config_is_not_silently_reused(tmp_path):
