@@ -145,11 +145,12 @@ def test_compare_refuses_what_it_would_throw_away_and_bad_arguments_up_front(tmp
     def forbidden(*a, **k):
         raise AssertionError("trained before the arguments were checked")
 
-    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "total_env_steps": 48})
+    short = {**TINY, "total_env_steps": 48, "learning_starts": 24}
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides=short)
     run = tmp_path / "runs" / "debug" / "gcsl-default" / "seed0"
     (run / "eval.json").unlink()  # unfinished now
     with pytest.raises(ValueError, match=r"is an unfinished run with another config \(fields \['lr'\]\)"):
-        _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "total_env_steps": 48, "lr": 1e-4})
+        _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**short, "lr": 1e-4})
     assert (run / "config.json").exists() and (run / "checkpoint.pt").exists()  # nothing deleted
     notes = tmp_path / "runs" / "debug" / "gcsl-default" / "seed1" / "notes.txt"
     notes.parent.mkdir(parents=True)
