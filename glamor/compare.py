@@ -23,7 +23,8 @@ environment were evaluated on the identical goal list.
 A Ctrl-C or SIGTERM during training saves that run's checkpoint and names the compare command
 that goes on from there (the same command: finished runs and sweeps are reused).
 
-Outputs, next to each other: `OUT.md` (the tables), `OUT.png` (success against environment steps
+Outputs, next to each other, written after each environment (the header names the ones still
+to run) and replaced whole: `OUT.md` (the tables), `OUT.png` (success against environment steps
 for each method, and success against planner width) and `OUT.json` (the numbers). Success rates
 are means over seeds with a 95% Student-t interval over the seeds' success rates.
 
@@ -365,6 +366,10 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
         bad.append(f"--sweep-episodes {sweep_episodes}")
     if bad:
         raise ValueError(f"{', '.join(bad)}: widths and goal counts must be at least 1, seeds at least 0")
+    empty = [f"--{name}" for name, values in (("envs", envs), ("seeds", seeds), ("methods", methods),
+                                              ("planners", planners)) if not values]
+    if empty:
+        raise ValueError(f"{', '.join(empty)}: give at least one value")
     repeated = [f"--{name} {' '.join(map(str, sorted({v for v in values if values.count(v) > 1})))}"
                 for name, values in (("envs", list(envs)), ("seeds", list(seeds)), ("methods", list(methods)),
                                      ("widths", list(widths)), ("planners", list(planners)))
@@ -410,7 +415,19 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                     log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
                         f"({time.time() - t0:.0f} s)")
         summaries.append(summarize(env, runs, sweeps))
-    header = (f"## Results: {', '.join(envs)}, budget `{budget}`, seeds {', '.join(map(str, seeds))}\n\n"
+        files = write_outputs(out, summaries, envs, seeds, budget, command)  # each environment's table kept
+    log(f"wrote {', '.join(map(str, files))} ({time.time() - t_start:.0f} s; runs: {statuses})")
+    return summaries
+
+
+def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list[int], budget: str,
+                  command: str) -> tuple[Path, ...]:
+    """OUT.md, OUT.png and OUT.json of the environments done so far (each file replaced whole);
+    while some are still to run, the header says which."""
+    done = [s["env"] for s in summaries]
+    so_far = "" if len(done) == len(envs) else f" so far ({len(done)} of {len(envs)} environments; to run: " \
+        f"{', '.join(e for e in envs if e not in done)})"
+    header = (f"## Results: {', '.join(done)}, budget `{budget}`, seeds {', '.join(map(str, seeds))}{so_far}\n\n"
               f"Written by `{command}`. Every method is evaluated on the same held-out goals; "
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")
@@ -420,9 +437,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     md_tmp.replace(md)
     plot(summaries, png_tmp)
     png_tmp.replace(png)
-    _write_json(js, {"envs": envs, "seeds": seeds, "budget": budget, "summaries": summaries})
-    log(f"wrote {md}, {png} and {js} ({time.time() - t_start:.0f} s; runs: {statuses})")
-    return summaries
+    _write_json(js, {"envs": envs, "done": done, "seeds": seeds, "budget": budget, "summaries": summaries})
+    return md, png, js
 
 
 OUT_SUFFIXES = (".md", ".png", ".json")

@@ -253,3 +253,24 @@ def test_bad_arguments_are_refused_before_anything_is_trained(tmp_path, kwargs, 
     with pytest.raises(ValueError, match=re.escape(message)):
         _compare(tmp_path, **{"seeds": [0], "methods": ["glamor"], **kwargs})
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("config.json"))
+
+
+def test_each_environments_table_is_written_before_the_next_one_runs(tmp_path, monkeypatch):
+    real = compare.ensure_trained
+
+    def second_env_fails(cfg, run_dir, log=print):
+        if "gridworld" in str(run_dir):
+            raise RuntimeError("the machine went away")
+        return real(cfg, run_dir, log)
+
+    monkeypatch.setattr(compare, "ensure_trained", second_env_fails)
+    with pytest.raises(RuntimeError, match="went away"):
+        _compare(tmp_path, envs=["debug", "gridworld"], seeds=[0], methods=["gcsl"], widths=[])
+    out = tmp_path / "results" / "table"
+    text = out.with_suffix(".md").read_text()
+    assert "## Results: debug, budget `full`, seeds 0 so far (1 of 2 environments; to run: gridworld)" in text
+    assert "| eval | GCSL |" in text and out.with_suffix(".png").stat().st_size > 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["done"] == ["debug"] and saved["envs"] == ["debug", "gridworld"]
+    with pytest.raises(ValueError, match="--seeds: give at least one value"):
+        _compare(tmp_path, seeds=[])
