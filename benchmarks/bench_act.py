@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_planner import RESULTS, machine, write_results
+from bench_planner import RESULTS, run_ab_cases
 
 from glamor.agent import Agent
 from glamor.config import preset
@@ -137,16 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
-    torch.set_num_threads(args.threads)
-    result = {"machine": machine(args.threads), "command": " ".join(["python benchmarks/bench_act.py", *(argv or sys.argv[1:])]),
-              "cases": []}
-    for name in args.cases:
-        result["cases"].append(run_case(name, args.repeats))
-        print(f"  {name}: {result['cases'][-1]['speedup']:.2f}x", flush=True)
-    result["load_average_at_end"] = os.getloadavg()[0]
-    text = table(result)
-    print(text)
-    write_results(args.json or RESULTS / "act_cpu.json", result, text)
+    run_ab_cases(args.cases, run_case, args.repeats, args.threads, table, args.json or RESULTS / "act_cpu.json",
+                 command=" ".join(["python benchmarks/bench_act.py", *(argv or sys.argv[1:])]))
     return 0
 
 

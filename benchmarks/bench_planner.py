@@ -72,6 +72,21 @@ def write_results(path: Path, result: dict, table_text: str) -> None:
     print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
+def run_ab_cases(names, run_case, repeats: int, threads: int, table, path: Path, **extra) -> dict:
+    """The A/B benchmarks' loop (bench_update, bench_act): each named case's `run_case(name,
+    repeats)` (a dict with a "speedup"), the machine and load, the table printed and written."""
+    torch.set_num_threads(threads)
+    result = {"machine": machine(threads), **extra, "cases": []}
+    for name in names:
+        result["cases"].append(run_case(name, repeats))
+        print(f"  {name}: {result['cases'][-1]['speedup']:.2f}x", flush=True)
+    result["load_average_at_end"] = os.getloadavg()[0]
+    text = table(result)
+    print(text)
+    write_results(path, result, text)
+    return result
+
+
 def cpu_snapshot() -> tuple[float, float, float]:
     """(wall s, busy CPU s of the whole machine, CPU s of this process)."""
     busy = 0.0

@@ -19,13 +19,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from bench_planner import RESULTS, machine, write_results
+from bench_planner import RESULTS, run_ab_cases
 
 from glamor.config import preset
 from glamor.model import GlamorModel, TokenLSTM
@@ -144,15 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
-    torch.set_num_threads(args.threads)
-    result = {"machine": machine(args.threads), "cases": []}
-    for name in args.presets:
-        result["cases"].append(run_case(name, args.repeats))
-        print(f"  {name}: {result['cases'][-1]['speedup']:.2f}x", flush=True)
-    result["load_average_at_end"] = os.getloadavg()[0]
-    text = table(result)
-    print(text)
-    write_results(args.json or RESULTS / "update_cpu.json", result, text)
+    run_ab_cases(args.presets, run_case, args.repeats, args.threads, table, args.json or RESULTS / "update_cpu.json")
     return 0
 
 

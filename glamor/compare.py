@@ -145,10 +145,15 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     return "resumed"
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+def _write_atomically(path: Path, write) -> None:
+    """write(tmp) beside `path` (same suffix), then the rename: readers see the old file or the new."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp)
     tmp.replace(path)
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, env_steps: int | None = None) -> dict:
@@ -432,11 +437,8 @@ def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")
     md, png, js = (Path(f"{out}{suffix}") for suffix in OUT_SUFFIXES)
-    md_tmp, png_tmp = md.with_name(f".{md.name}.tmp"), png.with_name(f".{png.stem}.tmp.png")
-    md_tmp.write_text(markdown(summaries, header))
-    md_tmp.replace(md)
-    plot(summaries, png_tmp)
-    png_tmp.replace(png)
+    _write_atomically(md, lambda tmp: tmp.write_text(markdown(summaries, header)))
+    _write_atomically(png, lambda tmp: plot(summaries, tmp))
     _write_json(js, {"envs": envs, "done": done, "seeds": seeds, "budget": budget, "summaries": summaries})
     return md, png, js
 
