@@ -112,7 +112,7 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 def cmd_eval(args) -> int:
     from glamor.evaluate import format_table, results_name, write_results
-    from glamor.reports import write_goal_table, write_reports
+    from glamor.reports import write_reports
     from glamor.train import evaluate_checkpoint
 
     run_dir = Path(args.run_dir)
@@ -141,13 +141,6 @@ def cmd_eval(args) -> int:
     print(f"wrote {path}")
     # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
     out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
-    if cfg.algo == "gcsl":  # the success plot and videos are GLAMOR's (eval/ columns, glamor rollouts)
-        out_dir.mkdir(exist_ok=True)
-        write_goal_table(out_dir / "eval_goals.csv", details)
-        print(f"wrote {out_dir / 'eval_goals.csv'}")
-        if args.videos:  # asked for explicitly
-            print("note: videos and success.png are drawn for GLAMOR runs only; this is a GCSL run", file=sys.stderr)
-        return 0
     written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     return 0

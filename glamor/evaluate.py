@@ -63,6 +63,10 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 POLICY_LABELS = {"glamor": "GLAMOR", "glamor_no_prior": "GLAMOR, no prior", "gcsl": "GCSL", "random": "random"}
+# The eval/ columns of metrics.csv and the eval.json keys they log: the run's own policy's success
+# (GLAMOR's, or GCSL's in a GCSL run), GLAMOR's without the prior and the random policy's.
+EVAL_METRICS = {"eval/success_rate": "success_rate", "eval/success_rate_no_prior": "success_rate_no_prior",
+                "eval/random_success_rate": "random_success_rate"}
 
 
 def default_policies(cfg) -> tuple[str, ...]:

@@ -4,8 +4,9 @@
   label distance (max over labels of |label - goal| / range; success is every label within 0.1);
 - `success.png`: success rate against environment steps, from metrics.csv's eval/ columns (and
   the evaluation just run), drawn with pillow;
-- `videos/<set>_goal<id>.gif`: the goal image beside the rollout, for the first goals of each
-  set; the same GIFs go to TensorBoard (images tab) under `eval/video/<set>/goal_<id>`.
+- `videos/<set>_goal<id>.gif`: the goal image beside the run's own policy's rollout (GLAMOR's,
+  or GCSL's in a GCSL run), for the first goals of each set; the same GIFs go to TensorBoard
+  (images tab) under `eval/video/<set>/goal_<id>`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-SERIES = (("eval/success_rate", "GLAMOR", (31, 119, 180)),
-          ("eval/success_rate_no_prior", "GLAMOR, no prior", (255, 127, 14)),
-          ("eval/random_success_rate", "random", (127, 127, 127)))
+from glamor.evaluate import EVAL_METRICS, POLICY_LABELS
+
+# The plotted series of each algorithm's runs: (metrics.csv column, policy, colour). A run logs
+# its own policy's success as eval/success_rate, whichever algorithm it trains (EVAL_METRICS).
+SERIES = {
+    "glamor": (("eval/success_rate", "glamor", (31, 119, 180)),
+               ("eval/success_rate_no_prior", "glamor_no_prior", (255, 127, 14)),
+               ("eval/random_success_rate", "random", (127, 127, 127))),
+    "gcsl": (("eval/success_rate", "gcsl", (44, 160, 44)),
+             ("eval/random_success_rate", "random", (127, 127, 127))),
+}
 
 
 def write_goal_table(path: str | Path, details: dict) -> None:
@@ -37,7 +46,7 @@ def write_goal_table(path: str | Path, details: dict) -> None:
 
 def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, float]]]:
     """(env_step, value) of each eval/ series in a metrics.csv, in file order."""
-    curves: dict[str, list[tuple[int, float]]] = {name: [] for name, _, _ in SERIES}
+    curves: dict[str, list[tuple[int, float]]] = {name: [] for name in EVAL_METRICS}
     path = Path(metrics_csv)
     if not path.exists():
         return curves
@@ -49,8 +58,10 @@ def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, flo
     return curves
 
 
-def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "") -> None:
-    """A line plot (PNG) of success rate (0..1) against environment steps."""
+def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "",
+                 algo: str = "glamor") -> None:
+    """A line plot (PNG) of success rate (0..1) against environment steps: the series an `algo`
+    run logs (SERIES)."""
     W, H, left, right, top, bottom = 640, 400, 60, 20, 36, 50
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
@@ -75,7 +86,7 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
         d.text((x - 14, H - bottom + 8), f"{s:,.0f}", fill="black", font=font)
     d.text((W // 2 - 50, H - 20), "environment steps", fill="black", font=font)
     d.text((left, 8), title or "success rate on held-out goals", fill="black", font=font)
-    for k, (name, label, color) in enumerate(SERIES):
+    for k, (name, policy, color) in enumerate(SERIES[algo]):
         pts = [xy(s, v) for s, v in curves.get(name, [])]
         if len(pts) > 1:
             d.line(pts, fill=color, width=2)
@@ -83,7 +94,7 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
         lx, ly = W - right - 150, top + 8 + 14 * k
         d.line([lx, ly + 6, lx + 18, ly + 6], fill=color, width=2)
-        d.text((lx + 24, ly), label, fill="black", font=font)
+        d.text((lx + 24, ly), POLICY_LABELS[policy], fill="black", font=font)
     img.save(path)
 
 
@@ -130,16 +141,17 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
     for old in (out_dir / "videos").glob("*_goal*.gif"):
         old.unlink()
     write_goal_table(out_dir / "eval_goals.csv", details)
+    algo = results.get("algo", "glamor")
     curves = read_success_curve(run_dir / "metrics.csv")
-    for name, key in (("eval/success_rate", "success_rate"), ("eval/success_rate_no_prior", "success_rate_no_prior"),
-                      ("eval/random_success_rate", "random_success_rate")):
-        if not curves[name] or curves[name][-1][0] != env_step:
+    for name, _, _ in SERIES[algo]:
+        key = EVAL_METRICS[name]
+        if key in results and (not curves[name] or curves[name][-1][0] != env_step):
             curves[name].append((env_step, float(results[key])))
-    plot_success(curves, out_dir / "success.png")
+    plot_success(curves, out_dir / "success.png", algo=algo)
     videos = []
     writer = None
     for (name, policy), res in details.items():
-        if policy != "glamor" or not res.frames:
+        if policy != SERIES[algo][0][1] or not res.frames:  # the run's own policy, whose frames were kept
             continue
         (out_dir / "videos").mkdir(exist_ok=True)
         if to_tensorboard:

@@ -48,7 +48,7 @@ from glamor import checkpoint, envs
 from glamor.agent import Agent
 from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
-from glamor.evaluate import evaluate, format_table, write_results
+from glamor.evaluate import EVAL_METRICS, evaluate, format_table, write_results
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
 from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
@@ -77,9 +77,7 @@ def build_agent(model, cfg: Config, **overrides) -> Agent | GCSLAgent:
 
 def eval_metrics(results: dict) -> dict[str, float]:
     """The eval/ metrics of an evaluation (those its policies have)."""
-    keys = (("eval/success_rate", "success_rate"), ("eval/success_rate_no_prior", "success_rate_no_prior"),
-            ("eval/random_success_rate", "random_success_rate"))
-    return {name: results[key] for name, key in keys if results.get(key) is not None}
+    return {name: results[key] for name, key in EVAL_METRICS.items() if results.get(key) is not None}
 
 
 def eval_goal_sets(cfg: Config, env: envs.GoalEnv, count: int, progress: bool) -> dict:

@@ -1,5 +1,6 @@
 """GCSL, the baseline: relabelled labels, the loss, acting, closed-loop collection, training."""
 
+import csv
 import json
 import os
 import subprocess
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from glamor.config import preset
 from glamor.gcsl import IGNORE, GCSLAgent, GCSLPolicy, collect_closed_loop, gcsl_labels
 from glamor.goal_cache import GoalEncodingCache
 from glamor.replay import Replay
+from glamor.reports import SERIES
 from glamor.train import Trainer, make_envs
 
 HW = (22, 22)
@@ -144,9 +147,17 @@ def test_cli_train_and_eval_gcsl(tmp_path):
     out = subprocess.run(cmd + ["eval", str(run), "--set", "gcsl_act=sample", "--videos", "1"],
                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "videos and success.png are drawn for GLAMOR runs only" in out.stderr
     assert "| eval | GCSL |" in out.stdout and "| eval | random |" in out.stdout
-    assert (run / "eval-gcsl_act=sample" / "eval_goals.csv").exists()  # a --set evaluation keeps its reports apart
+    reports = run / "eval-gcsl_act=sample"  # a --set evaluation keeps its reports apart
+    rows = list(csv.DictReader(open(reports / "eval_goals.csv")))
+    assert {r["policy"] for r in rows} == {"gcsl", "random"}
+    # GCSL's own plot: its curve in GCSL's colour, no GLAMOR series
+    colours = {c for _, c in Image.open(reports / "success.png").convert("RGB").getcolors(1 << 16)}
+    assert SERIES["gcsl"][0][2] in colours and SERIES["glamor"][1][2] not in colours
+    gifs = sorted((reports / "videos").glob("*.gif"))
+    assert [g.name for g in gifs] == ["eval_goal000.gif"]  # --videos 1: GCSL's rollout of the first goal
+    steps = int(next(r for r in rows if r["policy"] == "gcsl" and r["goal_id"] == "0")["steps"])
+    assert Image.open(gifs[0]).n_frames >= 2 and steps == 6
     from glamor.agent import Agent
 
     with pytest.raises(ValueError, match="gcsl run, not a GLAMOR model"):
