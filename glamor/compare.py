@@ -48,7 +48,9 @@ from pathlib import Path
 from glamor.config import MACHINE_FIELDS
 from glamor.interrupt import TrainingInterrupted
 
-METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}}  # training-time methods -> config overrides
+# Training-time methods -> config overrides; `gcsl_time` is GCSL with the steps left as an input.
+METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}, "gcsl_time": {"algo": "gcsl", "gcsl_time": True}}
+DEFAULT_METHODS = ("glamor", "gcsl")
 SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
 DEFAULT_WIDTHS = (1, 10, 200, 1000)
 DEFAULT_PLANNERS = ("beam", "sample")
@@ -56,13 +58,14 @@ DEFAULT_PLANNERS = ("beam", "sample")
 # (Not eval_batch: the random policy's draws and sampled plans' seeds follow the batches.)
 NEUTRAL_FIELDS = {*MACHINE_FIELDS, "vector"}
 # Fields the comparison sets itself, per run (--seeds, --methods): --set may not override them.
-CONTROLLED_FIELDS = {"seed": "--seeds", "algo": "--methods"}
+CONTROLLED_FIELDS = {"seed": "--seeds", "algo": "--methods", "gcsl_time": "--methods"}
 # Rows of the main table: (method label, algo of the run it comes from, policy key in eval.json).
 ROWS = (("GLAMOR", "glamor", "glamor"), ("GLAMOR, no prior", "glamor", "glamor_no_prior"),
-        ("GCSL", "gcsl", "gcsl"), ("random", "glamor", "random"))
+        ("GCSL", "gcsl", "gcsl"), ("GCSL, time-conditioned", "gcsl_time", "gcsl"), ("random", "glamor", "random"))
 CURVES = (("GLAMOR", "glamor", "eval/success_rate", (31, 119, 180)),
           ("GLAMOR, no prior", "glamor", "eval/success_rate_no_prior", (255, 127, 14)),
           ("GCSL", "gcsl", "eval/success_rate", (44, 160, 44)),
+          ("GCSL, time-conditioned", "gcsl_time", "eval/success_rate", (214, 39, 40)),
           ("random", "glamor", "eval/random_success_rate", (127, 127, 127)))
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
@@ -219,7 +222,7 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
     for set_name in set_names:
         for label, algo, key in ROWS:
             if key == "random" and not any(a == algo for a, _ in runs):
-                algo = "gcsl"  # GCSL runs evaluate the random policy on the same goals too
+                algo = min(a for a, _ in runs)  # every run evaluates the random policy on the same goals
             seeds = sorted(s for a, s in runs if a == algo)
             rows = [runs[(algo, s)][1]["sets"][set_name][key] for s in seeds]
             if not rows:
@@ -468,7 +471,7 @@ def _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, swee
              overrides) -> str:
     """The `glamor compare` command line that writes these results again (defaults left out)."""
     parts = ["glamor compare", "--envs", *map(shlex.quote, envs), "--seeds", *map(str, seeds)]
-    if list(methods) != list(METHODS):
+    if list(methods) != list(DEFAULT_METHODS):
         parts += ["--methods", *methods]
     parts += ["--budget", budget]
     if setting != "default":
@@ -489,8 +492,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envs", nargs="+", default=["gridworld"], metavar="PRESET",
                    help="environment presets (gridworld, gridworld_box, ...; default gridworld)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=sorted(METHODS),
-                   help="trained methods (GLAMOR's no-prior and the random policy come with every GLAMOR run)")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(METHODS),
+                   help="trained methods (default glamor gcsl; gcsl_time: GCSL given the steps left). GLAMOR's "
+                        "no-prior and the random policy come with every GLAMOR run")
     p.add_argument("--setting", default="default", choices=sorted(SETTINGS))
     p.add_argument("--budget", default="small", help="small (this machine) or full (the presets' settings)")
     p.add_argument("--widths", nargs="*", type=int, default=list(DEFAULT_WIDTHS),

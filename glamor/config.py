@@ -47,6 +47,9 @@ class Config:
     """'glamor' (IDM + prior, planning) or 'gcsl' (goal-conditioned policy: the model-free baseline)."""
     gcsl_act: str = "greedy"
     """How GCSL picks actions (collection and evaluation): 'greedy' (argmax) or 'sample' (softmax)."""
+    gcsl_time: bool = False
+    """GCSL only: the policy also reads the steps left to reach the goal, pi(a | s, g, h) (the GCSL
+    paper's time-varying policy); h is k at the first step of an episode and 1 at its last."""
 
     # --- model ----------------------------------------------------------------------------
     encoder_channels: tuple[int, ...] = (16, 32, 32)
@@ -183,6 +186,7 @@ class Config:
             "backend": self.backend in ("auto", "reference", "native"),
             "algo": self.algo in ("glamor", "gcsl"),
             "gcsl_act": self.gcsl_act in ("greedy", "sample"),
+            "gcsl_time": not self.gcsl_time or self.algo == "gcsl",  # a GCSL setting
             "gamma": 0.0 < self.gamma <= 1.0,
             "clip_logq": self.clip_logq is None or self.clip_logq <= 0,
             "eval_episodes": self.eval_episodes >= 1,
@@ -262,7 +266,7 @@ class Config:
 # a resume or an evaluation may change them, and an evaluation with them changed is the run's own.
 MACHINE_FIELDS = ("progress", "torch_threads", "device", "backend")
 # Fields a trained model's checkpoint fixes: its architecture (and whether it is GCSL's).
-MODEL_FIELDS = ("algo", "encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden")
+MODEL_FIELDS = ("algo", "gcsl_time", "encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden")
 # Fields only training reads: an evaluation with them changed would repeat the run's own.
 TRAINING_FIELDS = (
     "num_envs", "vector", "replay_capacity", "learning_starts", "total_env_steps", "eps_start", "eps_end",

@@ -191,7 +191,7 @@ def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, 
     if "random" in first:
         out.update(random_success_rate=first["random"]["success_rate"], random_ci95=first["random"]["ci95"])
     if cfg.algo == "gcsl":
-        out["policy"] = dict(act=cfg.gcsl_act)
+        out["policy"] = dict(act=cfg.gcsl_act, time_conditioned=cfg.gcsl_time)
     else:
         out["planner"] = dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma)
     model.train(was_training)

@@ -12,7 +12,13 @@ Acting: greedy (argmax) or sampled from the softmax (`Config.gcsl_act`). GCSL ha
 having arrived, so it never stops early: evaluation runs it for the fixed horizon. Data is
 collected closed loop with the policy itself and the same epsilon schedule as GLAMOR.
 
-The policy has no horizon input (the paper's optional time-conditioned variant is left out).
+`Config.gcsl_time` gives the policy the steps left to reach the goal, pi(a | s, g, h) (the GCSL
+paper's time-varying policy): in training h is k, the steps between the observation and its
+relabelled goal; in acting, the steps left in the episode (an evaluation goal is exactly k steps
+from the episode's start). h enters as sinusoidal features through a linear map added to the
+state mix's input; the map starts at zero, so an untrained time-conditioned policy acts like the
+plain one. Without it the policy cannot tell "arrive now" from "arrive later", yet success is
+judged at the episode's last step.
 
 Example:
     >>> import numpy as np
@@ -36,6 +42,16 @@ from glamor.nn.impala import ImpalaEncoder
 from glamor.nn.mix import state_mix_mlp
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
+STEP_FEATURES = 32  # sinusoidal features of the steps left (time-conditioned policies)
+
+
+def steps_features(steps: torch.Tensor) -> torch.Tensor:
+    """(B,) steps left -> (B, STEP_FEATURES) float32: sin and cos of steps / 1000^(i / 16), i < 16
+    (periods from 2 pi to about 6,000 steps: any horizon up to thousands of steps is told apart)."""
+    rates = 1000.0 ** (-torch.arange(STEP_FEATURES // 2, device=steps.device, dtype=torch.float32)
+                       / (STEP_FEATURES // 2))  # (F/2,)
+    angles = steps.to(torch.float32)[:, None] * rates  # (B, F/2)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
 def gcsl_labels(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
@@ -45,8 +61,15 @@ def gcsl_labels(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
     return torch.where(first < num_actions, first, torch.full_like(first, IGNORE))
 
 
+def gcsl_steps(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
+    """(B, T) relabelled token targets -> (B,) int64 k: the actions before END, i.e. the steps
+    from the observation to its goal (0 where the first token is END)."""
+    return (targets < num_actions).sum(dim=1)
+
+
 class GCSLPolicy(nn.Module):
-    """pi(a | s, g): Impala encoders of obs and goal, GLAMOR's state mix, a linear head."""
+    """pi(a | s, g), or pi(a | s, g, h) with `time_conditioned` (h: steps left): Impala encoders of
+    obs and goal, GLAMOR's state mix, a linear head."""
 
     def __init__(
         self,
@@ -56,18 +79,24 @@ class GCSLPolicy(nn.Module):
         encoder_channels: tuple[int, ...] = (16, 32, 32),
         embed_dim: int = 512,
         mix_hidden: int = 256,
+        time_conditioned: bool = False,
     ):
         super().__init__()
         self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
+        self.time_conditioned = time_conditioned
         self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
         self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
         self.state_mix = state_mix_mlp(embed_dim, mix_hidden)
         self.head = nn.Linear(embed_dim, num_actions)
+        if time_conditioned:  # steps-left features -> the state mix's input (obs_rep, goal_rep)
+            self.steps_in = nn.Linear(STEP_FEATURES, 2 * embed_dim)
+            nn.init.zeros_(self.steps_in.weight)
+            nn.init.zeros_(self.steps_in.bias)
 
     @classmethod
     def from_config(cls, cfg, num_actions: int, frame_stack: int, image_hw) -> GCSLPolicy:
         return cls(num_actions, frame_stack, image_hw, encoder_channels=cfg.encoder_channels,
-                   embed_dim=cfg.embed_dim, mix_hidden=cfg.mix_hidden)
+                   embed_dim=cfg.embed_dim, mix_hidden=cfg.mix_hidden, time_conditioned=cfg.gcsl_time)
 
     @property
     def device(self) -> torch.device:
@@ -77,13 +106,25 @@ class GCSLPolicy(nn.Module):
         """(B, 1, H, W) uint8 -> the goal representation (B, D) the state mix reads."""
         return torch.relu(self.goal_encoder(goal))
 
-    def forward(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None,
+                steps: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 obs (B, S, H, W) and goal (B, 1, H, W) -> action logits (B, n); `goal_rep` (B, D),
-        when given, is `encode_goal(goal)` computed earlier (and `goal` is not read)."""
+        when given, is `encode_goal(goal)` computed earlier (and `goal` is not read). `steps`
+        (B,) int, the steps left to reach the goal (>= 1), is needed by a time-conditioned policy
+        and refused by a plain one."""
+        if self.time_conditioned != (steps is not None):
+            raise ValueError("a time-conditioned GCSL policy needs steps (the steps left to the goal)"
+                             if self.time_conditioned else "this GCSL policy is not time-conditioned: pass no steps")
         obs_rep = torch.relu(self.obs_encoder(obs))  # (B, D)
         if goal_rep is None:
             goal_rep = self.encode_goal(goal)  # (B, D)
-        return self.head(self.state_mix(torch.cat([obs_rep, goal_rep], dim=1)))  # (B, n)
+        mix_in = torch.cat([obs_rep, goal_rep], dim=1)  # (B, 2D)
+        if steps is not None:
+            if steps.shape != (mix_in.shape[0],):
+                raise ValueError(f"steps must have shape ({mix_in.shape[0]},), one per observation; got "
+                                 f"{tuple(steps.shape)}")
+            mix_in = mix_in + self.steps_in(steps_features(steps.to(mix_in.device)))
+        return self.head(self.state_mix(mix_in))  # (B, n)
 
     def loss(self, obs, goal, targets) -> dict[str, torch.Tensor]:
         """Cross-entropy of a_t = targets[:, 0] given (s_t, g), over the samples with k >= 1.
@@ -96,7 +137,8 @@ class GCSLPolicy(nn.Module):
             {"loss"}: a scalar (0 when no sample has an action).
         """
         labels = gcsl_labels(targets, self.num_actions)  # (B,)
-        logits = self(obs, goal)  # (B, n)
+        steps = gcsl_steps(targets, self.num_actions) if self.time_conditioned else None  # (B,)
+        logits = self(obs, goal, steps=steps)  # (B, n)
         if not bool((labels != IGNORE).any()):
             return {"loss": logits.sum() * 0.0}
         return {"loss": F.cross_entropy(logits, labels, ignore_index=IGNORE)}
@@ -142,12 +184,25 @@ class GCSLAgent:
         return self.model.num_actions
 
     @torch.no_grad()
-    def policy_actions(self, obs, goal) -> np.ndarray:
-        """int64 (P,): the greedy or sampled action of each (obs (P, S, H, W), goal (P, 1, H, W))."""
+    def policy_actions(self, obs, goal, steps=None) -> np.ndarray:
+        """int64 (P,): the greedy or sampled action of each (obs (P, S, H, W), goal (P, 1, H, W));
+        `steps`, an int or (P,) ints, the steps left (read by a time-conditioned policy only;
+        default the agent's `horizon`)."""
         device = self.model.device
         obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
         goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # (P, D)
-        logits = self.model(obs.to(device), goal.to(device) if goal_rep is None else None, goal_rep)  # (P, n)
+        steps_left = None
+        if self.model.time_conditioned:
+            steps = self.horizon if steps is None else steps
+            if steps is None:
+                raise ValueError("a time-conditioned GCSL policy acts on the steps left: pass horizon "
+                                 "(or give the agent one)")
+            steps_left = torch.as_tensor(np.broadcast_to(np.asarray(steps, dtype=np.int64), (obs.shape[0],)).copy())
+            if bool((steps_left < 1).any()):
+                raise ValueError(f"the steps left must be >= 1, got {steps}")
+            steps_left = steps_left.to(device)
+        logits = self.model(obs.to(device), goal.to(device) if goal_rep is None else None, goal_rep,
+                            steps=steps_left)  # (P, n)
         self.plans_made += obs.shape[0]
         if self.mode == "greedy":
             return logits.argmax(dim=1).cpu().numpy()
@@ -157,12 +212,13 @@ class GCSLAgent:
 
     def act(self, obs, goal, horizon: int | None = None):
         """One closed-loop step: actions int64 (P,) and stop bool (P,), always False (GCSL runs
-        the fixed horizon). One observation (S, H, W) gives an int and a bool."""
+        the fixed horizon). One observation (S, H, W) gives an int and a bool. `horizon`: the
+        steps left in the episode, which a time-conditioned policy reads (default the agent's)."""
         obs, goal = np.asarray(obs), np.asarray(goal)
         single = obs.ndim == 3
         if single:
             obs, goal = obs[None], goal.reshape(1, 1, *goal.shape[-2:])
-        actions = self.policy_actions(obs, goal)
+        actions = self.policy_actions(obs, goal, horizon)
         stop = np.zeros(len(actions), dtype=bool)
         return (int(actions[0]), False) if single else (actions, stop)
 
@@ -192,7 +248,7 @@ def collect_closed_loop(envs: list, first_obs: list[dict], agent: GCSLAgent | No
     taken: list[list[int]] = [[] for _ in range(n_envs)]
     active = np.ones(n_envs, dtype=bool)
     k = envs[0].episode_length
-    for _ in range(k):
+    for t in range(k):
         live = np.flatnonzero(active)
         if len(live) == 0:
             break
@@ -201,7 +257,7 @@ def collect_closed_loop(envs: list, first_obs: list[dict], agent: GCSLAgent | No
         else:
             o = np.stack([obs[j]["observation"] for j in live])  # (E, S, H, W)
             g = np.stack([obs[j]["desired_goal"] for j in live])  # (E, 1, H, W)
-            actions = agent.epsilon_greedy(agent.policy_actions(o, g), epsilon)
+            actions = agent.epsilon_greedy(agent.policy_actions(o, g, steps=k - t), epsilon)
         for a, j in zip(actions, live):
             obs[j], _, terminated, truncated, _ = envs[j].step(int(a))
             frames[j].append(obs[j]["observation"][-1])

@@ -274,3 +274,18 @@ def test_each_environments_table_is_written_before_the_next_one_runs(tmp_path, m
     assert saved["done"] == ["debug"] and saved["envs"] == ["debug", "gridworld"]
     with pytest.raises(ValueError, match="--seeds: give at least one value"):
         _compare(tmp_path, seeds=[])
+
+
+def test_time_conditioned_gcsl_is_a_method_of_its_own(tmp_path):
+    summaries = _compare(tmp_path, seeds=[0], methods=["gcsl", "gcsl_time"], widths=[])
+    runs = tmp_path / "runs" / "debug"
+    plain, timed = (json.loads((runs / f"{m}-default" / "seed0" / "config.json").read_text())
+                    for m in ("gcsl", "gcsl_time"))
+    assert (plain["algo"], plain["gcsl_time"], timed["algo"], timed["gcsl_time"]) == ("gcsl", False, "gcsl", True)
+    methods = summaries[0]["methods"]
+    assert list(methods) == ["eval/GCSL", "eval/GCSL, time-conditioned", "eval/random"]  # random from a GCSL run
+    table = (tmp_path / "results" / "table.md").read_text()
+    assert "| eval | GCSL, time-conditioned |" in table and "--methods gcsl gcsl_time" in table
+    assert "GCSL, time-conditioned" in summaries[0]["curves"]
+    with pytest.raises(ValueError, match="--methods"):
+        _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "gcsl_time": True})

@@ -12,19 +12,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from glamor.config import preset
-from glamor.gcsl import IGNORE, GCSLAgent, GCSLPolicy, collect_closed_loop, gcsl_labels
+from glamor.config import Config, preset
+from glamor.evaluate import run_episodes
+from glamor.gcsl import IGNORE, GCSLAgent, GCSLPolicy, collect_closed_loop, gcsl_labels, gcsl_steps
 from glamor.goal_cache import GoalEncodingCache
 from glamor.replay import Replay
 from glamor.reports import SERIES
-from glamor.train import Trainer, make_envs
+from glamor.train import Trainer, eval_goal_sets, make_envs
 
 HW = (22, 22)
 
 
-def small_policy(n=4, stack=1, seed=0):
+def small_policy(n=4, stack=1, seed=0, time_conditioned=False):
     torch.manual_seed(seed)
-    return GCSLPolicy(n, stack, HW, encoder_channels=(4, 8), embed_dim=16, mix_hidden=16)
+    return GCSLPolicy(n, stack, HW, encoder_channels=(4, 8), embed_dim=16, mix_hidden=16,
+                      time_conditioned=time_conditioned)
 
 
 def test_labels_are_the_first_action_and_k0_is_left_out():
@@ -63,6 +65,97 @@ def test_relabelled_batch_pairs_s_t_with_a_t_and_the_frame_k_ahead(rng):
     np.testing.assert_array_equal(labels[has_action], actions[t[has_action]])
     assert (labels[~has_action] == IGNORE).all() and (t[~has_action] == L).all()
     np.testing.assert_array_equal(goal[:, 0, 0, 0].astype(int) // 10, t + k)
+
+
+def test_steps_to_the_goal_are_the_actions_before_end(rng):
+    n = 4
+    targets = torch.tensor([[2, 1, 4, 5], [4, 5, 5, 5], [0, 4, 5, 5], [3, 3, 3, 4]])
+    assert gcsl_steps(targets, n).tolist() == [2, 0, 1, 3]
+    replay = Replay(200, HW, 1, n)
+    replay.add_episode(np.zeros((11, *HW), np.uint8), rng.integers(n, size=10))
+    _, _, targets, k = replay.sample(128, 6, rng)
+    np.testing.assert_array_equal(gcsl_steps(torch.from_numpy(targets), n).numpy(), k)
+
+
+def test_time_conditioned_policy_starts_as_the_plain_one_and_checks_its_steps():
+    plain, timed = small_policy(), small_policy(time_conditioned=True)
+    timed_only = set(timed.state_dict()) - set(plain.state_dict())
+    assert timed_only == {"steps_in.weight", "steps_in.bias"}
+    timed.load_state_dict(plain.state_dict(), strict=False)  # same encoders, mix and head
+    g = torch.Generator().manual_seed(2)
+    obs = torch.randint(0, 256, (3, 1, *HW), dtype=torch.uint8, generator=g)
+    goal = torch.randint(0, 256, (3, 1, *HW), dtype=torch.uint8, generator=g)
+    with torch.no_grad():
+        for steps in ([1, 2, 3], [50, 7, 1000]):  # the steps input starts at zero weight
+            torch.testing.assert_close(timed(obs, goal, steps=torch.tensor(steps)), plain(obs, goal), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="needs steps"):
+        timed(obs, goal)
+    with pytest.raises(ValueError, match="not time-conditioned"):
+        plain(obs, goal, steps=torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        timed(obs, goal, steps=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=">= 1"):
+        GCSLAgent(timed).act(obs.numpy(), goal.numpy(), horizon=0)
+    with pytest.raises(ValueError, match="steps left"):
+        GCSLAgent(timed).act(obs.numpy(), goal.numpy())  # neither a horizon nor the agent's
+
+
+def test_only_a_time_conditioned_policy_learns_labels_that_depend_on_the_steps_left():
+    """One (observation, goal) pair, two relabelled samples: 1 step to go -> action 0, 2 steps ->
+    action 1. Without the steps left the best a policy can do is 1/2 on each."""
+    n = 4  # END = 4, PAD = 5
+    obs = torch.full((2, 1, *HW), 30, dtype=torch.uint8)
+    goal = torch.full((2, 1, *HW), 200, dtype=torch.uint8)
+    targets = torch.tensor([[0, 4, 5], [1, 2, 4]])
+    accuracy = {}
+    for timed in (False, True):
+        policy = small_policy(time_conditioned=timed)
+        opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+        for _ in range(150):
+            opt.zero_grad()
+            policy.loss(obs, goal, targets)["loss"].backward()
+            opt.step()
+        steps = gcsl_steps(targets, n) if timed else None
+        with torch.no_grad():
+            accuracy[timed] = (policy(obs, goal, steps=steps).argmax(1) == targets[:, 0]).float().mean().item()
+    assert accuracy == {False: 0.5, True: 1.0}
+
+
+class _StepsSpy(GCSLAgent):
+    """Records the steps left that each action was chosen with."""
+
+    def __init__(self, policy):
+        super().__init__(policy)
+        self.seen: list[list[int]] = []
+
+    def policy_actions(self, obs, goal, steps=None):
+        self.seen.append(np.broadcast_to(np.asarray(steps), (len(obs),)).tolist())
+        return super().policy_actions(obs, goal, steps)
+
+
+def test_acting_reads_the_steps_left_in_collection_and_evaluation():
+    cfg = preset("debug", progress=False, algo="gcsl", gcsl_time=True)
+    envs = make_envs(cfg, 3)
+    k = cfg.episode_length
+    policy = GCSLPolicy.from_config(cfg, envs[0].action_space.n, envs[0].frame_stack, envs[0].frame_shape).eval()
+    assert policy.time_conditioned
+    spy = _StepsSpy(policy)
+    collect_closed_loop(envs, [env.reset(seed=i)[0] for i, env in enumerate(envs)], spy, 0.0,
+                        np.random.default_rng(0))
+    assert spy.seen == [[k - t] * 3 for t in range(k)]
+    spy.seen.clear()
+    goals = eval_goal_sets(cfg, envs[0], 3, False)["eval"]
+    run_episodes(envs, goals, spy)
+    assert spy.seen == [[k - t] * 3 for t in range(k)]
+
+
+def test_gcsl_time_is_a_gcsl_setting_fixed_by_the_checkpoint():
+    with pytest.raises(ValueError, match="gcsl_time"):
+        Config(gcsl_time=True)  # a GLAMOR run
+    from glamor.config import check_model_unchanged
+
+    with pytest.raises(ValueError, match="fixed by the checkpoint"):
+        check_model_unchanged(preset("debug", algo="gcsl"), {"gcsl_time": True}, "an evaluation")
 
 
 def test_greedy_is_argmax_never_stops_and_sampling_is_seeded():
