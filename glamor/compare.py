@@ -50,7 +50,7 @@ from glamor.interrupt import TrainingInterrupted
 
 # Training-time methods -> config overrides; `gcsl_time` is GCSL with the steps left as an input.
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}, "gcsl_time": {"algo": "gcsl", "gcsl_time": True}}
-DEFAULT_METHODS = ("glamor", "gcsl")
+DEFAULT_METHODS = tuple(METHODS)
 SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
 DEFAULT_WIDTHS = (1, 10, 200, 1000)
 DEFAULT_PLANNERS = ("beam", "sample")
@@ -493,8 +493,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="environment presets (gridworld, gridworld_box, ...; default gridworld)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(METHODS),
-                   help="trained methods (default glamor gcsl; gcsl_time: GCSL given the steps left). GLAMOR's "
-                        "no-prior and the random policy come with every GLAMOR run")
+                   help="trained methods (default all: glamor, gcsl and gcsl_time, GCSL given the steps left). "
+                        "GLAMOR's no-prior and the random policy come with every GLAMOR run")
     p.add_argument("--setting", default="default", choices=sorted(SETTINGS))
     p.add_argument("--budget", default="small", help="small (this machine) or full (the presets' settings)")
     p.add_argument("--widths", nargs="*", type=int, default=list(DEFAULT_WIDTHS),

@@ -203,14 +203,14 @@ def test_cli_compare_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "wrote results/debug.md" in out.stdout
     table = (tmp_path / "results" / "debug.md").read_text()
-    assert "| eval | GCSL |" in table
+    assert "| eval | GCSL |" in table and "| eval | GCSL, time-conditioned |" in table  # the default methods
     # The command the table names writes it again, from the same runs.
     command = table.split("Written by `", 1)[1].split("`", 1)[0]
     assert command.startswith("glamor compare ") and "--widths 2" in command and "--set total_env_steps=96" in command
     again = subprocess.run([sys.executable, "-m", "glamor", *shlex.split(command)[1:]], cwd=tmp_path,
                            capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert "'reused': 2" in again.stdout and (tmp_path / "results" / "debug.md").read_text() == table
+    assert "'reused': 3" in again.stdout and (tmp_path / "results" / "debug.md").read_text() == table
     # --set may not override what the comparison sets per run
     refused = subprocess.run([sys.executable, "-m", "glamor", "compare", "--envs", "debug", "--seeds", "0", "1",
                               "--set", "seed=5", "--runs-dir", "runs"], cwd=tmp_path, capture_output=True,
