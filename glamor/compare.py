@@ -299,7 +299,7 @@ def plot(summaries: list[dict], path: Path) -> None:
     (right, log scale), with 95% intervals over seeds as vertical bars; drawn with pillow."""
     from PIL import Image, ImageDraw, ImageFont
 
-    PW, PH, left, right, top, bottom = 520, 360, 56, 16, 40, 66
+    PW, PH, left, right, top, bottom = 520, 380, 56, 16, 40, 86
     with_sweep = any(s["sweep"] for s in summaries)  # no sweep: no empty width panels
     img = Image.new("RGB", ((2 if with_sweep else 1) * PW, PH * max(len(summaries), 1)), "white")
     d = ImageDraw.Draw(img)
@@ -330,7 +330,7 @@ def plot(summaries: list[dict], path: Path) -> None:
                 if not math.isnan(lo):
                     d.line([px + dx, xy(x, lo)[1], px + dx, xy(x, hi)[1]], fill=color, width=1)
                 d.ellipse([px - 3, py - 3, px + 3, py + 3], fill=color)
-            lx, ly = ox + left + 120 * k, oy + PH - 18  # the legend: one row under the axis
+            lx, ly = ox + 8 + 170 * (k % 3), oy + PH - 38 + 18 * (k // 3)  # the legend: rows of 3 under the axis
             d.line([lx, ly + 6, lx + 16, ly + 6], fill=color, width=2)
             d.text((lx + 22, ly), label, fill="black", font=font)
 

@@ -289,3 +289,16 @@ def test_time_conditioned_gcsl_is_a_method_of_its_own(tmp_path):
     assert "GCSL, time-conditioned" in summaries[0]["curves"]
     with pytest.raises(ValueError, match="--methods"):
         _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "gcsl_time": True})
+
+
+def test_the_plot_has_a_legend_entry_for_every_method(tmp_path):
+    from PIL import Image
+
+    curves = {label: [(100 * i, 0.1 * k + 0.05 * i, float("nan"), float("nan")) for i in range(3)]
+              for k, (label, *_) in enumerate(compare.CURVES)}
+    compare.plot([{"env": "debug", "curves": curves, "sweep": [], "one_seed": True}], tmp_path / "p.png")
+    png = Image.open(tmp_path / "p.png").convert("RGB")
+    legend = png.crop((0, png.height - 40, png.width, png.height))  # under the axis labels
+    colours = {c for _, c in legend.getcolors(1 << 16)}
+    assert [label for label, _, _, color in compare.CURVES if color not in colours] == []
+    assert legend.crop((png.width - 4, 0, png.width, 40)).getcolors() == [(160, (255, 255, 255))]  # nothing cut off
