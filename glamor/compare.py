@@ -47,6 +47,7 @@ from pathlib import Path
 
 from glamor.config import MACHINE_FIELDS
 from glamor.interrupt import TrainingInterrupted
+from glamor.reports import COLOURS
 
 # Training-time methods -> config overrides; `gcsl_time` is GCSL with the steps left as an input.
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}, "gcsl_time": {"algo": "gcsl", "gcsl_time": True}}
@@ -62,11 +63,12 @@ CONTROLLED_FIELDS = {"seed": "--seeds", "algo": "--methods", "gcsl_time": "--met
 # Rows of the main table: (method label, algo of the run it comes from, policy key in eval.json).
 ROWS = (("GLAMOR", "glamor", "glamor"), ("GLAMOR, no prior", "glamor", "glamor_no_prior"),
         ("GCSL", "gcsl", "gcsl"), ("GCSL, time-conditioned", "gcsl_time", "gcsl"), ("random", "glamor", "random"))
-CURVES = (("GLAMOR", "glamor", "eval/success_rate", (31, 119, 180)),
-          ("GLAMOR, no prior", "glamor", "eval/success_rate_no_prior", (255, 127, 14)),
-          ("GCSL", "gcsl", "eval/success_rate", (44, 160, 44)),
-          ("GCSL, time-conditioned", "gcsl_time", "eval/success_rate", (214, 39, 40)),
-          ("random", "glamor", "eval/random_success_rate", (127, 127, 127)))
+CURVES = tuple((label, method, column, COLOURS[colour]) for label, method, column, colour in (
+    ("GLAMOR", "glamor", "eval/success_rate", "glamor"),
+    ("GLAMOR, no prior", "glamor", "eval/success_rate_no_prior", "glamor_no_prior"),
+    ("GCSL", "gcsl", "eval/success_rate", "gcsl"),
+    ("GCSL, time-conditioned", "gcsl_time", "eval/success_rate", "gcsl_time"),
+    ("random", "glamor", "eval/random_success_rate", "random")))
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
