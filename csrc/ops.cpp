@@ -5,7 +5,9 @@
 // head_w (M, n+2, H), head_b (M, n+2), all float32 and contiguous.
 //
 //   score_plans   -> scores (P, N) of actions (P, N, L) int64 with lengths (P, N) in [1, L]
-//   sample_plans  -> actions (P, horizon) int64 padded with -1, lengths (P,) int64, scores (P,)
+//   sample_plans  -> actions (P, horizon) int64 padded with -1, lengths (P,) int64, scores (P,);
+//                    draws keyed by (seed, plan, candidate, step), the plan by its index or by
+//                    plan_keys (P,) int64 (low 32 bits) when given
 //   beam_search   -> the same, by beam search of the given width
 //   uniform       -> the sampler's draws (broadcast of plan and candidate), float32
 //
@@ -26,7 +28,7 @@ TORCH_LIBRARY(glamor, m) {
       "Tensor actions, Tensor lengths, float gamma, float? clip_logq) -> Tensor");
   m.def(
       "sample_plans(Tensor gate_table, Tensor h0, Tensor c0, Tensor w_hh, Tensor head_w, Tensor head_b, "
-      "int num_samples, int horizon, int seed, float gamma, float? clip_logq) "
+      "int num_samples, int horizon, int seed, float gamma, float? clip_logq, Tensor? plan_keys=None) "
       "-> (Tensor actions, Tensor lengths, Tensor scores)");
   m.def(
       "beam_search(Tensor gate_table, Tensor h0, Tensor c0, Tensor w_hh, Tensor head_w, Tensor head_b, "

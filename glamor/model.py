@@ -271,6 +271,7 @@ class GlamorModel(nn.Module):
         clip_logq: float | None = None,
         backend: str = "auto",
         goal_rep: torch.Tensor | None = None,
+        plan_keys=None,
     ) -> Plan:
         """The best plan from each start `obs` to each `goal` (P of each).
 
@@ -280,6 +281,8 @@ class GlamorModel(nn.Module):
             horizon: most actions in a plan (END is forced after it).
             use_prior: divide by the action prior (off: the IDM alone).
             seed: keys the sampler's draws (None: drawn from torch's generator).
+            plan_keys: P integers in [0, 2**32) that name each problem's draws in place of its
+                index (see `glamor.planning.plan`), or None.
             backend: "auto", "reference" or "native".
             goal_rep: `encode_goal(goal)` (P, D) computed earlier, or None to encode `goal` now.
 
@@ -297,4 +300,5 @@ class GlamorModel(nn.Module):
             seed=seed,
             clip_logq=clip_logq,
             backend=backend,
+            plan_keys=plan_keys,
         )

@@ -164,6 +164,27 @@ def test_end_is_forced_after_horizon_and_never_first():
         assert p.lengths.tolist() == [1, 1] and p.actions.shape == (2, 1) and (p.actions >= 0).all()
 
 
+def test_plan_keys_take_any_integer_container_and_are_checked():
+    """model.plan's plan_keys: a list, array or tensor gives the same plans (keys 0..P-1 the
+    unkeyed ones); beam search reads none; bad keys are named."""
+    import numpy as np
+
+    m = tiny_model(num_actions=4, seed=2)
+    obs, goal = random_images(3, 2, (24, 24), 4), random_images(3, 1, (24, 24), 5)
+    kw = dict(method="sample", width=16, horizon=6, seed=3, backend="reference")
+    unkeyed = m.plan(obs, goal, **kw)
+    for keys in ([0, 1, 2], np.arange(3, dtype=np.uint32), torch.arange(3, dtype=torch.int32)):
+        assert torch.equal(m.plan(obs, goal, plan_keys=keys, **kw).actions, unkeyed.actions)
+    beam = dict(kw, method="beam")
+    assert torch.equal(m.plan(obs, goal, plan_keys=[9, 8, 7], **beam).actions, m.plan(obs, goal, **beam).actions)
+    for keys, err, match in (([0, 1], ValueError, r"plan_keys must have shape \(3,\)"),
+                             ([0, 1, 2**32], ValueError, r"plan_keys must be in \[0, 2\*\*32\)"),
+                             ([0.0, 1.0, 2.0], TypeError, "plan_keys must be integers"),
+                             (torch.ones(3, dtype=torch.bool), TypeError, "plan_keys must be integers")):
+        with pytest.raises(err, match=match):
+            m.plan(obs, goal, plan_keys=keys, **kw)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -628,7 +628,7 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
     const at::Tensor& head_w, const at::Tensor& head_b, int64_t num_samples, int64_t horizon,
-    int64_t seed, double gamma, std::optional<double> clip_logq) {
+    int64_t seed, double gamma, std::optional<double> clip_logq, const std::optional<at::Tensor>& keys_opt) {
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
   const float log_gamma = checked_log_gamma(gamma);
   const Clip clip = checked_clip(clip_logq);
@@ -636,6 +636,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
                     num_samples);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
   TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
+  const int64_t* keys = nullptr;
+  if (keys_opt) {
+    const at::Tensor& plan_keys = *keys_opt;
+    CHECK_INPUT(plan_keys, at::kLong);
+    CHECK_SHAPE(plan_keys, d.P);
+    keys = plan_keys.data_ptr<int64_t>();
+  }
   const int64_t P = d.P, N = num_samples;
   check_workspace(8.0 * P * horizon + 4.0 * std::min<int64_t>(N, CHUNK) * horizon * at::get_num_threads());
   at::Tensor actions = at::full({P, horizon}, -1, gate_table.options().dtype(at::kLong));
@@ -681,7 +688,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ci = 0; ci < static_cast<int64_t>(chunks.size()); ++ci) {
       const Chunk& ch = chunks[ci];
-      const uint32_t key = rng::plan_key(useed, static_cast<uint32_t>(ch.plan));
+      // plan p draws as the plan numbered plan_keys[p] (its low 32 bits), by default as plan p
+      const uint32_t key = rng::plan_key(useed, static_cast<uint32_t>(keys ? keys[ch.plan] : ch.plan));
       int32_t* seq = cache.seqs[tid].data();
       float* fin = cache.finals[tid].data();
       int32_t* flen = cache.final_len[tid].data();

@@ -21,7 +21,8 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
     const at::Tensor& head_w, const at::Tensor& head_b, int64_t num_samples, int64_t horizon,
-    int64_t seed, double gamma, std::optional<double> clip_logq);
+    int64_t seed, double gamma, std::optional<double> clip_logq,
+    const std::optional<at::Tensor>& plan_keys);
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
     const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,

@@ -149,10 +149,10 @@ struct Carve {
   }
 };
 
-inline SampleArgs sample_args(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed, void* ws,
-                       size_t* bytes) {
+inline SampleArgs sample_args(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed,
+                              const int64_t* plan_keys, void* ws, size_t* bytes) {
   SampleArgs a;
-  a.N = N, a.horizon = horizon, a.chunk = cfg.chunk, a.chunks = cfg.chunks, a.seed = seed;
+  a.N = N, a.horizon = horizon, a.chunk = cfg.chunk, a.chunks = cfg.chunks, a.seed = seed, a.plan_keys = plan_keys;
   Carve cv{static_cast<char*>(ws)};
   const size_t P = static_cast<size_t>(pr.P);
   a.seq = cv.take<int>(P * N * horizon);
@@ -227,7 +227,7 @@ inline Config sample_config_for(const Problem& pr, int N, int horizon, const Opt
   Config cfg = candidate_config(pr, N, opt, di, /*allow_pair=*/true);
   if (cfg.error.empty()) {
     size_t bytes = 0;
-    sample_args(cfg, pr, N, horizon, 0, nullptr, &bytes);
+    sample_args(cfg, pr, N, horizon, 0, nullptr, nullptr, &bytes);
     cfg.workspace_bytes = bytes;
   }
   return cfg;

@@ -40,6 +40,7 @@ struct SampleArgs {
   int N, horizon;
   int chunk, chunks;  // candidates per block, blocks per plan
   uint64_t seed;
+  const int64_t* plan_keys;  // (P,) or nullptr: plan p draws as the plan numbered plan_keys[p] (low 32 bits)
   int* seq;           // (P, N, horizon) every candidate's actions
   float* best_score;  // (P, chunks) each block's best candidate
   int* best_cand;
@@ -153,7 +154,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
   float* lg = hbuf + d.M * R * d.S;
   const float* h0s = sm + L.h0;
   const float* c0s = sm + L.c0;
-  const uint32_t key = rng::plan_key(a.seed, static_cast<uint32_t>(p));
+  const uint32_t key = rng::plan_key(a.seed, static_cast<uint32_t>(a.plan_keys ? a.plan_keys[p] : p));
   int j0, j1;
   token_block(d.n, G, g, j0, j1);
 
@@ -237,7 +238,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_pair_kernel(Net ne
   float* lg_own = s + d.NP;                          // (2, NP) this model's log-probs by step parity
   const float* lg_q = sm + L.warps + 2 * pair * L.warp_floats + d.S + d.NP;  // the IDM warp's (2, NP)
   const float* lg_p = lg_q + L.warp_floats;                                   // the prior warp's (2, NP)
-  const uint32_t key = rng::plan_key(a.seed, static_cast<uint32_t>(p));
+  const uint32_t key = rng::plan_key(a.seed, static_cast<uint32_t>(a.plan_keys ? a.plan_keys[p] : p));
   int j0, j1;
   token_block(d.n, kWarp, lane, j0, j1);
   float bscore = -INFINITY;

@@ -83,13 +83,14 @@ Config sample_config(const Problem& pr, int N, int horizon, const Options& opt, 
   return sample_config_for(pr, N, horizon, opt, device_info(device));
 }
 
-cudaError_t sample_launch(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed, void* workspace,
+cudaError_t sample_launch(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed,
+                          const int64_t* plan_keys, void* workspace,
                           int64_t* actions, int64_t* lengths, float* scores, cudaStream_t stream) {
   SampleFn fn = cfg.pair ? sample_pair_fn(cfg.U, cfg.w_smem) : sample_fn(cfg.U, cfg.R, cfg.w_smem);
   if (fn == nullptr) return cudaErrorInvalidConfiguration;
   cudaError_t err = allow_smem(fn, cfg.smem_bytes);
   if (err != cudaSuccess) return err;
-  const SampleArgs a = sample_args(cfg, pr, N, horizon, seed, workspace, nullptr);
+  const SampleArgs a = sample_args(cfg, pr, N, horizon, seed, plan_keys, workspace, nullptr);
   fn<<<dim3(cfg.chunks, pr.P), cfg.warps * kWarp, cfg.smem_bytes, stream>>>(make_net(pr), a);
   err = cudaGetLastError();
   if (err != cudaSuccess) return err;

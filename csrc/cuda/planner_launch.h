@@ -15,7 +15,8 @@ namespace glamor {
 namespace cuda {
 
 Config sample_config(const Problem& pr, int N, int horizon, const Options& opt, int device);
-cudaError_t sample_launch(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed, void* workspace,
+cudaError_t sample_launch(const Config& cfg, const Problem& pr, int N, int horizon, uint64_t seed,
+                          const int64_t* plan_keys, void* workspace,
                           int64_t* actions, int64_t* lengths, float* scores, cudaStream_t stream);
 
 Config score_config(const Problem& pr, int N, int L, const Options& opt, int device);

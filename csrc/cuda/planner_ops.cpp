@@ -128,11 +128,18 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     const at::Tensor& gate_table, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
     const at::Tensor& head_w, const at::Tensor& head_b, int64_t num_samples, int64_t horizon,
-    int64_t seed, double gamma, std::optional<double> clip_logq) {
+    int64_t seed, double gamma, std::optional<double> clip_logq, const std::optional<at::Tensor>& keys_opt) {
   CHECK_CUDA_ON(gate_table, gate_table.device());
   c10::cuda::CUDAGuard guard(gate_table.device());
   Problem pr = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
   set_gamma_clip(pr, gamma, clip_logq);
+  const int64_t* keys = nullptr;
+  if (keys_opt) {
+    const at::Tensor& plan_keys = *keys_opt;
+    CHECK_CUDA_INPUT(plan_keys, at::kLong, gate_table.device());
+    CHECK_SHAPE(plan_keys, pr.P);
+    keys = plan_keys.data_ptr<int64_t>();
+  }
   TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
                     num_samples);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
@@ -147,7 +154,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   check_config("sample_plans", cfg);
   at::Tensor ws = workspace(gate_table, cfg.workspace_bytes);
   C10_CUDA_CHECK(sample_launch(cfg, pr, static_cast<int>(num_samples), static_cast<int>(horizon),
-                               static_cast<uint64_t>(seed), ws.data_ptr(), actions.data_ptr<int64_t>(),
+                               static_cast<uint64_t>(seed), keys, ws.data_ptr(), actions.data_ptr<int64_t>(),
                                lengths.data_ptr<int64_t>(), scores.data_ptr<float>(),
                                c10::cuda::getCurrentCUDAStream()));
   return {actions, lengths, scores};

@@ -82,22 +82,24 @@ def score_plans(inputs, actions, lengths, gamma, clip_logq):
     )
 
 
-def sample_plans(inputs, num_samples, horizon, seed, gamma, clip_logq):
+def sample_plans(inputs, num_samples, horizon, seed, gamma, clip_logq, plan_keys=None):
     """Random shooting, N candidates per plan; twin of `reference.sample_plans`.
 
     Schema: ``glamor::sample_plans(Tensor gate_table, Tensor h0, Tensor c0, Tensor w_hh,
     Tensor head_w, Tensor head_b, int num_samples, int horizon, int seed, float gamma,
-    float? clip_logq) -> (Tensor actions, Tensor lengths, Tensor scores)``
+    float? clip_logq, Tensor? plan_keys=None) -> (Tensor actions, Tensor lengths, Tensor scores)``
 
     Draws are keyed by (seed, plan, candidate, step) (`glamor.planning.rng`), so the result
-    equals the reference's for the same seed.
+    equals the reference's for the same seed. The plan coordinate is the plan's index, or
+    `plan_keys[p]` (int64 (P,) on the inputs' device, its low 32 bits) when given, so a plan
+    draws the same numbers wherever it sits in the batch.
 
     Returns:
         actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
     """
     _require()
     return torch.ops.glamor.sample_plans(
-        *inputs.tensors(), int(num_samples), int(horizon), int(seed), float(gamma), _clip(clip_logq)
+        *inputs.tensors(), int(num_samples), int(horizon), int(seed), float(gamma), _clip(clip_logq), plan_keys
     )
 
 
@@ -147,7 +149,7 @@ if available():
 
     @torch.library.register_fake("glamor::sample_plans")
     def _sample_plans_fake(
-        gate_table, h0, c0, w_hh, head_w, head_b, num_samples, horizon, seed, gamma, clip_logq
+        gate_table, h0, c0, w_hh, head_w, head_b, num_samples, horizon, seed, gamma, clip_logq, plan_keys=None
     ):
         return _plan_fake(gate_table, horizon)
 

@@ -14,6 +14,7 @@ import numbers
 import warnings
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from glamor import ops
@@ -108,6 +109,28 @@ def _integer(name: str, value, low: int, high: int | None = None) -> int:
     return int(value)
 
 
+def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "plan_keys") -> torch.Tensor:
+    """int64 (P,) on `device` from P integers in [0, 2**32) (a tensor, array or list); errors
+    name the argument `name`."""
+    if isinstance(keys, torch.Tensor):
+        t = keys
+        if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+            raise TypeError(f"{name} must be integers, got {t.dtype}")
+    else:
+        a = np.asarray(keys)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be integers, got {a.dtype}")
+        if a.dtype.kind == "u":  # uint64 beyond int64's range: clamp to the first refused value
+            a = np.minimum(a.astype(np.uint64), np.uint64(2**32))
+        t = torch.from_numpy(a.astype(np.int64))
+    if t.shape != (num_plans,):
+        raise ValueError(f"{name} must have shape ({num_plans},) (one per plan), got {tuple(t.shape)}")
+    t = t.to(device=device, dtype=torch.int64)
+    if t.device.type == "cpu" and num_plans and not bool(((t >= 0) & (t < 2**32)).all()):  # no GPU sync
+        raise ValueError(f"{name} must be in [0, 2**32), got values from {int(t.min())} to {int(t.max())}")
+    return t
+
+
 def _number(name: str, value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {value!r}")
@@ -124,11 +147,14 @@ def plan(
     seed: int | None = None,
     clip_logq: float | None = None,
     backend: str = "auto",
+    plan_keys=None,
 ) -> Plan:
     """The best plan per problem by beam search or sampling (see `glamor.planning.reference`).
 
     `seed` keys the sampler's draws; None draws one from torch's global generator, so
-    `torch.manual_seed` reproduces runs.
+    `torch.manual_seed` reproduces runs. `plan_keys` (P integers in [0, 2**32), a tensor or
+    array) name each problem's draws in place of its index in the batch, so a problem samples
+    the same candidates whichever batch it is planned in (beam search draws nothing).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -139,16 +165,18 @@ def plan(
         seed = int(torch.randint(0, 2**62, (1,)).item())
     if seed is not None:
         seed = _integer("seed", seed, 0, 2**63)
+    if plan_keys is not None:
+        plan_keys = checked_plan_keys(plan_keys, inputs.num_plans, inputs.gate_table.device)
     if backend == "native":
         inputs = inputs.contiguous()  # the ops take dense tensors; views of them are fine here
         if method == "beam":
             out = ops.beam_search(inputs, width, horizon, gamma, clip_logq)
         else:
-            out = ops.sample_plans(inputs, width, horizon, seed, gamma, clip_logq)
+            out = ops.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
     elif method == "beam":
         out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
     else:
-        out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq)
+        out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
     result = Plan(*out)
     if result.scores.device.type == "cpu" and not torch.isfinite(result.scores).all():  # no GPU sync
         raise ValueError("plan scores are not finite: the model's weights or observations overflow float32 "

@@ -22,7 +22,7 @@ import math
 import torch
 
 from glamor.planning.inputs import PlanningInputs
-from glamor.planning.rng import uniform
+from glamor.planning.rng import MASK32, uniform
 
 CLIP_SCORE = -20.0
 
@@ -132,6 +132,17 @@ def token_cdf(probs: torch.Tensor, loop: bool | None = None) -> torch.Tensor:
     return torch.stack(sums, dim=-1)
 
 
+def _checked_keys(plan_keys: torch.Tensor, P: int, device: torch.device) -> torch.Tensor:
+    """plan_keys as the native ops take them: int64 (P,) on the inputs' device, low 32 bits used."""
+    if not isinstance(plan_keys, torch.Tensor) or plan_keys.dtype != torch.int64:
+        raise TypeError(f"plan_keys must be an int64 tensor, got {getattr(plan_keys, 'dtype', type(plan_keys))}")
+    if plan_keys.shape != (P,):
+        raise ValueError(f"plan_keys must have shape ({P},) (one per plan), got {tuple(plan_keys.shape)}")
+    if plan_keys.device != device:
+        raise ValueError(f"plan_keys must be on {device} (the inputs' device), got {plan_keys.device}")
+    return plan_keys & MASK32
+
+
 def sample_plans(
     inp: PlanningInputs,
     num_samples: int,
@@ -139,11 +150,14 @@ def sample_plans(
     seed: int,
     gamma: float = 0.99,
     clip_logq: float | None = None,
+    plan_keys: torch.Tensor | None = None,
 ):
     """Random shooting: N sampled sequences per plan, the best finished one wins.
 
     Each token is drawn from softmax(s) over the allowed tokens by inverse CDF with the uniform
-    keyed by (seed, plan, candidate, step) (see `glamor.planning.rng`).
+    keyed by (seed, plan, candidate, step) (see `glamor.planning.rng`). The plan coordinate is
+    the plan's index, or `plan_keys[p]` (int64 (P,), its low 32 bits) when given: a plan then
+    draws the same numbers wherever it sits in the batch.
 
     Returns:
         actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
@@ -156,7 +170,7 @@ def sample_plans(
     done = torch.zeros(P, N, dtype=torch.bool, device=dev)
     lengths = torch.zeros(P, N, dtype=torch.int64, device=dev)
     actions = torch.full((P, N, horizon), -1, dtype=torch.int64, device=dev)
-    plan_ids = torch.arange(P, device=dev).view(P, 1)
+    plan_ids = (torch.arange(P, device=dev) if plan_keys is None else _checked_keys(plan_keys, P, dev)).view(P, 1)
     cand_ids = torch.arange(N, device=dev).view(1, N)
     log_gamma = math.log(gamma)
     for t in range(horizon + 1):

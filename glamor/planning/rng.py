@@ -3,6 +3,10 @@
 Sampling planners draw one uniform per candidate and step. Keying each draw by its coordinates
 (instead of consuming a stream) makes the result independent of thread count and evaluation
 order, and lets the native kernels and this readable reference draw the very same numbers.
+The plan coordinate is the plan's index in its batch, or a key the caller gives each plan
+(`plan_keys`), which makes a plan's draws independent of the batch too; evaluation keys every
+draw by goal and step this way (the random policy's and a sampling GCSL policy's actions are
+candidate 0 at step 0 of their key).
 
 The hash is Chris Wellons' ``lowbias32`` on uint32 words, chained over the keys:
 

@@ -160,6 +160,19 @@ def test_many_plans_and_samples():
     assert_plans_equal(cpu(ops.sample_plans(cuda(inp), 200, 20, 9, 0.99, None)), native)
 
 
+@pytest.mark.parametrize("tile", ["1", "2", "8"])
+def test_plan_keys_equal_cpu(tile, monkeypatch):
+    """Keyed draws (the plan index replaced by plan_keys, low 32 bits) in every sampling kernel
+    (one candidate per warp, a warp pair per candidate, 8 per warp); keys on another device
+    are refused."""
+    monkeypatch.setenv("GLAMOR_CUDA_TILE", tile)
+    inp, keys = random_inputs(2, 5, 18, 64, seed=12), torch.tensor([3, 0, (1 << 32) + 9, -4, 2**40])
+    native = ops.sample_plans(inp, 200, 20, 9, 0.99, None, keys)
+    assert_plans_equal(cpu(ops.sample_plans(cuda(inp), 200, 20, 9, 0.99, None, keys.to(DEV))), native)
+    with pytest.raises(ValueError, match="plan_keys"):
+        ops.sample_plans(cuda(inp), 200, 20, 9, 0.99, None, keys)
+
+
 def test_ties_go_to_the_lowest_index():
     base = random_inputs(1, 3, 18, 8, seed=9)
     inp = cuda(type(base)(*(torch.cat([t, t]) for t in base.tensors())))

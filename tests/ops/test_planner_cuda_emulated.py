@@ -62,17 +62,20 @@ def _layout(M, n, H, R):
 H100 = dict(auto=1, sms=132, smem=232448)
 
 
-def run(exe, tmp_path, op, inp, cfg, score_in=None, expect_error=False):
-    """The kernel for `op` in the emulator with launch configuration `cfg` (or H100's choice)."""
+def run(exe, tmp_path, op, inp, cfg, score_in=None, expect_error=False, plan_keys=None):
+    """The kernel for `op` in the emulator with launch configuration `cfg` (or H100's choice);
+    `plan_keys` (int64 (P,)) for sampling."""
     M, P, n1, G4 = inp.gate_table.shape
     n, H = n1 - 1, G4 // 4
     src, dst = tmp_path / "in.bin", tmp_path / "out.bin"
     with open(src, "wb") as f:
         for t in inp.tensors():
             f.write(t.contiguous().numpy().astype(np.float32).tobytes())
-        for t in score_in or ():
+        for t in (*(score_in or ()), *(() if plan_keys is None else (plan_keys,))):
             f.write(t.contiguous().numpy().astype(np.int64).tobytes())
     args = dict(M=M, P=P, n=n, H=H, U=1 if H <= 32 else 2 if H <= 64 else 4, **cfg)
+    if plan_keys is not None:
+        args["keys"] = 1
     r = subprocess.run(
         [str(exe), op, str(src), str(dst)] + [f"{k}={v}" for k, v in args.items()],
         capture_output=True,
@@ -123,6 +126,20 @@ def test_emulated_sample_equals_cpu(emulator, tmp_path, case):
     cfg.update(horizon=T, seed=12345 + N, **_opts(gamma, clip))
     got = run(emulator, tmp_path, "sample", inp, cfg)
     assert_plans_equal(got, ops.sample_plans(inp, N, T, 12345 + N, gamma, clip))
+
+
+@pytest.mark.parametrize("pair", [0, 1], ids=["slots", "pair"])
+def test_emulated_keyed_sample_equals_cpu(emulator, tmp_path, pair):
+    """Plan keys replace the plan index in the draws' key, in both sampling kernels."""
+    M, P, n, H, N, T = 2, 3, 5, 16, 24, 6
+    inp = random_inputs(M, P, n, H, seed=31)
+    keys = torch.tensor([9, (1 << 32) + 2, -7])  # the low 32 bits count
+    cfg = dict(R=1 if pair else 8, w_smem=1, warps=2, chunk=12, chunks=2, N=N, horizon=T, seed=77, **_opts())
+    if pair:
+        cfg["pair"] = 1
+    got = run(emulator, tmp_path, "sample", inp, cfg, plan_keys=keys)
+    assert_plans_equal(got, ops.sample_plans(inp, N, T, 77, 0.99, None, keys))
+    assert not torch.equal(got[2], ops.sample_plans(inp, N, T, 77, 0.99, None)[2])
 
 
 @pytest.mark.parametrize(

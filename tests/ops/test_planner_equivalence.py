@@ -205,3 +205,68 @@ def test_dispatcher_uses_native():
     inp = random_inputs(2, 2, 4, 8, seed=1)
     p = planning.plan(inp, method="sample", width=16, horizon=5, seed=3)
     assert_plans_equal(tuple(p), reference.sample_plans(inp, 16, 5, 3, 0.99, None))
+
+
+def _plans(inp: PlanningInputs, index: torch.Tensor) -> PlanningInputs:
+    """The problems `index` of `inp`, in that order (the shared weights as they are)."""
+    return PlanningInputs(
+        inp.gate_table[:, index].contiguous(), inp.h0[:, index].contiguous(), inp.c0[:, index].contiguous(),
+        inp.w_hh, inp.head_w, inp.head_b,
+    )
+
+
+def _keys(P: int, seed: int) -> torch.Tensor:
+    """P distinct int64 keys, some beyond 32 bits and negative (the ops read the low 32 bits)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(1 << 16, generator=g)[:P] * 65599 + torch.tensor([0, 1 << 32, -(1 << 33)])[
+        torch.randint(0, 3, (P,), generator=g)]
+
+
+@pytest.mark.parametrize("case", CASES[:6], ids=case_id)
+def test_keyed_sample_plans_matches_reference(case, isa):
+    c = case
+    inp = random_inputs(c["M"], c["P"], c["n"], c["H"], seed=c["seed"] % 2**31 + 3)
+    args = (c["width"], c["horizon"], c["seed"], c["gamma"], c["clip"], _keys(c["P"], c["seed"] % 2**31))
+    assert_plans_equal(ops.sample_plans(inp, *args), reference.sample_plans(inp, *args))
+
+
+def test_plan_keys_default_to_the_plan_index():
+    inp = random_inputs(2, 5, 6, 16, seed=8)
+    default = ops.sample_plans(inp, 40, 7, 11, 0.99, None)
+    assert_identical(default, ops.sample_plans(inp, 40, 7, 11, 0.99, None, torch.arange(5)))
+    assert_identical(default, ops.sample_plans(inp, 40, 7, 11, 0.99, None, torch.arange(5) + (3 << 32)))
+    other = ops.sample_plans(inp, 40, 7, 11, 0.99, None, torch.arange(5) + 1)
+    assert not torch.equal(default[2], other[2])
+
+
+def test_a_keyed_plan_draws_the_same_wherever_it_sits():
+    """Reordering the problems with their keys reorders the plans; a problem planned alone, or
+    in another batch, gets the plan it got in the first (what evaluation relies on to give the
+    same results for every eval_batch)."""
+    P = 7
+    inp, keys = random_inputs(2, P, 5, 16, seed=21), _keys(P, 4)
+    whole = ops.sample_plans(inp, 48, 9, 5, 0.99, -3.0, keys)
+    order = torch.randperm(P, generator=torch.Generator().manual_seed(1))
+    shuffled = ops.sample_plans(_plans(inp, order), 48, 9, 5, 0.99, -3.0, keys[order])
+    assert_identical(shuffled, tuple(x[order] for x in whole))
+    for p in (0, 4):
+        alone = ops.sample_plans(_plans(inp, torch.tensor([p])), 48, 9, 5, 0.99, -3.0, keys[p:p + 1])
+        assert_identical(alone, tuple(x[p:p + 1] for x in whole))
+    # without keys a problem's draws follow its position: moving it changes its candidates
+    moved = ops.sample_plans(_plans(inp, order), 48, 9, 5, 0.99, -3.0)
+    unkeyed = ops.sample_plans(inp, 48, 9, 5, 0.99, -3.0)
+    assert not torch.equal(moved[2], unkeyed[2][order])
+
+
+def test_plan_keys_errors_name_the_argument():
+    inp = random_inputs(1, 3, 4, 8, seed=2)
+    with pytest.raises(ValueError, match="plan_keys must have shape"):
+        ops.sample_plans(inp, 8, 4, 1, 0.99, None, torch.arange(4))
+    with pytest.raises(TypeError, match="plan_keys must be Long"):
+        ops.sample_plans(inp, 8, 4, 1, 0.99, None, torch.arange(3.0))
+    with pytest.raises(ValueError, match="plan_keys must be contiguous"):
+        ops.sample_plans(inp, 8, 4, 1, 0.99, None, torch.arange(6)[::2])
+    with pytest.raises(TypeError, match="plan_keys must be an int64 tensor"):
+        reference.sample_plans(inp, 8, 4, 1, 0.99, None, torch.arange(3.0))
+    with pytest.raises(ValueError, match=r"plan_keys must have shape \(3,\)"):
+        reference.sample_plans(inp, 8, 4, 1, 0.99, None, torch.arange(4))

@@ -6,7 +6,7 @@
 // back to back (then, for score, int64 actions (P, N, L) and lengths (P, N)). OUT: for sample
 // and beam int64 actions (P, horizon), int64 lengths (P), float32 scores (P); for score float32
 // (P, N). Keys: M P n H gamma clip(0/1) clip_logq, N horizon seed (sample), B horizon (beam),
-// N L (score), and either the launch configuration U R w_smem warps chunk chunks (sample, score),
+// N L (score), keys=1 (sample: int64 plan keys (P) follow the inputs), and either the launch configuration U R w_smem warps chunk chunks (sample, score),
 // blocks sort_pow2 sort_in_smem (beam), or auto=1 with a device's sms and smem (bytes per block)
 // and the overrides tile, blocks, w_global: then csrc/cuda/planner_config.h chooses, as on a GPU
 // (exit code 3 with its message when it rejects the sizes; dry=1 prints it and stops). Workspaces are carved as there too.
@@ -116,7 +116,7 @@ Config config(const std::string& op, const Inputs& x) {
     cfg.smem_bytes = 4ull * make_layout(x.net.d, cfg.w_smem, cfg.pair ? 2 : cfg.R, cfg.warps).total_floats;
   }
   size_t bytes = 0;
-  if (op == "sample") sample_args(cfg, pr, geti("N"), geti("horizon"), 0, nullptr, &bytes);
+  if (op == "sample") sample_args(cfg, pr, geti("N"), geti("horizon"), 0, nullptr, nullptr, &bytes);
   if (op == "beam") beam_args(cfg, pr, geti("B"), geti("horizon"), nullptr, &bytes);
   cfg.workspace_bytes = bytes;
   std::fprintf(stderr, "config: %s\n", cfg.describe().c_str());
@@ -124,11 +124,13 @@ Config config(const std::string& op, const Inputs& x) {
 }
 
 template <int U, int R, bool W>
-void sample(const Config& cfg, const Inputs& x, std::ofstream& out) {
+void sample(const Config& cfg, const Inputs& x, std::ifstream& in, std::ofstream& out) {
   const Net& net = x.net;
   const int P = net.d.P, N = geti("N"), T = geti("horizon");
   std::vector<unsigned char> ws(cfg.workspace_bytes, 0xAB);  // garbage: everything read is written first
-  const SampleArgs a = sample_args(cfg, problem(x), N, T, geti("seed"), ws.data(), nullptr);
+  const std::vector<int64_t> keys = has("keys") && geti("keys") ? read<int64_t>(in, size_t(P)) : std::vector<int64_t>();
+  const SampleArgs a = sample_args(cfg, problem(x), N, T, geti("seed"), keys.empty() ? nullptr : keys.data(),
+                                   ws.data(), nullptr);
   for (int p = 0; p < P; ++p)
     for (int ch = 0; ch < a.chunks; ++ch)
       glamor_emu::run(
@@ -181,7 +183,7 @@ void beam(const Config& cfg, const Inputs& x, std::ofstream& out) {
 
 template <int U, int R, bool W>
 void dispatch(const std::string& op, const Config& cfg, const Inputs& x, std::ifstream& in, std::ofstream& out) {
-  if (op == "sample") sample<U, R, W>(cfg, x, out);
+  if (op == "sample") sample<U, R, W>(cfg, x, in, out);
   else if (op == "score") score<U, R, W>(cfg, x, in, out);
   else if (op == "beam") beam<U, R, W>(cfg, x, out);
   else glamor_emu::die("unknown op " + op);
