@@ -3,8 +3,10 @@
 For every registered environment (or those named by `--only`) this builds the evaluation goal set
 of the environment's suite preset (`atari`, `control` or `gridworld`: the spec's k, label-range
 rollouts and success judge; cached like any goal set) and runs the random policy once per goal,
-seeded by the preset's `eval_seed`, on one environment (`glamor eval` steps `eval_batch` at
-once and so draws other random actions: its random rate differs by sampling noise). It reports the success rate
+seeded by the preset's `eval_seed`, on one environment (the draws are keyed by goal and step, so
+`glamor eval` of a run with the preset's settings gets the same random rate, whatever its
+`eval_batch`; rows measured before 2026-11-27 drew from a stream and differ from it by sampling
+noise). It reports the success rate
 with its Wilson interval and the median label distance (max over labels of |label - goal| / range;
 success is a distance of at most 0.1).
 
@@ -40,7 +42,7 @@ def random_success(env_id: str, episodes: int) -> dict:
     env = glamor.envs.make(env_id, cfg.episode_length)
     t0 = time.perf_counter()
     goals = make_goal_set(env, cfg, "eval", progress=False)
-    res = run_episodes([env], goals, None, rng=np.random.default_rng(cfg.eval_seed))
+    res = run_episodes([env], goals, None, seed=cfg.eval_seed)
     env.close()
     wins = int(res.success.sum())
     return {

@@ -11,6 +11,8 @@ judges success by its labels at the end, which the agent never sees::
 Each episode resets with its own seed; the environment draws its goal from a random rollout of
 `episode_length` steps from there (the spec's goal distribution), so the goal is reachable. The
 agent encodes an episode's goal once (`Agent` caches it) and replans from each new observation.
+Each step's plan draws with its own key (episode * k + step), the evaluator's keys, so with a
+sampling planner too an episode acts as `glamor eval` acts on the same goal.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from glamor import envs
 from glamor.agent import Agent
 
 
-def run_episode(agent: Agent, env, seed: int, k: int) -> dict:
+def run_episode(agent: Agent, env, seed: int, k: int, episode: int = 0) -> dict:
     """One closed-loop episode of at most k steps: steps taken, whether the agent stopped itself,
-    the judge's verdict."""
+    the judge's verdict. `episode` numbers the episode's draw keys."""
     obs, info = env.reset(seed=seed)
     goal = obs["desired_goal"]  # (1, H, W): the goal image, fixed for the episode
     for t in range(k):
         # frames (S, H, W) and the goal: the first action of the best plan of at most k - t actions
-        action, stop = agent.act(obs["observation"], goal, horizon=k - t)
+        action, stop = agent.act(obs["observation"], goal, horizon=k - t, keys=episode * k + t)
         obs, _, terminated, truncated, info = env.step(action)
         if stop or terminated or truncated:
             break
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         successes, t0 = 0, time.perf_counter()
         for i in range(args.episodes):
-            r = run_episode(agent, env, args.first_seed + i, cfg.episode_length)
+            r = run_episode(agent, env, args.first_seed + i, cfg.episode_length, episode=i)
             successes += r["success"]
             print(f"episode {i}: seed {r['seed']}, {r['steps']} steps, "
                   f"{'stopped itself' if r['stopped'] else 'used every step'}, "

@@ -68,7 +68,8 @@ class Agent:
         self.method, self.width, self.use_prior = method, width, use_prior
         self.gamma, self.backend, self.clip_logq = gamma, backend, clip_logq
         self.rng = np.random.default_rng(seed)  # open-loop padding and exploration
-        self._plan_seed = seed if plan_seed is None else plan_seed  # counts up by one per planning call
+        self.seed = seed  # the sampler's seed for keyed draws (`act(..., keys=)`)
+        self._plan_seed = seed if plan_seed is None else plan_seed  # counts up by one per unkeyed planning call
         self.plans_made = 0
 
     def state_dict(self) -> dict:
@@ -133,20 +134,25 @@ class Agent:
     def num_actions(self) -> int:
         return self.model.num_actions
 
-    def plan(self, obs, goal, horizon: int) -> Plan:
-        """Best plans (P of them) of at most `horizon` actions."""
+    def plan(self, obs, goal, horizon: int, keys=None) -> Plan:
+        """Best plans (P of them) of at most `horizon` actions. `keys`: see `act`."""
         planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)  # before any encoder runs
         obs, goal = _tensor(obs), _tensor(goal)
         self.model.check_images(obs, goal)
+        if keys is not None:
+            keys = planning.checked_plan_keys(keys, obs.shape[0], torch.device("cpu"), "keys").to(self.model.device)
+            seed = self.seed  # the keys alone tell calls apart
+        else:
+            self._plan_seed += 1  # fresh, reproducible draws for every sampling call
+            seed = self._plan_seed
         goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # glamor/goal_cache.py
         obs = obs.to(self.model.device)
         goal = goal if goal_rep is not None else goal.to(self.model.device)  # with goal_rep, only checked
-        self._plan_seed += 1  # fresh, reproducible draws for every sampling call
         self.plans_made += obs.shape[0]
         return self.model.plan(
             obs, goal, method=self.method, width=self.width, horizon=horizon, use_prior=self.use_prior,
-            gamma=self.gamma, seed=self._plan_seed, clip_logq=self.clip_logq, backend=self.backend,
-            goal_rep=goal_rep,
+            gamma=self.gamma, seed=seed, clip_logq=self.clip_logq, backend=self.backend,
+            goal_rep=goal_rep, plan_keys=keys,
         )
 
     def forget_goals(self) -> None:
@@ -154,7 +160,7 @@ class Agent:
         see glamor/goal_cache.py)."""
         self._goals.clear()
 
-    def act(self, obs, goal, horizon: int | None = None):
+    def act(self, obs, goal, horizon: int | None = None, keys=None):
         """Closed loop, one step: the first action of each best plan, and whether to stop
         after it (the best plan is that single action).
 
@@ -162,6 +168,12 @@ class Agent:
             obs: uint8 (P, S, H, W), or one observation (S, H, W).
             goal: uint8 (P, 1, H, W), or one goal (1, H, W) or (H, W).
             horizon: most actions a plan may have (default: the agent's, the episode length).
+            keys: None, or P integers in [0, 2**32) (one int for one observation) that name
+                each plan's draws: the sampling planner then draws from the agent's `seed` and
+                the key alone, so a plan's candidates do not depend on the batch it is planned
+                in or on the calls before. Give every (episode, step) its own key;
+                `glamor.evaluate` uses goal index * episode length + step. Without keys every
+                call draws afresh from a counter (reproducible for the same sequence of calls).
 
         Returns:
             actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
@@ -181,11 +193,12 @@ class Agent:
                 raise ValueError(f"one observation {obs.shape} (S, H, W) takes one goal of shape {hw} or "
                                  f"{(1, *hw)} (a grayscale image of the same size), got {goal.shape}")
             obs, goal = obs[None], goal.reshape(1, 1, *hw)
+            keys = None if keys is None else np.asarray(keys).reshape(-1)
         if horizon is None:
             if self.horizon is None:
                 raise ValueError("act() needs a horizon (this agent has no default one)")
             horizon = self.horizon
-        p = self.plan(obs, goal, horizon)
+        p = self.plan(obs, goal, horizon, keys)
         actions, stop = p.actions[:, 0].cpu().numpy(), (p.lengths == 1).cpu().numpy()
         return (int(actions[0]), bool(stop[0])) if single else (actions, stop)
 

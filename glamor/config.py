@@ -133,9 +133,8 @@ class Config:
     eval_episodes: int = 200
     """Held-out goals of each evaluation."""
     eval_batch: int = 200
-    """Evaluation episodes run side by side (one batched plan call per step). The random
-    policy's and the sampling planner's draws follow batch slots, so their results change
-    with it (beam search draws nothing); compare runs evaluated with the same value."""
+    """Evaluation episodes run side by side (one batched plan call per step): memory and speed
+    only. Every draw is keyed by (seed, goal, step), so results do not depend on it."""
     eval_episodes_during_training: int = 50
     """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
     snapshot_every: int = 500_000
@@ -226,7 +225,8 @@ class Config:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = {name: getattr(self, name) for name in bad}
-            raise ValueError(f"invalid config value(s): {values}; see the field docs in glamor.config.Config")
+            why = "".join(f"; {name}: {_CROSS_FIELD_RULES[name]}" for name in bad if name in _CROSS_FIELD_RULES)
+            raise ValueError(f"invalid config value(s): {values}{why}; see the field docs in glamor.config.Config")
         # env_kwargs in their JSON form (tuples become lists), so a config equals itself after
         # a save and load (resume and `glamor compare` compare them)
         try:
@@ -260,6 +260,14 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         return cls(**json.loads(Path(path).read_text()))
+
+
+# The checks of Config.__post_init__ that read another field, said in words (a bad value alone
+# is clear from the field's doc).
+_CROSS_FIELD_RULES = {
+    "gcsl_time": "a GCSL setting, only with algo='gcsl' (GLAMOR's plans already end within the horizon)",
+    "replay_capacity": "at least 2 * episode_length + 2 frames (two episodes)",
+}
 
 
 # Fields that change where and how a run computes, not what (beyond floating-point rounding):

@@ -5,8 +5,13 @@ Each episode resets with its goal's seed (the agent starts where the goal's roll
 and has `episode_length` steps. GLAMOR replans every step and may stop early by declaring the
 goal reached; the random policy runs for the fixed number of steps. Success is judged at the
 final state. Episodes run side by side in batches of `eval_batch`, one plan call per step.
-GCSL (any object with `act(obs, goal, horizon) -> (actions, stop)`) runs through the same
-`run_episodes` and never stops early. Each goal set's `goal_digest` in eval.json fingerprints
+GCSL (any object with `act(obs, goal, horizon, keys) -> (actions, stop)`) runs through the same
+`run_episodes` and never stops early.
+
+Every random draw of an evaluation is keyed by (seed, goal index, step) (the sampling planner's
+candidates, a sampling GCSL policy's actions and the random policy's actions, all from the
+counter-based generator of `glamor.planning.rng`), so results do not depend on `eval_batch`:
+each goal's episode is the same whichever batch it runs in. Each goal set's `goal_digest` in eval.json fingerprints
 its goals (reset seeds, labels, images) and their judge (the label ranges), so runs can be
 checked to share one goal list.
 """
@@ -22,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from glamor.agent import Agent
 from glamor.envs import GoalEnv
 from glamor.gcsl import GCSLAgent
 from glamor.goals import GoalSet
+from glamor.planning.rng import uniform
 
 
 @dataclass
@@ -84,14 +91,18 @@ def goal_digest(goals: GoalSet) -> str:
 
 
 def run_episodes(
-    envs: list[GoalEnv], goals: GoalSet, agent: Agent | None, *, rng: np.random.Generator | None = None,
+    envs: list[GoalEnv], goals: GoalSet, agent: Agent | None, *, seed: int = 0,
     progress: bool = False, desc: str = "eval", record: int = 0,
 ) -> EpisodeResults:
-    """Run one episode per goal, len(envs) at a time. agent=None is the random policy.
-    The first `record` goals keep their frames and goal images (for videos)."""
+    """Run one episode per goal, len(envs) at a time. agent=None is the random policy, its
+    actions drawn from `seed`. The first `record` goals keep their frames and goal images (for
+    videos). Goal i's draws at step t are keyed by i * episode_length + t, so its episode does
+    not depend on len(envs)."""
     G, B = len(goals), len(envs)
     k = envs[0].episode_length
-    rng = rng or np.random.default_rng(0)
+    if G * k >= 2**32:
+        raise ValueError(f"{G} goals x {k} steps exceed the 2**32 draw keys of one evaluation")
+    n_actions = envs[0].action_space.n
     success = np.zeros(G, dtype=bool)
     steps = np.zeros(G, dtype=np.int64)
     dist = np.zeros(G)
@@ -114,13 +125,14 @@ def run_episodes(
             live = np.flatnonzero(active)
             if len(live) == 0:
                 break
+            keys = idx[live] * k + t  # (E,) this step's draw key of each live goal
             if agent is None:
-                actions, stop = rng.integers(envs[0].action_space.n, size=len(live)), np.zeros(len(live), bool)
+                actions, stop = random_actions(seed, keys, n_actions), np.zeros(len(live), bool)
             else:
                 o = np.stack([obs[j]["observation"] for j in live])
                 g = np.stack([obs[j]["desired_goal"] for j in live])
                 t0 = time.perf_counter()
-                actions, stop = agent.act(o, g, horizon=k - t)
+                actions, stop = agent.act(o, g, horizon=k - t, keys=keys)
                 plan_time += time.perf_counter() - t0
                 plans += len(live)
             for a, s, j in zip(actions, stop, live):
@@ -138,6 +150,13 @@ def run_episodes(
     return EpisodeResults(success, steps, dist, plans / plan_time if plan_time else float("nan"),
                           recorded if record else None,
                           [goals.frames[i] for i in range(len(recorded))] if record else None)
+
+
+def random_actions(seed: int, keys: np.ndarray, num_actions: int) -> np.ndarray:
+    """int64 (E,): uniform actions, one per key (candidate 0 at step 0 of `glamor.planning.rng`)."""
+    k = torch.as_tensor(np.asarray(keys, dtype=np.int64))
+    u = uniform(seed, k, torch.zeros_like(k), 0).numpy()  # float32 in [0, 1), multiples of 2**-24
+    return np.minimum((u.astype(np.float64) * num_actions).astype(np.int64), num_actions - 1)
 
 
 def _agent(policy: str, model, cfg):
@@ -172,7 +191,7 @@ def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, 
         row: dict = {"goal_digest": goal_digest(goals)}
         for i, key in enumerate(policies):
             if key == "random":
-                res = run_episodes(envs, goals, None, rng=np.random.default_rng(cfg.eval_seed), progress=progress,
+                res = run_episodes(envs, goals, None, seed=cfg.eval_seed, progress=progress,
                                    desc=f"eval {name} random")
             else:
                 res = run_episodes(envs, goals, _agent(key, model, cfg), progress=progress,

@@ -37,9 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glamor import planning
 from glamor.goal_cache import GoalEncodingCache
 from glamor.nn.impala import ImpalaEncoder
 from glamor.nn.mix import state_mix_mlp
+from glamor.planning.rng import uniform
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
 STEP_FEATURES = 32  # sinusoidal features of the steps left (time-conditioned policies)
@@ -164,6 +166,7 @@ class GCSLAgent:
         self.model, self.mode, self.horizon = policy, mode, horizon
         self.cache_goals, self._goals = cache_goals, GoalEncodingCache()
         self.rng = np.random.default_rng(seed)
+        self.seed = seed  # keyed draws (`act(..., keys=)`)
         self.plans_made = 0
 
     def state_dict(self) -> dict:
@@ -184,12 +187,15 @@ class GCSLAgent:
         return self.model.num_actions
 
     @torch.no_grad()
-    def policy_actions(self, obs, goal, steps=None) -> np.ndarray:
+    def policy_actions(self, obs, goal, steps=None, keys=None) -> np.ndarray:
         """int64 (P,): the greedy or sampled action of each (obs (P, S, H, W), goal (P, 1, H, W));
         `steps`, an int or (P,) ints, the steps left (read by a time-conditioned policy only;
-        default the agent's `horizon`)."""
+        default the agent's `horizon`); `keys`, P integers in [0, 2**32) that key the sampled
+        actions' draws (see `act`), or None for the agent's generator."""
         device = self.model.device
         obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
+        if keys is not None:
+            keys = planning.checked_plan_keys(keys, obs.shape[0], torch.device("cpu"), "keys")
         goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # (P, D)
         steps_left = None
         if self.model.time_conditioned:
@@ -207,18 +213,24 @@ class GCSLAgent:
         if self.mode == "greedy":
             return logits.argmax(dim=1).cpu().numpy()
         probs = torch.softmax(logits.double(), dim=1).cpu().numpy()  # (P, n)
-        u = self.rng.random((len(probs), 1))
+        if keys is None:
+            u = self.rng.random((len(probs), 1))
+        else:  # the planner's counter-based draws, candidate 0 at step 0 of each key
+            u = uniform(self.seed, keys, torch.zeros_like(keys), 0).double().numpy()[:, None]
         return np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), self.num_actions - 1).astype(np.int64)
 
-    def act(self, obs, goal, horizon: int | None = None):
+    def act(self, obs, goal, horizon: int | None = None, keys=None):
         """One closed-loop step: actions int64 (P,) and stop bool (P,), always False (GCSL runs
         the fixed horizon). One observation (S, H, W) gives an int and a bool. `horizon`: the
-        steps left in the episode, which a time-conditioned policy reads (default the agent's)."""
+        steps left in the episode, which a time-conditioned policy reads (default the agent's).
+        `keys`: as `glamor.agent.Agent.act`'s; a sampling agent draws each action from its
+        `seed` and the key alone, whatever the batch (greedy ones draw nothing)."""
         obs, goal = np.asarray(obs), np.asarray(goal)
         single = obs.ndim == 3
         if single:
             obs, goal = obs[None], goal.reshape(1, 1, *goal.shape[-2:])
-        actions = self.policy_actions(obs, goal, horizon)
+            keys = None if keys is None else np.asarray(keys).reshape(-1)
+        actions = self.policy_actions(obs, goal, horizon, keys)
         stop = np.zeros(len(actions), dtype=bool)
         return (int(actions[0]), False) if single else (actions, stop)
 

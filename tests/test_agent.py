@@ -296,10 +296,11 @@ def test_plan_refuses_a_goal_rep_that_does_not_fit():
         m.plan(obs, goal, width=9, horizon=3, goal_rep=rep.double())
 
 
-def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path):
+@pytest.mark.parametrize("planner", ["beam", "sample"])
+def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planner):
     """examples/closed_loop.py (a user's own loop) takes the same steps and gets the same verdicts
-    as glamor.evaluate.run_episodes on the goals the environment draws at those seeds (beam search
-    draws nothing, so both loops plan alike)."""
+    as glamor.evaluate.run_episodes on the goals the environment draws at those seeds (the
+    sampling planner too: both loops key each step's draws by episode * k + step)."""
     import importlib.util
     import subprocess
     import sys
@@ -320,14 +321,16 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path):
     spec.loader.exec_module(example)
     cfg, seeds = tr.cfg, [10_000, 10_001, 10_002, 10_003]
     env = make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
-    mine = [example.run_episode(Agent.load(tmp_path), env, s, cfg.episode_length) for s in seeds]
+    agent = Agent.load(tmp_path, planner=planner)
+    mine = [example.run_episode(agent, env, s, cfg.episode_length, episode=i) for i, s in enumerate(seeds)]
     goals = []
     for s in seeds:
         env.reset(seed=s)
         goals.append(env.goal)
     gs = GoalSet(np.stack([g.frame for g in goals]), np.stack([g.labels for g in goals]),
                  np.zeros((len(seeds), 1)), np.array(seeds), env.label_ranges)
-    ref = run_episodes([env], gs, Agent.load(tmp_path))
+    ref = run_episodes([env, make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)], gs,
+                       Agent.load(tmp_path, planner=planner))
     assert [r["steps"] for r in mine] == ref.steps.tolist() and len(set(ref.steps.tolist())) > 1
     assert [r["success"] for r in mine] == ref.success.tolist()
     out = subprocess.run([sys.executable, str(path), str(tmp_path), "--episodes", "2"], capture_output=True,

@@ -128,9 +128,9 @@ class _StepsSpy(GCSLAgent):
         super().__init__(policy)
         self.seen: list[list[int]] = []
 
-    def policy_actions(self, obs, goal, steps=None):
+    def policy_actions(self, obs, goal, steps=None, keys=None):
         self.seen.append(np.broadcast_to(np.asarray(steps), (len(obs),)).tolist())
-        return super().policy_actions(obs, goal, steps)
+        return super().policy_actions(obs, goal, steps, keys)
 
 
 def test_acting_reads_the_steps_left_in_collection_and_evaluation():
@@ -150,7 +150,7 @@ def test_acting_reads_the_steps_left_in_collection_and_evaluation():
 
 
 def test_gcsl_time_is_a_gcsl_setting_fixed_by_the_checkpoint():
-    with pytest.raises(ValueError, match="gcsl_time"):
+    with pytest.raises(ValueError, match="gcsl_time: a GCSL setting, only with algo='gcsl'"):
         Config(gcsl_time=True)  # a GLAMOR run
     from glamor.config import check_model_unchanged
 

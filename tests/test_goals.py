@@ -110,7 +110,7 @@ def test_success_is_judged_with_the_goal_sets_ranges_on_every_env():
     envs = [genvs.make(cfg.env_id, cfg.episode_length) for _ in range(3)]
     for env in envs:
         env.label_ranges = np.full_like(ev.label_ranges, 1000.0)
-    res = run_episodes(envs, ev, None, rng=np.random.default_rng(0))
+    res = run_episodes(envs, ev, None, seed=0)
     assert np.array_equal(res.success, res.label_distance <= 0.1 + 1e-9)
     assert not res.success.all()  # the random policy misses some exact-cell goals
 

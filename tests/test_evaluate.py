@@ -1,0 +1,121 @@
+"""Evaluation's draws are keyed by (seed, goal, step): a goal's episode, and so every number in
+eval.json, is the same whatever `eval_batch` runs it (glamor.evaluate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from glamor.agent import Agent
+from glamor.envs import make
+from glamor.evaluate import random_actions, run_episodes
+from glamor.gcsl import GCSLAgent, GCSLPolicy
+from glamor.goals import GoalSet
+from glamor.model import GlamorModel
+
+ENV, K, GOALS = "glamor/GridWorld-v0", 8, 11
+
+
+def goal_set() -> GoalSet:
+    env = make(ENV, K)
+    goals = []
+    for s in range(GOALS):
+        env.reset(seed=100 + s)
+        goals.append(env.goal)
+    return GoalSet(np.stack([g.frame for g in goals]), np.stack([g.labels for g in goals]),
+                   np.zeros((GOALS, 2)), 100 + np.arange(GOALS), env.label_ranges)
+
+
+def agent(policy: str, seed: int = 3):
+    torch.manual_seed(0)
+    if policy == "random":
+        return None
+    if policy == "gcsl_sample":
+        net = GCSLPolicy(4, 1, (22, 22), encoder_channels=(4, 8), embed_dim=16, mix_hidden=16)
+        return GCSLAgent(net.eval(), mode="sample", seed=seed)
+    model = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8).eval()
+    return Agent(model, method="sample", width=6, seed=seed)
+
+
+def episodes(policy: str, batch: int, agent_=None, seed: int = 3):
+    envs = [make(ENV, K) for _ in range(batch)]
+    res = run_episodes(envs, goal_set(), agent(policy, seed) if agent_ is None else agent_, seed=seed)
+    return res.success, res.steps, res.label_distance
+
+
+class DropKeys:
+    """An agent that ignores the keys: what evaluation drew like before they existed."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def act(self, obs, goal, horizon=None, keys=None):
+        return self.inner.act(obs, goal, horizon)
+
+
+@pytest.mark.parametrize("policy", ["glamor_sample", "gcsl_sample", "random"])
+def test_a_goals_episode_does_not_depend_on_the_batch_it_runs_in(policy):
+    whole = episodes(policy, GOALS)
+    for batch in (4, 1):
+        for a, b in zip(whole, episodes(policy, batch)):
+            np.testing.assert_array_equal(a, b)
+    # the agent's history does not enter either: one agent for two evaluations, in other batches
+    if policy != "random":
+        shared = agent(policy)
+        episodes(policy, 5, shared)
+        for a, b in zip(whole, episodes(policy, 3, shared)):
+            np.testing.assert_array_equal(a, b)
+    # and the seed does: the draws are not all the same
+    other = episodes(policy, GOALS, seed=4)
+    assert any(not np.array_equal(a, b) for a, b in zip(whole, other))
+
+
+@pytest.mark.parametrize("policy", ["glamor_sample", "gcsl_sample"])
+def test_unkeyed_draws_follow_the_batch(policy):
+    """The control: an agent drawing from its own stream gets other episodes in other batches
+    (so the test above would see an evaluation that dropped the keys)."""
+    runs = [episodes(policy, b, DropKeys(agent(policy))) for b in (GOALS, 4)]
+    assert any(not np.array_equal(a, b) for a, b in zip(*runs))
+
+
+def test_keyed_act_is_the_batched_act_row_by_row():
+    """Agent.act with keys: each row's action equals that observation acted on alone with its key
+    (one observation takes one int key)."""
+    model = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8).eval()
+    a = Agent(model, method="sample", width=8, seed=9, backend="reference")
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randint(0, 256, (6, 1, 22, 22), dtype=torch.uint8, generator=g).numpy()
+    goal = torch.randint(0, 256, (6, 1, 22, 22), dtype=torch.uint8, generator=g).numpy()
+    keys = np.array([5, 0, 2**32 - 1, 77, 12, 3])
+    actions, stop = a.act(obs, goal, horizon=7, keys=keys)
+    for i in range(6):
+        assert a.act(obs[i], goal[i], horizon=7, keys=int(keys[i])) == (int(actions[i]), bool(stop[i]))
+    native = Agent(model, method="sample", width=8, seed=9, backend="native")
+    np.testing.assert_array_equal(native.act(obs, goal, horizon=7, keys=keys)[0], actions)
+
+
+def test_bad_keys_are_named():
+    model = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8).eval()
+    a = Agent(model, method="sample", width=4)
+    obs = np.zeros((2, 1, 22, 22), np.uint8)
+    with pytest.raises(ValueError, match=r"keys must have shape \(2,\)"):
+        a.act(obs, obs, horizon=3, keys=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"keys must be in \[0, 2\*\*32\)"):
+        a.act(obs, obs, horizon=3, keys=[1, -2])
+    with pytest.raises(ValueError, match=r"keys must be in \[0, 2\*\*32\)"):
+        a.act(obs, obs, horizon=3, keys=np.array([1, 2**32], dtype=np.uint64))
+    with pytest.raises(TypeError, match="keys must be integers"):
+        a.act(obs, obs, horizon=3, keys=[1.0, 2.0])
+    gcsl = GCSLAgent(GCSLPolicy(4, 1, (22, 22), encoder_channels=(4, 8), embed_dim=16, mix_hidden=16),
+                     mode="sample")
+    with pytest.raises(ValueError, match=r"keys must have shape \(2,\)"):
+        gcsl.act(obs, obs, keys=[1])
+
+
+def test_random_actions_are_uniform_over_the_actions():
+    actions = random_actions(7, np.arange(18_000), 18)
+    counts = np.bincount(actions, minlength=18)
+    assert counts.min() > 850 and counts.max() < 1150  # 1000 each; 4.7 sigma either side
+    assert np.array_equal(actions, random_actions(7, np.arange(18_000), 18))
+    assert not np.array_equal(actions, random_actions(8, np.arange(18_000), 18))
