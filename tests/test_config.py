@@ -22,6 +22,12 @@ def test_invalid_values_are_named(field, value):
         Config(**{field: value})
 
 
+def test_a_value_refused_because_of_another_field_says_the_rule():
+    with pytest.raises(ValueError, match=r"replay_capacity: at least 2 \* episode_length \+ 2"):
+        Config(episode_length=10, replay_capacity=21)
+    Config(episode_length=10, replay_capacity=22)
+
+
 def test_epsilon_schedule_is_the_spec():
     cfg = Config()  # 1.0 -> 0.1 linearly over 3e5 steps, then 0.1
     assert cfg.epsilon(0) == 1.0
