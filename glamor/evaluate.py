@@ -6,14 +6,14 @@ and has `episode_length` steps. GLAMOR replans every step and may stop early by 
 goal reached; the random policy runs for the fixed number of steps. Success is judged at the
 final state. Episodes run side by side in batches of `eval_batch`, one plan call per step.
 GCSL (any object with `act(obs, goal, horizon, keys) -> (actions, stop)`) runs through the same
-`run_episodes` and never stops early.
+`run_episodes` and never stops early. Each goal set's `goal_digest` in eval.json fingerprints
+its goals (reset seeds, labels, images) and their judge (the label ranges), so runs can be
+checked to share one goal list.
 
 Every random draw of an evaluation is keyed by (seed, goal index, step) (the sampling planner's
 candidates, a sampling GCSL policy's actions and the random policy's actions, all from the
 counter-based generator of `glamor.planning.rng`), so results do not depend on `eval_batch`:
-each goal's episode is the same whichever batch it runs in. Each goal set's `goal_digest` in eval.json fingerprints
-its goals (reset seeds, labels, images) and their judge (the label ranges), so runs can be
-checked to share one goal list.
+each goal's episode is the same whichever batch it runs in.
 """
 
 from __future__ import annotations
