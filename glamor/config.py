@@ -133,8 +133,9 @@ class Config:
     eval_episodes: int = 200
     """Held-out goals of each evaluation."""
     eval_batch: int = 200
-    """Evaluation episodes run side by side (one batched plan call per step): memory and speed
-    only. Every draw is keyed by (seed, goal, step), so results do not depend on it."""
+    """Evaluation episodes run side by side (one batched plan call per step). Every draw is
+    keyed by (seed, goal, step), so the draws do not depend on it; only the float rounding of
+    batched convolutions does (rarely enough to turn a plan; README, "Command line")."""
     eval_episodes_during_training: int = 50
     """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
     snapshot_every: int = 500_000

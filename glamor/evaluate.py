@@ -12,8 +12,9 @@ checked to share one goal list.
 
 Every random draw of an evaluation is keyed by (seed, goal index, step) (the sampling planner's
 candidates, a sampling GCSL policy's actions and the random policy's actions, all from the
-counter-based generator of `glamor.planning.rng`), so results do not depend on `eval_batch`:
-each goal's episode is the same whichever batch it runs in.
+counter-based generator of `glamor.planning.rng`), so they do not depend on `eval_batch`: a
+goal gets the same draws whichever batch it runs in. (The encoders' float rounding still can:
+batched convolutions round by batch size, which may turn a near-tie between plans.)
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def run_episodes(
 ) -> EpisodeResults:
     """Run one episode per goal, len(envs) at a time. agent=None is the random policy, its
     actions drawn from `seed`. The first `record` goals keep their frames and goal images (for
-    videos). Goal i's draws at step t are keyed by i * episode_length + t, so its episode does
-    not depend on len(envs)."""
+    videos). Goal i's draws at step t are keyed by i * episode_length + t, so they do not
+    depend on len(envs)."""
     G, B = len(goals), len(envs)
     k = envs[0].episode_length
     if G * k >= 2**32:

@@ -1,5 +1,6 @@
-"""Evaluation's draws are keyed by (seed, goal, step): a goal's episode, and so every number in
-eval.json, is the same whatever `eval_batch` runs it (glamor.evaluate)."""
+"""Evaluation's draws are keyed by (seed, goal, step): a goal gets the same draws whatever
+`eval_batch` runs it (glamor.evaluate), so on these sizes its episode is the same (batched
+convolutions may still round by batch size elsewhere: see the README)."""
 
 from __future__ import annotations
 
