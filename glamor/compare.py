@@ -56,7 +56,7 @@ SETTINGS = {"default": {}}  # named config variants a run may use (`--setting`)
 DEFAULT_WIDTHS = (1, 10, 200, 1000)
 DEFAULT_PLANNERS = ("beam", "sample")
 # Fields that do not change what a run computes: a finished run is reused whatever they are.
-# (Not eval_batch: the random policy's draws and sampled plans' seeds follow the batches.)
+# (eval_batch is a machine field: evaluation draws are keyed by goal and step.)
 NEUTRAL_FIELDS = {*MACHINE_FIELDS, "vector"}
 # Fields the comparison sets itself, per run (--seeds, --methods): --set may not override them.
 CONTROLLED_FIELDS = {"seed": "--seeds", "algo": "--methods", "gcsl_time": "--methods"}

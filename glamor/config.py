@@ -133,9 +133,10 @@ class Config:
     eval_episodes: int = 200
     """Held-out goals of each evaluation."""
     eval_batch: int = 200
-    """Evaluation episodes run side by side (one batched plan call per step). Every draw is
-    keyed by (seed, goal, step), so the draws do not depend on it; only the float rounding of
-    batched convolutions does (rarely enough to turn a plan; README, "Command line")."""
+    """Evaluation episodes run side by side (one batched plan call per step), so this many
+    environments live at once (a DeepMind Control one holds about 50 MB). Every draw is keyed
+    by (seed, goal, step), so the draws do not depend on it; only the float rounding of batched
+    convolutions does (rarely enough to turn a plan; README, "Command line")."""
     eval_episodes_during_training: int = 50
     """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
     snapshot_every: int = 500_000
@@ -272,8 +273,10 @@ _CROSS_FIELD_RULES = {
 
 
 # Fields that change where and how a run computes, not what (beyond floating-point rounding):
-# a resume or an evaluation may change them, and an evaluation with them changed is the run's own.
-MACHINE_FIELDS = ("progress", "torch_threads", "device", "backend")
+# a resume may change them (`glamor train --resume RUN --set eval_batch=50` after running out of
+# memory), and `glamor compare` reuses runs that differ in them. eval_batch is one since
+# evaluation draws are keyed by goal and step (glamor/evaluate.py).
+MACHINE_FIELDS = ("progress", "torch_threads", "device", "backend", "eval_batch")
 # Fields a trained model's checkpoint fixes: its architecture (and whether it is GCSL's).
 MODEL_FIELDS = ("algo", "gcsl_time", "encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden")
 # Fields only training reads: an evaluation with them changed would repeat the run's own.
@@ -431,8 +434,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The spec's Atari settings (the environments issue makes them runnable).
     "atari": dict(env_id="glamor/Pong-v0", episode_length=50, updates_per_episode=1),
     # The spec's DeepMind Control settings.
+    # 50 evaluation environments at once: each dm_control one holds about 50 MB (physics and
+    # renderer), so 200 took 10 GB.
     "control": dict(
-        env_id="glamor/reacher-hard-v0", episode_length=100, updates_per_episode=2
+        env_id="glamor/reacher-hard-v0", episode_length=100, updates_per_episode=2, eval_batch=50
     ),
     # CPU budgets of the paper's benchmarks: under an hour on one core of a 2-core machine.
     # The spec's protocol (k, goals, success judge, preprocessing) at half the frame size
@@ -444,7 +449,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "control_cpu": dict(
         _CPU_BUDGET, env_id="glamor/point_mass-easy-v0", episode_length=100,
-        total_env_steps=50_000, eps_decay_steps=25_000, updates_per_episode=5,
+        total_env_steps=50_000, eps_decay_steps=25_000, updates_per_episode=5, eval_batch=50,
     ),
 }
 

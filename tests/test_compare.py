@@ -122,8 +122,11 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
         return real_resume(run_dir, total_env_steps, machine)
 
     monkeypatch.setattr(train_module, "resume", spy_resume)
-    _compare(tmp_path)
-    assert resumed == [(unfinished, {"progress": False, "torch_threads": 1, "device": "auto", "backend": "auto"})]
+    # another eval_batch (a machine field: the draws are keyed by goal and step) reuses the
+    # finished runs and reaches the resumed one
+    _compare(tmp_path, overrides={**TINY, "eval_batch": 3})
+    assert resumed == [(unfinished, {"progress": False, "torch_threads": 1, "device": "auto", "backend": "auto",
+                                     "eval_batch": 3})]
     assert (unfinished / "eval.json").exists()
 
     # An interrupted run that `glamor eval` evaluated (an eval.json short of the run's steps) is
