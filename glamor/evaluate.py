@@ -35,7 +35,7 @@ from glamor.agent import Agent
 from glamor.envs import GoalEnv
 from glamor.gcsl import GCSLAgent
 from glamor.goals import GoalSet
-from glamor.planning.rng import uniform
+from glamor.planning.rng import key_uniforms
 
 
 @dataclass
@@ -154,9 +154,8 @@ def run_episodes(
 
 
 def random_actions(seed: int, keys: np.ndarray, num_actions: int) -> np.ndarray:
-    """int64 (E,): uniform actions, one per key (candidate 0 at step 0 of `glamor.planning.rng`)."""
-    k = torch.as_tensor(np.asarray(keys, dtype=np.int64))
-    u = uniform(seed, k, torch.zeros_like(k), 0).numpy()  # float32 in [0, 1), multiples of 2**-24
+    """int64 (E,): uniform actions, one per key (`glamor.planning.rng.key_uniforms`)."""
+    u = key_uniforms(seed, torch.as_tensor(np.asarray(keys, dtype=np.int64))).numpy()  # float32, multiples of 2**-24
     return np.minimum((u.astype(np.float64) * num_actions).astype(np.int64), num_actions - 1)
 
 

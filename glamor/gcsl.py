@@ -41,7 +41,7 @@ from glamor import planning
 from glamor.goal_cache import GoalEncodingCache
 from glamor.nn.impala import ImpalaEncoder
 from glamor.nn.mix import state_mix_mlp
-from glamor.planning.rng import uniform
+from glamor.planning.rng import key_uniforms
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
 STEP_FEATURES = 32  # sinusoidal features of the steps left (time-conditioned policies)
@@ -215,8 +215,8 @@ class GCSLAgent:
         probs = torch.softmax(logits.double(), dim=1).cpu().numpy()  # (P, n)
         if keys is None:
             u = self.rng.random((len(probs), 1))
-        else:  # the planner's counter-based draws, candidate 0 at step 0 of each key
-            u = uniform(self.seed, keys, torch.zeros_like(keys), 0).double().numpy()[:, None]
+        else:  # the planner's counter-based draws, one per key
+            u = key_uniforms(self.seed, keys).double().numpy()[:, None]
         return np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), self.num_actions - 1).astype(np.int64)
 
     def act(self, obs, goal, horizon: int | None = None, keys=None):

@@ -60,3 +60,9 @@ def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -
     h = mix32(((h ^ candidate.to(torch.int64)) + GOLDEN) & MASK32)
     h = mix32(((h ^ step) + GOLDEN) & MASK32)
     return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def key_uniforms(seed: int, keys: torch.Tensor) -> torch.Tensor:
+    """float32 (P,): one uniform per int64 key, candidate 0 at step 0 of `uniform` (what
+    evaluation's random policy and a sampling GCSL policy draw for each (goal, step) key)."""
+    return uniform(seed, keys, torch.zeros_like(keys), 0)
