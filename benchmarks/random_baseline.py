@@ -5,17 +5,17 @@ of the environment's suite preset (`atari`, `control` or `gridworld`: the spec's
 rollouts and success judge; cached like any goal set) and runs the random policy once per goal,
 seeded by the preset's `eval_seed`, on one environment (the draws are keyed by goal and step, so
 `glamor eval` of a run with the preset's settings gets the same random rate, whatever its
-`eval_batch`; rows measured before 2026-11-27 drew from a stream and differ from it by sampling
-noise). It reports the success rate
+`eval_batch`). It reports the success rate
 with its Wilson interval and the median label distance (max over labels of |label - goal| / range;
 success is a distance of at most 0.1).
 
 A GLAMOR run beats random on a suite when its interval lies above the random one; the table
 helps choose environments where that is a real test (a low random rate).
 
-Writes benchmarks/results/random_baseline.md and .json. With `--only`, the named environments'
-rows replace theirs in an existing .json and the others are kept (each row keeps the machine
-line it was measured under in its "machine" field).
+Writes benchmarks/results/random_baseline.md and .json after every environment, so an
+interrupted run keeps what it measured: each measured row replaces its environment's row in an
+existing .json and the others are kept (each row keeps the machine line it was measured under in
+its "machine" field). Without `--only`, rows of environments no longer registered are dropped.
 
 Example:
     python benchmarks/random_baseline.py --only Seaquest point_mass
@@ -63,7 +63,7 @@ def to_markdown(rows: list[dict], info: dict) -> str:
         "# Random policy on held-out goals",
         "",
         f"CPU: {info['cpu']}; load average at the end of the latest run: {info['load_average_1min']:.1f} "
-        "(rows rerun with `--only` replace their own; each row's machine is in the .json). "
+        "(each row is replaced when its environment is measured again; its machine is in the .json). "
         "Each suite's preset (k, label ranges from random rollouts, 10%-of-range judge); "
         "one random episode per goal, seeded by `eval_seed`.",
         "",
@@ -79,6 +79,20 @@ def to_markdown(rows: list[dict], info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save(row: dict, out: Path, keep: list[str] | None) -> None:
+    """Write `row` (with this machine) into out's .json and .md, replacing its environment's row.
+
+    keep: the environments whose earlier rows may stay (None: all of them).
+    """
+    info = machine()
+    path = out / "random_baseline.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    rows = [r for r in rows if r["env"] != row["env"] and (keep is None or r["env"] in keep)]
+    rows = sorted([*rows, {**row, "machine": info}], key=lambda r: r["env"])
+    path.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+    (out / "random_baseline.md").write_text(to_markdown(rows, info))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="ids containing any of these")
@@ -92,23 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         ids = [i for i in ids if any(w.lower() in i.lower() for w in args.only)]
         if not ids:
             parser.error(f"no registered environment matches {args.only}")
-    rows = []
+    args.out.mkdir(parents=True, exist_ok=True)
     for env_id in ids:
-        rows.append(random_success(env_id, args.episodes))
-        r = rows[-1]
+        r = random_success(env_id, args.episodes)
         print(f"{env_id:40s} random {r['success_rate']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
               f"  ({r['seconds']:.0f} s)", flush=True)
-    info = machine()
-    for r in rows:
-        r["machine"] = info
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "random_baseline.json"
-    if args.only and path.exists():  # keep the rows of environments not rerun, with their machine
-        old = json.loads(path.read_text())
-        kept = [{**r, "machine": r.get("machine", old["machine"])} for r in old["rows"] if r["env"] not in ids]
-        rows = sorted(kept + rows, key=lambda r: r["env"])
-    path.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
-    (args.out / "random_baseline.md").write_text(to_markdown(rows, info))
+        save(r, args.out, keep=None if args.only else glamor.envs.registered())
     print(f"wrote {args.out / 'random_baseline.md'}")
     return 0
 

@@ -1,9 +1,13 @@
-"""benchmarks/random_baseline.py: rows of environments rerun with --only replace their own."""
+"""benchmarks/random_baseline.py: rows of environments rerun with --only replace their own, and
+every row is saved as soon as it is measured."""
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "random_baseline.py"
 
@@ -25,3 +29,27 @@ def test_only_updates_its_rows_and_keeps_the_others(tmp_path):
     assert second[1]["seconds"] != first[1]["seconds"]  # measured again
     table = (tmp_path / "random_baseline.md").read_text()
     assert table.count("| glamor/GridWorld") == 2
+
+
+def test_an_interrupted_run_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    script = importlib.import_module("random_baseline")
+    old = {"env": "gone/Removed-v0", "k": 5, "labels": ["x"], "episodes": 3, "success_rate": 0.0,
+           "ci95": [0.0, 0.5], "median_label_distance": 0.5, "seconds": 1.0, "machine": {"cpu": "old"}}
+    (tmp_path / "random_baseline.json").write_text(json.dumps({"machine": {"cpu": "old"}, "rows": [old]}))
+    measured = []
+
+    def one_then_interrupt(env_id, episodes):
+        if measured:
+            raise KeyboardInterrupt
+        measured.append(env_id)
+        return {**old, "env": env_id, "success_rate": 0.25}
+
+    monkeypatch.setattr(script, "random_success", one_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(["--episodes", "3", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "random_baseline.json").read_text())["rows"]
+    # A full run keeps what it measured and drops environments no longer registered.
+    assert [(r["env"], r["success_rate"]) for r in rows] == [(measured[0], 0.25)]
+    assert "cpu" in rows[0]["machine"] and rows[0]["machine"]["cpu"] != "old"
+    assert f"| {measured[0]} |" in (tmp_path / "random_baseline.md").read_text()
