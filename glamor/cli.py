@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=_positive, help="held-out goals (default: the run's eval_episodes; another "
                    "count writes eval-eval_episodes=N.json, leaving eval.json alone)")
     e.add_argument("--videos", type=_non_negative, default=None, metavar="N",
-                   help="GIFs of the first N goals of each set, goal beside rollout (default 4; GLAMOR runs)")
+                   help="GIFs of the first N goals of each set, goal beside rollout (default 4; the run's own policy)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field (e.g. planner=sample, plan_width=64, backend=reference); "
                         "the results then go to eval-NAME=VALUE.json and its reports to the folder eval-NAME=VALUE/; "
