@@ -29,6 +29,7 @@ import torch
 from glamor import checkpoint, planning
 from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
+from glamor.exploration import epsilon_greedy
 from glamor.goal_cache import GoalEncodingCache
 from glamor.model import GlamorModel
 from glamor.planning import Plan
@@ -61,6 +62,19 @@ class Agent:
         plan_seed: int | None = None,
         cache_goals: bool = True,
     ):
+        if not isinstance(model, GlamorModel):
+            raise ValueError(f"model must be a GlamorModel, got {type(model).__name__}")
+        if method not in planning.METHODS:
+            raise ValueError(f"method must be one of {planning.METHODS}, got {method!r}")
+        if backend not in planning.BACKENDS:
+            raise ValueError(f"backend must be one of {planning.BACKENDS}, got {backend!r}")
+        _, width, gamma, clip_logq = planning.check_plan_args(1 if horizon is None else horizon, width, gamma,
+                                                              clip_logq)
+        use_prior = planning.check_use_prior(use_prior)
+        seed = planning.check_seed("seed", seed)
+        plan_seed = None if plan_seed is None else planning.check_seed("plan_seed", plan_seed)
+        if not isinstance(cache_goals, bool):
+            raise ValueError(f"cache_goals must be True or False, got {cache_goals!r}")
         self.model = model
         self.cache_goals = cache_goals
         self._goals = GoalEncodingCache()
@@ -117,15 +131,16 @@ class Agent:
         if unread:
             raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
                              f"it reads {sorted(cls.CONFIG_FIELDS)} and Agent arguments {sorted(arguments)}")
-        trained = Config(**state["config"])
+        where = state.get("path", str(path))
+        trained = Config.from_dict(state["config"], f"{where}'s config")
         check_model_unchanged(trained, overrides, "loading its agent")
         cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})
         if cfg.algo != "glamor":
             raise ValueError(f"{path} holds a {cfg.algo} run, not a GLAMOR model (see glamor.gcsl for GCSL)")
-        meta = state["model_meta"]
+        meta = checkpoint.model_meta(state)
         model = GlamorModel.from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
         checkpoint.load_weights(model, state)
-        model = model.to(resolve_device(device) if isinstance(device, str) else device).eval()
+        model = model.to(resolve_device(str(device))).eval()  # a torch.device is checked too
         agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
         agent.config = cfg
         return agent
@@ -215,8 +230,7 @@ class Agent:
 
     def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
         """Each action replaced by a uniform random one with probability `epsilon`."""
-        explore = self.rng.random(np.shape(actions)) < epsilon
-        return np.where(explore, self.rng.integers(self.num_actions, size=np.shape(actions)), actions)
+        return epsilon_greedy(self.rng, self.num_actions, actions, epsilon)
 
 
 def _tensor(x) -> torch.Tensor:

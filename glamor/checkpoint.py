@@ -133,6 +133,21 @@ def load(path: str | Path, map_location="cpu") -> dict:
     return state
 
 
+def model_meta(state: dict) -> dict | None:
+    """A checkpoint's model_meta as {"num_actions": int, "frame_stack": int, "image_hw": [int, int]}
+    (older checkpoints hold numpy ints), None when it has none; a damaged one is named."""
+    meta = state.get("model_meta")
+    if meta is None:
+        return None
+    try:
+        return {"num_actions": int(meta["num_actions"]), "frame_stack": int(meta["frame_stack"]),
+                "image_hw": [int(x) for x in meta["image_hw"]]}
+    except (KeyError, TypeError, ValueError) as e:
+        where = state.get("path", "the checkpoint")
+        raise ValueError(f"{where}'s model_meta must name num_actions, frame_stack and image_hw (ints), got "
+                         f"{meta!r} ({type(e).__name__}: {e})") from None
+
+
 def load_weights(model: torch.nn.Module, state: dict) -> None:
     """A checkpoint's model weights into `model`; weights of another architecture (a
     checkpoint copied beside another run's config.json) are named, not a size-mismatch dump."""

@@ -261,7 +261,25 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        return cls(**json.loads(Path(path).read_text()))
+        """The config a run saved as JSON; a damaged file or one with unknown fields is named."""
+        path = Path(path)
+        try:
+            fields = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}): a damaged run config") from None
+        return cls.from_dict(fields, str(path))
+
+    @classmethod
+    def from_dict(cls, fields, source: str = "the config") -> Config:
+        """Config(**fields) with errors that name `source` (a file) and the fields it lacks or
+        has too many of."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"{source} must hold a dict of config fields, got a {type(fields).__name__}")
+        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{source} has fields this version of glamor does not know: {unknown} (written by "
+                             f"another version? remove them to use the run here)")
+        return cls(**fields)
 
 
 # The checks of Config.__post_init__ that read another field, said in words (a bad value alone

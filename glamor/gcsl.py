@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glamor import planning
+from glamor.exploration import epsilon_greedy
 from glamor.goal_cache import GoalEncodingCache
 from glamor.nn.impala import ImpalaEncoder
 from glamor.nn.mix import state_mix_mlp
@@ -163,6 +164,7 @@ class GCSLAgent:
                  cache_goals: bool = True):
         if mode not in ("greedy", "sample"):
             raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
+        seed = planning.check_seed("seed", seed)
         self.model, self.mode, self.horizon = policy, mode, horizon
         self.cache_goals, self._goals = cache_goals, GoalEncodingCache()
         self.rng = np.random.default_rng(seed)
@@ -236,8 +238,7 @@ class GCSLAgent:
 
     def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
         """Each action replaced by a uniform random one with probability `epsilon`."""
-        explore = self.rng.random(np.shape(actions)) < epsilon
-        return np.where(explore, self.rng.integers(self.num_actions, size=np.shape(actions)), actions)
+        return epsilon_greedy(self.rng, self.num_actions, actions, epsilon)
 
     def forget_goals(self) -> None:
         """Drop the cached goal encoding (needed only after writing weights through `.data`)."""

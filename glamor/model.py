@@ -78,6 +78,18 @@ class TokenLSTM(nn.Module):
         return self.head(torch.stack(hs, dim=1))  # (B, T, n+2)
 
 
+def _ints(name: str, value, what: str, length: int | None = None) -> tuple[int, ...]:
+    """value as a tuple of Python ints >= 1, or ValueError naming `name` and `what` it must be."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = None
+    if (items is None or isinstance(value, (str, bytes)) or len(items) < 1 or (length and len(items) != length)
+            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in items)):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
 class GlamorModel(nn.Module):
     """Encoders, state mix, IDM LSTM and prior LSTM (sizes from the config; spec defaults)."""
 
@@ -98,6 +110,8 @@ class GlamorModel(nn.Module):
         if bad:
             raise ValueError(f"model sizes must be ints >= 1, got {bad}")
         num_actions, frame_stack, embed_dim, mix_hidden, lstm_hidden = (int(v) for v in sizes.values())
+        image_hw = _ints("image_hw", image_hw, "(height, width), two ints >= 1", length=2)
+        encoder_channels = _ints("encoder_channels", encoder_channels, "the Impala stages' channels, ints >= 1")
         self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
         self.end_token, self.pad_token = num_actions, num_actions + 1
         self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
@@ -190,7 +204,12 @@ class GlamorModel(nn.Module):
         """The per-plan tensors a planner needs (see `glamor.planning.inputs`). `goal_rep`
         (P, D) on the model's device, when given, stands for `encode_goal(goal)` (a goal
         encoded once for many steps, see `glamor.agent.Agent`)."""
+        use_prior = planning.check_use_prior(use_prior)
         self.check_images(obs, goal)
+        dtype = self.idm.cell.weight_hh.dtype
+        if dtype != torch.float32:
+            raise ValueError(f"the planners run in float32 and this model's weights are {dtype}: plan with a "
+                             f"float32 copy (model.float())")
         if goal_rep is not None:
             self.check_goal_rep(goal_rep, len(goal))
         goal = goal.to(self.device) if goal_rep is None else None  # not read with goal_rep
@@ -237,13 +256,15 @@ class GlamorModel(nn.Module):
             then END) of log q - log p (log p dropped without `use_prior`; tokens whose log q
             lies below `clip_logq` score -20 instead).
         """
-        if not isinstance(actions, torch.Tensor) or actions.dim() != 2:
-            raise ValueError(f"actions must be an int64 tensor (P, L), got {getattr(actions, 'shape', actions)}")
+        if not isinstance(actions, torch.Tensor) or actions.dim() != 2 or actions.shape[1] < 1:
+            raise ValueError(f"actions must be an int64 tensor (P, L) with L >= 1, got "
+                             f"{tuple(actions.shape) if isinstance(actions, torch.Tensor) else actions!r}")
         if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1:
             raise ValueError(f"lengths must be an int64 tensor (P,), got {getattr(lengths, 'shape', lengths)}")
         if not len(obs) == len(actions) == len(lengths):
             raise ValueError(f"one plan per observation: obs has P={len(obs)}, actions {tuple(actions.shape)} "
                              f"(P, L) and lengths {tuple(lengths.shape)} (P,)")
+        planning.check_score_args(gamma, clip_logq)  # before the encoders run
         inputs = self.planning_inputs(obs, goal, use_prior)
         device = inputs.gate_table.device
         scores = planning.score(
@@ -290,6 +311,8 @@ class GlamorModel(nn.Module):
             Plan(actions (P, horizon) padded with -1, lengths (P,), scores (P,)).
         """
         planning.check_plan_args(horizon, width, gamma, clip_logq)  # before the encoders run
+        if method not in planning.METHODS:
+            raise ValueError(f"method must be one of {planning.METHODS}, got {method!r}")
         inputs = self.planning_inputs(obs, goal, use_prior, goal_rep=goal_rep)
         return planning.plan(
             inputs,

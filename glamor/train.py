@@ -108,12 +108,10 @@ def eval_environments(cfg: Config, episodes: int):
 
 def check_env_fits_model(env: envs.GoalEnv, state: dict, cfg: Config) -> None:
     """The environment gives the observations and actions a checkpoint's model was trained on."""
-    meta = state.get("model_meta")
-    if meta is None:
+    trained = checkpoint.model_meta(state)
+    if trained is None:
         return
     got = {"num_actions": int(env.action_space.n), "frame_stack": env.frame_stack, "image_hw": list(env.frame_shape)}
-    trained = {"num_actions": int(meta["num_actions"]), "frame_stack": int(meta["frame_stack"]),
-               "image_hw": [int(x) for x in meta["image_hw"]]}  # older checkpoints hold numpy ints
     if trained != got:
         raise ValueError(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} gives {got}, but the model was trained "
                          f"on {trained}")

@@ -175,6 +175,59 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     assert Agent.load(tmp_path, lstm_hidden=agent.model.idm.cell.hidden_size).width == agent.width  # unchanged: fine
 
 
+def test_damaged_checkpoints_and_configs_are_named(tmp_path):
+    from glamor.config import Config
+
+    _saved_run(tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    torch.save({**state, "config": {**state["config"], "future_field": 1}}, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match=r"newer.pt's config has fields this version of glamor does not know: "
+                                         r"\['future_field'\]"):
+        Agent.load(tmp_path / "newer.pt")
+    torch.save({**state, "config": "debug"}, tmp_path / "str.pt")
+    with pytest.raises(ValueError, match="str.pt's config must hold a dict of config fields, got a str"):
+        Agent.load(tmp_path / "str.pt")
+    torch.save({**state, "model_meta": {"frame_stack": 1}}, tmp_path / "meta.pt")
+    with pytest.raises(ValueError, match="meta.pt's model_meta must name num_actions, frame_stack and image_hw"):
+        Agent.load(tmp_path / "meta.pt")
+    (tmp_path / "bad.json").write_text("{bad")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        Config.load(tmp_path / "bad.json")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            Agent.load(tmp_path, device=torch.device("cuda"))  # a torch.device, not only a string
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(method="bogus"), "method must be one of"),
+        (dict(backend="gpu"), "backend must be one of"),
+        (dict(width=0), "width must be an int in"),
+        (dict(horizon=0), "horizon must be an int in"),
+        (dict(gamma=0.0), "gamma must be in"),
+        (dict(clip_logq=1.0), "clip_logq must be None or a number <= 0"),
+        (dict(use_prior="no"), "use_prior must be True or False"),
+        (dict(seed=1.5), r"seed must be an int in \[0, 4611686018427387904\), got 1.5"),
+        (dict(seed=2**64), "seed must be an int in"),
+        (dict(plan_seed=-1), "plan_seed must be an int in"),
+        (dict(cache_goals="yes"), "cache_goals must be True or False"),
+        (dict(model=None), "model must be a GlamorModel, got NoneType"),
+    ],
+)
+def test_agent_arguments_are_checked_when_it_is_made(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Agent(**{"model": tiny_model(), **kwargs})
+
+
+def test_epsilon_must_be_a_probability():
+    agent = Agent(tiny_model(num_actions=3))
+    for bad in ("0.5", -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="epsilon must be a probability in"):
+            agent.epsilon_greedy(np.zeros(4, np.int64), bad)
+    assert (agent.epsilon_greedy(np.zeros(4, np.int64), 0.0) == 0).all()
+
+
 def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
     import os
     import subprocess

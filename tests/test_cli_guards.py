@@ -5,6 +5,7 @@ re-evaluation keeps what eval.json said about training."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,20 @@ def test_a_run_directory_that_is_a_file_is_named(tmp_path):
     (tmp_path / "afile").write_text("x")
     out = _cli("train", "--preset", "debug", "--run-dir", "afile", cwd=tmp_path)
     assert out.returncode == 2 and "afile is a file, not a directory" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("config,message", [
+    ("{bad", "config.json is not valid JSON"),
+    ('{"future_field": 1}', r"config.json has fields this version of glamor does not know: \['future_field'\]"),
+    ("[1, 2]", "config.json must hold a dict of config fields, got a list"),
+])
+@pytest.mark.parametrize("command", ["eval", "resume"])
+def test_a_damaged_run_config_is_named(tmp_path, config, message, command):
+    (tmp_path / "config.json").write_text(config)
+    args = ("eval", str(tmp_path)) if command == "eval" else ("train", "--resume", str(tmp_path))
+    out = _cli(*args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert re.search(message, out.stderr), out.stderr[-2000:]
 
 
 def test_resume_refuses_to_end_a_run_before_its_steps_and_leaves_its_config(run, tmp_path):

@@ -179,6 +179,10 @@ def test_greedy_is_argmax_never_stops_and_sampling_is_seeded():
     assert len(set(s1.tolist())) == 4
     with pytest.raises(ValueError, match="greedy"):
         GCSLAgent(policy, mode="softmax")
+    with pytest.raises(ValueError, match="seed must be an int in"):
+        GCSLAgent(policy, seed=-1)
+    with pytest.raises(ValueError, match="epsilon must be a probability"):
+        GCSLAgent(policy).epsilon_greedy(actions, 2.0)
 
 
 def test_closed_loop_collection_acts_with_the_policy():

@@ -119,3 +119,28 @@ def test_model_sizes_are_checked_and_numpy_ints_taken():
         GlamorModel(4, 0, (22, 22), (4, 8, 8), 32, 32, 0)
     m = GlamorModel(np.int64(4), 1, (22, 22), (4, 8, 8), 32, 32, 16)  # a gymnasium Discrete's n
     assert type(m.num_actions) is int and m.end_token == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(image_hw=(22,)), r"image_hw must be \(height, width\), two ints >= 1, got \(22,\)"),
+        (dict(image_hw=22), "image_hw must be .*got 22"),
+        (dict(image_hw="22"), "image_hw must be .*got '22'"),
+        (dict(image_hw=(22.0, 22.0)), "image_hw must be .*got \\(22.0, 22.0\\)"),
+        (dict(encoder_channels=(-4,)), "encoder_channels must be the Impala stages' channels, ints >= 1"),
+        (dict(encoder_channels="abc"), "encoder_channels must be"),
+        (dict(encoder_channels=(4.5, 8)), "encoder_channels must be"),
+        (dict(encoder_channels=(0, 8)), "encoder_channels must be"),
+        (dict(encoder_channels=()), "encoder_channels must be"),
+    ],
+)
+def test_image_size_and_channels_are_checked(kwargs, match):
+    import numpy as np
+
+    from glamor.model import GlamorModel
+
+    with pytest.raises(ValueError, match=match):
+        GlamorModel(4, 1, **{"image_hw": (22, 22), "encoder_channels": (4, 8), **kwargs})
+    m = GlamorModel(4, 1, [np.int64(22), 22], [np.int32(4), 8], 16, 16, 8)  # lists and numpy ints are fine
+    assert m.image_hw == (22, 22) and all(type(v) is int for v in m.image_hw)

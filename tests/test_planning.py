@@ -188,17 +188,28 @@ def test_plan_keys_take_any_integer_container_and_are_checked():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(horizon=0), "horizon must be an int >= 1"),
-        (dict(width=0), "width must be an int >= 1"),
+        (dict(horizon=0), r"horizon must be an int in \[1, 2147483648\), got 0"),
+        (dict(width=0), r"width must be an int in \[1, 2147483648\), got 0"),
+        (dict(horizon=None), "horizon must be an int in .*got None"),
+        (dict(width=None, backend="reference"), "width must be an int in .*got None"),
+        (dict(horizon=2**63), "horizon must be an int in"),
+        (dict(width=2**31, method="sample"), "width must be an int in"),  # the op's num_samples
+        (dict(width=2**63, backend="reference"), "width must be an int in"),
         (dict(method="greedy"), "method must be one of"),
         (dict(backend="gpu"), "backend must be one of"),
         (dict(gamma=1.5), "gamma must be in"),
         (dict(method="sample", seed=-1), r"seed must be an int in \[0, "),
-        (dict(clip_logq=float("nan")), "clip_logq must be a number or None"),
-        (dict(clip_logq=float("nan"), backend="reference"), "clip_logq must be a number or None"),
+        (dict(clip_logq=float("nan")), "clip_logq must be None or a number <= 0"),
+        (dict(clip_logq=float("nan"), backend="reference"), "clip_logq must be None or a number <= 0"),
+        (dict(clip_logq=5.0), "a larger one would clip every token"),
+        (dict(clip_logq="-1"), "clip_logq must be None or a number <= 0"),
+        (dict(use_prior="no"), "use_prior must be True or False, got 'no'"),
+        (dict(use_prior=None, backend="reference"), "use_prior must be True or False, got None"),
         (dict(gamma="0.5"), "gamma must be in"),
         (dict(method="sample", seed=1.5), "seed must be an int"),
         (dict(width=True), "width must be an int"),
+        (dict(width=5 * 10**8, backend="reference"), r"reference planner would need about .* GiB"),
+        (dict(width=10**9, method="sample", backend="reference"), r"reference planner would need about .* GiB"),
     ],
 )
 def test_bad_plan_arguments_are_named(kwargs, match):
@@ -232,6 +243,21 @@ def test_bad_score_arguments_are_named():
         m.score(obs, goal, torch.tensor([[0.0, 1.0]]), torch.tensor([2]))
     with pytest.raises(ValueError, match=r"one plan per observation: obs has P=1, actions \(1, 2\) \(P, L\) and lengths \(3,\)"):
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2, 2, 2]))
+    with pytest.raises(ValueError, match=r"actions must be an int64 tensor \(P, L\) with L >= 1, got \(1, 0\)"):
+        m.score(obs, goal, torch.zeros(1, 0, dtype=torch.int64), torch.tensor([1]))
+    with pytest.raises(ValueError, match="a larger one would clip every token"):
+        m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2]), clip_logq=0.5)
+    with pytest.raises(ValueError, match="use_prior must be True or False"):
+        m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2]), use_prior="yes")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_a_model_of_another_dtype_is_told_to_plan_in_float32(dtype):
+    m = tiny_model().to(dtype)
+    obs, goal = random_images(1, 2, (24, 24)), random_images(1, 1, (24, 24))
+    with pytest.raises(ValueError, match=f"weights are {dtype}: plan with a float32 copy"):
+        m.plan(obs, goal, width=4, horizon=3)
+    assert m.float().plan(obs, goal, width=4, horizon=3).lengths.shape == (1,)
 
 
 def test_planning_inputs_reject_nan_weights():

@@ -19,6 +19,8 @@ command that rebuilds it.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 REBUILD_HINT = "rebuild it with `.venv/bin/pip install --no-build-isolation -e .` (or `make build`)"
@@ -57,7 +59,26 @@ def cpu_isa() -> str:
 
 
 def _clip(clip_logq: float | None) -> float | None:
-    return None if clip_logq is None else float(clip_logq)
+    return None if clip_logq is None else _float("clip_logq", clip_logq)
+
+
+def _int(name: str, value) -> int:
+    """An integer argument as a Python int in int64's range (the op checks its own bounds)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -2**63 <= value < 2**63:
+        raise ValueError(f"{name} must be an int (int64), got {value!r}")
+    return int(value)
+
+
+def _tensors(**named) -> None:
+    for name, t in named.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def _float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def score_plans(inputs, actions, lengths, gamma, clip_logq):
@@ -77,8 +98,9 @@ def score_plans(inputs, actions, lengths, gamma, clip_logq):
         float32 (P, N): each sequence's score with END after its last action.
     """
     _require()
+    _tensors(actions=actions, lengths=lengths)
     return torch.ops.glamor.score_plans(
-        *inputs.tensors(), actions, lengths, float(gamma), _clip(clip_logq)
+        *inputs.tensors(), actions, lengths, _float("gamma", gamma), _clip(clip_logq)
     )
 
 
@@ -98,8 +120,11 @@ def sample_plans(inputs, num_samples, horizon, seed, gamma, clip_logq, plan_keys
         actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
     """
     _require()
+    if plan_keys is not None:
+        _tensors(plan_keys=plan_keys)
     return torch.ops.glamor.sample_plans(
-        *inputs.tensors(), int(num_samples), int(horizon), int(seed), float(gamma), _clip(clip_logq), plan_keys
+        *inputs.tensors(), _int("num_samples", num_samples), _int("horizon", horizon), _int("seed", seed),
+        _float("gamma", gamma), _clip(clip_logq), plan_keys,
     )
 
 
@@ -115,7 +140,7 @@ def beam_search(inputs, width, horizon, gamma, clip_logq):
     """
     _require()
     return torch.ops.glamor.beam_search(
-        *inputs.tensors(), int(width), int(horizon), float(gamma), _clip(clip_logq)
+        *inputs.tensors(), _int("width", width), _int("horizon", horizon), _float("gamma", gamma), _clip(clip_logq)
     )
 
 
@@ -126,7 +151,13 @@ def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -
     (plan and candidate int64, broadcast; float32 out).
     """
     _require()
-    return torch.ops.glamor.uniform(int(seed), plan, candidate, int(step))
+    _tensors(plan=plan, candidate=candidate)
+    try:
+        torch.broadcast_shapes(plan.shape, candidate.shape)
+    except RuntimeError:
+        raise ValueError(f"plan {tuple(plan.shape)} and candidate {tuple(candidate.shape)} must broadcast "
+                         f"together") from None
+    return torch.ops.glamor.uniform(_int("seed", seed), plan, candidate, _int("step", step))
 
 
 # ---- fake (meta) implementations: shapes only, for torch.compile and FakeTensor ------------

@@ -9,7 +9,6 @@ except that `plan` checks CPU plans' scores are finite (on a GPU that check woul
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 import warnings
 from typing import NamedTuple
@@ -83,22 +82,43 @@ def _missing_cuda_kernels(device: torch.device) -> str | None:
     return _missing_cuda_kernels_on(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def check_plan_args(horizon: int | None, width: int | None, gamma: float,
-                    clip_logq: float | None = None) -> tuple[int | None, int | None, float, float | None]:
+MAX_SIZE = 2**31 - 1  # the ops' bound on widths, sample counts and horizons
+REFERENCE_MAX_BYTES = 8 * 2**30  # the reference planner's memory guard (the CPU op's is also 8 GiB)
+
+
+def check_plan_args(horizon: int, width: int, gamma: float,
+                    clip_logq: float | None = None) -> tuple[int, int, float, float | None]:
     """The planner's numbers, checked, as Python numbers (numpy scalars are fine):
     (horizon, width, gamma, clip_logq)."""
+    horizon = _integer("horizon", horizon, 1, MAX_SIZE + 1)
+    width = _integer("width", width, 1, MAX_SIZE + 1)
+    gamma, clip_logq = check_score_args(gamma, clip_logq)
+    return horizon, width, gamma, clip_logq
+
+
+def check_score_args(gamma: float, clip_logq: float | None = None) -> tuple[float, float | None]:
+    """gamma in (0, 1] and clip_logq None or a log-probability threshold <= 0, as floats."""
     if clip_logq is not None:
-        clip_logq = _number("clip_logq", clip_logq, "a number or None")
-        if math.isnan(clip_logq):
-            raise ValueError(f"clip_logq must be a number or None, got {clip_logq!r}")
-    if horizon is not None:
-        horizon = _integer("horizon", horizon, 1)
-    if width is not None:
-        width = _integer("width", width, 1)
+        clip_logq = _number("clip_logq", clip_logq, "None or a number <= 0 (a log q threshold)")
+        if not clip_logq <= 0.0:  # NaN too
+            raise ValueError(f"clip_logq must be None or a number <= 0 (a log q threshold; every log q is "
+                             f"<= 0, so a larger one would clip every token), got {clip_logq!r}")
     gamma = _number("gamma", gamma, "in (0, 1]")
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-    return horizon, width, gamma, clip_logq
+    return gamma, clip_logq
+
+
+def check_seed(name: str, seed) -> int:
+    """An agent's seed: an int in [0, 2**62) (numpy's generator and the sampler's keyed draws
+    take it; an agent counts unkeyed planning calls up from it)."""
+    return _integer(name, seed, 0, 2**62)
+
+
+def check_use_prior(use_prior) -> bool:
+    if not isinstance(use_prior, (bool, np.bool_)):
+        raise ValueError(f"use_prior must be True or False, got {use_prior!r}")
+    return bool(use_prior)
 
 
 def _integer(name: str, value, low: int, high: int | None = None) -> int:
@@ -167,6 +187,8 @@ def plan(
         seed = _integer("seed", seed, 0, 2**63)
     if plan_keys is not None:
         plan_keys = checked_plan_keys(plan_keys, inputs.num_plans, inputs.gate_table.device)
+    if backend == "reference":
+        _check_reference_memory(inputs, width, horizon)
     if backend == "native":
         inputs = inputs.contiguous()  # the ops take dense tensors; views of them are fine here
         if method == "beam":
@@ -184,6 +206,19 @@ def plan(
     return result
 
 
+def _check_reference_memory(inputs: PlanningInputs, width: int, horizon: int) -> None:
+    """Refuse a reference call whose tensors would exceed REFERENCE_MAX_BYTES (an estimate:
+    N = width candidates per plan hold their tokens (int64, about three copies in flight), both
+    LSTMs' states and gates, and the (n+1)-way scores)."""
+    P, M, H, n = inputs.num_plans, inputs.num_models, inputs.hidden, inputs.num_actions
+    per_candidate = 3 * 8 * horizon + 4 * M * 8 * H + 4 * 4 * (n + 1)
+    need = P * width * per_candidate
+    if need > REFERENCE_MAX_BYTES:
+        raise ValueError(f"the reference planner would need about {need / 2**30:.1f} GiB for {P} plans x "
+                         f"width {width} x horizon {horizon} (at most {REFERENCE_MAX_BYTES // 2**30}): lower "
+                         f"the width, horizon or plans, or use backend='native'")
+
+
 def score(
     inputs: PlanningInputs,
     actions: torch.Tensor,
@@ -194,7 +229,7 @@ def score(
     backend: str = "auto",
 ) -> torch.Tensor:
     """Teacher-forced scores (P, N) of N sequences (P, N, L) per problem."""
-    _, _, gamma, clip_logq = check_plan_args(None, None, gamma, clip_logq)
+    gamma, clip_logq = check_score_args(gamma, clip_logq)
     inputs.validate()
     n = inputs.num_actions
     if actions.dim() != 3 or actions.shape[0] != inputs.num_plans or actions.shape[2] < 1:

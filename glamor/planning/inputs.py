@@ -83,7 +83,9 @@ class PlanningInputs:
             if t.device != self.gate_table.device:
                 raise ValueError(f"{name} is on {t.device}, gate_table on {self.gate_table.device}")
             if not torch.isfinite(t).all():
-                raise ValueError(f"{name} has NaN or infinite values")
+                raise ValueError(f"{name} has NaN or infinite values (planning inputs come from the model's "
+                                 f"weights and the images: are the weights NaN, or large enough to overflow "
+                                 f"float32?)")
         return self
 
     def contiguous(self) -> PlanningInputs:

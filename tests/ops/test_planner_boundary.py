@@ -185,6 +185,31 @@ def test_bad_arguments_raise(op, kw, message):
         _call(op, _tensors(), **kw)
 
 
+@pytest.mark.parametrize(
+    "call,exc,message",
+    [
+        (lambda inp: ops.beam_search(inp, 2.7, 3, 0.99, None), ValueError, r"width must be an int \(int64\), got 2.7"),
+        (lambda inp: ops.beam_search(inp, True, 3, 0.99, None), ValueError, "width must be an int"),
+        (lambda inp: ops.beam_search(inp, "4", 3, 0.99, None), ValueError, "width must be an int"),
+        (lambda inp: ops.beam_search(inp, 4, 2**63, 0.99, None), ValueError, "horizon must be an int"),
+        (lambda inp: ops.beam_search(inp, 4, 3, "0.9", None), ValueError, "gamma must be a number"),
+        (lambda inp: ops.sample_plans(inp, 2**63, 3, 0, 0.99, None), ValueError, "num_samples must be an int"),
+        (lambda inp: ops.sample_plans(inp, 4, 3, None, 0.99, None), ValueError, "seed must be an int"),
+        (lambda inp: ops.sample_plans(inp, 4, 3, 0, 0.99, "x"), ValueError, "clip_logq must be a number"),
+        (lambda inp: ops.sample_plans(inp, 4, 3, 0, 0.99, None, [1, 2]), TypeError,
+         "plan_keys must be a torch.Tensor, got list"),
+        (lambda inp: ops.score_plans(inp, [[[0]]] * 2, torch.ones(2, 1, dtype=torch.long), 0.99, None), TypeError,
+         "actions must be a torch.Tensor, got list"),
+        (lambda inp: ops.uniform(0, torch.arange(3), torch.arange(2), 0), ValueError,
+         r"plan \(3,\) and candidate \(2,\) must broadcast together"),
+        (lambda inp: ops.uniform(0, torch.arange(3), torch.arange(3), 0.5), ValueError, "step must be an int"),
+    ],
+)
+def test_python_wrappers_name_bad_arguments(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call(random_inputs(2, 2, 4, 8, seed=0))
+
+
 def test_scoring_ignores_entries_past_each_length():
     t = _tensors()
     actions = torch.full((2, 3, 4), 99)
