@@ -271,8 +271,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, fields, source: str = "the config") -> Config:
-        """Config(**fields) with errors that name `source` (a file) and the fields it lacks or
-        has too many of."""
+        """Config(**fields) (missing fields take their defaults) with errors that name `source`
+        (a file) and any field this version does not know."""
         if not isinstance(fields, dict):
             raise ValueError(f"{source} must hold a dict of config fields, got a {type(fields).__name__}")
         unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
