@@ -281,13 +281,28 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"glamor: {category.__name__}: {message}\n"
 
 
+def _raised_where(error: BaseException) -> str:
+    """' (raised at FILE:LINE in FUNC)' when the error came from outside glamor (an environment of
+    your own, a library): glamor's own errors say what is wrong, other code's may need the place."""
+    for e in (error, error.__cause__):  # glamor's wrapper of another error: where that one came from
+        tb = e.__traceback__ if e is not None else None
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is None:
+            continue
+        code = tb.tb_frame.f_code
+        if not code.co_filename.startswith((str(Path(__file__).parent), "<")):
+            return f" (raised at {code.co_filename}:{tb.tb_lineno} in {code.co_name})"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     try:
         return args.func(args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
-        print(f"glamor {args.command}: error: {e}", file=sys.stderr)
+        print(f"glamor {args.command}: error: {e}{_raised_where(e)}", file=sys.stderr)
         return 2
     except TrainingInterrupted as e:  # a checkpoint was written first
         print(f"glamor {args.command}: {e}", file=sys.stderr)

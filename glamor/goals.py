@@ -109,6 +109,25 @@ def rollout_goals(
     return goals, starts
 
 
+def _no_goal(env: GoalEnv) -> Goal:
+    """A placeholder goal: a reset with it rolls out no goal."""
+    return Goal(np.zeros((1, *env.frame_shape), np.uint8), np.zeros(len(env.label_ranges)))
+
+
+def check_seeded_resets(env: GoalEnv, seed: int = 12345) -> None:
+    """Two resets with one seed give the same frame and labels: a goal's seed (evaluation resets
+    with it) must bring back its start state, so `_reset_state` draws from `self.np_random`."""
+    looks = []
+    for _ in range(2):
+        obs, info = env.reset(seed=seed, options={"goal": _no_goal(env)})
+        looks.append((obs["observation"][-1], info["labels"]))
+    (frame_a, labels_a), (frame_b, labels_b) = looks
+    if not (np.array_equal(frame_a, frame_b) and np.array_equal(labels_a, labels_b)):
+        raise ValueError(f"{type(env).__name__}: two reset(seed={seed}) calls gave different start states (labels "
+                         f"{labels_a} and {labels_b}): _reset_state must draw from self.np_random (which reset "
+                         f"seeds), not np.random or another unseeded source")
+
+
 def estimate_label_ranges(env: GoalEnv, rollouts: int, base_seed: int, progress: bool = True) -> np.ndarray:
     """(L,) max minus min of each label over random rollouts of random length 1..k.
 
@@ -116,12 +135,12 @@ def estimate_label_ranges(env: GoalEnv, rollouts: int, base_seed: int, progress:
     frames are rendered and no goal is rolled out at reset (40x faster on Control).
     """
     rng = np.random.default_rng(base_seed)
-    no_goal = Goal(np.zeros((1, *env.frame_shape), np.uint8), np.zeros(len(env.label_ranges)))
+    no_goal = _no_goal(env)
     seen = []
     for i in tqdm(range(rollouts), desc="label ranges", disable=not progress, leave=False):
         env.reset(seed=base_seed * SEED_STRIDE + i, options={"goal": no_goal})
         for _ in range(int(rng.integers(1, env.episode_length + 1))):
-            if env._step_state(int(rng.integers(env.action_space.n))):
+            if env._advance(int(rng.integers(env.action_space.n))):
                 break
         seen.append(env._current_labels())
     seen = np.stack(seen)
@@ -321,6 +340,7 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
         if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
             env.label_ranges = cached.label_ranges  # the judge's ranges, as on a fresh build
             return cached
+    check_seeded_resets(env)
     ranges = label_ranges_for(env, cfg, progress)
     env.label_ranges = ranges
     # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.

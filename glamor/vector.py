@@ -197,8 +197,9 @@ class ProcessEnvPool(EnvPool):
 
     def _recv(self, i: int):
         status, value = self._conns[i].recv()
-        if status == "error":
-            raise WorkerCrashed(f"its environment raised:\n{value}")
+        if status == "error":  # value: the worker's traceback, its last line the exception
+            lines = value.strip().splitlines()
+            raise WorkerCrashed(f"its environment raised {lines[-1] if lines else 'an error'}\n{value}")
         return value
 
     def _recover(self, i: int, cmd: str, arg, error: Exception):

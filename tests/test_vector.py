@@ -73,3 +73,58 @@ def test_trainer_collects_with_worker_processes(tmp_path):
 def test_unknown_vector_mode_is_named():
     with pytest.raises(ValueError, match="vector"):
         make_pool(CFG.replace(vector="threads"))
+
+
+BOOM_ENV = '''
+import gymnasium as gym
+import numpy as np
+from glamor.envs import GoalEnv
+
+
+class Boom(GoalEnv):
+    def __init__(self, episode_length=6):
+        super().__init__((8, 8), 1, episode_length, np.ones(1))
+        self.action_space = gym.spaces.Discrete(4)
+        self.x = 0
+
+    def _reset_state(self):
+        self.x = 0
+
+    def _step_state(self, action):
+        if action == 3 and self._t >= 1:
+            raise ValueError(f"boom at step {self._t}")
+        self.x = (self.x + action) % 8
+        return False
+
+    def _frame(self):
+        return np.full((8, 8), self.x, np.uint8)
+
+    def _labels(self):
+        return np.array([self.x], np.float64)
+
+    def _get_state(self):
+        return self.x
+
+    def _set_state(self, state):
+        self.x = state
+
+
+gym.register("Boom-v0", entry_point=Boom)
+'''
+
+
+def test_an_error_in_a_workers_environment_is_named_in_the_warnings_and_the_error(tmp_path, monkeypatch):
+    (tmp_path / "boom_env.py").write_text(BOOM_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cfg = preset("debug", progress=False, env_id="boom_env:Boom-v0", env_kwargs={}, episode_length=6,
+                 vector="async")
+    pool = make_pool(cfg, 1)
+    try:
+        pool.reset([1], [None])
+        with pytest.warns(RuntimeWarning, match=r"its environment raised ValueError: boom at step 1; restarted"):
+            with pytest.raises(RuntimeError, match=r"failed 3 restarts in a row: its environment raised ValueError: "
+                                                   r"boom at step 1\n(.|\n)*boom_env.py"):
+                pool.rollout(np.full((1, 6), 3))
+    finally:
+        pool.close()

@@ -82,7 +82,8 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
             raise ValueError(f"environment {env_id!r}: cannot import module {module!r} ({e}); "
                              f"is it on PYTHONPATH?") from e
     if name not in gym.registry:
-        where = f"module {module!r} did not register {name!r}; " if module else ""
+        where = (f"module {module!r} did not register {name!r}; " if module else
+                 "an environment of your own is named module:id, gymnasium's form (e.g. puck_env:Puck-v0); ")
         raise ValueError(f"unknown environment {env_id!r}: {where}registered glamor environments: "
                          f"{registered()}")
     creator = gym.spec(name).entry_point
@@ -91,21 +92,40 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     if isinstance(creator, type) and not issubclass(creator, GoalEnv):
         raise TypeError(f"{env_id} is a {creator.__name__}, not a glamor.envs.GoalEnv "
                         f"(see glamor/envs/goal_env.py for the contract)")
-    try:
-        env = gym.make(name, episode_length=episode_length, **kwargs).unwrapped
-    except (TypeError, ValueError) as e:  # an unknown keyword, or a value it refuses
+    try:  # gymnasium's checker is off: the checks below name the GoalEnv contract instead
+        env = gym.make(name, episode_length=episode_length, disable_env_checker=True, **kwargs).unwrapped
+    except (TypeError, ValueError) as e:  # an unknown keyword, a value it refuses, or a bug
         if not kwargs:
             raise
         raise ValueError(f"environment {env_id!r} rejected env_kwargs {kwargs} ({e}); a preset's "
                          f"env_kwargs fit its own environment: replace them with --set env_kwargs={{...}} "
                          f"(or env_kwargs={{}})") from e
-    if not isinstance(env, GoalEnv):
-        raise TypeError(f"{env_id} is a {type(env).__name__}, not a glamor.envs.GoalEnv "
-                        f"(see glamor/envs/goal_env.py for the contract)")
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        raise TypeError(f"{env_id}'s action_space is {env.action_space}: GLAMOR plans over discrete actions "
-                        f"(a gymnasium.spaces.Discrete; control tasks discretise theirs, see glamor/envs/control.py)")
+    check_built(env, env_id, episode_length)
     return env
+
+
+def check_built(env, env_id: str, episode_length: int) -> None:
+    """What a GoalEnv's __init__ must leave behind, named when missing."""
+    kind = type(env).__name__
+    if not isinstance(env, GoalEnv):
+        raise TypeError(f"{env_id} is a {kind}, not a glamor.envs.GoalEnv "
+                        f"(see glamor/envs/goal_env.py for the contract)")
+    if "frame_shape" not in vars(env):
+        raise TypeError(f"{env_id}: {kind}.__init__ must call super().__init__(frame_shape=..., frame_stack=..., "
+                        f"episode_length=episode_length, label_ranges=...) (GoalEnv's)")
+    space = getattr(env, "action_space", None)
+    if not isinstance(space, gym.spaces.Discrete):
+        raise TypeError(f"{env_id}'s action_space is {space}: GLAMOR plans over discrete actions; set "
+                        f"self.action_space = gymnasium.spaces.Discrete(n) in __init__ (control tasks "
+                        f"discretise theirs, see glamor/envs/control.py)")
+    if int(space.start) != 0:
+        raise TypeError(f"{env_id}'s action_space is {space}: actions are 0..n-1 (Discrete(n) with start 0)")
+    if env.episode_length != episode_length:
+        raise ValueError(f"{env_id} was asked for episode_length={episode_length} and has {env.episode_length}: "
+                         f"{kind}.__init__ must pass its episode_length argument on to GoalEnv.__init__")
+    if env.label_names and len(env.label_names) != len(env.label_ranges):
+        raise ValueError(f"{env_id} names {len(env.label_names)} labels {tuple(env.label_names)} but has "
+                         f"{len(env.label_ranges)} label_ranges")
 
 
 _register_builtin()

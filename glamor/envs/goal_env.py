@@ -74,6 +74,10 @@ def judge_success(
     return np.all(np.abs(labels - goal_labels) <= tolerance * ranges, axis=-1)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 class GoalEnv(gym.Env):
     """Base class of GLAMOR's goal environments (see the module docstring for the contract)."""
 
@@ -94,18 +98,26 @@ class GoalEnv(gym.Env):
         label_ranges: np.ndarray,
         render_mode: str | None = None,
     ):
-        if len(frame_shape) != 2 or min(frame_shape) < 1:
-            raise ValueError(f"frame_shape must be (H, W) of positive sizes, got {tuple(frame_shape)}")
-        if frame_stack < 1:
-            raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
-        if episode_length < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        name = type(self).__name__
+        shape = tuple(frame_shape) if isinstance(frame_shape, (tuple, list, np.ndarray)) else None
+        if shape is None or len(shape) != 2 or not all(_is_int(v) and v >= 1 for v in shape):
+            raise ValueError(f"{name}: frame_shape must be (H, W), two ints >= 1, got {frame_shape!r}")
+        for arg, value in (("frame_stack", frame_stack), ("episode_length", episode_length)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name}: {arg} must be an int >= 1, got {value!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.frame_shape = tuple(frame_shape)
-        self.frame_stack = frame_stack
-        self.episode_length = episode_length
-        self.label_ranges = np.asarray(label_ranges, dtype=np.float64)
+        try:
+            ranges = np.array(label_ranges, dtype=np.float64)
+        except (TypeError, ValueError):
+            ranges = None
+        if ranges is None or ranges.ndim != 1 or len(ranges) < 1 or not (np.isfinite(ranges) & (ranges >= 0)).all():
+            raise ValueError(f"{name}: label_ranges must be a 1-D array of at least one finite range >= 0 (one per "
+                             f"label; placeholders such as ones when goal sets estimate them), got {label_ranges!r}")
+        self.frame_shape = tuple(int(v) for v in shape)
+        self.frame_stack = int(frame_stack)
+        self.episode_length = int(episode_length)
+        self.label_ranges = ranges
         self.render_mode = render_mode
         h, w = self.frame_shape
         image = lambda c: gym.spaces.Box(0, 255, (c, h, w), dtype=np.uint8)  # noqa: E731
@@ -120,26 +132,30 @@ class GoalEnv(gym.Env):
     # ---- to implement -------------------------------------------------------------------
     def _reset_state(self) -> None:
         """Reset the underlying state using self.np_random."""
-        raise NotImplementedError
+        raise self._not_implemented("_reset_state")
 
     def _step_state(self, action: int) -> bool:
         """Apply `action`; return True if the episode terminated (e.g. an Atari life loss)."""
-        raise NotImplementedError
+        raise self._not_implemented("_step_state")
 
     def _frame(self) -> np.ndarray:
         """The current frame, uint8 (H, W)."""
-        raise NotImplementedError
+        raise self._not_implemented("_frame")
 
     def _labels(self) -> np.ndarray:
         """The current ground-truth labels, float64 (L,)."""
-        raise NotImplementedError
+        raise self._not_implemented("_labels")
 
     def _get_state(self) -> Any:
         """An opaque copy of the state (to roll out a goal and come back)."""
-        raise NotImplementedError
+        raise self._not_implemented("_get_state")
 
     def _set_state(self, state: Any) -> None:
-        raise NotImplementedError
+        raise self._not_implemented("_set_state")
+
+    def _not_implemented(self, method: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} must implement {method}() (the GoalEnv contract: "
+                                   f"_reset_state, _step_state, _frame, _labels, _get_state, _set_state)")
 
     # ---- the contract -------------------------------------------------------------------
     @property
@@ -170,7 +186,7 @@ class GoalEnv(gym.Env):
                                f"{self.episode_length} steps); call reset()")
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an int in [0, {self.action_space.n}), got {action!r}")
-        terminated = bool(self._step_state(int(action)))
+        terminated = self._advance(int(action))
         self._t += 1
         self._frames.append(self._current_frame())
         info = self._info()
@@ -186,12 +202,16 @@ class GoalEnv(gym.Env):
 
         The environment's state is restored afterwards; the actions come from np_random.
         """
-        saved = self._get_state()
+        saved, before = self._get_state(), self._current_labels()
         for _ in range(self.episode_length):
-            if self._step_state(int(self.np_random.integers(self.action_space.n))):
+            if self._advance(int(self.np_random.integers(self.action_space.n))):
                 break
         goal = Goal(self._current_frame()[None], self._current_labels(), seed)
         self._set_state(saved)
+        if not np.array_equal(self._current_labels(), before):
+            raise ValueError(f"{type(self).__name__}: after _set_state(_get_state()) around a goal rollout the labels "
+                             f"are {self._current_labels()}, not {before} as before it: _get_state() must return a "
+                             f"copy of the state (not a reference the steps change) and _set_state() must restore it")
         return goal
 
     def compute_reward(self, achieved_goal, desired_goal, info) -> np.ndarray:
@@ -222,6 +242,14 @@ class GoalEnv(gym.Env):
         return np.repeat(gray[..., None], 3, axis=-1)
 
     # ---- helpers ------------------------------------------------------------------------
+    def _advance(self, action: int) -> bool:
+        """`_step_state(action)`, its answer checked: True, False (or None: not ended)."""
+        ended = self._step_state(action)
+        if ended is None or isinstance(ended, (bool, np.bool_)):
+            return bool(ended)
+        raise ValueError(f"{type(self).__name__}._step_state() must return True (the episode ended) or False, "
+                         f"got {ended!r}")
+
     def _current_frame(self) -> np.ndarray:
         """A checked copy of `_frame()` (an env may draw every frame into one buffer)."""
         frame = np.array(self._frame(), copy=True)
@@ -232,10 +260,15 @@ class GoalEnv(gym.Env):
 
     def _current_labels(self) -> np.ndarray:
         """A float64 copy of `_labels()` (an env may update one array in place), checked."""
-        labels = np.array(self._labels(), dtype=np.float64, copy=True)
+        want = f"{type(self).__name__}._labels() must return {self.label_ranges.shape[0]} finite numbers"
+        try:
+            labels = np.array(self._labels(), dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{want}, got values that are not numbers ({e})") from None
         if labels.shape != self.label_ranges.shape:
-            raise ValueError(f"{type(self).__name__}._labels() must return {self.label_ranges.shape[0]} labels "
-                             f"({', '.join(self.label_names)}), got shape {labels.shape}")
+            raise ValueError(f"{want} ({', '.join(self.label_names)}), got shape {labels.shape}")
+        if not np.isfinite(labels).all():
+            raise ValueError(f"{want}, got {labels}")
         return labels
 
     def _check_goal(self, goal: Goal) -> Goal:

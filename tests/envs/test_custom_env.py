@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,49 @@ def test_preset_env_kwargs_on_another_env_get_a_hint(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "rejected env_kwargs" in r.stderr and "--set env_kwargs=" in r.stderr
+
+
+GLITCH_ENV = '''
+import gymnasium as gym
+import numpy as np
+from glamor.envs import GoalEnv
+
+
+class Glitch(GoalEnv):
+    def __init__(self, episode_length=6):
+        super().__init__((8, 8), 1, episode_length, np.ones(1))
+        self.action_space = gym.spaces.Discrete(2)
+
+    def _reset_state(self):
+        pass
+
+    def _step_state(self, action):
+        return False
+
+    def _frame(self):
+        raise ValueError("sensor glitch")
+
+    def _labels(self):
+        return np.zeros(1)
+
+    def _get_state(self):
+        return None
+
+    def _set_state(self, state):
+        pass
+
+
+gym.register("Glitch-v0", entry_point=Glitch)
+'''
+
+
+def test_an_error_raised_in_ones_own_environment_says_where(tmp_path):
+    """The CLI prints a ValueError as one line, without a traceback; one raised outside glamor
+    (here by the environment's _frame) also names the file, line and function."""
+    (tmp_path / "glitch_env.py").write_text(GLITCH_ENV)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-m", "glamor", "train", "--preset", "debug", "--env", "glitch_env:Glitch-v0",
+                        "--set", "env_kwargs={}", "--run-dir", str(tmp_path / "run")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert re.search(r"error: sensor glitch \(raised at .*glitch_env.py:\d+ in _frame\)", r.stderr), r.stderr[-2000:]
