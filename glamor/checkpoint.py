@@ -207,7 +207,11 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
             state = load(path, map_location)
             replay_file = state.get("replay_file")
             if with_replay and replay_file:
-                state["replay"] = load_arrays(run_dir / replay_file)
+                try:
+                    state["replay"] = load_arrays(run_dir / replay_file)
+                except Exception as e:  # noqa: BLE001 - named as the replay's, not the checkpoint's
+                    raise ValueError(f"its replay file {replay_file} is unusable ({type(e).__name__}: "
+                                     f"{str(e)[:200]})") from e
         except Exception as e:  # noqa: BLE001 - fall back to the previous checkpoint
             if problems is not None:
                 problems.append(f"{path.name}: {type(e).__name__}: {e}")

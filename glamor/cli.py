@@ -282,8 +282,10 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _raised_where(error: BaseException) -> str:
-    """' (raised at FILE:LINE in FUNC)' when the error came from outside glamor (an environment of
-    your own, a library): glamor's own errors say what is wrong, other code's may need the place."""
+    """' (raised at FILE:LINE in FUNC)' when the error came from code of your own (an environment
+    module), neither glamor nor an installed library: glamor's errors say what is wrong, while a
+    user module's own error may need its place."""
+    installed = (str(Path(__file__).parent), sys.prefix, sys.base_prefix, sys.exec_prefix, "<")
     for e in (error, error.__cause__):  # glamor's wrapper of another error: where that one came from
         tb = e.__traceback__ if e is not None else None
         while tb is not None and tb.tb_next is not None:
@@ -291,7 +293,7 @@ def _raised_where(error: BaseException) -> str:
         if tb is None:
             continue
         code = tb.tb_frame.f_code
-        if not code.co_filename.startswith((str(Path(__file__).parent), "<")):
+        if not code.co_filename.startswith(installed):
             return f" (raised at {code.co_filename}:{tb.tb_lineno} in {code.co_name})"
     return ""
 
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, TypeError, OSError, FloatingPointError) as e:  # OSError: a full disk, a read-only folder
         print(f"glamor {args.command}: error: {e}{_raised_where(e)}", file=sys.stderr)
         return 2
     except TrainingInterrupted as e:  # a checkpoint was written first

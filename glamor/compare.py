@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glamor.config import MACHINE_FIELDS
+from glamor.evaluate import read_results
 from glamor.interrupt import TrainingInterrupted
 from glamor.reports import COLOURS
 
@@ -120,7 +121,7 @@ def _differing(a, b) -> list[str]:
 def _finished(run_dir: Path, cfg) -> bool:
     """An eval.json of the run's last step: `glamor eval` of an interrupted run writes one too."""
     path = run_dir / "eval.json"
-    return path.exists() and json.loads(path.read_text()).get("env_steps", math.inf) >= cfg.total_env_steps
+    return path.exists() and read_results(path).get("env_steps", math.inf) >= cfg.total_env_steps
 
 
 def ensure_trained(cfg, run_dir: Path, log=print) -> str:
@@ -170,8 +171,12 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     goals = "" if episodes == cfg.eval_episodes else f"-g{episodes}"
     path = Path(run_dir) / f"sweep-{planner}-w{width}{goals}.json"
     if path.exists():
-        saved = json.loads(path.read_text())
-        if saved["episodes"] == episodes and (env_steps is None or saved.get("env_steps") == env_steps):
+        try:
+            saved = read_results(path)
+        except ValueError as e:  # a cache of an evaluation: evaluate again
+            warnings.warn(f"{e}; evaluating again", RuntimeWarning, stacklevel=2)
+            saved = {}
+        if saved.get("episodes") == episodes and (env_steps is None or saved.get("env_steps") == env_steps):
             return saved  # evaluated before, on these goals, from this checkpoint
     from glamor import train as training
 
@@ -408,7 +413,7 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                 except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
                     raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
                 statuses[status] = statuses.get(status, 0) + 1
-                res = json.loads((run_dir / "eval.json").read_text())
+                res = read_results(run_dir / "eval.json")
                 log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
                 runs[(algo, seed)] = (run_dir, res)
         for (algo, seed), (run_dir, _) in sorted(runs.items()):

@@ -243,6 +243,17 @@ def results_name(overrides: dict | None = None) -> str:
     return f"eval-{tag}.json"
 
 
+def read_results(path: Path) -> dict:
+    """A results JSON file (eval.json, a sweep's), or a ValueError naming it when it is damaged."""
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is damaged ({e}): delete it, and `glamor eval` writes it again") from None
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} is damaged (it holds a {type(results).__name__}, not results): delete it, "
+                         f"and `glamor eval` writes it again")
+    return results
+
 def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path:
     path = Path(run_dir) / name
     tmp = path.with_suffix(".json.tmp")

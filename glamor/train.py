@@ -48,7 +48,7 @@ from glamor import checkpoint, envs
 from glamor.agent import Agent
 from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
-from glamor.evaluate import EVAL_METRICS, evaluate, format_table, write_results
+from glamor.evaluate import EVAL_METRICS, evaluate, format_table, read_results, write_results
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
 from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
@@ -628,30 +628,56 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
                          f"refusing to start over on top of them: move them away, or train again "
                          f"with --overwrite")
     done = state.get("env_step", -1) if state is not None else -1  # weights-only checkpoints have none
+    if state is not None and "config" in state:
+        _check_config_is_the_checkpoints(saved_cfg, state, run_dir)
     if total_env_steps is not None and total_env_steps != cfg.total_env_steps:
+        if total_env_steps < 1:
+            raise ValueError(f"--total-env-steps must be at least 1, got {total_env_steps}")
         if total_env_steps < done:
             raise ValueError(f"{run_dir} is already at {done:,} environment steps; --total-env-steps "
                              f"{total_env_steps:,} would end it before that (the run's total is "
                              f"{cfg.total_env_steps:,})")
         cfg = cfg.replace(total_env_steps=total_env_steps)
-    if cfg != saved_cfg:  # every check passed
-        _write_config(cfg, run_dir)
+    resolve_device(cfg.device)  # a device this machine lacks is named before anything is written
     if done >= cfg.total_env_steps and (run_dir / "eval.json").exists():
+        results = read_results(run_dir / "eval.json")
+        if cfg != saved_cfg:
+            _write_config(cfg, run_dir)
         print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
               f"pass a larger --total-env-steps to extend it", file=sys.stderr)
-        results = json.loads((run_dir / "eval.json").read_text())
         if cfg.progress if table is None else table:
             print(format_table(results))
         return results
     t0 = time.time()
     trainer = Trainer(cfg, run_dir)
+    try:
+        if state is not None:
+            trainer.load_state_dict(state)
+            t0 -= trainer._wall_offset
+    except BaseException:
+        trainer.close()
+        raise
+    if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
+        _write_config(cfg, run_dir)  # a resume that fails leaves config.json as it was
     if state is None:
         warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
                       RuntimeWarning, stacklevel=2)
         # The killed start's logs describe steps about to be run again: start them afresh too.
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
         (run_dir / "metrics.csv").unlink(missing_ok=True)
-    else:
-        trainer.load_state_dict(state)
-        t0 -= trainer._wall_offset
     return _finish(trainer.run(), cfg, run_dir, t0, table)
+
+
+def _check_config_is_the_checkpoints(cfg: Config, state: dict, run_dir: Path) -> None:
+    """config.json says what the checkpoint was trained with, up to the fields a resume may
+    change (MACHINE_FIELDS, total_env_steps): a hand edit would go on training another run."""
+    trained = Config.from_dict(state["config"], f"{state.get('path', run_dir)}'s config")
+    free = {*MACHINE_FIELDS, "total_env_steps"}
+    differ = [f for f in Config.__dataclass_fields__ if f not in free and getattr(cfg, f) != getattr(trained, f)]
+    if differ:
+        pairs = "; ".join(f"{f}: {getattr(cfg, f)!r} in config.json, {getattr(trained, f)!r} in the checkpoint"
+                          for f in differ)
+        raise ValueError(f"{run_dir}/config.json differs from the config its checkpoint was trained with ({pairs}); "
+                         f"a resumed run keeps its settings: put the checkpoint's values back (to train another "
+                         f"setting, start a new run; to evaluate one, `glamor eval {run_dir} --set ...`)")
+

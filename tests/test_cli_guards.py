@@ -76,6 +76,62 @@ def test_resume_refuses_to_end_a_run_before_its_steps_and_leaves_its_config(run,
     assert "| eval | GLAMOR |" in out.stdout  # and its results
 
 
+def _copy(run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+def _files(run):
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--set", "device=bogus", "--total-env-steps", "600"), "device='bogus' is not a torch device"),
+    (("--total-env-steps", "-5"), "--total-env-steps must be at least 1, got -5"),
+])
+def test_a_resume_that_fails_leaves_the_run_as_it_was(run, tmp_path, args, message):
+    copy = _copy(run, tmp_path)
+    before = _files(copy)
+    out = _cli("train", "--resume", str(copy), *args, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert _files(copy) == before  # config.json included: the next resume is not handed the bad value
+
+
+def test_a_hand_edited_config_is_not_resumed(run, tmp_path):
+    copy = _copy(run, tmp_path)
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, "env_id": "glamor/GridWorldBox-v0"}))
+    before = _files(copy)
+    out = _cli("train", "--resume", str(copy), "--total-env-steps", "600", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert ("config.json differs from the config its checkpoint was trained with (env_id: 'glamor/GridWorldBox-v0' "
+            "in config.json, 'glamor/GridWorld-v0' in the checkpoint)") in out.stderr
+    assert _files(copy) == before
+
+
+def test_damaged_results_and_replay_files_are_named(run, tmp_path):
+    copy = _copy(run, tmp_path)
+    (copy / "eval.json").write_text("")
+    out = _cli("train", "--resume", str(copy), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert re.search(r"eval.json is damaged \(.*\): delete it, and `glamor eval` writes it again", out.stderr)
+    (copy / "eval.json").unlink()
+    for replay in copy.glob("replay-*.npz"):
+        replay.write_bytes(b"not a zip")
+    out = _cli("train", "--resume", str(copy), "--total-env-steps", "600", cwd=tmp_path)
+    assert out.returncode == 2 and re.search(r"its replay file replay-\d+.npz is unusable", out.stderr), \
+        out.stderr[-2000:]
+
+
+def test_a_file_system_error_is_one_line(run, tmp_path):
+    copy = _copy(run, tmp_path)
+    (copy / "config.json").unlink()
+    (copy / "config.json").mkdir()  # reading it fails with IsADirectoryError, an OSError
+    out = _cli("eval", str(copy), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "Is a directory" in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize("setting,message", [
     ("lstm_hidden=8", "lstm_hidden=8 (the model has 16): fixed by the checkpoint"),
     ("encoder_channels=[4,4]", "fixed by the checkpoint"),
@@ -267,10 +323,13 @@ def test_a_checkpoint_beside_another_runs_config_is_named(run, tmp_path):
     config = json.loads((mix / "config.json").read_text())
     config["lstm_hidden"] += 4
     (mix / "config.json").write_text(json.dumps(config))
-    for args in (("eval", "mix", "--episodes", "2"), ("train", "--resume", "mix", "--total-env-steps", "480")):
+    for args, message in ((("eval", "mix", "--episodes", "2"),
+                           "holds weights of another model than the config describes (size mismatch"),
+                          (("train", "--resume", "mix", "--total-env-steps", "480"),
+                           "mix/config.json differs from the config its checkpoint was trained with (lstm_hidden: 20")):
         out = _cli(*args, cwd=tmp_path)
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
-        assert "holds weights of another model than the config describes (size mismatch" in out.stderr
+        assert message in out.stderr
 
 
 def test_results_names_stay_short_enough_for_a_file_name():
