@@ -32,10 +32,10 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_args import output_file, positive_int
 from bench_planner import RESULTS, run_ab_cases
 
 from glamor.agent import Agent
@@ -130,12 +130,10 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    p.add_argument("--repeats", type=int, default=100, help="timed steps per agent and case")
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--json", type=Path, help="output path (default benchmarks/results/act_cpu.json)")
+    p.add_argument("--repeats", type=positive_int, default=100, help="timed steps per agent and case")
+    p.add_argument("--threads", type=positive_int, default=torch.get_num_threads())
+    p.add_argument("--json", type=output_file, help="output path (default benchmarks/results/act_cpu.json)")
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error(f"--repeats must be >= 1, got {args.repeats}")
     run_ab_cases(args.cases, run_case, args.repeats, args.threads, table, args.json or RESULTS / "act_cpu.json",
                  command=" ".join(["python benchmarks/bench_act.py", *(argv or sys.argv[1:])]))
     return 0

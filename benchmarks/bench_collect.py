@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_args import positive_int
 
 from glamor.config import preset
 from glamor.sysinfo import cpu_name
@@ -80,9 +81,10 @@ def time_collection(cfg, n: int, vector: str, steps: int, repeats: int) -> float
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=2000, help="env steps per timed run (Atari: a fifth)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--envs", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--steps", type=positive_int, default=2000, help="env steps per timed run (Atari: a fifth)")
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--envs", type=positive_int, nargs="+", default=[1, 2, 4], metavar="N",
+                   help="environment counts to time (default 1 2 4)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run on gridworld; writes nothing")
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from bench_args import output_folder, positive_float, positive_int
 
 import glamor.envs
 from glamor.sysinfo import cpu_name
@@ -203,14 +204,14 @@ def markdown(info: dict, rows: list[dict], goal_rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="stepping time per run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per environment")
+    parser.add_argument("--seconds", type=positive_float, default=2.0, help="stepping time per run")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="runs per environment")
     parser.add_argument("--only", nargs="*", default=None, help="ids containing any of these")
     parser.add_argument(
         "--goal-sets", nargs="*", default=[], help="also time goal sets of these ids"
     )
     parser.add_argument(
-        "--out", type=Path, default=RESULTS, help="folder for envs.md and envs.json"
+        "--out", type=output_folder, default=RESULTS, help="folder for envs.md and envs.json"
     )
     parser.add_argument(
         "--quick", action="store_true", help="0.1 s per environment, one run, nothing written"
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ids = glamor.envs.registered()
     if args.only:
         ids = [i for i in ids if any(w.lower() in i.lower() for w in args.only)]
+        if not ids:
+            parser.error(f"--only {' '.join(args.only)}: no registered environment matches (see `glamor envs`)")
     rows = []
     for env_id in ids:
         rows.append(bench_env(env_id, args.seconds, args.repeats))

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_args import output_file, positive_int
 
 from glamor import ops
 from glamor.model import GlamorModel
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--json",
-        type=Path,
+        type=output_file,
         help="where to write the results (default: "
         "benchmarks/results/planner_cpu.json; with --quick, only a --json given here), and a "
         "Markdown table beside it",
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the reference with torch.compile'd per-step functions",
     )
     p.add_argument(
-        "--threads", type=int, default=torch.get_num_threads(), help="threads for native and peak"
+        "--threads", type=positive_int, default=torch.get_num_threads(), help="threads for native and peak"
     )
     p.add_argument(
         "--device",

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_args import output_file
 from bench_planner import SEED, live_candidate_steps, planning_inputs, write_results  # noqa: E402
 
 from glamor import ops  # noqa: E402
@@ -365,7 +366,7 @@ def machine_info(device: torch.device) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--json", type=Path, help="default: benchmarks/results/planner_cuda.json")
+    p.add_argument("--json", type=output_file, help="default: benchmarks/results/planner_cuda.json")
     p.add_argument("--quick", action="store_true", help="small cases, few runs (nothing written)")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                    help="cpu: a dry run of this script without a GPU (the CPU ops in the CUDA op's column, "
@@ -373,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("no CUDA device: the CUDA benchmark needs a GPU")
+        p.error("no CUDA device: the CUDA benchmark needs a GPU (--device cpu is a dry run of it)")
     if not ops.available():
         raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
     if device.type == "cuda" and not torch._C._dispatch_has_kernel_for_dispatch_key("glamor::sample_plans", "CUDA"):

@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from bench_args import output_file, positive_int
 from bench_planner import RESULTS, run_ab_cases
 
 from glamor.config import preset
@@ -137,12 +137,10 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--presets", nargs="+", default=list(CASES), choices=list(CASES))
-    p.add_argument("--repeats", type=int, default=9, help="timed updates per forward and preset")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", type=Path, help="output path (default benchmarks/results/update_cpu.json)")
+    p.add_argument("--repeats", type=positive_int, default=9, help="timed updates per forward and preset")
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--json", type=output_file, help="output path (default benchmarks/results/update_cpu.json)")
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error(f"--repeats must be >= 1, got {args.repeats}")
     run_ab_cases(args.presets, run_case, args.repeats, args.threads, table, args.json or RESULTS / "update_cpu.json")
     return 0
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_args import output_folder, positive_int
 from bench_envs import RESULTS, machine, suite
 
 import glamor.envs
@@ -96,11 +97,9 @@ def save(row: dict, out: Path, keep: list[str] | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="ids containing any of these")
-    parser.add_argument("--episodes", type=int, default=200, help="held-out goals per environment")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
+    parser.add_argument("--episodes", type=positive_int, default=200, help="held-out goals per environment")
+    parser.add_argument("--out", type=output_folder, default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error(f"--episodes must be >= 1, got {args.episodes}")
     ids = glamor.envs.registered()
     if args.only:
         ids = [i for i in ids if any(w.lower() in i.lower() for w in args.only)]

@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
     b.add_argument("what", choices=["planner", "act", "envs", "collect", "update"])
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.add_argument("rest", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="the benchmark's own arguments (glamor bench WHAT --help)")
     b.set_defaults(func=cmd_bench)
     return p
 

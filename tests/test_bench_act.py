@@ -31,4 +31,4 @@ def test_bench_act_rejects_bad_repeats(tmp_path):
         [sys.executable, str(ROOT / "benchmarks" / "bench_act.py"), "--repeats", "0", "--json", str(tmp_path / "a.json")],
         capture_output=True, text=True, timeout=120,
     )
-    assert r.returncode != 0 and "--repeats must be >= 1" in r.stderr
+    assert r.returncode != 0 and "argument --repeats: must be at least 1, got 0" in r.stderr

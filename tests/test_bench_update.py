@@ -33,4 +33,4 @@ def test_bench_update_rejects_bad_repeats(tmp_path):
          "--json", str(tmp_path / "u.json")],
         capture_output=True, text=True, timeout=120,
     )
-    assert r.returncode != 0 and "--repeats must be >= 1" in r.stderr
+    assert r.returncode != 0 and "argument --repeats: must be at least 1, got 0" in r.stderr
