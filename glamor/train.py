@@ -130,7 +130,8 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     set_determinism(cfg)
     state = checkpoint.load_latest(Path(run_dir), with_replay=False)
     if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}")
+        raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
+                                f"`glamor train --resume {run_dir}` trains it)")
     episodes = cfg.eval_episodes if episodes is None else min(episodes, cfg.eval_episodes)
     with eval_environments(cfg, episodes) as eval_envs:
         check_env_fits_model(eval_envs[0], state, cfg)
@@ -524,7 +525,8 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     aside = None
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it")
+            raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it "
+                                  f"(or `glamor train --resume {run_dir}` to continue it)")
         real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
         if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
             raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
