@@ -254,6 +254,7 @@ def read_results(path: Path) -> dict:
                          f"and `glamor eval` writes it again")
     return results
 
+
 def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path:
     path = Path(run_dir) / name
     tmp = path.with_suffix(".json.tmp")
