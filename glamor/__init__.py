@@ -12,21 +12,32 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
-from glamor import ops
-from glamor.agent import Agent
-from glamor.config import Config, preset
-from glamor.model import GlamorModel
-from glamor.planning import Plan
+import importlib
 
 __version__ = "0.1.0"
 
-if not ops.available():
-    warnings.warn(
-        f"glamor._C is not built: planning uses the slower PyTorch reference; {ops.REBUILD_HINT}",
-        RuntimeWarning,
-        stacklevel=2,
-    )
+# The public names load on first use (PEP 562), so `import glamor.cli` stays light: `glamor --help`
+# answers without importing torch, and a Ctrl-C while torch loads reaches the CLI's handler.
+_PUBLIC = {"Agent": "glamor.agent", "Config": "glamor.config", "preset": "glamor.config",
+           "GlamorModel": "glamor.model", "Plan": "glamor.planning"}
+_SUBMODULES = {"agent", "checkpoint", "cli", "compare", "config", "devices", "distributed", "envs", "evaluate",
+               "exploration", "gcsl", "goal_cache", "goals", "interrupt", "logger", "model", "nn", "ops", "planning",
+               "replay", "reports", "sysinfo", "train", "vector"}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"glamor.{name}")
+    else:
+        raise AttributeError(f"module 'glamor' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC) | _SUBMODULES)
+
 
 __all__ = ["Agent", "Config", "GlamorModel", "Plan", "preset", "__version__"]

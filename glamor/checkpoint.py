@@ -126,11 +126,17 @@ def load(path: str | Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise ValueError(f"{path} is not a glamor checkpoint (torch.load failed: {e})") from e
+        raise ValueError(f"{path} is not a glamor checkpoint, or is damaged (torch.load: {_first_line(e)})") from e
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a glamor checkpoint (it holds a {type(state).__name__}, not a dict)")
     state["path"] = str(path)  # where messages say it came from
     return state
+
+
+def _first_line(error: BaseException) -> str:
+    """An exception's first line without torch's plea for a better message."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0].split("  (Could this error message be improved?")[0].strip()
 
 
 def model_meta(state: dict) -> dict | None:
@@ -190,19 +196,29 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True,
-                problems: list[str] | None = None) -> dict | None:
+class UnusableCheckpoints(ValueError):
+    """A run's checkpoint files exist but none loads; `reasons` holds one line per file."""
+
+    def __init__(self, run_dir: Path, reasons: list[str]):
+        self.run_dir, self.reasons = run_dir, reasons
+        super().__init__(f"{run_dir} has checkpoints but none loads ({'; '.join(reasons)})")
+
+
+def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True) -> dict | None:
     """The newest complete checkpoint of a run, or None when it has none.
 
     Tries `checkpoint.pt`, then `checkpoint.prev.pt`; a file that fails to load or whose replay
-    file is missing is skipped with a warning (and its reason appended to `problems`). With
-    `with_replay`, the replay arrays are read into `state["replay"]`.
+    file is missing is skipped, with a warning when the previous one is used instead. When the
+    run has checkpoint files but none loads, raises `UnusableCheckpoints` naming each one's
+    reason. With `with_replay`, the replay arrays are read into `state["replay"]`.
     """
     run_dir = Path(run_dir)
     note_left_aside(run_dir)
-    names = [name for name in (CHECKPOINT, PREVIOUS) if (run_dir / name).exists()]
-    for i, name in enumerate(names):
+    reasons = []
+    for name in (CHECKPOINT, PREVIOUS):
         path = run_dir / name
+        if not path.exists():
+            continue
         try:
             state = load(path, map_location)
             replay_file = state.get("replay_file")
@@ -210,13 +226,17 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
                 try:
                     state["replay"] = load_arrays(run_dir / replay_file)
                 except Exception as e:  # noqa: BLE001 - named as the replay's, not the checkpoint's
-                    raise ValueError(f"its replay file {replay_file} is unusable ({type(e).__name__}: "
-                                     f"{str(e)[:200]})") from e
-        except Exception as e:  # noqa: BLE001 - fall back to the previous checkpoint
-            if problems is not None:
-                problems.append(f"{path.name}: {type(e).__name__}: {e}")
-            then = "trying the previous one" if i + 1 < len(names) else "no other checkpoint to try"
-            warnings.warn(f"checkpoint {path} is unusable ({type(e).__name__}: {e}); {then}", stacklevel=2)
+                    raise ValueError(f"{path} is unusable: its replay file {replay_file} is unusable "
+                                     f"({type(e).__name__}: {str(e)[:200]})") from e
+        except ValueError as e:  # load's own message names the file
+            reasons.append(str(e))
             continue
+        except Exception as e:  # noqa: BLE001 - fall back to the previous checkpoint
+            reasons.append(f"{path} is unusable ({type(e).__name__}: {e})")
+            continue
+        if reasons:
+            warnings.warn(f"{reasons[0]}; using {path.name}, the checkpoint before it", stacklevel=2)
         return state
+    if reasons:
+        raise UnusableCheckpoints(run_dir, reasons)
     return None

@@ -72,8 +72,9 @@ def cmd_train(args) -> int:
         if args.env or args.seed is not None or args.run_dir or args.overwrite:
             raise ValueError(f"--resume RUN_DIR takes the run's own config.json; only --total-env-steps and "
                              f"--set {', '.join(MACHINE_FIELDS)} may change")
-        if args.algo:
-            raise ValueError("--resume RUN_DIR takes the run's own config.json (its algo included)")
+        if args.algo or args.preset:
+            given = "--algo" if args.algo else "--preset"
+            raise ValueError(f"--resume RUN_DIR takes the run's own config.json, so {given} has nothing to change")
         # resume() refuses --set fields other than the machine's
         # the table is the command's answer, with or without progress bars
         resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set), table=True)
@@ -87,6 +88,7 @@ def cmd_train(args) -> int:
         overrides["total_env_steps"] = args.total_env_steps
     if args.seed is not None:
         overrides["seed"] = args.seed
+    args.preset = args.preset or "gridworld"
     cfg = preset(args.preset, **overrides)
     cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
     if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu":
@@ -199,7 +201,12 @@ def cmd_envs(args) -> int:
     return 0
 
 
+BENCHMARKS = ("planner", "act", "envs", "collect", "update")
+
+
 def cmd_bench(args) -> int:
+    if args.what is None:
+        args.parser.error(f"which benchmark? one of {', '.join(BENCHMARKS)} (glamor bench WHAT --help)")
     script = Path(__file__).resolve().parent.parent / "benchmarks" / f"bench_{args.what}.py"
     if not script.exists():
         raise ValueError(f"no benchmark script {script} (benchmarks/ ships with the source tree)")
@@ -224,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a GLAMOR agent, then evaluate it")
-    t.add_argument("--preset", default="gridworld", choices=sorted(PRESETS), help="settings to start from (default gridworld)")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="settings to start from (default gridworld)")
     t.add_argument("--env", help="environment id (see `glamor envs`), overrides the preset's")
     t.add_argument("--algo", choices=["glamor", "gcsl"],
                    help="glamor (default) or gcsl, the goal-conditioned supervised baseline")
@@ -271,10 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     b = sub.add_parser("bench", help="run a benchmark from benchmarks/")
-    b.add_argument("what", choices=["planner", "act", "envs", "collect", "update"])
+    b.add_argument("what", nargs="?", choices=BENCHMARKS)  # optional, so that its absence is named alone
     b.add_argument("rest", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="the benchmark's own arguments (glamor bench WHAT --help)")
-    b.set_defaults(func=cmd_bench)
+    b.set_defaults(func=cmd_bench, parser=b)
     return p
 
 
@@ -300,7 +307,11 @@ def _raised_where(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)  # imports torch (compare's arguments): a second or two
+    except KeyboardInterrupt:
+        print("glamor: interrupted", file=sys.stderr)
+        return 130
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     try:
         return args.func(args)

@@ -147,7 +147,8 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     log(f"  resuming {run_dir}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no checkpoint yet: from the beginning"
-        resume(run_dir, machine={k: getattr(cfg, k) for k in MACHINE_FIELDS})  # --set device=... applies
+        resume(run_dir, machine={k: getattr(cfg, k) for k in MACHINE_FIELDS},  # --set device=... applies
+               retrain_hint="delete the run directory for compare to train it again")
     return "resumed"
 
 

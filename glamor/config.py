@@ -177,58 +177,66 @@ class Config:
 
     def __post_init__(self) -> None:
         self._check_types()
+        at_least_1, at_least_0, unit = "at least 1", "at least 0", "in [0, 1]"
+        seed_range = "in [0, 2**31)"  # goal reset seeds are built from both seeds
+
+        def one_of(*names: str) -> str:
+            return "one of " + ", ".join(repr(n) for n in names)
+
+        # field: (whether its value is allowed, the rule a refusal states)
         checks = {
-            "episode_length": self.episode_length >= 1,
-            "num_envs": self.num_envs >= 1,
-            "plan_width": self.plan_width >= 1,
-            "batch_size": self.batch_size >= 1,
-            "replay_capacity": self.replay_capacity >= 2 * self.episode_length + 2,
-            "planner": self.planner in ("sample", "beam"),
-            "backend": self.backend in ("auto", "reference", "native"),
-            "algo": self.algo in ("glamor", "gcsl"),
-            "gcsl_act": self.gcsl_act in ("greedy", "sample"),
-            "gcsl_time": not self.gcsl_time or self.algo == "gcsl",  # a GCSL setting
-            "gamma": 0.0 < self.gamma <= 1.0,
-            "clip_logq": self.clip_logq is None or self.clip_logq <= 0,
-            "eval_episodes": self.eval_episodes >= 1,
-            "eval_episodes_during_training": self.eval_episodes_during_training >= 1,
-            "eval_batch": self.eval_batch >= 1,
-            "train_moved_fraction": 0.0 <= self.train_moved_fraction <= 1.0,
-            "moved_sample_fraction": 0.0 <= self.moved_sample_fraction <= 1.0,
-            "vector": self.vector in ("sync", "async"),
-            "train_start": self.train_start in ("fresh", "goal"),
-            "encoder_channels": len(self.encoder_channels) >= 1
-            and all(c >= 4 and c % 4 == 0 for c in self.encoder_channels),  # GroupNorm(4)
-            "embed_dim": self.embed_dim >= 1,
-            "mix_hidden": self.mix_hidden >= 1,
-            "lstm_hidden": self.lstm_hidden >= 1,
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "grad_clip": self.grad_clip > 0,
-            "updates_per_episode": self.updates_per_episode >= 0,
-            "eps_start": 0.0 <= self.eps_start <= 1.0,
-            "eps_end": 0.0 <= self.eps_end <= 1.0,
-            "eps_decay_steps": self.eps_decay_steps >= 0,
-            "learning_starts": self.learning_starts >= 0,
-            "total_env_steps": self.total_env_steps >= 1,
-            "eval_every": self.eval_every >= 0,
-            "snapshot_every": self.snapshot_every >= 1,
-            "num_train_goals": self.num_train_goals >= 1,
-            "goal_candidates": self.goal_candidates >= 1,
-            "label_range_rollouts": self.label_range_rollouts >= 1,
-            "torch_threads": self.torch_threads >= 0,
-            "seed": 0 <= self.seed < 2**31,  # goal reset seeds are built from both seeds
-            "eval_seed": 0 <= self.eval_seed < 2**31,
+            "episode_length": (self.episode_length >= 1, at_least_1),
+            "num_envs": (self.num_envs >= 1, at_least_1),
+            "plan_width": (self.plan_width >= 1, at_least_1),
+            "batch_size": (self.batch_size >= 1, at_least_1),
+            "replay_capacity": (self.replay_capacity >= 2 * self.episode_length + 2,
+                                "at least 2 * episode_length + 2 frames (two episodes)"),
+            "planner": (self.planner in ("sample", "beam"), one_of("sample", "beam")),
+            "backend": (self.backend in ("auto", "reference", "native"), one_of("auto", "reference", "native")),
+            "algo": (self.algo in ("glamor", "gcsl"), one_of("glamor", "gcsl")),
+            "gcsl_act": (self.gcsl_act in ("greedy", "sample"), one_of("greedy", "sample")),
+            "gcsl_time": (not self.gcsl_time or self.algo == "gcsl",
+                          "a GCSL setting, only with algo='gcsl' (GLAMOR's plans already end within the horizon)"),
+            "gamma": (0.0 < self.gamma <= 1.0, "in (0, 1]"),
+            "clip_logq": (self.clip_logq is None or self.clip_logq <= 0, "None or at most 0 (a log-probability)"),
+            "eval_episodes": (self.eval_episodes >= 1, at_least_1),
+            "eval_episodes_during_training": (self.eval_episodes_during_training >= 1, at_least_1),
+            "eval_batch": (self.eval_batch >= 1, at_least_1),
+            "train_moved_fraction": (0.0 <= self.train_moved_fraction <= 1.0, unit),
+            "moved_sample_fraction": (0.0 <= self.moved_sample_fraction <= 1.0, unit),
+            "vector": (self.vector in ("sync", "async"), one_of("sync", "async")),
+            "train_start": (self.train_start in ("fresh", "goal"), one_of("fresh", "goal")),
+            "encoder_channels": (len(self.encoder_channels) >= 1
+                                 and all(c >= 4 and c % 4 == 0 for c in self.encoder_channels),
+                                 "one or more multiples of 4 (GroupNorm with 4 groups)"),
+            "embed_dim": (self.embed_dim >= 1, at_least_1),
+            "mix_hidden": (self.mix_hidden >= 1, at_least_1),
+            "lstm_hidden": (self.lstm_hidden >= 1, at_least_1),
+            "lr": (self.lr > 0, "above 0"),
+            "weight_decay": (self.weight_decay >= 0, at_least_0),
+            "grad_clip": (self.grad_clip > 0, "above 0"),
+            "updates_per_episode": (self.updates_per_episode >= 0, at_least_0),
+            "eps_start": (0.0 <= self.eps_start <= 1.0, unit),
+            "eps_end": (0.0 <= self.eps_end <= 1.0, unit),
+            "eps_decay_steps": (self.eps_decay_steps >= 0, at_least_0),
+            "learning_starts": (self.learning_starts >= 0, at_least_0),
+            "total_env_steps": (self.total_env_steps >= 1, at_least_1),
+            "eval_every": (self.eval_every >= 0, f"{at_least_0} (0: only at the end)"),
+            "snapshot_every": (self.snapshot_every >= 1, at_least_1),
+            "num_train_goals": (self.num_train_goals >= 1, at_least_1),
+            "goal_candidates": (self.goal_candidates >= 1, at_least_1),
+            "label_range_rollouts": (self.label_range_rollouts >= 1, at_least_1),
+            "torch_threads": (self.torch_threads >= 0, f"{at_least_0} (0: leave torch's default)"),
+            "seed": (0 <= self.seed < 2**31, seed_range),
+            "eval_seed": (0 <= self.eval_seed < 2**31, seed_range),
         }
         for f in dataclasses.fields(self):  # inf or nan pass the comparisons above
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                checks[f.name] = False
-        bad = [name for name, ok in checks.items() if not ok]
+                checks[f.name] = (False, "finite")
+        bad = [f"{name}={getattr(self, name)!r} (must be {rule})" for name, (ok, rule) in checks.items() if not ok]
         if bad:
-            values = {name: getattr(self, name) for name in bad}
-            why = "".join(f"; {name}: {_CROSS_FIELD_RULES[name]}" for name in bad if name in _CROSS_FIELD_RULES)
-            raise ValueError(f"invalid config value(s): {values}{why}; see the field docs in glamor.config.Config")
+            raise ValueError(f"invalid config value(s): {'; '.join(bad)}; see the field docs in glamor.config.Config")
         # env_kwargs in their JSON form (tuples become lists), so a config equals itself after
         # a save and load (resume and `glamor compare` compare them)
         try:
@@ -284,11 +292,6 @@ class Config:
 
 # The checks of Config.__post_init__ that read another field, said in words (a bad value alone
 # is clear from the field's doc).
-_CROSS_FIELD_RULES = {
-    "gcsl_time": "a GCSL setting, only with algo='gcsl' (GLAMOR's plans already end within the horizon)",
-    "replay_capacity": "at least 2 * episode_length + 2 frames (two episodes)",
-}
-
 
 # Fields that change where and how a run computes, not what (beyond floating-point rounding):
 # a resume may change them (`glamor train --resume RUN --set eval_batch=50` after running out of

@@ -516,6 +516,9 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     deleted: returns (run_dir, where the old run went, or None); it is deleted once the new run
     has written its first checkpoint, or put back (`_undo_start`) if the new one fails before."""
     run_dir = Path(run_dir)
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise FileExistsError(f"run directory {run_dir} is a link to {os.readlink(run_dir)}, which does not "
+                              f"exist: create that folder, or remove the link")
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"run directory {run_dir} is a file, not a directory")
     for parent in run_dir.parents:
@@ -606,11 +609,12 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
 
 
 def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dict | None = None,
-           table: bool | None = None) -> dict:
+           table: bool | None = None, retrain_hint: str = "train again with --overwrite") -> dict:
     """Continue a run from its newest complete checkpoint (from scratch when it has none yet)
     and return the eval.json dict. `total_env_steps` extends (or shortens) the run; `machine`
     changes fields of config.MACHINE_FIELDS (a run trained on a GPU goes on with device='cpu');
-    `table` prints the results table (default: the run's progress setting)."""
+    `table` prints the results table (default: the run's progress setting). When checkpoint
+    files exist but none loads, the error ends with `retrain_hint`: how to start the run over."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
@@ -623,12 +627,10 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     cfg = cfg.replace(**(machine or {}))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
-    problems: list[str] = []
-    state = checkpoint.load_latest(run_dir, problems=problems)
-    if state is None and problems:
-        raise ValueError(f"{run_dir} has checkpoints but none can be continued ({'; '.join(problems)}); "
-                         f"refusing to start over on top of them: move them away, or train again "
-                         f"with --overwrite")
+    try:
+        state = checkpoint.load_latest(run_dir)
+    except checkpoint.UnusableCheckpoints as e:
+        raise ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}") from None
     done = state.get("env_step", -1) if state is not None else -1  # weights-only checkpoints have none
     if state is not None and "config" in state:
         _check_config_is_the_checkpoints(saved_cfg, state, run_dir)

@@ -22,6 +22,7 @@ def _bench(*args, cwd):
     (("update", "--json", "afile/sub/u.json"), "argument --json: afile is a file, not a folder, so afile/sub cannot"),
     (("envs", "--out", "afile"), "argument --out: afile is a file, not a folder"),
     (("act", "--json", "."), "argument --json: . is a folder; name a file"),
+    ((), "glamor bench: error: which benchmark? one of planner, act, envs, collect, update"),
 ])
 def test_bad_benchmark_arguments_are_named_before_it_runs(tmp_path, args, message):
     (tmp_path / "afile").write_text("x")

@@ -173,10 +173,28 @@ def test_a_run_without_updates_is_warned_about(tmp_path):
         Trainer(preset("debug", progress=False, updates_per_episode=0), tmp_path).close()
 
 
-def test_the_last_unusable_checkpoint_says_there_is_no_other(tmp_path):
+def test_a_run_whose_only_checkpoint_is_damaged_is_refused_by_name(tmp_path):
     (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"not a checkpoint")
-    with pytest.warns(UserWarning, match="no other checkpoint to try"):
-        assert checkpoint.load_latest(tmp_path) is None
+    with pytest.raises(checkpoint.UnusableCheckpoints, match=r"checkpoint.pt is not a glamor checkpoint, or is damaged"):
+        checkpoint.load_latest(tmp_path)
+
+
+def test_damaged_checkpoints_are_named_once_and_never_called_missing(run, tmp_path):
+    """Both checkpoint files damaged: resume and eval say so, each reason once (torch's long text
+    cut to its first line), and neither calls the run one that stopped before its first checkpoint."""
+    copy = _copy(run, tmp_path)
+    data = (copy / checkpoint.CHECKPOINT).read_bytes()
+    for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS):
+        (copy / name).write_bytes(data[: len(data) // 2])  # a truncated write
+    for command in (["train", "--resume", str(copy)], ["eval", str(copy)]):
+        out = _cli(*command, cwd=tmp_path)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert "has checkpoints but none loads" in out.stderr and "before its first" not in out.stderr
+        for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS):
+            assert out.stderr.count(f"{name} is not a glamor checkpoint") == 1, out.stderr
+        assert "Could this error message be improved" not in out.stderr
+        if command[0] == "train":
+            assert "move them away, or train again with --overwrite" in out.stderr
 
 
 def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
@@ -313,6 +331,9 @@ def test_a_run_left_aside_by_a_killed_overwrite_is_named(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(FileExistsError, match="afile is a file"):
         prepare_run_dir(tmp_path / "afile" / "sub", overwrite=False)
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(FileExistsError, match=r"link is a link to .*gone, which does not exist"):
+        prepare_run_dir(tmp_path / "link", overwrite=True)
 
 
 def test_a_checkpoint_beside_another_runs_config_is_named(run, tmp_path):
@@ -339,3 +360,23 @@ def test_results_names_stay_short_enough_for_a_file_name():
     many = {f"setting_{i}": "x" * 20 for i in range(12)}
     long_a, long_b = results_name(many), results_name({**many, "setting_11": "y" * 20})
     assert len(long_a) < 200 and long_a.startswith("eval-setting_0=") and long_a != long_b
+
+
+@pytest.mark.parametrize("given", [["--preset", "debug"], ["--algo", "gcsl"]])
+def test_resume_refuses_settings_the_runs_config_fixes(tmp_path, given, capsys):
+    from glamor.cli import main
+
+    assert main(["train", "--resume", str(tmp_path / "r"), *given]) == 2
+    assert f"so {given[0]} has nothing to change" in capsys.readouterr().err
+
+
+def test_the_command_line_starts_without_torch():
+    """`import glamor.cli` (the `glamor` script's first line) loads no torch, so a Ctrl-C while torch
+    loads reaches main()'s handler; the package's public names still load on first use."""
+    code = ("import sys, glamor.cli; assert 'torch' not in sys.modules, 'torch imported'\n"
+            "from glamor import Agent, GlamorModel, preset; import glamor\n"
+            "assert glamor.Config is glamor.config.Config and 'torch' in sys.modules and 'ops' in dir(glamor)\n"
+            "try:\n    glamor.nope\nexcept AttributeError as e:\n    assert 'nope' in str(e)\n"
+            "else:\n    raise SystemExit('no AttributeError')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]

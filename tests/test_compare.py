@@ -117,9 +117,10 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
     (unfinished / "eval.json").unlink()
     resumed = []
 
-    def spy_resume(run_dir, total_env_steps=None, machine=None):
+    def spy_resume(run_dir, total_env_steps=None, machine=None, **kwargs):
         resumed.append((run_dir, machine))
-        return real_resume(run_dir, total_env_steps, machine)
+        assert "compare" in kwargs["retrain_hint"]  # not `glamor train --overwrite`: compare has no such flag
+        return real_resume(run_dir, total_env_steps, machine, **kwargs)
 
     monkeypatch.setattr(train_module, "resume", spy_resume)
     # another eval_batch (a machine field: the draws are keyed by goal and step) reuses the

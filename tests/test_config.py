@@ -23,7 +23,7 @@ def test_invalid_values_are_named(field, value):
 
 
 def test_a_value_refused_because_of_another_field_says_the_rule():
-    with pytest.raises(ValueError, match=r"replay_capacity: at least 2 \* episode_length \+ 2"):
+    with pytest.raises(ValueError, match=r"replay_capacity=21 \(must be at least 2 \* episode_length \+ 2"):
         Config(episode_length=10, replay_capacity=21)
     Config(episode_length=10, replay_capacity=22)
 
@@ -76,5 +76,19 @@ def test_numbers_take_their_fields_type():
     ("seed", 2**31), ("eval_seed", 2**40), ("train_start", "reset"),
 ])
 def test_degenerate_sizes_and_rates_are_refused(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=f"{field}=.* \\(must be "):
         preset("debug", **{field: value})
+
+
+@pytest.mark.parametrize("field,value,rule", [
+    ("plan_width", 0, "plan_width=0 (must be at least 1)"),
+    ("planner", "greedy", "planner='greedy' (must be one of 'sample', 'beam')"),
+    ("gamma", 1.5, "gamma=1.5 (must be in (0, 1])"),
+    ("lr", float("nan"), "lr=nan (must be finite)"),
+    ("encoder_channels", [6], "encoder_channels=(6,) (must be one or more multiples of 4"),
+    ("seed", -1, "seed=-1 (must be in [0, 2**31))"),
+])
+def test_a_refused_value_is_told_the_allowed_range(field, value, rule):
+    with pytest.raises(ValueError) as info:
+        preset("debug", **{field: value})
+    assert rule in str(info.value)

@@ -150,7 +150,7 @@ def test_acting_reads_the_steps_left_in_collection_and_evaluation():
 
 
 def test_gcsl_time_is_a_gcsl_setting_fixed_by_the_checkpoint():
-    with pytest.raises(ValueError, match="gcsl_time: a GCSL setting, only with algo='gcsl'"):
+    with pytest.raises(ValueError, match="gcsl_time=True \\(must be a GCSL setting, only with algo='gcsl'"):
         Config(gcsl_time=True)  # a GLAMOR run
     from glamor.config import check_model_unchanged
 

@@ -13,13 +13,14 @@ TypeError that names it. Results do not depend on the number of
 threads (``torch.set_num_threads``).
 
 The compiled module ``glamor._C`` is optional. Without it ``available()`` is False, the
-planners fall back to the readable reference, and ``import glamor`` warns once, naming the
-command that rebuilds it.
+planners fall back to the readable reference, and importing this module (the model and the
+planners do) warns once, naming the command that rebuilds it.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import torch
 
@@ -32,6 +33,8 @@ try:
 except ImportError as e:  # not built, or built against another torch
     _C = None
     _IMPORT_ERROR = e
+    warnings.warn(f"glamor._C is not built: planning uses the slower PyTorch reference; {REBUILD_HINT}",
+                  RuntimeWarning, stacklevel=2)
 
 
 def available() -> bool:
