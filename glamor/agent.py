@@ -152,7 +152,7 @@ class Agent:
     def plan(self, obs, goal, horizon: int, keys=None) -> Plan:
         """Best plans (P of them) of at most `horizon` actions. `keys`: see `act`."""
         planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)  # before any encoder runs
-        obs, goal = _tensor(obs), _tensor(goal)
+        obs, goal = _tensor(obs, "obs"), _tensor(goal, "goal")
         self.model.check_images(obs, goal)
         if keys is not None:
             keys = planning.checked_plan_keys(keys, obs.shape[0], torch.device("cpu"), "keys").to(self.model.device)
@@ -193,7 +193,7 @@ class Agent:
         Returns:
             actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
         """
-        obs, goal = (x if isinstance(x, torch.Tensor) else np.asarray(x) for x in (obs, goal))  # GPU tensors stay
+        obs, goal = _array(obs, "obs"), _array(goal, "goal")
         if obs.ndim not in (3, 4):
             raise ValueError(f"obs must be uint8 frames (S, H, W) or a batch (P, S, H, W), got shape {tuple(obs.shape)}")
         single = obs.ndim == 3
@@ -233,6 +233,15 @@ class Agent:
         return epsilon_greedy(self.rng, self.num_actions, actions, epsilon)
 
 
-def _tensor(x) -> torch.Tensor:
-    """A tensor as it is (on any device), anything else through numpy."""
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+def _array(x, name: str) -> torch.Tensor | np.ndarray:
+    """A tensor as it is (on any device: GPU tensors stay), anything array-like as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise ValueError(f"{name} must be uint8 frames (a numpy array or a tensor), got {type(x).__name__}")
+    return np.asarray(x)
+
+
+def _tensor(x, name: str) -> torch.Tensor:
+    x = _array(x, name)
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)

@@ -144,7 +144,9 @@ class GlamorModel(nn.Module):
             if not isinstance(x, torch.Tensor):
                 raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
             if x.dtype != torch.uint8:
-                raise ValueError(f"{name} must be uint8, got {x.dtype}")
+                hint = (" (frames hold 0..255; from floats in [0, 1]: (x * 255).round().to(torch.uint8))"
+                        if x.is_floating_point() else "")
+                raise ValueError(f"{name} must be uint8, got {x.dtype}{hint}")
             if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
                 raise ValueError(f"{name} must have shape (P, {c}, {h}, {w}), got {tuple(x.shape)}")
         if obs.shape[0] != goal.shape[0]:

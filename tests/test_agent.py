@@ -163,6 +163,10 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
         agent.act(np.zeros((h, w, 3), np.uint8), np.zeros((h, w, 3), np.uint8))
     with pytest.raises(ValueError, match=r"obs must be uint8 frames \(S, H, W\) or a batch"):
         agent.act(0, 0)
+    with pytest.raises(ValueError, match=r"goal must be uint8 frames \(a numpy array or a tensor\), got NoneType"):
+        agent.act(frames, None)
+    with pytest.raises(ValueError, match=r"obs must be uint8, got torch.float64 \(frames hold 0..255; from floats"):
+        agent.act(frames / 255.0, np.zeros((h, w), np.uint8))  # an image scaled to [0, 1]
     action, stop = agent.act(frames, np.zeros((1, h, w), np.uint8))
     assert 0 <= action < agent.num_actions
     goal = np.zeros((1, h, w), np.uint8)  # tensors (on the model's device or not) act like arrays
@@ -226,6 +230,9 @@ def test_epsilon_must_be_a_probability():
         with pytest.raises(ValueError, match="epsilon must be a probability in"):
             agent.epsilon_greedy(np.zeros(4, np.int64), bad)
     assert (agent.epsilon_greedy(np.zeros(4, np.int64), 0.0) == 0).all()
+    for bad in (np.array([3]), np.array([-1]), np.array([1.0])):  # not an action of this agent
+        with pytest.raises(ValueError, match=r"actions must be integers in \[0, 3\)"):
+            agent.epsilon_greedy(bad, 0.5)
 
 
 def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
