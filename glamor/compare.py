@@ -392,11 +392,16 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                 if len(set(values)) < len(values)]
     if repeated:
         raise ValueError(f"{', '.join(repeated)}: each value once")
-    out = _check_out(out)
-    for env in envs:  # every run's config before any training: a bad one costs nothing
+    from glamor.config import PRESETS
+
+    not_presets = [env for env in envs if env not in PRESETS]
+    if not_presets:
+        raise ValueError(f"--envs {' '.join(not_presets)}: not a preset; --envs takes presets: {sorted(PRESETS)}")
+    for env in envs:  # every run's config before any training (or any folder made): a bad one costs nothing
         for seed in seeds:
             for algo in methods:
                 RunSpec(algo, setting, env, seed).config(budget, overrides)
+    out = _check_out(out)
     command = _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
                        overrides)
     t_start = time.time()

@@ -168,9 +168,13 @@ def test_compare_refuses_what_it_would_throw_away_and_bad_arguments_up_front(tmp
     for kw, message in ((dict(out=tmp_path / "afile" / "t"), r"--out .*afile/t: cannot write there"),
                         (dict(out=""), "--out must name a path"),
                         (dict(seeds=[0, 0, 1]), r"--seeds 0: each value once"),
-                        (dict(envs=["debug", "debug"]), r"--envs debug: each value once")):
+                        (dict(envs=["debug", "debug"]), r"--envs debug: each value once"),
+                        (dict(envs=["debug", "glamor/Pong-v0"]), r"--envs glamor/Pong-v0: not a preset; --envs takes "
+                                                                  r"presets: \['atari', "),
+                        (dict(overrides={"plan_width": 0}), r"plan_width=0 \(must be at least 1\)")):
         with pytest.raises(ValueError, match=message):
             _compare(tmp_path / "other", **kw)
+    assert not (tmp_path / "other").exists()  # refused before any folder was made
 
 
 def test_compare_keeps_dots_in_out_and_names_itself_when_interrupted(tmp_path, monkeypatch):
