@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error(f"--episodes must be >= 1, got {args.episodes}")
-    agent = Agent.load(args.run_dir, device=args.device)
+    try:
+        agent = Agent.load(args.run_dir, device=args.device)
+    except (OSError, ValueError) as e:  # no run there, a damaged checkpoint: the message says which
+        p.error(str(e))
     cfg = agent.config
     env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
     try:

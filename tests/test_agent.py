@@ -400,6 +400,9 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
     bad = subprocess.run([sys.executable, str(path), str(tmp_path), "--episodes", "0"], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode != 0 and "--episodes must be >= 1" in bad.stderr
+    missing = subprocess.run([sys.executable, str(path), str(tmp_path / "nothing")], capture_output=True,
+                             text=True, timeout=300)
+    assert missing.returncode == 2 and "error: no checkpoint at" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_loading_a_checkpoint_file_names_a_run_left_aside(tmp_path):
