@@ -13,23 +13,21 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
-# The public names load on first use (PEP 562), so `import glamor.cli` stays light: `glamor --help`
-# answers without importing torch, and a Ctrl-C while torch loads reaches the CLI's handler.
+# The public names load on first use (PEP 562), so `import glamor.cli` (the `glamor` script's first
+# line) loads no torch, and a Ctrl-C while torch loads reaches the CLI's handler.
 _PUBLIC = {"Agent": "glamor.agent", "Config": "glamor.config", "preset": "glamor.config",
            "GlamorModel": "glamor.model", "Plan": "glamor.planning"}
-_SUBMODULES = {"agent", "checkpoint", "cli", "compare", "config", "devices", "distributed", "envs", "evaluate",
-               "exploration", "gcsl", "goal_cache", "goals", "interrupt", "logger", "model", "nn", "ops", "planning",
-               "replay", "reports", "sysinfo", "train", "vector"}
 
 
 def __getattr__(name: str):
     if name in _PUBLIC:
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"glamor.{name}")
+    elif not name.startswith("_") and importlib.util.find_spec(f"glamor.{name}") is not None:
+        value = importlib.import_module(f"glamor.{name}")  # glamor.ops after a bare `import glamor`
     else:
         raise AttributeError(f"module 'glamor' has no attribute {name!r}")
     globals()[name] = value
@@ -37,7 +35,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC) | _SUBMODULES)
+    return sorted(set(globals()) | set(_PUBLIC))
 
 
 __all__ = ["Agent", "Config", "GlamorModel", "Plan", "preset", "__version__"]

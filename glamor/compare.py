@@ -45,7 +45,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from glamor.config import MACHINE_FIELDS
+from glamor.config import MACHINE_FIELDS, PRESETS
 from glamor.evaluate import read_results
 from glamor.interrupt import TrainingInterrupted
 from glamor.reports import COLOURS
@@ -392,8 +392,6 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                 if len(set(values)) < len(values)]
     if repeated:
         raise ValueError(f"{', '.join(repeated)}: each value once")
-    from glamor.config import PRESETS
-
     not_presets = [env for env in envs if env not in PRESETS]
     if not_presets:
         raise ValueError(f"--envs {' '.join(not_presets)}: not a preset; --envs takes presets: {sorted(PRESETS)}")

@@ -180,8 +180,8 @@ class Config:
         at_least_1, at_least_0, unit = "at least 1", "at least 0", "in [0, 1]"
         seed_range = "in [0, 2**31)"  # goal reset seeds are built from both seeds
 
-        def one_of(*names: str) -> str:
-            return "one of " + ", ".join(repr(n) for n in names)
+        def one_of(value: str, *names: str) -> tuple[bool, str]:
+            return value in names, "one of " + ", ".join(repr(n) for n in names)
 
         # field: (whether its value is allowed, the rule a refusal states)
         checks = {
@@ -191,10 +191,10 @@ class Config:
             "batch_size": (self.batch_size >= 1, at_least_1),
             "replay_capacity": (self.replay_capacity >= 2 * self.episode_length + 2,
                                 "at least 2 * episode_length + 2 frames (two episodes)"),
-            "planner": (self.planner in ("sample", "beam"), one_of("sample", "beam")),
-            "backend": (self.backend in ("auto", "reference", "native"), one_of("auto", "reference", "native")),
-            "algo": (self.algo in ("glamor", "gcsl"), one_of("glamor", "gcsl")),
-            "gcsl_act": (self.gcsl_act in ("greedy", "sample"), one_of("greedy", "sample")),
+            "planner": one_of(self.planner, "sample", "beam"),
+            "backend": one_of(self.backend, "auto", "reference", "native"),
+            "algo": one_of(self.algo, "glamor", "gcsl"),
+            "gcsl_act": one_of(self.gcsl_act, "greedy", "sample"),
             "gcsl_time": (not self.gcsl_time or self.algo == "gcsl",
                           "a GCSL setting, only with algo='gcsl' (GLAMOR's plans already end within the horizon)"),
             "gamma": (0.0 < self.gamma <= 1.0, "in (0, 1]"),
@@ -204,8 +204,8 @@ class Config:
             "eval_batch": (self.eval_batch >= 1, at_least_1),
             "train_moved_fraction": (0.0 <= self.train_moved_fraction <= 1.0, unit),
             "moved_sample_fraction": (0.0 <= self.moved_sample_fraction <= 1.0, unit),
-            "vector": (self.vector in ("sync", "async"), one_of("sync", "async")),
-            "train_start": (self.train_start in ("fresh", "goal"), one_of("fresh", "goal")),
+            "vector": one_of(self.vector, "sync", "async"),
+            "train_start": one_of(self.train_start, "fresh", "goal"),
             "encoder_channels": (len(self.encoder_channels) >= 1
                                  and all(c >= 4 and c % 4 == 0 for c in self.encoder_channels),
                                  "one or more multiples of 4 (GroupNorm with 4 groups)"),
