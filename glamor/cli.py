@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, FloatingPointError) as e:  # OSError: a full disk, a read-only folder
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as e:
+        # OSError: a full disk, a read-only folder; ImportError: a simulator that is not installed
         print(f"glamor {args.command}: error: {e}{_raised_where(e)}", file=sys.stderr)
         return 2
     except TrainingInterrupted as e:  # a checkpoint was written first

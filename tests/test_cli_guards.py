@@ -380,3 +380,13 @@ def test_the_command_line_starts_without_torch():
             "else:\n    raise SystemExit('no AttributeError')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_simulator_that_is_not_installed_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
+    from glamor.cli import main
+
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # import ale_py now raises ImportError
+    assert main(["train", "--preset", "atari_cpu", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Atari environments need ale-py" in err and "pip install 'glamor[envs]'" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # nothing left behind

@@ -106,7 +106,8 @@ class AtariGoalEnv(GoalEnv):
             from ale_py import roms
         except ImportError as e:
             raise ImportError(
-                "Atari environments need ale-py (its ROMs ship with it): pip install ale-py"
+                "Atari environments need ale-py (its ROMs ship with it): pip install 'glamor[envs]' "
+                "(or pip install ale-py)"
             ) from e
         ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
         self.ale = ale_py.ALEInterface()

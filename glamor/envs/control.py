@@ -177,8 +177,8 @@ class ControlGoalEnv(GoalEnv):
             from dm_control.mujoco.engine import Camera
         except ModuleNotFoundError as e:
             raise ImportError(
-                "DeepMind Control environments need dm_control and mujoco: "
-                "pip install dm_control mujoco"
+                "DeepMind Control environments need dm_control and mujoco: pip install 'glamor[envs]' "
+                "(or pip install dm_control==1.0.50 mujoco==3.17.0: mujoco 4 breaks dm_control)"
             ) from e
         except Exception as e:  # dm_control loads the OpenGL backend at import
             raise RuntimeError(gl_failure(backend, e)) from e
