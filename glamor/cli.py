@@ -113,8 +113,8 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from glamor.evaluate import format_table, results_name, write_results
     from glamor.reports import write_reports
+    from glamor.results import format_table, results_name, write_results
     from glamor.train import evaluate_checkpoint
 
     run_dir = Path(args.run_dir)

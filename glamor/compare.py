@@ -46,9 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glamor.config import MACHINE_FIELDS, PRESETS
-from glamor.evaluate import read_results
 from glamor.interrupt import TrainingInterrupted
-from glamor.reports import COLOURS
+from glamor.results import COLOURS, read_results
 
 # Training-time methods -> config overrides; `gcsl_time` is GCSL with the steps left as an input.
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}, "gcsl_time": {"algo": "gcsl", "gcsl_time": True}}

@@ -18,11 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from glamor.evaluate import EVAL_METRICS, POLICY_LABELS
+from glamor.results import COLOURS, EVAL_METRICS, POLICY_LABELS
 
-# Each policy's colour in every plot (compare's too; gcsl_time: time-conditioned GCSL's runs).
-COLOURS = {"glamor": (31, 119, 180), "glamor_no_prior": (255, 127, 14), "gcsl": (44, 160, 44),
-           "gcsl_time": (214, 39, 40), "random": (127, 127, 127)}
 # The plotted series of each algorithm's runs: (metrics.csv column, policy, colour). A run logs
 # its own policy's success as eval/success_rate, whichever algorithm it trains (EVAL_METRICS).
 SERIES = {algo: tuple((column, policy, COLOURS[policy]) for column, policy in series) for algo, series in {

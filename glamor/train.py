@@ -48,13 +48,14 @@ from glamor import checkpoint, envs
 from glamor.agent import Agent
 from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
-from glamor.evaluate import EVAL_METRICS, evaluate, format_table, read_results, write_results
+from glamor.evaluate import evaluate
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
 from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
 from glamor.logger import Logger
 from glamor.model import GlamorModel
 from glamor.replay import Replay
+from glamor.results import EVAL_METRICS, format_table, read_results, write_results
 from glamor.vector import EnvPool, make_pool
 
 CHECKPOINT_FORMAT = 2

@@ -354,7 +354,7 @@ def test_a_checkpoint_beside_another_runs_config_is_named(run, tmp_path):
 
 
 def test_results_names_stay_short_enough_for_a_file_name():
-    from glamor.evaluate import results_name
+    from glamor.results import results_name
 
     assert results_name({"plan_width": 4, "planner": "beam"}) == "eval-plan_width=4,planner=beam.json"
     many = {f"setting_{i}": "x" * 20 for i in range(12)}
@@ -390,3 +390,12 @@ def test_a_simulator_that_is_not_installed_is_one_line_naming_the_extra(tmp_path
     err = capsys.readouterr().err
     assert "Atari environments need ale-py" in err and "pip install 'glamor[envs]'" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # nothing left behind
+
+
+def test_parsing_the_command_line_loads_no_model_code():
+    """build_parser (compare's arguments included) imports no torch: argument errors and --help are
+    immediate, and glamor.results keeps what compare reads at import time light."""
+    code = ("import sys; from glamor.cli import build_parser; build_parser().parse_args(['envs'])\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
