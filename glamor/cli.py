@@ -308,7 +308,7 @@ def _raised_where(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)  # imports torch (compare's arguments): a second or two
+        args = build_parser().parse_args(argv)  # no torch yet: the commands import it
     except KeyboardInterrupt:
         print("glamor: interrupted", file=sys.stderr)
         return 130
