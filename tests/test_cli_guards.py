@@ -370,10 +370,13 @@ def test_resume_refuses_settings_the_runs_config_fixes(tmp_path, given, capsys):
     assert f"so {given[0]} has nothing to change" in capsys.readouterr().err
 
 
-def test_the_command_line_starts_without_torch():
-    """`import glamor.cli` (the `glamor` script's first line) loads no torch, so a Ctrl-C while torch
-    loads reaches main()'s handler; the package's public names still load on first use."""
+def test_the_command_line_starts_and_parses_without_torch():
+    """`import glamor.cli` (the `glamor` script's first line) and build_parser (compare's arguments
+    included) load no torch, so a Ctrl-C while torch loads reaches main()'s handler and argument
+    errors and --help are immediate (glamor.results keeps what compare reads light); the package's
+    public names still load on first use."""
     code = ("import sys, glamor.cli; assert 'torch' not in sys.modules, 'torch imported'\n"
+            "glamor.cli.build_parser().parse_args(['envs']); assert 'torch' not in sys.modules, 'torch imported'\n"
             "from glamor import Agent, GlamorModel, preset; import glamor\n"
             "assert glamor.Config is glamor.config.Config and 'torch' in sys.modules and 'ops' in dir(glamor)\n"
             "try:\n    glamor.nope\nexcept AttributeError as e:\n    assert 'nope' in str(e)\n"
@@ -390,12 +393,3 @@ def test_a_simulator_that_is_not_installed_is_one_line_naming_the_extra(tmp_path
     err = capsys.readouterr().err
     assert "Atari environments need ale-py" in err and "pip install 'glamor[envs]'" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # nothing left behind
-
-
-def test_parsing_the_command_line_loads_no_model_code():
-    """build_parser (compare's arguments included) imports no torch: argument errors and --help are
-    immediate, and glamor.results keeps what compare reads at import time light."""
-    code = ("import sys; from glamor.cli import build_parser; build_parser().parse_args(['envs'])\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
