@@ -3,7 +3,8 @@
 Load the agent from a run directory (its newest checkpoint; no replay, no trainer), then at every
 step show it the current frames and the goal image and take the first action of its best plan;
 it says when it believes the goal is reached (its best plan is that one action). The environment
-judges success by its labels at the end, which the agent never sees::
+judges success by its labels at the end, which the agent never sees. A GCSL baseline's run
+(`--algo gcsl`) loads its policy instead, which acts alike but never stops early::
 
     make demo                                   # trains runs/demo on the gridworld
     .venv/bin/python examples/closed_loop.py runs/demo --episodes 20
@@ -21,10 +22,11 @@ import argparse
 import time
 
 from glamor import envs
-from glamor.agent import Agent
+from glamor.agent import Agent, load_agent
+from glamor.gcsl import GCSLAgent
 
 
-def run_episode(agent: Agent, env, seed: int, k: int, episode: int = 0) -> dict:
+def run_episode(agent: Agent | GCSLAgent, env, seed: int, k: int, episode: int = 0) -> dict:
     """One closed-loop episode of at most k steps: steps taken, whether the agent stopped itself,
     the judge's verdict. `episode` numbers the episode's draw keys."""
     obs, info = env.reset(seed=seed)
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         p.error(f"--episodes must be >= 1, got {args.episodes}")
     try:
-        agent = Agent.load(args.run_dir, device=args.device)
+        agent = load_agent(args.run_dir, device=args.device)  # an Agent, or a GCSLAgent for a GCSL run
     except (OSError, ValueError) as e:  # no run there, a damaged checkpoint: the message says which
         p.error(str(e))
     cfg = agent.config
@@ -65,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
     finally:
         env.close()
+    how = f"{agent.method} {agent.width}" if isinstance(agent, Agent) else f"GCSL, {agent.mode}"
     print(f"{cfg.env_id}: {successes}/{args.episodes} goals reached; {agent.plans_made} plans in {wall:.1f} s "
-          f"({agent.plans_made / wall:.0f} plans/s, {agent.method} {agent.width})")
+          f"({agent.plans_made / wall:.0f} plans/s, {how})")
     return 0
 
 

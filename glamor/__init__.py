@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 # The public names load on first use (PEP 562), so `import glamor.cli` (the `glamor` script's first
 # line) loads no torch, and a Ctrl-C while torch loads reaches the CLI's handler.
-_PUBLIC = {"Agent": "glamor.agent", "Config": "glamor.config", "preset": "glamor.config",
+_PUBLIC = {"Agent": "glamor.agent", "load_agent": "glamor.agent", "Config": "glamor.config", "preset": "glamor.config",
            "GlamorModel": "glamor.model", "Plan": "glamor.planning"}
 
 
@@ -38,4 +38,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_PUBLIC))
 
 
-__all__ = ["Agent", "Config", "GlamorModel", "Plan", "preset", "__version__"]
+__all__ = ["Agent", "Config", "GlamorModel", "Plan", "load_agent", "preset", "__version__"]

@@ -16,26 +16,27 @@ checkpoint's config and weights (the replay stays on disk), so
 
     agent = Agent.load("runs/demo")
     action, stop = agent.act(frames, goal_image)   # uint8 (S, H, W) and (H, W)
+
+and `load_agent(path)` gives whichever agent a run trained (a `glamor.gcsl.GCSLAgent` for a GCSL
+baseline's run). What both agents share is in glamor/agent_base.py.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from glamor import checkpoint, planning
-from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
-from glamor.devices import resolve_device
-from glamor.exploration import epsilon_greedy
+from glamor import planning
+from glamor.agent_base import AgentBase, as_tensor, read_checkpoint
+from glamor.gcsl import GCSLAgent
 from glamor.goal_cache import GoalEncodingCache
 from glamor.model import GlamorModel
 from glamor.planning import Plan
 
 
-class Agent:
+class Agent(AgentBase):
     """A planner-driven agent.
 
     Example:
@@ -94,65 +95,19 @@ class Agent:
         self.rng.bit_generator.state = state["rng"]
         self._plan_seed, self.plans_made = state["plan_seed"], state["plans_made"]
 
+    ALGO = "glamor"
     # The config fields an agent reads, and the argument each becomes.
     CONFIG_FIELDS = {"planner": "method", "plan_width": "width", "use_prior": "use_prior", "gamma": "gamma",
                      "backend": "backend", "seed": "seed", "horizon": "horizon", "clip_logq": "clip_logq"}
 
     @classmethod
-    def from_config(cls, model: GlamorModel, cfg, **overrides) -> Agent:
-        kwargs = {argument: getattr(cfg, field) for field, argument in cls.CONFIG_FIELDS.items()}
-        return cls(model, **{**kwargs, **overrides})
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", **overrides) -> Agent:
-        """An agent from a run directory (its newest complete checkpoint) or a checkpoint file;
-        no environment is built. `overrides` replace config fields (planner, plan_width, ...)
-        or Agent arguments.
-
-        Example:
-            >>> agent = Agent.load("runs/demo", plan_width=64)  # doctest: +SKIP
-        """
-        path = Path(path)
-        if path.is_file():
-            checkpoint.note_left_aside(path.parent, stacklevel=3)  # as load_latest does for a run directory
-        state = checkpoint.load_latest(path, with_replay=False) if path.is_dir() else checkpoint.load(path)
-        if state is None:
-            raise FileNotFoundError(f"{path} holds no complete checkpoint")
-        if not {"model", "config", "model_meta"} <= set(state):
-            raise ValueError(f"{path} is not a glamor run's checkpoint (it has no model weights, config "
-                             f"and model_meta)")
-        fields = set(Config.__dataclass_fields__)
-        arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "model"}
-        unknown = sorted(set(overrides) - fields - arguments)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {unknown}: overrides are config fields (glamor.config.Config) "
-                             f"or Agent arguments {sorted(arguments)}")
-        unread = sorted(set(overrides) & (fields - set(cls.CONFIG_FIELDS) - set(MODEL_FIELDS) - arguments))
-        if unread:
-            raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
-                             f"it reads {sorted(cls.CONFIG_FIELDS)} and Agent arguments {sorted(arguments)}")
-        where = state.get("path", str(path))
-        trained = Config.from_dict(state["config"], f"{where}'s config")
-        check_model_unchanged(trained, overrides, "loading its agent")
-        cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})
-        if cfg.algo != "glamor":
-            raise ValueError(f"{path} holds a {cfg.algo} run, not a GLAMOR model (see glamor.gcsl for GCSL)")
-        meta = checkpoint.model_meta(state)
-        model = GlamorModel.from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
-        checkpoint.load_weights(model, state)
-        model = model.to(resolve_device(str(device))).eval()  # a torch.device is checked too
-        agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
-        agent.config = cfg
-        return agent
-
-    @property
-    def num_actions(self) -> int:
-        return self.model.num_actions
+    def model_class(cls) -> type:
+        return GlamorModel
 
     def plan(self, obs, goal, horizon: int, keys=None) -> Plan:
         """Best plans (P of them) of at most `horizon` actions. `keys`: see `act`."""
         planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)  # before any encoder runs
-        obs, goal = _tensor(obs, "obs"), _tensor(goal, "goal")
+        obs, goal = as_tensor(obs, "obs"), as_tensor(goal, "goal")
         self.model.check_images(obs, goal)
         if keys is not None:
             keys = planning.checked_plan_keys(keys, obs.shape[0], torch.device("cpu"), "keys").to(self.model.device)
@@ -169,11 +124,6 @@ class Agent:
             gamma=self.gamma, seed=seed, clip_logq=self.clip_logq, backend=self.backend,
             goal_rep=goal_rep, plan_keys=keys,
         )
-
-    def forget_goals(self) -> None:
-        """Drop the cached goal encoding (needed only after writing weights through `.data`;
-        see glamor/goal_cache.py)."""
-        self._goals.clear()
 
     def act(self, obs, goal, horizon: int | None = None, keys=None):
         """Closed loop, one step: the first action of each best plan, and whether to stop
@@ -193,22 +143,7 @@ class Agent:
         Returns:
             actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
         """
-        obs, goal = _array(obs, "obs"), _array(goal, "goal")
-        if obs.ndim not in (3, 4):
-            raise ValueError(f"obs must be uint8 frames (S, H, W) or a batch (P, S, H, W), got shape {tuple(obs.shape)}")
-        single = obs.ndim == 3
-        if single:
-            want = (self.model.frame_stack, *self.model.image_hw)
-            if obs.shape != want:
-                rgb = " (an RGB image? frames are grayscale)" if obs.shape[-1] in (3, 4) else ""
-                raise ValueError(f"one observation must be the model's (S, H, W) = {want} grayscale frames, "
-                                 f"got shape {obs.shape}{rgb}")
-            hw = obs.shape[-2:]
-            if goal.shape not in (hw, (1, *hw)):
-                raise ValueError(f"one observation {obs.shape} (S, H, W) takes one goal of shape {hw} or "
-                                 f"{(1, *hw)} (a grayscale image of the same size), got {goal.shape}")
-            obs, goal = obs[None], goal.reshape(1, 1, *hw)
-            keys = None if keys is None else np.asarray(keys).reshape(-1)
+        obs, goal, keys, single = self._as_batch(obs, goal, keys)
         if horizon is None:
             if self.horizon is None:
                 raise ValueError("act() needs a horizon (this agent has no default one)")
@@ -228,20 +163,11 @@ class Agent:
         random = self.rng.integers(self.num_actions, size=actions.shape)
         return np.where(actions >= 0, actions, random)
 
-    def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
-        """Each action replaced by a uniform random one with probability `epsilon`."""
-        return epsilon_greedy(self.rng, self.num_actions, actions, epsilon)
 
-
-def _array(x, name: str) -> torch.Tensor | np.ndarray:
-    """A tensor as it is (on any device: GPU tensors stay), anything array-like as a numpy array."""
-    if isinstance(x, torch.Tensor):
-        return x
-    if x is None or isinstance(x, (str, bytes, dict)):
-        raise ValueError(f"{name} must be uint8 frames (a numpy array or a tensor), got {type(x).__name__}")
-    return np.asarray(x)
-
-
-def _tensor(x, name: str) -> torch.Tensor:
-    x = _array(x, name)
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+def load_agent(path: str | Path, device: str | torch.device = "cpu", **overrides) -> Agent | GCSLAgent:
+    """The agent of whichever method a run trained: an `Agent` for a GLAMOR run, a
+    `glamor.gcsl.GCSLAgent` for a GCSL one (both `act(obs, goal, horizon, keys)` alike).
+    Arguments as `Agent.load`'s."""
+    state, trained = read_checkpoint(path)
+    cls = GCSLAgent if trained.algo == "gcsl" else Agent
+    return cls._from_checkpoint(path, state, trained, device, overrides)

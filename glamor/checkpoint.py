@@ -204,16 +204,17 @@ class UnusableCheckpoints(ValueError):
         super().__init__(f"{run_dir} has checkpoints but none loads ({'; '.join(reasons)})")
 
 
-def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True) -> dict | None:
+def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True, stacklevel: int = 3) -> dict | None:
     """The newest complete checkpoint of a run, or None when it has none.
 
     Tries `checkpoint.pt`, then `checkpoint.prev.pt`; a file that fails to load or whose replay
     file is missing is skipped, with a warning when the previous one is used instead. When the
     run has checkpoint files but none loads, raises `UnusableCheckpoints` naming each one's
-    reason. With `with_replay`, the replay arrays are read into `state["replay"]`.
+    reason. With `with_replay`, the replay arrays are read into `state["replay"]`. Warnings point
+    `stacklevel` frames up (as `warnings.warn`'s: 3, the call of the function that called this one).
     """
     run_dir = Path(run_dir)
-    note_left_aside(run_dir)
+    note_left_aside(run_dir, stacklevel + 1)
     reasons = []
     for name in (CHECKPOINT, PREVIOUS):
         path = run_dir / name
@@ -235,7 +236,7 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
             reasons.append(f"{path} is unusable ({type(e).__name__}: {e})")
             continue
         if reasons:
-            warnings.warn(f"{reasons[0]}; using {path.name}, the checkpoint before it", stacklevel=2)
+            warnings.warn(f"{reasons[0]}; using {path.name}, the checkpoint before it", stacklevel=stacklevel)
         return state
     if reasons:
         raise UnusableCheckpoints(run_dir, reasons)

@@ -172,9 +172,10 @@ def load_gray(path: str, hw: tuple[int, int]):
 def cmd_plan(args) -> int:
     import numpy as np
 
-    from glamor.agent import Agent
+    from glamor.agent import load_agent
+    from glamor.gcsl import GCSLAgent
 
-    agent = Agent.load(args.checkpoint, **_parse_overrides(args.set))
+    agent = load_agent(args.checkpoint, **_parse_overrides(args.set))
     meta_hw, stack = agent.model.image_hw, agent.model.frame_stack
     frames = [load_gray(f, meta_hw) for f in args.frames]
     if len(frames) > stack:
@@ -186,6 +187,10 @@ def cmd_plan(args) -> int:
     if horizon > trained:
         print(f"note: horizon {horizon} is longer than the episodes the model learned from ({trained} "
               f"steps): its scores for plans past {trained} actions are extrapolation", file=sys.stderr)
+    if isinstance(agent, GCSLAgent):  # the GCSL baseline: a policy, so the next action, not a plan
+        action = int(agent.act(obs, goal, horizon=horizon)[0][0])
+        print(json.dumps({"action": action, "policy": "gcsl", "mode": agent.mode, "steps_left": horizon}))
+        return 0
     plan = agent.plan(obs, goal, horizon=horizon)
     n = int(plan.lengths[0])
     print(json.dumps({"actions": plan.actions[0, :n].tolist(), "length": n, "score": float(plan.scores[0]),
@@ -257,12 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "the run's own eval.json and reports are kept (progress=... alone writes eval.json)")
     e.set_defaults(func=cmd_eval)
 
-    pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image")
+    pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image (a GCSL "
+                                     "run: its next action)")
     pl.add_argument("checkpoint", help="a run directory or a checkpoint file")
     pl.add_argument("--frames", nargs="+", required=True, metavar="IMAGE",
                     help="the current frames, oldest first (fewer than the stack: the oldest repeats)")
     pl.add_argument("--goal", required=True, metavar="IMAGE", help="the goal image")
-    pl.add_argument("--horizon", type=_positive, help="most actions in the plan (default: the episode length)")
+    pl.add_argument("--horizon", type=_positive, help="most actions in the plan (default: the episode length); "
+                    "a GCSL run: the steps left")
     pl.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a planner setting (planner=sample, plan_width=64, use_prior=false)")
     pl.set_defaults(func=cmd_plan)

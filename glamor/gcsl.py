@@ -38,10 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from glamor import planning
-from glamor.exploration import epsilon_greedy
+from glamor.agent_base import AgentBase, as_tensor
 from glamor.goal_cache import GoalEncodingCache
-from glamor.nn.impala import ImpalaEncoder
-from glamor.nn.mix import state_mix_mlp
+from glamor.nn.goal_conditioned import GoalConditioned
 from glamor.planning.rng import key_uniforms
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
@@ -70,7 +69,7 @@ def gcsl_steps(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
     return (targets < num_actions).sum(dim=1)
 
 
-class GCSLPolicy(nn.Module):
+class GCSLPolicy(GoalConditioned):
     """pi(a | s, g), or pi(a | s, g, h) with `time_conditioned` (h: steps left): Impala encoders of
     obs and goal, GLAMOR's state mix, a linear head."""
 
@@ -84,12 +83,11 @@ class GCSLPolicy(nn.Module):
         mix_hidden: int = 256,
         time_conditioned: bool = False,
     ):
-        super().__init__()
-        self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
+        super().__init__(num_actions, frame_stack, image_hw, encoder_channels, embed_dim, mix_hidden)
+        if not isinstance(time_conditioned, bool):
+            raise ValueError(f"time_conditioned must be True or False, got {time_conditioned!r}")
+        num_actions, embed_dim = self.num_actions, int(embed_dim)
         self.time_conditioned = time_conditioned
-        self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
-        self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
-        self.state_mix = state_mix_mlp(embed_dim, mix_hidden)
         self.head = nn.Linear(embed_dim, num_actions)
         if time_conditioned:  # steps-left features -> the state mix's input (obs_rep, goal_rep)
             self.steps_in = nn.Linear(STEP_FEATURES, 2 * embed_dim)
@@ -100,14 +98,6 @@ class GCSLPolicy(nn.Module):
     def from_config(cls, cfg, num_actions: int, frame_stack: int, image_hw) -> GCSLPolicy:
         return cls(num_actions, frame_stack, image_hw, encoder_channels=cfg.encoder_channels,
                    embed_dim=cfg.embed_dim, mix_hidden=cfg.mix_hidden, time_conditioned=cfg.gcsl_time)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def encode_goal(self, goal: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) uint8 -> the goal representation (B, D) the state mix reads."""
-        return torch.relu(self.goal_encoder(goal))
 
     def forward(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None,
                 steps: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,7 +137,7 @@ class GCSLPolicy(nn.Module):
         return {"loss": F.cross_entropy(logits, labels, ignore_index=IGNORE)}
 
 
-class GCSLAgent:
+class GCSLAgent(AgentBase):
     """Acts with a GCSLPolicy: `act` for evaluation (never stops early), `epsilon_greedy` for
     exploration. Has `state_dict` / `load_state_dict` like `glamor.agent.Agent`, so the trainer
     checkpoints both alike.
@@ -162,6 +152,8 @@ class GCSLAgent:
 
     def __init__(self, policy: GCSLPolicy, *, mode: str = "greedy", seed: int = 0, horizon: int | None = None,
                  cache_goals: bool = True):
+        if not isinstance(policy, GCSLPolicy):
+            raise ValueError(f"policy must be a GCSLPolicy, got {type(policy).__name__}")
         if mode not in ("greedy", "sample"):
             raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
         seed = planning.check_seed("seed", seed)
@@ -179,14 +171,13 @@ class GCSLAgent:
         self.rng.bit_generator.state = state["rng"]
         self.plans_made = state["plans_made"]
 
-    @classmethod
-    def from_config(cls, policy: GCSLPolicy, cfg, **overrides) -> GCSLAgent:
-        kwargs = dict(mode=cfg.gcsl_act, seed=cfg.seed, horizon=cfg.horizon)
-        return cls(policy, **{**kwargs, **overrides})
+    ALGO = "gcsl"
+    # The config fields a GCSL agent reads, and the argument each becomes.
+    CONFIG_FIELDS = {"gcsl_act": "mode", "seed": "seed", "horizon": "horizon"}
 
-    @property
-    def num_actions(self) -> int:
-        return self.model.num_actions
+    @classmethod
+    def model_class(cls) -> type:
+        return GCSLPolicy
 
     @torch.no_grad()
     def policy_actions(self, obs, goal, steps=None, keys=None) -> np.ndarray:
@@ -195,7 +186,8 @@ class GCSLAgent:
         default the agent's `horizon`); `keys`, P integers in [0, 2**32) that key the sampled
         actions' draws (see `act`), or None for the agent's generator."""
         device = self.model.device
-        obs, goal = (torch.as_tensor(np.asarray(x)) for x in (obs, goal))
+        obs, goal = as_tensor(obs, "obs"), as_tensor(goal, "goal")
+        self.model.check_images(obs, goal)
         if keys is not None:
             keys = planning.checked_plan_keys(keys, obs.shape[0], torch.device("cpu"), "keys")
         goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # (P, D)
@@ -227,22 +219,10 @@ class GCSLAgent:
         steps left in the episode, which a time-conditioned policy reads (default the agent's).
         `keys`: as `glamor.agent.Agent.act`'s; a sampling agent draws each action from its
         `seed` and the key alone, whatever the batch (greedy ones draw nothing)."""
-        obs, goal = np.asarray(obs), np.asarray(goal)
-        single = obs.ndim == 3
-        if single:
-            obs, goal = obs[None], goal.reshape(1, 1, *goal.shape[-2:])
-            keys = None if keys is None else np.asarray(keys).reshape(-1)
+        obs, goal, keys, single = self._as_batch(obs, goal, keys)
         actions = self.policy_actions(obs, goal, horizon, keys)
         stop = np.zeros(len(actions), dtype=bool)
         return (int(actions[0]), False) if single else (actions, stop)
-
-    def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
-        """Each action replaced by a uniform random one with probability `epsilon`."""
-        return epsilon_greedy(self.rng, self.num_actions, actions, epsilon)
-
-    def forget_goals(self) -> None:
-        """Drop the cached goal encoding (needed only after writing weights through `.data`)."""
-        self._goals.clear()
 
 
 def collect_closed_loop(envs: list, first_obs: list[dict], agent: GCSLAgent | None, epsilon: float,

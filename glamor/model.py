@@ -20,15 +20,12 @@ Example:
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from glamor import planning
-from glamor.nn.impala import ImpalaEncoder
-from glamor.nn.mix import state_mix_mlp
+from glamor.nn.goal_conditioned import GoalConditioned
 from glamor.planning import Plan
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.reference import lstm_step
@@ -78,20 +75,9 @@ class TokenLSTM(nn.Module):
         return self.head(torch.stack(hs, dim=1))  # (B, T, n+2)
 
 
-def _ints(name: str, value, what: str, length: int | None = None) -> tuple[int, ...]:
-    """value as a tuple of Python ints >= 1, or ValueError naming `name` and `what` it must be."""
-    try:
-        items = tuple(value)
-    except TypeError:
-        items = None
-    if (items is None or isinstance(value, (str, bytes)) or len(items) < 1 or (length and len(items) != length)
-            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in items)):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return tuple(int(v) for v in items)
-
-
-class GlamorModel(nn.Module):
-    """Encoders, state mix, IDM LSTM and prior LSTM (sizes from the config; spec defaults)."""
+class GlamorModel(GoalConditioned):
+    """Encoders and state mix (glamor/nn/goal_conditioned.py, shared with GCSL), IDM LSTM and prior
+    LSTM (sizes from the config; spec defaults)."""
 
     def __init__(
         self,
@@ -103,20 +89,10 @@ class GlamorModel(nn.Module):
         mix_hidden: int = 256,
         lstm_hidden: int = 64,
     ):
-        super().__init__()
-        sizes = dict(num_actions=num_actions, frame_stack=frame_stack, embed_dim=embed_dim, mix_hidden=mix_hidden,
-                     lstm_hidden=lstm_hidden)
-        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1}
-        if bad:
-            raise ValueError(f"model sizes must be ints >= 1, got {bad}")
-        num_actions, frame_stack, embed_dim, mix_hidden, lstm_hidden = (int(v) for v in sizes.values())
-        image_hw = _ints("image_hw", image_hw, "(height, width), two ints >= 1", length=2)
-        encoder_channels = _ints("encoder_channels", encoder_channels, "the Impala stages' channels, ints >= 1")
-        self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, tuple(image_hw)
+        super().__init__(num_actions, frame_stack, image_hw, encoder_channels, embed_dim, mix_hidden,
+                         lstm_hidden=lstm_hidden)
+        num_actions, embed_dim, lstm_hidden = self.num_actions, int(embed_dim), int(lstm_hidden)
         self.end_token, self.pad_token = num_actions, num_actions + 1
-        self.obs_encoder = ImpalaEncoder(frame_stack, image_hw, encoder_channels, embed_dim)
-        self.goal_encoder = ImpalaEncoder(1, image_hw, encoder_channels, embed_dim)
-        self.state_mix = state_mix_mlp(embed_dim, mix_hidden)
         self.idm = TokenLSTM(embed_dim, num_actions, lstm_hidden)
         self.prior = TokenLSTM(embed_dim, num_actions, lstm_hidden)
 
@@ -132,41 +108,7 @@ class GlamorModel(nn.Module):
             lstm_hidden=cfg.lstm_hidden,
         )
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     # ---- conditioning -------------------------------------------------------------------
-    def check_images(self, obs: torch.Tensor, goal: torch.Tensor) -> None:
-        """Raise ValueError naming the argument when obs or goal is not what the model takes."""
-        h, w = self.image_hw
-        for name, x, c in (("obs", obs, self.frame_stack), ("goal", goal, 1)):
-            if not isinstance(x, torch.Tensor):
-                raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-            if x.dtype != torch.uint8:
-                hint = (" (frames hold 0..255; from floats in [0, 1]: (x * 255).round().to(torch.uint8))"
-                        if x.is_floating_point() else "")
-                raise ValueError(f"{name} must be uint8, got {x.dtype}{hint}")
-            if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
-                raise ValueError(f"{name} must have shape (P, {c}, {h}, {w}), got {tuple(x.shape)}")
-        if obs.shape[0] != goal.shape[0]:
-            raise ValueError(f"obs and goal must have the same batch size, got {obs.shape[0]} and {goal.shape[0]}")
-
-    def encode_goal(self, goal: torch.Tensor) -> torch.Tensor:
-        """(P, 1, H, W) uint8 -> the goal representation (P, D) the state mix reads."""
-        return torch.relu(self.goal_encoder(goal))
-
-    def check_goal_rep(self, goal_rep, plans: int) -> None:
-        """Raise ValueError unless goal_rep is a (plans, D) tensor of the model's dtype and device."""
-        want = (plans, self.goal_encoder.fc.out_features)
-        weight = self.goal_encoder.fc.weight
-        if not isinstance(goal_rep, torch.Tensor) or tuple(goal_rep.shape) != want:
-            raise ValueError(f"goal_rep must be a tensor of shape {want} (model.encode_goal of the goals), got "
-                             f"{tuple(goal_rep.shape) if isinstance(goal_rep, torch.Tensor) else type(goal_rep).__name__}")
-        if goal_rep.dtype != weight.dtype or goal_rep.device != weight.device:
-            raise ValueError(f"goal_rep must be {weight.dtype} on {weight.device} (the model's), got "
-                             f"{goal_rep.dtype} on {goal_rep.device}")
-
     def conditioning(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None):
         """(P, S, H, W), (P, 1, H, W) uint8 -> IDM condition (P, D), prior condition (P, D).
         `goal_rep` (P, D), when given, is `encode_goal(goal)` computed earlier (goal is not read)."""

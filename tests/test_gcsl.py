@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,6 +223,90 @@ def test_gcsl_training_loss_falls_and_checkpoint_round_trips(tmp_path):
     other.close()
 
 
+def test_a_gcsl_agent_loads_from_its_run_and_load_agent_picks_each_runs_agent(tmp_path):
+    from glamor.agent import Agent, load_agent
+
+    runs = {}
+    for algo in ("gcsl", "glamor"):
+        cfg = preset("debug", progress=False, learning_starts=0, algo=algo, gcsl_time=algo == "gcsl",
+                     gcsl_act="sample" if algo == "gcsl" else "greedy")
+        (tmp_path / algo).mkdir()
+        tr = Trainer(cfg, tmp_path / algo)
+        tr.collect_round()
+        tr.update()
+        tr.save()
+        tr.close()
+        runs[algo] = tr
+    tr = runs["gcsl"]
+    agent = GCSLAgent.load(tmp_path / "gcsl", horizon=4)
+    for name, t in tr.model.state_dict().items():
+        assert torch.equal(t, agent.model.state_dict()[name]), name
+    assert not agent.model.training and agent.model.time_conditioned and agent.mode == "sample"
+    assert agent.horizon == 4 and agent.config.algo == "gcsl"  # horizon: an argument (the config has the run's)
+    env = make_envs(tr.cfg, 1)[0]
+    obs = env.reset(seed=3)[0]
+    keys = np.arange(5)
+    frames = np.repeat(obs["observation"][None], 5, axis=0)
+    goals = np.repeat(obs["desired_goal"][None], 5, axis=0)
+    want = GCSLAgent.from_config(tr.model.eval(), tr.cfg).act(frames, goals, horizon=4, keys=keys)[0]
+    np.testing.assert_array_equal(agent.act(frames, goals, keys=keys)[0], want)  # keyed draws: the same actions
+    assert agent.act(obs["observation"], obs["desired_goal"][0], keys=2) == (int(want[2]), False)
+    assert isinstance(load_agent(tmp_path / "gcsl" / "checkpoint.pt"), GCSLAgent)
+    assert isinstance(load_agent(tmp_path / "glamor", plan_width=3), Agent)
+    with pytest.raises(ValueError, match=r"holds a glamor run, not a gcsl one: load it with glamor.agent.Agent.load"):
+        GCSLAgent.load(tmp_path / "glamor")
+    with pytest.raises(ValueError, match=r"\['plan_width'\]: an agent does not read these settings.*GCSLAgent reads"):
+        GCSLAgent.load(tmp_path / "gcsl", plan_width=3)  # GLAMOR's planner setting
+    with pytest.raises(ValueError, match=r"gcsl_time=False \(the model has True\): fixed by the checkpoint"):
+        load_agent(tmp_path / "gcsl", gcsl_time=False)
+    with pytest.raises(FileNotFoundError, match="holds no complete checkpoint"):
+        GCSLAgent.load(tmp_path)
+    Image.fromarray(obs["observation"][-1]).save(tmp_path / "now.png")
+    Image.fromarray(obs["desired_goal"][0]).save(tmp_path / "goal.png")
+    out = subprocess.run([sys.executable, "-m", "glamor", "plan", str(tmp_path / "gcsl"), "--frames",
+                          str(tmp_path / "now.png"), "--goal", str(tmp_path / "goal.png"), "--horizon", "3"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    stack = np.repeat(obs["observation"][-1:], tr.model.frame_stack, axis=0)  # as `glamor plan` fills the stack
+    want = GCSLAgent.load(tmp_path / "gcsl").act(stack, obs["desired_goal"], horizon=3)[0]  # a fresh agent's draw
+    assert json.loads(out.stdout) == {"action": want, "policy": "gcsl", "mode": "sample", "steps_left": 3}
+    example = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"  # a user's loop, on a GCSL run
+    out = subprocess.run([sys.executable, str(example), str(tmp_path / "gcsl"), "--episodes", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("used every step") == 2 and "/2 goals reached" in out.stdout and "GCSL, sample" in out.stdout
+
+
+def test_gcsl_acting_names_what_is_wrong_with_its_input():
+    agent = GCSLAgent(small_policy(stack=2))
+    obs, goal = np.zeros((3, 2, *HW), np.uint8), np.zeros((3, 1, *HW), np.uint8)
+    cases = [
+        ((obs[0, :1], goal[0]), r"one observation must be the model's \(S, H, W\) = \(2, 22, 22\)"),
+        ((np.zeros((*HW, 3), np.uint8), goal[0]), "an RGB image"),
+        ((obs[0], np.zeros((2, *HW), np.uint8)), r"takes one goal of shape \(22, 22\) or \(1, 22, 22\)"),
+        ((obs.astype(np.float32) / 255, goal), r"obs must be uint8, got torch.float32 \(frames hold 0..255"),
+        ((obs, goal[:2]), "obs and goal must have the same batch size, got 3 and 2"),
+        ((None, goal), "obs must be uint8 frames .* got NoneType"),
+        ((obs[:, :, :20], goal), r"obs must have shape \(P, 2, 22, 22\), got \(3, 2, 20, 22\)"),
+        ((obs[0, 0], goal[0]), r"obs must be uint8 frames \(S, H, W\) or a batch"),
+    ]
+    for (o, g), match in cases:
+        with pytest.raises(ValueError, match=match):
+            agent.act(o, g, horizon=3)
+    with pytest.raises(ValueError, match="policy must be a GCSLPolicy, got GlamorModel"):
+        from glamor.model import GlamorModel
+
+        GCSLAgent(GlamorModel(4, 1, HW, (4, 8), 16, 16, 8))
+    with pytest.raises(ValueError, match=r"model sizes must be ints >= 1, got \{'num_actions': 0\}"):
+        GCSLPolicy(0, 1, HW)
+    with pytest.raises(ValueError, match="image_hw must be"):
+        GCSLPolicy(4, 1, (22,))
+    with pytest.raises(ValueError, match="time_conditioned must be True or False, got 1"):
+        GCSLPolicy(4, 1, HW, time_conditioned=1)
+    actions, stop = agent.act(torch.from_numpy(obs), torch.from_numpy(goal), horizon=3)  # tensors, as arrays
+    np.testing.assert_array_equal(actions, agent.act(obs, goal, horizon=3)[0])
+
+
 def test_gcsl_needs_in_process_environments(tmp_path):
     with pytest.raises(ValueError, match="sync"):
         Trainer(preset("debug", progress=False, algo="gcsl", vector="async", num_envs=1), tmp_path)
@@ -257,7 +342,7 @@ def test_cli_train_and_eval_gcsl(tmp_path):
     assert Image.open(gifs[0]).n_frames >= 2 and steps == 6
     from glamor.agent import Agent
 
-    with pytest.raises(ValueError, match="gcsl run, not a GLAMOR model"):
+    with pytest.raises(ValueError, match=r"holds a gcsl run, not a glamor one: load it with glamor.gcsl.GCSLAgent.load"):
         Agent.load(run)
 
 

@@ -1,0 +1,143 @@
+"""What both agents share (`glamor.agent.Agent`, GLAMOR's planner, and `glamor.gcsl.GCSLAgent`,
+the GCSL baseline's policy): building one from a config or from a trained run's checkpoint,
+taking one observation or a batch, and epsilon-greedy exploration.
+
+A subclass names the `Config.algo` whose runs it acts for (`ALGO`), the network it acts with
+(`model_class`) and the config fields it reads (`CONFIG_FIELDS`, field -> constructor argument).
+`load_agent` loads whichever of the two a run trained.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glamor import checkpoint
+from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
+from glamor.devices import resolve_device
+from glamor.exploration import epsilon_greedy
+
+
+class AgentBase:
+    ALGO: str = ""  # the Config.algo this agent acts for
+    CONFIG_FIELDS: dict[str, str] = {}  # config field -> the constructor argument it becomes
+
+    @classmethod
+    def model_class(cls) -> type:
+        """The network this agent acts with (it has `from_config(cfg, num_actions, frame_stack, image_hw)`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, model, cfg, **overrides):
+        kwargs = {argument: getattr(cfg, field) for field, argument in cls.CONFIG_FIELDS.items()}
+        return cls(model, **{**kwargs, **overrides})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", **overrides):
+        """An agent from a run directory (its newest complete checkpoint) or a checkpoint file;
+        no environment is built. `overrides` replace config fields the agent reads or set its
+        constructor's arguments. The model is in eval mode on `device`; `agent.config` is the
+        run's config with the overrides.
+
+        Example:
+            >>> agent = Agent.load("runs/demo", plan_width=64)  # doctest: +SKIP
+        """
+        state, trained = read_checkpoint(path)
+        if trained.algo != cls.ALGO:
+            raise ValueError(f"{path} holds a {trained.algo} run, not a {cls.ALGO} one: load it with "
+                             f"{_AGENTS[trained.algo]}.load, or glamor.agent.load_agent for either")
+        return cls._from_checkpoint(path, state, trained, device, overrides)
+
+    @classmethod
+    def _from_checkpoint(cls, path, state: dict, trained: Config, device, overrides: dict):
+        fields = set(Config.__dataclass_fields__)
+        arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "policy"}
+        unknown = sorted(set(overrides) - fields - arguments)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}: overrides are config fields (glamor.config.Config) "
+                             f"or {cls.__name__} arguments {sorted(arguments)}")
+        unread = sorted(set(overrides) & (fields - set(cls.CONFIG_FIELDS) - set(MODEL_FIELDS) - arguments))
+        if unread:
+            raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
+                             f"{cls.__name__} reads {sorted(cls.CONFIG_FIELDS)} and its arguments {sorted(arguments)}")
+        check_model_unchanged(trained, overrides, "loading its agent")
+        cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})
+        meta = checkpoint.model_meta(state)
+        model = cls.model_class().from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
+        checkpoint.load_weights(model, state)
+        model = model.to(resolve_device(str(device))).eval()  # a torch.device is checked too
+        agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
+        agent.config = cfg
+        return agent
+
+    @property
+    def num_actions(self) -> int:
+        return self.model.num_actions
+
+    def _as_batch(self, obs, goal, keys):
+        """`act`'s inputs as a batch: (obs (P, S, H, W), goal (P, 1, H, W), keys, whether it was
+        one observation (S, H, W) with one goal (1, H, W) or (H, W)), numpy arrays or tensors as
+        given; the shapes of one observation checked against the model's."""
+        obs, goal = as_array(obs, "obs"), as_array(goal, "goal")
+        if obs.ndim not in (3, 4):
+            raise ValueError(f"obs must be uint8 frames (S, H, W) or a batch (P, S, H, W), got shape {tuple(obs.shape)}")
+        single = obs.ndim == 3
+        if single:
+            want = (self.model.frame_stack, *self.model.image_hw)
+            if obs.shape != want:
+                rgb = " (an RGB image? frames are grayscale)" if obs.shape[-1] in (3, 4) else ""
+                raise ValueError(f"one observation must be the model's (S, H, W) = {want} grayscale frames, "
+                                 f"got shape {obs.shape}{rgb}")
+            hw = obs.shape[-2:]
+            if goal.shape not in (hw, (1, *hw)):
+                raise ValueError(f"one observation {obs.shape} (S, H, W) takes one goal of shape {hw} or "
+                                 f"{(1, *hw)} (a grayscale image of the same size), got {goal.shape}")
+            obs, goal = obs[None], goal.reshape(1, 1, *hw)
+            keys = None if keys is None else np.asarray(keys).reshape(-1)
+        return obs, goal, keys, single
+
+    def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:
+        """Each action replaced by a uniform random one with probability `epsilon`."""
+        return epsilon_greedy(self.rng, self.num_actions, actions, epsilon)
+
+    def forget_goals(self) -> None:
+        """Drop the cached goal encoding (needed only after writing weights through `.data`;
+        see glamor/goal_cache.py)."""
+        self._goals.clear()
+
+
+# Config.algo -> the agent that acts for its runs
+_AGENTS = {"glamor": "glamor.agent.Agent", "gcsl": "glamor.gcsl.GCSLAgent"}
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, Config]:
+    """A run directory's newest complete checkpoint, or a checkpoint file, and its config."""
+    path = Path(path)  # warnings point at the user's call: 4 frames up (warn, note_left_aside, here, load)
+    if path.is_file():
+        checkpoint.note_left_aside(path.parent, stacklevel=4)  # as load_latest does for a run directory
+    state = checkpoint.load_latest(path, with_replay=False, stacklevel=4) if path.is_dir() else checkpoint.load(path)
+    if state is None:
+        raise FileNotFoundError(f"{path} holds no complete checkpoint")
+    if not {"model", "config", "model_meta"} <= set(state):
+        raise ValueError(f"{path} is not a glamor run's checkpoint (it has no model weights, config "
+                         f"and model_meta)")
+    return state, Config.from_dict(state["config"], f"{state.get('path', str(path))}'s config")
+
+
+def as_array(x, name: str) -> torch.Tensor | np.ndarray:
+    """A tensor as it is (on any device: GPU tensors stay), anything array-like as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise ValueError(f"{name} must be uint8 frames (a numpy array or a tensor), got {type(x).__name__}")
+    return np.asarray(x)
+
+
+def as_tensor(x, name: str) -> torch.Tensor:
+    """`as_array`, then a CPU tensor sharing a numpy array's memory."""
+    x = as_array(x, name)
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+
