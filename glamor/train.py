@@ -530,7 +530,8 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it "
-                                  f"(or `glamor train --resume {run_dir}` to continue it)")
+                                  f"(train(..., overwrite=True) in Python), or `glamor train --resume {run_dir}` "
+                                  f"to continue it")
         real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
         if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
             raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")

@@ -39,7 +39,7 @@ def test_train_writes_the_run_directory(tmp_path):
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     for col in ("losses/idm", "losses/prior", "eval/success_rate", "charts/env_steps_per_s", "planner/plans_per_s"):
         assert col in header
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match=r"pass --overwrite to replace it \(train\(..., overwrite=True\) in Python\)"):
         train(preset("debug", progress=False), run)
 
 
