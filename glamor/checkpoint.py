@@ -74,6 +74,7 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
     """Write a run's checkpoint (and its replay file) keeping the previous one; see the module
     docstring for the order of operations. Returns the checkpoint's path."""
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)  # removed while training (or never made): the work is kept
     state = dict(state)
     if replay is not None:
         name = f"replay-{int(state.get('env_step', 0))}.npz"

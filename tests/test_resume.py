@@ -137,6 +137,15 @@ def test_checkpoint_keeps_the_previous_one_and_falls_back(tmp_path):
     assert not (tmp_path / "replay-1.npz").exists()  # no checkpoint names it any more
 
 
+def test_a_run_directory_removed_while_training_is_made_again_at_the_next_save(tmp_path):
+    run = tmp_path / "runs" / "gone"  # never made, as after an `rm -r` during training
+    tr = Trainer(preset("debug", progress=False, learning_starts=0), run)
+    tr.collect_round()
+    tr.save()
+    tr.close()
+    assert checkpoint.load_latest(run)["env_step"] == tr.env_step > 0
+
+
 def test_a_full_disk_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     replay = {"frames": np.zeros((3, 2, 2), np.uint8)}
     checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
