@@ -164,10 +164,14 @@ class Agent(AgentBase):
         return np.where(actions >= 0, actions, random)
 
 
+def agent_class(algo: str) -> type[Agent] | type[GCSLAgent]:
+    """The agent that acts for runs of `Config.algo` (its `model_class()` is their network)."""
+    return GCSLAgent if algo == "gcsl" else Agent
+
+
 def load_agent(path: str | Path, device: str | torch.device = "cpu", **overrides) -> Agent | GCSLAgent:
     """The agent of whichever method a run trained: an `Agent` for a GLAMOR run, a
     `glamor.gcsl.GCSLAgent` for a GCSL one (both `act(obs, goal, horizon, keys)` alike).
     Arguments as `Agent.load`'s."""
     state, trained = read_checkpoint(path)
-    cls = GCSLAgent if trained.algo == "gcsl" else Agent
-    return cls._from_checkpoint(path, state, trained, device, overrides)
+    return agent_class(trained.algo)._from_checkpoint(path, state, trained, device, overrides)

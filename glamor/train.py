@@ -45,7 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from glamor import checkpoint, envs
-from glamor.agent import Agent
+from glamor.agent import Agent, agent_class
 from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
 from glamor.evaluate import evaluate
@@ -67,13 +67,12 @@ def make_envs(cfg: Config, count: int) -> list[envs.GoalEnv]:
 
 def build_model(cfg: Config, env: envs.GoalEnv) -> GlamorModel | GCSLPolicy:
     """The network of `cfg.algo`: a GlamorModel, or a GCSLPolicy for the GCSL baseline."""
-    cls = GCSLPolicy if cfg.algo == "gcsl" else GlamorModel
-    return cls.from_config(cfg, env.action_space.n, env.frame_stack, env.frame_shape)
+    return agent_class(cfg.algo).model_class().from_config(cfg, env.action_space.n, env.frame_stack, env.frame_shape)
 
 
 def build_agent(model, cfg: Config, **overrides) -> Agent | GCSLAgent:
     """The acting side of `cfg.algo` on top of `model`."""
-    return (GCSLAgent if cfg.algo == "gcsl" else Agent).from_config(model, cfg, **overrides)
+    return agent_class(cfg.algo).from_config(model, cfg, **overrides)
 
 
 def eval_metrics(results: dict) -> dict[str, float]:
