@@ -42,6 +42,8 @@ class Agent(AgentBase):
     Example:
         >>> model = GlamorModel(4, 1, (22, 22), (4, 8, 8), 32, 32, 16)
         >>> agent = Agent(model, width=8)
+        >>> agent
+        Agent(method='beam', width=8, use_prior=True, gamma=0.99, backend='auto', seed=0, horizon=None, clip_logq=None, actions=4, device='cpu')
         >>> obs = np.zeros((3, 1, 22, 22), np.uint8)
         >>> actions, stop = agent.act(obs, obs, horizon=5)
         >>> actions.shape, stop.dtype

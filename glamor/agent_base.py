@@ -77,6 +77,10 @@ class AgentBase:
     def num_actions(self) -> int:
         return self.model.num_actions
 
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{argument}={getattr(self, argument)!r}" for argument in self.CONFIG_FIELDS.values())
+        return f"{type(self).__name__}({settings}, actions={self.num_actions}, device={str(self.model.device)!r})"
+
     def _as_batch(self, obs, goal, keys):
         """`act`'s inputs as a batch: (obs (P, S, H, W), goal (P, 1, H, W), keys, whether it was
         one observation (S, H, W) with one goal (1, H, W) or (H, W)), numpy arrays or tensors as
