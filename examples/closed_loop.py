@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
     finally:
         env.close()
-    how = f"{agent.method} {agent.width}" if isinstance(agent, Agent) else f"GCSL, {agent.mode}"
-    print(f"{cfg.env_id}: {successes}/{args.episodes} goals reached; {agent.plans_made} plans in {wall:.1f} s "
-          f"({agent.plans_made / wall:.0f} plans/s, {how})")
+    planner = isinstance(agent, Agent)  # a GCSL policy makes one decision per step, no plan
+    what, how = ("plans", f"{agent.method} {agent.width}") if planner else ("decisions", f"GCSL, {agent.mode}")
+    print(f"{cfg.env_id}: {successes}/{args.episodes} goals reached; {agent.plans_made} {what} in {wall:.1f} s "
+          f"({agent.plans_made / wall:.0f} {what}/s, {how})")
     return 0
 
 

@@ -275,7 +275,7 @@ def test_a_gcsl_agent_loads_from_its_run_and_load_agent_picks_each_runs_agent(tm
     out = subprocess.run([sys.executable, str(example), str(tmp_path / "gcsl"), "--episodes", "2"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("used every step") == 2 and "/2 goals reached" in out.stdout and "GCSL, sample" in out.stdout
+    assert out.stdout.count("used every step") == 2 and "/2 goals reached" in out.stdout and "decisions/s, GCSL, sample" in out.stdout
 
 
 def test_gcsl_acting_names_what_is_wrong_with_its_input():
