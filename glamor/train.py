@@ -494,6 +494,8 @@ class Trainer:
             if signum:
                 if not saved:
                     self.save(logger)
+                if self.world_size > 1:  # the others wait for rank 0's checkpoint: a rank that went on to
+                    torch.distributed.barrier()  # tear gloo down meanwhile could abort, and take rank 0 with it
                 raise TrainingInterrupted(signum, self.env_step, self.run_dir)
         self.save(logger)
 
@@ -593,7 +595,9 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
             trainer.on_first_save = lambda: shutil.rmtree(aside, ignore_errors=True)
         try:
             results = trainer.run()
-        except BaseException:
+        except BaseException as e:
+            if isinstance(e, TrainingInterrupted):  # every rank stopped after the same round: they leave
+                distributed.barrier()  # together, as after a finished run (below)
             if trainer.on_first_save is not None:  # failed before its first checkpoint: nothing to resume
                 _undo_start(Path(run_dir), aside)
                 print(f"the new run failed before its first checkpoint; {run_dir} holds the run it was "

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -89,13 +90,23 @@ def _rank_interrupted(rank: int, world: int, port: int, out: str, cache: str) ->
         return collect()
 
     tr.collect_round = collect_round
+    save, saved_at = tr.save, []
+
+    def slow_save(*args):  # rank 0's checkpoint takes a while: the others must wait for it
+        time.sleep(1.0 if rank == 0 and rounds == 3 else 0.0)
+        save(*args)
+        saved_at.append(time.time())
+
+    tr.save = slow_save
     try:
         tr.run()
         result = {"interrupted": None}
     except TrainingInterrupted as e:
         result = {"interrupted": e.signum, "env_step": e.env_step, "rounds": rounds}
+    result["times"] = {"left": time.time(), "saved": saved_at[-1] if saved_at else None}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
+    dist.barrier()  # leave together, as glamor.train.train does
     dist.destroy_process_group()
 
 
@@ -108,7 +119,9 @@ def test_a_signal_to_one_process_stops_every_process_after_the_same_round(tmp_pa
     mp.spawn(_rank_interrupted, args=(2, _free_port(), str(tmp_path), os.environ["GLAMOR_CACHE"]), nprocs=2,
              join=True)
     a, b = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    times = a.pop("times"), b.pop("times")
     assert a == b and a["interrupted"] == signal.SIGTERM and a["rounds"] == 3, (a, b)
+    assert times[1]["left"] >= times[0]["saved"], times  # rank 1 left only after rank 0's checkpoint
     saved = checkpoint.load_latest(tmp_path, with_replay=False)  # rank 0 writes it
     cfg = preset("debug")
     assert saved is not None and saved["env_step"] == a["env_step"] == 3 * 2 * cfg.num_envs * cfg.episode_length
