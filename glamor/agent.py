@@ -65,8 +65,7 @@ class Agent(AgentBase):
         plan_seed: int | None = None,
         cache_goals: bool = True,
     ):
-        if not isinstance(model, GlamorModel):
-            raise ValueError(f"model must be a GlamorModel, got {type(model).__name__}")
+        self.check_network(model, "model")
         if method not in planning.METHODS:
             raise ValueError(f"method must be one of {planning.METHODS}, got {method!r}")
         if backend not in planning.BACKENDS:

@@ -31,6 +31,13 @@ class AgentBase:
         raise NotImplementedError
 
     @classmethod
+    def check_network(cls, network, name: str) -> None:
+        """Raise ValueError unless `network` (the constructor's argument `name`) is this agent's model_class."""
+        want = cls.model_class()
+        if not isinstance(network, want):
+            raise ValueError(f"{name} must be a {want.__name__}, got {type(network).__name__}")
+
+    @classmethod
     def from_config(cls, model, cfg, **overrides):
         kwargs = {argument: getattr(cfg, field) for field, argument in cls.CONFIG_FIELDS.items()}
         return cls(model, **{**kwargs, **overrides})

@@ -86,7 +86,7 @@ class GCSLPolicy(GoalConditioned):
         super().__init__(num_actions, frame_stack, image_hw, encoder_channels, embed_dim, mix_hidden)
         if not isinstance(time_conditioned, bool):
             raise ValueError(f"time_conditioned must be True or False, got {time_conditioned!r}")
-        num_actions, embed_dim = self.num_actions, int(embed_dim)
+        num_actions, embed_dim = self.sizes["num_actions"], self.sizes["embed_dim"]
         self.time_conditioned = time_conditioned
         self.head = nn.Linear(embed_dim, num_actions)
         if time_conditioned:  # steps-left features -> the state mix's input (obs_rep, goal_rep)
@@ -152,8 +152,7 @@ class GCSLAgent(AgentBase):
 
     def __init__(self, policy: GCSLPolicy, *, mode: str = "greedy", seed: int = 0, horizon: int | None = None,
                  cache_goals: bool = True):
-        if not isinstance(policy, GCSLPolicy):
-            raise ValueError(f"policy must be a GCSLPolicy, got {type(policy).__name__}")
+        self.check_network(policy, "policy")
         if mode not in ("greedy", "sample"):
             raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
         seed = planning.check_seed("seed", seed)

@@ -91,7 +91,7 @@ class GlamorModel(GoalConditioned):
     ):
         super().__init__(num_actions, frame_stack, image_hw, encoder_channels, embed_dim, mix_hidden,
                          lstm_hidden=lstm_hidden)
-        num_actions, embed_dim, lstm_hidden = self.num_actions, int(embed_dim), int(lstm_hidden)
+        num_actions, embed_dim, lstm_hidden = (self.sizes[k] for k in ("num_actions", "embed_dim", "lstm_hidden"))
         self.end_token, self.pad_token = num_actions, num_actions + 1
         self.idm = TokenLSTM(embed_dim, num_actions, lstm_hidden)
         self.prior = TokenLSTM(embed_dim, num_actions, lstm_hidden)

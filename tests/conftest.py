@@ -33,6 +33,20 @@ def tiny_model(num_actions=3, frame_stack=2, hw=(24, 24), hidden=8, seed=0, scal
     return m.eval()
 
 
+def saved_run(run_dir, cfg=None):
+    """A Trainer (closed) that collected one round, took one update and saved a checkpoint in
+    `run_dir`; `cfg` defaults to the debug preset, learning from the start."""
+    from glamor.config import preset
+    from glamor.train import Trainer
+
+    tr = Trainer(cfg or preset("debug", progress=False, learning_starts=0), run_dir)
+    tr.collect_round()
+    tr.update()
+    tr.save()
+    tr.close()
+    return tr
+
+
 def random_images(p, c, hw, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (p, c, *hw), dtype=torch.uint8, generator=g)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_images, tiny_model
+from conftest import random_images, saved_run, tiny_model
 
 from glamor.agent import Agent
 from glamor.config import preset
@@ -69,21 +69,10 @@ def test_random_policy_runs_the_fixed_horizon_and_glamor_may_stop_early():
     assert ((res.steps >= 1) & (res.steps <= k)).all() and res.label_distance.shape == (5,)
 
 
-def _saved_run(tmp_path):
-    from glamor.train import Trainer
-
-    tr = Trainer(preset("debug", progress=False, learning_starts=0), tmp_path)
-    tr.collect_round()
-    tr.update()
-    tr.save()
-    tr.close()
-    return tr
-
-
 def test_agent_loads_from_a_checkpoint_and_acts_without_an_environment(tmp_path):
     import torch
 
-    tr = _saved_run(tmp_path)
+    tr = saved_run(tmp_path)
     agent = Agent.load(tmp_path)  # a run directory: its newest checkpoint
     for name, t in tr.model.state_dict().items():
         assert torch.equal(t, agent.model.state_dict()[name]), name
@@ -107,7 +96,7 @@ def test_glamor_plan_prints_a_plan_from_image_files(tmp_path):
 
     from PIL import Image
 
-    tr = _saved_run(tmp_path)
+    tr = saved_run(tmp_path)
     env = make(tr.cfg.env_id, tr.cfg.episode_length, **tr.cfg.env_kwargs)
     obs = env.reset(seed=3)[0]
     Image.fromarray(obs["observation"][-1]).save(tmp_path / "now.png")
@@ -140,7 +129,7 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     import numpy as np
     import torch
 
-    _saved_run(tmp_path)
+    saved_run(tmp_path)
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['plan_wdth'\]"):
         Agent.load(tmp_path, plan_wdth=3)
     (tmp_path / "notes.pt").write_text("{}")
@@ -182,7 +171,7 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
 def test_damaged_checkpoints_and_configs_are_named(tmp_path):
     from glamor.config import Config
 
-    _saved_run(tmp_path)
+    saved_run(tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     torch.save({**state, "config": {**state["config"], "future_field": 1}}, tmp_path / "newer.pt")
     with pytest.raises(ValueError, match=r"newer.pt's config has fields this version of glamor does not know: "
@@ -242,7 +231,7 @@ def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
 
     from PIL import Image
 
-    _saved_run(tmp_path)
+    saved_run(tmp_path)
     Image.new("RGB", (30, 20), (10, 200, 30)).save(tmp_path / "rgb.png")
     (tmp_path / "bad.png").write_text("not an image")
     run = lambda *a: subprocess.run([sys.executable, "-m", "glamor", "plan", str(tmp_path), *a],  # noqa: E731
@@ -368,7 +357,7 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
 
     import torch
 
-    tr = _saved_run(tmp_path)
+    tr = saved_run(tmp_path)
     torch.manual_seed(0)
     with torch.no_grad():  # weights under which the agent stops itself after 1, 2 or 6 steps
         for p in tr.model.parameters():
@@ -408,7 +397,7 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
 def test_loading_a_checkpoint_file_names_a_run_left_aside(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
-    _saved_run(run)
+    saved_run(run)
     (tmp_path / ".r.replaced-999999999").mkdir()  # a killed --overwrite's old run (no such process)
     for target in (run, run / "checkpoint.pt"):
         with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`") as w:

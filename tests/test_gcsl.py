@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import saved_run
 from PIL import Image
 
 from glamor.config import Config, preset
@@ -230,13 +231,7 @@ def test_a_gcsl_agent_loads_from_its_run_and_load_agent_picks_each_runs_agent(tm
     for algo in ("gcsl", "glamor"):
         cfg = preset("debug", progress=False, learning_starts=0, algo=algo, gcsl_time=algo == "gcsl",
                      gcsl_act="sample" if algo == "gcsl" else "greedy")
-        (tmp_path / algo).mkdir()
-        tr = Trainer(cfg, tmp_path / algo)
-        tr.collect_round()
-        tr.update()
-        tr.save()
-        tr.close()
-        runs[algo] = tr
+        runs[algo] = saved_run(tmp_path / algo, cfg)
     tr = runs["gcsl"]
     agent = GCSLAgent.load(tmp_path / "gcsl", horizon=4)
     for name, t in tr.model.state_dict().items():

@@ -32,8 +32,9 @@ class GoalConditioned(nn.Module):
         bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1}
         if bad:
             raise ValueError(f"model sizes must be ints >= 1, got {bad}")
-        num_actions, frame_stack, embed_dim, mix_hidden = (int(v) for v in (num_actions, frame_stack, embed_dim,
-                                                                             mix_hidden))
+        self.sizes = {k: int(v) for k, v in sizes.items()}  # Python ints, the subclass's head sizes included
+        num_actions, frame_stack, embed_dim, mix_hidden = (self.sizes[k] for k in ("num_actions", "frame_stack",
+                                                                                   "embed_dim", "mix_hidden"))
         image_hw = _ints("image_hw", image_hw, "(height, width), two ints >= 1", length=2)
         encoder_channels = _ints("encoder_channels", encoder_channels, "the Impala stages' channels, ints >= 1")
         self.num_actions, self.frame_stack, self.image_hw = num_actions, frame_stack, image_hw
