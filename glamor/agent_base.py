@@ -68,8 +68,12 @@ class AgentBase:
                              f"or {cls.__name__} arguments {sorted(arguments)}")
         unread = sorted(set(overrides) & (fields - set(cls.CONFIG_FIELDS) - set(MODEL_FIELDS) - arguments))
         if unread:
+            read = sorted(set(cls.CONFIG_FIELDS) & fields)  # `horizon` is a Config property, not a field
+            hint = ("; episode_length is the length the model trained on, a plan's length is the horizon "
+                    "argument (horizon=N)" if "episode_length" in unread else "")
             raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
-                             f"{cls.__name__} reads {sorted(cls.CONFIG_FIELDS)} and its arguments {sorted(arguments)}")
+                             f"{cls.__name__} reads the config fields {read} and its arguments "
+                             f"{sorted(arguments)}{hint}")
         check_model_unchanged(trained, overrides, "loading its agent")
         cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})
         meta = checkpoint.model_meta(state)

@@ -162,6 +162,9 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     assert agent.act(torch.from_numpy(frames), torch.from_numpy(goal)) == agent.act(frames, goal)
     with pytest.raises(ValueError, match=r"\['batch_size', 'lr'\]: an agent does not read these settings"):
         Agent.load(tmp_path, lr=0.1, batch_size=3, plan_width=4)
+    with pytest.raises(ValueError, match=r"reads the config fields \['backend', 'clip_logq', 'gamma', 'plan_width', "
+                       r"'planner', 'seed', 'use_prior'\] .*a plan's length is the horizon argument \(horizon=N\)"):
+        Agent.load(tmp_path, episode_length=7)
     assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3, method="beam").horizon == 3
     with pytest.raises(ValueError, match=r"lstm_hidden=8 \(the model has \d+\): fixed by the checkpoint"):
         Agent.load(tmp_path, lstm_hidden=8)
