@@ -149,8 +149,8 @@ class Agent(AgentBase):
             if self.horizon is None:
                 raise ValueError("act() needs a horizon (this agent has no default one)")
             horizon = self.horizon
-        p = self.plan(obs, goal, horizon, keys)
-        actions, stop = p.actions[:, 0].cpu().numpy(), (p.lengths == 1).cpu().numpy()
+        p = planning.on_host(self.plan(obs, goal, horizon, keys))
+        actions, stop = p.actions[:, 0].numpy(), (p.lengths == 1).numpy()
         return (int(actions[0]), bool(stop[0])) if single else (actions, stop)
 
     def open_loop(self, obs, goal, horizon: int) -> np.ndarray:
@@ -159,8 +159,7 @@ class Agent(AgentBase):
         Returns:
             int64 (P, horizon): the plan's actions, then uniform random actions.
         """
-        p = self.plan(obs, goal, horizon)
-        actions = p.actions.cpu().numpy()
+        actions = planning.on_host(self.plan(obs, goal, horizon)).actions.numpy()
         random = self.rng.integers(self.num_actions, size=actions.shape)
         return np.where(actions >= 0, actions, random)
 

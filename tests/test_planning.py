@@ -315,6 +315,43 @@ def test_planning_on_a_gpu_without_usable_kernels_falls_back_to_the_reference(mo
     assert planning.resolve_backend("auto", torch.device("cpu")) == "native"
 
 
+def test_sizes_the_native_op_does_not_take_fall_back_to_the_reference_under_auto(monkeypatch):
+    """The CUDA ops refuse some sizes the CPU op takes (H > 128, too little shared memory for
+    many actions, over 65535 plans) with NotImplementedError: backend='auto' then plans and
+    scores with the reference (the same plans) and warns once per reason; 'native' raises."""
+    import warnings
+
+    from glamor import ops, planning
+
+    if not ops.available():
+        pytest.skip("glamor._C not built")
+    why = "the CUDA planner supports hidden sizes H <= 128, got H = 129 (the CPU op has no such limit)"
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError(why)
+
+    for name in ("beam_search", "sample_plans", "score_plans"):
+        monkeypatch.setattr(ops, name, refuse)
+    monkeypatch.setattr(planning, "_warned", set())
+    m = tiny_model()
+    inp = m.planning_inputs(random_images(3, 2, (24, 24)), random_images(3, 1, (24, 24), seed=1))
+    actions, lengths = torch.randint(0, 3, (3, 5, 4)), torch.randint(1, 5, (3, 5))
+    with pytest.warns(RuntimeWarning, match=r"reference planner: the CUDA planner supports hidden sizes H <= 128"):
+        got = planning.plan(inp, method="sample", width=8, horizon=4, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per reason
+        beam = planning.plan(inp, method="beam", width=8, horizon=4)
+        scores = planning.score(inp, actions, lengths)
+    for method, plan in (("sample", got), ("beam", beam)):
+        want = planning.plan(inp, method=method, width=8, horizon=4, seed=3, backend="reference")
+        assert torch.equal(plan.actions, want.actions) and torch.equal(plan.lengths, want.lengths)
+    assert torch.equal(scores, planning.score(inp, actions, lengths, backend="reference"))
+    for call in (lambda: planning.plan(inp, width=8, horizon=4, backend="native"),
+                 lambda: planning.score(inp, actions, lengths, backend="native")):
+        with pytest.raises(NotImplementedError, match="H <= 128"):
+            call()
+
+
 def test_the_reasons_the_cuda_kernels_cannot_run(monkeypatch):
     from glamor import planning
 

@@ -41,6 +41,14 @@ inline std::string str(const char* fmt, long long a = 0, long long b = 0, long l
   return buf;
 }
 
+// Refuses a size the CUDA kernels do not take (the op raises NotImplementedError, and
+// backend='auto' then plans with the reference planner); false, for `return`.
+inline bool unsupported(Config& cfg, const std::string& why) {
+  cfg.error = why;
+  cfg.unsupported = true;
+  return false;
+}
+
 // Warps per block that fit in shared memory (0: not even one).
 inline int fit_warps(const Dims& d, bool w_smem, int R, size_t limit) {
   const Layout L0 = make_layout(d, w_smem, R, 0);
@@ -62,11 +70,10 @@ inline bool choose_tile(const Problem& pr, int R, const Options& opt, const Devi
   }
   if (wmax == 0) {
     const Layout L = make_layout(d, false, R, 1);
-    cfg.error = str("the CUDA planner needs %lld bytes of shared memory per block for n = %lld actions, H = %lld, "
-                    "M = %lld models (the gate tables, heads and one warp's rows), more than this device's %lld: "
-                    "use fewer actions or the CPU op",
-                    4ll * L.total_floats, pr.n, pr.H, pr.M, static_cast<long long>(limit));
-    return false;
+    return unsupported(cfg, str("the CUDA planner needs %lld bytes of shared memory per block for n = %lld actions, "
+                                "H = %lld, M = %lld models (the gate tables, heads and one warp's rows), more than "
+                                "this device's %lld: use fewer actions or the CPU op",
+                                4ll * L.total_floats, pr.n, pr.H, pr.M, static_cast<long long>(limit)));
   }
   cfg.warps = wmax;
   return true;
@@ -75,8 +82,8 @@ inline bool choose_tile(const Problem& pr, int R, const Options& opt, const Devi
 inline bool common_checks(const Problem& pr, const DeviceInfo& di, Config& cfg) {
   cfg.U = units_per_lane(pr.H);
   if (cfg.U == 0) {
-    cfg.error = str("the CUDA planner supports hidden sizes H <= 128, got H = %lld (the CPU op has no such limit)", pr.H);
-    return false;
+    return unsupported(cfg, str("the CUDA planner supports hidden sizes H <= 128, got H = %lld (the CPU op has no "
+                                "such limit)", pr.H));
   }
   if (di.sms <= 0 || di.smem_optin == 0) {
     cfg.error = "could not read the device's multiprocessor count or shared-memory limit";
@@ -100,7 +107,7 @@ inline Config candidate_config(const Problem& pr, int N, const Options& opt, con
   if (R == 0) R = ceil_div(static_cast<int64_t>(pr.P) * N, rbig) >= 2 * di.sms ? rbig : 1;
   bool pair = allow_pair && pr.M == 2 && R == 1 && opt.tile != 1;
   if (pr.P > 65535) {
-    cfg.error = str("the CUDA planner takes at most 65535 plans per call, got %lld", pr.P);
+    unsupported(cfg, str("the CUDA planner takes at most 65535 plans per call, got %lld", pr.P));
     return cfg;
   }
   if (pair) {  // the layout of two warps' rows per warp (make_layout with R = 2), an even count
@@ -189,7 +196,7 @@ inline Config beam_config_for(const Problem& pr, int B, int horizon, const Optio
   Config cfg;
   if (!common_checks(pr, di, cfg)) return cfg;
   if (static_cast<int64_t>(B) * (pr.n + 1) >= (1ll << 31)) {
-    cfg.error = str("width x (n + 1) must be below 2**31 on CUDA, got width %lld with n = %lld", B, pr.n);
+    unsupported(cfg, str("width x (n + 1) must be below 2**31 on CUDA, got width %lld with n = %lld", B, pr.n));
     return cfg;
   }
   if (!choose_tile(pr, big_tile(cfg.U), opt, di, cfg)) return cfg;
@@ -206,7 +213,7 @@ inline Config beam_config_for(const Problem& pr, int B, int horizon, const Optio
     return cfg;
   }
   if (static_cast<int64_t>(pr.P) * blocks >= (1ll << 31)) {
-    cfg.error = "too many plans for one launch";
+    unsupported(cfg, "too many plans for one launch");
     return cfg;
   }
   const Dims d = make_dims(pr.M, pr.P, pr.n, pr.H);

@@ -22,6 +22,9 @@ namespace cuda {
 namespace {
 
 constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
+// Candidates per plan: the kernels' shared claim counter (int) may run up to a few warps' worth
+// of slots past the last candidate, so it stays 2**16 below int's limit.
+constexpr int64_t MAX_CANDIDATES = MAX_SIZE - (1 << 16);
 constexpr double MAX_WORKSPACE_BYTES = 16.0 * (1ull << 30);
 
 #define CHECK_CUDA_ON(x, dev)                                                                      \
@@ -86,6 +89,7 @@ void check_config(const char* op, const Config& cfg) {
   if (env_int("GLAMOR_CUDA_VERBOSE", 0) != 0)
     std::fprintf(stderr, "glamor cuda %s: %s%s%s\n", op, cfg.describe().c_str(), cfg.error.empty() ? "" : " error: ",
                  cfg.error.c_str());
+  TORCH_CHECK_NOT_IMPLEMENTED(!cfg.unsupported, cfg.error);  // NotImplementedError: backend='auto' falls back
   TORCH_CHECK_VALUE(cfg.error.empty(), cfg.error);
   TORCH_CHECK_VALUE(static_cast<double>(cfg.workspace_bytes) <= MAX_WORKSPACE_BYTES, "this call would need ",
                     cfg.workspace_bytes / double(1ull << 30),
@@ -113,6 +117,8 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
   const int64_t N = actions.size(1), L = actions.size(2);
   CHECK_SHAPE(lengths, pr.P, N);
   TORCH_CHECK_VALUE(N <= MAX_SIZE && L <= MAX_SIZE, "actions is too large, got shape ", actions.sizes());
+  TORCH_CHECK_NOT_IMPLEMENTED(N <= MAX_CANDIDATES, "the CUDA planner scores at most 2**31 - 2**16 sequences per "
+                              "plan, got ", N);
   at::Tensor out = at::empty({pr.P, N}, gate_table.options());
   if (pr.P == 0 || N == 0) return out;
   TORCH_CHECK_VALUE(L >= 1, "actions must have L >= 1, got shape ", actions.sizes());
@@ -142,6 +148,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   }
   TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
                     num_samples);
+  TORCH_CHECK_NOT_IMPLEMENTED(num_samples <= MAX_CANDIDATES, "the CUDA planner samples at most 2**31 - 2**16 "
+                              "candidates per plan, got ", num_samples);
   TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
   TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
   const auto opts = gate_table.options();

@@ -40,6 +40,7 @@ struct Options {
 // A configuration for one call. `error` non-empty: not supported (it says why).
 struct Config {
   std::string error;
+  bool unsupported = false;  // the error is a size the CUDA kernels do not take (the CPU op does)
   int U = 0;              // hidden units per lane: ceil(H / 32), 1, 2 or 4
   int R = 0;              // candidate slots per warp
   int pair = 0;           // sampling: two warps per candidate (R = 1)

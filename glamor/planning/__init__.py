@@ -29,7 +29,8 @@ class Plan(NamedTuple):
 
     Attributes:
         actions: int64 (P, horizon), the plan's actions padded with -1.
-        lengths: int64 (P,), actions in each plan (1..horizon), END follows them.
+        lengths: int64 (P,), actions in each plan (1..horizon), END follows them (0 only from
+            a CUDA op whose every candidate scored NaN, which `on_host` refuses).
         scores: float32 (P,), each plan's score (equal to `score` of the same actions).
     """
 
@@ -175,35 +176,60 @@ def plan(
     `torch.manual_seed` reproduces runs. `plan_keys` (P integers in [0, 2**32), a tensor or
     array) name each problem's draws in place of its index in the batch, so a problem samples
     the same candidates whichever batch it is planned in (beam search draws nothing).
+
+    `backend`: "auto" (the compiled ops on their device, else the reference, with a warning),
+    "native" or "reference". Under "auto", a size the CUDA kernels do not take (see README,
+    "CUDA planner") runs on the reference. Scores are checked for NaN/inf here on the CPU only
+    (on a GPU the check would wait for it): copy a GPU plan back with `on_host`, which checks.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     horizon, width, gamma, clip_logq = check_plan_args(horizon, width, gamma, clip_logq)
     inputs.validate()
-    backend = resolve_backend(backend, inputs.gate_table.device)
+    requested, backend = backend, resolve_backend(backend, inputs.gate_table.device)
     if method == "sample" and seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
     if seed is not None:
         seed = _integer("seed", seed, 0, 2**63)
     if plan_keys is not None:
         plan_keys = checked_plan_keys(plan_keys, inputs.num_plans, inputs.gate_table.device)
-    if backend == "reference":
-        _check_reference_memory(inputs, width, horizon)
+    out = None
     if backend == "native":
-        inputs = inputs.contiguous()  # the ops take dense tensors; views of them are fine here
+        dense = inputs.contiguous()  # the ops take dense tensors; views of them are fine here
+        try:
+            if method == "beam":
+                out = ops.beam_search(dense, width, horizon, gamma, clip_logq)
+            else:
+                out = ops.sample_plans(dense, width, horizon, seed, gamma, clip_logq, plan_keys)
+        except NotImplementedError as e:  # a size the CUDA kernels do not take
+            _fall_back(requested, e)
+    if out is None:
+        _check_reference_memory(inputs, width, horizon)
         if method == "beam":
-            out = ops.beam_search(inputs, width, horizon, gamma, clip_logq)
+            out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
         else:
-            out = ops.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
-    elif method == "beam":
-        out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
-    else:
-        out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
+            out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
     result = Plan(*out)
-    if result.scores.device.type == "cpu" and not torch.isfinite(result.scores).all():  # no GPU sync
+    if result.scores.device.type == "cpu":  # on a GPU it would sync: on_host checks plans copied back
+        _check_scores(result.scores)
+    return result
+
+
+def on_host(p: Plan) -> Plan:
+    """`p` on the CPU with its scores checked (a plan made on a GPU is checked here, as it is
+    copied back, instead of in `plan`, where the check would wait for the GPU). The CUDA ops
+    return a plan of length 0 (actions -1) where every candidate scored NaN; this refuses it."""
+    if p.scores.device.type == "cpu":
+        return p
+    host = Plan(p.actions.cpu(), p.lengths.cpu(), p.scores.cpu())
+    _check_scores(host.scores)
+    return host
+
+
+def _check_scores(scores: torch.Tensor) -> None:
+    if not torch.isfinite(scores).all():
         raise ValueError("plan scores are not finite: the model's weights or observations overflow float32 "
                          "in planning (are the weights trained, or NaN?)")
-    return result
 
 
 def _check_reference_memory(inputs: PlanningInputs, width: int, horizon: int) -> None:
@@ -248,5 +274,21 @@ def score(
     if ((used < 0) | (used >= n)).any():
         raise ValueError(f"actions must be in [0, {n}) within each plan's length")
     if resolve_backend(backend, inputs.gate_table.device) == "native":
-        return ops.score_plans(inputs.contiguous(), actions.contiguous(), lengths.contiguous(), gamma, clip_logq)
+        try:
+            return ops.score_plans(inputs.contiguous(), actions.contiguous(), lengths.contiguous(), gamma, clip_logq)
+        except NotImplementedError as e:  # a size the CUDA kernels do not take
+            _fall_back(backend, e)
     return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)
+
+
+def _fall_back(requested: str, error: NotImplementedError) -> None:
+    """For a call the native op refused as a size it does not take (the CUDA kernels' limits:
+    hidden size, shared memory, plans or candidates per call): when the caller asked for
+    'auto', warn once per reason (the call then runs on the reference planner); for
+    backend='native', re-raise."""
+    if requested != "auto":
+        raise error
+    reason = str(error).split("\n")[0]
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"planning with the PyTorch reference planner: {reason}", RuntimeWarning, stacklevel=3)

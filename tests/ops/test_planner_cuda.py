@@ -272,13 +272,37 @@ def test_invalid_sequences_score_nan():
     assert_scores_close(got[:, ok], want)
 
 
-def test_unsupported_sizes_raise():
+def test_unsupported_sizes_raise_and_auto_plans_them_with_the_reference():
+    from glamor import planning
+
     inp = cuda(random_inputs(1, 1, 3, 129, seed=0))
-    with pytest.raises(ValueError, match="H <= 128"):
+    with pytest.raises(NotImplementedError, match="H <= 128"):
         ops.beam_search(inp, 4, 3, 0.99, None)
     big = cuda(random_inputs(2, 1, 400, 64, seed=0))
-    with pytest.raises(ValueError, match="shared memory"):
+    with pytest.raises(NotImplementedError, match="shared memory"):
         ops.sample_plans(big, 4, 3, 0, 0.99, None)
+    with pytest.raises(NotImplementedError, match="shared memory"):
+        planning.plan(big, method="sample", width=4, horizon=3, seed=0, backend="native")
+    with pytest.warns(RuntimeWarning, match="reference planner: the CUDA planner needs .* shared memory"):
+        got = planning.plan(big, method="sample", width=4, horizon=3, seed=0)  # backend="auto"
+    want = planning.plan(big, method="sample", width=4, horizon=3, seed=0, backend="reference")
+    assert torch.equal(got.actions, want.actions) and got.actions.device.type == "cuda"
+
+
+def test_a_plan_whose_candidates_all_score_nan_is_refused_when_copied_back():
+    """The CUDA ops do not read the weights back to check them (a sync): a plan whose every
+    candidate scored NaN comes back with length 0, and planning.on_host (Agent.act and
+    open_loop copy plans back through it) refuses it."""
+    from glamor import planning
+
+    inp = random_inputs(1, 2, 4, 8, seed=0)
+    bad = cuda(PlanningInputs(inp.gate_table, inp.h0, inp.c0, inp.w_hh, inp.head_w * float("nan"), inp.head_b))
+    for method in ("beam", "sample"):
+        out = planning.Plan(*(ops.beam_search(bad, 4, 3, 0.99, None) if method == "beam"
+                              else ops.sample_plans(bad, 4, 3, 0, 0.99, None)))
+        assert (out.lengths.cpu() == 0).all() and (out.actions.cpu() == -1).all()
+        with pytest.raises(ValueError, match="plan scores are not finite"):
+            planning.on_host(out)
 
 
 def test_mixed_devices_raise():

@@ -257,6 +257,27 @@ def test_emulated_auto_score_equals_cpu(emulator, tmp_path):
     assert_scores_close(got, ops.score_plans(inp, actions, lengths, 0.99, None))
 
 
+@pytest.mark.parametrize("M", [1, 2])
+def test_emulated_plans_whose_candidates_all_score_nan_have_length_0(emulator, tmp_path, M):
+    """The kernels do not check inputs (a sync): NaN everywhere gives plans of length 0, actions
+    -1 and score -inf, which glamor.planning.on_host refuses; a NaN in some candidates leaves
+    the best finite one."""
+    from glamor.planning.inputs import PlanningInputs
+
+    inp = random_inputs(M, 2, 4, 8, seed=0)
+    all_nan = PlanningInputs(inp.gate_table, inp.h0, inp.c0, inp.w_hh, inp.head_w * math.nan, inp.head_b)
+    gates = inp.gate_table.clone()
+    gates[:, 0, 1] = math.nan  # every candidate of plan 0 that takes action 1 scores NaN
+    some_nan = PlanningInputs(gates, inp.h0, inp.c0, inp.w_hh, inp.head_w, inp.head_b)
+    for op, cfg in (("beam", dict(H100, B=4, horizon=3, **_opts())),
+                    ("sample", dict(H100, N=16, horizon=3, seed=0, **_opts()))):
+        actions, lengths, scores = run(emulator, tmp_path, op, all_nan, cfg)
+        assert (lengths == 0).all() and (actions == -1).all() and (scores == -math.inf).all()
+        actions, lengths, scores = run(emulator, tmp_path, op, some_nan, cfg)
+        assert torch.isfinite(scores).all() and (lengths >= 1).all()
+        assert not (actions[0] == 1).any()
+
+
 @pytest.mark.parametrize("M,n,H,match", [(1, 3, 129, "H <= 128"), (2, 400, 64, "shared memory")])
 def test_emulated_auto_rejects_unsupported_sizes(emulator, tmp_path, M, n, H, match):
     inp = random_inputs(M, 1, n, H, seed=0)
