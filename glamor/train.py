@@ -648,8 +648,8 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
                              f"{cfg.total_env_steps:,})")
         cfg = cfg.replace(total_env_steps=total_env_steps)
     resolve_device(cfg.device)  # a device this machine lacks is named before anything is written
-    if done >= cfg.total_env_steps and (run_dir / "eval.json").exists():
-        results = read_results(run_dir / "eval.json")
+    results = _results_of_step(run_dir, done) if done >= cfg.total_env_steps else None
+    if results is not None:  # finished (else, at the total, the trainer below only evaluates)
         if cfg != saved_cfg:
             _write_config(cfg, run_dir)
         print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
@@ -675,6 +675,17 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     return _finish(trainer.run(), cfg, run_dir, t0, table)
+
+
+def _results_of_step(run_dir: Path, done: int) -> dict | None:
+    """eval.json when it evaluates the model of environment step `done`, else None: missing, or
+    of an earlier step (the final evaluation was cut short, and eval.json is the one before an
+    extension or `glamor eval`'s of the interrupted run)."""
+    path = run_dir / "eval.json"
+    if not path.exists():
+        return None
+    results = read_results(path)
+    return results if results.get("env_steps", done) >= done else None
 
 
 def _check_config_is_the_checkpoints(cfg: Config, state: dict, run_dir: Path) -> None:

@@ -255,3 +255,29 @@ def test_resume_without_a_checkpoint_starts_its_logs_afresh_and_restarts_are_cou
     again.load_state_dict(checkpoint.load_latest(tmp_path / "counted"))
     assert again.pool.restarts == 3
     tr.close(), again.close()
+
+
+def test_a_final_evaluation_cut_short_is_run_at_the_next_resume(tmp_path, monkeypatch):
+    """Extending a finished run, interrupted during its final evaluation (after the last
+    checkpoint): eval.json still holds the shorter run's results, so the next resume evaluates
+    the checkpoint instead of reporting those as the run's."""
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    run = tmp_path / "run"
+    assert train(cfg, run, table=False)["env_steps"] == 48
+    evaluate = Trainer.evaluate
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        resume(run, total_env_steps=96, table=False)
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96
+    assert json.loads((run / "eval.json").read_text())["env_steps"] == 48
+    assert resume(run, table=False)["env_steps"] == 96
+    assert json.loads((run / "eval.json").read_text())["env_steps"] == 96
+    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96
