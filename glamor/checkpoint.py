@@ -6,7 +6,8 @@ compressed) that the checkpoint names. Writing a new checkpoint:
 
 1. the replay goes to a temporary file, is fsynced and renamed to its final name;
 2. the checkpoint goes to a temporary file and is fsynced;
-3. the current `checkpoint.pt` is renamed to `checkpoint.prev.pt`, the new one to
+3. the current `checkpoint.pt` is renamed to `checkpoint.prev.pt` (unless it is unusable:
+   after a resume that fell back to `checkpoint.prev.pt`, that one stays), the new one to
    `checkpoint.pt`, and the folder is fsynced;
 4. replay files that neither checkpoint names are deleted.
 
@@ -86,7 +87,7 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
         torch.save(state, buf)
         _write_bytes_atomic(lambda f: f.write(buf.getbuffer()), new)
         current = run_dir / CHECKPOINT
-        if current.exists():
+        if _usable(current):  # a damaged one must not push out the good one behind it
             os.replace(current, run_dir / PREVIOUS)
         os.replace(new, current)
         _fsync_dir(run_dir)
@@ -96,6 +97,15 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
         raise
     _remove_unreferenced_replays(run_dir)
     return run_dir / CHECKPOINT
+
+
+def _usable(path: Path) -> bool:
+    """Whether the checkpoint at `path` exists, loads and its replay file (if it names one) exists."""
+    try:
+        replay_file = load(path).get("replay_file")
+    except Exception:  # noqa: BLE001 - missing or damaged
+        return False
+    return not replay_file or (path.parent / replay_file).exists()
 
 
 def _referenced_replays(run_dir: Path) -> set[str]:

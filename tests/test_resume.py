@@ -134,7 +134,27 @@ def test_checkpoint_keeps_the_previous_one_and_falls_back(tmp_path):
     assert state["x"] == 1 and state["path"].endswith("checkpoint.prev.pt")
     np.testing.assert_array_equal(state["replay"]["frames"], replay["frames"])
     checkpoint.save_run(tmp_path, {"env_step": 3, "x": 3}, replay)
-    assert not (tmp_path / "replay-1.npz").exists()  # no checkpoint names it any more
+    assert not (tmp_path / "replay-2.npz").exists()  # the damaged checkpoint's: no checkpoint names it
+
+
+@pytest.mark.parametrize("damage", ["checkpoint", "replay"])
+def test_a_save_after_falling_back_keeps_the_checkpoint_it_fell_back_to(tmp_path, damage):
+    """A damaged checkpoint.pt (or one whose replay file is gone) is not rotated onto the good
+    checkpoint.prev.pt a resume fell back to: the next save replaces it and keeps prev."""
+    replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
+    checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
+    checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
+    if damage == "checkpoint":
+        (tmp_path / "checkpoint.pt").write_bytes(b"half a checkpo")
+    else:
+        (tmp_path / "replay-2.npz").unlink()
+    with pytest.warns(UserWarning, match="using checkpoint.prev.pt"):
+        assert checkpoint.load_latest(tmp_path)["x"] == 1
+    checkpoint.save_run(tmp_path, {"env_step": 3, "x": 3}, replay)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.prev.pt", "checkpoint.pt", "replay-1.npz", "replay-3.npz"]
+    assert checkpoint.load(tmp_path / "checkpoint.prev.pt")["x"] == 1
+    assert checkpoint.load_latest(tmp_path)["x"] == 3
 
 
 def test_a_run_directory_removed_while_training_is_made_again_at_the_next_save(tmp_path):
