@@ -15,6 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
+from glamor.files import write_csv_atomically
+
 METRICS = (
     "losses/idm",
     "losses/prior",
@@ -42,15 +44,12 @@ class Logger:
             purge = None if resume_step is None else resume_step + 1
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         path = self.run_dir / "metrics.csv"
-        kept = self._rows_up_to(path, resume_step) if resume_step is not None else None
-        fresh = kept is not None or not (append and path.exists())
-        self._file = open(path, "w" if fresh else "a", newline="")
+        columns = ("env_step", "wall_time", *METRICS)
+        if resume_step is not None or not (append and path.exists()):  # the header, and the rows kept
+            kept = self._rows_up_to(path, resume_step) if resume_step is not None else []
+            write_csv_atomically(path, [columns, *([row.get(c, "") for c in columns] for row in kept)])
+        self._file = open(path, "a", newline="")
         self._csv = csv.writer(self._file)
-        if fresh:
-            self._csv.writerow(["env_step", "wall_time", *METRICS])
-            for row in kept or []:
-                self._csv.writerow([row.get(c, "") for c in ("env_step", "wall_time", *METRICS)])
-            self._file.flush()
         self._warned: set[str] = set()
 
     @staticmethod

@@ -301,3 +301,47 @@ def test_a_final_evaluation_cut_short_is_run_at_the_next_resume(tmp_path, monkey
     assert resume(run, table=False)["env_steps"] == 96
     assert json.loads((run / "eval.json").read_text())["env_steps"] == 96
     assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96
+
+
+def test_a_resume_keeps_metrics_csv_whole_when_its_rewrite_fails(tmp_path, monkeypatch):
+    """A resume rewrites metrics.csv without the rows the killed process logged past the
+    checkpoint: through a temporary file, so a failure (full disk, a kill) leaves the history."""
+    import csv
+
+    from glamor.logger import Logger
+
+    run = tmp_path / "run"
+    run.mkdir()
+    first = Logger(run, tensorboard=False)
+    for step in (10, 20, 30):
+        first.log(step, {"losses/total": step / 10})
+    first.close()
+    before = (run / "metrics.csv").read_text()
+
+    real_writer = csv.writer
+
+    class DiskFullAfterTheHeader:  # a csv writer whose disk fills after one row
+        def __init__(self, f, *args, **kwargs):
+            self.writer, self.rows = real_writer(f, *args, **kwargs), 0
+
+        def writerow(self, row):
+            if self.rows == 1:
+                raise OSError(28, "No space left on device")
+            self.rows += 1
+            return self.writer.writerow(row)
+
+        def writerows(self, rows):
+            for row in rows:
+                self.writerow(row)
+
+    monkeypatch.setattr(csv, "writer", DiskFullAfterTheHeader)
+    with pytest.raises(OSError, match="No space"):
+        Logger(run, tensorboard=False, resume_step=20)
+    assert (run / "metrics.csv").read_text() == before
+    monkeypatch.undo()
+    resumed = Logger(run, tensorboard=False, resume_step=20)
+    resumed.log(30, {"losses/total": 3.5})
+    resumed.close()
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0] == before.splitlines()[0] and rows[1:3] == before.splitlines()[1:3] and len(rows) == 4
+    assert rows[3].startswith("30,") and ",3.5," in rows[3]

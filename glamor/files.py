@@ -1,0 +1,40 @@
+"""Files written whole or not at all: `write_atomically` writes a temporary file beside the
+target and renames it onto it, so a reader (or a run killed mid-write) sees the old file or the
+new one, never a part. Checkpoints, which must also survive a power cut, add fsyncs
+(glamor/checkpoint.py)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object], suffix: str = "") -> Path:
+    """`write(tmp)`, then `tmp` renamed onto `path`. `tmp` lies beside `path`, is this process's
+    own (two processes may write the same file at once) and ends in `suffix` (for writers that
+    pick a format from it, or add their own: numpy's, matplotlib's). A failed write removes it
+    and leaves `path` as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    return write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def write_csv_atomically(path: str | Path, rows) -> Path:
+    """`rows` (lists of cells, the header first) as a CSV file."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+
+    return write_atomically(path, write)
