@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glamor.config import MACHINE_FIELDS, PRESETS
+from glamor.files import write_atomically, write_text_atomically
 from glamor.interrupt import TrainingInterrupted
 from glamor.results import COLOURS, read_results
 
@@ -151,15 +152,8 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     return "resumed"
 
 
-def _write_atomically(path: Path, write) -> None:
-    """write(tmp) beside `path` (same suffix), then the rename: readers see the old file or the new."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    tmp.replace(path)
-
-
 def _write_json(path: Path, obj) -> None:
-    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
+    write_text_atomically(path, json.dumps(obj, indent=2) + "\n")
 
 
 def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, env_steps: int | None = None) -> dict:
@@ -450,8 +444,8 @@ def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")
     md, png, js = (Path(f"{out}{suffix}") for suffix in OUT_SUFFIXES)
-    _write_atomically(md, lambda tmp: tmp.write_text(markdown(summaries, header)))
-    _write_atomically(png, lambda tmp: plot(summaries, tmp))
+    write_text_atomically(md, markdown(summaries, header))
+    write_atomically(png, lambda tmp: plot(summaries, tmp), suffix=".png")
     _write_json(js, {"envs": envs, "done": done, "seeds": seeds, "budget": budget, "summaries": summaries})
     return md, png, js
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glamor.files import write_text_atomically
+
 
 @dataclass(frozen=True)
 class Config:
@@ -265,7 +267,8 @@ class Config:
         return d
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """As JSON, written whole or not at all (glamor/files.py)."""
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Config:

@@ -37,6 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from glamor.envs import Goal, GoalEnv
+from glamor.files import write_atomically
 
 GOAL_FORMAT_VERSION = 2  # 2: training goals without repeats; goal sets keyed by their ranges' settings
 SEED_STRIDE = 1 << 24  # reset seeds of one goal set: base * SEED_STRIDE + i, disjoint across bases
@@ -71,7 +72,7 @@ class GoalSet:
         return GoalSet(self.frames[idx], self.labels[idx], self.start_labels[idx], self.seeds[idx], self.label_ranges)
 
     def save(self, path: Path) -> None:
-        _write_atomically(path, lambda tmp: np.savez_compressed(tmp, **self.__dict__), ".npz")
+        write_atomically(path, lambda tmp: np.savez_compressed(tmp, **self.__dict__), suffix=".npz")
 
     @classmethod
     def load(cls, path: Path) -> GoalSet:
@@ -292,17 +293,8 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
         return cached
     ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * RANGE_SEED + 3, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, lambda tmp: np.save(tmp, ranges), ".npy")  # npy data, as np.load reads it
+    write_atomically(path, lambda tmp: np.save(tmp, ranges), suffix=".npy")  # npy data, as np.load reads it
     return ranges
-
-
-def _write_atomically(path: Path, write, suffix: str) -> None:
-    """`write(tmp)` to a temporary file of this process ending in `suffix` (numpy's writers add
-    their own otherwise; two runs may build the same cache file at once), then rename it onto
-    `path`."""
-    tmp = path.with_suffix(f".{os.getpid()}.tmp{suffix}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _read_cache(path: Path, read):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from glamor.files import write_csv_atomically
 from glamor.results import COLOURS, EVAL_METRICS, POLICY_LABELS
 
 # The plotted series of each algorithm's runs: (metrics.csv column, policy, colour). A run logs
@@ -31,15 +32,11 @@ SERIES = {algo: tuple((column, policy, COLOURS[policy]) for column, policy in se
 
 def write_goal_table(path: str | Path, details: dict) -> None:
     """details: {(set name, policy): EpisodeResults} -> a CSV with one row per goal."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["set", "policy", "goal_id", "success", "steps", "label_distance"])
-        for (name, policy), res in details.items():
-            for i in range(len(res.success)):
-                w.writerow([name, policy, i, int(res.success[i]), int(res.steps[i]), f"{res.label_distance[i]:.4f}"])
-    tmp.replace(path)
+    rows = [["set", "policy", "goal_id", "success", "steps", "label_distance"]]
+    for (name, policy), res in details.items():
+        rows += [[name, policy, i, int(res.success[i]), int(res.steps[i]), f"{res.label_distance[i]:.4f}"]
+                 for i in range(len(res.success))]
+    write_csv_atomically(path, rows)
 
 
 def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, float]]]:

@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from glamor.files import write_text_atomically
+
 POLICY_LABELS = {"glamor": "GLAMOR", "glamor_no_prior": "GLAMOR, no prior", "gcsl": "GCSL", "random": "random"}
 # The eval/ columns of metrics.csv and the eval.json keys they log: the run's own policy's success
 # (GLAMOR's, or GCSL's in a GCSL run), GLAMOR's without the prior and the random policy's.
@@ -35,11 +37,7 @@ def read_results(path: Path) -> dict:
 
 
 def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path:
-    path = Path(run_dir) / name
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(Path(run_dir) / name, json.dumps(results, indent=2) + "\n")
 
 
 def format_table(results: dict) -> str:

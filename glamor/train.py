@@ -551,12 +551,6 @@ def _undo_start(run_dir: Path, aside: Path | None) -> None:
         aside.rename(run_dir)
 
 
-def _write_config(cfg: Config, run_dir: Path) -> None:
-    tmp = run_dir / ".config.json.tmp"
-    cfg.save(tmp)
-    os.replace(tmp, run_dir / "config.json")
-
-
 def _finish(results: dict, cfg: Config, run_dir: Path, t0: float, table: bool | None) -> dict:
     if not results:  # a rank other than 0
         return results
@@ -579,7 +573,7 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
     aside = None
     if rank == 0:
         run_dir, aside = prepare_run_dir(run_dir, overwrite)
-        _write_config(cfg, run_dir)
+        cfg.save(run_dir / "config.json")
     distributed.barrier()
     t0 = time.time()
     try:
@@ -651,7 +645,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     results = _results_of_step(run_dir, done) if done >= cfg.total_env_steps else None
     if results is not None:  # finished (else, at the total, the trainer below only evaluates)
         if cfg != saved_cfg:
-            _write_config(cfg, run_dir)
+            cfg.save(run_dir / "config.json")
         print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
               f"pass a larger --total-env-steps to extend it", file=sys.stderr)
         if cfg.progress if table is None else table:
@@ -667,7 +661,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         trainer.close()
         raise
     if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
-        _write_config(cfg, run_dir)  # a resume that fails leaves config.json as it was
+        cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
     if state is None:
         warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
                       RuntimeWarning, stacklevel=2)
