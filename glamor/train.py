@@ -59,6 +59,10 @@ from glamor.results import EVAL_METRICS, format_table, read_results, write_resul
 from glamor.vector import EnvPool, make_pool
 
 CHECKPOINT_FORMAT = 2
+# What a resume of a run trained under torchrun can and cannot continue.
+ONE_PROCESS_RESUME = ("the checkpoint holds rank 0's replay and random states only (the other ranks' are not "
+                      "saved), so the run goes on in one process from rank 0's replay and does not end as the "
+                      "uninterrupted run would")
 
 
 def make_envs(cfg: Config, count: int) -> list[envs.GoalEnv]:
@@ -338,6 +342,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "env_step": self.env_step,
             "updates": self.updates,
+            "world_size": self.world_size,  # the replay and random states below are rank 0's
             "model_meta": self.model_meta(),
             "trainer": {
                 "rng": self.rng.bit_generator.state,
@@ -496,7 +501,8 @@ class Trainer:
                     self.save(logger)
                 if self.world_size > 1:  # the others wait for rank 0's checkpoint: a rank that went on to
                     torch.distributed.barrier()  # tear gloo down meanwhile could abort, and take rank 0 with it
-                raise TrainingInterrupted(signum, self.env_step, self.run_dir)
+                raise TrainingInterrupted(signum, self.env_step, self.run_dir,
+                                          caveat=ONE_PROCESS_RESUME if self.world_size > 1 else None)
         self.save(logger)
 
     def _agreed_stop(self, stop: StopRequest) -> int:
@@ -631,6 +637,9 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     except checkpoint.UnusableCheckpoints as e:
         raise ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}") from None
     done = state.get("env_step", -1) if state is not None else -1  # weights-only checkpoints have none
+    if state is not None and state.get("world_size", 1) > 1:
+        warnings.warn(f"{state['path']} was saved by {state['world_size']} processes (torchrun): "
+                      f"{ONE_PROCESS_RESUME}", RuntimeWarning, stacklevel=2)
     if state is not None and "config" in state:
         _check_config_is_the_checkpoints(saved_cfg, state, run_dir)
     if total_env_steps is not None and total_env_steps != cfg.total_env_steps:

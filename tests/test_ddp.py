@@ -102,7 +102,8 @@ def _rank_interrupted(rank: int, world: int, port: int, out: str, cache: str) ->
         tr.run()
         result = {"interrupted": None}
     except TrainingInterrupted as e:
-        result = {"interrupted": e.signum, "env_step": e.env_step, "rounds": rounds}
+        result = {"interrupted": e.signum, "env_step": e.env_step, "rounds": rounds,
+                  "says_one_process": "goes on in one process from rank 0's replay" in str(e)}
     result["times"] = {"left": time.time(), "saved": saved_at[-1] if saved_at else None}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
@@ -125,3 +126,11 @@ def test_a_signal_to_one_process_stops_every_process_after_the_same_round(tmp_pa
     saved = checkpoint.load_latest(tmp_path, with_replay=False)  # rank 0 writes it
     cfg = preset("debug")
     assert saved is not None and saved["env_step"] == a["env_step"] == 3 * 2 * cfg.num_envs * cfg.episode_length
+    assert saved["world_size"] == 2 and a["says_one_process"]
+    # a resume (in one process: the checkpoint holds rank 0's replay only) says what it cannot continue
+    from glamor.config import Config
+    from glamor.train import resume
+
+    Config.from_dict(saved["config"]).save(tmp_path / "config.json")  # what train() writes beside it
+    with pytest.warns(RuntimeWarning, match="saved by 2 processes .*goes on in one process from rank 0's replay"):
+        assert resume(tmp_path, total_env_steps=saved["env_step"], table=False)["env_steps"] == saved["env_step"]
