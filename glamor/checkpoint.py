@@ -14,6 +14,11 @@ compressed) that the checkpoint names. Writing a new checkpoint:
 At every moment at least one of `checkpoint.pt` / `checkpoint.prev.pt` is complete and its
 replay file exists; `load_latest` takes the newest one that loads. A failed write (a full
 disk) removes its temporary files and leaves the previous checkpoints untouched.
+
+Under torchrun, rank 0 writes the checkpoint; every other rank r first writes its own part (its
+random states and its replay: `rank<r>-<env_step>.pt` and `replay-<env_step>-rank<r>.npz`,
+`save_rank`), which the checkpoint then names in `rank_files`; a checkpoint whose rank files are
+missing is not complete. `load_rank` reads a rank's part back.
 """
 
 from __future__ import annotations
@@ -99,34 +104,73 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
     return run_dir / CHECKPOINT
 
 
+def rank_file_names(rank: int, env_step: int) -> tuple[str, str]:
+    """Rank `rank`'s (state file, replay file) in the checkpoint of `env_step` (torchrun)."""
+    return f"rank{rank}-{env_step}.pt", f"replay-{env_step}-rank{rank}.npz"
+
+
+def save_rank(run_dir: str | Path, rank: int, state: dict, replay: dict[str, np.ndarray]) -> None:
+    """A torchrun rank's own part of the checkpoint of `state["env_step"]` (written before rank
+    0's `save_run` names it in `rank_files`; unnamed, a kill's leftovers go at the next save)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    name, replay_name = rank_file_names(rank, int(state["env_step"]))
+    save_arrays(replay, run_dir / replay_name)
+    atomic_save({**state, "replay_file": replay_name}, run_dir / name)
+
+
+def load_rank(run_dir: str | Path, state: dict, rank: int) -> dict:
+    """Rank `rank`'s part of checkpoint `state` (its random states and `replay` arrays) over
+    `state`, the checkpoint rank 0 wrote."""
+    run_dir = Path(run_dir)
+    names = state.get("rank_files", {}).get(rank)
+    if names is None:
+        raise ValueError(f"{state.get('path', 'the checkpoint')} has no part for rank {rank} (it was saved by "
+                         f"{state.get('world_size', 1)} process(es))")
+    part = load(run_dir / names[0])
+    part["replay"] = load_arrays(run_dir / part.pop("replay_file"))
+    del part["path"]
+    return {**state, **part}
+
+
+def _named_files(state: dict) -> list[str]:
+    """The files a checkpoint needs beside it: its replay and its ranks' parts."""
+    names = [state["replay_file"]] if state.get("replay_file") else []
+    for files in state.get("rank_files", {}).values():
+        names += files
+    return names
+
+
 def _usable(path: Path) -> bool:
-    """Whether the checkpoint at `path` exists, loads and its replay file (if it names one) exists."""
+    """Whether the checkpoint at `path` exists, loads and the files it names exist."""
     try:
-        replay_file = load(path).get("replay_file")
+        state = load(path)
     except Exception:  # noqa: BLE001 - missing or damaged
         return False
-    return not replay_file or (path.parent / replay_file).exists()
+    return all((path.parent / name).exists() for name in _named_files(state))
 
 
-def _referenced_replays(run_dir: Path) -> set[str]:
+def _referenced_files(run_dir: Path) -> set[str]:
     names = set()
     for name in (CHECKPOINT, PREVIOUS):
         try:
             state = load(run_dir / name)
         except Exception:  # noqa: BLE001 - a missing or damaged checkpoint names nothing
             continue
-        if state.get("replay_file"):
-            names.add(state["replay_file"])
+        names.update(_named_files(state))
     return names
 
 
 def _remove_unreferenced_replays(run_dir: Path) -> None:
-    keep = _referenced_replays(run_dir)
-    for path in run_dir.glob("replay-*.npz"):
-        if path.name not in keep:
+    """Replay files and ranks' parts that neither checkpoint names, and temporary files."""
+    keep = _referenced_files(run_dir)
+    for pattern in ("replay-*.npz", "rank*-*.pt"):
+        for path in run_dir.glob(pattern):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+    for pattern in (".replay-*.npz.tmp", ".rank*-*.pt.tmp"):
+        for path in run_dir.glob(pattern):
             path.unlink(missing_ok=True)
-    for path in run_dir.glob(".replay-*.npz.tmp"):
-        path.unlink(missing_ok=True)
 
 
 def load(path: str | Path, map_location="cpu") -> dict:
@@ -240,6 +284,9 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
                 except Exception as e:  # noqa: BLE001 - named as the replay's, not the checkpoint's
                     raise ValueError(f"{path} is unusable: its replay file {replay_file} is unusable "
                                      f"({type(e).__name__}: {str(e)[:200]})") from e
+            missing = [name for name in _named_files(state) if not (run_dir / name).exists()]
+            if with_replay and missing:  # a torchrun rank's part
+                raise ValueError(f"{path} is unusable: {', '.join(missing)} missing")
         except ValueError as e:  # load's own message names the file
             reasons.append(str(e))
             continue

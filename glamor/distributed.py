@@ -8,7 +8,9 @@ DistributedDataParallel averages the gradients, and env_step counts the steps of
 together, so every process takes the same decisions (learning starts, epsilon, when to stop).
 Each rank keeps its own replay and updates `updates_per_episode` times per episode it collects:
 the spec's samples per environment step, in 1/W as many optimiser steps of W batches each.
-Rank 0 alone logs, evaluates and writes checkpoints. The backend is NCCL on GPUs and gloo on
+Rank 0 alone logs, evaluates and writes the checkpoint; the other ranks write their own parts
+of it first (their replays and random states), and `glamor train --resume` under torchrun with
+as many processes gives each rank its part back. The backend is NCCL on GPUs and gloo on
 CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when there are GPUs
 (a config's `cuda:N` included). Collectives wait up to `GLAMOR_DIST_TIMEOUT_MIN` minutes (120)
 while rank 0 builds goal sets, evaluates or saves.
@@ -47,6 +49,26 @@ def setup(cfg) -> tuple[int, int]:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def from_rank_0(value):
+    """Rank 0's `value` (any picklable object) on every rank; `value` itself with one process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_succeeded(ok: bool) -> bool:
+    """Whether `ok` holds on every rank (so a failure on one is raised on all, and none waits in a
+    later collective for a rank that has left); `ok` itself with one process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return ok
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([int(ok)], device=device)  # NCCL reduces GPU tensors only
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
 
 
 def teardown() -> None:

@@ -43,13 +43,12 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on a signal after writing a checkpoint (a KeyboardInterrupt, so code
     that catches Exception lets it through, as it would a Ctrl-C)."""
 
-    def __init__(self, signum: int, env_step: int, run_dir: str | Path, continue_with: str | None = None,
-                 caveat: str | None = None):
+    def __init__(self, signum: int, env_step: int, run_dir: str | Path, continue_with: str | None = None):
         self.signum, self.env_step, self.run_dir = signum, env_step, Path(run_dir)
         how = continue_with or f"glamor train --resume {self.run_dir}"
         super().__init__(
             f"{signal.Signals(signum).name} received: stopped at environment step {env_step:,} and saved a "
-            f"checkpoint in {self.run_dir}; `{how}` continues the run" + (f" ({caveat})" if caveat else ""))
+            f"checkpoint in {self.run_dir}; `{how}` continues the run")
 
     @property
     def exit_status(self) -> int:

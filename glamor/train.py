@@ -19,7 +19,9 @@ resumed any number of times ends with the same weights as one that was not. Ctrl
 ends the round, writes a checkpoint and raises TrainingInterrupted (glamor/interrupt.py).
 
 Several processes (`torchrun`, see glamor/distributed.py): each collects its own data, gradients
-are averaged with DDP, env_step counts every process's steps; rank 0 logs, evaluates and saves.
+are averaged with DDP, env_step counts every process's steps; rank 0 logs, evaluates and writes
+the checkpoint, which names each other rank's own part (its replay and random states), so a
+resume under torchrun with as many processes is exact too.
 
 `Config.algo = "gcsl"` trains the GCSL baseline (glamor/gcsl.py) in the same loop, replay, budget
 and schedule: its policy collects closed loop (in-process environments only) and learns from the
@@ -44,7 +46,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from glamor import checkpoint, envs
+from glamor import checkpoint, distributed, envs
 from glamor.agent import Agent, agent_class
 from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
@@ -59,10 +61,6 @@ from glamor.results import EVAL_METRICS, format_table, read_results, write_resul
 from glamor.vector import EnvPool, make_pool
 
 CHECKPOINT_FORMAT = 2
-# What a resume of a run trained under torchrun can and cannot continue.
-ONE_PROCESS_RESUME = ("the checkpoint holds rank 0's replay and random states only (the other ranks' are not "
-                      "saved), so the run goes on in one process from rank 0's replay and does not end as the "
-                      "uninterrupted run would")
 
 
 def make_envs(cfg: Config, count: int) -> list[envs.GoalEnv]:
@@ -330,11 +328,8 @@ class Trainer:
                 "image_hw": [int(x) for x in self.env.frame_shape]}
 
     def state_dict(self) -> dict:
-        """Everything the rest of the run depends on, except the replay's arrays."""
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        env_rngs = self.pool.rng_states()  # first: a worker restarted while asked is counted below
+        """Everything the rest of the run depends on, except the replay's arrays (under
+        torchrun, the parts of its own are this rank's: `local_state_dict`)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.cfg.to_dict(),
@@ -342,8 +337,19 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "env_step": self.env_step,
             "updates": self.updates,
-            "world_size": self.world_size,  # the replay and random states below are rank 0's
+            "world_size": self.world_size,
             "model_meta": self.model_meta(),
+            **self.local_state_dict(),
+        }
+
+    def local_state_dict(self) -> dict:
+        """What each process has of its own: its random states, its environments', its agent's
+        draws and the loop's counters (the same on every rank but for the log window)."""
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        env_rngs = self.pool.rng_states()  # first: a worker restarted while asked is counted below
+        return {
             "trainer": {
                 "rng": self.rng.bit_generator.state,
                 "update_credit": self._update_credit,
@@ -398,20 +404,55 @@ class Trainer:
         self.resumed_from = self.env_step
 
     def save(self, logger: Logger | None = None) -> None:
-        """A checkpoint of the whole training state (rank 0 only); the previous one is kept
-        until this one is complete."""
-        if not self.is_main:
-            return
+        """A checkpoint of the whole training state; the previous one is kept until this one is
+        complete. Under torchrun every rank calls it: the others write their own parts (their
+        replays and random states) first, then rank 0 the checkpoint that names them."""
         if logger is not None:
             self._wall_offset = logger.elapsed
         try:
-            checkpoint.save_run(self.run_dir, self.state_dict(), self.replay.state_dict())
+            self._on_every_rank(self._write_rank_part)
+            self._on_every_rank(self._write_checkpoint)
         except OSError as e:
             raise OSError(f"writing a checkpoint in {self.run_dir} failed ({e}); the previous checkpoint "
-                          f"is kept and `glamor train --resume {self.run_dir}` continues from it") from e
+                          f"is kept and `{self.resume_command()}` continues from it") from e
         if self.on_first_save is not None:
             settle, self.on_first_save = self.on_first_save, None
             settle()
+
+    def resume_command(self) -> str:
+        """The command that continues this run (under torchrun: as many processes again)."""
+        if self.world_size == 1:
+            return f"glamor train --resume {self.run_dir}"
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
+        nodes = f"--nproc-per-node {local}" if local == self.world_size else \
+            f"--nnodes {self.world_size // local} --nproc-per-node {local} ..."
+        return f"torchrun {nodes} -m glamor train --resume {self.run_dir}"
+
+    def _write_rank_part(self) -> None:
+        if not self.is_main:
+            checkpoint.save_rank(self.run_dir, self.rank, {"env_step": self.env_step, **self.local_state_dict()},
+                                 self.replay.state_dict())
+
+    def _write_checkpoint(self) -> None:
+        if self.is_main:
+            state = self.state_dict()
+            if self.world_size > 1:
+                state["rank_files"] = {r: list(checkpoint.rank_file_names(r, self.env_step))
+                                       for r in range(1, self.world_size)}
+            checkpoint.save_run(self.run_dir, state, self.replay.state_dict())
+
+    def _on_every_rank(self, write: Callable[[], None]) -> None:
+        """`write()` here, then agree that it succeeded on every rank: an OSError on any rank
+        is raised on all of them (none goes on to wait for the others in a collective)."""
+        error = None
+        try:
+            write()
+        except OSError as e:
+            error = e
+        if self.world_size > 1 and not distributed.all_succeeded(error is None):
+            error = error or OSError("another process could not write its part")
+        if error is not None:
+            raise error
 
     def evaluate(self, episodes: int, **kwargs) -> dict:
         if self._eval_sets is None:
@@ -497,12 +538,9 @@ class Trainer:
                 saved = True
             signum = self._agreed_stop(stop)
             if signum:
-                if not saved:
-                    self.save(logger)
-                if self.world_size > 1:  # the others wait for rank 0's checkpoint: a rank that went on to
-                    torch.distributed.barrier()  # tear gloo down meanwhile could abort, and take rank 0 with it
-                raise TrainingInterrupted(signum, self.env_step, self.run_dir,
-                                          caveat=ONE_PROCESS_RESUME if self.world_size > 1 else None)
+                if not saved:  # (every rank leaves save() after rank 0's checkpoint: one that went on to
+                    self.save(logger)  # tear gloo down meanwhile could abort, and take rank 0 with it)
+                raise TrainingInterrupted(signum, self.env_step, self.run_dir, continue_with=self.resume_command())
         self.save(logger)
 
     def _agreed_stop(self, stop: StopRequest) -> int:
@@ -573,8 +611,6 @@ def _finish(results: dict, cfg: Config, run_dir: Path, t0: float, table: bool | 
 def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool | None = None) -> dict:
     """Train a GLAMOR agent (or the GCSL baseline, `cfg.algo`) in `run_dir`, evaluate it, and
     return the eval.json dict; `table` prints its results table (default: cfg.progress)."""
-    from glamor import distributed
-
     rank, world = distributed.setup(cfg)
     aside = None
     if rank == 0:
@@ -619,7 +655,9 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     and return the eval.json dict. `total_env_steps` extends (or shortens) the run; `machine`
     changes fields of config.MACHINE_FIELDS (a run trained on a GPU goes on with device='cpu');
     `table` prints the results table (default: the run's progress setting). When checkpoint
-    files exist but none loads, the error ends with `retrain_hint`: how to start the run over."""
+    files exist but none loads, the error ends with `retrain_hint`: how to start the run over.
+    A run trained under torchrun resumes under torchrun with as many processes, each from its
+    own part of the checkpoint."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
@@ -628,18 +666,18 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     if other:
         raise ValueError(f"a resumed run keeps its config; only --total-env-steps and --set "
                          f"{', '.join(MACHINE_FIELDS)} may change (got --set {', '.join(other)})")
-    saved_cfg = cfg
-    cfg = cfg.replace(**(machine or {}))
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("--resume runs in one process (the checkpoint holds rank 0's replay only)")
+    rank, world = distributed.setup(cfg.replace(**(machine or {})))
     try:
-        state = checkpoint.load_latest(run_dir)
-    except checkpoint.UnusableCheckpoints as e:
-        raise ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}") from None
+        return _resume(run_dir, cfg, total_env_steps, machine, table, retrain_hint, rank, world)
+    finally:
+        distributed.teardown()
+
+
+def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, retrain_hint: str, rank: int,
+            world: int) -> dict:
+    cfg = saved_cfg.replace(**(machine or {}))
+    state = _checkpoint_of_this_rank(run_dir, rank, world, retrain_hint)
     done = state.get("env_step", -1) if state is not None else -1  # weights-only checkpoints have none
-    if state is not None and state.get("world_size", 1) > 1:
-        warnings.warn(f"{state['path']} was saved by {state['world_size']} processes (torchrun): "
-                      f"{ONE_PROCESS_RESUME}", RuntimeWarning, stacklevel=2)
     if state is not None and "config" in state:
         _check_config_is_the_checkpoints(saved_cfg, state, run_dir)
     if total_env_steps is not None and total_env_steps != cfg.total_env_steps:
@@ -653,15 +691,17 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     resolve_device(cfg.device)  # a device this machine lacks is named before anything is written
     results = _results_of_step(run_dir, done) if done >= cfg.total_env_steps else None
     if results is not None:  # finished (else, at the total, the trainer below only evaluates)
-        if cfg != saved_cfg:
-            cfg.save(run_dir / "config.json")
-        print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
-              f"pass a larger --total-env-steps to extend it", file=sys.stderr)
-        if cfg.progress if table is None else table:
-            print(format_table(results))
+        if rank == 0:
+            if cfg != saved_cfg:
+                cfg.save(run_dir / "config.json")
+            print(f"{run_dir} is finished ({done:,} environment steps, evaluated in eval.json); "
+                  f"pass a larger --total-env-steps to extend it", file=sys.stderr)
+            if cfg.progress if table is None else table:
+                print(format_table(results))
+        distributed.barrier()
         return results
     t0 = time.time()
-    trainer = Trainer(cfg, run_dir)
+    trainer = Trainer(cfg, run_dir, rank, world)
     try:
         if state is not None:
             trainer.load_state_dict(state)
@@ -669,15 +709,59 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     except BaseException:
         trainer.close()
         raise
-    if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
-        cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
-    if state is None:
-        warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
-                      RuntimeWarning, stacklevel=2)
-        # The killed start's logs describe steps about to be run again: start them afresh too.
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
-        (run_dir / "metrics.csv").unlink(missing_ok=True)
-    return _finish(trainer.run(), cfg, run_dir, t0, table)
+    if rank == 0:
+        if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
+            cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
+        if state is None:
+            warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
+                          RuntimeWarning, stacklevel=3)
+            # The killed start's logs describe steps about to be run again: start them afresh too.
+            shutil.rmtree(run_dir / "tb", ignore_errors=True)
+            (run_dir / "metrics.csv").unlink(missing_ok=True)
+    try:
+        results = trainer.run()
+    except TrainingInterrupted:
+        distributed.barrier()  # every rank stopped after the same round: they leave together
+        raise
+    results = _finish(results, cfg, run_dir, t0, table)
+    distributed.barrier()  # as in train(): the others waited through rank 0's evaluation
+    return results
+
+
+def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint: str) -> dict | None:
+    """The newest complete checkpoint (None when there is none yet); under torchrun rank 0
+    picks it, every rank reads the same one with its own part, and a refusal is raised on
+    every rank (none is left waiting in a collective)."""
+    state, error = None, None
+    if rank == 0:
+        try:
+            state = checkpoint.load_latest(run_dir, stacklevel=5)
+        except checkpoint.UnusableCheckpoints as e:
+            error = ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}")
+    path, refusal = distributed.from_rank_0((state and state["path"], error and str(error)))
+    try:
+        if rank > 0 and refusal:
+            raise ValueError(refusal)
+        if rank > 0 and path is not None:
+            state = checkpoint.load(path)
+        saved_by = 1 if state is None else state.get("world_size", 1)
+        if state is not None and world > 1 and saved_by != world:
+            how = "glamor train --resume" if saved_by == 1 else f"torchrun --nproc-per-node {saved_by} ..."
+            raise ValueError(f"{state['path']} was saved by {saved_by} process(es): resume it with as many "
+                             f"(`{how}`), not {world}")
+        if rank > 0 and state is not None:
+            state = checkpoint.load_rank(run_dir, state, rank)
+    except (ValueError, OSError) as e:
+        error = error or e
+    if not distributed.all_succeeded(error is None):
+        raise error or ValueError("another process could not read its part of the checkpoint")
+    if state is not None and state.get("world_size", 1) > 1 and world == 1:
+        warnings.warn(f"{state['path']} was saved by {state['world_size']} processes (torchrun): in one "
+                      f"process the run goes on from rank 0's replay and random states alone and does not end "
+                      f"as the uninterrupted run would (resume it with `torchrun --nproc-per-node "
+                      f"{state['world_size']} -m glamor train --resume {run_dir}` for that)",
+                      RuntimeWarning, stacklevel=4)
+    return state
 
 
 def _results_of_step(run_dir: Path, done: int) -> dict | None:

@@ -204,9 +204,6 @@ def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
     config = (run / "config.json").read_text()
     out = _cli("train", "--resume", str(run), "--set", "lr=0.1", cwd=tmp_path)
     assert out.returncode == 2 and "got --set lr" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "glamor", "train", "--resume", str(run), "--set", "torch_threads=3"],
-                         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "WORLD_SIZE": "2"})
-    assert out.returncode == 2 and "one process" in out.stderr
     assert (run / "config.json").read_text() == config, "a refused resume leaves config.json as it was"
     out = _cli("train", "--resume", str(run), "--set", "device=cpu", "--set", "torch_threads=1", cwd=tmp_path)
     assert out.returncode == 0 and "is finished" in out.stderr, out.stderr

@@ -90,20 +90,20 @@ def _rank_interrupted(rank: int, world: int, port: int, out: str, cache: str) ->
         return collect()
 
     tr.collect_round = collect_round
-    save, saved_at = tr.save, []
+    write, saved_at = tr._write_checkpoint, []
 
-    def slow_save(*args):  # rank 0's checkpoint takes a while: the others must wait for it
+    def slow_write():  # rank 0's checkpoint takes a while: the others must wait for it
         time.sleep(1.0 if rank == 0 and rounds == 3 else 0.0)
-        save(*args)
+        write()
         saved_at.append(time.time())
 
-    tr.save = slow_save
+    tr._write_checkpoint = slow_write
     try:
         tr.run()
         result = {"interrupted": None}
     except TrainingInterrupted as e:
         result = {"interrupted": e.signum, "env_step": e.env_step, "rounds": rounds,
-                  "says_one_process": "goes on in one process from rank 0's replay" in str(e)}
+                  "names_torchrun": "`torchrun --nproc-per-node 2 -m glamor train --resume" in str(e)}
     result["times"] = {"left": time.time(), "saved": saved_at[-1] if saved_at else None}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
@@ -126,11 +126,91 @@ def test_a_signal_to_one_process_stops_every_process_after_the_same_round(tmp_pa
     saved = checkpoint.load_latest(tmp_path, with_replay=False)  # rank 0 writes it
     cfg = preset("debug")
     assert saved is not None and saved["env_step"] == a["env_step"] == 3 * 2 * cfg.num_envs * cfg.episode_length
-    assert saved["world_size"] == 2 and a["says_one_process"]
-    # a resume (in one process: the checkpoint holds rank 0's replay only) says what it cannot continue
+    assert saved["world_size"] == 2 and a["names_torchrun"]
+    # a resume in one process goes on from rank 0's part alone, and says so
     from glamor.config import Config
     from glamor.train import resume
 
     Config.from_dict(saved["config"]).save(tmp_path / "config.json")  # what train() writes beside it
-    with pytest.warns(RuntimeWarning, match="saved by 2 processes .*goes on in one process from rank 0's replay"):
+    with pytest.warns(RuntimeWarning, match=r"saved by 2 processes \(torchrun\): in one process the run goes on from rank 0's replay"):
         assert resume(tmp_path, total_env_steps=saved["env_step"], table=False)["env_steps"] == saved["env_step"]
+
+
+def _rank_run(rank: int, world: int, port: int, run: str, cache: str, resume: bool, stop_round: int) -> None:
+    """Rank `rank` of `glamor train` (or `--resume`) as torchrun starts it; with `stop_round`,
+    rank 1 alone gets a SIGTERM in that round."""
+    import signal
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+    from glamor import train as T
+    from glamor.interrupt import TrainingInterrupted
+
+    rounds, collect = 0, T.Trainer.collect_round
+
+    def collect_round(self):
+        nonlocal rounds
+        rounds += 1
+        if rank == 1 and rounds == stop_round:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return collect(self)
+
+    T.Trainer.collect_round = collect_round
+    cfg = preset("debug", progress=False, learning_starts=0, device="cpu", deterministic=True, total_env_steps=480,
+                 snapshot_every=192, eval_episodes=2, eval_episodes_during_training=2)
+    try:
+        T.resume(run, table=False) if resume else T.train(cfg, run, table=False)
+    except TrainingInterrupted as e:
+        with open(os.path.join(run, f"interrupted{rank}.txt"), "w") as f:
+            f.write(str(e))
+    except ValueError as e:  # a refused resume: on every rank
+        with open(os.path.join(run, f"refused{rank}.txt"), "w") as f:
+            f.write(str(e))
+
+
+def _spawn_run(run, resume=False, stop_round=0):
+    mp.spawn(_rank_run, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"], resume, stop_round), nprocs=2,
+             join=True)
+
+
+def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like_an_uninterrupted_one(tmp_path):
+    """Each rank saves its own replay and random states beside rank 0's checkpoint, and a resume
+    under torchrun gives every rank its own back: the run ends exactly as if never stopped."""
+    import numpy as np
+
+    from glamor import checkpoint
+
+    _spawn_run(tmp_path / "reference")
+    _spawn_run(tmp_path / "stopped", stop_round=3)
+    message = (tmp_path / "stopped" / "interrupted0.txt").read_text()
+    assert f"torchrun --nproc-per-node 2 -m glamor train --resume {tmp_path / 'stopped'}" in message
+    stopped = checkpoint.load_latest(tmp_path / "stopped", with_replay=False)
+    assert stopped["world_size"] == 2 and stopped["env_step"] < 480
+    assert sorted(p.name for p in (tmp_path / "stopped").glob("*rank1*")) == sorted(stopped["rank_files"][1])
+    _spawn_run(tmp_path / "stopped", resume=True)
+    frames = []
+    for rank in (0, 1):
+        a, b = (checkpoint.load_latest(tmp_path / name) for name in ("reference", "stopped"))
+        if rank:
+            a, b = (checkpoint.load_rank(tmp_path / name, s, rank) for name, s in (("reference", a), ("stopped", b)))
+        frames.append(a["replay"]["frames"])
+        assert (a["env_step"], a["updates"]) == (b["env_step"], b["updates"]) and a["env_step"] >= 480
+        for name in ("frames", "actions", "valid"):
+            np.testing.assert_array_equal(a["replay"][name], b["replay"][name], err_msg=f"rank {rank}: {name}")
+        for name, t in a["model"].items():
+            assert torch.equal(t, b["model"][name]), f"weights differ: {name}"
+        assert a["trainer"]["rng"] == b["trainer"]["rng"] and a["agent"] == b["agent"], f"rank {rank}'s draws"
+    assert not np.array_equal(*frames), "each rank resumed its own replay"
+    assert (tmp_path / "stopped" / "eval.json").exists()
+    # a run of one process is not resumed by two (every rank refuses; none waits for the others)
+    from glamor.train import train
+
+    alone = tmp_path / "alone"
+    train(preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2), alone, table=False)
+    config = (alone / "config.json").read_text()
+    _spawn_run(alone, resume=True)
+    for rank in (0, 1):
+        assert "was saved by 1 process(es): resume it with as many (`glamor train --resume`), not 2" in (
+            alone / f"refused{rank}.txt").read_text()
+    assert (alone / "config.json").read_text() == config

@@ -157,6 +157,34 @@ def test_a_save_after_falling_back_keeps_the_checkpoint_it_fell_back_to(tmp_path
     assert checkpoint.load_latest(tmp_path)["x"] == 3
 
 
+def test_the_parts_of_other_ranks_are_named_kept_and_required_by_their_checkpoint(tmp_path):
+    """Under torchrun rank r > 0 writes its part (state and replay) before rank 0's checkpoint
+    names it: parts no checkpoint names go at the next save, and a checkpoint whose part is
+    missing is not complete (load_latest falls back to the one before)."""
+    replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
+
+    def save(step):
+        checkpoint.save_rank(tmp_path, 1, {"env_step": step, "agent": {"plan_seed": step}}, {"frames": replay["frames"] + step})
+        files = {1: list(checkpoint.rank_file_names(1, step))}
+        checkpoint.save_run(tmp_path, {"env_step": step, "world_size": 2, "rank_files": files, "agent": {}}, replay)
+
+    checkpoint.save_rank(tmp_path, 1, {"env_step": 7}, replay)  # a save killed before rank 0's checkpoint
+    save(1)
+    save(2)
+    save(3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.prev.pt", "checkpoint.pt", "rank1-2.pt", "rank1-3.pt", "replay-2-rank1.npz", "replay-2.npz",
+        "replay-3-rank1.npz", "replay-3.npz"]
+    state = checkpoint.load_rank(tmp_path, checkpoint.load_latest(tmp_path), 1)
+    assert state["env_step"] == 3 and state["agent"] == {"plan_seed": 3} and state["world_size"] == 2
+    np.testing.assert_array_equal(state["replay"]["frames"], replay["frames"] + 3)
+    (tmp_path / "replay-3-rank1.npz").unlink()
+    with pytest.warns(UserWarning, match="replay-3-rank1.npz missing; using checkpoint.prev.pt"):
+        assert checkpoint.load_latest(tmp_path)["env_step"] == 2
+    with pytest.raises(ValueError, match="has no part for rank 2"):
+        checkpoint.load_rank(tmp_path, state, 2)
+
+
 def test_a_run_directory_removed_while_training_is_made_again_at_the_next_save(tmp_path):
     run = tmp_path / "runs" / "gone"  # never made, as after an `rm -r` during training
     tr = Trainer(preset("debug", progress=False, learning_starts=0), run)
