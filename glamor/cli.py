@@ -130,7 +130,8 @@ def cmd_eval(args) -> int:
     if "use_prior" in overrides:
         raise ValueError("--set use_prior: an evaluation reports GLAMOR with and without the prior either way "
                          "(success_rate and success_rate_no_prior)")
-    changes = {k: v for k, v in overrides.items() if k != "progress"}  # progress changes no number
+    # The machine's settings (device, eval_batch, ...) change no draw: still the run's own eval.json.
+    changes = {k: v for k, v in overrides.items() if k not in MACHINE_FIELDS}
     if args.episodes is not None and args.episodes != cfg.eval_episodes:
         changes["eval_episodes"] = args.episodes  # another goal count is another results file
     name = results_name(changes)
@@ -153,20 +154,24 @@ def load_gray(path: str, hw: tuple[int, int]):
     import numpy as np
     from PIL import Image
 
+    notes = []
     try:
         image = Image.open(path)
-    except (OSError, ValueError) as e:  # missing file, or not an image PIL can read
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # convert("L") would clip, not rescale
+            raise ValueError(f"it holds {image.mode} pixels (16-bit or float); frames are 8-bit grayscale "
+                             f"(0..255): convert it to 8 bits first")
+        if image.mode != "L":
+            notes.append(f"converted {image.mode} to grayscale")
+            image = image.convert("L")
+        if image.size != (hw[1], hw[0]):
+            notes.append(f"resized {image.size[1]}x{image.size[0]} to the model's {hw[0]}x{hw[1]} (H x W)")
+            image = image.resize((hw[1], hw[0]), Image.BILINEAR)
+        frame = np.array(image, dtype=np.uint8)  # decodes: a damaged file fails here at the latest
+    except (OSError, ValueError, SyntaxError) as e:  # missing, not an image, damaged (PIL: SyntaxError)
         raise ValueError(f"cannot read image {path}: {e}") from e
-    notes = []
-    if image.mode != "L":
-        notes.append(f"converted {image.mode} to grayscale")
-        image = image.convert("L")
-    if image.size != (hw[1], hw[0]):
-        notes.append(f"resized {image.size[1]}x{image.size[0]} to the model's {hw[0]}x{hw[1]} (H x W)")
-        image = image.resize((hw[1], hw[0]), Image.BILINEAR)
     if notes:
         print(f"note: {path}: {', '.join(notes)}", file=sys.stderr)
-    return np.array(image, dtype=np.uint8)  # a writable copy
+    return frame
 
 
 def cmd_plan(args) -> int:

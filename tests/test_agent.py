@@ -227,6 +227,31 @@ def test_epsilon_must_be_a_probability():
             agent.epsilon_greedy(bad, 0.5)
 
 
+def test_glamor_plan_names_damaged_truncated_and_16_bit_images(tmp_path):
+    """Images glamor plan cannot use are named with the reason (no traceback from PIL's decoder,
+    no 16-bit frame clipped to a few gray levels)."""
+    from PIL import Image
+
+    from glamor.cli import load_gray
+
+    gradient = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (8, 1))  # (8, 32)
+    Image.fromarray(gradient).save(tmp_path / "ok.png")
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    noise = np.random.default_rng(0).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    damaged = bytearray((tmp_path / "noise.png").read_bytes())
+    damaged[36] ^= 0xFF  # the image data's chunk length: PIL's decoder raises SyntaxError("broken PNG file")
+    (tmp_path / "damaged.png").write_bytes(bytes(damaged))
+    Image.fromarray(gradient.astype(np.uint16) * 256).save(tmp_path / "deep.png")  # 16-bit
+    assert np.array_equal(load_gray(str(tmp_path / "ok.png"), (8, 32)), gradient)
+    for name in ("truncated.png", "damaged.png"):
+        with pytest.raises(ValueError, match=f"cannot read image {tmp_path / name}: "):
+            load_gray(str(tmp_path / name), (8, 32))
+    with pytest.raises(ValueError, match=r"deep.png: it holds I;16 pixels \(16-bit or float\); frames are 8-bit"):
+        load_gray(str(tmp_path / "deep.png"), (8, 32))
+
+
 def test_glamor_plan_notes_conversions_and_names_unreadable_images(tmp_path):
     import os
     import subprocess

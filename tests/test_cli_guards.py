@@ -209,8 +209,12 @@ def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
     assert out.returncode == 0 and "is finished" in out.stderr, out.stderr
     saved = json.loads((run / "config.json").read_text())
     assert (saved["device"], saved["torch_threads"]) == ("cpu", 1)
-    out = _cli("eval", str(run), "--videos", "0", "--set", "backend=reference", cwd=tmp_path)
-    assert out.returncode == 0 and (run / "eval-backend=reference.json").exists(), out.stderr
+    (run / "eval.json").unlink()  # as after a final evaluation that ran out of memory
+    out = _cli("eval", str(run), "--videos", "0", "--set", "backend=reference", "--set", "eval_batch=3", cwd=tmp_path)
+    assert out.returncode == 0 and (run / "eval.json").exists(), out.stderr  # the run's own: the same draws
+    assert not list(run.glob("eval-*.json"))
+    out = _cli("train", "--resume", str(run), cwd=tmp_path)
+    assert out.returncode == 0 and "is finished" in out.stderr, out.stderr
 
 
 def test_overwrite_through_a_symlink_replaces_what_it_points_to(tmp_path):
