@@ -23,12 +23,14 @@ again) and `GOAL_FORMAT_VERSION`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +108,10 @@ def rollout_goals(
         bar.update(1)
     bar.close()
     if len(goals) < count:
-        raise RuntimeError(f"found only {len(goals)} of {count} {desc} in {max_tries} rollouts")
+        why = (f": in the others the labels {list(moved)} (the environment's moved_labels) were where they "
+               f"started, so these goals are rare or impossible here (lower train_moved_fraction, or check "
+               f"moved_labels)" if moved else "")
+        raise ValueError(f"found only {len(goals)} of {count} {desc} in {max_tries} rollouts{why}")
     return goals, starts
 
 
@@ -180,21 +185,28 @@ def cache_dir() -> Path:
 
 
 def env_code_digest(env: GoalEnv) -> str:
-    """A fingerprint of the source of the env's classes (GoalEnv and its subclasses), so cached
-    goals are built again after an environment's code changes (how it draws or labels)."""
+    """A fingerprint of the source of the modules that define the env's classes (GoalEnv and
+    its subclasses: their module-level constants and helpers too), so cached goals are built
+    again after an environment's code changes (how it draws or labels)."""
     return _class_code_digest(type(env))
 
 
-@functools.cache  # a class's source is read once per process
+@functools.cache  # a module's source is read once per process
 def _class_code_digest(env_class: type) -> str:
-    h = hashlib.sha1()
+    h, modules = hashlib.sha1(), []
     for cls in env_class.__mro__:
-        if issubclass(cls, GoalEnv):
-            try:
-                h.update(inspect.getsource(cls).encode())
-            except (OSError, TypeError):  # defined where no source is kept (a notebook, exec)
-                h.update(cls.__qualname__.encode())
-                _hash_class_body(h, cls)
+        if not issubclass(cls, GoalEnv):
+            continue
+        try:
+            h.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):  # defined where no source is kept (a notebook, exec)
+            h.update(cls.__qualname__.encode())
+            _hash_class_body(h, cls)
+        module = sys.modules.get(cls.__module__)
+        if module not in modules:  # its constants and helpers (an exec's "module" may have none)
+            modules.append(module)
+            with contextlib.suppress(OSError, TypeError):
+                h.update(inspect.getsource(module).encode())
     return h.hexdigest()[:12]
 
 

@@ -63,6 +63,15 @@ def test_box_moved_goals_moved_the_box():
         make_goal_set(genvs.make("glamor/GridWorld-v0", 8), preset("debug"), "eval_moved")
 
 
+def test_too_few_moved_goals_say_why():
+    from glamor.goals import rollout_goals
+
+    env = genvs.make(preset("gridworld_box").env_id, 1)  # one step: the box hardly ever moves
+    with pytest.raises(ValueError, match=r"found only 0 of 3 goals in 5 rollouts: in the others the labels \[2, 3\] "
+                                         r"\(the environment's moved_labels\) were where they started"):
+        rollout_goals(env, 3, 0, moved=tuple(env.moved_labels), max_tries=5, progress=False)
+
+
 def test_a_share_of_training_goals_can_come_from_box_moved_rollouts():
     cfg = preset("gridworld_box", num_train_goals=20, goal_candidates=40, eval_episodes=20, train_moved_fraction=0.5)
     env = genvs.make(cfg.env_id, cfg.episode_length)

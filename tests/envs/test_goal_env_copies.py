@@ -158,3 +158,20 @@ def test_the_key_of_an_environment_without_source_is_the_same_in_every_process()
                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
             for seed in ("1", "2", "3")}
     assert len(keys) == 1 and len(keys.pop().strip()) == 12
+
+
+def test_an_edit_of_a_module_constant_an_environment_reads_changes_its_key(tmp_path, monkeypatch):
+    """The key covers the module its class is defined in: a module-level constant (or helper)
+    the class reads is the environment's code too."""
+    import importlib
+    import sys
+
+    source = STRIP.replace("STEP", "SHIFT") + "\nSHIFT = -1\n"
+    (tmp_path / "strip_env.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # the reload reads the edited source
+    module = importlib.import_module("strip_env")
+    before = env_code_digest(module.Strip())
+    (tmp_path / "strip_env.py").write_text(source.replace("SHIFT = -1", "SHIFT = -2  # two cells a step"))
+    module = importlib.reload(module)
+    assert env_code_digest(module.Strip()) != before
