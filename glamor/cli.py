@@ -115,12 +115,16 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 def cmd_eval(args) -> int:
     from glamor.reports import write_reports
     from glamor.results import format_table, results_name, write_results
-    from glamor.train import evaluate_checkpoint
+    from glamor import checkpoint
+    from glamor.train import check_config_is_the_checkpoints, evaluate_checkpoint
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
         raise ValueError(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
     cfg = Config.load(run_dir / "config.json")
+    state = checkpoint.load_latest(run_dir, with_replay=False)
+    if state is not None and "config" in state:  # (evaluate_checkpoint says when there is none)
+        check_config_is_the_checkpoints(cfg, state, run_dir)
     overrides = _parse_overrides(args.set)
     check_model_unchanged(cfg, overrides, "an evaluation")
     training = sorted(set(overrides) & set(TRAINING_FIELDS))

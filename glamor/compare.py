@@ -161,7 +161,9 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     as sweep-<planner>-w<width>.json (on the first `episodes` held-out goals; -g<episodes> added
     to the name when that is fewer than eval_episodes). A file of another checkpoint than the
     run's evaluated one (its `env_steps`) is evaluated again."""
-    episodes = min(episodes, cfg.eval_episodes)
+    from glamor import train as training
+
+    episodes = training.goals_to_evaluate(episodes, cfg)
     goals = "" if episodes == cfg.eval_episodes else f"-g{episodes}"
     path = Path(run_dir) / f"sweep-{planner}-w{width}{goals}.json"
     if path.exists():
@@ -172,8 +174,6 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
             saved = {}
         if saved.get("episodes") == episodes and (env_steps is None or saved.get("env_steps") == env_steps):
             return saved  # evaluated before, on these goals, from this checkpoint
-    from glamor import train as training
-
     t0 = time.time()
     results = training.evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width),
                                            episodes=episodes, policies=("glamor",),

@@ -134,7 +134,7 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
                                 f"`glamor train --resume {run_dir}` trains it)")
-    episodes = cfg.eval_episodes if episodes is None else min(episodes, cfg.eval_episodes)
+    episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
     with eval_environments(cfg, episodes) as eval_envs:
         check_env_fits_model(eval_envs[0], state, cfg)
         model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
@@ -145,6 +145,16 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
                            details=details, record=record)
     results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
     return results
+
+
+def goals_to_evaluate(episodes: int, cfg: Config, stacklevel: int = 3) -> int:
+    """`episodes`, at most the goals each of the run's held-out sets holds (`eval_episodes`),
+    with a warning when more were asked for."""
+    if episodes > cfg.eval_episodes:
+        warnings.warn(f"{episodes} episodes asked for, but the run's held-out goal sets hold eval_episodes="
+                      f"{cfg.eval_episodes} goals each: evaluating those (more goals: --set eval_episodes=N, or "
+                      f"cfg.replace(eval_episodes=N))", RuntimeWarning, stacklevel=stacklevel)
+    return min(episodes, cfg.eval_episodes)
 
 
 class _Loss(torch.nn.Module):
@@ -679,7 +689,7 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
     state = _checkpoint_of_this_rank(run_dir, rank, world, retrain_hint)
     done = state.get("env_step", -1) if state is not None else -1  # weights-only checkpoints have none
     if state is not None and "config" in state:
-        _check_config_is_the_checkpoints(saved_cfg, state, run_dir)
+        check_config_is_the_checkpoints(saved_cfg, state, run_dir)
     if total_env_steps is not None and total_env_steps != cfg.total_env_steps:
         if total_env_steps < 1:
             raise ValueError(f"--total-env-steps must be at least 1, got {total_env_steps}")
@@ -775,9 +785,10 @@ def _results_of_step(run_dir: Path, done: int) -> dict | None:
     return results if results.get("env_steps", done) >= done else None
 
 
-def _check_config_is_the_checkpoints(cfg: Config, state: dict, run_dir: Path) -> None:
+def check_config_is_the_checkpoints(cfg: Config, state: dict, run_dir: Path) -> None:
     """config.json says what the checkpoint was trained with, up to the fields a resume may
-    change (MACHINE_FIELDS, total_env_steps): a hand edit would go on training another run."""
+    change (MACHINE_FIELDS, total_env_steps): a hand edit would go on training another run, or
+    have `glamor eval` report another setting as the run's own."""
     trained = Config.from_dict(state["config"], f"{state.get('path', run_dir)}'s config")
     free = {*MACHINE_FIELDS, "total_env_steps"}
     differ = [f for f in Config.__dataclass_fields__ if f not in free and getattr(cfg, f) != getattr(trained, f)]
@@ -785,6 +796,6 @@ def _check_config_is_the_checkpoints(cfg: Config, state: dict, run_dir: Path) ->
         pairs = "; ".join(f"{f}: {getattr(cfg, f)!r} in config.json, {getattr(trained, f)!r} in the checkpoint"
                           for f in differ)
         raise ValueError(f"{run_dir}/config.json differs from the config its checkpoint was trained with ({pairs}); "
-                         f"a resumed run keeps its settings: put the checkpoint's values back (to train another "
-                         f"setting, start a new run; to evaluate one, `glamor eval {run_dir} --set ...`)")
+                         f"put the checkpoint's values back (a run keeps its settings: to train another setting, "
+                         f"start a new run; to evaluate one, `glamor eval {run_dir} --set ...`)")
 

@@ -108,6 +108,10 @@ def test_a_hand_edited_config_is_not_resumed(run, tmp_path):
     assert ("config.json differs from the config its checkpoint was trained with (env_id: 'glamor/GridWorldBox-v0' "
             "in config.json, 'glamor/GridWorld-v0' in the checkpoint)") in out.stderr
     assert _files(copy) == before
+    (copy / "config.json").write_text(json.dumps({**cfg, "planner": "sample", "plan_width": 1}))
+    out = _cli("eval", str(copy), "--videos", "0", cwd=tmp_path)  # its results would pass for the run's own
+    assert out.returncode == 2 and "plan_width: 1 in config.json" in out.stderr and "glamor eval" in out.stderr
+    assert _files(copy) == {**before, "config.json": _files(copy)["config.json"]}
 
 
 def test_damaged_results_and_replay_files_are_named(run, tmp_path):

@@ -120,3 +120,17 @@ def test_random_actions_are_uniform_over_the_actions():
     assert counts.min() > 850 and counts.max() < 1150  # 1000 each; 4.7 sigma either side
     assert np.array_equal(actions, random_actions(7, np.arange(18_000), 18))
     assert not np.array_equal(actions, random_actions(8, np.arange(18_000), 18))
+
+
+def test_evaluating_more_episodes_than_the_goal_sets_hold_says_so(tmp_path):
+    from conftest import saved_run
+
+    from glamor.config import preset
+    from glamor.train import evaluate_checkpoint
+
+    cfg = preset("debug", progress=False, learning_starts=0, eval_episodes=3)
+    saved_run(tmp_path, cfg)
+    with pytest.warns(RuntimeWarning, match="5 episodes asked for, but the run's held-out goal sets hold "
+                                            "eval_episodes=3 goals each: evaluating those"):
+        results = evaluate_checkpoint(tmp_path, cfg, episodes=5, set_names=("eval",), policies=("random",))
+    assert results["sets"]["eval"]["random"]["episodes"] == 3

@@ -105,6 +105,9 @@ def test_compute_reward_is_batched():
     out = env.compute_reward(achieved, achieved, infos)
     assert out.shape == (4,)
     assert out.tolist() == [float(i["is_success"]) for i in infos]
+    other = np.stack([obs["achieved_goal"], 255 - obs["achieved_goal"]])
+    for no_labels in (None, {}, [{}, {}]):  # pixel equality, as documented
+        assert env.compute_reward(other, np.stack([obs["achieved_goal"]] * 2), no_labels).tolist() == [1.0, 0.0]
 
 
 def test_bad_goal_and_action_are_named():

@@ -218,12 +218,12 @@ class GoalEnv(gym.Env):
         """Batched success (1.0) or not (0.0).
 
         Judged from `info["labels"]` against `info["goal_labels"]` (info may be one dict or a
-        sequence of dicts); without labels, from pixel equality of the images.
+        sequence of dicts); without labels (or with info None), from pixel equality of the images.
         """
         batch_shape = np.shape(achieved_goal)[:-3]
         if isinstance(info, dict) and "labels" in info and "goal_labels" in info:
             labels, goal_labels = np.asarray(info["labels"]), np.asarray(info["goal_labels"])
-        elif not isinstance(info, dict) and len(info) and all("labels" in i for i in info):
+        elif info is not None and not isinstance(info, dict) and len(info) and all("labels" in i for i in info):
             labels = np.stack([i["labels"] for i in info])
             goal_labels = np.stack([i["goal_labels"] for i in info])
         else:
