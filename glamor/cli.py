@@ -113,9 +113,9 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 
 def cmd_eval(args) -> int:
+    from glamor import checkpoint
     from glamor.reports import write_reports
     from glamor.results import format_table, results_name, write_results
-    from glamor import checkpoint
     from glamor.train import check_config_is_the_checkpoints, evaluate_checkpoint
 
     run_dir = Path(args.run_dir)
