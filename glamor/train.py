@@ -597,12 +597,20 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
     return run_dir, aside
 
 
-def _undo_start(run_dir: Path, aside: Path | None) -> None:
+def _settle_start(aside: Path | None) -> None:
+    """A new run wrote its first checkpoint: the run it replaced (if any) goes."""
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _undo_start(run_dir: Path, aside: Path | None, made: bool) -> None:
     """A new run that failed before its first checkpoint: remove it and put back what was there
-    (nothing, or the run it was replacing)."""
+    (nothing, an empty folder unless the run `made` it, or the run it was replacing)."""
     shutil.rmtree(run_dir, ignore_errors=True)
     if aside is not None:
         aside.rename(run_dir)
+    elif not made:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _finish(results: dict, cfg: Config, run_dir: Path, t0: float, table: bool | None) -> dict:
@@ -622,8 +630,9 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
     """Train a GLAMOR agent (or the GCSL baseline, `cfg.algo`) in `run_dir`, evaluate it, and
     return the eval.json dict; `table` prints its results table (default: cfg.progress)."""
     rank, world = distributed.setup(cfg)
-    aside = None
+    aside, made = None, False
     if rank == 0:
+        made = not Path(run_dir).exists()
         run_dir, aside = prepare_run_dir(run_dir, overwrite)
         cfg.save(run_dir / "config.json")
     distributed.barrier()
@@ -635,19 +644,19 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
             # Nothing was trained: leave nothing behind to block the corrected command, and
             # keep the run that --overwrite would have replaced.
             if rank == 0:
-                _undo_start(Path(run_dir), aside)
+                _undo_start(Path(run_dir), aside, made)
             raise
-        if aside is not None:  # the replaced run goes once the new one has a checkpoint to resume from
-            trainer.on_first_save = lambda: shutil.rmtree(aside, ignore_errors=True)
+        if rank == 0:  # the replaced run goes once the new one has a checkpoint to resume from
+            trainer.on_first_save = lambda: _settle_start(aside)
         try:
             results = trainer.run()
         except BaseException as e:
             if isinstance(e, TrainingInterrupted):  # every rank stopped after the same round: they leave
                 distributed.barrier()  # together, as after a finished run (below)
-            if trainer.on_first_save is not None:  # failed before its first checkpoint: nothing to resume
-                _undo_start(Path(run_dir), aside)
-                print(f"the new run failed before its first checkpoint; {run_dir} holds the run it was "
-                      f"replacing again", file=sys.stderr)
+            if trainer.on_first_save is not None:  # failed before its first checkpoint: nothing to resume,
+                _undo_start(Path(run_dir), aside, made)  # and its files would block the corrected command
+                undone = f"{run_dir} holds the run it was replacing again" if aside else f"removed {run_dir}"
+                print(f"the new run failed before its first checkpoint; {undone}", file=sys.stderr)
             raise
         results = _finish(results, cfg, Path(run_dir), t0, table)
         # Every rank leaves together (the others waited through rank 0's evaluation): a rank that

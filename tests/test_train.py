@@ -192,3 +192,17 @@ def test_cli_refuses_zero_episodes_a_missing_device_and_unreadable_images(tmp_pa
         assert out.returncode == 2 and "CUDA is not available" in out.stderr and "Traceback" not in out.stderr
     out = _cli("train", "--preset", "debug", "--set", "lr", cwd=tmp_path)
     assert out.returncode == 2 and "glamor train: error: --set takes NAME=VALUE" in out.stderr
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_room_for_the_corrected_one(tmp_path, existed):
+    """A NaN loss in the first round: nothing to resume, so the run directory is as before (an
+    empty folder the user made stays) and the corrected command needs no --overwrite."""
+    run = tmp_path / "run"
+    if existed:
+        run.mkdir()
+    bad = preset("debug", progress=False, learning_starts=0, lr=1e12, grad_clip=1e30)
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        train(bad, run)
+    assert run.exists() == existed and (not existed or not any(run.iterdir()))
+    assert train(preset("debug", progress=False, total_env_steps=48, eval_episodes=2), run)["env_steps"] == 48
