@@ -354,7 +354,9 @@ def test_a_checkpoint_beside_another_runs_config_is_named(run, tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert "mix/config.json differs from the config its checkpoint was trained with (lstm_hidden: 20" in out.stderr
     from glamor.config import Config
-    from glamor.train import evaluate_checkpoint  # given such a config in Python: the weights are named
+    from glamor.train import (
+        evaluate_checkpoint,  # given such a config in Python: the weights are named
+    )
 
     with pytest.raises(ValueError, match=r"holds weights of another model than the config describes \(size mismatch"):
         evaluate_checkpoint(mix, Config.load(mix / "config.json"), episodes=2)
