@@ -156,6 +156,8 @@ class GCSLAgent(AgentBase):
         if mode not in ("greedy", "sample"):
             raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
         seed = planning.check_seed("seed", seed)
+        if horizon is not None:  # the episode's steps (what a time-conditioned policy counts down)
+            horizon = planning.check_plan_args(horizon, 1, 1.0)[0]
         self.model, self.mode, self.horizon = policy, mode, horizon
         self.cache_goals, self._goals = cache_goals, GoalEncodingCache()
         self.rng = np.random.default_rng(seed)

@@ -100,6 +100,9 @@ def test_time_conditioned_policy_starts_as_the_plain_one_and_checks_its_steps():
         GCSLAgent(timed).act(obs.numpy(), goal.numpy(), horizon=0)
     with pytest.raises(ValueError, match="steps left"):
         GCSLAgent(timed).act(obs.numpy(), goal.numpy())  # neither a horizon nor the agent's
+    for bad in (-3, 0, 2.5):  # an agent's own horizon is checked where it is given, for either policy
+        with pytest.raises(ValueError, match=r"horizon must be an int in \[1, "):
+            GCSLAgent(plain, horizon=bad)
 
 
 def test_only_a_time_conditioned_policy_learns_labels_that_depend_on_the_steps_left():
