@@ -74,6 +74,11 @@ class AgentBase:
             raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
                              f"{cls.__name__} reads the config fields {read} and its arguments "
                              f"{sorted(arguments)}{hint}")
+        both = sorted(f"{field} and {argument}" for field, argument in cls.CONFIG_FIELDS.items()
+                      if field != argument and field in overrides and argument in overrides)
+        if both:
+            raise ValueError(f"{', '.join(both)} name one setting (a config field and the argument it becomes): "
+                             f"give one of them")
         check_model_unchanged(trained, overrides, "loading its agent")
         cfg = trained.replace(**{k: v for k, v in overrides.items() if k in fields})
         meta = checkpoint.model_meta(state)

@@ -131,6 +131,14 @@ def cmd_eval(args) -> int:
     if training:
         raise ValueError(f"--set {', '.join(training)}: only training reads {'it' if len(training) == 1 else 'them'}, "
                          "so the evaluation would be the run's own")
+    from glamor.agent import agent_class
+
+    reads = set(agent_class(cfg.algo).CONFIG_FIELDS) | set(MACHINE_FIELDS)
+    other = sorted(set(overrides) & (set(agent_class("gcsl" if cfg.algo == "glamor" else "glamor").CONFIG_FIELDS)
+                                     - reads))
+    if other:
+        raise ValueError(f"--set {', '.join(other)}: a {cfg.algo} run's agent does not read "
+                         f"{'it' if len(other) == 1 else 'them'}, so the evaluation would be the run's own")
     if "use_prior" in overrides:
         raise ValueError("--set use_prior: an evaluation reports GLAMOR with and without the prior either way "
                          "(success_rate and success_rate_no_prior)")

@@ -165,7 +165,9 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"reads the config fields \['backend', 'clip_logq', 'gamma', 'plan_width', "
                        r"'planner', 'seed', 'use_prior'\] .*a plan's length is the horizon argument \(horizon=N\)"):
         Agent.load(tmp_path, episode_length=7)
-    assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3, method="beam").horizon == 3
+    with pytest.raises(ValueError, match="planner and method name one setting"):
+        Agent.load(tmp_path, planner="beam", method="sample")
+    assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3).horizon == 3
     with pytest.raises(ValueError, match=r"lstm_hidden=8 \(the model has \d+\): fixed by the checkpoint"):
         Agent.load(tmp_path, lstm_hidden=8)
     assert Agent.load(tmp_path, lstm_hidden=agent.model.idm.cell.hidden_size).width == agent.width  # unchanged: fine

@@ -325,6 +325,9 @@ def test_cli_train_and_eval_gcsl(tmp_path):
     assert "success_rate_no_prior" not in saved and saved["sets"]["eval"]["gcsl"]["mean_steps"] == 6.0
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "losses/total" in header
+    out = subprocess.run(cmd + ["eval", str(run), "--set", "plan_width=3", "--set", "planner=sample"],
+                         cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2 and "--set plan_width, planner: a gcsl run's agent does not read them" in out.stderr
     out = subprocess.run(cmd + ["eval", str(run), "--set", "gcsl_act=sample", "--videos", "1"],
                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
