@@ -92,15 +92,18 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
         torch.save(state, buf)
         _write_bytes_atomic(lambda f: f.write(buf.getbuffer()), new)
         current = run_dir / CHECKPOINT
-        if _usable(current):  # a damaged one must not push out the good one behind it
+        behind = _loaded(current)  # what will be checkpoint.prev.pt
+        if behind is not None and all((run_dir / name).exists() for name in _named_files(behind)):
             os.replace(current, run_dir / PREVIOUS)
+        else:  # missing, damaged or incomplete: it must not push out the good one behind it
+            behind = _loaded(run_dir / PREVIOUS)
         os.replace(new, current)
         _fsync_dir(run_dir)
     except BaseException:
         new.unlink(missing_ok=True)
         _remove_unreferenced_replays(run_dir)  # the replay file just written, if any
         raise
-    _remove_unreferenced_replays(run_dir)
+    _remove_unreferenced_replays(run_dir, {*_named_files(state), *(_named_files(behind) if behind else ())})
     return run_dir / CHECKPOINT
 
 
@@ -141,29 +144,19 @@ def _named_files(state: dict) -> list[str]:
     return names
 
 
-def _usable(path: Path) -> bool:
-    """Whether the checkpoint at `path` exists, loads and the files it names exist."""
+def _loaded(path: Path) -> dict | None:
+    """The checkpoint at `path`, or None when it is missing or damaged."""
     try:
-        state = load(path)
+        return load(path)
     except Exception:  # noqa: BLE001 - missing or damaged
-        return False
-    return all((path.parent / name).exists() for name in _named_files(state))
+        return None
 
 
-def _referenced_files(run_dir: Path) -> set[str]:
-    names = set()
-    for name in (CHECKPOINT, PREVIOUS):
-        try:
-            state = load(run_dir / name)
-        except Exception:  # noqa: BLE001 - a missing or damaged checkpoint names nothing
-            continue
-        names.update(_named_files(state))
-    return names
-
-
-def _remove_unreferenced_replays(run_dir: Path) -> None:
-    """Replay files and ranks' parts that neither checkpoint names, and temporary files."""
-    keep = _referenced_files(run_dir)
+def _remove_unreferenced_replays(run_dir: Path, keep: set[str] | None = None) -> None:
+    """Replay files and ranks' parts that neither checkpoint names (`keep`, when the caller
+    knows them), and temporary files."""
+    if keep is None:
+        keep = {name for file in (CHECKPOINT, PREVIOUS) for name in _named_files(_loaded(run_dir / file) or {})}
     for pattern in ("replay-*.npz", "rank*-*.pt"):
         for path in run_dir.glob(pattern):
             if path.name not in keep:
