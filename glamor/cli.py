@@ -114,6 +114,8 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 def cmd_eval(args) -> int:
     from glamor import checkpoint
+    from glamor.agent import Agent, agent_class
+    from glamor.gcsl import GCSLAgent
     from glamor.reports import write_reports
     from glamor.results import format_table, results_name, write_results
     from glamor.train import check_config_is_the_checkpoints, evaluate_checkpoint
@@ -131,11 +133,8 @@ def cmd_eval(args) -> int:
     if training:
         raise ValueError(f"--set {', '.join(training)}: only training reads {'it' if len(training) == 1 else 'them'}, "
                          "so the evaluation would be the run's own")
-    from glamor.agent import agent_class
-
-    reads = set(agent_class(cfg.algo).CONFIG_FIELDS) | set(MACHINE_FIELDS)
-    other = sorted(set(overrides) & (set(agent_class("gcsl" if cfg.algo == "glamor" else "glamor").CONFIG_FIELDS)
-                                     - reads))
+    method_fields = (set(Agent.CONFIG_FIELDS) ^ set(GCSLAgent.CONFIG_FIELDS)) - set(MACHINE_FIELDS)  # one method's
+    other = sorted(set(overrides) & (method_fields - set(agent_class(cfg.algo).CONFIG_FIELDS)))
     if other:
         raise ValueError(f"--set {', '.join(other)}: a {cfg.algo} run's agent does not read "
                          f"{'it' if len(other) == 1 else 'them'}, so the evaluation would be the run's own")

@@ -60,15 +60,20 @@ def from_rank_0(value):
     return box[0]
 
 
+def all_reduce_int(value: int, op) -> int:
+    """`value` reduced with `op` (a dist.ReduceOp) over every rank; `value` itself with one process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([value], dtype=torch.int64, device=device)  # NCCL reduces GPU tensors only
+    dist.all_reduce(t, op=op)
+    return int(t.item())
+
+
 def all_succeeded(ok: bool) -> bool:
     """Whether `ok` holds on every rank (so a failure on one is raised on all, and none waits in a
     later collective for a rank that has left); `ok` itself with one process."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return ok
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
-    t = torch.tensor([int(ok)], device=device)  # NCCL reduces GPU tensors only
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
+    return bool(all_reduce_int(int(ok), dist.ReduceOp.MIN))
 
 
 def teardown() -> None:

@@ -560,11 +560,7 @@ class Trainer:
 
     def _over_ranks(self, value: int, op) -> int:
         """`value` reduced with `op` over every process (itself with one process)."""
-        if self.world_size == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.int64, device=self.device)  # NCCL reduces GPU tensors only
-        torch.distributed.all_reduce(t, op=op)
-        return int(t.item())
+        return value if self.world_size == 1 else distributed.all_reduce_int(value, op)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | None]:
