@@ -31,6 +31,7 @@ from glamor.config import (
     check_model_unchanged,
     preset,
 )
+from glamor.errors import EnvironmentUnavailable
 from glamor.interrupt import TrainingInterrupted
 
 
@@ -338,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as e:
-        # OSError: a full disk, a read-only folder; ImportError: a simulator that is not installed
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError, EnvironmentUnavailable) as e:
+        # OSError: a full disk, a read-only folder; ImportError: a simulator that is not installed;
+        # EnvironmentUnavailable: no headless rendering, an environment that keeps crashing
         print(f"glamor {args.command}: error: {e}{_raised_where(e)}", file=sys.stderr)
         return 2
     except TrainingInterrupted as e:  # a checkpoint was written first

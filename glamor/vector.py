@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from glamor import envs
+from glamor.errors import EnvironmentUnavailable
 
 
 def _rollout(env: envs.GoalEnv, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +218,7 @@ class ProcessEnvPool(EnvPool):
                 return self._recv(i)
             except (EOFError, OSError, WorkerCrashed) as e:
                 error = e
-        raise RuntimeError(f"environment worker {i} failed {self.max_restarts_per_call} restarts in a row: "
+        raise EnvironmentUnavailable(f"environment worker {i} failed {self.max_restarts_per_call} restarts in a row: "
                            f"{error}") from error
 
     def _call_all(self, cmd: str, args: list) -> list:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from glamor.config import preset
+from glamor.errors import EnvironmentUnavailable
 from glamor.vector import EnvPool, ProcessEnvPool, make_pool
 
 CFG = preset("debug", progress=False)
@@ -123,7 +124,7 @@ def test_an_error_in_a_workers_environment_is_named_in_the_warnings_and_the_erro
     try:
         pool.reset([1], [None])
         with pytest.warns(RuntimeWarning, match=r"its environment raised ValueError: boom at step 1; restarted"):
-            with pytest.raises(RuntimeError, match=r"failed 3 restarts in a row: its environment raised ValueError: "
+            with pytest.raises(EnvironmentUnavailable, match=r"failed 3 restarts in a row: its environment raised ValueError: "
                                                    r"boom at step 1\n(.|\n)*boom_env.py"):
                 pool.rollout(np.full((1, 6), 3))
     finally:

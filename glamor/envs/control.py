@@ -39,6 +39,7 @@ import gymnasium as gym
 import numpy as np
 
 from glamor.envs.goal_env import GoalEnv
+from glamor.errors import EnvironmentUnavailable
 
 FRAME_SHAPE = (80, 104)  # (H, W)
 CAMERA_ID = 0
@@ -71,7 +72,7 @@ def select_gl_backend(probe=_probe_gl, find_library=ctypes.util.find_library) ->
     ``MUJOCO_GL`` once, at import).
 
     Raises:
-        RuntimeError: neither works; the message names the packages to install.
+        EnvironmentUnavailable: neither works; the message names the packages to install.
     """
     if os.environ.get("MUJOCO_GL"):
         return os.environ["MUJOCO_GL"]
@@ -85,7 +86,7 @@ def select_gl_backend(probe=_probe_gl, find_library=ctypes.util.find_library) ->
             os.environ["MUJOCO_GL"] = backend
             return backend
         failures.append(f"{backend}: {why} (Debian/Ubuntu package {package})")
-    raise RuntimeError(
+    raise EnvironmentUnavailable(
         "DeepMind Control environments render headless with EGL or OSMesa, and neither works "
         "here:\n  " + "\n  ".join(failures) + "\nInstall one, e.g. `apt-get install libegl1` "
         "(EGL, with Mesa or the NVIDIA driver) or `apt-get install libosmesa6` (OSMesa, CPU "
@@ -181,7 +182,7 @@ class ControlGoalEnv(GoalEnv):
                 "(or pip install dm_control==1.0.50 mujoco==3.17.0: mujoco 4 breaks dm_control)"
             ) from e
         except Exception as e:  # dm_control loads the OpenGL backend at import
-            raise RuntimeError(gl_failure(backend, e)) from e
+            raise EnvironmentUnavailable(gl_failure(backend, e)) from e
         self._env = suite.load(domain, task, task_kwargs={"random": 0})
         self.physics, self.task = self._env.physics, self._env.task
         self._n_sub_steps = round(self._env.control_timestep() / self.physics.timestep())
@@ -198,7 +199,7 @@ class ControlGoalEnv(GoalEnv):
         try:
             self._camera = Camera(self.physics, height=h, width=w, camera_id=CAMERA_ID)
         except Exception as e:
-            raise RuntimeError(gl_failure(backend, e)) from e
+            raise EnvironmentUnavailable(gl_failure(backend, e)) from e
         import mujoco
 
         self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION

@@ -25,6 +25,7 @@ from glamor.envs.control import (  # noqa: E402
     gl_failure,
     select_gl_backend,
 )
+from glamor.errors import EnvironmentUnavailable  # noqa: E402
 
 TASKS = sorted(goal_labels()["control"])
 K = 10
@@ -84,7 +85,7 @@ def test_select_gl_backend(monkeypatch):
     )
     assert os.environ["MUJOCO_GL"] == "osmesa"
     monkeypatch.delenv("MUJOCO_GL")
-    with pytest.raises(RuntimeError, match="libosmesa6") as err:
+    with pytest.raises(EnvironmentUnavailable, match="libosmesa6") as err:
         select_gl_backend(
             probe=lambda b: "failed", find_library=lambda lib: None if lib == "OSMesa" else "x"
         )
@@ -101,6 +102,18 @@ def test_a_failing_backend_names_the_package():
     )
     assert out.returncode != 0
     assert "MUJOCO_GL=nonexistent failed" in out.stderr and "unset MUJOCO_GL" in out.stderr
+
+
+def test_the_command_line_names_a_rendering_failure_in_one_line(tmp_path):
+    env = {**os.environ, "MUJOCO_GL": "nonexistent", "PYTHONWARNINGS": "ignore"}
+    run = tmp_path / "r"
+    out = subprocess.run(
+        [sys.executable, "-m", "glamor", "train", "--preset", "control_cpu", "--run-dir", str(run)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("glamor train: error: MuJoCo rendering with MUJOCO_GL=nonexistent failed")
+    assert "Traceback" not in out.stderr and not run.exists()
 
 
 def test_discrete_actions():
