@@ -218,6 +218,9 @@ class Trainer:
             if self.prefer is None:
                 raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} "
                                  "cannot tell moved objects from its frames (no objects_moved)")
+            if not getattr(self.env, "movable_objects", True):  # it would draw 16x the pairs for nothing
+                raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} has no "
+                                 "objects that move (a gridworld has a box with box=True, as glamor/GridWorldBox-v0)")
         seeds = {"seed": cfg.seed + rank}
         if rank and cfg.algo == "glamor":
             # Plan seeds count up by one per call: ranks start far apart, or rank 1's call i

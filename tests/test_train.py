@@ -64,6 +64,9 @@ def test_moved_sample_fraction_trains_on_box_moves_and_needs_an_env_that_sees_th
     assert np.isfinite(tr.update()["loss"])
     from glamor.envs.gridworld import GridWorld
 
+    plain = cfg.replace(env_id="glamor/GridWorld-v0")  # nothing but the agent moves: nothing to prefer
+    with pytest.raises(ValueError, match=r"moved_sample_fraction=0.5 but glamor/GridWorld-v0 .* no objects that move"):
+        Trainer(plain, tmp_path / "plain")
     monkeypatch.delattr(GridWorld, "objects_moved")
     with pytest.raises(ValueError, match="moved_sample_fraction"):
         Trainer(cfg, tmp_path / "other")

@@ -115,6 +115,11 @@ class GridWorld(GoalEnv):
         parts = [self._agent, self._box] if self.box else [self._agent]
         return np.concatenate(parts).astype(np.float64)
 
+    @property
+    def movable_objects(self) -> bool:
+        """Whether anything but the agent can move (the box): what `objects_moved` looks for."""
+        return self.box
+
     def objects_moved(self, frames: np.ndarray, goals: np.ndarray) -> np.ndarray:
         """bool (N,): whether the box lies elsewhere in `goals` than in `frames` (uint8 (N, H, W)
         each), read from the pixels; all False without a box."""
