@@ -34,7 +34,9 @@ if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
     use_cuda = os.environ.get("GLAMOR_NO_CUDA") != "1" and torch.version.cuda
     if use_cuda and cpp_extension.CUDA_HOME and cuda_sources:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0+PTX")
-        kwargs["extra_compile_args"]["nvcc"] = ["-O3", std, "-lineinfo"]
+        # -fmad=false: no a * b + c fused unless the code says fmaf, so every tile size (template
+        # instantiation) rounds alike and as the CPU ops (built with -ffp-contract=off)
+        kwargs["extra_compile_args"]["nvcc"] = ["-O3", std, "-lineinfo", "-fmad=false"]
         kwargs["define_macros"] = [("GLAMOR_WITH_CUDA", None)]
         ext = cpp_extension.CUDAExtension("glamor._C", sources + cuda_sources, **kwargs)
     else:

@@ -26,7 +26,7 @@ echo "cuda-check: $("$nvcc" --version | tail -n 2 | head -n 1), -arch=sm_90"
 status=0
 for cu in csrc/cuda/*.cu; do
   name=$(basename "$cu" .cu)
-  if ! "$nvcc" -std=c++17 -O3 -arch=sm_90 -lineinfo -Xcompiler -fPIC -Icsrc -Xptxas -v -c "$cu" -o "$out/$name.o" \
+  if ! "$nvcc" -std=c++17 -O3 -fmad=false -arch=sm_90 -lineinfo -Xcompiler -fPIC -Icsrc -Xptxas -v -c "$cu" -o "$out/$name.o" \
       2> "$out/$name.ptxas.txt"; then
     grep -v "^ptxas info" "$out/$name.ptxas.txt" >&2 || true
     echo "cuda-check: FAILED compiling $cu" >&2

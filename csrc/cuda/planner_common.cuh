@@ -16,14 +16,16 @@
 //     of a quarter-warp hit distinct banks), h rows broadcast. The cell states c stay in
 //     registers of the lane that owns the unit; the new h goes back to the warp's h rows.
 //   * Token scores: the G = 32 / R lanes of candidate r own consecutive blocks of the n+1
-//     tokens: head logits, log-softmax (max and sum by shuffles within the group), the per-token
-//     score s = log q - log p (clip: -20 where log q < clip_logq), then the sampler's inverse CDF
-//     or the beam's expansion scores.
+//     tokens: head logits, log-softmax (max by shuffles within the group, the sum in an order
+//     that does not depend on R: tree_sum_exp), the per-token score s = log q - log p (clip:
+//     -20 where log q < clip_logq), then the sampler's inverse CDF or the beam's expansion scores.
 // The arithmetic follows glamor/planning/reference.py. The gate sigmoids use the hardware exp2
 // (__expf) with an IEEE reciprocal (a few ulp; 8 R of them per lane and model-step); the
 // log-softmax and the sampler's CDF use the accurate expf and logf (a few per lane and step), so
 // scores match the CPU op to ~1e-6 relative and discrete choices match unless two options are
-// within that of each other.
+// within that of each other. Every tile size R computes the same operations in the same order
+// (and setup.py builds with -fmad=false, so nvcc fuses no a * b + c it was not told to with
+// fmaf), so a plan's actions and score bits do not depend on the batch it was planned in.
 #pragma once
 
 #ifndef GLAMOR_CUDA_EMULATION  // tests/ops/cuda_emu/ runs these kernels on the CPU
@@ -131,29 +133,105 @@ __device__ __forceinline__ float group_max(float v) {
 }
 
 template <int G>
-__device__ __forceinline__ float group_sum(float v) {
-#pragma unroll
-  for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(kFull, v, off);
-  return v;
-}
-
-template <int G>
 __device__ __forceinline__ int group_sum_int(int v) {
 #pragma unroll
   for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(kFull, v, off);
   return v;
 }
 
-// Exclusive prefix sum over the G lanes of a group (in lane order), in double.
+// ---- sums over a candidate's tokens that round the same whatever the tile R ------------------
+//
+// The log-softmax sum and the sampler's CDF add up to n+1 exponentials. Summed lane by lane and
+// then across the G = 32 / R lanes of a group, their rounding would depend on R, which is chosen
+// from the batch size: one plan could get other score bits (rarely another token) alone than in
+// a batch. So every sum has one order, the same for each R: the tokens [0, n1) form 32 leaves
+// of b = ceil(n1 / 32) consecutive tokens (empty past n1), each summed in token order, and a
+// perfect binary tree adds the leaves, left + right. Lane g of a group holds leaves g R ..
+// g R + R - 1: the tree's first log2 R levels run in its registers, the last log2 G across the
+// group by shuffles with rising offsets (a + b and b + a round alike, so both lanes of a pair
+// hold the same node).
+
+// Tokens [j0, j1) of leaf k.
+__device__ __forceinline__ void leaf_tokens(int n1, int k, int& j0, int& j1) {
+  const int b = (n1 + kWarp - 1) / kWarp;
+  j0 = min(n1, k * b);
+  j1 = min(n1, j0 + b);
+}
+
+// sum_j exp(x[j] - mx) over j < n1 in the tree order; every lane of the group returns it.
+// x: the candidate's row, all n1 entries written and visible to the group.
 template <int G>
-__device__ __forceinline__ double group_exclusive_scan(double v, int g) {
-  double incl = v;
+__device__ __forceinline__ float tree_sum_exp(const float* x, float mx, int n1, int g) {
+  constexpr int R = kWarp / G;
+  static_assert(R <= 8, "three pending levels hold tiles of up to 8 candidates");
+  // the lane's R leaves in order, added pairwise as they come (a binary counter: p<l> holds the
+  // left node of width 2^l until its right sibling is done); a loop, not unrolled, and three
+  // pending nodes in registers keep the kernels' registers as they were
+  float p0 = 0.0f, p1 = 0.0f, p2 = 0.0f, v = 0.0f;
+#pragma unroll 1
+  for (int i = 0; i < R; ++i) {
+    int j0, j1;
+    leaf_tokens(n1, g * R + i, j0, j1);
+    v = 0.0f;
+    for (int j = j0; j < j1; ++j) v += expf(x[j] - mx);
+    if (!(i & 1)) {
+      p0 = v;
+      continue;
+    }
+    v = p0 + v;
+    if (!(i & 2)) {
+      p1 = v;
+      continue;
+    }
+    v = p1 + v;
+    if (!(i & 4)) {
+      p2 = v;
+      continue;
+    }
+    v = p2 + v;
+  }
+  // after the last leaf (i = R - 1, all bits set below log2 R) v is the lane's node of width R
+#pragma unroll
+  for (int off = 1; off < G; off <<= 1) v = v + __shfl_xor_sync(kFull, v, off);
+  return v;
+}
+
+// The running sums of e_j = exp(s[j] - mx) (in double) before each of this lane's R leaves, in
+// the tree order (prefix of leaf k: going up the tree from k, each left sibling's node added in
+// front, left + sum), and the total (the root).
+template <int G>
+__device__ __forceinline__ double tree_prefix_exp(const float* s, float mx, int n1, int g,
+                                                  double (&before)[kWarp / G]) {
+  constexpr int R = kWarp / G;
+  double node[R];
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    int j0, j1;
+    leaf_tokens(n1, g * R + i, j0, j1);
+    double v = 0.0;
+    for (int j = j0; j < j1; ++j) v += static_cast<double>(expf(s[j] - mx));
+    node[i] = v;
+    before[i] = 0.0;
+  }
+#pragma unroll
+  for (int w = 1; w < R; w <<= 1) {
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+      if (i & w) before[i] = node[i & ~(2 * w - 1)] + before[i];
+#pragma unroll
+    for (int i = 0; i < R; i += 2 * w) node[i] = node[i] + node[i + w];
+  }
+  double v = node[0];
 #pragma unroll
   for (int off = 1; off < G; off <<= 1) {
-    const double up = __shfl_up_sync(kFull, incl, off, G);
-    if (g >= off) incl += up;
+    const double other = __shfl_xor_sync(kFull, v, off);
+    if (g & off) {
+#pragma unroll
+      for (int i = 0; i < R; ++i) before[i] = other + before[i];
+    }
+    v = v + other;
   }
-  return incl - v;
+  return v;
 }
 
 // The order of beam candidates as one unsigned key: larger score first, then lower flat index
@@ -349,10 +427,10 @@ __device__ __forceinline__ void lstm_tile(const Net& net, const float* sm, const
 
 // Model m's head logits and log-softmax over the n+1 tokens (PAD dropped) for one candidate:
 // h its (S) h row, x its (NP) row, written at this lane's tokens [j0, j1) (lane g of a group of
-// G lanes; the max and the sum go through the group by shuffles).
+// G lanes; the max goes through the group by shuffles, the sum is tree_sum_exp's).
 template <int G>
 __device__ __forceinline__ void head_log_softmax(const Net& net, const float* sm, const Layout& L, int m,
-                                                 const float* h, float* x, int j0, int j1) {
+                                                 const float* h, float* x, int g, int j0, int j1) {
   const Dims& d = net.d;
   const int S = d.S;
   const float* head = sm + L.head + m * (d.n + 1) * S;
@@ -372,9 +450,9 @@ __device__ __forceinline__ void head_log_softmax(const Net& net, const float* sm
     mx = fmaxf(mx, v);
   }
   mx = group_max<G>(mx);
-  float sum = 0.0f;
-  for (int j = j0; j < j1; ++j) sum += expf(x[j] - mx);
-  const float lse = logf(group_sum<G>(sum));
+  __syncwarp();  // the whole row is written
+  const float lse = logf(tree_sum_exp<G>(x, mx, d.n + 1, g));
+  __syncwarp();  // the whole row is read
   for (int j = j0; j < j1; ++j) x[j] = (x[j] - mx) - lse;
 }
 
@@ -396,13 +474,13 @@ __device__ __forceinline__ void combine_scores(const Net& net, const float* lq, 
 // candidate r. The caller syncs the warp before reading s_row at other tokens.
 template <int R>
 __device__ __forceinline__ void token_scores(const Net& net, const float* sm, const Layout& L,
-                                             const float* hbuf, float* lg, int r, int j0, int j1) {
+                                             const float* hbuf, float* lg, int r, int g, int j0, int j1) {
   constexpr int G = kWarp / R;
   const Dims& d = net.d;
 #pragma unroll
   for (int m = 0; m < 2; ++m) {
     if (m >= d.M) break;
-    head_log_softmax<G>(net, sm, L, m, hbuf + (m * R + r) * d.S, lg + (m * R + r) * d.NP, j0, j1);
+    head_log_softmax<G>(net, sm, L, m, hbuf + (m * R + r) * d.S, lg + (m * R + r) * d.NP, g, j0, j1);
   }
   float* s = lg + r * d.NP;
   combine_scores(net, s, d.M == 2 ? lg + (R + r) * d.NP : nullptr, s, j0, j1);
@@ -410,24 +488,30 @@ __device__ __forceinline__ void token_scores(const Net& net, const float* sm, co
 
 // Inverse-CDF draw from softmax(s) over tokens [0, last] with uniform u, as the CPU kernel and
 // the reference: cdf_j = float(running sum of exp(s_i - max) in double), the token is how many
-// cdf_j (j <= last) are <= u * cdf_last, at most `last`. s: candidate r's row (all written).
-// Every lane of the group returns the token.
+// cdf_j (j <= last) are <= u * cdf_last, at most `last`; the running sums in the tree order
+// above, so the draw does not depend on R. s: candidate r's row (all written). Every lane of
+// the group returns the token.
 template <int G>
 __device__ __forceinline__ int sample_token(const float* s, int last, float u, int g, int j0, int j1) {
-  const int e1 = min(j1, last + 1);
+  constexpr int R = kWarp / G;
+  const int n1 = last + 1;
+  const int e1 = min(j1, n1);
   float mx = -INFINITY;
   for (int j = j0; j < e1; ++j) mx = fmaxf(mx, s[j]);
   mx = group_max<G>(mx);
-  double local = 0.0;
-  for (int j = j0; j < e1; ++j) local += static_cast<double>(expf(s[j] - mx));
-  const double before = group_exclusive_scan<G>(local, g);
-  const double total = __shfl_sync(kFull, before + local, G - 1, G);
+  double before[R];
+  const double total = tree_prefix_exp<G>(s, mx, n1, g, before);
   const float thr = u * static_cast<float>(total);
-  double acc = before;
   int count = 0;
-  for (int j = j0; j < e1; ++j) {
-    acc += static_cast<double>(expf(s[j] - mx));
-    count += static_cast<float>(acc) <= thr ? 1 : 0;
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    int k0, k1;
+    leaf_tokens(n1, g * R + i, k0, k1);
+    double acc = before[i];
+    for (int j = k0; j < k1; ++j) {
+      acc += static_cast<double>(expf(s[j] - mx));
+      count += static_cast<float>(acc) <= thr ? 1 : 0;
+    }
   }
   count = group_sum_int<G>(count);
   return min(count, last);

@@ -178,7 +178,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_kernel(Net net, Sa
 #pragma unroll
     for (int rr = 0; rr < R; ++rr) prevs[rr] = __shfl_sync(kFull, prev, rr * G);
     lstm_tile<U, R, W_SMEM>(net, sm, L, hbuf, c, prevs, lane);
-    token_scores<R>(net, sm, L, hbuf, lg, r, j0, j1);
+    token_scores<R>(net, sm, L, hbuf, lg, r, g, j0, j1);
     __syncwarp();
     const float* s = lg + r * d.NP;
     // every group draws (the shuffles need all lanes); idle slots and the forced END discard it
@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) sample_pair_kernel(Net ne
       const int prevs[1] = {prev};
       lstm_model<U, 1, W_SMEM>(net, sm, L, m, h, c, prevs, lane);
       const int buf = (step & 1) * d.NP;
-      head_log_softmax<kWarp>(net, sm, L, m, h, lg_own + buf, j0, j1);
+      head_log_softmax<kWarp>(net, sm, L, m, h, lg_own + buf, lane, j0, j1);
       pair_sync(pair);  // both models' log-probabilities of this step are written
       combine_scores(net, lg_q + buf, lg_p + buf, s, j0, j1);
       __syncwarp();
@@ -356,7 +356,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) score_kernel(Net net, Sco
 #pragma unroll
     for (int rr = 0; rr < R; ++rr) prevs[rr] = __shfl_sync(kFull, prev, rr * G);
     lstm_tile<U, R, W_SMEM>(net, sm, L, hbuf, c, prevs, lane);
-    token_scores<R>(net, sm, L, hbuf, lg, r, j0, j1);
+    token_scores<R>(net, sm, L, hbuf, lg, r, g, j0, j1);
     __syncwarp();
     if (cand >= 0) {
       const float* s = lg + r * d.NP;
@@ -517,7 +517,7 @@ __global__ void __launch_bounds__(kMaxWarps* kWarp, 1) beam_kernel(Net net, Beam
             }
         }
       }
-      token_scores<R>(net, sm, L, hbuf, lg, r, j0, j1);
+      token_scores<R>(net, sm, L, hbuf, lg, r, g, j0, j1);
       if (valid) {
         const float* s = lg + r * d.NP;
         for (int j = j0; j < j1; ++j) cand[static_cast<size_t>(i) * (n + 1) + j] = sc + (s[j] + net.log_gamma);

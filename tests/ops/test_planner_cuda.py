@@ -12,6 +12,7 @@ Run them with `benchmarks/gpu_check.sh` on a GPU machine; without CUDA they are 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -171,6 +172,48 @@ def test_plan_keys_equal_cpu(tile, monkeypatch):
     assert_plans_equal(cpu(ops.sample_plans(cuda(inp), 200, 20, 9, 0.99, None, keys.to(DEV))), native)
     with pytest.raises(ValueError, match="plan_keys"):
         ops.sample_plans(cuda(inp), 200, 20, 9, 0.99, None, keys)
+
+
+def _first_plan(inp: PlanningInputs) -> PlanningInputs:
+    return dataclasses.replace(inp, gate_table=inp.gate_table[:, :1].contiguous(),
+                               h0=inp.h0[:, :1].contiguous(), c0=inp.c0[:, :1].contiguous())
+
+
+@pytest.mark.parametrize("M", [1, 2])
+def test_a_plan_is_the_same_alone_and_in_a_batch(M):
+    """The launch configuration (one or two warps per candidate for one plan, tiles of 8 for 64)
+    follows the batch, but the arithmetic does not: plan 0 planned alone and in a batch of 64
+    has the same actions, length and score bits (csrc/cuda/planner_common.cuh: sums in one
+    order for every tile, -fmad=false)."""
+    inp = cuda(random_inputs(M, 64, 18, 64, seed=21))
+    one = _first_plan(inp)
+    actions, lengths = random_sequences(64, 200, 12, 18, seed=21)
+    actions, lengths = actions.to(DEV), lengths.to(DEV)
+    for alone, batch in (
+        (ops.sample_plans(one, 200, 30, 4, 0.99, None), ops.sample_plans(inp, 200, 30, 4, 0.99, None)),
+        (ops.beam_search(one, 200, 12, 0.99, -3.0), ops.beam_search(inp, 200, 12, 0.99, -3.0)),
+        (ops.score_plans(one, actions[:1], lengths[:1], 0.99, None),
+         ops.score_plans(inp, actions, lengths, 0.99, None)),
+    ):
+        alone = alone if isinstance(alone, tuple) else (alone,)
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        assert_identical(cpu(alone), tuple(t[:1].cpu() for t in batch))
+
+
+def test_every_tile_plans_the_same_bits(monkeypatch):
+    """Forced tiles (one warp per candidate, a warp pair, 8 per warp) agree bit for bit."""
+    inp = cuda(random_inputs(2, 3, 18, 64, seed=22))
+    actions, lengths = (t.to(DEV) for t in random_sequences(3, 64, 12, 18, seed=22))
+    outs = {}
+    for tile in ("1", "2", "8"):
+        monkeypatch.setenv("GLAMOR_CUDA_TILE", tile)
+        outs[tile] = (
+            *cpu(ops.sample_plans(inp, 64, 20, 6, 0.99, -3.0)),
+            *cpu(ops.beam_search(inp, 64, 10, 0.99, None)),
+            cpu(ops.score_plans(inp, actions, lengths, 0.99, None)),
+        )
+    assert_identical(outs["1"], outs["2"])
+    assert_identical(outs["1"], outs["8"])
 
 
 def test_ties_go_to_the_lowest_index():

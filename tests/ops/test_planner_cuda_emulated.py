@@ -219,6 +219,58 @@ def test_emulated_score_marks_invalid_sequences_nan(emulator, tmp_path):
     )
 
 
+# ---- tile sizes round alike -----------------------------------------------------------------
+# The tile R (candidates per warp) is chosen from the batch size, so a plan's score bits and
+# actions must not depend on it: the same plan alone or in a batch of 64 is the same plan.
+
+# (M, n, H): tokens in one leaf each (n + 1 <= 32) and in leaves of 2 and 3; U = 1, 2 and 4
+TILE_SIZES = [(2, 18, 64), (1, 5, 20), (2, 40, 16), (2, 70, 8), (2, 6, 72)]
+
+
+def _tiles(M, H):
+    """The tiles the kernels take for these sizes: (R, pair) pairs."""
+    wide = 4 if H > 64 else 8
+    return [(1, 0), (wide, 0)] + ([(1, 1)] if M == 2 else [])
+
+
+def _assert_same_bits(outs):
+    (first, a), *rest = outs.items()
+    for tile, b in rest:
+        for x, y in zip(a, b):
+            assert torch.equal(x, y), f"tile {first} and tile {tile} differ:\n{x}\n{y}"
+
+
+@pytest.mark.parametrize("M,n,H", TILE_SIZES, ids=lambda v: str(v))
+def test_emulated_tiles_score_the_same_bits(emulator, tmp_path, M, n, H):
+    inp = random_inputs(M, 3, n, H, seed=n + H)
+    actions, lengths = random_sequences(3, 24, 9, n, seed=n)
+    outs = {}
+    for R, _ in _tiles(M, H)[:2]:
+        cfg = dict(R=R, w_smem=1, warps=2, chunk=8, chunks=3, N=24, L=9, **_opts(0.9, -3.0))
+        outs[R] = (run(emulator, tmp_path, "score", inp, cfg, score_in=(actions, lengths)),)
+    _assert_same_bits(outs)
+
+
+@pytest.mark.parametrize("M,n,H", TILE_SIZES, ids=lambda v: str(v))
+def test_emulated_tiles_sample_the_same_plans(emulator, tmp_path, M, n, H):
+    inp = random_inputs(M, 2, n, H, seed=2 * n + H)
+    outs = {}
+    for R, pair in _tiles(M, H):
+        cfg = dict(R=R, pair=pair, w_smem=1, warps=2, chunk=10, chunks=2, N=20, horizon=7, seed=5)
+        outs[(R, pair)] = run(emulator, tmp_path, "sample", inp, dict(cfg, **_opts(0.95, -2.5)))
+    _assert_same_bits(outs)
+
+
+@pytest.mark.parametrize("M,n,H", TILE_SIZES, ids=lambda v: str(v))
+def test_emulated_tiles_beam_the_same_plans(emulator, tmp_path, M, n, H):
+    inp = random_inputs(M, 2, n, H, seed=3 * n + H)
+    outs = {}
+    for R, _ in _tiles(M, H)[:2]:
+        cfg = dict(R=R, w_smem=1, warps=2, blocks=1, sort_pow2=64, sort_in_smem=0, B=40, horizon=4)
+        outs[R] = run(emulator, tmp_path, "beam", inp, dict(cfg, **_opts(0.9)))
+    _assert_same_bits(outs)
+
+
 # ---- the configurations planner_config.h chooses on an H100 -------------------------------------
 
 
