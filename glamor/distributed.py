@@ -13,7 +13,9 @@ of it first (their replays and random states), and `glamor train --resume` under
 as many processes gives each rank its part back. The backend is NCCL on GPUs and gloo on
 CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when there are GPUs
 (a config's `cuda:N` included). Collectives wait up to `GLAMOR_DIST_TIMEOUT_MIN` minutes (120)
-while rank 0 builds goal sets, evaluates or saves.
+while rank 0 builds goal sets, evaluates or saves; a failure while setting up, saving or
+loading a checkpoint on one process is raised on all of them (`all_succeeded`), so none waits
+that long for a process that has left.
 Without torchrun's environment (WORLD_SIZE unset or 1) everything here is a no-op.
 """
 

@@ -192,11 +192,49 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, rank: int = 0, world_size: int = 1):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.rank, self.world_size = rank, world_size
+        self.pool = None
+        # Under torchrun every process builds its own parts, rank 0 also the train goal set that the
+        # others then read from the cache. A failure on any process is raised on all of them before
+        # DistributedDataParallel's first collective: none waits there for one that has left.
+        try:
+            self._on_every_rank(self._build_parts, RuntimeError("another process failed while setting up training "
+                                                                "(its error is in its output)"))
+            self._on_every_rank(self._read_train_goals if rank else lambda: None,
+                                RuntimeError("another process could not read the train goal set (its error is in "
+                                             "its output)"))
+        except BaseException:
+            if self.pool is not None:
+                self.pool.close()
+            raise
+        self.loss_fn = _Loss(self.model)
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=None if self.device.type == "cpu"
+                                                   else [self.device])
+        self.env_step = 0  # over all processes
+        self.updates = 0
+        self._eval_sets = None
+        self._plan_time, self._plans = 0.0, 0
+        self._update_credit = 0.0
+        # the loop's schedule and its running log window (checkpointed: the loop's future)
+        self.next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
+        self.next_snapshot, self.next_log = cfg.snapshot_every, 0
+        self.window: dict[str, list[float]] = {}
+        self.last_success: str | None = None
+        self.resumed_from: int | None = None
+        self._wall_offset = 0.0
+        self.on_first_save: Callable[[], None] | None = None  # called once, after the first checkpoint
+
+    def _build_parts(self) -> None:
+        """This process's environments, model, optimiser, replay and agent (rank 0: and the train
+        goal set)."""
+        cfg, rank = self.cfg, self.rank
         set_determinism(cfg)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
         self.device = resolve_device(cfg.device)
-        if world_size > 1 and self.device.type == "cuda":  # each process its own GPU (LOCAL_RANK)
+        if self.world_size > 1 and self.device.type == "cuda":  # each process its own GPU (LOCAL_RANK)
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)  # goals and shapes
         self.pool = make_pool(cfg)
@@ -204,12 +242,6 @@ class Trainer:
             raise ValueError("algo=gcsl collects closed loop, step by step: it needs vector='sync'")
         self.num_actions = self.env.action_space.n
         self.model = build_model(cfg, self.env).to(self.device)
-        self.loss_fn = _Loss(self.model)
-        if world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=None if self.device.type == "cpu"
-                                                   else [self.device])
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.replay = Replay(cfg.replay_capacity, self.env.frame_shape, self.env.frame_stack, self.num_actions)
         self.prefer = None  # the replay's preference for pairs in which an object moved
@@ -231,25 +263,14 @@ class Trainer:
             why = ("updates_per_episode is 0" if cfg.updates_per_episode == 0 else
                    f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")
             warnings.warn(f"this run makes no gradient updates, or only in its last round: {why}",
-                          RuntimeWarning, stacklevel=2)
-        if world_size > 1 and rank != 0:
-            torch.distributed.barrier()  # rank 0 fills the goal cache first
-        self.train_goals = make_goal_set(self.env, cfg, "train", progress=cfg.progress and rank == 0)
-        if world_size > 1 and rank == 0:
-            torch.distributed.barrier()
-        self.env_step = 0  # over all processes
-        self.updates = 0
-        self._eval_sets = None
-        self._plan_time, self._plans = 0.0, 0
-        self._update_credit = 0.0
-        # the loop's schedule and its running log window (checkpointed: the loop's future)
-        self.next_eval = cfg.eval_every if cfg.eval_every > 0 else math.inf
-        self.next_snapshot, self.next_log = cfg.snapshot_every, 0
-        self.window: dict[str, list[float]] = {}
-        self.last_success: str | None = None
-        self.resumed_from: int | None = None
-        self._wall_offset = 0.0
-        self.on_first_save: Callable[[], None] | None = None  # called once, after the first checkpoint
+                          RuntimeWarning, stacklevel=4)  # where the Trainer is made
+        if rank == 0:
+            self._read_train_goals()
+
+    def _read_train_goals(self) -> None:
+        """The train goal set: built by rank 0 (or read from the goal cache), read by the others
+        from the cache rank 0 filled."""
+        self.train_goals = make_goal_set(self.env, self.cfg, "train", progress=self.cfg.progress and self.rank == 0)
 
     @property
     def envs(self):
@@ -423,8 +444,8 @@ class Trainer:
         if logger is not None:
             self._wall_offset = logger.elapsed
         try:
-            self._on_every_rank(self._write_rank_part)
-            self._on_every_rank(self._write_checkpoint)
+            for write in (self._write_rank_part, self._write_checkpoint):
+                self._on_every_rank(write, OSError("another process could not write its part"), OSError)
         except OSError as e:
             raise OSError(f"writing a checkpoint in {self.run_dir} failed ({e}); the previous checkpoint "
                           f"is kept and `{self.resume_command()}` continues from it") from e
@@ -454,16 +475,22 @@ class Trainer:
                                        for r in range(1, self.world_size)}
             checkpoint.save_run(self.run_dir, state, self.replay.state_dict())
 
-    def _on_every_rank(self, write: Callable[[], None]) -> None:
-        """`write()` here, then agree that it succeeded on every rank: an OSError on any rank
-        is raised on all of them (none goes on to wait for the others in a collective)."""
+    def _on_every_rank(self, step: Callable[[], None], elsewhere: Exception,
+                       catch: type[Exception] = Exception) -> None:
+        """`step()` here, then agree with the other processes that it succeeded on every one: an
+        error of type `catch` that `step` raised is raised here, and `elsewhere` on the processes
+        where it succeeded, so none goes on to wait for the others in a collective."""
         error = None
         try:
-            write()
-        except OSError as e:
+            step()
+        except catch as e:
             error = e
         if self.world_size > 1 and not distributed.all_succeeded(error is None):
-            error = error or OSError("another process could not write its part")
+            error = error or elsewhere
+            # they leave together, as after a finished run: a process that tore gloo down right
+            # after the vote aborted at exit in about 1 of 4 tries ("terminate called without an
+            # active exception"); with this barrier none did in 12
+            distributed.barrier()
         if error is not None:
             raise error
 
@@ -721,8 +748,9 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
     t0 = time.time()
     trainer = Trainer(cfg, run_dir, rank, world)
     try:
-        if state is not None:
-            trainer.load_state_dict(state)
+        if state is not None:  # (each rank its own part: one that does not fit is raised on all)
+            trainer._on_every_rank(lambda: trainer.load_state_dict(state),
+                                   ValueError("another process could not load its part of the checkpoint"))
             t0 -= trainer._wall_offset
     except BaseException:
         trainer.close()

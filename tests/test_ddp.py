@@ -214,3 +214,68 @@ def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like
         assert "was saved by 1 process(es): resume it with as many (`glamor train --resume`), not 2" in (
             alone / f"refused{rank}.txt").read_text()
     assert (alone / "config.json").read_text() == config
+
+
+def _rank_failing_start(rank: int, world: int, port: int, run: str, cache: str, failing: int) -> None:
+    """Rank `rank` of `glamor train` whose rank `failing` cannot make its environment."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+    from glamor import train as T
+
+    if rank == failing:
+        def make(*args, **kwargs):
+            raise ValueError(f"no environment on rank {rank}")
+
+        T.envs.make = make
+    try:
+        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
+    except Exception as e:
+        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, failing):
+    """Every rank leaves with an error (the others' names the failure elsewhere); none waits in
+    DistributedDataParallel's first collective for the rank that left."""
+    ctx = mp.spawn(_rank_failing_start, args=(2, _free_port(), str(tmp_path / "run"), os.environ["GLAMOR_CACHE"],
+                                              failing), nprocs=2, join=False)
+    deadline = time.monotonic() + 240
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("a process still waits for the one whose start failed")
+    said = {r: (tmp_path / f"start{r}.txt").read_text() for r in (0, 1)}
+    assert said[failing] == f"ValueError: no environment on rank {failing}"
+    assert said[1 - failing].startswith("RuntimeError: another process failed while setting up training")
+    assert not (tmp_path / "run").exists()  # the new run's directory is removed, as with one process
+
+
+def _rank_failing_resume(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of `glamor train --resume` whose rank 1 cannot load its part."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+    from glamor import train as T
+
+    if rank == 1:
+        def load_state_dict(self, state):
+            raise ValueError("rank 1's part does not fit")
+
+        T.Trainer.load_state_dict = load_state_dict
+    try:
+        T.resume(run, total_env_steps=960, table=False)  # an extension: each rank loads its part
+    except Exception as e:
+        with open(os.path.join(run, f"resume{rank}.txt"), "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+
+
+def test_a_resume_that_fails_on_one_process_is_raised_on_every_process(tmp_path):
+    run = tmp_path / "run"
+    _spawn_run(run)  # a finished torchrun run of 480 steps
+    mp.spawn(_rank_failing_resume, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]), nprocs=2,
+             join=True)
+    assert (run / "resume1.txt").read_text() == "ValueError: rank 1's part does not fit"
+    assert (run / "resume0.txt").read_text() == "ValueError: another process could not load its part of the checkpoint"
