@@ -480,19 +480,15 @@ class Trainer:
         """`step()` here, then agree with the other processes that it succeeded on every one: an
         error of type `catch` that `step` raised is raised here, and `elsewhere` on the processes
         where it succeeded, so none goes on to wait for the others in a collective."""
+        if self.world_size == 1:
+            step()
+            return
         error = None
         try:
             step()
         except catch as e:
             error = e
-        if self.world_size > 1 and not distributed.all_succeeded(error is None):
-            error = error or elsewhere
-            # they leave together, as after a finished run: a process that tore gloo down right
-            # after the vote aborted at exit in about 1 of 4 tries ("terminate called without an
-            # active exception"); with this barrier none did in 12
-            distributed.barrier()
-        if error is not None:
-            raise error
+        distributed.raise_together(error, elsewhere)
 
     def evaluate(self, episodes: int, **kwargs) -> dict:
         if self._eval_sets is None:
@@ -799,8 +795,7 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
             state = checkpoint.load_rank(run_dir, state, rank)
     except (ValueError, OSError) as e:
         error = error or e
-    if not distributed.all_succeeded(error is None):
-        raise error or ValueError("another process could not read its part of the checkpoint")
+    distributed.raise_together(error, ValueError("another process could not read its part of the checkpoint"))
     if state is not None and state.get("world_size", 1) > 1 and world == 1:
         warnings.warn(f"{state['path']} was saved by {state['world_size']} processes (torchrun): in one "
                       f"process the run goes on from rank 0's replay and random states alone and does not end "
