@@ -125,7 +125,7 @@ def cmd_eval(args) -> int:
     if not (run_dir / "config.json").exists():
         raise ValueError(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
     cfg = Config.load(run_dir / "config.json")
-    state = checkpoint.load_latest(run_dir, with_replay=False)
+    state = checkpoint.load_latest(run_dir, with_replay=False)  # read once: the one checked is the one evaluated
     if state is not None and "config" in state:  # (evaluate_checkpoint says when there is none)
         check_config_is_the_checkpoints(cfg, state, run_dir)
     overrides = _parse_overrides(args.set)
@@ -149,7 +149,8 @@ def cmd_eval(args) -> int:
     name = results_name(changes)
     cfg = cfg.replace(**{**overrides, **changes})
     details: dict = {}
-    results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos)
+    results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos,
+                                  state=state)
     _keep_training_facts(run_dir / name, results)
     path = write_results(run_dir, results, name)
     print(format_table(results))

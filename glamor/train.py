@@ -121,16 +121,19 @@ def check_env_fits_model(env: envs.GoalEnv, state: dict, cfg: Config) -> None:
 
 def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | None = None,
                         set_names: tuple[str, ...] | None = None, policies: tuple[str, ...] | None = None,
-                        details: dict | None = None, record: int = 0) -> dict:
+                        details: dict | None = None, record: int = 0, state: dict | None = None) -> dict:
     """Evaluate a run's newest checkpoint with `cfg` (its config, or one with evaluation settings
     changed, e.g. another planner width) on the first `episodes` goals (default all
     `cfg.eval_episodes`) of its held-out goal sets (those named in `set_names`; default all).
+    `state`: the checkpoint already read by `checkpoint.load_latest(run_dir, with_replay=False)`,
+    so that the one a caller checked is the one evaluated (and read once).
 
     Returns the eval.json dict (see `evaluate`, which `policies`, `details` and `record` go to)
     with the checkpoint's `env_steps` and `updates`.
     """
     set_determinism(cfg)
-    state = checkpoint.load_latest(Path(run_dir), with_replay=False)
+    if state is None:
+        state = checkpoint.load_latest(Path(run_dir), with_replay=False)
     if state is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
                                 f"`glamor train --resume {run_dir}` trains it)")

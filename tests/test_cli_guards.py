@@ -201,6 +201,26 @@ def test_damaged_checkpoints_are_named_once_and_never_called_missing(run, tmp_pa
             assert "move them away, or train again with --overwrite" in out.stderr
 
 
+def test_eval_reads_the_checkpoint_once_and_evaluates_the_one_it_checked(run, tmp_path, capsys):
+    """checkpoint.pt damaged: `glamor eval` falls back to checkpoint.prev.pt and says so once (it
+    read the checkpoint twice, once to check the config and once to evaluate, and warned twice)."""
+    import shutil
+    import warnings
+
+    from glamor import cli
+
+    copy = _copy(run, tmp_path)
+    shutil.copy(copy / checkpoint.CHECKPOINT, copy / checkpoint.PREVIOUS)
+    (copy / checkpoint.CHECKPOINT).write_bytes(b"not a checkpoint")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli.main(["eval", str(copy), "--episodes", "2", "--videos", "0"]) == 0
+    fallbacks = [w for w in caught if "using checkpoint.prev.pt" in str(w.message)]
+    assert len(fallbacks) == 1, [str(w.message) for w in caught]
+    written = Path(re.search(r"^wrote (.+)$", capsys.readouterr().out, re.M).group(1))
+    assert json.loads(written.read_text())["env_steps"] == checkpoint.load(copy / checkpoint.PREVIOUS)["env_step"]
+
+
 def test_machine_settings_may_change_on_resume_and_evaluation(run, tmp_path):
     import shutil
 
