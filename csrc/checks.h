@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iomanip>
 #include <limits>
 #include <optional>
 
@@ -43,6 +44,14 @@
 
 namespace glamor {
 
+// The ops' bound on plans, widths, sample counts and horizons (int32 indices in the kernels).
+constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
+
+// The largest clip_logq: the log q of a near-certain token is 0 up to float32 rounding, which
+// the CPU, CUDA and reference planners round differently, so a threshold in (-0.001, 0] would
+// clip such a token on one and not another (planning.MAX_CLIP_LOGQ is the same number).
+constexpr double MAX_CLIP_LOGQ = -1e-3;
+
 // True when every element of a contiguous float32 CPU tensor is finite; with a smaller
 // `exponent_limit`, also below 2^(exponent_limit - 127) in magnitude.
 inline bool all_finite(const at::Tensor& x, uint32_t exponent_limit = 255) {
@@ -69,9 +78,10 @@ inline PlannerDims check_planner_shapes(const at::Tensor& gate_table, const at::
   TORCH_CHECK_VALUE((M == 1 || M == 2) && n >= 1 && H >= 1 && gate_table.size(3) % 4 == 0,
                     "gate_table must be (M, P, n+1, 4H) with M = 1 (prior off) or 2 (prior on), "
                     "n >= 1 actions and H >= 1, got shape ", gate_table.sizes());
-  TORCH_CHECK_VALUE(H <= 4096 && n <= (1 << 20) && P <= std::numeric_limits<int32_t>::max(),
-                    "gate_table is too large for the planner: H = ", H, " (at most 4096), n = ", n,
-                    " (at most 2**20), P = ", P);
+  // NotImplementedError: plan(backend="auto") runs such a call on the reference planner.
+  TORCH_CHECK_NOT_IMPLEMENTED(H <= 4096 && n <= (1 << 20) && P <= MAX_SIZE,
+                              "gate_table is too large for the planner ops: H = ", H, " (at most 4096), n = ", n,
+                              " (at most 2**20), P = ", P, " (at most 2**31 - 1); backend='reference' plans it");
   CHECK_SHAPE(h0, M, P, H);
   CHECK_SHAPE(c0, M, P, H);
   CHECK_SHAPE(w_hh, M, 4 * H, H);
@@ -82,7 +92,7 @@ inline PlannerDims check_planner_shapes(const at::Tensor& gate_table, const at::
 
 // log(gamma) for gamma in (0, 1], in float32 as `s + math.log(gamma)` on float32 tensors.
 inline float checked_log_gamma(double gamma) {
-  TORCH_CHECK_VALUE(gamma > 0.0 && gamma <= 1.0, "gamma must be in (0, 1], got ", gamma);
+  TORCH_CHECK_VALUE(gamma > 0.0 && gamma <= 1.0, "gamma must be in (0, 1], got ", std::setprecision(17), gamma);
   return static_cast<float>(std::log(gamma));
 }
 
@@ -96,8 +106,27 @@ struct Clip {
 inline Clip checked_clip(std::optional<double> clip_logq) {
   if (!clip_logq.has_value()) return {false, 0.0f};
   TORCH_CHECK_VALUE(!std::isnan(*clip_logq), "clip_logq must be a number or None, got NaN");
-  const double big = std::numeric_limits<float>::max(), x = *clip_logq;
-  return {true, x > big ? INFINITY : x < -big ? -INFINITY : static_cast<float>(x)};
+  const double x = *clip_logq;
+  TORCH_CHECK_VALUE(x <= MAX_CLIP_LOGQ, "clip_logq must be None or at most -0.001 (a log q threshold: a "
+                    "near-certain token's log q is 0 up to rounding, which the planners round differently), got ",
+                    std::setprecision(17), x);
+  return {true, x < -std::numeric_limits<float>::max() ? -INFINITY : static_cast<float>(x)};
+}
+
+// Sizes of a planning call, the same bounds on the CPU and CUDA ops.
+inline void check_horizon(int64_t horizon) {
+  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+}
+
+inline void check_num_samples(int64_t num_samples) {
+  TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
+                    num_samples);
+}
+
+// Beam search expands width x n candidates per step, which must fit an int32 index.
+inline void check_width(int64_t width, int64_t n) {
+  TORCH_CHECK_VALUE(width >= 1 && width <= MAX_SIZE / n, "width must be in [1, (2**31 - 1) // n = ", MAX_SIZE / n,
+                    "] with n = ", n, " actions, got ", width);
 }
 
 }  // namespace glamor

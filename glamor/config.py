@@ -200,7 +200,9 @@ class Config:
             "gcsl_time": (not self.gcsl_time or self.algo == "gcsl",
                           "a GCSL setting, only with algo='gcsl' (GLAMOR's plans already end within the horizon)"),
             "gamma": (0.0 < self.gamma <= 1.0, "in (0, 1]"),
-            "clip_logq": (self.clip_logq is None or self.clip_logq <= 0, "None or at most 0 (a log-probability)"),
+            "clip_logq": (self.clip_logq is None or self.clip_logq <= -1e-3,  # planning.MAX_CLIP_LOGQ
+                          "None or at most -0.001 (a log-probability threshold; a near-certain token's log q is 0 "
+                          "up to rounding)"),
             "eval_episodes": (self.eval_episodes >= 1, at_least_1),
             "eval_episodes_during_training": (self.eval_episodes_during_training >= 1, at_least_1),
             "eval_batch": (self.eval_batch >= 1, at_least_1),

@@ -204,7 +204,7 @@ def test_damaged_checkpoints_and_configs_are_named(tmp_path):
         (dict(width=0), "width must be an int in"),
         (dict(horizon=0), "horizon must be an int in"),
         (dict(gamma=0.0), "gamma must be in"),
-        (dict(clip_logq=1.0), "clip_logq must be None or a number <= 0"),
+        (dict(clip_logq=1.0), "clip_logq must be None or a number <= -0.001"),
         (dict(use_prior="no"), "use_prior must be True or False"),
         (dict(seed=1.5), r"seed must be an int in \[0, 4611686018427387904\), got 1.5"),
         (dict(seed=2**64), "seed must be an int in"),

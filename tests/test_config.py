@@ -73,7 +73,7 @@ def test_numbers_take_their_fields_type():
     ("embed_dim", 0), ("encoder_channels", []), ("encoder_channels", [6]), ("eval_batch", 0), ("lr", -1.0),
     ("grad_clip", 0.0), ("vector", "threads"), ("snapshot_every", 0), ("torch_threads", -1), ("eps_end", 1.5),
     ("updates_per_episode", float("inf")), ("lr", float("nan")), ("clip_logq", float("-inf")), ("seed", -1),
-    ("seed", 2**31), ("eval_seed", 2**40), ("train_start", "reset"),
+    ("seed", 2**31), ("eval_seed", 2**40), ("train_start", "reset"), ("clip_logq", 0.0), ("clip_logq", -1e-4),
 ])
 def test_degenerate_sizes_and_rates_are_refused(field, value):
     with pytest.raises(ValueError, match=f"{field}=.* \\(must be "):

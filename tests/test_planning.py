@@ -100,7 +100,7 @@ def test_clip_replaces_unlikely_tokens_by_a_fixed_score():
     m = tiny_model(num_actions=3, seed=4)
     obs, goal = random_images(1, 2, (24, 24), 5), random_images(1, 1, (24, 24), 6)
     a, L = torch.tensor([[2, 0]]), torch.tensor([2])
-    clipped = m.score(obs, goal, a, L, clip_logq=0.0, backend="reference")  # every log q < 0
+    clipped = m.score(obs, goal, a, L, clip_logq=-1e-3, backend="reference")  # every log q < -0.001
     torch.testing.assert_close(clipped, torch.tensor([3 * (torch.log(torch.tensor(0.99)).item() - 20.0)]))
 
 
@@ -188,7 +188,7 @@ def test_plan_keys_take_any_integer_container_and_are_checked():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(horizon=0), r"horizon must be an int in \[1, 2147483648\), got 0"),
+        (dict(horizon=0), r"horizon must be an int in \[1, 2147483647\), got 0"),
         (dict(width=0), r"width must be an int in \[1, 2147483648\), got 0"),
         (dict(horizon=None), "horizon must be an int in .*got None"),
         (dict(width=None, backend="reference"), "width must be an int in .*got None"),
@@ -199,10 +199,14 @@ def test_plan_keys_take_any_integer_container_and_are_checked():
         (dict(backend="gpu"), "backend must be one of"),
         (dict(gamma=1.5), "gamma must be in"),
         (dict(method="sample", seed=-1), r"seed must be an int in \[0, "),
-        (dict(clip_logq=float("nan")), "clip_logq must be None or a number <= 0"),
-        (dict(clip_logq=float("nan"), backend="reference"), "clip_logq must be None or a number <= 0"),
-        (dict(clip_logq=5.0), "a larger one would clip every token"),
-        (dict(clip_logq="-1"), "clip_logq must be None or a number <= 0"),
+        (dict(clip_logq=float("nan")), "clip_logq must be None or a number <= -0.001"),
+        (dict(clip_logq=float("nan"), backend="reference"), "clip_logq must be None or a number <= -0.001"),
+        (dict(clip_logq=5.0), "above 0 every token would be clipped"),
+        (dict(clip_logq=0.0), "a near-certain token's log q is 0 up to float32 rounding"),
+        (dict(clip_logq=-1e-6, backend="reference"), r"clip_logq must be None or a number <= -0.001 .*got -1e-06"),
+        (dict(gamma=10**400), "gamma must be in"),
+        (dict(horizon=2**31 - 1), r"horizon must be an int in \[1, 2147483647\)"),  # the ops' bound
+        (dict(clip_logq="-1"), "clip_logq must be None or a number <= -0.001"),
         (dict(use_prior="no"), "use_prior must be True or False, got 'no'"),
         (dict(use_prior=None, backend="reference"), "use_prior must be True or False, got None"),
         (dict(gamma="0.5"), "gamma must be in"),
@@ -245,7 +249,7 @@ def test_bad_score_arguments_are_named():
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2, 2, 2]))
     with pytest.raises(ValueError, match=r"actions must be an int64 tensor \(P, L\) with L >= 1, got \(1, 0\)"):
         m.score(obs, goal, torch.zeros(1, 0, dtype=torch.int64), torch.tensor([1]))
-    with pytest.raises(ValueError, match="a larger one would clip every token"):
+    with pytest.raises(ValueError, match="above 0 every token would be clipped"):
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2]), clip_logq=0.5)
     with pytest.raises(ValueError, match="use_prior must be True or False"):
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2]), use_prior="yes")

@@ -31,7 +31,6 @@ namespace cpu {
 namespace {
 
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
-constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
 constexpr double MAX_WORKSPACE_BYTES = 8.0 * (1ull << 30);
 constexpr int CHUNK = 128;  // candidates per work item (their state stays in L2)
 
@@ -132,6 +131,9 @@ Packed pack(const Kernels& K, const Dims& d, const at::Tensor& gate_table, const
   pk.npad = static_cast<int>(round_up(n + 1, W));
   const int nub = pk.nub, npad = pk.npad;
   const int64_t P = d.P;
+  // Checked before it is allocated: the table is Hp / H times gate_table (up to W = 16 times).
+  check_workspace(4.0 * M * (static_cast<double>(nub) * H * 4 * W + static_cast<double>(H + 1) * npad +
+                             static_cast<double>(P) * (n + 1) * nub * 4 * W));
   pk.whh.assign(static_cast<size_t>(M) * nub * H * 4 * W, 0.0f);
   pk.head.assign(static_cast<size_t>(M) * H * npad, 0.0f);
   pk.bias.assign(static_cast<size_t>(M) * npad, 0.0f);
@@ -632,9 +634,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
   const float log_gamma = checked_log_gamma(gamma);
   const Clip clip = checked_clip(clip_logq);
-  TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
-                    num_samples);
-  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+  check_num_samples(num_samples);
+  check_horizon(horizon);
   TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
   const int64_t* keys = nullptr;
   if (keys_opt) {
@@ -746,9 +747,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
   const Dims d = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
   const float log_gamma = checked_log_gamma(gamma);
   const Clip clip = checked_clip(clip_logq);
-  TORCH_CHECK_VALUE(width >= 1 && width <= MAX_SIZE / d.n, "width must be in [1, 2**31 / n], got ", width,
-                    " with n = ", d.n);
-  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+  check_width(width, d.n);
+  check_horizon(horizon);
   const int64_t P = d.P, B = width;
   check_workspace(8.0 * P * horizon + 8.0 * B * horizon * std::min<int64_t>(P, at::get_num_threads()));
   at::Tensor actions = at::full({P, horizon}, -1, gate_table.options().dtype(at::kLong));

@@ -21,7 +21,6 @@ namespace glamor {
 namespace cuda {
 namespace {
 
-constexpr int64_t MAX_SIZE = std::numeric_limits<int32_t>::max();
 // Candidates per plan: the kernels' shared claim counter (int) may run up to a few warps' worth
 // of slots past the last candidate, so it stays 2**16 below int's limit.
 constexpr int64_t MAX_CANDIDATES = MAX_SIZE - (1 << 16);
@@ -146,11 +145,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     CHECK_SHAPE(plan_keys, pr.P);
     keys = plan_keys.data_ptr<int64_t>();
   }
-  TORCH_CHECK_VALUE(num_samples >= 1 && num_samples <= MAX_SIZE, "num_samples must be in [1, 2**31), got ",
-                    num_samples);
+  check_num_samples(num_samples);
   TORCH_CHECK_NOT_IMPLEMENTED(num_samples <= MAX_CANDIDATES, "the CUDA planner samples at most 2**31 - 2**16 "
                               "candidates per plan, got ", num_samples);
-  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+  check_horizon(horizon);
   TORCH_CHECK_VALUE(seed >= 0, "seed must be in [0, 2**63), got ", seed);
   const auto opts = gate_table.options();
   at::Tensor actions = at::empty({pr.P, horizon}, opts.dtype(at::kLong));
@@ -176,9 +174,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
   c10::cuda::CUDAGuard guard(gate_table.device());
   Problem pr = check_inputs(gate_table, h0, c0, w_hh, head_w, head_b);
   set_gamma_clip(pr, gamma, clip_logq);
-  TORCH_CHECK_VALUE(width >= 1 && width <= MAX_SIZE / pr.n, "width must be in [1, 2**31 / n], got ", width,
-                    " with n = ", pr.n);
-  TORCH_CHECK_VALUE(horizon >= 1 && horizon < MAX_SIZE, "horizon must be in [1, 2**31 - 1), got ", horizon);
+  check_width(width, pr.n);
+  check_horizon(horizon);
   const auto opts = gate_table.options();
   at::Tensor actions = at::empty({pr.P, horizon}, opts.dtype(at::kLong));
   at::Tensor lengths = at::empty({pr.P}, opts.dtype(at::kLong));

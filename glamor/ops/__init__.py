@@ -81,7 +81,10 @@ def _tensors(**named) -> None:
 def _float(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"{name} must be a number in float's range, got {value!r}") from None
 
 
 def score_plans(inputs, actions, lengths, gamma, clip_logq):
@@ -164,6 +167,25 @@ def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -
 
 
 # ---- fake (meta) implementations: shapes only, for torch.compile and FakeTensor ------------
+# They also run when one argument is on the 'meta' device and the rest are not (the dispatcher
+# picks the meta kernel for the call), so they check the devices: the outputs would be
+# allocated on gate_table's device and never filled.
+
+
+def _one_device(**named) -> torch.device:
+    """The device all the tensors in `named` share; ValueError naming the first that differs."""
+    tensors = [(name, t) for name, t in named.items() if t is not None]
+    first_name, first = tensors[0]
+    for name, t in tensors[1:]:
+        if t.device != first.device:
+            raise ValueError(f"{name} is on {t.device}, {first_name} on {first.device}: the planner ops take "
+                             f"tensors on one device")
+    return first.device
+
+
+def _check_size(name: str, value: int, low: int = 1) -> None:
+    torch._check(value >= low, lambda: f"{name} must be at least {low}, got {value}")
+
 
 if available():
 
@@ -171,12 +193,17 @@ if available():
     def _score_plans_fake(
         gate_table, h0, c0, w_hh, head_w, head_b, actions, lengths, gamma, clip_logq
     ):
+        _one_device(gate_table=gate_table, h0=h0, c0=c0, w_hh=w_hh, head_w=head_w, head_b=head_b,
+                    actions=actions, lengths=lengths)
         torch._check(
-            actions.dim() == 3, lambda: f"actions must be (P, N, L), got {tuple(actions.shape)}"
+            actions.dim() == 3 and actions.shape[0] == gate_table.shape[1],
+            lambda: f"actions must be (P={gate_table.shape[1]}, N, L), got {tuple(actions.shape)}",
         )
         return gate_table.new_empty((actions.shape[0], actions.shape[1]))
 
-    def _plan_fake(gate_table, horizon):
+    def _plan_fake(gate_table, horizon, **others):
+        _one_device(gate_table=gate_table, **others)
+        _check_size("horizon", horizon)
         P = gate_table.shape[1]
         actions = gate_table.new_empty((P, horizon), dtype=torch.int64)
         return actions, gate_table.new_empty((P,), dtype=torch.int64), gate_table.new_empty((P,))
@@ -185,15 +212,19 @@ if available():
     def _sample_plans_fake(
         gate_table, h0, c0, w_hh, head_w, head_b, num_samples, horizon, seed, gamma, clip_logq, plan_keys=None
     ):
-        return _plan_fake(gate_table, horizon)
+        _check_size("num_samples", num_samples)
+        return _plan_fake(gate_table, horizon, h0=h0, c0=c0, w_hh=w_hh, head_w=head_w, head_b=head_b,
+                          plan_keys=plan_keys)
 
     @torch.library.register_fake("glamor::beam_search")
     def _beam_search_fake(
         gate_table, h0, c0, w_hh, head_w, head_b, width, horizon, gamma, clip_logq
     ):
-        return _plan_fake(gate_table, horizon)
+        _check_size("width", width)
+        return _plan_fake(gate_table, horizon, h0=h0, c0=c0, w_hh=w_hh, head_w=head_w, head_b=head_b)
 
     @torch.library.register_fake("glamor::uniform")
     def _uniform_fake(seed, plan, candidate, step):
+        _one_device(plan=plan, candidate=candidate)
         shape = torch.broadcast_shapes(plan.shape, candidate.shape)
         return plan.new_empty(shape, dtype=torch.float32)

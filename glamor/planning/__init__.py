@@ -83,7 +83,11 @@ def _missing_cuda_kernels(device: torch.device) -> str | None:
     return _missing_cuda_kernels_on(device.index if device.index is not None else torch.cuda.current_device())
 
 
-MAX_SIZE = 2**31 - 1  # the ops' bound on widths, sample counts and horizons
+MAX_SIZE = 2**31 - 1  # the ops' bound on widths and sample counts (horizons: below it)
+# The largest clip_logq (csrc/checks.h's MAX_CLIP_LOGQ): a near-certain token's log q is 0 up to
+# float32 rounding, which the CPU, CUDA and reference planners round differently, so a threshold
+# in (-0.001, 0] would clip it on one and not another.
+MAX_CLIP_LOGQ = -1e-3
 REFERENCE_MAX_BYTES = 8 * 2**30  # the reference planner's memory guard (the CPU op's is also 8 GiB)
 
 
@@ -91,19 +95,21 @@ def check_plan_args(horizon: int, width: int, gamma: float,
                     clip_logq: float | None = None) -> tuple[int, int, float, float | None]:
     """The planner's numbers, checked, as Python numbers (numpy scalars are fine):
     (horizon, width, gamma, clip_logq)."""
-    horizon = _integer("horizon", horizon, 1, MAX_SIZE + 1)
+    horizon = _integer("horizon", horizon, 1, MAX_SIZE)
     width = _integer("width", width, 1, MAX_SIZE + 1)
     gamma, clip_logq = check_score_args(gamma, clip_logq)
     return horizon, width, gamma, clip_logq
 
 
 def check_score_args(gamma: float, clip_logq: float | None = None) -> tuple[float, float | None]:
-    """gamma in (0, 1] and clip_logq None or a log-probability threshold <= 0, as floats."""
+    """gamma in (0, 1] and clip_logq None or a log-probability threshold <= MAX_CLIP_LOGQ, as floats."""
     if clip_logq is not None:
-        clip_logq = _number("clip_logq", clip_logq, "None or a number <= 0 (a log q threshold)")
-        if not clip_logq <= 0.0:  # NaN too
-            raise ValueError(f"clip_logq must be None or a number <= 0 (a log q threshold; every log q is "
-                             f"<= 0, so a larger one would clip every token), got {clip_logq!r}")
+        what = f"None or a number <= {MAX_CLIP_LOGQ}"
+        clip_logq = _number("clip_logq", clip_logq, f"{what} (a log q threshold)")
+        if not clip_logq <= MAX_CLIP_LOGQ:  # NaN too
+            raise ValueError(f"clip_logq must be {what} (a log q threshold: a near-certain token's log q is 0 up "
+                             f"to float32 rounding, which the planners round differently, and above 0 every "
+                             f"token would be clipped), got {clip_logq!r}")
     gamma = _number("gamma", gamma, "in (0, 1]")
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
@@ -155,7 +161,10 @@ def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "p
 def _number(name: str, value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
 
 
 def plan(
@@ -178,8 +187,8 @@ def plan(
     the same candidates whichever batch it is planned in (beam search draws nothing).
 
     `backend`: "auto" (the compiled ops on their device, else the reference, with a warning),
-    "native" or "reference". Under "auto", a size the CUDA kernels do not take (see README,
-    "CUDA planner") runs on the reference. Scores are checked for NaN/inf here on the CPU only
+    "native" or "reference". Under "auto", a size the ops do not take (on the CPU more than 4096
+    hidden units or 2**20 actions; on CUDA see README, "CUDA planner") runs on the reference. Scores are checked for NaN/inf here on the CPU only
     (on a GPU the check would wait for it): copy a GPU plan back with `on_host`, which checks.
     """
     if method not in METHODS:
@@ -258,6 +267,11 @@ def score(
     gamma, clip_logq = check_score_args(gamma, clip_logq)
     inputs.validate()
     n = inputs.num_actions
+    for name, t in (("actions", actions), ("lengths", lengths)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.device != inputs.gate_table.device:
+            raise ValueError(f"{name} is on {t.device}, the planning inputs on {inputs.gate_table.device}")
     if actions.dim() != 3 or actions.shape[0] != inputs.num_plans or actions.shape[2] < 1:
         raise ValueError(
             f"actions must be (P={inputs.num_plans}, N, L >= 1), got {tuple(actions.shape)}"

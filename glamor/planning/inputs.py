@@ -70,6 +70,8 @@ class PlanningInputs:
             "head_w": (M, n + 2, H),
             "head_b": (M, n + 2),
         }
+        if self.gate_table.device.type == "meta":  # shapes only: nothing to plan from
+            raise ValueError("gate_table is on the meta device (shapes, no values): plan from real tensors")
         if M not in (1, 2) or n < 1 or H < 1 or G % 4:
             raise ValueError(
                 f"gate_table must be (M in {{1, 2}}, P, n+1 >= 2, 4H), got {tuple(self.gate_table.shape)}"

@@ -8,7 +8,10 @@ invalid shapes, dtypes, layouts, values and sizes) at all three ops: 100 in the 
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -158,6 +161,11 @@ ARG_CASES = [
     ("sample", dict(gamma=1.5), "gamma must be in"),
     ("score", dict(gamma=math.nan), "gamma must be in"),
     ("beam", dict(clip=math.nan), "clip_logq must be a number"),
+    ("beam", dict(clip=0.0), r"clip_logq must be None or at most -0.001 .*got 0"),
+    ("sample", dict(clip=-1e-4), r"clip_logq must be None or at most -0.001 .*got -0.0001"),
+    ("score", dict(clip=math.inf), "clip_logq must be None or at most -0.001"),
+    ("beam", dict(gamma=1.0000001), r"gamma must be in \(0, 1\], got 1.0000001"),  # not '1'
+    ("beam", dict(width=2**31 // 4), r"width must be in \[1, \(2\*\*31 - 1\) // n = 536870911\]"),
     ("score", dict(actions=torch.full((2, 3, 4), 4)), r"actions must be in \[0, n=4\)"),
     ("score", dict(actions=torch.full((2, 3, 4), -1)), r"actions must be in \[0, n=4\)"),
     ("score", dict(lengths=torch.zeros(2, 3, dtype=torch.long)), r"lengths must be in \[1, L=4\]"),
@@ -193,6 +201,9 @@ def test_bad_arguments_raise(op, kw, message):
         (lambda inp: ops.beam_search(inp, "4", 3, 0.99, None), ValueError, "width must be an int"),
         (lambda inp: ops.beam_search(inp, 4, 2**63, 0.99, None), ValueError, "horizon must be an int"),
         (lambda inp: ops.beam_search(inp, 4, 3, "0.9", None), ValueError, "gamma must be a number"),
+        (lambda inp: ops.beam_search(inp, 4, 3, 10**400, None), ValueError, "gamma must be a number in float's range"),
+        (lambda inp: ops.beam_search(inp, 4, 3, 0.9, -(10**400)), ValueError,
+         "clip_logq must be a number in float's range"),
         (lambda inp: ops.sample_plans(inp, 2**63, 3, 0, 0.99, None), ValueError, "num_samples must be an int"),
         (lambda inp: ops.sample_plans(inp, 4, 3, None, 0.99, None), ValueError, "seed must be an int"),
         (lambda inp: ops.sample_plans(inp, 4, 3, 0, 0.99, "x"), ValueError, "clip_logq must be a number"),
@@ -218,6 +229,80 @@ def test_scoring_ignores_entries_past_each_length():
     out = _call("score", t, actions=actions, lengths=ones)
     clean = _call("score", t, actions=torch.ones(2, 3, 1, dtype=torch.long), lengths=ones)
     assert out.shape == (2, 3) and torch.equal(out, clean)  # the same plans, junk or no junk
+
+
+@pytest.mark.parametrize("op,name", [("score", "gate_table"), ("score", "w_hh"), ("score", "actions"),
+                                     ("sample", "h0"), ("sample", "plan_keys"), ("beam", "head_b")])
+def test_an_argument_on_the_meta_device_is_named(op, name):
+    """One tensor on 'meta' sends the call to the shape-only kernel, which allocated its outputs
+    on gate_table's device and returned them unfilled (uninitialised memory as actions)."""
+    t = _tensors()
+    if name in NAMES:
+        t[name] = t[name].to("meta")
+    if name == "plan_keys":
+        args = [t[k] for k in NAMES] + [8, 5, 0, 0.99, None, torch.zeros(2, dtype=torch.long, device="meta")]
+        call = lambda: torch.ops.glamor.sample_plans(*args)  # noqa: E731
+    else:
+        kw = {"actions": torch.zeros(2, 3, 4, dtype=torch.long, device="meta")} if name == "actions" else {}
+        call = lambda: _call(op, t, **kw)  # noqa: E731
+    other = "gate_table" if name != "gate_table" else "h0"
+    with pytest.raises(ValueError, match=rf"({name} is on meta, gate_table on cpu|{other} is on cpu, {name} on meta)"):
+        call()
+
+
+def test_calls_on_the_meta_device_give_shapes():
+    t = {k: v.to("meta") for k, v in _tensors().items()}
+    actions, lengths, scores = _call("beam", t, horizon=7)
+    assert actions.device.type == "meta" and actions.shape == (2, 7) and scores.shape == (2,)
+    out = _call("score", t, actions=torch.zeros(2, 3, 4, dtype=torch.long, device="meta"),
+                lengths=torch.ones(2, 3, dtype=torch.long, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, 3)
+    with pytest.raises(ValueError, match=r"candidate is on meta, plan on cpu"):
+        ops.uniform(0, torch.arange(3), torch.zeros(1, dtype=torch.long, device="meta"), 0)
+
+
+def test_a_size_the_ops_do_not_take_is_planned_by_the_reference_under_auto():
+    """n > 2**20 actions: the ops raise NotImplementedError (as the CUDA ops do for their own
+    limits), so plan(backend='auto') runs it on the reference planner, with a warning."""
+    from glamor import planning
+    from glamor.planning.inputs import PlanningInputs
+
+    n, H = 2**20 + 1, 1
+    g = torch.Generator().manual_seed(0)
+    inp = PlanningInputs(torch.randn(1, 1, n + 1, 4 * H, generator=g), torch.zeros(1, 1, H), torch.zeros(1, 1, H),
+                         torch.randn(1, 4 * H, H, generator=g), torch.randn(1, n + 2, H, generator=g),
+                         torch.randn(1, n + 2, generator=g))
+    with pytest.raises(NotImplementedError, match=r"too large for the planner ops.*backend='reference'"):
+        ops.beam_search(inp, 1, 1, 0.99, None)
+    with pytest.warns(RuntimeWarning, match="reference planner: gate_table is too large"):
+        got = planning.plan(inp, width=1, horizon=1)
+    want = planning.plan(inp, width=1, horizon=1, backend="reference")
+    assert torch.equal(got.actions, want.actions) and torch.equal(got.lengths, want.lengths)
+
+
+def test_the_packed_weights_are_counted_before_they_are_allocated(tmp_path):
+    """H = 1 packs each gate row into a vector of W lanes (8 with AVX2, 16 with AVX-512): a 1.1 GB
+    gate table would need about 9 GiB packed. The op refuses it by its size, under a 4 GB address
+    space limit (before: std::bad_alloc, or 9 GB taken before the refusal)."""
+    script = tmp_path / "pack.py"
+    script.write_text(
+        "import resource, sys, torch\n"
+        "from glamor import ops\n"
+        "from glamor.planning.inputs import PlanningInputs\n"
+        "P, n, H = 70, 2**20, 1\n"
+        "inp = PlanningInputs(torch.zeros(1, P, n + 1, 4 * H), torch.zeros(1, P, H), torch.zeros(1, P, H),\n"
+        "                     torch.zeros(1, 4 * H, H), torch.zeros(1, n + 2, H), torch.zeros(1, n + 2))\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    ops.beam_search(inp, 1, 1, 0.9, None)\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "GLAMOR_CPU_ISA": "avx2" if ops.cpu_isa() != "scalar" else "scalar"}
+    if env["GLAMOR_CPU_ISA"] == "scalar":
+        pytest.skip("the scalar kernels pack with W = 1 (no growth)")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "GiB of planner workspace" in out.stdout, out.stderr[-2000:]
 
 
 def test_empty_batches():
@@ -298,7 +383,7 @@ def calls(draw):
         horizon=draw(st.integers(1, 12)),
         seed=draw(st.integers(0, 2**63 - 1)),
         gamma=draw(st.sampled_from([0.99, 1.0, 0.5, 1e-30])),
-        clip=draw(st.sampled_from([None, None, -2.0, 0.0, -math.inf, math.inf])),
+        clip=draw(st.sampled_from([None, None, -2.0, -1e-3, -math.inf])),
     )
     used = {
         "score": ["gamma", "clip", "sequences"],
@@ -313,7 +398,7 @@ def calls(draw):
                 "horizon": st.integers(-(2**40), 0) | st.integers(2**31, 2**62),
                 "seed": st.integers(-(2**63), -1),
                 "gamma": st.sampled_from([0.0, -1.0, 1.5, math.nan, math.inf]),
-                "clip": st.just(math.nan),
+                "clip": st.sampled_from([math.nan, 0.0, -1e-4, math.inf]),
             }[name]
         )
     if op == "score":
