@@ -152,6 +152,12 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     return "resumed"
 
 
+def _run_fields(algo: str) -> tuple[str, ...]:
+    """The fields of a run's eval.json that the table reads: in every goal set, the policies of
+    its ROWS and the random policy's (the table's random row comes from any method's runs)."""
+    return tuple(f"sets/*/{key}" for key in sorted({key for _, a, key in ROWS if a == algo} | {"random"}))
+
+
 def _write_json(path: Path, obj) -> None:
     write_text_atomically(path, json.dumps(obj, indent=2) + "\n")
 
@@ -168,7 +174,7 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     path = Path(run_dir) / f"sweep-{planner}-w{width}{goals}.json"
     if path.exists():
         try:
-            saved = read_results(path)
+            saved = read_results(path, requires=("sets/eval/glamor/plans_per_s",))  # what summarize reads
         except ValueError as e:  # a cache of an evaluation: evaluate again
             warnings.warn(f"{e}; evaluating again", RuntimeWarning, stacklevel=2)
             saved = {}
@@ -410,7 +416,7 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                 except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
                     raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
                 statuses[status] = statuses.get(status, 0) + 1
-                res = read_results(run_dir / "eval.json")
+                res = read_results(run_dir / "eval.json", requires=_run_fields(algo))
                 log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
                 runs[(algo, seed)] = (run_dir, res)
         for (algo, seed), (run_dir, _) in sorted(runs.items()):

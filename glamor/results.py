@@ -24,16 +24,97 @@ COLOURS = {"glamor": (31, 119, 180), "glamor_no_prior": (255, 127, 14), "gcsl": 
            "gcsl_time": (214, 39, 40), "random": (127, 127, 127)}
 
 
-def read_results(path: Path) -> dict:
-    """A results JSON file (eval.json, a sweep's), or a ValueError naming it when it is damaged."""
+def read_results(path: Path, requires: tuple[str, ...] = ()) -> dict:
+    """A results JSON file (eval.json, a sweep's), or a ValueError naming it when it is damaged:
+    not JSON, not a dict, or without a field its readers use (`check_results`; `requires` adds
+    fields one caller needs, e.g. "sets/eval/glamor/plans_per_s", "*" standing for every goal set)."""
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"{path} is damaged ({why}): delete it, and `glamor eval` writes it again")
+
     try:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is damaged ({e}): delete it, and `glamor eval` writes it again") from None
+        raise damaged(str(e)) from None
     if not isinstance(results, dict):
-        raise ValueError(f"{path} is damaged (it holds a {type(results).__name__}, not results): delete it, "
-                         f"and `glamor eval` writes it again")
+        raise damaged(f"it holds a {type(results).__name__}, not results")
+    problems = check_results(results, requires)
+    if problems:
+        raise damaged("; ".join(problems))
     return results
+
+
+RESULT_FIELDS = {"success_rate": "a number", "ci95": "a pair of numbers", "episodes": "an integer",
+                 "mean_steps": "a number"}  # each policy's in each goal set, as `evaluate` writes them
+
+
+def _is(value, kind: str) -> bool:
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if kind == "a number":
+        return number(value)
+    if kind == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "a pair of numbers":
+        return isinstance(value, list) and len(value) == 2 and all(map(number, value))
+    if kind == "a string":
+        return isinstance(value, str)
+    return True  # any value
+
+
+def check_results(results: dict, requires: tuple[str, ...] = ()) -> list[str]:
+    """What an evaluation's results lack for `format_table` and `glamor compare`: a top-level
+    success_rate, and goal sets under "sets", each with its goal_digest and at least one policy's
+    RESULT_FIELDS; env_steps, when there, an integer. Each problem names its field by its path
+    ("sets/eval/glamor/ci95"); none: []."""
+    missing, wrong = [], []
+
+    def check(d: dict, key: str, kind: str, where: str) -> None:
+        if key not in d:
+            missing.append(where + key)
+        elif not _is(d[key], kind):
+            wrong.append(f"{where}{key} is not {kind}")
+
+    check(results, "success_rate", "a number", "")
+    if "env_steps" in results:
+        check(results, "env_steps", "an integer", "")
+    sets = results.get("sets", {})
+    if "sets" not in results:
+        missing.append("sets")
+    elif not isinstance(sets, dict) or not sets:
+        wrong.append("sets holds no goal set")
+        sets = {}
+    for name, row in sets.items():
+        if not isinstance(row, dict):
+            wrong.append(f"sets/{name} is not a goal set's results")
+            continue
+        check(row, "goal_digest", "a string", f"sets/{name}/")
+        policies = {k: v for k, v in row.items() if k != "goal_digest"}
+        if not policies:
+            wrong.append(f"sets/{name} holds no policy's results")
+        for policy, r in policies.items():
+            if not isinstance(r, dict):
+                wrong.append(f"sets/{name}/{policy} is not a policy's results")
+                continue
+            for key, kind in RESULT_FIELDS.items():
+                check(r, key, kind, f"sets/{name}/{policy}/")
+    for field in requires:
+        _require(results, field.split("/"), "", missing)
+    problems = ([f"missing {', '.join(dict.fromkeys(missing))}"] if missing else []) + wrong
+    return problems
+
+
+def _require(d, parts: list[str], where: str, missing: list[str]) -> None:
+    """Each path of `parts` ("*": every key but goal_digest) that `d` lacks, appended to `missing`."""
+    if not parts or not isinstance(d, dict):
+        return  # a value of another kind is check_results' to name
+    head, rest = parts[0], parts[1:]
+    keys = [k for k in d if k != "goal_digest"] if head == "*" else [head]
+    for key in keys:
+        if key in d:
+            _require(d[key], rest, f"{where}{key}/", missing)
+        else:
+            missing.append(where + key)
 
 
 def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path:
