@@ -4,6 +4,8 @@ output paths checked before a benchmark runs (not after it has spent its minutes
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 
@@ -28,24 +30,53 @@ def positive_float(text: str) -> float:
 
 
 def output_file(text: str) -> Path:
-    """A file path whose folder exists or can be made (no file stands in its way)."""
+    """A file path that can be written: its folder exists or can be made (no file stands in its
+    way) and is writable, and the file, if there, is a writable file. The same holds for the
+    Markdown table the benchmarks write beside it (`path.with_suffix(".md")`)."""
     path = Path(text)
-    if path.is_dir():
+    if path.is_dir():  # (first: "." has no suffix to replace)
         raise argparse.ArgumentTypeError(f"{path} is a folder; name a file")
-    _check_folder(path.parent)
+    for p in dict.fromkeys((path, path.with_suffix(".md"))):
+        if p.is_dir():
+            raise argparse.ArgumentTypeError(f"{p} is a folder; name a file")
+        if p.is_file() and not _can_write(p):
+            raise argparse.ArgumentTypeError(f"{p} is not writable")
+    _check_folder(path.parent, f"so {path} cannot be written", always=True)
     return path
 
 
 def output_folder(text: str) -> Path:
     path = Path(text)
-    _check_folder(path)
+    _check_folder(path, f"so {path} cannot be made")
     return path
 
 
-def _check_folder(folder: Path) -> None:
-    for p in (folder, *folder.parents):  # the nearest existing one must be a folder
+def _check_folder(folder: Path, then: str, always: bool = False) -> None:
+    """The nearest existing one of `folder` and its parents must be a folder that can be written in
+    (`then` says what follows, when that is a parent or `always`)."""
+    for p in (folder, *folder.parents):
         if p.exists():
             if not p.is_dir():
                 where = "" if p == folder else f", so {folder} cannot be a folder"
                 raise argparse.ArgumentTypeError(f"{p} is a file, not a folder{where}")
+            if not _can_write(p):
+                raise argparse.ArgumentTypeError(f"{p} is not a writable folder"
+                                                 + (f", {then}" if always or p != folder else ""))
             return
+
+
+def _can_write(path: Path) -> bool:
+    """os.access, then a real try (root passes os.access where a write still fails: /proc, a
+    read-only mount): a file opened for appending (unchanged), a folder's empty temporary file."""
+    if not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+        return False
+    try:
+        if path.is_dir():
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".bench-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        else:
+            open(path, "ab").close()
+    except OSError:
+        return False
+    return True

@@ -1,8 +1,11 @@
 """Benchmark arguments are checked before a benchmark spends its time: counts and durations must be
 positive and output paths must be writable places (benchmarks/bench_args.py)."""
 
+import argparse
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +32,63 @@ def test_bad_benchmark_arguments_are_named_before_it_runs(tmp_path, args, messag
     out = _bench(*args, cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+@pytest.fixture
+def bench_args(monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    return importlib.import_module("bench_args")
+
+
+PROC = pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc (not writable, even by root)")
+
+
+@PROC
+@pytest.mark.parametrize("args,message", [
+    (("planner", "--quick", "--json", "/proc/nope/x.json"),
+     "argument --json: /proc is not a writable folder, so /proc/nope/x.json cannot be written"),
+    (("act", "--json", "/proc/x.json"), "argument --json: /proc is not a writable folder, so /proc/x.json cannot be written"),
+    (("update", "--json", "/proc/version"), "argument --json: /proc/version is not writable"),
+    (("envs", "--quick", "--out", "/proc/nope/sub"), "argument --out: /proc is not a writable folder, so /proc/nope/sub "
+                                                     "cannot be made"),
+    (("envs", "--quick", "--out", "/proc"), "argument --out: /proc is not a writable folder"),
+    (("act", "--json", "t.json"), "argument --json: t.md is a folder; name a file"),  # the table written beside it
+])
+def test_outputs_that_cannot_be_written_are_named_before_it_runs(tmp_path, args, message):
+    (tmp_path / "t.md").mkdir()
+    out = _bench(*args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.splitlines()[-1] == f"glamor bench {args[0]}: error: {message}"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["t.md"]  # nothing written, no probe left
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a folder of mode 0o555")
+def test_a_read_only_folder_or_file_is_refused(tmp_path, bench_args):
+    output_file, output_folder = bench_args.output_file, bench_args.output_folder
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "r.json").write_text("{}")
+    (tmp_path / "r.json").write_text("{}")
+    (tmp_path / "r.json").chmod(0o444)
+    ro.chmod(0o555)
+    try:
+        for call, text, message in (
+                (output_file, ro / "x.json", f"{ro} is not a writable folder, so {ro / 'x.json'} cannot be written"),
+                (output_folder, ro / "sub", f"{ro} is not a writable folder, so {ro / 'sub'} cannot be made"),
+                (output_file, tmp_path / "r.json", f"{tmp_path / 'r.json'} is not writable")):
+            with pytest.raises(argparse.ArgumentTypeError) as e:
+                call(str(text))
+            assert str(e.value) == message
+    finally:
+        ro.chmod(0o755)
+
+
+def test_writable_outputs_pass_and_leave_nothing_behind(tmp_path, bench_args):
+    output_file, output_folder = bench_args.output_file, bench_args.output_folder
+    (tmp_path / "old.json").write_text("{}")
+    assert output_file(str(tmp_path / "new" / "x.json")) == tmp_path / "new" / "x.json"
+    assert output_file(str(tmp_path / "old.json")) == tmp_path / "old.json"
+    assert output_folder(str(tmp_path / "a" / "b")) == tmp_path / "a" / "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"] and (tmp_path / "old.json").read_text() == "{}"
