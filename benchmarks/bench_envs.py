@@ -4,7 +4,8 @@ Each environment is built, reset, warmed up, then stepped with uniformly random 
 `--seconds` (resets on episode ends are left out of the step time and timed on their own: a reset
 includes the k-step random rollout that makes its goal). The median of `--repeats` runs is
 reported. With `--goal-sets ENV_ID ...` it also times `glamor.goals.make_goal_set` at a preset's
-sizes (label ranges, training and evaluation goals) in a fresh cache.
+sizes (label ranges, training and evaluation goals) in a fresh cache (an id, its name alone, as
+`Pong` for glamor/Pong-v0, or, as with --only, a word of the ids: every id containing it).
 
 Writes benchmarks/results/envs.md and envs.json and prints the table with the machine it ran on.
 
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -156,6 +158,23 @@ def bench_goal_sets(env_id: str, preset_name: str) -> dict:
     return out
 
 
+def goal_set_ids(words: list[str], ids: list[str]) -> tuple[list[str], list[str]]:
+    """(the registered ids that `words` name, the words that name none): a word is an id or its
+    name (glamor/Pong-v0: Pong), in any case; else, as with --only, every id containing it."""
+    def name(env_id: str) -> str:
+        return re.sub(r"-v\d+$", "", env_id.removeprefix("glamor/")).lower()
+
+    chosen, unknown = [], []
+    for word in words:
+        w = word.lower()
+        matches = ([i for i in ids if w in (i.lower(), name(i))]
+                   or [i for i in ids if w in i.lower()])
+        chosen += matches
+        if not matches:
+            unknown.append(word)
+    return list(dict.fromkeys(chosen)), unknown
+
+
 def markdown(info: dict, rows: list[dict], goal_rows: list[dict]) -> str:
     pk = info["packages"]
     lines = [
@@ -208,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=positive_int, default=3, help="runs per environment")
     parser.add_argument("--only", nargs="*", default=None, help="ids containing any of these")
     parser.add_argument(
-        "--goal-sets", nargs="*", default=[], help="also time goal sets of these ids"
+        "--goal-sets", nargs="*", default=[],
+        help="also time goal sets of these ids (or names: Pong; or words of the ids, as --only)"
     )
     parser.add_argument(
         "--out", type=output_folder, default=RESULTS, help="folder for envs.md and envs.json"
@@ -222,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = os.getloadavg()[0]
 
     ids = glamor.envs.registered()
+    goal_ids, unknown = goal_set_ids(args.goal_sets, ids)  # before any timing: a typo costs nothing
+    if unknown:
+        parser.error(f"--goal-sets {' '.join(unknown)}: no registered environment matches; the ids: "
+                     f"{', '.join(ids)}")
     if args.only:
         ids = [i for i in ids if any(w.lower() in i.lower() for w in args.only)]
         if not ids:
@@ -235,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     goal_rows = []
-    for env_id in args.goal_sets:
+    for env_id in goal_ids:
         goal_rows.append(bench_goal_sets(env_id, suite(env_id)))
         g = goal_rows[-1]
         print(

@@ -92,3 +92,33 @@ def test_writable_outputs_pass_and_leave_nothing_behind(tmp_path, bench_args):
     assert output_file(str(tmp_path / "old.json")) == tmp_path / "old.json"
     assert output_folder(str(tmp_path / "a" / "b")) == tmp_path / "a" / "b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"] and (tmp_path / "old.json").read_text() == "{}"
+
+
+def test_unknown_goal_set_ids_are_named_before_any_environment_is_timed(tmp_path):
+    import glamor.envs
+
+    out = _bench("envs", "--quick", "--only", "GridWorld", "--goal-sets", "GridWorld", "nope", "zz", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.splitlines()[-1] == ("glamor bench envs: error: --goal-sets nope zz: no registered environment "
+                                           f"matches; the ids: {', '.join(glamor.envs.registered())}")
+    assert out.stdout == ""  # nothing was timed
+
+
+def test_goal_set_ids_take_ids_names_and_words(bench_args, monkeypatch):
+    import bench_envs
+
+    ids = ["glamor/GridWorld-v0", "glamor/GridWorldBox-v0", "glamor/Pong-v0", "glamor/reacher-easy-v0",
+           "glamor/reacher-hard-v0"]
+    assert bench_envs.goal_set_ids(["glamor/GridWorld-v0", "gridworld", "GRIDWORLDBOX", "pong-v0"], ids) == (
+        ["glamor/GridWorld-v0", "glamor/GridWorldBox-v0", "glamor/Pong-v0"], [])  # an id or its name: that one
+    assert bench_envs.goal_set_ids(["reacher", "nope", "Pong"], ids) == (  # a word: every id containing it
+        ["glamor/reacher-easy-v0", "glamor/reacher-hard-v0", "glamor/Pong-v0"], ["nope"])
+
+    timed = []
+    monkeypatch.setattr(bench_envs, "bench_env", lambda env_id, seconds, repeats: dict(
+        env=env_id, actions=4, episode_length=12, steps_per_s=1.0, reset_ms=1.0, make_s=1.0))
+    monkeypatch.setattr(bench_envs, "bench_goal_sets", lambda env_id, preset: timed.append((env_id, preset)) or dict(
+        env=env_id, episode_length=12, label_range_rollouts=1, goal_candidates=1, train_goals=1, eval_goals=1,
+        ranges_s=0.0, train_s=0.0, eval_s=0.0, cached_load_s=0.0, label_names=[], label_ranges=[]))
+    assert bench_envs.main(["--quick", "--only", "GridWorld-v0", "--goal-sets", "gridworld"]) == 0
+    assert timed == [("glamor/GridWorld-v0", "gridworld")]
