@@ -202,6 +202,20 @@ def model_meta(state: dict) -> dict | None:
                          f"{meta!r} ({type(e).__name__}: {e})") from None
 
 
+def check_optimizer_state(state: dict) -> None:
+    """Refuse a checkpoint whose optimiser state is damaged: NaN or infinite moments, or a
+    negative second moment (AdamW's exp_avg_sq), which torch.load does not notice (it does not
+    check the file's CRCs) and which would surface updates later as a non-finite loss."""
+    where = state.get("path", "the checkpoint")
+    for index, moments in state.get("optimizer", {}).get("state", {}).items():
+        for name, t in moments.items():
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                continue
+            if not torch.isfinite(t).all() or (name == "exp_avg_sq" and (t < 0).any()):
+                raise ValueError(f"{where} is damaged: its optimiser state ({name} of parameter {index}) holds "
+                                 f"NaN, infinite or negative values")
+
+
 def load_weights(model: torch.nn.Module, state: dict) -> None:
     """A checkpoint's model weights into `model`; weights of another architecture (a
     checkpoint copied beside another run's config.json) are named, not a size-mismatch dump."""
@@ -280,6 +294,8 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
             missing = [name for name in _named_files(state) if not (run_dir / name).exists()]
             if with_replay and missing:  # a torchrun rank's part
                 raise ValueError(f"{path} is unusable: {', '.join(missing)} missing")
+            if with_replay:  # (to resume: the optimiser state is read too)
+                check_optimizer_state(state)
         except ValueError as e:  # load's own message names the file
             reasons.append(str(e))
             continue

@@ -304,9 +304,19 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
     if cached is not None:
         return cached
     ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * RANGE_SEED + 3, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: np.save(tmp, ranges), suffix=".npy")  # npy data, as np.load reads it
-    return ranges
+    _write_cache(path, lambda: write_atomically(path, lambda tmp: np.save(tmp, ranges), suffix=".npy"))  # npy data,
+    return ranges  # as np.load reads it
+
+
+def _write_cache(path: Path, write) -> None:
+    """Make `path`'s folder and `write()` it; a cache that cannot be written (a read-only home,
+    GLAMOR_CACHE naming a file) is warned about, and the goals are built again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write()
+    except OSError as e:
+        warnings.warn(f"cannot write the goal cache {path} ({e.strerror or e}): the goals are built again by the "
+                      f"next run; set GLAMOR_CACHE to a writable folder to keep them", RuntimeWarning, stacklevel=3)
 
 
 def _read_cache(path: Path, read):
@@ -368,6 +378,5 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
         base = 2 * seed + 2 + (1 if moved else 0) * 2 * SEED_STRIDE
         goals, starts = rollout_goals(env, count, base, moved=moved, desc=f"{kind} goals", progress=progress)
         goal_set = _to_set(goals, starts, ranges)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    goal_set.save(path)
+    _write_cache(path, lambda: goal_set.save(path))
     return goal_set

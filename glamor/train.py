@@ -58,6 +58,7 @@ from glamor.logger import Logger
 from glamor.model import GlamorModel
 from glamor.replay import Replay
 from glamor.results import EVAL_METRICS, format_table, read_results, write_results
+from glamor.run_lock import LOCK_NAME, RunLock
 from glamor.vector import EnvPool, make_pool
 
 CHECKPOINT_FORMAT = 2
@@ -419,6 +420,7 @@ class Trainer:
                              "would continue with an empty replay; load it with "
                              "checkpoint.load_latest(run_dir) (with_replay=True)")
         checkpoint.load_weights(self.model, state)
+        checkpoint.check_optimizer_state(state)  # (load_latest's fallback has checked it: a state made elsewhere)
         self.optimizer.load_state_dict(state["optimizer"])
         self.env_step, self.updates = int(state["env_step"]), int(state["updates"])
         t = state["trainer"]
@@ -592,10 +594,24 @@ class Trainer:
         return value if self.world_size == 1 else distributed.all_reduce_int(value, op)
 
 
-def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | None]:
-    """An empty run directory. With `overwrite`, an existing run is moved aside rather than
-    deleted: returns (run_dir, where the old run went, or None); it is deleted once the new run
-    has written its first checkpoint, or put back (`_undo_start`) if the new one fails before."""
+def prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock | None = None) -> tuple[Path, Path | None]:
+    """An empty run directory, locked by `lock` when given (see `glamor.run_lock`: the caller
+    releases it) before anything in it changes. With `overwrite`, an existing run is moved aside
+    rather than deleted: returns (run_dir, where the old run went, or None); it is deleted once
+    the new run has written its first checkpoint, or put back (`_undo_start`) if the new one
+    fails before. Only a run is replaced: a folder without config.json, or one that holds other
+    runs, is refused."""
+    own = RunLock() if lock is None else lock
+    try:
+        return _prepare_run_dir(run_dir, overwrite, own)
+    finally:
+        if lock is None:
+            own.release()
+
+
+def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tuple[Path, Path | None]:
+    if str(run_dir) == "":
+        raise ValueError("the run directory is an empty path: name a folder")
     run_dir = Path(run_dir)
     if run_dir.is_symlink() and not run_dir.exists():
         raise FileExistsError(f"run directory {run_dir} is a link to {os.readlink(run_dir)}, which does not "
@@ -607,19 +623,46 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> tuple[Path, Path | 
             raise FileExistsError(f"run directory {run_dir} cannot be made: {parent} is a file")
     checkpoint.note_left_aside(run_dir)
     aside = None
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
+    if run_dir.exists():
+        lock.acquire(run_dir)  # a run another process is writing is refused before anything moves
+        held = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+        if held:
+            _check_replaceable(run_dir, held, overwrite)
+            real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
+            if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
+                raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
+            aside = real.with_name(f".{real.name}.replaced-{os.getpid()}")
+            real.rename(aside)
+            run_dir = real
+            lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
+            lock.release()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not lock.held:
+        lock.acquire(run_dir)
+    return run_dir, aside
+
+
+def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:
+    """Refuse to start a run in the non-empty folder `run_dir` (its entries `held`) unless
+    `overwrite` and it is one run: --overwrite of a folder of runs, or of other files, would
+    delete them once the new run saves."""
+    shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+    is_run = "config.json" in held
+    runs_inside = sorted(p.name for p in run_dir.iterdir() if (p / "config.json").is_file())
+    if not overwrite:
+        if is_run:
             raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it "
                                   f"(train(..., overwrite=True) in Python), or `glamor train --resume {run_dir}` "
                                   f"to continue it")
-        real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
-        if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
-            raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
-        aside = real.with_name(f".{real.name}.replaced-{os.getpid()}")
-        real.rename(aside)
-        run_dir = real
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, aside
+        raise FileExistsError(f"run directory {run_dir} is not empty and is not a glamor run (it holds {shown}): "
+                              f"name a new or empty folder")
+    if runs_inside:
+        raise FileExistsError(f"--overwrite would delete {run_dir}, which holds other runs "
+                              f"({', '.join(runs_inside[:5])}{' ...' if len(runs_inside) > 5 else ''}): name one run's "
+                              f"folder, or a new one")
+    if not is_run:
+        raise FileExistsError(f"--overwrite replaces a glamor run, and {run_dir} is not one (no config.json; it "
+                              f"holds {shown}): name a new or empty folder, or delete it yourself")
 
 
 def _settle_start(aside: Path | None) -> None:
@@ -655,11 +698,15 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
     """Train a GLAMOR agent (or the GCSL baseline, `cfg.algo`) in `run_dir`, evaluate it, and
     return the eval.json dict; `table` prints its results table (default: cfg.progress)."""
     rank, world = distributed.setup(cfg)
-    aside, made = None, False
+    aside, made, lock = None, False, RunLock()
     if rank == 0:
         made = not Path(run_dir).exists()
-        run_dir, aside = prepare_run_dir(run_dir, overwrite)
-        cfg.save(run_dir / "config.json")
+        try:
+            run_dir, aside = prepare_run_dir(run_dir, overwrite, lock)
+            cfg.save(run_dir / "config.json")
+        except BaseException:
+            lock.release()
+            raise
     distributed.barrier()
     t0 = time.time()
     try:
@@ -690,6 +737,7 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
         distributed.barrier()
         return results
     finally:
+        lock.release()
         distributed.teardown()
 
 
@@ -702,6 +750,8 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     files exist but none loads, the error ends with `retrain_hint`: how to start the run over.
     A run trained under torchrun resumes under torchrun with as many processes, each from its
     own part of the checkpoint."""
+    if str(run_dir) == "":
+        raise ValueError("the run directory to resume is an empty path: name a run's folder")
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
@@ -711,9 +761,13 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         raise ValueError(f"a resumed run keeps its config; only --total-env-steps and --set "
                          f"{', '.join(MACHINE_FIELDS)} may change (got --set {', '.join(other)})")
     rank, world = distributed.setup(cfg.replace(**(machine or {})))
+    lock = RunLock()
     try:
+        if rank == 0:
+            lock.acquire(run_dir)
         return _resume(run_dir, cfg, total_env_steps, machine, table, retrain_hint, rank, world)
     finally:
+        lock.release()
         distributed.teardown()
 
 
@@ -783,6 +837,9 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
             state = checkpoint.load_latest(run_dir, stacklevel=5)
         except checkpoint.UnusableCheckpoints as e:
             error = ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}")
+        if state is None and error is None and (run_dir / "eval.json").exists():  # checkpoints deleted
+            error = ValueError(f"{run_dir} has results (eval.json) but no checkpoint to resume from: starting over "
+                               f"would replace them; {retrain_hint}, or put its checkpoint back")
     path, refusal = distributed.from_rank_0((state and state["path"], error and str(error)))
     try:
         if rank > 0 and refusal:

@@ -177,6 +177,7 @@ def test_a_run_that_fails_before_training_leaves_no_directory(tmp_path):
     existing = tmp_path / "keep"
     existing.mkdir()
     (existing / "notes.txt").write_text("mine")
+    (existing / "config.json").write_text("{}")  # a run (--overwrite replaces only a run)
     with pytest.raises(ValueError, match="rejected env_kwargs"):
         train(preset("debug", progress=False, env_kwargs={"colour": 3}), existing, overwrite=True)
     assert (existing / "notes.txt").read_text() == "mine"  # not ours to remove: it was there before

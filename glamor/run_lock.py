@@ -1,0 +1,119 @@
+"""One training process per run directory: `RunLock`.
+
+`glamor train` (new, --overwrite or --resume) and `train()` / `resume()` in Python hold an
+exclusive lock on ``RUN/.glamor.lock`` while they write the run, so a second command on the
+same run is refused by name instead of interleaving its checkpoints, metrics and results with
+the first's (before: both ran, and the run kept one's checkpoints and the other's config).
+
+The lock is `fcntl.flock` on an empty file, removed when the run is released: the system
+releases the lock when the holder exits, however it exits, so a killed run's leftover file
+locks nothing. The holder's PID is read from
+/proc/locks (Linux) for the message. Evaluation takes no lock (it reads an atomically written
+checkpoint, so `glamor eval` of a run in training is fine). Without fcntl (Windows) the lock
+is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None
+
+LOCK_NAME = ".glamor.lock"
+
+
+class RunInUse(ValueError):
+    """Another process is training the run directory (the message names its PID when known)."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held from `acquire` until `release` (or exit).
+
+        lock = RunLock()
+        lock.acquire(run_dir)   # RunInUse when another process holds it
+        ...                     # write the run
+        lock.release()          # removes the lock file: a finished run holds none
+
+    A holder removes the file before it lets go, so a process that opened the old file and
+    locks it after that checks that its file is still the one at the path, and starts again.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._path: Path | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, run_dir: str | Path) -> None:
+        """Lock the existing folder `run_dir` (this lock may hold one folder at a time)."""
+        if self._fd is not None:
+            raise RuntimeError("this RunLock already holds a run directory")
+        if fcntl is None:
+            return
+        path = Path(run_dir) / LOCK_NAME
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                os.close(fd)
+                who = f"process {holder}" if holder is not None else "another process"
+                raise RunInUse(f"run directory {run_dir} is in use: {who} is training it; wait for it to end, "
+                               f"or stop it (Ctrl-C saves a checkpoint) and resume") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # the holder removed it as we opened it: lock the file now at the path
+        self._fd, self._path = fd, path
+
+    def moved(self, run_dir: str | Path) -> None:
+        """The locked folder was renamed to `run_dir` (an --overwrite moving the old run aside)."""
+        if self._path is not None:
+            self._path = Path(run_dir) / LOCK_NAME
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self._path is not None and _same_file(self._fd, self._path):
+            self._path.unlink()
+        os.close(self._fd)  # closing the last descriptor releases the flock
+        self._fd = self._path = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The PID holding a flock on the file open as `fd`, from /proc/locks; None when unknown."""
+    st = os.fstat(fd)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    by_inode = {}  # (an overlay file system may show another device number than stat's)
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 12345 08:01:123456 0 EOF"; a waiter's line has "->" after the id
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK" or not fields[4].isdigit():
+            continue
+        if fields[5] == ident:
+            return int(fields[4])
+        if fields[5].rpartition(":")[2] == str(st.st_ino):
+            by_inode[fields[5]] = int(fields[4])
+    return next(iter(by_inode.values())) if len(by_inode) == 1 else None

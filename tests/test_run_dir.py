@@ -1,0 +1,162 @@
+"""The run directory: one training process at a time (glamor.run_lock), --overwrite replaces only
+a run, and what a resume refuses to start over on top of."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from glamor import checkpoint
+from glamor.config import preset
+from glamor.run_lock import LOCK_NAME, RunInUse, RunLock
+from glamor.train import prepare_run_dir, resume, train
+
+QUIET = dict(progress=False, total_env_steps=240, eval_episodes=4)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("rundir") / "run"
+    train(preset("debug", **QUIET), run)
+    return run
+
+
+def _copy(run, tmp_path, name="copy"):
+    return Path(shutil.copytree(run, tmp_path / name))
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "glamor", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_a_run_another_process_trains_is_refused_by_its_pid(run, tmp_path):
+    """Two commands on one run interleaved their checkpoints, metrics and config (before: both
+    ran, and the run kept one's checkpoints and the other's total_env_steps)."""
+    copy = _copy(run, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file() and p.name != LOCK_NAME}
+    holder = RunLock()
+    holder.acquire(copy)  # this test's process trains it, as far as anyone else can tell
+    try:
+        for command in (["train", "--resume", str(copy), "--total-env-steps", "480"],
+                        ["train", "--preset", "debug", "--run-dir", str(copy), "--overwrite"]):
+            out = _cli(*command, cwd=tmp_path)
+            assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+            assert f"run directory {copy} is in use: process {os.getpid()} is training it" in out.stderr, out.stderr
+        with pytest.raises(RunInUse, match="is in use"):  # in Python too (a second lock in one process)
+            resume(copy, total_env_steps=480)
+    finally:
+        holder.release()
+    after = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file() and p.name != LOCK_NAME}
+    assert after == before, "a refused command changed nothing"
+    assert not list(tmp_path.glob(".copy.replaced-*")), "the refused overwrite moved nothing aside"
+    resume(copy, total_env_steps=240)  # released: the run is the user's again (finished: returns its results)
+
+
+def test_a_finished_training_releases_its_run(tmp_path):
+    run = tmp_path / "r"
+    train(preset("debug", **QUIET), run)
+    lock = RunLock()
+    lock.acquire(run)  # would raise RunInUse if train() still held it
+    lock.release()
+
+
+def test_overwrite_replaces_only_a_run(run, tmp_path):
+    """--overwrite of a folder of runs, or of a folder of other files, deleted all of it once
+    the new run saved its first checkpoint."""
+    runs = tmp_path / "runs"
+    _copy(run, runs, "a")
+    (runs / "notes.txt").write_text("important")
+    with pytest.raises(FileExistsError, match=r"--overwrite would delete .*runs, which holds other runs \(a\)"):
+        prepare_run_dir(runs, overwrite=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("important")
+    with pytest.raises(FileExistsError, match=r"is not a glamor run \(it holds notes.txt\): name a new or empty"):
+        prepare_run_dir(other, overwrite=False)
+    with pytest.raises(FileExistsError, match=r"--overwrite replaces a glamor run, and .*other is not one"):
+        prepare_run_dir(other, overwrite=True)
+    assert (runs / "notes.txt").read_text() == "important" and (runs / "a" / "config.json").exists()
+    assert (other / "notes.txt").read_text() == "important"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "runs"], "nothing moved aside"
+    with pytest.raises(FileExistsError, match=r"not empty; pass --overwrite to replace it"):
+        prepare_run_dir(runs / "a", overwrite=False)  # a run: the advice to overwrite or resume stays
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / LOCK_NAME).touch()  # a lock file alone (a run removed by hand around it) is an empty folder
+    assert prepare_run_dir(empty, overwrite=False) == (empty, None)
+
+
+def test_empty_paths_are_refused_not_defaulted(tmp_path):
+    """`--resume "$RUN"` with RUN unset started a fresh default run in runs/gridworld-seed0."""
+    for args in (["train", "--resume", ""], ["train", "--preset", "debug", "--run-dir", ""], ["eval", ""]):
+        out = _cli(*args, cwd=tmp_path)
+        assert out.returncode == 2 and "empty path" in out.stderr, out.stderr[-1000:]
+    assert list(tmp_path.iterdir()) == [], "nothing was written"
+    with pytest.raises(ValueError, match="empty path"):
+        prepare_run_dir("", overwrite=True)
+
+
+def test_a_finished_run_without_its_checkpoints_is_not_started_over(run, tmp_path):
+    """Its checkpoints deleted, a finished run's resume warned 'no checkpoint yet' and trained
+    from scratch, replacing its metrics.csv and eval.json."""
+    copy = _copy(run, tmp_path)
+    for p in copy.glob("*.pt"):
+        p.unlink()
+    results = (copy / "eval.json").read_bytes()
+    with pytest.raises(ValueError, match=r"has results \(eval.json\) but no checkpoint to resume from"):
+        resume(copy)
+    assert (copy / "eval.json").read_bytes() == results
+
+
+def test_a_checkpoint_with_a_damaged_optimiser_state_falls_back_to_the_previous(run, tmp_path):
+    """torch.load does not check the file's CRCs: flipped bytes in the optimiser's moments loaded,
+    and the resumed run died updates later with 'non-finite loss (try a lower lr)'."""
+    copy = _copy(run, tmp_path)
+    shutil.copy(copy / checkpoint.CHECKPOINT, copy / checkpoint.PREVIOUS)
+    state = torch.load(copy / checkpoint.CHECKPOINT, weights_only=False)
+    moments = next(iter(state["optimizer"]["state"].values()))
+    moments["exp_avg_sq"].view(-1)[0] = -1.0
+    torch.save(state, copy / checkpoint.CHECKPOINT)
+    with pytest.warns(UserWarning, match=r"checkpoint.pt is damaged: its optimiser state \(exp_avg_sq .*using "
+                                         r"checkpoint.prev.pt"):
+        got = checkpoint.load_latest(copy)
+    assert got["path"].endswith(checkpoint.PREVIOUS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert checkpoint.load_latest(copy, with_replay=False)["path"].endswith(checkpoint.CHECKPOINT)  # eval, plan
+
+
+def test_an_unwritable_goal_cache_is_warned_about_and_training_goes_on(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "afile"))  # its goals/ folder cannot be made
+    with pytest.warns(RuntimeWarning, match=r"cannot write the goal cache .*afile/goals/.*set GLAMOR_CACHE"):
+        results = train(preset("debug", **QUIET), tmp_path / "r")
+    assert results["episodes"] > 0
+
+
+def test_an_image_too_large_to_open_is_named(run, tmp_path):
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("L", (1, 1)).save(big)
+    small = tmp_path / "small.png"
+    Image.new("L", (8, 8)).save(small)
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        from glamor.cli import load_gray
+
+        Image.MAX_IMAGE_PIXELS = 0.4  # a 1-pixel image is over twice the limit: PIL refuses it
+        with pytest.raises(ValueError, match=r"cannot read image .*big.png: .*exceeds limit"):
+            load_gray(str(big), (8, 8))
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    assert load_gray(str(small), (8, 8)).shape == (8, 8)
