@@ -39,6 +39,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import shlex
 import time
 import warnings
@@ -461,12 +462,21 @@ OUT_SUFFIXES = (".md", ".png", ".json")
 
 def _check_out(out) -> Path:
     """--out as a path without suffix (a given .md/.png/.json is dropped, other dots are kept),
-    its folder made and written to once, so a bad --out fails before any training."""
-    if not str(out).strip():
+    its folder made and written to once, so a bad --out fails before any training. A folder (one
+    that exists, or a path ending in '/') is refused: OUT.md would be written beside it."""
+    text = str(out)
+    if not text.strip():
         raise ValueError("--out must name a path (OUT.md, OUT.png and OUT.json are written)")
     out = Path(out)
+    if text.endswith(("/", os.sep)) or out.is_dir():
+        raise ValueError(f"--out {text}: a folder; --out is the results' path without suffix, e.g. --out "
+                         f"{out / 'compare'} writes {out / 'compare'}.md, .png and .json in it")
     if out.suffix in OUT_SUFFIXES:
         out = out.with_suffix("")
+    folders = [f"{out}{suffix}" for suffix in OUT_SUFFIXES if Path(f"{out}{suffix}").is_dir()]
+    if folders:
+        raise ValueError(f"--out {text}: {', '.join(folders)} {'is a folder' if len(folders) == 1 else 'are folders'}"
+                         f"; name another path")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         probe = out.parent / f".{out.name}.probe"
@@ -512,7 +522,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--planners", nargs="+", default=list(DEFAULT_PLANNERS), choices=list(DEFAULT_PLANNERS))
     p.add_argument("--sweep-episodes", type=int, help="goals per sweep evaluation (default: eval_episodes)")
     p.add_argument("--runs-dir", help="where the runs live (default runs/compare-BUDGET)")
-    p.add_argument("--out", help="output path without suffix (default results/ENVS_BUDGET)")
+    p.add_argument("--out", help="output path without suffix, not a folder: OUT.md, OUT.png and OUT.json "
+                                 "(default results/ENVS_BUDGET)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a config field of every run (e.g. torch_threads=1)")
 

@@ -1,0 +1,54 @@
+"""`glamor compare --out` is the results' path without suffix (OUT.md, OUT.png, OUT.json): a folder,
+one that exists or a path ending in '/', is refused before any training (the files would land
+beside it), as is a path whose OUT.md, OUT.png or OUT.json is a folder."""
+
+import pytest
+
+from glamor import cli, compare
+
+TINY = dict(total_env_steps=96, learning_starts=48, eval_episodes=4, eval_episodes_during_training=4,
+            snapshot_every=48, torch_threads=1)
+
+
+def _compare(tmp_path, out):
+    return compare.run_compare(envs=["debug"], seeds=[0], methods=["gcsl"], budget="full", runs_dir=tmp_path / "runs",
+                               out=out, widths=[], planners=["beam"], overrides=TINY, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("given,shown", [("co", "co"), ("co/", "co"), ("new/", "new")])
+def test_a_folder_as_out_is_refused_before_any_training(tmp_path, monkeypatch, given, shown):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "co").mkdir()
+    with pytest.raises(ValueError) as e:
+        _compare(tmp_path, given)
+    assert str(e.value) == (f"--out {given}: a folder; --out is the results' path without suffix, e.g. --out "
+                            f"{shown}/compare writes {shown}/compare.md, .png and .json in it")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["co"]  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("given", ["res", "res.md"])
+def test_an_out_whose_file_is_a_folder_is_refused(tmp_path, monkeypatch, given):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "res.png").mkdir()
+    with pytest.raises(ValueError) as e:
+        _compare(tmp_path, given)
+    assert str(e.value) == f"--out {given}: res.png is a folder; name another path"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["res.png"]
+
+
+def test_cli_compare_names_a_folder_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "co").mkdir()
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    assert cli.main(["compare", "--envs", "debug", "--seeds", "0", "--methods", "gcsl", "--budget", "full",
+                     "--widths", "--runs-dir", "runs", "--out", "co/", *sets]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "glamor compare: error: --out co/: a folder; --out is the results' path without suffix, e.g. --out "
+        "co/compare writes co/compare.md, .png and .json in it")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["co"]
+
+
+def test_a_path_in_an_existing_folder_is_written_there(tmp_path):
+    (tmp_path / "co").mkdir()
+    _compare(tmp_path, tmp_path / "co" / "compare")
+    assert sorted(p.name for p in (tmp_path / "co").iterdir()) == ["compare.json", "compare.md", "compare.png"]
