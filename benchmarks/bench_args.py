@@ -4,9 +4,9 @@ output paths checked before a benchmark runs (not after it has spent its minutes
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
+
+from glamor.files import can_write as _can_write
 
 
 def positive_int(text: str) -> int:
@@ -63,20 +63,3 @@ def _check_folder(folder: Path, then: str, always: bool = False) -> None:
                 raise argparse.ArgumentTypeError(f"{p} is not a writable folder"
                                                  + (f", {then}" if always or p != folder else ""))
             return
-
-
-def _can_write(path: Path) -> bool:
-    """os.access, then a real try (root passes os.access where a write still fails: /proc, a
-    read-only mount): a file opened for appending (unchanged), a folder's empty temporary file."""
-    if not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
-        return False
-    try:
-        if path.is_dir():
-            fd, probe = tempfile.mkstemp(dir=path, prefix=".bench-probe-")
-            os.close(fd)
-            os.unlink(probe)
-        else:
-            open(path, "ab").close()
-    except OSError:
-        return False
-    return True

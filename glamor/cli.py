@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import runpy
 import sys
@@ -85,7 +86,8 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume RUN_DIR takes the run's own config.json, so {given} has nothing to change")
         # resume() refuses --set fields other than the machine's
         # the table is the command's answer, with or without progress bars
-        resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set), table=True)
+        with _resume_hint_on_interrupt(args.resume):
+            resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set), table=True)
         return 0
     overrides = _parse_overrides(args.set)
     if args.env:
@@ -106,8 +108,23 @@ def cmd_train(args) -> int:
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
               file=sys.stderr)
     run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
-    train(cfg, run_dir, overwrite=args.overwrite, table=True)
+    with _resume_hint_on_interrupt(run_dir):
+        train(cfg, run_dir, overwrite=args.overwrite, table=True)
     return 0
+
+
+@contextlib.contextmanager
+def _resume_hint_on_interrupt(run_dir: str):
+    """A Ctrl-C that reaches the command line (one during the final evaluation: the training
+    loop's own stop saves and names the resume itself) says how the run goes on."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        from glamor import checkpoint
+
+        if (Path(run_dir) / checkpoint.CHECKPOINT).exists():
+            e.hint = f"`glamor train --resume {run_dir}` goes on from its last checkpoint"  # main prints it
+        raise
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:
@@ -123,6 +140,7 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 def cmd_eval(args) -> int:
     from glamor import checkpoint
     from glamor.agent import Agent, agent_class
+    from glamor.files import can_write
     from glamor.gcsl import GCSLAgent
     from glamor.reports import write_reports
     from glamor.results import format_table, results_name, write_results
@@ -131,6 +149,9 @@ def cmd_eval(args) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
         raise ValueError(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
+    if not can_write(run_dir):  # found before the evaluation's minutes, not after them
+        raise ValueError(f"cannot write the evaluation's results in {run_dir}: the folder is not writable "
+                         f"(copy the run somewhere writable and evaluate the copy)")
     cfg = Config.load(run_dir / "config.json")
     state = checkpoint.load_latest(run_dir, with_replay=False)  # read once: the one checked is the one evaluated
     if state is not None and "config" in state:  # (evaluate_checkpoint says when there is none)
@@ -356,8 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as e:  # a checkpoint was written first
         print(f"glamor {args.command}: {e}", file=sys.stderr)
         return e.exit_status
-    except KeyboardInterrupt:
-        print(f"glamor {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        hint = getattr(e, "hint", None)
+        print(f"glamor {args.command}: interrupted{f'; {hint}' if hint else ''}", file=sys.stderr)
         return 130
     finally:
         warnings.formatwarning = formatwarning

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,3 +39,22 @@ def write_csv_atomically(path: str | Path, rows) -> Path:
             csv.writer(f).writerows(rows)
 
     return write_atomically(path, write)
+
+
+def can_write(path: str | Path) -> bool:
+    """Whether a file can be written in the folder `path` (or the file `path` appended to):
+    os.access, then a real try, since root passes os.access where a write still fails (/proc,
+    a read-only mount). Leaves nothing behind."""
+    path = Path(path)
+    if not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+        return False
+    try:
+        if path.is_dir():
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".glamor-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        else:
+            open(path, "ab").close()
+    except OSError:
+        return False
+    return True

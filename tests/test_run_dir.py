@@ -160,3 +160,32 @@ def test_an_image_too_large_to_open_is_named(run, tmp_path):
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     assert load_gray(str(small), (8, 8)).shape == (8, 8)
+
+
+def test_eval_into_a_folder_it_cannot_write_is_refused_before_it_evaluates(run, tmp_path, monkeypatch, capsys):
+    """A read-only run folder failed after the whole evaluation, naming a temporary file."""
+    from glamor import cli, files
+
+    assert files.can_write(tmp_path) and not files.can_write("/proc") and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(files, "can_write", lambda path: Path(path) != run)  # run: as if read-only
+    monkeypatch.setattr("glamor.train.evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated"))
+    assert cli.main(["eval", str(run)]) == 2
+    assert f"cannot write the evaluation's results in {run}: the folder is not writable" in capsys.readouterr().err
+
+
+def test_a_ctrl_c_in_the_final_evaluation_names_the_resume(run, tmp_path, monkeypatch, capsys):
+    """The training loop's own stop names the resume; a Ctrl-C that reaches the command line
+    (during the final evaluation) printed only 'interrupted'."""
+    from glamor import cli
+
+    copy = _copy(run, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("glamor.train.resume", interrupted)
+    assert cli.main(["train", "--resume", str(copy)]) == 130
+    assert f"interrupted; `glamor train --resume {copy}` goes on from its last checkpoint" in capsys.readouterr().err
+    (copy / checkpoint.CHECKPOINT).unlink()  # nothing to go on from: no advice
+    assert cli.main(["train", "--resume", str(copy)]) == 130
+    assert capsys.readouterr().err.strip() == "glamor train: interrupted"
