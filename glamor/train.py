@@ -268,6 +268,13 @@ class Trainer:
                    f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")
             warnings.warn(f"this run makes no gradient updates, or only in its last round: {why}",
                           RuntimeWarning, stacklevel=4)  # where the Trainer is made
+        world_size = self.world_size
+        round_steps = len(self.pool) * cfg.episode_length * world_size
+        if rank == 0 and round_steps > cfg.total_env_steps:
+            processes = f" x {world_size} processes" if world_size > 1 else ""
+            warnings.warn(f"total_env_steps={cfg.total_env_steps:,} is less than one collection round "
+                          f"({len(self.pool)} environments x episode_length {cfg.episode_length}{processes} = "
+                          f"{round_steps:,} steps): the run takes a whole round", RuntimeWarning, stacklevel=4)
         if rank == 0:
             self._read_train_goals()
 

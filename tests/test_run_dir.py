@@ -189,3 +189,16 @@ def test_a_ctrl_c_in_the_final_evaluation_names_the_resume(run, tmp_path, monkey
     (copy / checkpoint.CHECKPOINT).unlink()  # nothing to go on from: no advice
     assert cli.main(["train", "--resume", str(copy)]) == 130
     assert capsys.readouterr().err.strip() == "glamor train: interrupted"
+
+
+def test_a_total_below_one_collection_round_is_warned_about(tmp_path):
+    """--total-env-steps 120 with 1,000 environments trained 6,000 steps without a word."""
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False, total_env_steps=10)
+    with pytest.warns(RuntimeWarning, match=rf"total_env_steps=10 is less than one collection round \({cfg.num_envs} "
+                                            rf"environments x episode_length {cfg.episode_length} = "):
+        Trainer(cfg, tmp_path).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a total of whole rounds: no warning
+        Trainer(preset("debug", progress=False), tmp_path).close()
