@@ -195,7 +195,7 @@ def test_a_total_below_one_collection_round_is_warned_about(tmp_path):
     """--total-env-steps 120 with 1,000 environments trained 6,000 steps without a word."""
     from glamor.train import Trainer
 
-    cfg = preset("debug", progress=False, total_env_steps=10)
+    cfg = preset("debug", progress=False, total_env_steps=10, learning_starts=0)
     with pytest.warns(RuntimeWarning, match=rf"total_env_steps=10 is less than one collection round \({cfg.num_envs} "
                                             rf"environments x episode_length {cfg.episode_length} = "):
         Trainer(cfg, tmp_path).close()
