@@ -72,6 +72,9 @@ class Agent(AgentBase):
             raise ValueError(f"backend must be one of {planning.BACKENDS}, got {backend!r}")
         _, width, gamma, clip_logq = planning.check_plan_args(1 if horizon is None else horizon, width, gamma,
                                                               clip_logq)
+        if method == "beam" and width > planning.MAX_SIZE // model.num_actions:  # named here, not at the first plan
+            raise ValueError(f"width (plan_width) must be at most {planning.MAX_SIZE // model.num_actions:,} for beam "
+                             f"search over {model.num_actions} actions (width x actions within int32), got {width:,}")
         use_prior = planning.check_use_prior(use_prior)
         seed = planning.check_seed("seed", seed)
         plan_seed = None if plan_seed is None else planning.check_seed("plan_seed", plan_seed)

@@ -202,6 +202,7 @@ def test_damaged_checkpoints_and_configs_are_named(tmp_path):
         (dict(method="bogus"), "method must be one of"),
         (dict(backend="gpu"), "backend must be one of"),
         (dict(width=0), "width must be an int in"),
+        (dict(width=2**30), r"width \(plan_width\) must be at most .* for beam search over"),  # not at the first plan
         (dict(horizon=0), "horizon must be an int in"),
         (dict(gamma=0.0), "gamma must be in"),
         (dict(clip_logq=1.0), "clip_logq must be None or a number <= -0.001"),
@@ -216,6 +217,10 @@ def test_damaged_checkpoints_and_configs_are_named(tmp_path):
 def test_agent_arguments_are_checked_when_it_is_made(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Agent(**{"model": tiny_model(), **kwargs})
+
+
+def test_a_sampler_may_be_wider_than_a_beam():
+    assert Agent(tiny_model(), method="sample", width=2**30).width == 2**30  # its bound is per candidate
 
 
 def test_epsilon_must_be_a_probability():
