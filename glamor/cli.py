@@ -59,6 +59,21 @@ def _path(text: str) -> str:
     return text
 
 
+def _steps(text: str) -> int:
+    """A step count, also in float notation (1e6), as `--set total_env_steps=1e6` takes it."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of steps, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be a whole number of steps, got {text!r}")
+    return int(value)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -291,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--resume", metavar="RUN_DIR", type=_path,
                    help="continue RUN_DIR from its last complete checkpoint (exactly, with deterministic=true)")
-    t.add_argument("--total-env-steps", type=int, help="environment steps to train for (default: the preset's); "
+    t.add_argument("--total-env-steps", type=_steps, help="environment steps to train for (default: the preset's); "
                    "with --resume, extends the run")
     t.add_argument("--seed", type=int, help="the run's seed (default 0)")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a config field")

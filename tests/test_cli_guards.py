@@ -422,3 +422,16 @@ def test_a_simulator_that_is_not_installed_is_one_line_naming_the_extra(tmp_path
     err = capsys.readouterr().err
     assert "Atari environments need ale-py" in err and "pip install 'glamor[envs]'" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # nothing left behind
+
+
+def test_total_env_steps_takes_float_notation_as_set_does(capsys):
+    """`--set total_env_steps=1e3` was accepted and `--total-env-steps 1e3` refused."""
+    from glamor.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--total-env-steps", "1e3"]).total_env_steps == 1000
+    assert parser.parse_args(["train", "--total-env-steps", "2500"]).total_env_steps == 2500
+    for bad in ("1.5", "abc", "inf"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", "--total-env-steps", bad])
+        assert f"--total-env-steps: must be a whole number of steps, got '{bad}'" in capsys.readouterr().err
