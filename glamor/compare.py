@@ -224,6 +224,11 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
         raise ValueError(f"{env}: runs were evaluated on different goal lists {mixed}; the comparison would "
                          f"not be on the same goals (results from an older glamor, whose digests did not "
                          f"cover the label ranges: run `glamor eval RUN_DIR` again and delete its sweep-*.json)")
+    set_lists = {key: tuple(sorted(res["sets"])) for key, (_, res) in runs.items()}
+    if len(set(set_lists.values())) > 1:  # (one run evaluated with eval_moved, another without)
+        listed = "; ".join(f"{algo} seed {seed}: {', '.join(sets)}" for (algo, seed), sets in sorted(set_lists.items()))
+        raise ValueError(f"{env}: runs were evaluated on different goal sets ({listed}); the table compares each "
+                         f"set across runs: evaluate them alike (`glamor eval RUN_DIR`)")
     out: dict = {"env": env, "goal_digests": {f"{n}/{e}": next(iter(v)) for (n, e), v in digests.items()},
                  "methods": {}, "curves": {}, "sweep": [], "one_seed": len({s for _, s in runs}) == 1}
     set_names = list(next(iter(runs.values()))[1]["sets"]) if runs else []

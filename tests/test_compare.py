@@ -253,6 +253,23 @@ def test_one_seed_reports_the_runs_own_wilson_interval(tmp_path):
     assert "95% CI over seeds" in compare.markdown([two], "# t")
 
 
+def test_runs_evaluated_on_different_goal_sets_are_named(tmp_path):
+    """One run with eval_moved and one without: a KeyError from deep in the table (before)."""
+    def row(rate):
+        return {"success_rate": rate, "ci95": [0.0, 1.0], "episodes": 4, "mean_steps": 1.0}
+
+    def result(*sets):
+        return {"sets": {name: {"goal_digest": name, "glamor": row(0.5), "glamor_no_prior": row(0.5),
+                                "random": row(0.1)} for name in sets}, "env_steps": 100}
+
+    runs = {("glamor", 0): (tmp_path, result("eval", "eval_moved")), ("glamor", 1): (tmp_path, result("eval"))}
+    with pytest.raises(ValueError, match=r"env: runs were evaluated on different goal sets \(glamor seed 0: eval, "
+                                         r"eval_moved; glamor seed 1: eval\)"):
+        compare.summarize("env", runs, {})
+    runs[("glamor", 1)] = (tmp_path, result("eval", "eval_moved"))
+    assert set(compare.summarize("env", runs, {})["methods"]) >= {"eval/GLAMOR", "eval_moved/GLAMOR"}
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(widths=[0]), "--widths 0"), (dict(sweep_episodes=0), "--sweep-episodes 0"), (dict(seeds=[-1]), "--seeds -1"),
     (dict(overrides={**TINY, "lr": -1.0}), "lr"),
