@@ -268,10 +268,9 @@ class Trainer:
                    f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")
             warnings.warn(f"this run makes no gradient updates, or only in its last round: {why}",
                           RuntimeWarning, stacklevel=4)  # where the Trainer is made
-        world_size = self.world_size
-        round_steps = len(self.pool) * cfg.episode_length * world_size
+        round_steps = len(self.pool) * cfg.episode_length * self.world_size
         if rank == 0 and round_steps > cfg.total_env_steps:
-            processes = f" x {world_size} processes" if world_size > 1 else ""
+            processes = f" x {self.world_size} processes" if self.world_size > 1 else ""
             warnings.warn(f"total_env_steps={cfg.total_env_steps:,} is less than one collection round "
                           f"({len(self.pool)} environments x episode_length {cfg.episode_length}{processes} = "
                           f"{round_steps:,} steps): the run takes a whole round", RuntimeWarning, stacklevel=4)
@@ -655,7 +654,7 @@ def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:
     delete them once the new run saves."""
     shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
     is_run = "config.json" in held
-    runs_inside = sorted(p.name for p in run_dir.iterdir() if (p / "config.json").is_file())
+    runs_inside = [name for name in held if (run_dir / name / "config.json").is_file()]
     if not overwrite:
         if is_run:
             raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it "

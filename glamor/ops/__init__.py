@@ -172,15 +172,14 @@ def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -
 # allocated on gate_table's device and never filled.
 
 
-def _one_device(**named) -> torch.device:
-    """The device all the tensors in `named` share; ValueError naming the first that differs."""
+def _one_device(**named) -> None:
+    """ValueError naming the first tensor of `named` (None: absent) on another device than the first's."""
     tensors = [(name, t) for name, t in named.items() if t is not None]
     first_name, first = tensors[0]
     for name, t in tensors[1:]:
         if t.device != first.device:
             raise ValueError(f"{name} is on {t.device}, {first_name} on {first.device}: the planner ops take "
                              f"tensors on one device")
-    return first.device
 
 
 def _check_size(name: str, value: int, low: int = 1) -> None:
