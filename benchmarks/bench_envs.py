@@ -14,6 +14,7 @@ Example:
     python benchmarks/bench_envs.py --only Pong reacher   # ids containing these words
     python benchmarks/bench_envs.py --goal-sets glamor/Pong-v0 glamor/reacher-hard-v0
     glamor bench envs --quick                             # a smoke run; writes nothing
+    glamor bench envs --quick --out /tmp/envs             # a smoke run written to /tmp/envs
 """
 
 from __future__ import annotations
@@ -231,10 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also time goal sets of these ids (or names: Pong; or words of the ids, as --only)"
     )
     parser.add_argument(
-        "--out", type=output_folder, default=RESULTS, help="folder for envs.md and envs.json"
+        "--out", type=output_folder, default=None,
+        help=f"folder for envs.md and envs.json (default {RESULTS.relative_to(RESULTS.parents[1])}; "
+             "with --quick, only a folder given here)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="0.1 s per environment, one run, nothing written"
+        "--quick", action="store_true", help="0.1 s per environment, one run; written only to an --out given"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -272,11 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(info, rows, goal_rows)
     print()
     print(text)
-    if not args.quick:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "envs.md").write_text(text)
+    out = args.out or (None if args.quick else RESULTS)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "envs.md").write_text(text)
         payload = {"machine": info, "steps": rows, "goal_sets": goal_rows}
-        (args.out / "envs.json").write_text(json.dumps(payload, indent=2) + "\n")
+        (out / "envs.json").write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {out / 'envs.md'} and envs.json")
     return 0
 
 

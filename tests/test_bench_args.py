@@ -122,3 +122,19 @@ def test_goal_set_ids_take_ids_names_and_words(bench_args, monkeypatch):
         ranges_s=0.0, train_s=0.0, eval_s=0.0, cached_load_s=0.0, label_names=[], label_ranges=[]))
     assert bench_envs.main(["--quick", "--only", "GridWorld-v0", "--goal-sets", "gridworld"]) == 0
     assert timed == [("glamor/GridWorld-v0", "gridworld")]
+
+
+def test_bench_envs_quick_writes_only_to_an_out_given(bench_args, monkeypatch, tmp_path):
+    import json
+
+    import bench_envs
+
+    monkeypatch.setattr(bench_envs, "bench_env", lambda env_id, seconds, repeats: dict(
+        env=env_id, actions=4, episode_length=12, steps_per_s=float(seconds), reset_ms=1.0, make_s=1.0))
+    monkeypatch.setattr(bench_envs, "RESULTS", tmp_path / "default")
+    assert bench_envs.main(["--quick", "--only", "GridWorld-v0"]) == 0
+    assert not (tmp_path / "default").exists()  # a smoke run leaves the committed results alone
+    assert bench_envs.main(["--quick", "--only", "GridWorld-v0", "--out", str(tmp_path / "x")]) == 0
+    rows = json.loads((tmp_path / "x" / "envs.json").read_text())["steps"]
+    assert [(r["env"], r["steps_per_s"]) for r in rows] == [("glamor/GridWorld-v0", 0.1)]
+    assert "glamor/GridWorld-v0" in (tmp_path / "x" / "envs.md").read_text()
