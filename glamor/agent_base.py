@@ -71,9 +71,13 @@ class AgentBase:
             read = sorted(set(cls.CONFIG_FIELDS) & fields)  # `horizon` is a Config property, not a field
             hint = ("; episode_length is the length the model trained on, a plan's length is the horizon "
                     "argument (horizon=N)" if "episode_length" in unread else "")
-            raise ValueError(f"{unread}: an agent does not read these settings (training or evaluation only); "
-                             f"{cls.__name__} reads the config fields {read} and its arguments "
-                             f"{sorted(arguments)}{hint}")
+            other = _read_by_other_agents(cls, unread)
+            if other:
+                hint += "; " + "; ".join(f"{sorted(names)} {'are' if len(names) > 1 else 'is'} read by {name} "
+                                         f"({algo} runs)" for algo, name, names in other)
+            raise ValueError(f"{unread}: {cls.__name__} does not read these settings (a {cls.ALGO} run's agent; "
+                             f"they are training, evaluation or another algorithm's settings); it reads the "
+                             f"config fields {read} and its arguments {sorted(arguments)}{hint}")
         both = sorted(f"{field} and {argument}" for field, argument in cls.CONFIG_FIELDS.items()
                       if field != argument and field in overrides and argument in overrides)
         if both:
@@ -131,6 +135,21 @@ class AgentBase:
 
 # Config.algo -> the agent that acts for its runs
 _AGENTS = {"glamor": "glamor.agent.Agent", "gcsl": "glamor.gcsl.GCSLAgent"}
+
+
+def _read_by_other_agents(cls, names: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(algo, agent, the names it reads) for each other algorithm's agent that reads some of `names`:
+    `plan_width` given to a GCSL run's agent is a GLAMOR planner setting."""
+    import importlib
+
+    found = []
+    for algo, qualified in _AGENTS.items():
+        module, name = qualified.rsplit(".", 1)
+        agent = getattr(importlib.import_module(module), name)
+        read = [n for n in names if n in agent.CONFIG_FIELDS]
+        if agent is not cls and read:
+            found.append((algo, qualified, read))
+    return found
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, Config]:

@@ -160,8 +160,11 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     assert 0 <= action < agent.num_actions
     goal = np.zeros((1, h, w), np.uint8)  # tensors (on the model's device or not) act like arrays
     assert agent.act(torch.from_numpy(frames), torch.from_numpy(goal)) == agent.act(frames, goal)
-    with pytest.raises(ValueError, match=r"\['batch_size', 'lr'\]: an agent does not read these settings"):
+    with pytest.raises(ValueError, match=r"\['batch_size', 'lr'\]: Agent does not read these settings \(a glamor run's agent; "
+                       r"they are training, evaluation or another algorithm's settings\)"):
         Agent.load(tmp_path, lr=0.1, batch_size=3, plan_width=4)
+    with pytest.raises(ValueError, match=r"\['gcsl_act'\] is read by glamor.gcsl.GCSLAgent \(gcsl runs\)$"):
+        Agent.load(tmp_path, gcsl_act="greedy")
     with pytest.raises(ValueError, match=r"reads the config fields \['backend', 'clip_logq', 'gamma', 'plan_width', "
                        r"'planner', 'seed', 'use_prior'\] .*a plan's length is the horizon argument \(horizon=N\)"):
         Agent.load(tmp_path, episode_length=7)

@@ -254,7 +254,8 @@ def test_a_gcsl_agent_loads_from_its_run_and_load_agent_picks_each_runs_agent(tm
     assert isinstance(load_agent(tmp_path / "glamor", plan_width=3), Agent)
     with pytest.raises(ValueError, match=r"holds a glamor run, not a gcsl one: load it with glamor.agent.Agent.load"):
         GCSLAgent.load(tmp_path / "glamor")
-    with pytest.raises(ValueError, match=r"\['plan_width'\]: an agent does not read these settings.*GCSLAgent reads"):
+    with pytest.raises(ValueError, match=r"\['plan_width'\]: GCSLAgent does not read these settings.* it reads the "
+                       r"config fields .*; \['plan_width'\] is read by glamor.agent.Agent \(glamor runs\)$"):
         GCSLAgent.load(tmp_path / "gcsl", plan_width=3)  # GLAMOR's planner setting
     with pytest.raises(ValueError, match=r"gcsl_time=False \(the model has True\): fixed by the checkpoint"):
         load_agent(tmp_path / "gcsl", gcsl_time=False)
