@@ -62,9 +62,10 @@ def _layout(M, n, H, R):
 H100 = dict(auto=1, sms=132, smem=232448)
 
 
-def run(exe, tmp_path, op, inp, cfg, score_in=None, expect_error=False, plan_keys=None):
+def run(exe, tmp_path, op, inp, cfg, score_in=None, expect_error=False, plan_keys=None, chosen=None):
     """The kernel for `op` in the emulator with launch configuration `cfg` (or H100's choice);
-    `plan_keys` (int64 (P,)) for sampling."""
+    `plan_keys` (int64 (P,)) for sampling; the configuration it ran ("U=2 R=8 ...") is appended
+    to the list `chosen` when one is given."""
     M, P, n1, G4 = inp.gate_table.shape
     n, H = n1 - 1, G4 // 4
     src, dst = tmp_path / "in.bin", tmp_path / "out.bin"
@@ -88,6 +89,8 @@ def run(exe, tmp_path, op, inp, cfg, score_in=None, expect_error=False, plan_key
         )
         return r.stderr
     assert r.returncode == 0, f"emulated {op} failed ({args}):\n{r.stderr[-3000:]}"
+    if chosen is not None:
+        chosen += [line.removeprefix("config: ") for line in r.stderr.splitlines() if line.startswith("config: ")]
     raw = dst.read_bytes()
     if op == "score":
         return torch.from_numpy(np.frombuffer(raw, dtype=np.float32).copy()).view(P, -1)
@@ -275,20 +278,24 @@ def test_emulated_tiles_beam_the_same_plans(emulator, tmp_path, M, n, H):
 
 
 @pytest.mark.parametrize(
-    "P,N,T,extra",
+    "P,N,T,extra,expect",
     [
-        (1, 200, 50, {}),  # the paper's configuration: two warps per candidate, ~100 blocks
-        (1, 200, 20, {"tile": 1}),  # one warp per candidate
-        (40, 200, 6, {}),  # enough candidates for tiles of 8, several chunks per plan
-        (3, 50, 8, {"tile": 8, "w_global": 1}),
-        (1, 50, 10, {"H": 3}),  # hidden 3: the pair path with token rows 8x the h rows
+        (1, 200, 50, {}, "R=1 pair=1"),  # the paper's configuration: two warps per candidate, ~100 blocks
+        (1, 200, 20, {"tile": 1}, "R=1 pair=0"),  # one warp per candidate
+        # tiles of 8 (P N / 8 >= 2 x 132 SMs), 3 chunks per plan, 67 candidates a chunk through the 7 x 8
+        # slots that fit (refills); a short horizon keeps it quick
+        (40, 200, 3, {}, "R=8 pair=0 w_smem=1 warps=7 chunk=67 chunks=3"),
+        (3, 50, 8, {"tile": 8, "w_global": 1}, "R=8 pair=0 w_smem=0"),
+        (1, 50, 10, {"H": 3}, "R=1 pair=1"),  # hidden 3: the pair path with token rows 8x the h rows
     ],
 )
-def test_emulated_auto_sample_equals_cpu(emulator, tmp_path, P, N, T, extra):
+def test_emulated_auto_sample_equals_cpu(emulator, tmp_path, P, N, T, extra, expect):
     extra = dict(extra)
     inp = random_inputs(2, P, 18, extra.pop("H", 64), seed=P + N)
     cfg = dict(H100, N=N, horizon=T, seed=99, **extra, **_opts())
-    got = run(emulator, tmp_path, "sample", inp, cfg)
+    chosen = []
+    got = run(emulator, tmp_path, "sample", inp, cfg, chosen=chosen)
+    assert len(chosen) == 1 and expect in chosen[0], chosen  # the launch configuration the case is for
     assert_plans_equal(got, ops.sample_plans(inp, N, T, 99, 0.99, None))
 
 
