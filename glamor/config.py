@@ -74,7 +74,8 @@ class Config:
     """Per-token discount in the plan score: favours short plans."""
     clip_logq: float | None = None
     """The spec's optional clip: plan tokens whose IDM log-probability lies below it score a
-    fixed -20 (None: off, the spec's default). At most 0."""
+    fixed -20 (None: off, the spec's default). At most -0.001 (a near-certain token's log q is 0
+    only up to rounding, which the planners' backends round differently)."""
     backend: str = "auto"
     """Planner backend: 'auto' (native when built), 'reference' or 'native'."""
 
