@@ -300,11 +300,18 @@ def test_emulated_auto_sample_equals_cpu(emulator, tmp_path, P, N, T, extra, exp
 
 
 @pytest.mark.parametrize(
-    "P,B,T,extra", [(1, 200, 12, {}), (1, 1024, 3, {}), (2, 64, 6, {"blocks": 1})]
+    "P,B,T,extra,expect",
+    [
+        (1, 200, 12, {}, "blocks=2 sort_pow2=256"),  # a cluster of 2 blocks, the paper's width
+        (1, 1024, 3, {}, "blocks=8 sort_pow2=1024"),  # the widest cluster
+        (2, 64, 6, {"blocks": 1}, "blocks=1 sort_pow2=64"),  # one block per plan
+    ],
 )
-def test_emulated_auto_beam_equals_cpu(emulator, tmp_path, P, B, T, extra):
+def test_emulated_auto_beam_equals_cpu(emulator, tmp_path, P, B, T, extra, expect):
     inp = random_inputs(2, P, 18, 64, seed=P + B)
-    got = run(emulator, tmp_path, "beam", inp, dict(H100, B=B, horizon=T, **extra, **_opts()))
+    chosen = []
+    got = run(emulator, tmp_path, "beam", inp, dict(H100, B=B, horizon=T, **extra, **_opts()), chosen=chosen)
+    assert len(chosen) == 1 and expect in chosen[0], chosen  # the launch configuration the case is for
     assert_plans_equal(got, ops.beam_search(inp, B, T, 0.99, None))
 
 
@@ -408,5 +415,5 @@ def test_emulated_kernels_under_address_sanitizer(tmp_path):
     for case in (BEAM_CASES[1], BEAM_CASES[3], BEAM_CASES[4]):
         test_emulated_beam_equals_cpu(exe, tmp_path, case)
     test_emulated_score_equals_cpu(exe, tmp_path, 8, 0)
-    test_emulated_auto_sample_equals_cpu(exe, tmp_path, 1, 200, 20, {})
-    test_emulated_auto_beam_equals_cpu(exe, tmp_path, 1, 1024, 3, {})
+    test_emulated_auto_sample_equals_cpu(exe, tmp_path, 1, 200, 20, {}, "R=1 pair=1")
+    test_emulated_auto_beam_equals_cpu(exe, tmp_path, 1, 1024, 3, {}, "blocks=8 sort_pow2=1024")
