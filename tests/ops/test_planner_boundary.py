@@ -327,7 +327,10 @@ def test_mixed_devices_raise():
     """Tensors on two devices raise (CUDA tensors alone run the CUDA kernels when built)."""
     t = {k: v.cuda() for k, v in _tensors().items()}
     t["h0"] = t["h0"].cpu()
-    with pytest.raises((RuntimeError, NotImplementedError, ValueError)):
+    # the CUDA kernel's device check names h0; a build without the CUDA kernels has none to run
+    with pytest.raises((NotImplementedError, ValueError),
+                       match=r"h0 must be a CUDA tensor \(this is the CUDA kernel\), got cpu"
+                             r"|with arguments from the 'CUDA' backend"):
         _call("beam", t)
 
 
@@ -376,6 +379,8 @@ def calls(draw):
             )
         elif kind == "rank":
             x = x.unsqueeze(0) if draw(st.booleans()) else x.flatten()
+        if not _is_changed(x, t[k]):  # a fault that changed nothing (an empty tensor, a size-1 transpose)
+            fault = "none"
         t[k] = x
     op = draw(st.sampled_from(["score", "sample", "beam"]))
     kw = dict(
@@ -421,6 +426,13 @@ def calls(draw):
     return op, t, kw, n, fault
 
 
+def _is_changed(x: torch.Tensor, original: torch.Tensor) -> bool:
+    """Whether a tensor fault left something the ops must refuse: another dtype, shape or rank,
+    a non-contiguous layout, or a NaN/inf value."""
+    return (x.dtype != original.dtype or x.shape != original.shape or not x.is_contiguous()
+            or not torch.isfinite(x.double()).all())
+
+
 def _check_call(op, t, kw, n, fault):
     try:
         out = _call(op, t, **kw)
@@ -430,7 +442,7 @@ def _check_call(op, t, kw, n, fault):
         assert fault != "none", f"a valid call raised {type(e).__name__}: {e}"
         return
     event(f"{op}: ran")
-    assert fault == "none" or fault == "tensor", f"a call with a bad {fault} was accepted"
+    assert fault == "none", f"a call with a bad {fault} was accepted"
     P = t["gate_table"].shape[1]
     if op == "score":
         assert out.shape == kw["lengths"].shape and out.dtype == torch.float32
@@ -475,11 +487,8 @@ def test_overflowing_weights_give_a_clear_error_or_a_valid_plan(method):
     with pytest.raises(ValueError, match="plan scores are not finite"):
         plan(big, method=method, width=4, horizon=3, seed=0, backend="reference")
     if ops.available():
-        try:
-            p = plan(big, method=method, width=4, horizon=3, seed=0, backend="native")
-        except ValueError as e:
-            assert "not finite" in str(e)
-        else:
-            assert ((p.lengths >= 1) & (p.lengths <= 3)).all()
-            assert all((p.actions[i, :n] >= 0).all() and (p.actions[i, n:] == -1).all()
-                       for i, n in enumerate(p.lengths.tolist()))
+        p = plan(big, method=method, width=4, horizon=3, seed=0, backend="native")
+        assert torch.isfinite(p.scores).all(), p.scores
+        assert ((p.lengths >= 1) & (p.lengths <= 3)).all()
+        assert all((p.actions[i, :n] >= 0).all() and (p.actions[i, n:] == -1).all()
+                   for i, n in enumerate(p.lengths.tolist()))
