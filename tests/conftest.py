@@ -33,6 +33,23 @@ def tiny_model(num_actions=3, frame_stack=2, hw=(24, 24), hidden=8, seed=0, scal
     return m.eval()
 
 
+def nn_lstm_logits(lstm, cond, prev):
+    """A TokenLSTM's teacher-forced logits (B, T, n + 2) computed by torch.nn.LSTM with its weights,
+    independent of glamor's own LSTM step: x_t = input_proj([cond; onehot(prev_t)]), where prev
+    (B, T) holds the previous action or n for the start row (no action)."""
+    B, T = prev.shape
+    n = lstm.num_actions
+    ref = torch.nn.LSTM(cond.shape[-1], lstm.cell.hidden_size, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ref, f"{name}_l0").copy_(getattr(lstm.cell, name))
+    onehot = torch.nn.functional.one_hot(prev, n + 1)[..., :n].float()  # (B, T, n)
+    x = lstm.input_proj(torch.cat([cond[:, None].expand(B, T, -1), onehot], -1))
+    h0, c0 = lstm.initial_state(cond)
+    out, _ = ref(x, (h0[None], c0[None]))
+    return lstm.head(out), ref
+
+
 def saved_run(run_dir, cfg=None):
     """A Trainer (closed) that collected one round, took one update and saved a checkpoint in
     `run_dir`; `cfg` defaults to the debug preset, learning from the start."""

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import random_images, tiny_model
+from conftest import nn_lstm_logits, random_images, tiny_model
 
 from glamor.model import GlamorModel
 from glamor.nn.impala import ImpalaEncoder
@@ -70,19 +70,7 @@ def test_teacher_forced_lstm_equals_nn_lstm_in_values_and_gradients():
     B, T, n = 5, 7, lstm.num_actions
     cond = torch.randn(B, 16, generator=gen, requires_grad=True)
     prev = torch.randint(0, n + 1, (B, T), generator=gen)  # n: the start row (no action)
-    ref = torch.nn.LSTM(16, lstm.cell.hidden_size, batch_first=True)
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(ref, f"{name}_l0").copy_(getattr(lstm.cell, name))
-
-    def reference(cond):
-        onehot = torch.nn.functional.one_hot(prev, n + 1)[..., :n].float()  # (B, T, n)
-        x = lstm.input_proj(torch.cat([cond[:, None].expand(B, T, -1), onehot], -1))
-        h0, c0 = lstm.initial_state(cond)
-        out, _ = ref(x, (h0[None], c0[None]))
-        return lstm.head(out)
-
-    got, want = lstm(cond, prev), reference(cond)
+    got, (want, ref) = lstm(cond, prev), nn_lstm_logits(lstm, cond, prev)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     w = torch.randn(got.shape, generator=gen)
     shared = [cond] + [p for m in (lstm.input_proj, lstm.init_h, lstm.init_c, lstm.head) for p in m.parameters()]

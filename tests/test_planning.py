@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import random_images, tiny_model
+from conftest import nn_lstm_logits, random_images, tiny_model
 
 from glamor.planning import reference as R
 from glamor.planning.inputs import PlanningInputs
@@ -59,8 +59,9 @@ def test_score_is_the_spec_formula():
     state_mix, obs_rep = m.conditioning(obs, goal)
     prev = torch.tensor([[3, 2, 0]])  # start, a0, a1
     toks = torch.tensor([2, 0, 3])  # a0, a1, END
-    logq = torch.log_softmax(m.idm(state_mix, prev)[0, :, :4], -1)[torch.arange(3), toks]
-    logp = torch.log_softmax(m.prior(obs_rep, prev)[0, :, :4], -1)[torch.arange(3), toks]
+    # torch.nn.LSTM with the model's weights: independent of the planners' LSTM step
+    logq = torch.log_softmax(nn_lstm_logits(m.idm, state_mix, prev)[0][0, :, :4], -1)[torch.arange(3), toks]
+    logp = torch.log_softmax(nn_lstm_logits(m.prior, obs_rep, prev)[0][0, :, :4], -1)[torch.arange(3), toks]
     expected = 3 * torch.log(torch.tensor(0.99)) + (logq - logp).sum()
     got = m.score(obs, goal, actions, lengths, backend="reference")
     torch.testing.assert_close(got, expected.reshape(1), rtol=1e-5, atol=1e-5)
@@ -71,8 +72,8 @@ def test_score_is_the_spec_formula():
 @pytest.mark.parametrize("backend", ["reference", "native"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_scores_of_random_plans_equal_the_teacher_forced_lstms(backend, seed):
-    """Both planners' step-by-step scoring against the model's teacher-forced forward pass (the
-    training loss's; equal to nn.LSTM in test_model.py), for plans of random lengths."""
+    """Both planners' step-by-step scoring against torch.nn.LSTM teacher-forced with the model's
+    weights (code the planners do not share), for plans of random lengths."""
     if backend == "native" and not __import__("glamor").ops.available():
         pytest.skip("glamor._C is not built")
     n, L, P, gamma = 4, 7, 6, 0.9
@@ -85,8 +86,8 @@ def test_scores_of_random_plans_equal_the_teacher_forced_lstms(backend, seed):
     got_no_prior = m.score(obs, goal, actions, lengths, use_prior=False, gamma=gamma, backend=backend)
     state_mix, obs_rep = m.conditioning(obs, goal)
     prev = torch.cat([torch.full((P, 1), n), actions], 1)  # (P, L + 1): the start row (n), then the actions
-    logq = torch.log_softmax(m.idm(state_mix, prev)[..., : n + 1], -1)  # (P, L + 1, n + 1)
-    logp = torch.log_softmax(m.prior(obs_rep, prev)[..., : n + 1], -1)
+    logq = torch.log_softmax(nn_lstm_logits(m.idm, state_mix, prev)[0][..., : n + 1], -1)  # (P, L + 1, n + 1)
+    logp = torch.log_softmax(nn_lstm_logits(m.prior, obs_rep, prev)[0][..., : n + 1], -1)
     for i in range(P):
         k = int(lengths[i])
         toks = torch.cat([actions[i, :k], torch.tensor([n])])  # the actions, then END
