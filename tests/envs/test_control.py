@@ -131,7 +131,7 @@ def test_discrete_actions():
     np.testing.assert_allclose(
         discrete_actions("grid", np.array([0.0]), np.array([2.0]))[:, 0], [0, 1, 2]
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="discretisation must be 'grid' or 'one_axis', got 'cube'"):
         discrete_actions("cube", lo, hi)
 
 
