@@ -47,7 +47,8 @@ class AgentBase:
         """An agent from a run directory (its newest complete checkpoint) or a checkpoint file;
         no environment is built. `overrides` replace config fields the agent reads or set its
         constructor's arguments. The model is in eval mode on `device`; `agent.config` is the
-        run's config with the overrides.
+        run's config with the overrides, those given by an argument's name under its field's
+        (method="sample" sets planner).
 
         Example:
             >>> agent = Agent.load("runs/demo", plan_width=64)  # doctest: +SKIP
@@ -90,7 +91,9 @@ class AgentBase:
         checkpoint.load_weights(model, state)
         model = model.to(resolve_device(str(device))).eval()  # a torch.device is checked too
         agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
-        agent.config = cfg
+        # an override under an argument's name (method="sample") is the config field's too (planner)
+        agent.config = cfg.replace(**{field: getattr(agent, argument) for field, argument in cls.CONFIG_FIELDS.items()
+                                      if field in fields and argument in overrides and argument not in fields})
         return agent
 
     @property

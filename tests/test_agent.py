@@ -171,6 +171,9 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     with pytest.raises(ValueError, match="planner and method name one setting"):
         Agent.load(tmp_path, planner="beam", method="sample")
     assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3).horizon == 3
+    by_argument = Agent.load(tmp_path, method="sample", width=5)  # the config says what the agent does
+    assert (by_argument.method, by_argument.width) == ("sample", 5)
+    assert (by_argument.config.planner, by_argument.config.plan_width) == ("sample", 5)
     with pytest.raises(ValueError, match=r"lstm_hidden=8 \(the model has \d+\): fixed by the checkpoint"):
         Agent.load(tmp_path, lstm_hidden=8)
     assert Agent.load(tmp_path, lstm_hidden=agent.model.idm.cell.hidden_size).width == agent.width  # unchanged: fine

@@ -242,6 +242,7 @@ def test_a_gcsl_agent_loads_from_its_run_and_load_agent_picks_each_runs_agent(tm
     assert not agent.model.training and agent.model.time_conditioned and agent.mode == "sample"
     assert repr(agent) == f"GCSLAgent(mode='sample', seed=0, horizon=4, actions={tr.num_actions}, device='cpu')"
     assert agent.horizon == 4 and agent.config.algo == "gcsl"  # horizon: an argument (the config has the run's)
+    assert GCSLAgent.load(tmp_path / "gcsl", mode="greedy").config.gcsl_act == "greedy"  # mode is gcsl_act
     env = make_envs(tr.cfg, 1)[0]
     obs = env.reset(seed=3)[0]
     keys = np.arange(5)
