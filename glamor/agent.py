@@ -136,7 +136,8 @@ class Agent(AgentBase):
         Args:
             obs: uint8 (P, S, H, W), or one observation (S, H, W).
             goal: uint8 (P, 1, H, W), or one goal (1, H, W) or (H, W).
-            horizon: most actions a plan may have (default: the agent's, the episode length).
+            horizon: most actions a plan may have (default: the agent's `horizon`, the episode
+                length for an agent from `load` or `from_config`; an agent made without one needs it).
             keys: None, or P integers in [0, 2**32) (one int for one observation) that name
                 each plan's draws: the sampling planner then draws from the agent's `seed` and
                 the key alone, so a plan's candidates do not depend on the batch it is planned

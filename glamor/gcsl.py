@@ -49,7 +49,7 @@ STEP_FEATURES = 32  # sinusoidal features of the steps left (time-conditioned po
 
 def steps_features(steps: torch.Tensor) -> torch.Tensor:
     """(B,) steps left -> (B, STEP_FEATURES) float32: sin and cos of steps / 1000^(i / 16), i < 16
-    (periods from 2 pi to about 6,000 steps: any horizon up to thousands of steps is told apart)."""
+    (periods from 2 pi to about 4,100 steps: any horizon up to thousands of steps is told apart)."""
     rates = 1000.0 ** (-torch.arange(STEP_FEATURES // 2, device=steps.device, dtype=torch.float32)
                        / (STEP_FEATURES // 2))  # (F/2,)
     angles = steps.to(torch.float32)[:, None] * rates  # (B, F/2)
@@ -146,6 +146,8 @@ class GCSLAgent(AgentBase):
         policy: the network.
         mode: "greedy" (argmax) or "sample" (from the softmax, with this agent's generator).
         seed: seeds the sampling and exploration draws.
+        horizon: the episode's steps: the steps left a time-conditioned policy starts from when
+            `act` is given none (an agent from `load` or `from_config` has the episode length).
         cache_goals: encode a batch of goals once while it comes back unchanged, as
             `glamor.agent.Agent` does (glamor/goal_cache.py); the same actions either way.
     """
