@@ -81,12 +81,19 @@ class RunLock:
             self._path = Path(run_dir) / LOCK_NAME
 
     def release(self) -> None:
+        """Let go; never raises. A lock file that cannot be removed (a folder made read-only, a
+        full or vanished disk) stays behind and locks nothing; the error that ended the run is
+        the one to report, not this."""
         if self._fd is None:
             return
-        if self._path is not None and _same_file(self._fd, self._path):
-            self._path.unlink()
-        os.close(self._fd)  # closing the last descriptor releases the flock
-        self._fd = self._path = None
+        try:
+            if self._path is not None and _same_file(self._fd, self._path):
+                self._path.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = self._path = None
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -458,6 +458,9 @@ class Trainer:
             for write in (self._write_rank_part, self._write_checkpoint):
                 self._on_every_rank(write, OSError("another process could not write its part"), OSError)
         except OSError as e:
+            if not any((self.run_dir / name).is_file() for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS)):
+                raise OSError(f"writing the first checkpoint in {self.run_dir} failed ({e}); there is no "
+                              f"checkpoint to resume from") from e
             raise OSError(f"writing a checkpoint in {self.run_dir} failed ({e}); the previous checkpoint "
                           f"is kept and `{self.resume_command()}` continues from it") from e
         if self.on_first_save is not None:
@@ -677,14 +680,25 @@ def _settle_start(aside: Path | None) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def _undo_start(run_dir: Path, aside: Path | None, made: bool) -> None:
+def _undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str]:
     """A new run that failed before its first checkpoint: remove it and put back what was there
-    (nothing, an empty folder unless the run `made` it, or the run it was replacing)."""
+    (nothing, an empty folder unless the run `made` it, or the run it was replacing). Returns
+    (whether all of that was done, what was done, for a message); never raises: the error that
+    ended the start is the one to report."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    if aside is not None:
-        aside.rename(run_dir)
-    elif not made:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():  # (a folder made read-only)
+        return False, (f"could not remove {run_dir}: delete it before running again"
+                       + (f"; the run it was replacing is kept at {aside}" if aside is not None else ""))
+    try:
+        if aside is not None:
+            aside.rename(run_dir)
+            return True, f"{run_dir} holds the run it was replacing again"
+        if not made:
+            run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return False, (f"the run it was replacing is kept at {aside}, moving it back failed ({e.strerror})"
+                       if aside is not None else f"removed {run_dir}")
+    return True, f"removed {run_dir}" if made else f"emptied {run_dir}"
 
 
 def _finish(results: dict, cfg: Config, run_dir: Path, t0: float, table: bool | None) -> dict:
@@ -709,8 +723,13 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
         made = not Path(run_dir).exists()
         try:
             run_dir, aside = prepare_run_dir(run_dir, overwrite, lock)
-            cfg.save(run_dir / "config.json")
         except BaseException:
+            lock.release()
+            raise
+        try:
+            cfg.save(run_dir / "config.json")
+        except BaseException:  # (a full disk): put back what was there, the replaced run included
+            print(f"the new run could not start; {_undo_start(run_dir, aside, made)[1]}", file=sys.stderr)
             lock.release()
             raise
     distributed.barrier()
@@ -722,7 +741,9 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
             # Nothing was trained: leave nothing behind to block the corrected command, and
             # keep the run that --overwrite would have replaced.
             if rank == 0:
-                _undo_start(Path(run_dir), aside, made)
+                undone, what = _undo_start(Path(run_dir), aside, made)
+                if not undone:
+                    print(f"the new run could not start; {what}", file=sys.stderr)
             raise
         if rank == 0:  # the replaced run goes once the new one has a checkpoint to resume from
             trainer.on_first_save = lambda: _settle_start(aside)
@@ -732,9 +753,8 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
             if isinstance(e, TrainingInterrupted):  # every rank stopped after the same round: they leave
                 distributed.barrier()  # together, as after a finished run (below)
             if trainer.on_first_save is not None:  # failed before its first checkpoint: nothing to resume,
-                _undo_start(Path(run_dir), aside, made)  # and its files would block the corrected command
-                undone = f"{run_dir} holds the run it was replacing again" if aside else f"removed {run_dir}"
-                print(f"the new run failed before its first checkpoint; {undone}", file=sys.stderr)
+                what = _undo_start(Path(run_dir), aside, made)[1]  # and its files would block the corrected command
+                print(f"the new run failed before its first checkpoint; {what}", file=sys.stderr)
             raise
         results = _finish(results, cfg, Path(run_dir), t0, table)
         # Every rank leaves together (the others waited through rank 0's evaluation): a rank that

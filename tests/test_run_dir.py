@@ -202,3 +202,63 @@ def test_a_total_below_one_collection_round_is_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a total of whole rounds: no warning
         Trainer(preset("debug", progress=False), tmp_path).close()
+
+
+def test_a_full_disk_at_the_start_of_an_overwrite_puts_the_old_run_back(run, tmp_path, monkeypatch, capsys):
+    """--overwrite moved the old run aside, then writing config.json failed (a full disk): the run
+    folder was left empty and the old run hidden in .RUN.replaced-PID, named nowhere."""
+    from glamor.config import Config
+
+    copy = _copy(run, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+
+    def full(self, path):
+        Path(path).write_bytes(b"{")  # a partial write, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Config, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        train(preset("debug", **QUIET), copy, overwrite=True)
+    assert f"the new run could not start; {copy} holds the run it was replacing again" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"], "nothing left aside"
+    fresh = tmp_path / "fresh"
+    with pytest.raises(OSError, match="No space left"):
+        train(preset("debug", **QUIET), fresh)
+    assert not fresh.exists(), "a new run that could not start leaves no folder to block the next try"
+
+
+def test_a_lock_file_that_cannot_be_removed_is_released_without_an_error(tmp_path, monkeypatch):
+    """Releasing the lock of a run folder made read-only raised PermissionError from the final
+    clean-up, which replaced the error that had ended the run."""
+    lock = RunLock()
+    lock.acquire(tmp_path)
+
+    def refused(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "unlink", refused)
+        lock.release()
+    assert not lock.held and (tmp_path / LOCK_NAME).exists()  # left behind, locking nothing:
+    again = RunLock()
+    again.acquire(tmp_path)
+    again.release()
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_first_checkpoint_that_cannot_be_written_does_not_promise_a_resume(tmp_path, monkeypatch, capsys):
+    """Its message said 'the previous checkpoint is kept and glamor train --resume continues from
+    it' for a new run that had none, whose folder was then removed."""
+    import numpy as np
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full)
+    run_dir = tmp_path / "new"
+    with pytest.raises(OSError, match=r"writing the first checkpoint in .*new failed \(.*No space left on device\); "
+                                      r"there is no checkpoint to resume from$"):
+        train(preset("debug", **QUIET), run_dir)
+    assert f"the new run failed before its first checkpoint; removed {run_dir}" in capsys.readouterr().err
+    assert not run_dir.exists()
