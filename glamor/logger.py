@@ -3,9 +3,11 @@
 The CSV (`metrics.csv` in the run directory) has one row per `log` call: env_step, wall time,
 then one column per metric name known at creation (empty where a row has no value).
 
-A resumed run passes `resume_step` (the checkpoint's env step): rows logged after it by the killed
-process are dropped from the CSV and purged from TensorBoard, so every step is logged once, and
-the wall time goes on from `wall_offset`.
+A resumed run passes `resume_step` (the checkpoint's env step) and `wall_offset` (the run's wall
+time at that checkpoint): rows logged after the checkpoint by the stopped process (a later step,
+or the final evaluation's row at the checkpoint's own step) are dropped from the CSV and purged
+from TensorBoard, so every step is logged once, and the wall time goes on from `wall_offset`.
+A row cut short (a full disk, a kill during a write) is dropped too.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ METRICS = (
 
 class Logger:
     def __init__(self, run_dir: Path, tensorboard: bool = True, append: bool = False,
-                 resume_step: int | None = None, wall_offset: float = 0.0):
+                 resume_step: int | None = None, wall_offset: float | None = None):
         self.run_dir = Path(run_dir)
-        self.start = time.time() - wall_offset
+        self.start = time.time() - (wall_offset or 0.0)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -46,19 +48,34 @@ class Logger:
         path = self.run_dir / "metrics.csv"
         columns = ("env_step", "wall_time", *METRICS)
         if resume_step is not None or not (append and path.exists()):  # the header, and the rows kept
-            kept = self._rows_up_to(path, resume_step) if resume_step is not None else []
+            kept = self._rows_up_to(path, resume_step, wall_offset) if resume_step is not None else []
             write_csv_atomically(path, [columns, *([row.get(c, "") for c in columns] for row in kept)])
         self._file = open(path, "a", newline="")
         self._csv = csv.writer(self._file)
         self._warned: set[str] = set()
 
     @staticmethod
-    def _rows_up_to(path: Path, step: int) -> list[dict]:
-        """The CSV's rows (as dicts) logged at env_step <= step."""
+    def _rows_up_to(path: Path, step: int, wall_time: float | None) -> list[dict]:
+        """The CSV's whole rows (as dicts) logged up to a checkpoint at env step `step` and run
+        wall time `wall_time` (seconds, None: unknown; the CSV's times are rounded to 0.01)."""
         if not path.exists():
             return []
+
+        def number(text, kind):
+            try:
+                return kind(text)
+            except (TypeError, ValueError):
+                return None
+
+        kept = []
         with open(path, newline="") as f:
-            return [row for row in csv.DictReader(f) if row.get("env_step") and int(row["env_step"]) <= step]
+            for row in csv.DictReader(f):
+                whole = None not in row and None not in row.values()  # as many fields as the header
+                env_step, logged_at = number(row.get("env_step"), int), number(row.get("wall_time"), float)
+                if whole and env_step is not None and logged_at is not None and env_step <= step \
+                        and (wall_time is None or logged_at <= wall_time + 0.01):
+                    kept.append(row)
+        return kept
 
     @property
     def elapsed(self) -> float:

@@ -373,3 +373,50 @@ def test_a_resume_keeps_metrics_csv_whole_when_its_rewrite_fails(tmp_path, monke
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0] == before.splitlines()[0] and rows[1:3] == before.splitlines()[1:3] and len(rows) == 4
     assert rows[3].startswith("30,") and ",3.5," in rows[3]
+
+
+def test_a_run_whose_eval_json_failed_logs_its_final_evaluation_once_after_the_resume(tmp_path, monkeypatch):
+    """The final evaluation's row (logged at the last checkpoint's step, after it) was kept by the
+    resume's filter (rows at env_step <= the checkpoint's), and the re-run evaluation logged a
+    second one: 48 rows where the uninterrupted run has 47."""
+    import glamor.train as train_module
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    train(cfg, tmp_path / "whole", table=False)
+    write_results = train_module.write_results
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "write_results", full)
+    with pytest.raises(OSError, match="No space"):
+        train(cfg, tmp_path / "cut", table=False)
+    monkeypatch.setattr(train_module, "write_results", write_results)
+    resume(tmp_path / "cut", table=False)
+
+    def steps(run):
+        return [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()]
+
+    assert steps(tmp_path / "cut") == steps(tmp_path / "whole")
+
+
+def test_a_metrics_row_cut_short_is_dropped_at_a_resume(tmp_path):
+    """A row cut off by a full disk or a kill ('62' alone, at a page boundary) stayed in the
+    history at a resume, out of order, since only its env_step was read."""
+    from glamor.logger import Logger
+
+    run = tmp_path / "run"
+    run.mkdir()
+    first = Logger(run, tensorboard=False)
+    for step in (10, 20, 30):
+        first.log(step, {"losses/total": step / 10})
+    first.close()
+    whole = (run / "metrics.csv").read_text().splitlines()
+    with open(run / "metrics.csv", "a") as f:
+        f.write("6")  # the start of a row logged at step 62, then the disk was full
+    with open(run / "metrics.csv", "a") as f:
+        f.write("\n2x,1.0\n")  # and a damaged one
+    Logger(run, tensorboard=False, resume_step=40, wall_offset=1e9).close()
+    assert (run / "metrics.csv").read_text().splitlines() == whole
