@@ -18,9 +18,12 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import errno
 import json
 import runpy
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -101,7 +104,7 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume RUN_DIR takes the run's own config.json, so {given} has nothing to change")
         # resume() refuses --set fields other than the machine's
         # the table is the command's answer, with or without progress bars
-        with _resume_hint_on_interrupt(args.resume):
+        with _resume_hints(args.resume):
             resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set), table=True)
         return 0
     overrides = _parse_overrides(args.set)
@@ -123,23 +126,65 @@ def cmd_train(args) -> int:
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
               file=sys.stderr)
     run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
-    with _resume_hint_on_interrupt(run_dir):
+    with _resume_hints(run_dir):
         train(cfg, run_dir, overwrite=args.overwrite, table=True)
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (start-up, the final evaluation), where the loop's own
+    stop-and-save does not apply: it stops the command as Ctrl-C does (a new run that has no
+    checkpoint yet is removed, a run with one names its resume), with exit status 143."""
+
+    exit_status = 128 + signal.SIGTERM
+
+
 @contextlib.contextmanager
-def _resume_hint_on_interrupt(run_dir: str):
-    """A Ctrl-C that reaches the command line (one during the final evaluation: the training
-    loop's own stop saves and names the resume itself) says how the run goes on."""
+def _sigterm_as_interrupt():
+    """SIGTERM raises Terminated in the block (unless the process ignores SIGTERM or handles it
+    already, or this is not the main thread); the training loop's `stop_on_signal` takes over
+    within it and gives it back."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         yield
-    except KeyboardInterrupt as e:
-        from glamor import checkpoint
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-        if (Path(run_dir) / checkpoint.CHECKPOINT).exists():
-            e.hint = f"`glamor train --resume {run_dir}` goes on from its last checkpoint"  # main prints it
+
+# A disk that is full, over quota or read-only: an OSError that may name no file (a write to an open file)
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@contextlib.contextmanager
+def _resume_hints(run_dir: str):
+    """A Ctrl-C that reaches the command line (one during the final evaluation: the training
+    loop's own stop saves and names the resume itself) says how the run goes on; so does a full
+    or read-only disk, which also names the run when the error names no file in it."""
+    from glamor import checkpoint
+
+    resumable = lambda: (Path(run_dir) / checkpoint.CHECKPOINT).exists()  # noqa: E731
+    hint = f"`glamor train --resume {run_dir}` goes on from its last checkpoint"
+    try:
+        with _sigterm_as_interrupt():
+            yield
+    except KeyboardInterrupt as e:
+        if resumable():
+            e.hint = hint  # main prints it
         raise
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS or "--resume" in str(e):  # a checkpoint's own failure names it
+            raise
+        where = "" if str(run_dir) in str(e) else f" (writing the run in {run_dir})"
+        then = f"; with room to write (or write access) again, {hint}" if resumable() else ""
+        raise OSError(e.errno, f"{e.strerror or e}{f': {e.filename!r}' if e.filename else ''}{where}{then}") from e
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:
@@ -382,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         print("glamor: interrupted", file=sys.stderr)
         return 130
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
+    thread_hook = threading.excepthook
+    threading.excepthook = lambda failed: _one_line_thread_error(args.command, failed, thread_hook)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, FloatingPointError, ImportError, EnvironmentUnavailable) as e:
@@ -394,10 +441,22 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_status
     except KeyboardInterrupt as e:
         hint = getattr(e, "hint", None)
-        print(f"glamor {args.command}: interrupted{f'; {hint}' if hint else ''}", file=sys.stderr)
-        return 130
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"glamor {args.command}: {what}{f'; {hint}' if hint else ''}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
     finally:
         warnings.formatwarning = formatwarning
+        threading.excepthook = thread_hook
+
+
+def _one_line_thread_error(command: str, failed, default) -> None:
+    """A background thread's OSError (TensorBoard's writer on a full disk) in one line, not a
+    traceback in the middle of the command's output; the command's own error follows."""
+    if issubclass(failed.exc_type, OSError):
+        name = failed.thread.name if failed.thread is not None else "a thread"
+        print(f"glamor {command}: warning: background thread {name} stopped: {failed.exc_value}", file=sys.stderr)
+    else:
+        default(failed)
 
 
 if __name__ == "__main__":

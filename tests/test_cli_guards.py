@@ -435,3 +435,81 @@ def test_total_env_steps_takes_float_notation_as_set_does(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["train", "--total-env-steps", bad])
         assert f"--total-env-steps: must be a whole number of steps, got '{bad}'" in capsys.readouterr().err
+
+
+def test_a_full_disk_names_the_run_and_its_resume_and_a_thread_error_is_one_line(tmp_path, monkeypatch, capsys):
+    """A write to an open file on a full disk (metrics.csv, TensorBoard's thread) said only
+    '[Errno 28] No space left on device': no file, no run, no resume; the thread's failure was a
+    traceback in the middle of the output."""
+    import threading
+
+    from glamor import cli
+    from glamor.logger import Logger
+
+    log = Logger.log
+
+    def full_at_the_end(self, env_step, metrics):  # the final evaluation's row, after the last checkpoint
+        if any(name.startswith("eval/") for name in metrics) and env_step >= 48:
+            raise OSError(28, "No space left on device")
+        return log(self, env_step, metrics)
+
+    monkeypatch.setattr(Logger, "log", full_at_the_end)
+    run = tmp_path / "r"
+    assert cli.main(["train", "--preset", "debug", "--run-dir", str(run), "--total-env-steps", "48",
+                     "--set", "progress=false", "--set", "eval_episodes=2", "--set", "eval_episodes_during_training=2"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(  # (then where this test raised it)
+        f"glamor train: error: [Errno 28] No space left on device (writing the run in {run}); with room to write "
+        f"(or write access) again, `glamor train --resume {run}` goes on from its last checkpoint")
+
+    def background(args):
+        worker = threading.Thread(target=lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")),
+                                  name="EventWriter")
+        worker.start()
+        worker.join()
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_envs", background)
+    assert cli.main(["envs"]) == 0
+    assert capsys.readouterr().err == ("glamor envs: warning: background thread EventWriter stopped: [Errno 28] No "
+                                       "space left on device\n")
+    assert threading.excepthook is threading.__excepthook__ or threading.excepthook.__module__ != "glamor.cli"
+
+
+def test_sigterm_outside_the_training_loop_stops_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    """SIGTERM during start-up left config.json and the lock behind (the same command was then
+    refused: 'not empty'); during the final evaluation it ended the process silently (143, no
+    resume named). Both now stop as Ctrl-C does there, with status 143."""
+    import os
+    import signal
+
+    from glamor import cli
+    from glamor.train import Trainer
+
+    argv = ["train", "--preset", "debug", "--total-env-steps", "48", "--set", "progress=false",
+            "--set", "eval_episodes=2", "--set", "eval_episodes_during_training=2"]
+    start = Trainer.__init__
+
+    def terminated_at_start(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode
+        return start(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "__init__", terminated_at_start)
+        assert cli.main([*argv, "--run-dir", str(tmp_path / "a")]) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == "glamor train: terminated (SIGTERM)"
+    assert not (tmp_path / "a").exists(), "nothing left to block the same command"
+
+    evaluate = Trainer.evaluate
+
+    def terminated_in_the_final_evaluation(self, episodes, *args, **kwargs):
+        if self.env_step >= 48 and episodes == 2 and self.next_eval > 48:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(self, episodes, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "evaluate", terminated_in_the_final_evaluation)
+    run = tmp_path / "b"
+    assert cli.main([*argv, "--run-dir", str(run)]) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"glamor train: terminated (SIGTERM); `glamor train --resume {run}` goes on from its last checkpoint")
+    assert (run / "checkpoint.pt").exists() and not (run / "eval.json").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
