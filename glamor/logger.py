@@ -100,9 +100,13 @@ class Logger:
         self._file.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self._file.close()
+        """Close TensorBoard's writer and the CSV, both even when one fails (a full disk), then
+        raise the first failure."""
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            self._file.close()
 
 
 def write_gif(writer, tag: str, gif: bytes, size: tuple[int, int], step: int) -> None:

@@ -536,9 +536,16 @@ class Trainer:
             return results
         finally:
             bar.close()
-            if logger is not None:
-                logger.close()
-            self.close()
+            failing = sys.exc_info()[1]  # the error that ended the run, if one did: it is the one to report
+            try:
+                if logger is not None:
+                    logger.close()
+            except OSError as e:
+                if failing is None:
+                    raise
+                warnings.warn(f"closing the run's logs failed too: {e}", stacklevel=2)
+            finally:
+                self.close()
 
     def _train_loop(self, logger: Logger | None, bar, stop: StopRequest) -> None:
         """Rounds until total_env_steps, then a checkpoint. A stop request (a signal, see
@@ -546,6 +553,7 @@ class Trainer:
         by raising TrainingInterrupted."""
         cfg = self.cfg
         t_last, steps_last, updates_last = time.time(), self.env_step, self.updates
+        saved = False
         while self.env_step < cfg.total_env_steps:
             saved = False
             taken = self.collect_round()
@@ -591,7 +599,8 @@ class Trainer:
                 if not saved:  # (every rank leaves save() after rank 0's checkpoint: one that went on to
                     self.save(logger)  # tear gloo down meanwhile could abort, and take rank 0 with it)
                 raise TrainingInterrupted(signum, self.env_step, self.run_dir, continue_with=self.resume_command())
-        self.save(logger)
+        if not saved:  # (a periodic checkpoint may have landed on the last round: it is this one)
+            self.save(logger)
 
     def _agreed_stop(self, stop: StopRequest) -> int:
         """The signal that ends training after this round (0: go on). Every process takes

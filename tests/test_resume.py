@@ -420,3 +420,39 @@ def test_a_metrics_row_cut_short_is_dropped_at_a_resume(tmp_path):
         f.write("\n2x,1.0\n")  # and a damaged one
     Logger(run, tensorboard=False, resume_step=40, wall_offset=1e9).close()
     assert (run / "metrics.csv").read_text().splitlines() == whole
+
+
+def test_the_error_that_ends_a_run_is_not_replaced_by_one_from_closing_its_logs(tmp_path, monkeypatch):
+    """eval.json failed to write on a full disk, then closing TensorBoard's writer failed too, and
+    that second error was the one reported."""
+    import glamor.train as train_module
+    from glamor.logger import Logger
+    from glamor.train import train
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "eval.json")
+
+    def close_fails(self):
+        self._file.close()
+        raise OSError(28, "No space left on device", "tb/events")
+
+    monkeypatch.setattr(train_module, "write_results", full)
+    monkeypatch.setattr(Logger, "close", close_fails)
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    with pytest.warns(UserWarning, match="closing the run's logs failed too: .*tb/events"):
+        with pytest.raises(OSError, match="eval.json"):
+            train(cfg, tmp_path / "run", table=False)
+
+
+def test_a_periodic_checkpoint_on_the_last_round_is_not_written_twice(tmp_path):
+    """The last round's periodic checkpoint was written again as the final one, so
+    checkpoint.prev.pt held the same step and the fallback lost its older checkpoint."""
+    from glamor.train import train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1, snapshot_every=24)
+    train(cfg, tmp_path / "run", table=False)
+    steps = {name: checkpoint.load(tmp_path / "run" / name)["env_step"]
+             for name in ("checkpoint.pt", "checkpoint.prev.pt")}
+    assert steps == {"checkpoint.pt": 48, "checkpoint.prev.pt": 24}
