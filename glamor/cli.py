@@ -182,9 +182,25 @@ def _resume_hints(run_dir: str):
     except OSError as e:
         if e.errno not in _DISK_ERRNOS or "--resume" in str(e):  # a checkpoint's own failure names it
             raise
-        where = "" if str(run_dir) in str(e) else f" (writing the run in {run_dir})"
         then = f"; with room to write (or write access) again, {hint}" if resumable() else ""
-        raise OSError(e.errno, f"{e.strerror or e}{f': {e.filename!r}' if e.filename else ''}{where}{then}") from e
+        raise _disk_error_naming(e, run_dir, then) from e
+
+
+@contextlib.contextmanager
+def _disk_errors_name(run_dir: str | Path):
+    """A full or read-only disk's error names the run folder the command was writing in when it
+    names no file there."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        raise _disk_error_naming(e, run_dir, "") from e
+
+
+def _disk_error_naming(e: OSError, run_dir: str | Path, then: str) -> OSError:
+    where = "" if str(run_dir) in str(e) else f" (writing the run in {run_dir})"
+    return OSError(e.errno, f"{e.strerror or e}{f': {e.filename!r}' if e.filename else ''}{where}{then}")
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:
@@ -237,15 +253,16 @@ def cmd_eval(args) -> int:
     name = results_name(changes)
     cfg = cfg.replace(**{**overrides, **changes})
     details: dict = {}
-    results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos,
-                                  state=state)
-    _keep_training_facts(run_dir / name, results)
-    path = write_results(run_dir, results, name)
-    print(format_table(results))
-    print(f"wrote {path}")
-    # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
-    out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
-    written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir)
+    with _disk_errors_name(run_dir):
+        results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos,
+                                      state=state)
+        _keep_training_facts(run_dir / name, results)
+        path = write_results(run_dir, results, name)
+        print(format_table(results))
+        print(f"wrote {path}")
+        # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
+        out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
+        written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     return 0
 

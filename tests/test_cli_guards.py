@@ -461,6 +461,17 @@ def test_a_full_disk_names_the_run_and_its_resume_and_a_thread_error_is_one_line
         f"glamor train: error: [Errno 28] No space left on device (writing the run in {run}); with room to write "
         f"(or write access) again, `glamor train --resume {run}` goes on from its last checkpoint")
 
+    import glamor.reports
+
+    def plot_on_a_full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")  # (a write to an open file: no name)
+
+    with monkeypatch.context() as m:
+        m.setattr(glamor.reports, "write_reports", plot_on_a_full_disk)
+        assert cli.main(["eval", str(run), "--episodes", "2", "--videos", "0"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"glamor eval: error: [Errno 28] No space left on device (writing the run in {run})")
+
     def background(args):
         worker = threading.Thread(target=lambda: (_ for _ in ()).throw(OSError(28, "No space left on device")),
                                   name="EventWriter")
