@@ -331,6 +331,18 @@ def test_a_final_evaluation_cut_short_is_run_at_the_next_resume(tmp_path, monkey
     assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96
 
 
+def _logged_three_rows(run):
+    """A run folder whose metrics.csv holds rows at steps 10, 20 and 30."""
+    from glamor.logger import Logger
+
+    run.mkdir()
+    first = Logger(run, tensorboard=False)
+    for step in (10, 20, 30):
+        first.log(step, {"losses/total": step / 10})
+    first.close()
+    return run
+
+
 def test_a_resume_keeps_metrics_csv_whole_when_its_rewrite_fails(tmp_path, monkeypatch):
     """A resume rewrites metrics.csv without the rows the killed process logged past the
     checkpoint: through a temporary file, so a failure (full disk, a kill) leaves the history."""
@@ -338,12 +350,7 @@ def test_a_resume_keeps_metrics_csv_whole_when_its_rewrite_fails(tmp_path, monke
 
     from glamor.logger import Logger
 
-    run = tmp_path / "run"
-    run.mkdir()
-    first = Logger(run, tensorboard=False)
-    for step in (10, 20, 30):
-        first.log(step, {"losses/total": step / 10})
-    first.close()
+    run = _logged_three_rows(tmp_path / "run")
     before = (run / "metrics.csv").read_text()
 
     real_writer = csv.writer
@@ -407,12 +414,7 @@ def test_a_metrics_row_cut_short_is_dropped_at_a_resume(tmp_path):
     history at a resume, out of order, since only its env_step was read."""
     from glamor.logger import Logger
 
-    run = tmp_path / "run"
-    run.mkdir()
-    first = Logger(run, tensorboard=False)
-    for step in (10, 20, 30):
-        first.log(step, {"losses/total": step / 10})
-    first.close()
+    run = _logged_three_rows(tmp_path / "run")
     whole = (run / "metrics.csv").read_text().splitlines()
     with open(run / "metrics.csv", "a") as f:
         f.write("6")  # the start of a row logged at step 62, then the disk was full
