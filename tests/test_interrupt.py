@@ -106,7 +106,10 @@ def _glamor(*args, cwd):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+# (Ctrl-C takes SIGTERM's path through stop_on_signal, whose handling of each signal the tests
+# above check on their own; its whole run is in the slow set, to keep the default run short)
+@pytest.mark.parametrize("signum", [pytest.param(signal.SIGINT, id="ctrl-c", marks=pytest.mark.slow),
+                                    pytest.param(signal.SIGTERM, id="sigterm")])
 def test_a_signal_saves_a_checkpoint_and_the_resumed_run_ends_like_an_uninterrupted_one(tmp_path, signum):
     total = 960
     ref = tmp_path / "reference"
