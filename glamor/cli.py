@@ -172,35 +172,28 @@ def _resume_hints(run_dir: str):
 
     resumable = lambda: (Path(run_dir) / checkpoint.CHECKPOINT).exists()  # noqa: E731
     hint = f"`glamor train --resume {run_dir}` goes on from its last checkpoint"
+    then = lambda: f"; with room to write (or write access) again, {hint}" if resumable() else ""  # noqa: E731
     try:
-        with _sigterm_as_interrupt():
+        with _disk_errors_name(run_dir, then), _sigterm_as_interrupt():
             yield
     except KeyboardInterrupt as e:
         if resumable():
             e.hint = hint  # main prints it
         raise
-    except OSError as e:
-        if e.errno not in _DISK_ERRNOS or "--resume" in str(e):  # a checkpoint's own failure names it
-            raise
-        then = f"; with room to write (or write access) again, {hint}" if resumable() else ""
-        raise _disk_error_naming(e, run_dir, then) from e
 
 
 @contextlib.contextmanager
-def _disk_errors_name(run_dir: str | Path):
+def _disk_errors_name(run_dir: str | Path, then=lambda: ""):
     """A full or read-only disk's error names the run folder the command was writing in when it
-    names no file there."""
+    names no file there, followed by `then()` (what to do next); a checkpoint's own failure,
+    which names its resume, is left as it is."""
     try:
         yield
     except OSError as e:
-        if e.errno not in _DISK_ERRNOS:
+        if e.errno not in _DISK_ERRNOS or "--resume" in str(e):
             raise
-        raise _disk_error_naming(e, run_dir, "") from e
-
-
-def _disk_error_naming(e: OSError, run_dir: str | Path, then: str) -> OSError:
-    where = "" if str(run_dir) in str(e) else f" (writing the run in {run_dir})"
-    return OSError(e.errno, f"{e.strerror or e}{f': {e.filename!r}' if e.filename else ''}{where}{then}")
+        where = "" if str(run_dir) in str(e) else f" (writing the run in {run_dir})"
+        raise OSError(e.errno, f"{e.strerror or e}{f': {e.filename!r}' if e.filename else ''}{where}{then()}") from e
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:
