@@ -227,6 +227,7 @@ class Trainer:
         self.window: dict[str, list[float]] = {}
         self.last_success: str | None = None
         self.resumed_from: int | None = None
+        self._resumed_from_newest = False
         self._wall_offset = 0.0
         self.on_first_save: Callable[[], None] | None = None  # called once, after the first checkpoint
 
@@ -447,6 +448,8 @@ class Trainer:
         self.pool.set_rng_states(state["envs"])
         self.replay.load_state_dict(state["replay"])
         self.resumed_from = self.env_step
+        # The newest checkpoint, not a fallback past a damaged one (which the next save replaces).
+        self._resumed_from_newest = Path(state.get("path", "")).name == checkpoint.CHECKPOINT
 
     def save(self, logger: Logger | None = None) -> None:
         """A checkpoint of the whole training state; the previous one is kept until this one is
@@ -553,7 +556,9 @@ class Trainer:
         by raising TrainingInterrupted."""
         cfg = self.cfg
         t_last, steps_last, updates_last = time.time(), self.env_step, self.updates
-        saved = False
+        # A resume at the total (its final evaluation was cut short) only evaluates: the newest
+        # checkpoint holds this state, and writing it again would make checkpoint.prev.pt a copy.
+        saved = self.resumed_from == self.env_step and self._resumed_from_newest
         while self.env_step < cfg.total_env_steps:
             saved = False
             taken = self.collect_round()

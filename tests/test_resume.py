@@ -324,11 +324,16 @@ def test_a_final_evaluation_cut_short_is_run_at_the_next_resume(tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         resume(run, total_env_steps=96, table=False)
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
-    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96
+    steps = {name: checkpoint.load(run / name)["env_step"] for name in ("checkpoint.pt", "checkpoint.prev.pt")}
+    assert steps == {"checkpoint.pt": 96, "checkpoint.prev.pt": 48}
     assert json.loads((run / "eval.json").read_text())["env_steps"] == 48
+    newest = (run / "checkpoint.pt").stat().st_mtime_ns
     assert resume(run, table=False)["env_steps"] == 96
     assert json.loads((run / "eval.json").read_text())["env_steps"] == 96
-    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96
+    # The resume only evaluated: the checkpoint it loaded is not written again (which made
+    # checkpoint.prev.pt a second copy of step 96 and lost step 48's).
+    assert {name: checkpoint.load(run / name)["env_step"] for name in steps} == steps
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == newest
 
 
 def _logged_three_rows(run):
