@@ -81,12 +81,6 @@ class Logger:
     def elapsed(self) -> float:
         return time.time() - self.start
 
-    def log_gif(self, tag: str, gif: bytes, size: tuple[int, int], env_step: int) -> None:
-        """An animated GIF (encoded bytes, size (H, W)) to TensorBoard's images tab, the way
-        `SummaryWriter.add_video` stores videos (which needs moviepy; we encode with pillow)."""
-        if self.writer is not None:
-            write_gif(self.writer, tag, gif, size, env_step)
-
     def log(self, env_step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             if self.writer is not None:
@@ -110,7 +104,9 @@ class Logger:
 
 
 def write_gif(writer, tag: str, gif: bytes, size: tuple[int, int], step: int) -> None:
-    """An encoded GIF to a SummaryWriter as an image summary (TensorBoard animates it)."""
+    """An encoded GIF (size (H, W)) to a SummaryWriter as an image summary, which TensorBoard's
+    images tab animates: the way `SummaryWriter.add_video` stores videos (which needs moviepy;
+    the GIFs are encoded with pillow, glamor/reports.py)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
     image = Summary.Image(height=size[0], width=size[1], colorspace=3, encoded_image_string=gif)
