@@ -32,7 +32,7 @@ from glamor import planning
 from glamor.agent_base import AgentBase, as_tensor, read_checkpoint
 from glamor.gcsl import GCSLAgent
 from glamor.goal_cache import GoalEncodingCache
-from glamor.model import GlamorModel
+from glamor.model import GlamorModel, autocast_off
 from glamor.planning import Plan
 
 
@@ -78,10 +78,8 @@ class Agent(AgentBase):
         use_prior = planning.check_use_prior(use_prior)
         seed = planning.check_seed("seed", seed)
         plan_seed = None if plan_seed is None else planning.check_seed("plan_seed", plan_seed)
-        if not isinstance(cache_goals, bool):
-            raise ValueError(f"cache_goals must be True or False, got {cache_goals!r}")
         self.model = model
-        self.cache_goals = cache_goals
+        self.cache_goals = self.check_cache_goals(cache_goals)
         self._goals = GoalEncodingCache()
         self.horizon = horizon
         self.method, self.width, self.use_prior = method, width, use_prior
@@ -119,7 +117,11 @@ class Agent(AgentBase):
         else:
             self._plan_seed += 1  # fresh, reproducible draws for every sampling call
             seed = self._plan_seed
-        goal_rep = self._goals(self.model, goal) if self.cache_goals else None  # glamor/goal_cache.py
+        if self.cache_goals:  # glamor/goal_cache.py; in float32 under any autocast, as the planners read it
+            with autocast_off(self.model.device):
+                goal_rep = self._goals(self.model, goal)
+        else:
+            goal_rep = None
         obs = obs.to(self.model.device)
         goal = goal if goal_rep is not None else goal.to(self.model.device)  # with goal_rep, only checked
         self.plans_made += obs.shape[0]

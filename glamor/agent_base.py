@@ -37,6 +37,13 @@ class AgentBase:
         if not isinstance(network, want):
             raise ValueError(f"{name} must be a {want.__name__}, got {type(network).__name__}")
 
+    @staticmethod
+    def check_cache_goals(cache_goals) -> bool:
+        """The constructor's `cache_goals`, which must be a bool (a string such as "no" is truthy)."""
+        if not isinstance(cache_goals, bool):
+            raise ValueError(f"cache_goals must be True or False, got {cache_goals!r}")
+        return cache_goals
+
     @classmethod
     def from_config(cls, model, cfg, **overrides):
         kwargs = {argument: getattr(cfg, field) for field, argument in cls.CONFIG_FIELDS.items()}
@@ -179,7 +186,13 @@ def as_array(x, name: str) -> torch.Tensor | np.ndarray:
 
 
 def as_tensor(x, name: str) -> torch.Tensor:
-    """`as_array`, then a CPU tensor sharing a numpy array's memory."""
+    """`as_array`, then a CPU tensor sharing a numpy array's memory, or a copy of an array
+    torch cannot share: a view with negative strides (np.flip, [::-1]) or read-only memory
+    (np.asarray of a PIL image; glamor never writes to its inputs)."""
     x = as_array(x, name)
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    if isinstance(x, torch.Tensor):
+        return x
+    if not x.flags.writeable or any(s < 0 for s in x.strides):
+        x = np.array(x)
+    return torch.as_tensor(x)
 

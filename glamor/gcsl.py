@@ -63,6 +63,20 @@ def gcsl_labels(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
     return torch.where(first < num_actions, first, torch.full_like(first, IGNORE))
 
 
+def steps_left_tensor(steps, num_obs: int) -> torch.Tensor:
+    """int64 (num_obs,) from `steps`, the steps left (the horizon): one int for every
+    observation, or one per observation; each an integer >= 1."""
+    a = np.asarray(steps)
+    if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):  # (np.asarray([]) is float64)
+        raise ValueError(f"horizon (the steps left) must be an integer >= 1, or one per observation, got {steps!r}")
+    if a.ndim > 1 or (a.ndim == 1 and a.shape != (num_obs,)):
+        raise ValueError(f"horizon (the steps left) must be one integer or {num_obs} (one per observation), "
+                         f"got shape {a.shape}")
+    if bool((a < 1).any()):
+        raise ValueError(f"horizon (the steps left) must be >= 1, got {steps!r}")
+    return torch.from_numpy(np.broadcast_to(a.astype(np.int64), (num_obs,)).copy())
+
+
 def gcsl_steps(targets: torch.Tensor, num_actions: int) -> torch.Tensor:
     """(B, T) relabelled token targets -> (B,) int64 k: the actions before END, i.e. the steps
     from the observation to its goal (0 where the first token is END)."""
@@ -161,7 +175,7 @@ class GCSLAgent(AgentBase):
         if horizon is not None:  # the episode's steps (what a time-conditioned policy counts down)
             horizon = planning.check_plan_args(horizon, 1, 1.0)[0]
         self.model, self.mode, self.horizon = policy, mode, horizon
-        self.cache_goals, self._goals = cache_goals, GoalEncodingCache()
+        self.cache_goals, self._goals = self.check_cache_goals(cache_goals), GoalEncodingCache()
         self.rng = np.random.default_rng(seed)
         self.seed = seed  # keyed draws (`act(..., keys=)`)
         self.plans_made = 0
@@ -200,10 +214,9 @@ class GCSLAgent(AgentBase):
             if steps is None:
                 raise ValueError("a time-conditioned GCSL policy acts on the steps left: pass horizon "
                                  "(or give the agent one)")
-            steps_left = torch.as_tensor(np.broadcast_to(np.asarray(steps, dtype=np.int64), (obs.shape[0],)).copy())
-            if bool((steps_left < 1).any()):
-                raise ValueError(f"the steps left must be >= 1, got {steps}")
-            steps_left = steps_left.to(device)
+            steps_left = steps_left_tensor(steps, obs.shape[0]).to(device)
+        elif steps is not None:  # not read, but checked as a time-conditioned policy would check it
+            steps_left_tensor(steps, obs.shape[0])
         logits = self.model(obs.to(device), goal.to(device) if goal_rep is None else None, goal_rep,
                             steps=steps_left)  # (P, n)
         self.plans_made += obs.shape[0]

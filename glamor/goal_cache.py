@@ -14,7 +14,8 @@ in-place write to a parameter (load_state_dict, copy_) or a parameter's storage 
 address); so does a change of the float32 matmul precision or TF32 settings. Not seen: writes
 through `.data` or a numpy view (call `clear()` after one). Weights made under
 torch.inference_mode carry no version counter, so such a model is not cached, nor is anything
-encoded under torch.autocast.
+encoded under torch.autocast (the GCSL agent's; GLAMOR's agent encodes with autocast off, in
+float32 as its planners read it).
 
 Example:
     >>> from glamor.model import GlamorModel

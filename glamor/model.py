@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,6 +31,14 @@ from glamor.nn.goal_conditioned import GoalConditioned
 from glamor.planning import Plan
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.reference import lstm_step
+
+
+def autocast_off(device: torch.device):
+    """A context in which the caller's torch.autocast is off on `device`: the planners run in
+    float32, so the encodings and tables they read are made in float32 under any autocast."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class TokenLSTM(nn.Module):
@@ -150,21 +160,22 @@ class GlamorModel(GoalConditioned):
         encoded once for many steps, see `glamor.agent.Agent`)."""
         use_prior = planning.check_use_prior(use_prior)
         self.check_images(obs, goal)
-        dtype = self.idm.cell.weight_hh.dtype
-        if dtype != torch.float32:
-            raise ValueError(f"the planners run in float32 and this model's weights are {dtype}: plan with a "
-                             f"float32 copy (model.float())")
+        dtypes = sorted({str(p.dtype) for p in self.parameters()})
+        if dtypes != ["torch.float32"]:
+            raise ValueError(f"the planners run in float32 and this model's weights are {' and '.join(dtypes)}: "
+                             f"plan with a float32 copy (model.float())")
         if goal_rep is not None:
             self.check_goal_rep(goal_rep, len(goal))
         goal = goal.to(self.device) if goal_rep is None else None  # not read with goal_rep
-        state_mix, obs_rep = self.conditioning(obs.to(self.device), goal, goal_rep)
-        parts = [(self.idm, state_mix)] + ([(self.prior, obs_rep)] if use_prior else [])
-        tables, h0s, c0s = [], [], []
-        for lstm, cond in parts:
-            h0, c0 = lstm.initial_state(cond)
-            tables.append(lstm.gate_table(cond))
-            h0s.append(h0)
-            c0s.append(c0)
+        with autocast_off(self.device):  # (a caller's autocast would make them bfloat16 or float16)
+            state_mix, obs_rep = self.conditioning(obs.to(self.device), goal, goal_rep)
+            parts = [(self.idm, state_mix)] + ([(self.prior, obs_rep)] if use_prior else [])
+            tables, h0s, c0s = [], [], []
+            for lstm, cond in parts:
+                h0, c0 = lstm.initial_state(cond)
+                tables.append(lstm.gate_table(cond))
+                h0s.append(h0)
+                c0s.append(c0)
         lstms = [lstm for lstm, _ in parts]
         return PlanningInputs(
             gate_table=torch.stack(tables),  # (M, P, n+1, 4H)

@@ -444,3 +444,65 @@ def test_loading_a_checkpoint_file_names_a_run_left_aside(tmp_path):
         with pytest.warns(RuntimeWarning, match=r"replaced-999999999 holds the run an interrupted `--overwrite`") as w:
             Agent.load(target)
         assert w[0].filename == __file__  # the warning points at the call that loaded
+
+
+@pytest.mark.parametrize("cache_goals", [True, False])
+def test_planning_runs_in_float32_under_a_callers_autocast(cache_goals):
+    """The planners read float32 encodings and tables: under torch.autocast (bfloat16) acting
+    failed ("goal_rep must be torch.float32 ... got torch.bfloat16"), model.plan too ("h0 must be
+    float32"); now autocast is off inside planning, so the plans are those made without it."""
+    m = tiny_model(num_actions=3)
+    obs, goal = random_images(4, 2, (24, 24), 3).numpy(), random_images(4, 1, (24, 24), 4).numpy()
+    plain = Agent(m, width=9, cache_goals=cache_goals).plan(obs, goal, horizon=3)
+    agent = Agent(m, width=9, cache_goals=cache_goals)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _plans_equal(agent.plan(obs, goal, horizon=3), plain)
+        assert _plans_equal(m.plan(torch.from_numpy(obs), torch.from_numpy(goal), width=9, horizon=3), plain)
+        scores = m.score(torch.from_numpy(obs), torch.from_numpy(goal), plain.actions, plain.lengths)
+    assert torch.equal(scores, m.score(torch.from_numpy(obs), torch.from_numpy(goal), plain.actions, plain.lengths))
+    assert _plans_equal(agent.plan(obs, goal, horizon=3), plain)  # the cache's encoding (made under it) is float32
+
+
+def test_numpy_views_torch_cannot_share_are_copied_without_a_warning():
+    """np.flip / [::-1] views (negative strides) were refused with torch's message, and
+    read-only arrays (np.asarray of a PIL image) warned "not writable"; both are copied now."""
+    agent = Agent(tiny_model(num_actions=3), width=9)
+    obs, goal = random_images(3, 2, (24, 24), 5).numpy(), random_images(3, 1, (24, 24), 6).numpy()
+    want = agent.act(np.ascontiguousarray(obs[::-1]), np.flip(goal, axis=3).copy(), horizon=3)
+    read_only = goal.copy()
+    read_only.flags.writeable = False
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "The given NumPy array is not writable" warning
+        got = agent.act(obs[::-1], np.flip(goal, axis=3), horizon=3)
+        agent.act(obs, read_only, horizon=3)
+        agent.act(obs[0], read_only[0, 0], horizon=3)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_frames_on_the_meta_device_and_a_partly_double_model_are_named():
+    m = tiny_model(num_actions=3)
+    meta = torch.zeros(2, 2, 24, 24, dtype=torch.uint8, device="meta")
+    goal = torch.zeros(2, 1, 24, 24, dtype=torch.uint8)
+    for call in (lambda: m.plan(meta, goal, width=4, horizon=2), lambda: Agent(m, width=4).act(meta, goal, horizon=2)):
+        with pytest.raises(ValueError, match="obs is on the meta device, which holds shapes but no frames"):
+            call()
+    with pytest.raises(ValueError, match="goal is on the meta device"):
+        m.plan(goal.new_zeros(2, 2, 24, 24), goal.to("meta"), width=4, horizon=2)
+    m.prior.double()  # one part: the planners' check looked at the IDM's weights only
+    with pytest.raises(ValueError, match="the planners run in float32 and this model's weights are torch.float32 "
+                                         r"and torch.float64: plan with a float32 copy \(model.float\(\)\)"):
+        m.plan(goal.new_zeros(2, 2, 24, 24), goal, width=4, horizon=2)
+
+
+def test_an_empty_batch_acts_with_an_empty_list_of_keys():
+    """A loop whose episodes have all ended passes keys=[] (numpy reads [] as float64: it was
+    refused as "keys must be integers")."""
+    agent = Agent(tiny_model(num_actions=3), method="sample", width=9)
+    empty_obs, empty_goal = np.zeros((0, 2, 24, 24), np.uint8), np.zeros((0, 1, 24, 24), np.uint8)
+    actions, stop = agent.act(empty_obs, empty_goal, horizon=3, keys=[])
+    assert actions.shape == stop.shape == (0,)
+    with pytest.raises(TypeError, match="keys must be integers, got float64"):
+        agent.act(np.zeros((1, 2, 24, 24), np.uint8), np.zeros((1, 1, 24, 24), np.uint8), horizon=3, keys=[1.5])

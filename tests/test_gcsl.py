@@ -404,3 +404,22 @@ def test_gcsl_goal_cache_does_not_carry_an_encoding_across_autocast():
         assert cache(policy, goal_t).dtype == torch.bfloat16
     with torch.no_grad():
         assert torch.equal(cache(policy, goal_t), policy.encode_goal(goal_t))  # float32, not the bf16 one
+
+
+def test_gcsl_acting_checks_the_steps_left_and_its_cache_flag():
+    """A time-conditioned agent took 2.7 as 2 and "3" as 3, and a plain one any horizon at all;
+    `cache_goals="no"` (truthy) kept caching on. Each is named now, as glamor.agent.Agent does."""
+    obs, goal = np.zeros((4, 1, *HW), np.uint8), np.zeros((4, 1, *HW), np.uint8)
+    for policy in (small_policy(time_conditioned=True), small_policy()):
+        agent = GCSLAgent(policy)
+        for bad, match in ((2.7, "must be an integer >= 1, or one per observation, got 2.7"),
+                           ("3", "must be an integer >= 1, or one per observation, got '3'"),
+                           ([1, 2], r"must be one integer or 4 \(one per observation\), got shape \(2,\)"),
+                           (0, "must be >= 1, got 0"), ([3, 0, 1, 2], "must be >= 1")):
+            with pytest.raises(ValueError, match=r"horizon \(the steps left\) " + match):
+                agent.act(obs, goal, horizon=bad)
+        assert agent.act(obs, goal, horizon=[3, 1, 2, 5])[0].shape == (4,)  # one per observation
+        assert agent.act(obs, goal, horizon=np.int32(3))[0].shape == (4,)
+    for bad in ("no", 1):
+        with pytest.raises(ValueError, match=f"cache_goals must be True or False, got {bad!r}"):
+            GCSLAgent(small_policy(), cache_goals=bad)

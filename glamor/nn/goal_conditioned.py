@@ -58,6 +58,9 @@ class GoalConditioned(nn.Module):
                 raise ValueError(f"{name} must be uint8, got {x.dtype}{hint}")
             if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
                 raise ValueError(f"{name} must have shape (P, {c}, {h}, {w}), got {tuple(x.shape)}")
+            if x.is_meta:
+                raise ValueError(f"{name} is on the meta device, which holds shapes but no frames: pass "
+                                 f"frames on the CPU or the model's device")
         if obs.shape[0] != goal.shape[0]:
             raise ValueError(f"obs and goal must have the same batch size, got {obs.shape[0]} and {goal.shape[0]}")
 

@@ -145,6 +145,8 @@ def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "p
             raise TypeError(f"{name} must be integers, got {t.dtype}")
     else:
         a = np.asarray(keys)
+        if a.size == 0 and a.dtype.kind == "f":  # [] for an empty batch (numpy reads it as float64)
+            a = a.astype(np.int64)
         if a.dtype.kind not in "iu":
             raise TypeError(f"{name} must be integers, got {a.dtype}")
         if a.dtype.kind == "u":  # uint64 beyond int64's range: clamp to the first refused value
@@ -195,6 +197,8 @@ def plan(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     horizon, width, gamma, clip_logq = check_plan_args(horizon, width, gamma, clip_logq)
     inputs.validate()
+    if method == "beam":
+        width = exhaustive_beam_width(inputs.num_actions, horizon, width)
     requested, backend = backend, resolve_backend(backend, inputs.gate_table.device)
     if method == "sample" and seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -222,6 +226,17 @@ def plan(
     if result.scores.device.type == "cpu":  # on a GPU it would sync: on_host checks plans copied back
         _check_scores(result.scores)
     return result
+
+
+def exhaustive_beam_width(num_actions: int, horizon: int, width: int) -> int:
+    """min(width, num_actions ** horizon): a beam of num_actions ** horizon keeps every partial
+    plan at every step (exhaustive search), so a wider one would plan the same at a higher cost."""
+    kept = 1
+    for _ in range(horizon):
+        kept *= num_actions
+        if kept >= width:
+            return width
+    return kept
 
 
 def on_host(p: Plan) -> Plan:
