@@ -840,6 +840,7 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
         return results
     t0 = time.time()
     trainer = Trainer(cfg, run_dir, rank, world)
+    from_scratch = state is None
     try:
         if state is not None:  # (each rank its own part: one that does not fit is raised on all)
             trainer._on_every_rank(lambda: trainer.load_state_dict(state),
@@ -848,10 +849,11 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
     except BaseException:
         trainer.close()
         raise
+    state = None  # copied into the trainer: its replay arrays would be a second replay for the rest of the run
     if rank == 0:
         if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
             cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
-        if state is None:
+        if from_scratch:
             warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
                           RuntimeWarning, stacklevel=3)
             # The killed start's logs describe steps about to be run again: start them afresh too.

@@ -463,3 +463,32 @@ def test_a_periodic_checkpoint_on_the_last_round_is_not_written_twice(tmp_path):
     steps = {name: checkpoint.load(tmp_path / "run" / name)["env_step"]
              for name in ("checkpoint.pt", "checkpoint.prev.pt")}
     assert steps == {"checkpoint.pt": 48, "checkpoint.prev.pt": 24}
+
+
+def test_a_resumed_run_does_not_keep_the_checkpoints_replay_arrays(tmp_path, monkeypatch):
+    """The checkpoint's replay arrays are copied into the trainer's replay; `_resume` held them
+    until the run ended, a second replay in memory (2.5 GB at the spec's Atari settings)."""
+    import gc
+    import weakref
+
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    train(cfg, tmp_path / "run", table=False)
+    loaded, alive_in_run = [], []
+    load, run = Trainer.load_state_dict, Trainer.run
+
+    def load_and_watch(self, state):
+        loaded.extend(weakref.ref(a) for a in state["replay"].values() if isinstance(a, np.ndarray))
+        load(self, state)
+
+    def run_and_look(self):
+        gc.collect()
+        alive_in_run.extend(ref() is not None for ref in loaded)
+        return run(self)
+
+    monkeypatch.setattr(Trainer, "load_state_dict", load_and_watch)
+    monkeypatch.setattr(Trainer, "run", run_and_look)
+    resume(tmp_path / "run", total_env_steps=96, table=False)
+    assert len(loaded) >= 3 and alive_in_run == [False] * len(loaded)
