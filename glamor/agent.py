@@ -117,11 +117,8 @@ class Agent(AgentBase):
         else:
             self._plan_seed += 1  # fresh, reproducible draws for every sampling call
             seed = self._plan_seed
-        if self.cache_goals:  # glamor/goal_cache.py; in float32 under any autocast, as the planners read it
-            with autocast_off(self.model.device):
-                goal_rep = self._goals(self.model, goal)
-        else:
-            goal_rep = None
+        with autocast_off(self.model.device):  # the planners read a float32 encoding (glamor/goal_cache.py)
+            goal_rep = self._goals(self.model, goal) if self.cache_goals else None
         obs = obs.to(self.model.device)
         goal = goal if goal_rep is not None else goal.to(self.model.device)  # with goal_rep, only checked
         self.plans_made += obs.shape[0]

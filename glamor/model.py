@@ -160,10 +160,10 @@ class GlamorModel(GoalConditioned):
         encoded once for many steps, see `glamor.agent.Agent`)."""
         use_prior = planning.check_use_prior(use_prior)
         self.check_images(obs, goal)
-        dtypes = sorted({str(p.dtype) for p in self.parameters()})
-        if dtypes != ["torch.float32"]:
-            raise ValueError(f"the planners run in float32 and this model's weights are {' and '.join(dtypes)}: "
-                             f"plan with a float32 copy (model.float())")
+        dtypes = {p.dtype for p in self.parameters()}
+        if dtypes != {torch.float32}:
+            raise ValueError(f"the planners run in float32 and this model's weights are "
+                             f"{' and '.join(sorted(map(str, dtypes)))}: plan with a float32 copy (model.float())")
         if goal_rep is not None:
             self.check_goal_rep(goal_rep, len(goal))
         goal = goal.to(self.device) if goal_rep is None else None  # not read with goal_rep
