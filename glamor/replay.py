@@ -116,12 +116,29 @@ class Replay:
         return {name: getattr(self, name) for name in
                 ("frames", "actions", "step", "length", "valid", "cursor", "episodes_added", "transitions_added")}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, *, take: bool = False) -> None:
+        """Restore a `state_dict()`; every array's shape is checked before anything changes.
+
+        Arrays are copied in, unless `take`: then each array of the replay's own dtype (C order,
+        writeable) becomes the replay's, with no copy, so a resume holds one replay in memory,
+        not two. Take only arrays that nothing else holds, such as those a checkpoint file was
+        just read into (`glamor.checkpoint.load_arrays`), never another replay's `state_dict()`.
+        """
         for name, value in state.items():
             current = getattr(self, name)
-            if isinstance(current, np.ndarray):
-                if current.shape != np.shape(value):
-                    raise ValueError(f"replay {name} has shape {np.shape(value)}, expected {current.shape}")
-                current[...] = value
-            else:
+            if isinstance(current, np.ndarray) and current.shape != np.shape(value):
+                raise ValueError(f"replay {name} has shape {np.shape(value)}, expected {current.shape}")
+        for name, value in state.items():
+            current = getattr(self, name)
+            if not isinstance(current, np.ndarray):
                 setattr(self, name, int(value))
+            elif take and _can_take(value, current.dtype):
+                setattr(self, name, value)
+            else:
+                current[...] = value
+
+
+def _can_take(value, dtype: np.dtype) -> bool:
+    """Whether a replay can use `value` as its own array of `dtype` as it is."""
+    return (isinstance(value, np.ndarray) and value.dtype == dtype and value.flags.c_contiguous
+            and value.flags.writeable and value.flags.aligned)

@@ -411,9 +411,11 @@ class Trainer:
             "envs": env_rngs,
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, *, take_replay: bool = False) -> None:
         """Restore a `state_dict()` and `state["replay"]`, the replay's arrays (as
-        `checkpoint.load_latest` returns them); a checkpoint without them is refused."""
+        `checkpoint.load_latest` returns them); a checkpoint without them is refused. With
+        `take_replay`, the replay keeps those arrays rather than copying them (see
+        `Replay.load_state_dict`): for arrays just read from the checkpoint's file."""
         where = state.get("path", "the checkpoint")
         if state.get("format") is None:
             raise ValueError(f"{where} was written before resumable checkpoints (it holds weights but no "
@@ -446,7 +448,7 @@ class Trainer:
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
         self.pool.set_rng_states(state["envs"])
-        self.replay.load_state_dict(state["replay"])
+        self.replay.load_state_dict(state["replay"], take=take_replay)
         self.resumed_from = self.env_step
         # The newest checkpoint, not a fallback past a damaged one (which the next save replaces).
         self._resumed_from_newest = Path(state.get("path", "")).name == checkpoint.CHECKPOINT
@@ -843,13 +845,13 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
     from_scratch = state is None
     try:
         if state is not None:  # (each rank its own part: one that does not fit is raised on all)
-            trainer._on_every_rank(lambda: trainer.load_state_dict(state),
+            trainer._on_every_rank(lambda: trainer.load_state_dict(state, take_replay=True),
                                    ValueError("another process could not load its part of the checkpoint"))
             t0 -= trainer._wall_offset
     except BaseException:
         trainer.close()
         raise
-    state = None  # copied into the trainer: its replay arrays would be a second replay for the rest of the run
+    state = None  # in the trainer now (its replay took the arrays): the rest would be held for the whole run
     if rank == 0:
         if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
             cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was

@@ -114,3 +114,46 @@ def test_box_world_reads_a_moved_box_from_its_frames():
     assert got.tolist() == moved and 0 < sum(moved) < 300
     plain = genvs.make("glamor/GridWorld-v0", 12)
     assert not plain.objects_moved(np.stack(starts), np.stack(ends)).any()
+
+
+def _state_and_copy(replay):
+    state = replay.state_dict()
+    return state, {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in state.items()}
+
+
+def test_a_loaded_state_is_copied_in_unless_taken(rng):
+    """By default a loaded replay copies the arrays it is given (another replay's state_dict()
+    holds that replay's live arrays); with take=True it keeps arrays of its dtype as they are
+    (a resume's checkpoint arrays: one replay in memory, not two) and copies the others."""
+    source = Replay(60, (4, 3), frame_stack=3, num_actions=4)
+    fill(source, 5, rng, length=list(rng.integers(1, 9, 5)))
+    state, saved = _state_and_copy(source)
+    copied = Replay(60, (4, 3), frame_stack=3, num_actions=4)
+    copied.load_state_dict(state)
+    taken = Replay(60, (4, 3), frame_stack=3, num_actions=4)
+    taken.load_state_dict({**saved, "step": saved["step"].astype(np.int64)}, take=True)
+    for name, value in saved.items():
+        for replay in (copied, taken):
+            assert np.array_equal(getattr(replay, name), value)
+        if isinstance(value, np.ndarray):
+            assert not np.shares_memory(getattr(copied, name), getattr(source, name))
+    assert all(getattr(taken, name) is saved[name] for name in ("frames", "actions", "length", "valid"))
+    assert taken.step is not saved["step"] and taken.step.dtype == np.int32  # another dtype: copied
+    batch = [r.sample(8, 4, np.random.default_rng(3)) for r in (source, copied, taken)]
+    for other in batch[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(batch[0], other))
+
+
+def test_a_state_of_the_wrong_shape_changes_nothing(rng):
+    """Shapes are checked before anything is loaded: a state whose last array does not fit
+    left the replay half loaded."""
+    source = Replay(60, (4, 3), frame_stack=3, num_actions=4)
+    fill(source, 4, rng)
+    _, state = _state_and_copy(source)
+    state["valid"] = state["valid"][:-1]
+    target = Replay(60, (4, 3), frame_stack=3, num_actions=4)
+    before = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in target.state_dict().items()}
+    for take in (False, True):
+        with pytest.raises(ValueError, match=r"replay valid has shape \(59,\), expected \(60,\)"):
+            target.load_state_dict(state, take=take)
+        assert all(np.array_equal(getattr(target, k), v) for k, v in before.items())

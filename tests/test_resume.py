@@ -465,9 +465,10 @@ def test_a_periodic_checkpoint_on_the_last_round_is_not_written_twice(tmp_path):
     assert steps == {"checkpoint.pt": 48, "checkpoint.prev.pt": 24}
 
 
-def test_a_resumed_run_does_not_keep_the_checkpoints_replay_arrays(tmp_path, monkeypatch):
-    """The checkpoint's replay arrays are copied into the trainer's replay; `_resume` held them
-    until the run ended, a second replay in memory (2.5 GB at the spec's Atari settings)."""
+def test_a_resumed_run_holds_one_replay(tmp_path, monkeypatch):
+    """The checkpoint's replay arrays were copied into the trainer's replay, and `_resume` held
+    them until the run ended: a second replay in memory (2.5 GB at the spec's Atari settings).
+    Now the replay takes them: every loaded array alive in the run is the replay's own."""
     import gc
     import weakref
 
@@ -476,19 +477,20 @@ def test_a_resumed_run_does_not_keep_the_checkpoints_replay_arrays(tmp_path, mon
     cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
                  eval_episodes_during_training=2, torch_threads=1)
     train(cfg, tmp_path / "run", table=False)
-    loaded, alive_in_run = [], []
+    loaded, alive_in_run = {}, {}
     load, run = Trainer.load_state_dict, Trainer.run
 
-    def load_and_watch(self, state):
-        loaded.extend(weakref.ref(a) for a in state["replay"].values() if isinstance(a, np.ndarray))
-        load(self, state)
+    def load_and_watch(self, state, **kwargs):
+        loaded.update((k, weakref.ref(a)) for k, a in state["replay"].items() if np.ndim(a))  # (not the counts)
+        load(self, state, **kwargs)
 
     def run_and_look(self):
         gc.collect()
-        alive_in_run.extend(ref() is not None for ref in loaded)
+        alive_in_run.update((k, ref() is getattr(self.replay, k)) for k, ref in loaded.items()
+                            if ref() is not None)
         return run(self)
 
     monkeypatch.setattr(Trainer, "load_state_dict", load_and_watch)
     monkeypatch.setattr(Trainer, "run", run_and_look)
     resume(tmp_path / "run", total_env_steps=96, table=False)
-    assert len(loaded) >= 3 and alive_in_run == [False] * len(loaded)
+    assert {"frames", "actions", "valid"} <= set(loaded) and alive_in_run == dict.fromkeys(loaded, True)
