@@ -536,8 +536,8 @@ class Trainer:
                 return {}
             results = self.evaluate(cfg.eval_episodes)
             results.update(env_steps=self.env_step, updates=self.updates)
-            logger.log(self.env_step, eval_metrics(results))
-            write_results(self.run_dir, results)
+            write_results(self.run_dir, results)  # first: if it fails, the resume evaluates again and logs
+            logger.log(self.env_step, eval_metrics(results))  # (TensorBoard keeps a step's points: one each)
             return results
         finally:
             bar.close()

@@ -390,7 +390,8 @@ def test_a_resume_keeps_metrics_csv_whole_when_its_rewrite_fails(tmp_path, monke
 def test_a_run_whose_eval_json_failed_logs_its_final_evaluation_once_after_the_resume(tmp_path, monkeypatch):
     """The final evaluation's row (logged at the last checkpoint's step, after it) was kept by the
     resume's filter (rows at env_step <= the checkpoint's), and the re-run evaluation logged a
-    second one: 48 rows where the uninterrupted run has 47."""
+    second one: 48 rows where the uninterrupted run has 47; TensorBoard, which purges only later
+    steps, had two final points."""
     import glamor.train as train_module
     from glamor.train import resume, train
 
@@ -411,7 +412,14 @@ def test_a_run_whose_eval_json_failed_logs_its_final_evaluation_once_after_the_r
     def steps(run):
         return [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()]
 
+    def tensorboard_steps(run):  # TensorBoard kept the failed run's final point too (purged from the next step on)
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(run / "tb")).Reload()
+        return [e.step for e in events.Scalars("eval/success_rate")]
+
     assert steps(tmp_path / "cut") == steps(tmp_path / "whole")
+    assert tensorboard_steps(tmp_path / "cut") == tensorboard_steps(tmp_path / "whole") == [48]
 
 
 def test_a_metrics_row_cut_short_is_dropped_at_a_resume(tmp_path):
