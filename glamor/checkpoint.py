@@ -13,7 +13,8 @@ compressed) that the checkpoint names. Writing a new checkpoint:
 
 At every moment at least one of `checkpoint.pt` / `checkpoint.prev.pt` is complete and its
 replay file exists; `load_latest` takes the newest one that loads. A failed write (a full
-disk) removes its temporary files and leaves the previous checkpoints untouched.
+disk) removes its temporary files and leaves the previous checkpoints untouched; a killed one's
+are removed by the next save, or before that by the resume (`remove_temporaries`).
 
 Under torchrun, rank 0 writes the checkpoint; every other rank r first writes its own part (its
 random states and its replay: `rank<r>-<env_step>.pt` and `replay-<env_step>-rank<r>.npz`,
@@ -161,8 +162,20 @@ def _remove_unreferenced_replays(run_dir: Path, keep: set[str] | None = None) ->
         for path in run_dir.glob(pattern):
             if path.name not in keep:
                 path.unlink(missing_ok=True)
-    for pattern in (".replay-*.npz.tmp", ".rank*-*.pt.tmp"):
-        for path in run_dir.glob(pattern):
+    remove_temporaries(run_dir)
+
+
+# What checkpoint writes killed before their renames leave: the temporary files of
+# `_write_bytes_atomic` (replays, ranks' parts, the new checkpoint) and the new checkpoint itself.
+TEMPORARIES = (".replay-*.npz.tmp", ".rank*-*.pt.tmp", f"..{CHECKPOINT}.new.tmp", f".{CHECKPOINT}.new")
+
+
+def remove_temporaries(run_dir: str | Path) -> None:
+    """Delete the files checkpoint writes that were killed (kill -9, power loss) left in
+    `run_dir` (`TEMPORARIES`; a replay's can be gigabytes). Nothing names them, and no write
+    may be under way: call it only from the process that holds the run (`glamor.run_lock`)."""
+    for pattern in TEMPORARIES:
+        for path in Path(run_dir).glob(pattern):
             path.unlink(missing_ok=True)
 
 

@@ -807,6 +807,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     try:
         if rank == 0:
             lock.acquire(run_dir)
+            checkpoint.remove_temporaries(run_dir)  # a killed save's (the next save would remove them)
         return _resume(run_dir, cfg, total_env_steps, machine, table, retrain_hint, rank, world)
     finally:
         lock.release()

@@ -502,3 +502,59 @@ def test_a_resumed_run_holds_one_replay(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "run", run_and_look)
     resume(tmp_path / "run", total_env_steps=96, table=False)
     assert {"frames", "actions", "valid"} <= set(loaded) and alive_in_run == dict.fromkeys(loaded, True)
+
+
+# A save killed at its n-th os.replace: 1 the replay's temporary file, 2 the new checkpoint's,
+# 3 the new checkpoint onto checkpoint.pt (the first save has no checkpoint.pt to move aside).
+_KILLED_SAVE = """
+import os, sys
+import numpy as np
+from glamor import checkpoint
+run, kill_at = sys.argv[1], int(sys.argv[2])
+replay = {"frames": np.arange(4000, dtype=np.uint8)}
+checkpoint.save_run(run, {"env_step": 24, "x": 1}, replay)
+calls, replace = [0], os.replace
+def replace_or_die(src, dst):
+    calls[0] += 1
+    if calls[0] == kill_at:
+        os._exit(9)  # as a kill -9: no cleanup runs
+    replace(src, dst)
+os.replace = replace_or_die
+checkpoint.save_run(run, {"env_step": 48, "x": 2}, replay)
+"""
+
+
+@pytest.mark.parametrize("kill_at, left", [(1, ".replay-48.npz.tmp"), (2, "..checkpoint.pt.new.tmp"),
+                                           (3, ".checkpoint.pt.new")])
+def test_a_resume_removes_what_a_killed_save_left(tmp_path, kill_at, left):
+    """Files of a save killed before its renames stayed until the next save (a replay's: up to
+    gigabytes, for the length of a snapshot interval); the resume removes them, and only them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    done = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(run), str(kill_at)], env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    assert (run / left).exists() and checkpoint.load_latest(run)["x"] == 1
+    others = {".eval.json.123.tmp", "notes.txt", "replay-7.npz"}  # not the checkpoints' temporaries
+    for name in others:
+        (run / name).write_text("kept")
+    checkpoint.remove_temporaries(run)
+    assert not (run / left).exists() and all((run / name).exists() for name in others)
+    assert checkpoint.load_latest(run)["x"] == 1
+
+
+def test_resume_removes_a_killed_saves_temporaries_before_it_loads(tmp_path, monkeypatch):
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    train(cfg, tmp_path / "run", table=False)
+    leftovers = [tmp_path / "run" / name for name in (".replay-96.npz.tmp", ".checkpoint.pt.new")]
+    for path in leftovers:
+        path.write_bytes(b"cut short")
+    seen = []
+    load = Trainer.load_state_dict
+    monkeypatch.setattr(Trainer, "load_state_dict",
+                        lambda self, state, **kw: (seen.extend(p.exists() for p in leftovers), load(self, state, **kw)))
+    resume(tmp_path / "run", total_env_steps=72, table=False)
+    assert seen == [False, False]
