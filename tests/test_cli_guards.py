@@ -342,7 +342,7 @@ def test_an_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_p
 
 
 def test_a_run_left_aside_by_a_killed_overwrite_is_named(tmp_path):
-    from glamor.train import prepare_run_dir
+    from glamor.run_dir import prepare_run_dir
 
     (tmp_path / "r").mkdir()
     left = tmp_path / ".r.replaced-999999999"  # no such process

@@ -15,8 +15,9 @@ import torch
 
 from glamor import checkpoint
 from glamor.config import preset
+from glamor.run_dir import prepare_run_dir
 from glamor.run_lock import LOCK_NAME, RunInUse, RunLock
-from glamor.train import prepare_run_dir, resume, train
+from glamor.train import resume, train
 
 QUIET = dict(progress=False, total_env_steps=240, eval_episodes=4)
 

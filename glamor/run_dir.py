@@ -1,0 +1,114 @@
+"""Run directories: making a new run's folder, replacing an old run safely, undoing a failed start.
+
+`prepare_run_dir` gives `glamor train` an empty, locked folder (`glamor.run_lock`). With
+--overwrite the old run is moved aside, not deleted: `settle_start` deletes it once the new run
+has its first checkpoint, and `undo_start` puts it back if the new run fails before that. Only a
+run is ever replaced: a folder without config.json, or one holding other runs, is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from glamor import checkpoint
+from glamor.run_lock import LOCK_NAME, RunLock
+
+
+def prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock | None = None) -> tuple[Path, Path | None]:
+    """An empty run directory, locked by `lock` when given (see `glamor.run_lock`: the caller
+    releases it) before anything in it changes. With `overwrite`, an existing run is moved aside
+    rather than deleted: returns (run_dir, where the old run went, or None); it is deleted once
+    the new run has written its first checkpoint, or put back (`undo_start`) if the new one
+    fails before. Only a run is replaced: a folder without config.json, or one that holds other
+    runs, is refused."""
+    own = RunLock() if lock is None else lock
+    try:
+        return _prepare_run_dir(run_dir, overwrite, own)
+    finally:
+        if lock is None:
+            own.release()
+
+
+def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tuple[Path, Path | None]:
+    if str(run_dir) == "":
+        raise ValueError("the run directory is an empty path: name a folder")
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise FileExistsError(f"run directory {run_dir} is a link to {os.readlink(run_dir)}, which does not "
+                              f"exist: create that folder, or remove the link")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"run directory {run_dir} is a file, not a directory")
+    for parent in run_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"run directory {run_dir} cannot be made: {parent} is a file")
+    checkpoint.note_left_aside(run_dir)
+    aside = None
+    if run_dir.exists():
+        lock.acquire(run_dir)  # a run another process is writing is refused before anything moves
+        held = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+        if held:
+            _check_replaceable(run_dir, held, overwrite)
+            real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
+            if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
+                raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
+            aside = real.with_name(f".{real.name}.replaced-{os.getpid()}")
+            real.rename(aside)
+            run_dir = real
+            lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
+            lock.release()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not lock.held:
+        lock.acquire(run_dir)
+    return run_dir, aside
+
+
+def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:
+    """Refuse to start a run in the non-empty folder `run_dir` (its entries `held`) unless
+    `overwrite` and it is one run: --overwrite of a folder of runs, or of other files, would
+    delete them once the new run saves."""
+    shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+    is_run = "config.json" in held
+    runs_inside = [name for name in held if (run_dir / name / "config.json").is_file()]
+    if not overwrite:
+        if is_run:
+            raise FileExistsError(f"run directory {run_dir} is not empty; pass --overwrite to replace it "
+                                  f"(train(..., overwrite=True) in Python), or `glamor train --resume {run_dir}` "
+                                  f"to continue it")
+        raise FileExistsError(f"run directory {run_dir} is not empty and is not a glamor run (it holds {shown}): "
+                              f"name a new or empty folder")
+    if runs_inside:
+        raise FileExistsError(f"--overwrite would delete {run_dir}, which holds other runs "
+                              f"({', '.join(runs_inside[:5])}{' ...' if len(runs_inside) > 5 else ''}): name one run's "
+                              f"folder, or a new one")
+    if not is_run:
+        raise FileExistsError(f"--overwrite replaces a glamor run, and {run_dir} is not one (no config.json; it "
+                              f"holds {shown}): name a new or empty folder, or delete it yourself")
+
+
+def settle_start(aside: Path | None) -> None:
+    """A new run wrote its first checkpoint: the run it replaced (if any) goes."""
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str]:
+    """A new run that failed before its first checkpoint: remove it and put back what was there
+    (nothing, an empty folder unless the run `made` it, or the run it was replacing). Returns
+    (whether all of that was done, what was done, for a message); never raises: the error that
+    ended the start is the one to report."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if run_dir.exists():  # (a folder made read-only)
+        return False, (f"could not remove {run_dir}: delete it before running again"
+                       + (f"; the run it was replacing is kept at {aside}" if aside is not None else ""))
+    try:
+        if aside is not None:
+            aside.rename(run_dir)
+            return True, f"{run_dir} holds the run it was replacing again"
+        if not made:
+            run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return False, (f"the run it was replacing is kept at {aside}, moving it back failed ({e.strerror})"
+                       if aside is not None else f"removed {run_dir}")
+    return True, f"removed {run_dir}" if made else f"emptied {run_dir}"
