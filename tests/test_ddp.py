@@ -261,7 +261,7 @@ def _rank_failing_resume(rank: int, world: int, port: int, run: str, cache: str)
     from glamor import train as T
 
     if rank == 1:
-        def load_state_dict(self, state):
+        def load_state_dict(self, state, **kwargs):
             raise ValueError("rank 1's part does not fit")
 
         T.Trainer.load_state_dict = load_state_dict
