@@ -15,6 +15,27 @@ def _goal_cache(tmp_path_factory):
     yield
 
 
+_OWN_THREADS = ("tests/ops/", "tests/test_bench_")  # thread counts are what these exercise or time
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(request, monkeypatch):
+    """Tests run torch on one thread, in this process and in the processes they start
+    (OMP_NUM_THREADS), as `torch_threads=1` runs do. The debug preset's tensors are tiny: on
+    this 2-core machine torch's default of 2 threads made a 240-step training 35x slower
+    (90 s instead of 2.6 s) whenever another process kept a core busy. Tests that check
+    or time thread counts (tests/ops, the benchmarks) keep torch's default."""
+    path = request.node.path.as_posix()
+    if any(part in path for part in _OWN_THREADS):
+        yield
+        return
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
