@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -174,14 +175,24 @@ def _spawn_run(run, resume=False, stop_round=0):
              join=True)
 
 
-def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like_an_uninterrupted_one(tmp_path):
+@pytest.fixture(scope="module")
+def torchrun_run(tmp_path_factory):
+    """A finished torchrun run of 480 steps (two ranks), trained once for the tests that read it;
+    a test that writes into it works on a copy."""
+    run = tmp_path_factory.mktemp("ddp") / "reference"
+    _spawn_run(run)
+    return run
+
+
+def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like_an_uninterrupted_one(
+        tmp_path, torchrun_run):
     """Each rank saves its own replay and random states beside rank 0's checkpoint, and a resume
     under torchrun gives every rank its own back: the run ends exactly as if never stopped."""
     import numpy as np
 
     from glamor import checkpoint
 
-    _spawn_run(tmp_path / "reference")
+    reference = torchrun_run  # read only
     _spawn_run(tmp_path / "stopped", stop_round=3)
     message = (tmp_path / "stopped" / "interrupted0.txt").read_text()
     assert f"torchrun --nproc-per-node 2 -m glamor train --resume {tmp_path / 'stopped'}" in message
@@ -191,9 +202,9 @@ def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like
     _spawn_run(tmp_path / "stopped", resume=True)
     frames = []
     for rank in (0, 1):
-        a, b = (checkpoint.load_latest(tmp_path / name) for name in ("reference", "stopped"))
+        a, b = (checkpoint.load_latest(path) for path in (reference, tmp_path / "stopped"))
         if rank:
-            a, b = (checkpoint.load_rank(tmp_path / name, s, rank) for name, s in (("reference", a), ("stopped", b)))
+            a, b = (checkpoint.load_rank(path, s, rank) for path, s in ((reference, a), (tmp_path / "stopped", b)))
         frames.append(a["replay"]["frames"])
         assert (a["env_step"], a["updates"]) == (b["env_step"], b["updates"]) and a["env_step"] >= 480
         for name in ("frames", "actions", "valid"):
@@ -272,9 +283,10 @@ def _rank_failing_resume(rank: int, world: int, port: int, run: str, cache: str)
             f.write(f"{type(e).__name__}: {e}")
 
 
-def test_a_resume_that_fails_on_one_process_is_raised_on_every_process(tmp_path):
-    run = tmp_path / "run"
-    _spawn_run(run)  # a finished torchrun run of 480 steps
+def test_a_resume_that_fails_on_one_process_is_raised_on_every_process(tmp_path, torchrun_run):
+    import shutil
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))  # a finished torchrun run of 480 steps
     mp.spawn(_rank_failing_resume, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]), nprocs=2,
              join=True)
     assert (run / "resume1.txt").read_text() == "ValueError: rank 1's part does not fit"
