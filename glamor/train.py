@@ -32,6 +32,7 @@ same relabelled batches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -134,7 +135,14 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     Returns the eval.json dict (see `evaluate`, which `policies`, `details` and `record` go to)
     with the checkpoint's `env_steps` and `updates`.
     """
-    set_determinism(cfg)
+    restore_torch = set_determinism(cfg)
+    try:
+        return _evaluate_checkpoint(run_dir, cfg, episodes, set_names, policies, details, record, state)
+    finally:
+        restore_torch()
+
+
+def _evaluate_checkpoint(run_dir, cfg: Config, episodes, set_names, policies, details, record, state) -> dict:
     if state is None:
         state = checkpoint.load_latest(Path(run_dir), with_replay=False)
     if state is None:
@@ -174,15 +182,23 @@ class _Loss(torch.nn.Module):
         return self.model.loss(obs, goal, targets)
 
 
-def set_determinism(cfg: Config) -> None:
-    """Thread count and deterministic algorithms, as the config asks."""
+def set_determinism(cfg: Config) -> Callable[[], None]:
+    """Thread count and deterministic algorithms, as the config asks. Returns a function that
+    puts back what this changed (they are the process's settings: a script or notebook that
+    trains goes on with its own afterwards)."""
+    restore = []
     threads = cfg.torch_threads or (1 if cfg.deterministic else 0)
     if threads:
+        restore.append(functools.partial(torch.set_num_threads, torch.get_num_threads()))
         torch.set_num_threads(threads)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        restore.append(functools.partial(torch.use_deterministic_algorithms, torch.are_deterministic_algorithms_enabled(),
+                                         warn_only=torch.is_deterministic_algorithms_warn_only_enabled()))
+        restore.append(functools.partial(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark))
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    return lambda: [undo() for undo in restore]
 
 
 class Trainer:
@@ -199,6 +215,7 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.rank, self.world_size = rank, world_size
         self.pool = None
+        self._restore_torch = lambda: None  # the process's torch settings, put back by close()
         # Under torchrun every process builds its own parts, rank 0 also the train goal set that the
         # others then read from the cache. A failure on any process is raised on all of them before
         # DistributedDataParallel's first collective: none waits there for one that has left.
@@ -211,6 +228,7 @@ class Trainer:
         except BaseException:
             if self.pool is not None:
                 self.pool.close()
+            self._restore_torch()
             raise
         self.loss_fn = _Loss(self.model)
         if world_size > 1:
@@ -237,7 +255,7 @@ class Trainer:
         """This process's environments, model, optimiser, replay and agent (rank 0: and the train
         goal set)."""
         cfg, rank = self.cfg, self.rank
-        set_determinism(cfg)
+        self._restore_torch = set_determinism(cfg)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
         self.device = resolve_device(cfg.device)
@@ -295,7 +313,10 @@ class Trainer:
         return self.rank == 0
 
     def close(self) -> None:
+        """Close the environments and put back the torch settings the config changed."""
         self.pool.close()
+        self._restore_torch()
+        self._restore_torch = lambda: None
 
     # ---- collection ---------------------------------------------------------------------
     def collect_round(self) -> int:

@@ -210,3 +210,27 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_room_for_the_co
         train(bad, run)
     assert run.exists() == existed and (not existed or not any(run.iterdir()))
     assert train(preset("debug", progress=False, total_env_steps=48, eval_episodes=2), run)["env_steps"] == 48
+
+
+def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path):
+    """train() and evaluate_checkpoint() with torch_threads / deterministic left the process on
+    their thread count with deterministic algorithms on: a notebook that trained went on so."""
+    from glamor.train import evaluate_checkpoint
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1, deterministic=True)
+    seen = []
+
+    def settings():
+        return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+
+    torch.set_num_threads(3)
+    torch.backends.cudnn.benchmark = True
+    try:
+        train(cfg, tmp_path / "run", table=False)
+        seen.append(settings())
+        evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
+        seen.append(settings())
+    finally:
+        torch.backends.cudnn.benchmark = False
+    assert seen == [(3, False, True), (3, False, True)]
