@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from test_resume import ENV, _assert_same_run, _final_state
+from test_resume import _assert_same_run, _final_state, subprocess_env
 
 from glamor import checkpoint
 from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
@@ -101,7 +101,7 @@ def _train_args(run, total):
 def _glamor(*args, cwd):
     """A glamor process in its own process group, SIGINT at its default (a terminal's Ctrl-C
     reaches the whole group: the trainer and its environment workers)."""
-    return subprocess.Popen([sys.executable, "-m", "glamor", *args], cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "glamor", *args], cwd=cwd, env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 

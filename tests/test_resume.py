@@ -17,7 +17,11 @@ from glamor import checkpoint
 from glamor.config import preset
 from glamor.train import Trainer
 
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+def subprocess_env() -> dict:
+    """The environment of the processes these tests start: read when one starts, so that it has
+    the session's fresh GLAMOR_CACHE (conftest; at import it would be the user's own cache)."""
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
 def _train_args(run, total):
@@ -27,7 +31,7 @@ def _train_args(run, total):
 
 
 def _glamor(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "glamor", *args], cwd=cwd, env=ENV,
+    return subprocess.Popen([sys.executable, "-m", "glamor", *args], cwd=cwd, env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -531,7 +535,7 @@ def test_a_resume_removes_what_a_killed_save_left(tmp_path, kill_at, left):
     gigabytes, for the length of a snapshot interval); the resume removes them, and only them."""
     run = tmp_path / "run"
     run.mkdir()
-    done = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(run), str(kill_at)], env=ENV,
+    done = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(run), str(kill_at)], env=subprocess_env(),
                           capture_output=True, text=True)
     assert done.returncode == 9, done.stderr
     assert (run / left).exists() and checkpoint.load_latest(run)["x"] == 1
