@@ -137,28 +137,24 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     """
     restore_torch = set_determinism(cfg)
     try:
-        return _evaluate_checkpoint(run_dir, cfg, episodes, set_names, policies, details, record, state)
+        if state is None:
+            state = checkpoint.load_latest(Path(run_dir), with_replay=False)
+        if state is None:
+            raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
+                                    f"`glamor train --resume {run_dir}` trains it)")
+        episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
+        with eval_environments(cfg, episodes) as eval_envs:
+            check_env_fits_model(eval_envs[0], state, cfg)
+            model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
+            checkpoint.load_weights(model, state)
+            sets = first_goals(eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress), episodes, set_names)
+            torch.manual_seed(cfg.seed)
+            results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
+                               details=details, record=record)
+        results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
+        return results
     finally:
         restore_torch()
-
-
-def _evaluate_checkpoint(run_dir, cfg: Config, episodes, set_names, policies, details, record, state) -> dict:
-    if state is None:
-        state = checkpoint.load_latest(Path(run_dir), with_replay=False)
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
-                                f"`glamor train --resume {run_dir}` trains it)")
-    episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
-    with eval_environments(cfg, episodes) as eval_envs:
-        check_env_fits_model(eval_envs[0], state, cfg)
-        model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
-        checkpoint.load_weights(model, state)
-        sets = first_goals(eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress), episodes, set_names)
-        torch.manual_seed(cfg.seed)
-        results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
-                           details=details, record=record)
-    results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
-    return results
 
 
 def goals_to_evaluate(episodes: int, cfg: Config, stacklevel: int = 3) -> int:
@@ -314,9 +310,11 @@ class Trainer:
 
     def close(self) -> None:
         """Close the environments and put back the torch settings the config changed."""
-        self.pool.close()
-        self._restore_torch()
-        self._restore_torch = lambda: None
+        try:
+            self.pool.close()
+        finally:
+            self._restore_torch()
+            self._restore_torch = lambda: None
 
     # ---- collection ---------------------------------------------------------------------
     def collect_round(self) -> int:
