@@ -224,7 +224,9 @@ def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path)
     def settings():
         return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
 
+    outside = settings()  # (another test's leftovers, whatever they are, are put back after)
     torch.set_num_threads(3)
+    torch.use_deterministic_algorithms(False)
     torch.backends.cudnn.benchmark = True
     try:
         train(cfg, tmp_path / "run", table=False)
@@ -232,5 +234,7 @@ def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path)
         evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
         seen.append(settings())
     finally:
-        torch.backends.cudnn.benchmark = False
+        torch.set_num_threads(outside[0])
+        torch.use_deterministic_algorithms(outside[1])
+        torch.backends.cudnn.benchmark = outside[2]
     assert seen == [(3, False, True), (3, False, True)]
