@@ -194,7 +194,12 @@ def set_determinism(cfg: Config) -> Callable[[], None]:
         restore.append(functools.partial(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark))
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    return lambda: [undo() for undo in restore]
+
+    def put_back() -> None:
+        for undo in restore:
+            undo()
+
+    return put_back
 
 
 class Trainer:
