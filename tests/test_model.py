@@ -132,3 +132,22 @@ def test_image_size_and_channels_are_checked(kwargs, match):
         GlamorModel(4, 1, **{"image_hw": (22, 22), "encoder_channels": (4, 8), **kwargs})
     m = GlamorModel(4, 1, [np.int64(22), 22], [np.int32(4), 8], 16, 16, 8)  # lists and numpy ints are fine
     assert m.image_hw == (22, 22) and all(type(v) is int for v in m.image_hw)
+
+
+def test_contiguous_weights_plan_the_same_as_channels_last_ones():
+    """README: the encoders' conv weights are channels-last, so parameters_to_vector fails on
+    them, the reshape idiom works, and a contiguous copy of the model plans the same."""
+    m = tiny_model()
+    conv_weights = [p for p in m.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+    with pytest.raises(RuntimeError, match="view size"):
+        torch.nn.utils.parameters_to_vector(m.parameters())
+    flat = torch.cat([p.reshape(-1) for p in m.parameters()])
+    obs, goal = random_images(3, 2, (24, 24), seed=1), random_images(3, 1, (24, 24), seed=2)
+    before = m.plan(obs, goal, method="beam", width=6, horizon=4)
+
+    m.to(memory_format=torch.contiguous_format)
+    assert torch.equal(torch.nn.utils.parameters_to_vector(m.parameters()), flat)
+    after = m.plan(obs, goal, method="beam", width=6, horizon=4)
+    assert torch.equal(after.actions, before.actions) and torch.equal(after.lengths, before.lengths)
+    torch.testing.assert_close(after.scores, before.scores, rtol=1e-5, atol=1e-5)
