@@ -408,3 +408,21 @@ def test_a_beam_wider_than_every_plan_runs_at_the_width_that_keeps_them_all(monk
         assert asked == [27, 27, 27]
     assert planning.exhaustive_beam_width(3, 3, 26) == 26 and planning.exhaustive_beam_width(1, 50, 9) == 1
     assert planning.exhaustive_beam_width(18, 50, 2**31 - 1) == 2**31 - 1
+
+
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_strided_plan_keys_plan_like_dense_ones(backend):
+    """A column of a (P, steps) key table is a strided view: the native op takes only dense
+    keys, so plan() hands it a dense copy (it raised 'plan_keys must be contiguous')."""
+    from glamor import ops
+
+    if backend == "native" and not ops.available():
+        pytest.skip("glamor._C is not built")
+    m = tiny_model()
+    obs, goal = random_images(3, 2, (24, 24)), random_images(3, 1, (24, 24), seed=1)
+    keys = torch.arange(30).view(3, 10)[:, 4]
+    assert not keys.is_contiguous()
+    kw = dict(method="sample", width=8, horizon=4, seed=3)
+    got = m.plan(obs, goal, plan_keys=keys, backend=backend, **kw)
+    want = m.plan(obs, goal, plan_keys=keys.contiguous(), backend="reference", **kw)
+    assert torch.equal(got.actions, want.actions) and torch.equal(got.lengths, want.lengths)

@@ -137,7 +137,7 @@ def _integer(name: str, value, low: int, high: int | None = None) -> int:
 
 
 def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "plan_keys") -> torch.Tensor:
-    """int64 (P,) on `device` from P integers in [0, 2**32) (a tensor, array or list); errors
+    """int64 (P,), dense, on `device` from P integers in [0, 2**32) (a tensor, array or list); errors
     name the argument `name`."""
     if isinstance(keys, torch.Tensor):
         t = keys
@@ -154,7 +154,7 @@ def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "p
         t = torch.from_numpy(a.astype(np.int64))
     if t.shape != (num_plans,):
         raise ValueError(f"{name} must have shape ({num_plans},) (one per plan), got {tuple(t.shape)}")
-    t = t.to(device=device, dtype=torch.int64)
+    t = t.to(device=device, dtype=torch.int64).contiguous()  # the ops take dense keys (a key table's column is not)
     if t.device.type == "cpu" and num_plans and not bool(((t >= 0) & (t < 2**32)).all()):  # no GPU sync
         raise ValueError(f"{name} must be in [0, 2**32), got values from {int(t.min())} to {int(t.max())}")
     return t
