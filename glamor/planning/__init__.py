@@ -190,8 +190,10 @@ def plan(
 
     `backend`: "auto" (the compiled ops on their device, else the reference, with a warning),
     "native" or "reference". Under "auto", a size the ops do not take (on the CPU more than 4096
-    hidden units or 2**20 actions; on CUDA see README, "CUDA planner") runs on the reference. Scores are checked for NaN/inf here on the CPU only
-    (on a GPU the check would wait for it): copy a GPU plan back with `on_host`, which checks.
+    hidden units or 2**20 actions; on CUDA see README, "CUDA planner") runs on the reference.
+
+    The inputs' values and the scores are checked for NaN/inf here on the CPU only (on a GPU
+    the check would wait for it): copy a GPU plan back with `on_host`, which checks the scores.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

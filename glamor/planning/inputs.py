@@ -59,7 +59,9 @@ class PlanningInputs:
         return (self.gate_table, self.h0, self.c0, self.w_hh, self.head_w, self.head_b)
 
     def validate(self) -> PlanningInputs:
-        """Check shapes, dtypes and finiteness; raise ValueError naming the offending tensor."""
+        """Check shapes, dtypes and (on the CPU) finiteness; raise ValueError naming the offending
+        tensor. On a GPU the values are not read (that would wait for it): non-finite inputs give
+        non-finite scores, which `glamor.planning.on_host` refuses as a plan is copied back."""
         M, P, rows, G = self.gate_table.shape if self.gate_table.dim() == 4 else (0,) * 4
         n, H = rows - 1, G // 4
         expected = {
@@ -84,7 +86,7 @@ class PlanningInputs:
                 raise ValueError(f"{name} must be float32, got {t.dtype}")
             if t.device != self.gate_table.device:
                 raise ValueError(f"{name} is on {t.device}, gate_table on {self.gate_table.device}")
-            if not torch.isfinite(t).all():
+            if t.device.type == "cpu" and not torch.isfinite(t).all():
                 raise ValueError(f"{name} has NaN or infinite values (planning inputs come from the model's "
                                  f"weights and the images: are the weights NaN, or large enough to overflow "
                                  f"float32?)")

@@ -68,6 +68,23 @@ def test_model_plans_on_the_device_as_the_cpu_planner_does(model, method, width,
     torch.testing.assert_close(rescored, got.scores, rtol=1e-4, atol=1e-4)
 
 
+def test_planning_on_the_device_waits_for_nothing(model):
+    """model.plan from frames on the GPU never synchronises with the host: the planning inputs'
+    values are checked on the CPU only (planning.on_host refuses what non-finite ones give),
+    and the ops neither copy back nor wait."""
+    if DEV != "cuda":
+        pytest.skip("synchronisation is a GPU matter")
+    obs, goal = _images(4, seed=3)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        plans = [model.plan(obs, goal, method=method, width=16, horizon=8, seed=1, backend="native")
+                 for method in ("beam", "sample")]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(planning.on_host(p).lengths.min() >= 1 for p in plans)
+
+
 def test_the_reference_planner_on_the_device_agrees(model):
     obs, goal = _images(3, seed=2)
     kw = dict(method="beam", width=16, horizon=12)
