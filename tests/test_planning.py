@@ -2,6 +2,7 @@
 seeds, and clear errors at the public API."""
 
 import itertools
+import time
 
 import pytest
 import torch
@@ -408,6 +409,8 @@ def test_a_beam_wider_than_every_plan_runs_at_the_width_that_keeps_them_all(monk
         assert asked == [27, 27, 27]
     assert planning.exhaustive_beam_width(3, 3, 26) == 26 and planning.exhaustive_beam_width(1, 50, 9) == 1
     assert planning.exhaustive_beam_width(18, 50, 2**31 - 1) == 2**31 - 1
+    started = time.perf_counter()  # one action: one plan of each length, at any horizon, at once
+    assert planning.exhaustive_beam_width(1, 2**31 - 2, 9) == 1 and time.perf_counter() - started < 1
 
 
 @pytest.mark.parametrize("backend", ["reference", "native"])

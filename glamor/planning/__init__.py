@@ -233,6 +233,8 @@ def plan(
 def exhaustive_beam_width(num_actions: int, horizon: int, width: int) -> int:
     """min(width, num_actions ** horizon): a beam of num_actions ** horizon keeps every partial
     plan at every step (exhaustive search), so a wider one would plan the same at a higher cost."""
+    if num_actions == 1:  # one plan of each length: the loop below would run `horizon` times
+        return 1
     kept = 1
     for _ in range(horizon):
         kept *= num_actions
