@@ -94,7 +94,7 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
         _write_bytes_atomic(lambda f: f.write(buf.getbuffer()), new)
         current = run_dir / CHECKPOINT
         behind = _loaded(current)  # what will be checkpoint.prev.pt
-        if behind is not None and all((run_dir / name).exists() for name in _named_files(behind)):
+        if behind is not None and _resumable(run_dir, behind):
             os.replace(current, run_dir / PREVIOUS)
         else:  # missing, damaged or incomplete: it must not push out the good one behind it
             behind = _loaded(run_dir / PREVIOUS)
@@ -143,6 +143,18 @@ def _named_files(state: dict) -> list[str]:
     for files in state.get("rank_files", {}).values():
         names += files
     return names
+
+
+def _resumable(run_dir: Path, state: dict) -> bool:
+    """Whether `load_latest` would resume from a checkpoint it read: the files it names are
+    there and its optimiser state is sound."""
+    if not all((run_dir / name).exists() for name in _named_files(state)):
+        return False
+    try:
+        check_optimizer_state(state)
+    except ValueError:
+        return False
+    return True
 
 
 def _loaded(path: Path) -> dict | None:

@@ -141,16 +141,18 @@ def test_checkpoint_keeps_the_previous_one_and_falls_back(tmp_path):
     assert not (tmp_path / "replay-2.npz").exists()  # the damaged checkpoint's: no checkpoint names it
 
 
-@pytest.mark.parametrize("damage", ["checkpoint", "replay"])
+@pytest.mark.parametrize("damage", ["checkpoint", "replay", "optimizer"])
 def test_a_save_after_falling_back_keeps_the_checkpoint_it_fell_back_to(tmp_path, damage):
-    """A damaged checkpoint.pt (or one whose replay file is gone) is not rotated onto the good
-    checkpoint.prev.pt a resume fell back to: the next save replaces it and keeps prev."""
+    """A damaged checkpoint.pt (or one whose replay file is gone, or whose optimiser state is
+    damaged) is not rotated onto the good checkpoint.prev.pt a resume fell back to: the next
+    save replaces it and keeps prev."""
     replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
     checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
-    checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
+    optimizer = {"state": {0: {"exp_avg": torch.tensor([float("nan") if damage == "optimizer" else 0.0])}}}
+    checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2, "optimizer": optimizer}, replay)
     if damage == "checkpoint":
         (tmp_path / "checkpoint.pt").write_bytes(b"half a checkpo")
-    else:
+    elif damage == "replay":
         (tmp_path / "replay-2.npz").unlink()
     with pytest.warns(UserWarning, match="using checkpoint.prev.pt"):
         assert checkpoint.load_latest(tmp_path)["x"] == 1
