@@ -556,7 +556,8 @@ class Trainer:
             with stop_on_signal() as stop:
                 self._train_loop(logger, bar, stop)
             if stop:  # it came during the last checkpoint: training is saved, skip the evaluation
-                raise TrainingInterrupted(stop.signum, self.env_step, self.run_dir)
+                raise TrainingInterrupted(stop.signum, self.env_step, self.run_dir,
+                                          continue_with=self.resume_command())
             bar.close()
             if not self.is_main:
                 return {}

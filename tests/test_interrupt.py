@@ -158,3 +158,26 @@ def test_a_signal_during_the_last_checkpoint_skips_the_evaluation(tmp_path, sigi
         tr.run()
     assert e.value.env_step == 48 and checkpoint.load_latest(tmp_path, with_replay=False)["env_step"] == 48
     assert not (tmp_path / "eval.json").exists(), "the evaluation did not run after the Ctrl-C"
+
+
+def test_a_signal_during_the_last_checkpoint_names_the_runs_own_resume_command(tmp_path, sigint_default):
+    """The stop that came during the last checkpoint named `glamor train --resume` whatever the
+    run: under torchrun that resumes in one process, from rank 0's part alone (a round's stop
+    names the trainer's own command, `torchrun --nproc-per-node W ...`)."""
+    from glamor.config import preset
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=0, snapshot_every=100_000, eval_every=0,
+                 eval_episodes=4)
+    tr = Trainer(cfg, tmp_path)
+    save = tr.save
+    tr.resume_command = lambda: f"torchrun --nproc-per-node 2 -m glamor train --resume {tmp_path}"
+
+    def save_then_ctrl_c(logger=None):
+        save(logger)
+        if tr.env_step >= cfg.total_env_steps:  # the checkpoint after the last round
+            os.kill(os.getpid(), signal.SIGINT)
+
+    tr.save = save_then_ctrl_c
+    with pytest.raises(TrainingInterrupted, match=f"`torchrun --nproc-per-node 2 -m glamor train --resume {tmp_path}`"):
+        tr.run()
