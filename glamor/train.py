@@ -160,6 +160,8 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
 def goals_to_evaluate(episodes: int, cfg: Config, stacklevel: int = 3) -> int:
     """`episodes`, at most the goals each of the run's held-out sets holds (`eval_episodes`),
     with a warning when more were asked for."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
     if episodes > cfg.eval_episodes:
         warnings.warn(f"{episodes} episodes asked for, but the run's held-out goal sets hold eval_episodes="
                       f"{cfg.eval_episodes} goals each: evaluating those (more goals: --set eval_episodes=N, or "

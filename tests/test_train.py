@@ -238,3 +238,15 @@ def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path)
         torch.use_deterministic_algorithms(outside[1])
         torch.backends.cudnn.benchmark = outside[2]
     assert seen == [(3, False, True), (3, False, True)]
+
+
+def test_evaluate_checkpoint_refuses_fewer_than_one_episode_by_name(tmp_path):
+    """evaluate_checkpoint(..., episodes=0) failed with a bare IndexError (no environment to
+    build the model on); the command line's --episodes says it must be at least 1, and so does this."""
+    from glamor.train import evaluate_checkpoint
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2)
+    train(cfg, tmp_path / "run", table=False)
+    for episodes in (0, -3):
+        with pytest.raises(ValueError, match=f"episodes must be at least 1, got {episodes}"):
+            evaluate_checkpoint(tmp_path / "run", cfg, episodes=episodes)
