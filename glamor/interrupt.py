@@ -91,8 +91,8 @@ def stop_on_signal(what: str = "stopping after this round and saving a checkpoin
             return
         if time.monotonic() - request.at < same_within:
             return  # the same stop, forwarded: torchrun passes the group's signal on to its ranks
-        for s, h in previous.items():  # a second signal: what it would have done without us
-            signal.signal(s, h)
+        for s in installed:  # a second signal: what it would have done without us
+            signal.signal(s, previous[s])
         before = previous[signum]
         if callable(before):
             before(signum, frame)  # Python's own SIGINT handler raises KeyboardInterrupt here

@@ -61,6 +61,20 @@ def test_sigterm_is_a_stop_request_and_the_previous_handler_comes_back():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_a_later_signal_puts_back_only_the_handlers_it_replaced(sigint_default, monkeypatch):
+    """A signal whose handler Python did not install (getsignal: None, e.g. one set by C code) is
+    left alone; the second Ctrl-C put "back" None for it too, which signal.signal refuses: a
+    TypeError in place of the KeyboardInterrupt."""
+    real = signal.getsignal
+    monkeypatch.setattr(signal, "getsignal", lambda s: None if s == signal.SIGTERM else real(s))
+    with stop_on_signal(same_within=0.0) as request:
+        os.kill(os.getpid(), signal.SIGINT)
+        _wait_for(lambda: request)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+
+
 def test_an_ignored_signal_stays_ignored(sigint_default):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with stop_on_signal() as request:
