@@ -64,3 +64,20 @@ def test_success_curve_and_gif_helpers(tmp_path):
     data, (h, w) = rollout_gif(frames, np.zeros((1, 4, 6), np.uint8), height=40)
     assert data[:6] in (b"GIF87a", b"GIF89a") and h == 40 and w == 10 * 13
     assert EpisodeResults(np.zeros(1, bool), np.ones(1, int), np.zeros(1)).frames is None  # no recording
+
+
+def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_path, monkeypatch):
+    """`glamor eval RUN --episodes N` or `--set planner=...` of a finished run: metrics.csv already has
+    the training's final evaluation at the checkpoint's step, and the plot showed that one instead."""
+    import glamor.reports as reports
+
+    (tmp_path / "metrics.csv").write_text(
+        "env_step,wall_time,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n"
+        "10,1,0.1,0.2,0.0\n30,2,0.3,0.4,0.05\n")
+    drawn = {}
+    monkeypatch.setattr(reports, "plot_success", lambda curves, path, **kw: drawn.update(curves))
+    results = {"algo": "glamor", "success_rate": 0.9, "success_rate_no_prior": 0.8, "random_success_rate": 0.25}
+    write_reports(tmp_path, results, {}, 30, out_dir=tmp_path / "eval-planner=sample")
+    assert drawn["eval/success_rate"] == [(10, 0.1), (30, 0.9)]
+    assert drawn["eval/success_rate_no_prior"] == [(10, 0.2), (30, 0.8)]
+    assert drawn["eval/random_success_rate"] == [(10, 0.0), (30, 0.25)]
