@@ -52,3 +52,14 @@ def test_a_path_in_an_existing_folder_is_written_there(tmp_path):
     (tmp_path / "co").mkdir()
     _compare(tmp_path, tmp_path / "co" / "compare")
     assert sorted(p.name for p in (tmp_path / "co").iterdir()) == ["compare.json", "compare.md", "compare.png"]
+
+
+def test_an_empty_runs_dir_is_refused_not_taken_for_the_default(tmp_path, monkeypatch, capsys):
+    """`--runs-dir "$RUNS"` with RUNS unset trained in runs/compare-BUDGET, as if none were given."""
+    monkeypatch.chdir(tmp_path)
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "--envs", "debug", "--seeds", "0", "--methods", "gcsl", "--budget", "full",
+                  "--widths", "--runs-dir", "", "--out", "res", *sets])
+    assert e.value.code == 2 and "argument --runs-dir: empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
