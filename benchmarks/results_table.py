@@ -8,17 +8,14 @@ Finished runs are reused, unfinished ones resumed; see glamor/compare.py.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from glamor.compare import add_arguments
-from glamor.compare import main as compare_main
+from glamor.cli import main as cli_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return compare_main(parser.parse_args(argv))
+    # the command line's own handling: a bad argument in one line, Ctrl-C naming the command that goes on
+    return cli_main(["compare", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

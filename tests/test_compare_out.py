@@ -63,3 +63,16 @@ def test_an_empty_runs_dir_is_refused_not_taken_for_the_default(tmp_path, monkey
                   "--widths", "--runs-dir", "", "--out", "res", *sets])
     assert e.value.code == 2 and "argument --runs-dir: empty path" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_the_results_table_script_names_a_bad_argument_in_one_line(tmp_path, monkeypatch, capsys):
+    """benchmarks/results_table.py raised the ValueError that `glamor compare` prints in one line."""
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "results_table.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main(["--envs", "nope", "--runs-dir", "runs", "--out", "res"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("glamor compare: error: --envs nope: not a preset")
+    assert list(tmp_path.iterdir()) == []
