@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.first_seed < 0:  # reset seeds are >= 0
+        p.error(f"--first-seed must be >= 0, got {args.first_seed}")
     try:
         agent = load_agent(args.run_dir, device=args.device)  # an Agent, or a GCSLAgent for a GCSL run
     except (OSError, ValueError) as e:  # no run there, a damaged checkpoint: the message says which

@@ -435,6 +435,21 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
     assert missing.returncode == 2 and "error: no checkpoint at" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_closed_loop_example_names_a_negative_first_seed(tmp_path, capsys):
+    """--first-seed -1 ended in gymnasium's traceback at the first reset."""
+    import importlib.util
+    from pathlib import Path
+
+    saved_run(tmp_path)
+    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
+    spec = importlib.util.spec_from_file_location("closed_loop", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    with pytest.raises(SystemExit) as e:
+        example.main([str(tmp_path), "--first-seed", "-1"])
+    assert e.value.code == 2 and "--first-seed must be >= 0, got -1" in capsys.readouterr().err
+
+
 def test_loading_a_checkpoint_file_names_a_run_left_aside(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
