@@ -79,7 +79,17 @@ def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
     # finish its round and save (glamor/interrupt.py); we exit when it closes the pipe or dies.
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
-    env = envs.make(env_id, episode_length, **env_kwargs)
+    try:
+        env = envs.make(env_id, episode_length, **env_kwargs)
+    except Exception:  # noqa: BLE001 - the parent's first command is answered with why
+        why = traceback.format_exc()  # (dying here would leave it "Connection reset by peer")
+        try:
+            conn.recv()
+            conn.send(("error", why))
+        except (EOFError, OSError):  # the parent is gone
+            pass
+        conn.close()
+        return
     try:
         while True:
             cmd, arg = conn.recv()

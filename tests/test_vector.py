@@ -129,3 +129,38 @@ def test_an_error_in_a_workers_environment_is_named_in_the_warnings_and_the_erro
                 pool.rollout(np.full((1, 6), 3))
     finally:
         pool.close()
+
+
+WORKERLESS_ENV = '''
+import multiprocessing
+
+import gymnasium as gym
+from glamor.envs.gridworld import GridWorld
+
+
+class ParentOnly(GridWorld):
+    def __init__(self, **kwargs):
+        if multiprocessing.current_process().name.startswith("glamor-env"):
+            raise RuntimeError("no display in a worker")
+        super().__init__(**kwargs)
+
+
+gym.register("ParentOnly-v0", entry_point=ParentOnly)
+'''
+
+
+def test_a_worker_that_cannot_make_its_environment_says_why(tmp_path, monkeypatch):
+    """A worker whose environment fails to build answers the first command with the error (it
+    died, and the parent saw only 'Connection reset by peer')."""
+    (tmp_path / "parent_only_env.py").write_text(WORKERLESS_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cfg = preset("debug", progress=False, env_id="parent_only_env:ParentOnly-v0", vector="async")
+    pool = make_pool(cfg, 1)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"its environment raised RuntimeError: no display in a worker"):
+            with pytest.raises(EnvironmentUnavailable, match=r"failed 3 restarts in a row: its environment raised "
+                                                             r"RuntimeError: no display in a worker\n(.|\n)*envs.make"):
+                pool.reset([1], [None])
+    finally:
+        pool.close()
