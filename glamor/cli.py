@@ -241,6 +241,9 @@ def cmd_eval(args) -> int:
                          "(success_rate and success_rate_no_prior)")
     # The machine's settings (device, eval_batch, ...) change no draw: still the run's own eval.json.
     changes = {k: v for k, v in overrides.items() if k not in MACHINE_FIELDS}
+    if args.episodes is not None and changes.get("eval_episodes", args.episodes) != args.episodes:
+        raise ValueError(f"--episodes {args.episodes} and --set eval_episodes={changes['eval_episodes']} "
+                         f"disagree: give one")
     if args.episodes is not None and args.episodes != cfg.eval_episodes:
         changes["eval_episodes"] = args.episodes  # another goal count is another results file
     name = results_name(changes)

@@ -142,6 +142,7 @@ def test_a_file_system_error_is_one_line(run, tmp_path):
     ("algo='gcsl'", "algo='gcsl' (the model has 'glamor')"),
     ("lr=0.1", "lr: only training reads it"),
     ("use_prior=false", "with and without the prior either way"),
+    ("eval_episodes=3", "--episodes 2 and --set eval_episodes=3 disagree: give one"),
     ("env_kwargs={'size': 9}", "but the model was trained on"),
 ])
 def test_an_evaluation_refuses_what_cannot_apply_to_the_trained_model(run, tmp_path, setting, message):
