@@ -8,8 +8,8 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   match the one asked for, or the command stops and names the differing fields);
 - a run with a config.json but no eval.json of its last step (an interrupted run, also one
   `glamor eval` evaluated) continues from its newest checkpoint with the `glamor train --resume`
-  machinery (from scratch when it has none; --set of device, torch_threads, backend or progress
-  applies); a run dir whose config differs, finished or not, or that holds files but no run, is
+  machinery (from scratch when it has none; --set of device, torch_threads, backend, eval_batch or
+  progress applies); a run dir whose config differs, finished or not, or that holds files but no run, is
   refused: nothing is deleted;
 - GLAMOR runs are evaluated again for the evaluation-time ablations, each written once to
   `sweep-<planner>-w<width>.json` (`-g<N>` added for N goals fewer than eval_episodes) and reused

@@ -205,6 +205,7 @@ class GlamorModel(GoalConditioned):
             obs: uint8 (P, S, H, W); goal: uint8 (P, 1, H, W).
             actions: int64 (P, L), each plan's actions (anything beyond its length is ignored).
             lengths: int64 (P,), in 1..L.
+            backend: "auto", "reference" or "native" (see `plan`).
 
         Returns:
             float32 (P,): (lengths + 1) log(gamma) + the sum over those tokens (the actions,
@@ -256,6 +257,7 @@ class GlamorModel(GoalConditioned):
             method: "beam" (beam search of `width`) or "sample" (`width` sampled candidates).
             horizon: most actions in a plan (END is forced after it).
             use_prior: divide by the action prior (off: the IDM alone).
+            gamma, clip_logq: the plan score's per-token discount and optional clip (see `score`).
             seed: keys the sampler's draws (None: drawn from torch's generator).
             plan_keys: P integers in [0, 2**32) that name each problem's draws in place of its
                 index (see `glamor.planning.plan`), or None.
