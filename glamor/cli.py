@@ -377,9 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--videos", type=_non_negative, default=None, metavar="N",
                    help="GIFs of the first N goals of each set, goal beside rollout (default 4; the run's own policy)")
     e.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a config field (e.g. planner=sample, plan_width=64, backend=reference); "
+                   help="override a config field (e.g. planner=sample, plan_width=64, gamma=0.95); "
                         "the results then go to eval-NAME=VALUE.json and its reports to the folder eval-NAME=VALUE/; "
-                        "the run's own eval.json and reports are kept (progress=... alone writes eval.json)")
+                        f"the run's own eval.json and reports are kept (the machine's settings, "
+                        f"{', '.join(MACHINE_FIELDS)}, change no result: with only those, eval.json is written)")
     e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image (a GCSL "
