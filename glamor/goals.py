@@ -156,6 +156,8 @@ def estimate_label_ranges(env: GoalEnv, rollouts: int, base_seed: int, progress:
 def select_diverse(labels: np.ndarray, count: int, ranges: np.ndarray) -> np.ndarray:
     """Indices of `count` rows of labels (G, L) chosen greedily to maximise the minimum
     range-normalised distance to those already chosen (starting from row 0)."""
+    if count <= 0:  # (every training goal a moved one): none, not row 0
+        return np.zeros(0, dtype=np.int64)
     if count >= len(labels):
         return np.arange(len(labels))
     x = labels / np.where(ranges > 0, ranges, 1.0)

@@ -92,6 +92,13 @@ def test_a_share_of_training_goals_can_come_from_box_moved_rollouts():
         preset("debug", train_moved_fraction=1.5)
 
 
+def test_every_training_goal_can_come_from_box_moved_rollouts():
+    assert select_diverse(np.arange(5.0)[:, None], 0, np.ones(1)).tolist() == []
+    cfg = preset("gridworld_box", num_train_goals=10, goal_candidates=20, train_moved_fraction=1.0)
+    train = make_goal_set(genvs.make(cfg.env_id, cfg.episode_length), cfg, "train")
+    assert len(train) == 10 and (train.labels[:, 2:] != train.start_labels[:, 2:]).any(axis=1).all()
+
+
 def test_goal_set_round_trips(tmp_path):
     g = GoalSet(np.zeros((2, 1, 3, 3), np.uint8), np.ones((2, 2)), np.zeros((2, 2)), np.arange(2), np.ones(2))
     g.save(tmp_path / "g.npz")
