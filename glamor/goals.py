@@ -362,10 +362,12 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
     # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.
     # Moved goals (train or eval) come from bases 2 * SEED_STRIDE higher, so no seeds are shared.
     if kind == "train":
-        goals, starts = rollout_goals(env, max(count - n_moved, cfg.goal_candidates), 2 * seed + 1,
-                                      desc="training goals", progress=progress)
-        pick = select_diverse(np.stack([g.labels for g in goals]), count - n_moved, ranges)
-        goals, starts = [goals[i] for i in pick], [starts[i] for i in pick]
+        goals, starts = [], []
+        if count > n_moved:  # (none when every training goal is a moved one)
+            goals, starts = rollout_goals(env, max(count - n_moved, cfg.goal_candidates), 2 * seed + 1,
+                                          desc="training goals", progress=progress)
+            pick = select_diverse(np.stack([g.labels for g in goals]), count - n_moved, ranges)
+            goals, starts = [goals[i] for i in pick], [starts[i] for i in pick]
         if n_moved:  # as many candidates again, in proportion
             n_cand = max(n_moved, round(cfg.goal_candidates * n_moved / count))
             more, more_starts = rollout_goals(env, n_cand, 2 * seed + 1 + 2 * SEED_STRIDE, moved=env_moved,

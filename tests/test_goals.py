@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import glamor.envs as genvs
+import glamor.goals as goals_module
 from glamor.config import preset
 from glamor.evaluate import wilson_interval
 from glamor.goals import GoalSet, make_goal_set, select_diverse
@@ -92,11 +93,16 @@ def test_a_share_of_training_goals_can_come_from_box_moved_rollouts():
         preset("debug", train_moved_fraction=1.5)
 
 
-def test_every_training_goal_can_come_from_box_moved_rollouts():
+def test_every_training_goal_can_come_from_box_moved_rollouts(monkeypatch, tmp_path):
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))  # built here, not read from an earlier test's cache
     assert select_diverse(np.arange(5.0)[:, None], 0, np.ones(1)).tolist() == []
     cfg = preset("gridworld_box", num_train_goals=10, goal_candidates=20, train_moved_fraction=1.0)
+    rolled = []  # the kinds of rollouts made: no ordinary ones when none would be kept
+    real = goals_module.rollout_goals
+    monkeypatch.setattr(goals_module, "rollout_goals", lambda *a, **kw: rolled.append(kw["desc"]) or real(*a, **kw))
     train = make_goal_set(genvs.make(cfg.env_id, cfg.episode_length), cfg, "train")
     assert len(train) == 10 and (train.labels[:, 2:] != train.start_labels[:, 2:]).any(axis=1).all()
+    assert "training goals" not in rolled and "training goals (moved)" in rolled
 
 
 def test_goal_set_round_trips(tmp_path):
