@@ -620,7 +620,7 @@ class Trainer:
                 self._plan_time, self._plans = 0.0, 0
                 self.next_log = self.env_step + max(cfg.total_env_steps // 100, 1)
             if self.env_step >= self.next_eval:
-                if self.is_main:
+                if self.is_main and self.env_step < cfg.total_env_steps:  # (the last round's is the final one)
                     res = self.evaluate(cfg.eval_episodes_during_training)
                     self.last_success = f"{res['success_rate']:.2f}"
                     logger.log(self.env_step, eval_metrics(res))

@@ -250,3 +250,20 @@ def test_evaluate_checkpoint_refuses_fewer_than_one_episode_by_name(tmp_path):
     for episodes in (0, -3):
         with pytest.raises(ValueError, match=f"episodes must be at least 1, got {episodes}"):
             evaluate_checkpoint(tmp_path / "run", cfg, episodes=episodes)
+
+
+def test_an_evaluation_due_on_the_last_round_is_the_final_one(tmp_path):
+    """eval_every=48 over 192 steps evaluated at step 192 twice: a periodic evaluation, then the
+    final one, two rows (and two TensorBoard points) at one step."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = preset("debug", progress=False, total_env_steps=192, learning_starts=24, eval_every=48, eval_episodes=4,
+                 eval_episodes_during_training=2, torch_threads=1)
+    train(cfg, tmp_path / "run", table=False)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["eval/success_rate"]]
+    assert [int(row["env_step"]) for row in rows] == [48, 96, 144, 192]
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    assert [e.step for e in events.Scalars("eval/success_rate")] == [48, 96, 144, 192]
