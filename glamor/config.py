@@ -132,7 +132,8 @@ class Config:
 
     # --- evaluation, logging, checkpoints ----------------------------------------------------
     eval_every: int = 50_000
-    """Environment steps between evaluations during training (0: only at the end)."""
+    """Environment steps between evaluations during training: one after the round that reaches each
+    multiple (0: only at the end)."""
     eval_episodes: int = 200
     """Held-out goals of each evaluation."""
     eval_batch: int = 200
@@ -143,7 +144,7 @@ class Config:
     eval_episodes_during_training: int = 50
     """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
     snapshot_every: int = 500_000
-    """Environment steps between checkpoints."""
+    """Environment steps between checkpoints: one after the round that reaches each multiple."""
     seed: int = 0
     """Seed of the run (torch, numpy, environments, training goals), in [0, 2^31)."""
     eval_seed: int = 1_000_003

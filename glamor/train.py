@@ -625,9 +625,9 @@ class Trainer:
                     self.last_success = f"{res['success_rate']:.2f}"
                     logger.log(self.env_step, eval_metrics(res))
                     bar.set_postfix(success=self.last_success)
-                self.next_eval += cfg.eval_every
+                self.next_eval = (self.env_step // cfg.eval_every + 1) * cfg.eval_every  # the next multiple
             if self.env_step >= self.next_snapshot:
-                self.next_snapshot += cfg.snapshot_every
+                self.next_snapshot = (self.env_step // cfg.snapshot_every + 1) * cfg.snapshot_every
                 self.save(logger)
                 saved = True
             signum = self._agreed_stop(stop)

@@ -267,3 +267,36 @@ def test_an_evaluation_due_on_the_last_round_is_the_final_one(tmp_path):
     assert [int(row["env_step"]) for row in rows] == [48, 96, 144, 192]
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
     assert [e.step for e in events.Scalars("eval/success_rate")] == [48, 96, 144, 192]
+
+
+def test_evaluations_and_snapshots_come_at_the_first_step_past_each_multiple_of_their_interval(tmp_path):
+    """next_eval and next_snapshot advanced by one interval per round: rounds longer than the
+    interval (full episodes) left them further and further behind, so when rounds got shorter
+    (episodes ending early) they fired at every round until they caught up."""
+    from tqdm.auto import tqdm
+
+    from glamor.interrupt import StopRequest
+    from glamor.logger import Logger
+
+    cfg = preset("debug", progress=False, total_env_steps=120, learning_starts=10_000, eval_every=10,
+                 snapshot_every=10, torch_threads=1)
+    tr = Trainer(cfg, tmp_path)
+    lengths = iter([24, 24, 24] + [4] * 12)  # full rounds, then rounds of episodes that end early
+    evaluated, saved = [], []
+
+    def collect_round():
+        taken = next(lengths)
+        tr.env_step += taken
+        return taken
+
+    tr.collect_round = collect_round
+    tr.evaluate = lambda episodes: evaluated.append(tr.env_step) or {"success_rate": 0.0}
+    tr.save = lambda logger=None: saved.append(tr.env_step)
+    logger = Logger(tmp_path, tensorboard=False)
+    try:
+        tr._train_loop(logger, tqdm(total=cfg.total_env_steps, disable=True), StopRequest())
+    finally:
+        logger.close()
+        tr.close()
+    assert evaluated == [24, 48, 72, 80, 92, 100, 112]  # a multiple of 10 reached (120: the final evaluation's)
+    assert saved == [24, 48, 72, 80, 92, 100, 112, 120]
