@@ -142,7 +142,8 @@ class Config:
     by (seed, goal, step), so the draws do not depend on it; only the float rounding of batched
     convolutions does (rarely enough to turn a plan; README, "Command line")."""
     eval_episodes_during_training: int = 50
-    """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes)."""
+    """Held-out goals of the periodic evaluations while training (the final one uses eval_episodes); at most
+    eval_episodes, the goals each held-out set holds (more: training warns and evaluates those)."""
     snapshot_every: int = 500_000
     """Environment steps between checkpoints: one after the round that reaches each multiple."""
     seed: int = 0

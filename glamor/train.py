@@ -298,6 +298,10 @@ class Trainer:
             warnings.warn(f"total_env_steps={cfg.total_env_steps:,} is less than one collection round "
                           f"({len(self.pool)} environments x episode_length {cfg.episode_length}{processes} = "
                           f"{round_steps:,} steps): the run takes a whole round", RuntimeWarning, stacklevel=4)
+        if rank == 0 and cfg.eval_every > 0 and cfg.eval_episodes_during_training > cfg.eval_episodes:
+            warnings.warn(f"eval_episodes_during_training={cfg.eval_episodes_during_training} is more than "
+                          f"eval_episodes={cfg.eval_episodes}, the goals each held-out set holds: the periodic "
+                          f"evaluations use those {cfg.eval_episodes}", RuntimeWarning, stacklevel=4)
         if rank == 0:
             self._read_train_goals()
 

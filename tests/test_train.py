@@ -300,3 +300,19 @@ def test_evaluations_and_snapshots_come_at_the_first_step_past_each_multiple_of_
         tr.close()
     assert evaluated == [24, 48, 72, 80, 92, 100, 112]  # a multiple of 10 reached (120: the final evaluation's)
     assert saved == [24, 48, 72, 80, 92, 100, 112, 120]
+
+
+def test_periodic_evaluations_of_more_goals_than_the_held_out_sets_hold_are_named(tmp_path):
+    """eval_episodes_during_training above eval_episodes was clipped to eval_episodes without a
+    word. A warning, not a config error: an evaluation changes eval_episodes alone (`glamor eval
+    --episodes 4` of a run that evaluated 8 goals while training)."""
+    import warnings
+
+    cfg = preset("debug", progress=False, eval_every=24, eval_episodes=4, eval_episodes_during_training=8)
+    with pytest.warns(RuntimeWarning, match=r"eval_episodes_during_training=8 .* eval_episodes=4"):
+        tr = Trainer(cfg, tmp_path / "a")
+    assert tr.evaluate(cfg.eval_episodes_during_training)["episodes"] == 4
+    tr.close()
+    with warnings.catch_warnings():  # no periodic evaluations: nothing to say
+        warnings.simplefilter("error")
+        Trainer(cfg.replace(eval_every=0), tmp_path / "b").close()
