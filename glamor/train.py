@@ -133,7 +133,8 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     so that the one a caller checked is the one evaluated (and read once).
 
     Returns the eval.json dict (see `evaluate`, which `policies`, `details` and `record` go to)
-    with the checkpoint's `env_steps` and `updates`.
+    with the checkpoint's `env_steps` and `updates`. It writes no files, and leaves torch's random
+    states (CPU, and CUDA once initialised), thread count and determinism settings as they were.
     """
     restore_torch = set_determinism(cfg)
     try:
@@ -143,7 +144,9 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
             raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
                                     f"`glamor train --resume {run_dir}` trains it)")
         episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
-        with eval_environments(cfg, episodes) as eval_envs:
+        # the caller's random states come back (building the model draws its initial weights too)
+        gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+        with eval_environments(cfg, episodes) as eval_envs, torch.random.fork_rng(gpus, device_type="cuda"):
             check_env_fits_model(eval_envs[0], state, cfg)
             model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
             checkpoint.load_weights(model, state)

@@ -316,3 +316,37 @@ def test_periodic_evaluations_of_more_goals_than_the_held_out_sets_hold_are_name
     with warnings.catch_warnings():  # no periodic evaluations: nothing to say
         warnings.simplefilter("error")
         Trainer(cfg.replace(eval_every=0), tmp_path / "b").close()
+
+
+def test_evaluate_checkpoint_leaves_the_callers_random_states_as_they_were(tmp_path, monkeypatch):
+    """evaluate_checkpoint() seeded torch with the run's seed and left it so: a notebook's next
+    draws were the run's, not its own (also after an evaluation that failed)."""
+    import random
+
+    import glamor.train as train_module
+    from glamor.train import evaluate_checkpoint
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2, torch_threads=1)
+    train(cfg, tmp_path / "run", table=False)
+
+    def states():
+        return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+    def assert_unchanged(before):
+        after = states()
+        assert torch.equal(after[0], before[0])
+        assert all(np.array_equal(a, b) for a, b in zip(after[1], before[1], strict=True))
+        assert after[2] == before[2]
+
+    torch.manual_seed(1234), np.random.seed(1234), random.seed(1234)
+    before = states()
+    evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
+    assert_unchanged(before)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(train_module, "evaluate", fails)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
+    assert_unchanged(before)
