@@ -613,7 +613,7 @@ class Trainer:
                     **{f"losses/{name}": np.mean(self.window[name]) for name in ("idm", "prior")
                        if name in self.window},  # GLAMOR's two terms (GCSL has one loss)
                     "losses/total": np.mean(self.window["loss"]),
-                    "charts/epsilon": cfg.epsilon(self.env_step),
+                    "charts/epsilon": cfg.epsilon(self.env_step - taken),  # what the round acted with
                     "charts/env_steps_per_s": (self.env_step - steps_last) / (now - t_last),
                     "charts/updates_per_s": (self.updates - updates_last) / (now - t_last),
                     "charts/worker_restarts": self.pool.restarts,

@@ -350,3 +350,22 @@ def test_evaluate_checkpoint_leaves_the_callers_random_states_as_they_were(tmp_p
     with pytest.raises(RuntimeError, match="evaluation failed"):
         evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
     assert_unchanged(before)
+
+
+def test_the_logged_epsilon_is_the_one_the_round_before_the_log_acted_with(tmp_path):
+    """charts/epsilon was the schedule's value at the step after the round, logged at that step,
+    while the round had acted with the value at its start: one round's decay ahead."""
+    import csv
+
+    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=24, eps_decay_steps=400,
+                 eval_episodes=2, torch_threads=1)
+    tr = Trainer(cfg, tmp_path)
+    used, epsilon_greedy = [], tr.agent.epsilon_greedy
+    tr.agent.epsilon_greedy = lambda actions, epsilon: used.append(epsilon) or epsilon_greedy(actions, epsilon)
+    tr.run()
+    round_steps = cfg.num_envs * cfg.episode_length
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        logged = {int(row["env_step"]): float(row["charts/epsilon"]) for row in csv.DictReader(f)
+                  if row["charts/epsilon"]}
+    assert list(logged) == [24, 48, 72, 96] and len(used) == 4  # after each round
+    assert list(logged.values()) == pytest.approx([used[step // round_steps - 1] for step in logged], rel=1e-5)
