@@ -7,6 +7,8 @@ A resumed run passes `resume_step` (the checkpoint's env step) and `wall_offset`
 time at that checkpoint): rows logged after the checkpoint by the stopped process (a later step,
 or the final evaluation's row at the checkpoint's own step) are dropped from the CSV and purged
 from TensorBoard, so every step is logged once, and the wall time goes on from `wall_offset`.
+A finished run that is extended passes `evaluated` too: its final evaluation's row stays (the
+extension does not evaluate that step again).
 A row cut short (a full disk, a kill during a write) is dropped too.
 """
 
@@ -36,7 +38,7 @@ METRICS = (
 
 class Logger:
     def __init__(self, run_dir: Path, tensorboard: bool = True, append: bool = False,
-                 resume_step: int | None = None, wall_offset: float | None = None):
+                 resume_step: int | None = None, wall_offset: float | None = None, evaluated: bool = False):
         self.run_dir = Path(run_dir)
         self.start = time.time() - (wall_offset or 0.0)
         self.writer = None
@@ -48,7 +50,8 @@ class Logger:
         path = self.run_dir / "metrics.csv"
         columns = ("env_step", "wall_time", *METRICS)
         if resume_step is not None or not (append and path.exists()):  # the header, and the rows kept
-            kept = self._rows_up_to(path, resume_step, wall_offset) if resume_step is not None else []
+            kept = self._rows_up_to(path, resume_step, None if evaluated else wall_offset) \
+                if resume_step is not None else []
             write_csv_atomically(path, [columns, *([row.get(c, "") for c in columns] for row in kept)])
         self._file = open(path, "a", newline="")
         self._csv = csv.writer(self._file)
@@ -57,7 +60,10 @@ class Logger:
     @staticmethod
     def _rows_up_to(path: Path, step: int, wall_time: float | None) -> list[dict]:
         """The CSV's whole rows (as dicts) logged up to a checkpoint at env step `step` and run
-        wall time `wall_time` (seconds, None: unknown; the CSV's times are rounded to 0.01)."""
+        wall time `wall_time` (seconds, None: unknown, or every row at `step` stays; the CSV's times
+        are rounded to 0.01). Only rows at `step` itself can come after the checkpoint (its final
+        evaluation's); an earlier step's stays whatever its time (an evaluation longer than the
+        training after it)."""
         if not path.exists():
             return []
 
@@ -73,7 +79,7 @@ class Logger:
                 whole = None not in row and None not in row.values()  # as many fields as the header
                 env_step, logged_at = number(row.get("env_step"), int), number(row.get("wall_time"), float)
                 if whole and env_step is not None and logged_at is not None and env_step <= step \
-                        and (wall_time is None or logged_at <= wall_time + 0.01):
+                        and (env_step < step or wall_time is None or logged_at <= wall_time + 0.01):
                     kept.append(row)
         return kept
 

@@ -556,8 +556,12 @@ class Trainer:
         """Train until total_env_steps, save, evaluate (rank 0); returns the eval.json dict
         (empty on other ranks)."""
         cfg = self.cfg
+        evaluated = False  # resumed at the step eval.json holds: a finished run extended, its final evaluation's row stays
+        if self.is_main and self.resumed_from is not None:
+            with contextlib.suppress(ValueError):  # (a damaged eval.json, which this run's end writes again)
+                evaluated = _results_of_step(self.run_dir, self.resumed_from) is not None
         logger = Logger(self.run_dir, tensorboard=self.is_main, resume_step=self.resumed_from,
-                        wall_offset=self._wall_offset) if self.is_main else None
+                        wall_offset=self._wall_offset, evaluated=evaluated) if self.is_main else None
         bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_step, cfg.total_env_steps), unit="step",
                    disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
         self._plan_time, self._plans = 0.0, 0

@@ -564,3 +564,43 @@ def test_resume_removes_a_killed_saves_temporaries_before_it_loads(tmp_path, mon
                         lambda self, state, **kw: (seen.extend(p.exists() for p in leftovers), load(self, state, **kw)))
     resume(tmp_path / "run", total_env_steps=72, table=False)
     assert seen == [False, False]
+
+
+def test_extending_a_finished_run_keeps_its_final_evaluation_in_metrics_csv(tmp_path):
+    """The final evaluation's row (logged after the last checkpoint) was dropped from metrics.csv
+    when a finished run was extended, as if that evaluation had been cut short, though the
+    extension does not evaluate that step again: with eval_every=0 the success curve lost its
+    point, while TensorBoard kept it. A later resume of the extension keeps it too."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1, snapshot_every=24)
+    run = tmp_path / "run"
+    train(cfg, run, table=False)
+
+    def evaluated_steps():
+        with open(run / "metrics.csv", newline="") as f:
+            csv_steps = [int(row["env_step"]) for row in csv.DictReader(f) if row["eval/success_rate"]]
+        events = EventAccumulator(str(run / "tb")).Reload()
+        return csv_steps, [e.step for e in events.Scalars("eval/success_rate")]
+
+    assert evaluated_steps() == ([48], [48])
+    resume(run, total_env_steps=96, table=False)
+    assert evaluated_steps() == ([48, 96], [48, 96])
+    # A resume from the extension's step-72 checkpoint (as after a kill) keeps the step-48 row,
+    # however long that evaluation took (the row's wall time may be past the checkpoint's).
+    rows = (run / "metrics.csv").read_text().splitlines()
+    at_48 = next(i for i, row in enumerate(rows) if row.startswith("48,") and row.split(",")[10])
+    fields = rows[at_48].split(",")
+    fields[1] = "1000000.00"
+    rows[at_48] = ",".join(fields)
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (run / "checkpoint.pt").unlink()  # checkpoint.prev.pt: step 72
+    (run / "eval.json").unlink()
+    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 72
+    resume(run, table=False)
+    assert evaluated_steps() == ([48, 96], [48, 96])
