@@ -77,9 +77,14 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | None = None) -> Path:
+def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | None = None, *,
+             keep_previous: bool = False) -> Path:
     """Write a run's checkpoint (and its replay file) keeping the previous one; see the module
-    docstring for the order of operations. Returns the checkpoint's path."""
+    docstring for the order of operations. Returns the checkpoint's path.
+
+    `keep_previous`: the checkpoint.pt there is known unusable (a resume fell back past it, say
+    for a replay file that fails its CRC, which only reading the whole file shows): it is
+    replaced, and checkpoint.prev.pt stays."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)  # removed while training (or never made): the work is kept
     state = dict(state)
@@ -94,7 +99,7 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
         _write_bytes_atomic(lambda f: f.write(buf.getbuffer()), new)
         current = run_dir / CHECKPOINT
         behind = _loaded(current)  # what will be checkpoint.prev.pt
-        if behind is not None and _resumable(run_dir, behind):
+        if behind is not None and not keep_previous and _resumable(run_dir, behind):
             os.replace(current, run_dir / PREVIOUS)
         else:  # missing, damaged or incomplete: it must not push out the good one behind it
             behind = _loaded(run_dir / PREVIOUS)

@@ -254,6 +254,7 @@ class Trainer:
         self.last_success: str | None = None
         self.resumed_from: int | None = None
         self._resumed_from_newest = False
+        self._fell_back = False  # resumed from checkpoint.prev.pt, and not saved since
         self._wall_offset = 0.0
         self.on_first_save: Callable[[], None] | None = None  # called once, after the first checkpoint
 
@@ -487,6 +488,9 @@ class Trainer:
         self.resumed_from = self.env_step
         # The newest checkpoint, not a fallback past a damaged one (which the next save replaces).
         self._resumed_from_newest = Path(state.get("path", "")).name == checkpoint.CHECKPOINT
+        came_from, previous = Path(state.get("path", "")), self.run_dir / checkpoint.PREVIOUS
+        self._fell_back = (came_from.name == previous.name and came_from.exists() and previous.exists()
+                           and came_from.samefile(previous))
 
     def save(self, logger: Logger | None = None) -> None:
         """A checkpoint of the whole training state; the previous one is kept until this one is
@@ -527,7 +531,9 @@ class Trainer:
             if self.world_size > 1:
                 state["rank_files"] = {r: list(checkpoint.rank_file_names(r, self.env_step))
                                        for r in range(1, self.world_size)}
-            checkpoint.save_run(self.run_dir, state, self.replay.state_dict())
+            # resumed from checkpoint.prev.pt: the checkpoint.pt load_latest fell back past is not kept
+            checkpoint.save_run(self.run_dir, state, self.replay.state_dict(), keep_previous=self._fell_back)
+            self._fell_back = False
 
     def _on_every_rank(self, step: Callable[[], None], elsewhere: Exception,
                        catch: type[Exception] = Exception) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -604,3 +605,30 @@ def test_extending_a_finished_run_keeps_its_final_evaluation_in_metrics_csv(tmp_
     assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 72
     resume(run, table=False)
     assert evaluated_steps() == ([48, 96], [48, 96])
+
+
+def test_a_resume_past_a_replay_that_fails_its_crc_keeps_the_checkpoint_it_resumed_from(tmp_path):
+    """A checkpoint.pt whose replay file is there but damaged inside (a CRC error: only reading
+    it all shows that) looks whole to a save, so the first save after the resume that fell back
+    past it moved it onto the good checkpoint.prev.pt it resumed from (at the same step: prev
+    became the old step-48 state on the new replay file). The trainer now says it fell back."""
+    from glamor.train import resume, train
+
+    run = tmp_path / "run"
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1, snapshot_every=24)
+    train(cfg, run, table=False)
+    newest = run / checkpoint.load(run / "checkpoint.pt")["replay_file"]
+    data = bytearray(newest.read_bytes())
+    with zipfile.ZipFile(newest) as z:  # one flipped byte in the middle of the frames' compressed bytes
+        member = z.getinfo("frames.npy")
+    local_header = member.header_offset
+    start = local_header + 30 + int.from_bytes(data[local_header + 26:local_header + 28], "little") \
+        + int.from_bytes(data[local_header + 28:local_header + 30], "little")
+    data[start + member.compress_size // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="using checkpoint.prev.pt"):
+        resume(run, table=False)  # from step 24 to 48 again
+    steps = {name: checkpoint.load(run / name)["env_step"] for name in ("checkpoint.pt", "checkpoint.prev.pt")}
+    assert steps == {"checkpoint.pt": 48, "checkpoint.prev.pt": 24}  # (was 48 and the damaged 48)
+    assert checkpoint.load_latest(run)["env_step"] == 48
