@@ -9,8 +9,9 @@ until the episode ended).
 
 Workers are started with the "spawn" method: each builds its own environment, so DeepMind
 Control's GL context is created inside the worker and never forked. A worker that dies (or whose
-environment raises) is restarted, the restart is counted and warned about, and the interrupted
-call is replayed from the last seeded reset, which gives the same episode: collection goes on.
+environment raises, or that does not answer in `REPLY_TIMEOUT_S`) is restarted, the restart is
+counted and warned about, and the interrupted call is replayed from the last seeded reset, which
+gives the same episode: collection goes on.
 
 Example:
     >>> from glamor.config import preset
@@ -110,6 +111,12 @@ class WorkerCrashed(RuntimeError):
     pass
 
 
+# A worker's longest wait for one reply (a reset, or a whole episode's rollout, which takes well
+# under a second; the first reply includes building the environment): past it, the worker is
+# taken to be hung and is restarted like a crashed one.
+REPLY_TIMEOUT_S = 600.0
+
+
 def _kill(proc) -> None:
     if proc is not None and proc.is_alive():
         proc.kill()
@@ -167,9 +174,10 @@ class ProcessEnvPool(EnvPool):
     """N environments, one per worker process, driven through Pipes; crashed workers restart."""
 
     def __init__(self, env_id: str, episode_length: int, env_kwargs: dict, num_envs: int,
-                 max_restarts_per_call: int = 3):
+                 max_restarts_per_call: int = 3, reply_timeout_s: float = REPLY_TIMEOUT_S):
         self.env_id, self.episode_length, self.env_kwargs = env_id, episode_length, dict(env_kwargs)
         self.num_envs, self.restarts, self.max_restarts_per_call = num_envs, 0, max_restarts_per_call
+        self.reply_timeout_s = reply_timeout_s
         self._ctx = mp.get_context("spawn")
         self._procs: list = [None] * num_envs
         self._conns: list = [None] * num_envs
@@ -207,6 +215,8 @@ class ProcessEnvPool(EnvPool):
         self._conns[i].send((cmd, arg))
 
     def _recv(self, i: int):
+        if not self._conns[i].poll(self.reply_timeout_s):  # a hung environment: restarted like a crashed one
+            raise WorkerCrashed(f"did not answer in {self.reply_timeout_s:g} s")
         status, value = self._conns[i].recv()
         if status == "error":  # value: the worker's traceback, its last line the exception
             lines = value.strip().splitlines()

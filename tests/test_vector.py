@@ -60,6 +60,27 @@ def test_a_killed_worker_is_restarted_and_collection_goes_on():
         pool.close(), ref.close()
 
 
+def test_a_worker_that_stops_answering_is_restarted_and_collection_goes_on():
+    """A hung environment (here a stopped worker) is restarted like a crashed one once it has
+    not answered for reply_timeout_s, and the episode is replayed (before: a wait forever)."""
+    actions = np.random.default_rng(2).integers(4, size=(2, CFG.episode_length))
+    ref = make_pool(CFG, 2)
+    _, expected = _episodes(ref, actions)
+    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 2, reply_timeout_s=2.0)
+    try:
+        pool.reset([11, 12], [None, None])
+        hung = pool.pids[0]
+        os.kill(hung, signal.SIGSTOP)
+        with pytest.warns(RuntimeWarning, match=r"worker 0 .* did not answer in 2 s; restarted"):
+            got = pool.rollout(actions)
+        assert pool.restarts == 1 and pool.pids[0] != hung
+        for (f1, a1), (f2, a2) in zip(expected, got):
+            np.testing.assert_array_equal(f1, f2)
+            np.testing.assert_array_equal(a1, a2)
+    finally:
+        pool.close(), ref.close()
+
+
 def test_trainer_collects_with_worker_processes(tmp_path):
     from glamor.train import Trainer
 
