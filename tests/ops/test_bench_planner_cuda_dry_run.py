@@ -36,6 +36,11 @@ def test_cuda_benchmark_dry_run_on_cpu(tmp_path):
     assert [c["name"] for c in result["cases"]] == names
     # on the CPU the op's plans are checked against the readable reference
     assert all(c["cuda_equals_cpu"] and c["compared_with"] == "reference" for c in result["cases"])
+    # shares of the peak use the larger of its two readings (start and end), as the CPU benchmark does
+    peak = max(result["peak"]["tflops"], result["peak_at_end"]["tflops"])
+    assert result["peak_used_tflops"] == peak
+    for c in result["cases"]:
+        assert c["cuda"]["peak_share"] == pytest.approx(c["cuda"]["gflops"] / (peak * 1e3))
     paper = result["cases"][0]
     assert paper["nn_lstm"]["equals_cpu"] is True and paper["nn_lstm"]["median_ms"] > 0
     assert paper["eager_reference"]["median_ms"] > 0 and "error" in paper["graph_reference"]  # no CUDA graphs here
