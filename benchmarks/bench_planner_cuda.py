@@ -265,6 +265,10 @@ def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device)
     except Exception as e:  # noqa: BLE001 - report why the capture failed, keep measuring
         out["graph_reference"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     if case.get("lstm"):
+        # fp32 FMA like the other contenders: cuDNN's RNNs may use TF32 tensor cores by default
+        # (torch.backends.cudnn.allow_tf32), less arithmetic than the CUDA op does
+        saved_tf32 = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
         try:
             lstm = LstmSampler(inp)
             plan = tuple(t.cpu() for t in lstm(N, T, SEED, gamma))
@@ -276,6 +280,8 @@ def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device)
             )
         except Exception as e:  # noqa: BLE001
             out["nn_lstm"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        finally:
+            torch.backends.cudnn.allow_tf32 = saved_tf32
     cuda_ms = out["cuda"]["median_ms"]
     for k in ("eager_reference", "graph_reference", "nn_lstm"):
         if k in out and "median_ms" in out[k]:

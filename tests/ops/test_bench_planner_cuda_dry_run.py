@@ -50,3 +50,28 @@ def test_cuda_benchmark_dry_run_on_cpu(tmp_path):
     for name in names:
         assert f"| {name} |" in text
     assert TARGETS in text and "equals the CPU op's" in text
+
+
+def test_nn_lstm_contender_runs_without_tf32(monkeypatch):
+    """cuDNN RNNs may use TF32 tensor cores unless torch.backends.cudnn.allow_tf32 is off: the
+    nn.LSTM contender must do fp32 arithmetic, as the CUDA op and the peak it is compared with do."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_planner_cuda as bpc
+    finally:
+        sys.path.pop(0)
+    seen = []
+    call = bpc.LstmSampler.__call__
+
+    def recording(self, *args):
+        seen.append(torch.backends.cudnn.allow_tf32)
+        return call(self, *args)
+
+    monkeypatch.setattr(bpc.LstmSampler, "__call__", recording)
+    case = dict(bpc.cases(quick=True)[0], horizon=3)
+    assert case["lstm"] and torch.backends.cudnn.allow_tf32
+    out = bpc.run_case(case, 1.0, quick=True, device=torch.device("cpu"))
+    assert out["nn_lstm"]["median_ms"] > 0 and seen and not any(seen)
+    assert torch.backends.cudnn.allow_tf32  # restored
