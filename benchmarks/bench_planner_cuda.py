@@ -330,7 +330,8 @@ def table(result: dict) -> str:
         "",
         "Per plan: call time / plans (median of "
         + ("CUDA-event timings" if result.get("device", "cuda") == "cuda"
-           else "wall-clock timings; a CPU dry run: the 'CUDA op' is the CPU op, compared with itself")
+           else "wall-clock timings; a CPU dry run: the 'CUDA op' is the CPU op, and 'CUDA = CPU' "
+                 "compares it with the readable reference")
         + "). Work: live candidate-steps "
         "for sampling, width x (horizon+1) for beam; FLOPs 2 (4H^2 + (n+2) H) per model per "
         f"candidate-step. Targets: {TARGETS}.",

@@ -50,6 +50,7 @@ def test_cuda_benchmark_dry_run_on_cpu(tmp_path):
     for name in names:
         assert f"| {name} |" in text
     assert TARGETS in text and "equals the CPU op's" in text
+    assert "compared with itself" not in text and "compares it with the readable reference" in text
 
 
 def test_nn_lstm_contender_runs_without_tf32(monkeypatch):
