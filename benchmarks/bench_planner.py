@@ -269,6 +269,8 @@ def run_case(case: dict, threads: int, peak: float, args) -> dict:
     torch.set_num_threads(threads)
     a, b = native_fn(), ref_fn()
     out["native_equals_reference"] = bool(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]))
+    if not out["native_equals_reference"]:  # the table would compare the speed of different work
+        raise AssertionError(f"{case['name']}: the native op and the reference plan differently")
     out["native"] = measure(native_fn, threads, fast)
     # What a plan call also pays before the planner: both encoders and the gate tables
     # (model.planning_inputs), not in the planner columns.

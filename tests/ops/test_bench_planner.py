@@ -8,6 +8,10 @@ comparison with a table and the machine's matmul peak is benchmarks/bench_planne
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -50,3 +54,23 @@ def test_bench_reference_sample(benchmark, paper_inputs):
     native = ops.sample_plans(paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None)
     ref = benchmark(reference.sample_plans, paper_inputs, SAMPLES, HORIZON, SEED, GAMMA, None)
     assert torch.equal(native[0], ref[0]) and torch.equal(native[1], ref[1])
+
+
+def test_bench_script_refuses_to_time_different_plans(monkeypatch):
+    """benchmarks/bench_planner.py checks once that native and reference plan alike; when they
+    do not, it stops instead of timing (and tabulating) different work."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        import bench_planner
+    finally:
+        sys.path.pop(0)
+    real = ops.sample_plans
+
+    def off_by_one(*args):
+        actions, lengths, scores = real(*args)
+        return actions, lengths + 1, scores
+
+    monkeypatch.setattr(ops, "sample_plans", off_by_one)
+    case = dict(bench_planner.cases(quick=True)[0], horizon=3)
+    with pytest.raises(AssertionError, match="plan differently"):
+        bench_planner.run_case(case, 1, 10.0, argparse.Namespace(quick=True, compile=False))
