@@ -44,7 +44,7 @@ def load_average() -> float:
 def machine(load_at_start: float) -> str:
     cpu = cpu_name()
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "gymnasium", "ale-py"))
-    return (f"CPU: {cpu}, {os.cpu_count()} cores available (shared); Python {platform.python_version()}; "
+    return (f"CPU: {cpu}, {len(os.sched_getaffinity(0))} cores available (shared); Python {platform.python_version()}; "
             f"{versions}. Load average (1 min) at the start {load_at_start:.1f}, at the end {load_average():.1f}.")
 
 
