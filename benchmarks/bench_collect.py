@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{repeats} runs of about {steps} steps (Atari: {steps // 5}), after a warm-up round. "
              "`sync`: environments stepped one after another in the training process; `async`: one "
              "worker process per environment (Pipes, spawn).", "",
-             "| environment | k | vector | envs | steps/s | vs sync x1 |", "|---|---:|---|---:|---:|---:|"]
+             f"| environment | k | vector | envs | steps/s | vs sync x{args.envs[0]} |", "|---|---:|---|---:|---:|---:|"]
     for r in rows:
         base = next(b["steps_per_s"] for b in rows if b["env"] == r["env"] and b["vector"] == "sync"
                     and b["num_envs"] == args.envs[0])

@@ -20,3 +20,18 @@ def test_collect_names_the_cores_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert "1 cores available" in bench_collect.machine(0.0)
+
+
+def test_collect_ratio_column_names_its_baseline(monkeypatch, tmp_path):
+    """The ratio column divides by sync with the first of --envs: with --envs 2 4 it is 'vs sync x2'."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_collect
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(bench_collect, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench_collect, "time_collection", lambda cfg, n, vector, steps, repeats: 100.0 * n)
+    assert bench_collect.main(["--envs", "2", "4", "--steps", "10", "--repeats", "1"]) == 0
+    text = (tmp_path / "collect.md").read_text()
+    assert "| vs sync x2 |" in text and "vs sync x1" not in text
+    assert "| glamor/GridWorld-v0 | 12 | sync | 4 | 400 | 2.00 |" in text
