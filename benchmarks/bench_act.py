@@ -80,7 +80,8 @@ def run_case(name: str, repeats: int) -> dict:
     times = {label: [] for label in AGENTS}
     for step in range(repeats):  # alternating, so drifts of a shared machine hit both alike
         obs = observations[step % len(observations)]
-        for label, agent in agents.items():
+        order = list(agents.items())
+        for label, agent in order if step % 2 == 0 else order[::-1]:  # neither always runs on warm caches
             t0 = time.perf_counter()
             agent.act(obs, goal, cfg.horizon)
             times[label].append(time.perf_counter() - t0)
