@@ -24,6 +24,7 @@ import time
 from glamor import envs
 from glamor.agent import Agent, load_agent
 from glamor.gcsl import GCSLAgent
+from glamor.goals import label_ranges_for
 
 
 def run_episode(agent: Agent | GCSLAgent, env, seed: int, k: int, episode: int = 0) -> dict:
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     cfg = agent.config
     env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    # the evaluator's judge: ranges estimated from random rollouts (cached by training), not the
+    # placeholders an environment with estimate_label_ranges declares (puck_env, Atari, Control)
+    env.label_ranges = label_ranges_for(env, cfg, progress=False)
     try:
         successes, t0 = 0, time.perf_counter()
         for i in range(args.episodes):

@@ -435,6 +435,34 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
     assert missing.returncode == 2 and "error: no checkpoint at" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_closed_loop_example_judges_with_the_runs_label_ranges(tmp_path, monkeypatch, capsys):
+    """On an environment whose label ranges are estimated (puck_env, Atari, Control), the example
+    judged success with the placeholder ranges its __init__ declares (ones for the puck: a 0.1
+    tolerance where the evaluator's estimate gives about 0.07), so its verdicts were not the
+    evaluator's."""
+    import importlib.util
+    from pathlib import Path
+
+    import glamor.envs
+    from glamor.goals import label_ranges_for
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    cfg = preset("debug", env_id="puck_env:Puck-v0", env_kwargs={}, progress=False, learning_starts=0)
+    saved_run(tmp_path, cfg)
+    spec = importlib.util.spec_from_file_location("closed_loop", examples / "closed_loop.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    made, real_make = [], glamor.envs.make
+    monkeypatch.setattr(glamor.envs, "make", lambda *a, **kw: made.append(real_make(*a, **kw)) or made[-1])
+    assert example.main([str(tmp_path), "--episodes", "1"]) == 0
+    assert "/1 goals reached" in capsys.readouterr().out
+    (env,) = made
+    judge = label_ranges_for(real_make(cfg.env_id, cfg.episode_length), cfg, progress=False)
+    assert not np.array_equal(judge, np.ones(2))
+    np.testing.assert_array_equal(env.label_ranges, judge)
+
+
 def test_closed_loop_example_names_a_negative_first_seed(tmp_path, capsys):
     """--first-seed -1 ended in gymnasium's traceback at the first reset."""
     import importlib.util
