@@ -445,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     threading.excepthook = lambda failed: _one_line_thread_error(args.command, failed, thread_hook)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, ImportError, EnvironmentUnavailable) as e:
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError, NotImplementedError,
+            EnvironmentUnavailable) as e:
         # OSError: a full disk, a read-only folder; ImportError: a simulator that is not installed;
+        # NotImplementedError: a GoalEnv method one's own environment lacks;
         # EnvironmentUnavailable: no headless rendering, an environment that keeps crashing
         print(f"glamor {args.command}: error: {e}{_raised_where(e)}", file=sys.stderr)
         return 2

@@ -210,6 +210,18 @@ def test_a_missing_method_is_named():
         env.reset(seed=0)
 
 
+def test_a_missing_method_is_one_line_at_the_command_line(tmp_path, capsys):
+    """The CLI printed the NotImplementedError naming the missing method under a traceback through
+    glamor's goal building, where the contract's other errors are one line."""
+    from glamor.cli import main
+
+    env_id = _register(Unfinished, "ContractUnfinished")
+    assert main(["train", "--preset", "debug", "--env", env_id, "--set", "env_kwargs={}", "--set", "progress=false",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "glamor train: error: Unfinished must implement _reset_state()" in err, err
+
+
 def test_an_id_without_a_module_suggests_the_module_form():
     with pytest.raises(ValueError, match="an environment of your own is named module:id"):
         envs.make("NoSuchThing-v0", 6)
