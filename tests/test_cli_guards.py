@@ -165,7 +165,7 @@ def test_a_re_evaluation_keeps_the_training_facts_and_progress_names_no_file(run
 def test_messages_say_what_applies():
     with pytest.raises(ValueError, match="6 Impala stages .*at least 127 pixels a side"):
         ImpalaEncoder(1, (14, 14), (4, 8, 8, 8, 8, 8))
-    with pytest.raises(ValueError, match="3 Impala stages .*at least 15 pixels a side"):
+    with pytest.raises(ValueError, match=r"3 Impala stages .*at least 15 pixels a side \(larger frames, or fewer stages"):
         ImpalaEncoder(1, (14, 14))
 
 

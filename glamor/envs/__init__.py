@@ -82,10 +82,12 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
             raise ValueError(f"environment {env_id!r}: cannot import module {module!r} ({e}); "
                              f"is it on PYTHONPATH?") from e
     if name not in gym.registry:
-        where = (f"module {module!r} did not register {name!r}; " if module else
-                 "an environment of your own is named module:id, gymnasium's form (e.g. puck_env:Puck-v0); ")
-        raise ValueError(f"unknown environment {env_id!r}: {where}registered glamor environments: "
-                         f"{registered()}")
+        if module:  # (the built-in ids would not help here)
+            raise ValueError(f"unknown environment {env_id!r}: module {module!r} did not register {name!r}: "
+                             f"register it there with gymnasium.register({name!r}, entry_point=YourGoalEnv) "
+                             f"(examples/puck_env.py does)")
+        raise ValueError(f"unknown environment {env_id!r}: an environment of your own is named module:id, "
+                         f"gymnasium's form (e.g. puck_env:Puck-v0); registered glamor environments: {registered()}")
     creator = gym.spec(name).entry_point
     if isinstance(creator, str):
         creator = load_env_creator(creator)
@@ -95,6 +97,9 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     try:  # gymnasium's checker is off: the checks below name the GoalEnv contract instead
         env = gym.make(name, episode_length=episode_length, disable_env_checker=True, **kwargs).unwrapped
     except (TypeError, ValueError) as e:  # an unknown keyword, a value it refuses, or a bug
+        if "unexpected keyword argument 'episode_length'" in str(e):  # a constructor without it, whatever kwargs
+            raise TypeError(f"environment {env_id!r}: its __init__ must take episode_length (GoalEnv's "
+                            f"contract: glamor/envs/goal_env.py) ({e})") from e
         if not kwargs:
             raise
         raise ValueError(f"environment {env_id!r} rejected env_kwargs {kwargs} ({e}); a preset's "

@@ -78,7 +78,8 @@ class ImpalaEncoder(nn.Module):
         if h < 1 or w < 1:
             need = next(n for n in range(1, 1 << 20) if pooled_size(n, len(channels)) >= 1)
             raise ValueError(f"image_hw {tuple(image_hw)} is too small for {len(channels)} Impala stages "
-                             f"(each max-pool 3 stride 2): they need at least {need} pixels a side")
+                             f"(each max-pool 3 stride 2): they need at least {need} pixels a side (larger frames, or fewer "
+                             f"stages: fewer encoder_channels)")
         self.flat_dim = c * h * w
         self.fc = nn.Linear(self.flat_dim, out_dim)
         self.to(memory_format=torch.channels_last)  # oneDNN's fast layout for small convs on CPU

@@ -47,8 +47,10 @@ def test_same_seed_same_episode(on_path):
 def test_module_id_errors_name_the_problem(on_path):
     with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'"):
         envs.make("no_such_module_xyz:Puck-v0", 5)
-    with pytest.raises(ValueError, match="did not register 'Nope-v0'"):
+    with pytest.raises(ValueError, match=r"did not register 'Nope-v0': register it there with "
+                                         r"gymnasium.register\('Nope-v0', entry_point=YourGoalEnv\)") as e:
         envs.make("puck_env:Nope-v0", 5)
+    assert "glamor/GridWorld-v0" not in str(e.value)  # the built-in ids are no help there
     with pytest.raises(ValueError, match=r"rejected env_kwargs \{'size': 7, 'wind': 1\}"):
         envs.make("puck_env:Puck-v0", 5, size=7, wind=1)
     with pytest.raises(ValueError, match="unknown environment 'glamor/Nope-v0'"):
@@ -128,3 +130,20 @@ def test_an_error_raised_in_ones_own_environment_says_where(tmp_path):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert re.search(r"error: sensor glitch \(raised at .*glitch_env.py:\d+ in _frame\)", r.stderr), r.stderr[-2000:]
+
+
+def test_a_constructor_without_episode_length_is_named_whatever_the_env_kwargs(on_path):
+    """(It was reported as the preset's env_kwargs being rejected.)"""
+    import puck_env
+
+    class NoLength(puck_env.Puck):
+        def __init__(self, size=24):
+            super().__init__(episode_length=10, size=size)
+
+    gym.register("NoLength-v0", entry_point=NoLength)
+    try:
+        for kwargs in ({}, {"size": 30}):
+            with pytest.raises(TypeError, match="'NoLength-v0': its __init__ must take episode_length"):
+                envs.make("NoLength-v0", 5, **kwargs)
+    finally:
+        del gym.registry["NoLength-v0"]
