@@ -97,7 +97,7 @@ class Config:
     num_train_goals: int = 1000
     """Training goals, chosen greedily for label diversity."""
     goal_candidates: int = 2000
-    """Random rollouts the training goals are chosen from."""
+    """Random rollouts the training goals are chosen from (at least num_train_goals)."""
     train_start: str = "fresh"
     """Where a training episode starts: "fresh", a new random reset (the spec's env.reset(); its
     goal came from another reset, so it may be out of reach, e.g. Control's randomised targets),
@@ -231,7 +231,8 @@ class Config:
             "eval_every": (self.eval_every >= 0, f"{at_least_0} (0: only at the end)"),
             "snapshot_every": (self.snapshot_every >= 1, at_least_1),
             "num_train_goals": (self.num_train_goals >= 1, at_least_1),
-            "goal_candidates": (self.goal_candidates >= 1, at_least_1),
+            "goal_candidates": (self.goal_candidates >= max(self.num_train_goals, 1),
+                                "at least num_train_goals (the training goals are chosen from them)"),
             "label_range_rollouts": (self.label_range_rollouts >= 1, at_least_1),
             "torch_threads": (self.torch_threads >= 0, f"{at_least_0} (0: leave torch's default)"),
             "seed": (0 <= self.seed < 2**31, seed_range),

@@ -104,3 +104,11 @@ def test_a_refused_value_is_told_the_allowed_range(field, value, rule):
     with pytest.raises(ValueError) as info:
         preset("debug", **{field: value})
     assert rule in str(info.value)
+
+
+def test_fewer_goal_candidates_than_training_goals_is_refused():
+    """The training goals are chosen from the candidates: fewer candidates cannot work (goal
+    building used to roll out num_train_goals candidates instead, unlike the config said)."""
+    with pytest.raises(ValueError, match=r"goal_candidates=10 \(must be at least num_train_goals"):
+        Config(num_train_goals=20, goal_candidates=10)
+    Config(num_train_goals=20, goal_candidates=20)
