@@ -353,7 +353,12 @@ def _coerce(value: Any, want: Any) -> tuple[bool, Any]:
             return True, int(value)
         return isinstance(value, int), value
     if want is float:
-        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+        if not isinstance(value, (int, float)):
+            return False, value
+        try:
+            return True, float(value)
+        except OverflowError:  # an int beyond any float: refused as not finite
+            return True, math.inf
     if typing.get_origin(want) is tuple:  # tuple[int, ...]
         if not isinstance(value, (list, tuple)):
             return False, value

@@ -112,3 +112,10 @@ def test_fewer_goal_candidates_than_training_goals_is_refused():
     with pytest.raises(ValueError, match=r"goal_candidates=10 \(must be at least num_train_goals"):
         Config(num_train_goals=20, goal_candidates=10)
     Config(num_train_goals=20, goal_candidates=20)
+
+
+def test_an_integer_too_large_for_a_float_field_is_named():
+    """`--set lr=1000...0` (400 digits) is an int float() cannot hold: refused by name, not an
+    OverflowError traceback."""
+    with pytest.raises(ValueError, match=r"lr=inf \(must be finite\)"):
+        Config(lr=10**400)
