@@ -344,6 +344,8 @@ def _coerce(value: Any, want: Any) -> tuple[bool, Any]:
         return False, value
     if want is type(None):
         return value is None, value
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()  # numpy scalars and arrays (a sweep's np.arange) as Python numbers and lists
     if want is bool:
         return isinstance(value, bool), value
     if isinstance(value, bool):  # not a number, whatever Python says

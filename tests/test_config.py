@@ -79,6 +79,14 @@ def test_numbers_take_their_fields_type():
     assert cfg.total_env_steps == 1_000_000 and type(cfg.total_env_steps) is int
     assert type(cfg.lr) is float and type(cfg.clip_logq) is float and cfg.encoder_channels == (8, 8)
     assert preset("debug", clip_logq=None).clip_logq is None
+    import numpy as np  # numpy scalars (a sweep over np.arange) are their Python numbers
+
+    cfg = preset("debug", seed=np.int64(3), lr=np.float32(0.5), use_prior=np.bool_(False),
+                 encoder_channels=np.array([8, 8]), plan_width=np.uint8(9))
+    assert (cfg.seed, cfg.lr, cfg.use_prior, cfg.encoder_channels, cfg.plan_width) == (3, 0.5, False, (8, 8), 9)
+    assert type(cfg.seed) is int and type(cfg.lr) is float and type(cfg.use_prior) is bool
+    with pytest.raises(ValueError, match="seed=.*must be an integer"):
+        preset("debug", seed=np.float64(2.5))
 
 
 @pytest.mark.parametrize("field,value", [
