@@ -55,7 +55,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def _path(text: str) -> str:
+def path_argument(text: str) -> str:
     """A path argument; an empty one (`--resume "$RUN"` with RUN unset) is refused, not a default."""
     if not text.strip():
         raise argparse.ArgumentTypeError("empty path")
@@ -360,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--env", help="environment id (see `glamor envs`), overrides the preset's")
     t.add_argument("--algo", choices=["glamor", "gcsl"],
                    help="glamor (default) or gcsl, the goal-conditioned supervised baseline")
-    t.add_argument("--run-dir", type=_path, help="where the run is written (default runs/PRESET-seedN)")
+    t.add_argument("--run-dir", type=path_argument, help="where the run is written (default runs/PRESET-seedN)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    t.add_argument("--resume", metavar="RUN_DIR", type=_path,
+    t.add_argument("--resume", metavar="RUN_DIR", type=path_argument,
                    help="continue RUN_DIR from its last complete checkpoint (exactly, with deterministic=true)")
     t.add_argument("--total-env-steps", type=_steps, help="environment steps to train for (default: the preset's); "
                    "with --resume, extends the run")
@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a run on held-out goals: eval.json, eval_goals.csv, success.png, videos/")
-    e.add_argument("run_dir", type=_path)
+    e.add_argument("run_dir", type=path_argument)
     e.add_argument("--episodes", type=_positive, help="held-out goals (default: the run's eval_episodes; another "
                    "count writes eval-eval_episodes=N.json, leaving eval.json alone)")
     e.add_argument("--videos", type=_non_negative, default=None, metavar="N",
@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="plan from image files: the current frame(s) and a goal image (a GCSL "
                                      "run: its next action)")
-    pl.add_argument("checkpoint", type=_path, help="a run directory or a checkpoint file")
+    pl.add_argument("checkpoint", type=path_argument, help="a run directory or a checkpoint file")
     pl.add_argument("--frames", nargs="+", required=True, metavar="IMAGE",
                     help="the current frames, oldest first (fewer than the stack: the oldest repeats)")
     pl.add_argument("--goal", required=True, metavar="IMAGE", help="the goal image")

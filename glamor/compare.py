@@ -514,7 +514,7 @@ def _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, swee
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from glamor.cli import _path
+    from glamor.cli import path_argument  # (cli imports this module lazily: no cycle at import)
 
     p.add_argument("--envs", nargs="+", default=["gridworld"], metavar="PRESET",
                    help="environment presets (gridworld, gridworld_box, ...; default gridworld)")
@@ -528,7 +528,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="planner widths of the evaluation-time sweep (none: no sweep)")
     p.add_argument("--planners", nargs="+", default=list(DEFAULT_PLANNERS), choices=list(DEFAULT_PLANNERS))
     p.add_argument("--sweep-episodes", type=int, help="goals per sweep evaluation (default: eval_episodes)")
-    p.add_argument("--runs-dir", type=_path, help="where the runs live (default runs/compare-BUDGET)")
+    p.add_argument("--runs-dir", type=path_argument, help="where the runs live (default runs/compare-BUDGET)")
     p.add_argument("--out", help="output path without suffix, not a folder: OUT.md, OUT.png and OUT.json "
                                  "(default results/ENVS_BUDGET)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

@@ -183,6 +183,11 @@ class _Loss(torch.nn.Module):
         return self.model.loss(obs, goal, targets)
 
 
+def _next_multiple(step: int, every: int) -> int:
+    """The first multiple of `every` past `step` (when the next evaluation or snapshot is due)."""
+    return (step // every + 1) * every
+
+
 def set_determinism(cfg: Config) -> Callable[[], None]:
     """Thread count and deterministic algorithms, as the config asks. Returns a function that
     puts back what this changed (they are the process's settings: a script or notebook that
@@ -486,11 +491,10 @@ class Trainer:
         self.pool.set_rng_states(state["envs"])
         self.replay.load_state_dict(state["replay"], take=take_replay)
         self.resumed_from = self.env_step
-        # The newest checkpoint, not a fallback past a damaged one (which the next save replaces).
-        self._resumed_from_newest = Path(state.get("path", "")).name == checkpoint.CHECKPOINT
-        came_from, previous = Path(state.get("path", "")), self.run_dir / checkpoint.PREVIOUS
-        self._fell_back = (came_from.name == previous.name and came_from.exists() and previous.exists()
-                           and came_from.samefile(previous))
+        # The newest checkpoint, or a fallback past a damaged one (which the next save replaces).
+        came_from = Path(state.get("path", "")).name
+        self._resumed_from_newest = came_from == checkpoint.CHECKPOINT
+        self._fell_back = came_from == checkpoint.PREVIOUS
 
     def save(self, logger: Logger | None = None) -> None:
         """A checkpoint of the whole training state; the previous one is kept until this one is
@@ -642,9 +646,9 @@ class Trainer:
                     self.last_success = f"{res['success_rate']:.2f}"
                     logger.log(self.env_step, eval_metrics(res))
                     bar.set_postfix(success=self.last_success)
-                self.next_eval = (self.env_step // cfg.eval_every + 1) * cfg.eval_every  # the next multiple
+                self.next_eval = _next_multiple(self.env_step, cfg.eval_every)
             if self.env_step >= self.next_snapshot:
-                self.next_snapshot = (self.env_step // cfg.snapshot_every + 1) * cfg.snapshot_every
+                self.next_snapshot = _next_multiple(self.env_step, cfg.snapshot_every)
                 self.save(logger)
                 saved = True
             signum = self._agreed_stop(stop)
