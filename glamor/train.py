@@ -76,6 +76,16 @@ def build_model(cfg: Config, env: envs.GoalEnv) -> GlamorModel | GCSLPolicy:
     return agent_class(cfg.algo).model_class().from_config(cfg, env.action_space.n, env.frame_stack, env.frame_shape)
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The agent seed of process `rank` in a run seeded `seed`: the seed itself on rank 0 (a
+    one-process run), a draw from numpy's SeedSequence of (seed, rank) on the others. Not
+    seed + rank, which gave rank 1 of seed 0 the draws of rank 0 of seed 1 (two runs meant to be
+    independent), nor close to rank 0's: an agent's plan seeds count up by one per call."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 2)  # in [0, 2**62)
+
+
 def build_agent(model, cfg: Config, **overrides) -> Agent | GCSLAgent:
     """The acting side of `cfg.algo` on top of `model`."""
     return agent_class(cfg.algo).from_config(model, cfg, **overrides)
@@ -290,12 +300,7 @@ class Trainer:
             if not getattr(self.env, "movable_objects", True):  # it would draw 16x the pairs for nothing
                 raise ValueError(f"moved_sample_fraction={cfg.moved_sample_fraction} but {cfg.env_id} has no "
                                  "objects that move (a gridworld has a box with box=True, as glamor/GridWorldBox-v0)")
-        seeds = {"seed": cfg.seed + rank}
-        if rank and cfg.algo == "glamor":
-            # Plan seeds count up by one per call: ranks start far apart, or rank 1's call i
-            # would sample with rank 0's seed of call i + 1.
-            seeds["plan_seed"] = cfg.seed + (rank << 40)
-        self.agent = build_agent(self.model, cfg, **seeds)
+        self.agent = build_agent(self.model, cfg, seed=rank_seed(cfg.seed, rank))
         if rank == 0 and (cfg.learning_starts >= cfg.total_env_steps or cfg.updates_per_episode == 0):
             why = ("updates_per_episode is 0" if cfg.updates_per_episode == 0 else
                    f"learning_starts ({cfg.learning_starts:,}) is not below total_env_steps ({cfg.total_env_steps:,})")

@@ -291,3 +291,18 @@ def test_a_resume_that_fails_on_one_process_is_raised_on_every_process(tmp_path,
              join=True)
     assert (run / "resume1.txt").read_text() == "ValueError: rank 1's part does not fit"
     assert (run / "resume0.txt").read_text() == "ValueError: another process could not load its part of the checkpoint"
+
+
+def test_rank_seeds_do_not_repeat_another_runs_seeds():
+    """Process r of a run seeded s must not draw what another (seed, rank) pair draws: with
+    seed + rank, rank 1 of seed 0 explored exactly like rank 0 of seed 1."""
+    from glamor.planning import check_seed
+    from glamor.train import rank_seed
+
+    seeds = {(s, r): rank_seed(s, r) for s in range(16) for r in range(8)}
+    assert all(seeds[s, 0] == s for s in range(16))  # a one-process run keeps its seed
+    assert len(set(seeds.values())) == len(seeds), "two (seed, rank) pairs share an agent seed"
+    assert all(check_seed("seed", v) == v for v in seeds.values())
+    # plan seeds count up by one per call from the agent seed: a rank's range must stay apart
+    others = [v for (s, r), v in seeds.items() if r > 0]
+    assert min(abs(a - b) for a in others for b in seeds.values() if a != b) > 10**9
