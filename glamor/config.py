@@ -28,6 +28,15 @@ from typing import Any
 from glamor.files import write_text_atomically
 
 
+def _non_string_keys(value) -> list:
+    """The dict keys in `value` (nested in dicts and lists) that are not strings."""
+    if isinstance(value, dict):
+        return [k for k in value if not isinstance(k, str)] + [b for v in value.values() for b in _non_string_keys(v)]
+    if isinstance(value, (list, tuple)):
+        return [b for v in value for b in _non_string_keys(v)]
+    return []
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a GLAMOR run needs. Defaults are the reference (Atari) values of the spec."""
@@ -247,6 +256,9 @@ class Config:
             raise ValueError(f"invalid config value(s): {'; '.join(bad)}; see the field docs in glamor.config.Config")
         # env_kwargs in their JSON form (tuples become lists), so a config equals itself after
         # a save and load (resume and `glamor compare` compare them)
+        keys = _non_string_keys(self.env_kwargs)
+        if keys:  # JSON would turn them into strings: the environment would get "3", not 3
+            raise ValueError(f"env_kwargs keys must be strings (they are saved as JSON), got {keys[0]!r}")
         try:
             object.__setattr__(self, "env_kwargs", json.loads(json.dumps(self.env_kwargs)))
         except TypeError as e:

@@ -62,6 +62,12 @@ def test_a_config_equals_itself_after_a_save_and_load(tmp_path):
         preset("debug", env_kwargs={"f": object()})
 
 
+@pytest.mark.parametrize("env_kwargs", [{3: "a"}, {"f": {None: 1}}, {"f": [{(1, 2): 0}]}])
+def test_env_kwargs_keys_that_json_would_turn_into_strings_are_refused(env_kwargs):
+    with pytest.raises(ValueError, match="env_kwargs keys must be strings"):
+        preset("debug", env_kwargs=env_kwargs)
+
+
 @pytest.mark.parametrize("field,value,needs", [
     ("lr", "abc", "must be a number"), ("use_prior", "no", "must be true or false"),
     ("plan_width", "abc", "must be an integer"), ("num_envs", 2.5, "must be an integer"),
