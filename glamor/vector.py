@@ -11,7 +11,8 @@ Workers are started with the "spawn" method: each builds its own environment, so
 Control's GL context is created inside the worker and never forked. A worker that dies (or whose
 environment raises, or that does not answer in `REPLY_TIMEOUT_S`) is restarted, the restart is
 counted and warned about, and the interrupted call is replayed from the last seeded reset, which
-gives the same episode: collection goes on.
+gives the same episode: collection goes on. A worker that cannot build its environment the first
+time is not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback.
 
 Example:
     >>> from glamor.config import preset
@@ -86,7 +87,7 @@ def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
         why = traceback.format_exc()  # (dying here would leave it "Connection reset by peer")
         try:
             conn.recv()
-            conn.send(("error", why))
+            conn.send(("make_error", why))
         except (EOFError, OSError):  # the parent is gone
             pass
         conn.close()
@@ -183,6 +184,7 @@ class ProcessEnvPool(EnvPool):
         self._conns: list = [None] * num_envs
         self._last_reset: list = [None] * num_envs
         self._rng: list = [None] * num_envs  # states to restore into a restarted worker
+        self._built = [False] * num_envs  # whether worker i's environment was ever built
         # The workers ignore SIGTERM (the parent owns their lifetime), so multiprocessing's exit
         # hook, which SIGTERMs daemon children and then waits for them, would wait forever on a
         # pool nobody closed (an exception on the way out): kill them before it runs.
@@ -218,10 +220,15 @@ class ProcessEnvPool(EnvPool):
         if not self._conns[i].poll(self.reply_timeout_s):  # a hung environment: restarted like a crashed one
             raise WorkerCrashed(f"did not answer in {self.reply_timeout_s:g} s")
         status, value = self._conns[i].recv()
-        if status == "error":  # value: the worker's traceback, its last line the exception
-            lines = value.strip().splitlines()
-            raise WorkerCrashed(f"its environment raised {lines[-1] if lines else 'an error'}\n{value}")
-        return value
+        if status == "ok":
+            self._built[i] = True
+            return value
+        # value: the worker's traceback, its last line the exception
+        lines = value.strip().splitlines()
+        why = f"{lines[-1] if lines else 'an error'}\n{value}"
+        if status == "make_error" and not self._built[i]:  # not a crash: restarting would fail alike
+            raise EnvironmentUnavailable(f"environment worker {i} could not build {self.env_id}: {why}")
+        raise WorkerCrashed(f"its environment raised {why}")
 
     def _recover(self, i: int, cmd: str, arg, error: Exception):
         """Restart worker i and replay its last reset, then the failed command."""

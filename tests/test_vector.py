@@ -3,6 +3,7 @@ worker is restarted (counted, warned about) while collection goes on with the sa
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -172,16 +173,50 @@ gym.register("ParentOnly-v0", entry_point=ParentOnly)
 
 def test_a_worker_that_cannot_make_its_environment_says_why(tmp_path, monkeypatch):
     """A worker whose environment fails to build answers the first command with the error (it
-    died, and the parent saw only 'Connection reset by peer')."""
+    died, and the parent saw only 'Connection reset by peer'), and is not restarted three times
+    to fail alike (three warnings before the error)."""
     (tmp_path / "parent_only_env.py").write_text(WORKERLESS_ENV)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     cfg = preset("debug", progress=False, env_id="parent_only_env:ParentOnly-v0", vector="async")
     pool = make_pool(cfg, 1)
     try:
-        with pytest.warns(RuntimeWarning, match=r"its environment raised RuntimeError: no display in a worker"):
-            with pytest.raises(EnvironmentUnavailable, match=r"failed 3 restarts in a row: its environment raised "
-                                                             r"RuntimeError: no display in a worker\n(.|\n)*envs.make"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a restart warns: there must be none
+            with pytest.raises(EnvironmentUnavailable, match=r"environment worker 0 could not build parent_only_env:"
+                                                             r"ParentOnly-v0: RuntimeError: no display in a worker\n"
+                                                             r"(.|\n)*envs.make"):
                 pool.reset([1], [None])
+        assert pool.restarts == 0
+    finally:
+        pool.close()
+
+
+ONCE_ONLY_ENV = BOOM_ENV.replace("Boom-v0", "OnceOnly-v0").replace(
+    "        super().__init__((8, 8), 1, episode_length, np.ones(1))",
+    """        import os
+        flag = os.path.join(os.path.dirname(__file__), "built")
+        if os.path.exists(flag):
+            raise RuntimeError("built once already")
+        open(flag, "w").close()
+        super().__init__((8, 8), 1, episode_length, np.ones(1))""")
+
+
+def test_a_restarted_worker_that_cannot_build_is_restarted_again(tmp_path, monkeypatch):
+    """Building failed only after the worker had built once (a crash, then a restart that fails:
+    maybe passing): that is a crash like any other, restarted up to max_restarts_per_call."""
+    (tmp_path / "once_only_env.py").write_text(ONCE_ONLY_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cfg = preset("debug", progress=False, env_id="once_only_env:OnceOnly-v0", env_kwargs={}, episode_length=6,
+                 vector="async")
+    pool = make_pool(cfg, 1)
+    try:
+        pool.reset([1], [None])
+        with pytest.warns(RuntimeWarning, match=r"its environment raised RuntimeError: built once already; restarted"):
+            with pytest.raises(EnvironmentUnavailable, match=r"failed 3 restarts in a row: its environment raised "
+                                                             r"RuntimeError: built once already"):
+                pool.rollout(np.full((1, 6), 3))
+        assert pool.restarts == 3
     finally:
         pool.close()
