@@ -8,7 +8,7 @@ time at that checkpoint): rows logged after the checkpoint by the stopped proces
 or the final evaluation's row at the checkpoint's own step) are dropped from the CSV and purged
 from TensorBoard, so every step is logged once, and the wall time goes on from `wall_offset`.
 A finished run that is extended passes `evaluated` too: its final evaluation's row stays (the
-extension does not evaluate that step again).
+extension does not evaluate that step again), and the wall time goes on from that row's.
 A row cut short (a full disk, a kill during a write) is dropped too.
 """
 
@@ -40,7 +40,6 @@ class Logger:
     def __init__(self, run_dir: Path, tensorboard: bool = True, append: bool = False,
                  resume_step: int | None = None, wall_offset: float | None = None, evaluated: bool = False):
         self.run_dir = Path(run_dir)
-        self.start = time.time() - (wall_offset or 0.0)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -49,10 +48,14 @@ class Logger:
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         path = self.run_dir / "metrics.csv"
         columns = ("env_step", "wall_time", *METRICS)
+        kept = []
         if resume_step is not None or not (append and path.exists()):  # the header, and the rows kept
             kept = self._rows_up_to(path, resume_step, None if evaluated else wall_offset) \
                 if resume_step is not None else []
             write_csv_atomically(path, [columns, *([row.get(c, "") for c in columns] for row in kept)])
+        # the wall time goes on from the checkpoint's, or from a kept row logged after it (an
+        # extended run's final evaluation), so it never goes back
+        self.start = time.time() - max([wall_offset or 0.0, *(float(row["wall_time"]) for row in kept)])
         self._file = open(path, "a", newline="")
         self._csv = csv.writer(self._file)
         self._warned: set[str] = set()

@@ -444,6 +444,24 @@ def test_a_metrics_row_cut_short_is_dropped_at_a_resume(tmp_path):
     assert (run / "metrics.csv").read_text().splitlines() == whole
 
 
+def test_wall_time_does_not_go_back_after_the_final_evaluation_an_extension_keeps(tmp_path):
+    """Extending a finished run keeps its final evaluation's row, logged after the last checkpoint
+    (at wall time 2.0 here): the extension's rows went on from the checkpoint's 2.0, under it."""
+    import csv
+
+    from glamor.logger import Logger
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("env_step,wall_time,eval/success_rate\n24,1.00,\n48,2.00,\n48,50.00,0.5\n")
+    logger = Logger(run, tensorboard=False, resume_step=48, wall_offset=2.0, evaluated=True)
+    logger.log(72, {"losses/total": 1.0})
+    logger.close()
+    with open(run / "metrics.csv", newline="") as f:
+        times = [float(row["wall_time"]) for row in csv.DictReader(f)]
+    assert len(times) == 4 and times == sorted(times), times
+
+
 def test_the_error_that_ends_a_run_is_not_replaced_by_one_from_closing_its_logs(tmp_path, monkeypatch):
     """eval.json failed to write on a full disk, then closing TensorBoard's writer failed too, and
     that second error was the one reported."""
