@@ -91,6 +91,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
+    """The fields in `overrides` that only the other method's agent reads (plan_width under
+    algo=gcsl, gcsl_act under glamor)."""
+    from glamor.agent import Agent, agent_class
+    from glamor.gcsl import GCSLAgent
+
+    method_fields = (set(Agent.CONFIG_FIELDS) ^ set(GCSLAgent.CONFIG_FIELDS)) - set(MACHINE_FIELDS)  # one method's
+    return sorted(set(overrides) & (method_fields - set(agent_class(algo).CONFIG_FIELDS)))
+
+
 def cmd_train(args) -> int:
     from glamor.devices import resolve_device
     from glamor.train import resume, train
@@ -118,6 +128,10 @@ def cmd_train(args) -> int:
         overrides["seed"] = args.seed
     args.preset = args.preset or "gridworld"
     cfg = preset(args.preset, **overrides)
+    other = _other_methods_fields(overrides, cfg.algo)
+    if other:  # a note, not an error: a script may give both methods the same --set
+        print(f"note: --set {', '.join(other)}: a {cfg.algo} run's agent does not read "
+              f"{'it' if len(other) == 1 else 'them'} (kept in config.json, changing nothing)", file=sys.stderr)
     cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
     if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu":
         updates = int(cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode)
@@ -208,9 +222,7 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 def cmd_eval(args) -> int:
     from glamor import checkpoint
-    from glamor.agent import Agent, agent_class
     from glamor.files import can_write
-    from glamor.gcsl import GCSLAgent
     from glamor.reports import write_reports
     from glamor.results import format_table, results_name, write_results
     from glamor.train import check_config_is_the_checkpoints, evaluate_checkpoint
@@ -231,8 +243,7 @@ def cmd_eval(args) -> int:
     if training:
         raise ValueError(f"--set {', '.join(training)}: only training reads {'it' if len(training) == 1 else 'them'}, "
                          "so the evaluation would be the run's own")
-    method_fields = (set(Agent.CONFIG_FIELDS) ^ set(GCSLAgent.CONFIG_FIELDS)) - set(MACHINE_FIELDS)  # one method's
-    other = sorted(set(overrides) & (method_fields - set(agent_class(cfg.algo).CONFIG_FIELDS)))
+    other = _other_methods_fields(overrides, cfg.algo)
     if other:
         raise ValueError(f"--set {', '.join(other)}: a {cfg.algo} run's agent does not read "
                          f"{'it' if len(other) == 1 else 'them'}, so the evaluation would be the run's own")
