@@ -220,8 +220,9 @@ class ProcessEnvPool(EnvPool):
         if not self._conns[i].poll(self.reply_timeout_s):  # a hung environment: restarted like a crashed one
             raise WorkerCrashed(f"did not answer in {self.reply_timeout_s:g} s")
         status, value = self._conns[i].recv()
-        if status == "ok":
+        if status != "make_error":  # (an environment that raised had been built)
             self._built[i] = True
+        if status == "ok":
             return value
         # value: the worker's traceback, its last line the exception
         lines = value.strip().splitlines()

@@ -220,3 +220,25 @@ def test_a_restarted_worker_that_cannot_build_is_restarted_again(tmp_path, monke
         assert pool.restarts == 3
     finally:
         pool.close()
+
+
+def test_a_worker_whose_environment_raised_at_its_first_command_was_built(tmp_path, monkeypatch):
+    """An environment that raised at the worker's first command had been built (its error is an
+    "error", not a "make_error" reply): a restart that then cannot build is restarted again, not
+    taken for a worker that never could build its environment."""
+    (tmp_path / "once_then_boom_env.py").write_text(ONCE_ONLY_ENV.replace("OnceOnly-v0", "OnceThenBoom-v0").replace(
+        "    def _reset_state(self):\n        self.x = 0",
+        "    def _reset_state(self):\n        raise ValueError('boom in reset')"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cfg = preset("debug", progress=False, env_id="once_then_boom_env:OnceThenBoom-v0", env_kwargs={},
+                 episode_length=6, vector="async")
+    pool = make_pool(cfg, 1)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"its environment raised ValueError: boom in reset; restarted"):
+            with pytest.raises(EnvironmentUnavailable, match=r"failed 3 restarts in a row: its environment raised "
+                                                             r"RuntimeError: built once already"):
+                pool.reset([1], [None])
+        assert pool.restarts == 3
+    finally:
+        pool.close()
