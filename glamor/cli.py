@@ -182,10 +182,11 @@ def _resume_hints(run_dir: str):
     """A Ctrl-C that reaches the command line (one during the final evaluation: the training
     loop's own stop saves and names the resume itself) says how the run goes on; so does a full
     or read-only disk, which also names the run when the error names no file in it."""
-    from glamor import checkpoint
+    from glamor import checkpoint, distributed
+    from glamor.train import resume_command
 
     resumable = lambda: (Path(run_dir) / checkpoint.CHECKPOINT).exists()  # noqa: E731
-    hint = f"`glamor train --resume {run_dir}` goes on from its last checkpoint"
+    hint = f"`{resume_command(run_dir, distributed.world_size())}` goes on from its last checkpoint"  # (torchrun's)
     then = lambda: f"; with room to write (or write access) again, {hint}" if resumable() else ""  # noqa: E731
     try:
         with _disk_errors_name(run_dir, then), _sigterm_as_interrupt():

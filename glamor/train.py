@@ -86,6 +86,17 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 2)  # in [0, 2**62)
 
 
+def resume_command(run_dir: str | Path, world_size: int) -> str:
+    """The command that continues a run trained by `world_size` processes (under torchrun: as
+    many again)."""
+    if world_size == 1:
+        return f"glamor train --resume {run_dir}"
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    nodes = f"--nproc-per-node {local}" if local == world_size else \
+        f"--nnodes {world_size // local} --nproc-per-node {local} ..."
+    return f"torchrun {nodes} -m glamor train --resume {run_dir}"
+
+
 def build_agent(model, cfg: Config, **overrides) -> Agent | GCSLAgent:
     """The acting side of `cfg.algo` on top of `model`."""
     return agent_class(cfg.algo).from_config(model, cfg, **overrides)
@@ -522,12 +533,7 @@ class Trainer:
 
     def resume_command(self) -> str:
         """The command that continues this run (under torchrun: as many processes again)."""
-        if self.world_size == 1:
-            return f"glamor train --resume {self.run_dir}"
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
-        nodes = f"--nproc-per-node {local}" if local == self.world_size else \
-            f"--nnodes {self.world_size // local} --nproc-per-node {local} ..."
-        return f"torchrun {nodes} -m glamor train --resume {self.run_dir}"
+        return resume_command(self.run_dir, self.world_size)
 
     def _write_rank_part(self) -> None:
         if not self.is_main:

@@ -192,6 +192,21 @@ def test_a_ctrl_c_in_the_final_evaluation_names_the_resume(run, tmp_path, monkey
     assert capsys.readouterr().err.strip() == "glamor train: interrupted"
 
 
+def test_a_ctrl_c_in_the_final_evaluation_under_torchrun_names_the_torchrun_resume(tmp_path, monkeypatch):
+    """The command line's hint named `glamor train --resume` under torchrun too, which goes on in one
+    process from rank 0's part alone (the training loop's own stop names the torchrun command)."""
+    from glamor import cli
+
+    (tmp_path / checkpoint.CHECKPOINT).write_bytes(b"")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(KeyboardInterrupt) as e:
+        with cli._resume_hints(str(tmp_path)):
+            raise KeyboardInterrupt
+    assert e.value.hint == (f"`torchrun --nproc-per-node 2 -m glamor train --resume {tmp_path}` goes on from its "
+                            f"last checkpoint")
+
+
 def test_a_total_below_one_collection_round_is_warned_about(tmp_path):
     """--total-env-steps 120 with 1,000 environments trained 6,000 steps without a word."""
     from glamor.train import Trainer
