@@ -84,9 +84,11 @@ def save_run(run_dir: str | Path, state: dict, replay: dict[str, np.ndarray] | N
 
     `keep_previous`: the checkpoint.pt there is known unusable (a resume fell back past it, say
     for a replay file that fails its CRC, which only reading the whole file shows): it is
-    replaced, and checkpoint.prev.pt stays."""
+    removed first, and checkpoint.prev.pt stays."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)  # removed while training (or never made): the work is kept
+    if keep_previous:  # before the replay file, which may take its replay's name (the same step again):
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)  # a failed save would leave it whole beside that
     state = dict(state)
     if replay is not None:
         name = f"replay-{int(state.get('env_step', 0))}.npz"

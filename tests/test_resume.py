@@ -164,6 +164,29 @@ def test_a_save_after_falling_back_keeps_the_checkpoint_it_fell_back_to(tmp_path
     assert checkpoint.load_latest(tmp_path)["x"] == 3
 
 
+def test_a_failed_save_after_falling_back_leaves_no_unusable_checkpoint_beside_a_new_replay(tmp_path, monkeypatch):
+    """After a resume that fell back past checkpoint.pt (its replay file gone or failing its CRC)
+    the run reaches that checkpoint's step again and writes its replay file under the same name.
+    A save that failed after that (a full disk, a kill) left the unusable checkpoint.pt beside a
+    replay file it never saw, and load_latest took that pair: the old state on the new replay."""
+    replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
+    checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
+    checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
+    (tmp_path / "replay-2.npz").unlink()
+    with pytest.warns(UserWarning, match="using checkpoint.prev.pt"):
+        assert checkpoint.load_latest(tmp_path)["x"] == 1
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint.torch, "save", full_disk)  # the checkpoint's write, after its replay file's
+        with pytest.raises(OSError, match="No space left"):
+            checkpoint.save_run(tmp_path, {"env_step": 2, "x": 22}, {"frames": replay["frames"] + 1},
+                                keep_previous=True)
+    assert checkpoint.load_latest(tmp_path)["x"] == 1
+
+
 def test_the_parts_of_other_ranks_are_named_kept_and_required_by_their_checkpoint(tmp_path):
     """Under torchrun rank r > 0 writes its part (state and replay) before rank 0's checkpoint
     names it: parts no checkpoint names go at the next save, and a checkpoint whose part is
