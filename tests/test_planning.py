@@ -4,6 +4,7 @@ seeds, and clear errors at the public API."""
 import itertools
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import nn_lstm_logits, random_images, tiny_model
@@ -185,6 +186,18 @@ def test_plan_keys_take_any_integer_container_and_are_checked():
                              (torch.ones(3, dtype=torch.bool), TypeError, "plan_keys must be integers")):
         with pytest.raises(err, match=match):
             m.plan(obs, goal, plan_keys=keys, **kw)
+
+
+@pytest.mark.parametrize("keys", [[0, -1, 2], np.array([0, 1, 2**32]), torch.tensor([2**40, 0, 1])])
+def test_plan_keys_given_on_the_host_are_checked_for_a_device_plan_too(keys):
+    """Keys given as a list, array or CPU tensor for a plan on another device were moved there
+    first and then not checked (a check on the GPU would wait for it): the CUDA op kept their low
+    32 bits. The meta device stands in for a GPU."""
+    from glamor.planning import checked_plan_keys
+
+    with pytest.raises(ValueError, match=r"plan_keys must be in \[0, 2\*\*32\)"):
+        checked_plan_keys(keys, 3, torch.device("meta"))
+    assert checked_plan_keys([0, 5, 2**32 - 1], 3, torch.device("meta")).device.type == "meta"
 
 
 @pytest.mark.parametrize(
