@@ -118,14 +118,14 @@ def cmd_train(args) -> int:
             resume(args.resume, total_env_steps=args.total_env_steps, machine=_parse_overrides(args.set), table=True)
         return 0
     overrides = _parse_overrides(args.set)
-    if args.env:
-        overrides["env_id"] = args.env
-    if args.algo:
-        overrides["algo"] = args.algo
-    if args.total_env_steps is not None:
-        overrides["total_env_steps"] = args.total_env_steps
-    if args.seed is not None:
-        overrides["seed"] = args.seed
+    flags = {"env_id": ("--env", args.env or None), "algo": ("--algo", args.algo or None),
+             "total_env_steps": ("--total-env-steps", args.total_env_steps), "seed": ("--seed", args.seed)}
+    for field, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if field in overrides and overrides[field] != value:  # the flag won silently
+            raise ValueError(f"{flag} {value} and --set {field}={overrides[field]} disagree: give one")
+        overrides[field] = value
     args.preset = args.preset or "gridworld"
     cfg = preset(args.preset, **overrides)
     other = _other_methods_fields(overrides, cfg.algo)

@@ -150,6 +150,19 @@ def test_an_evaluation_refuses_what_cannot_apply_to_the_trained_model(run, tmp_p
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize("flag,setting,message", [
+    (["--seed", "1"], "seed=2", "--seed 1 and --set seed=2 disagree: give one"),
+    (["--algo", "gcsl"], "algo='glamor'", "--algo gcsl and --set algo=glamor disagree"),
+    (["--total-env-steps", "100"], "total_env_steps=200", "--total-env-steps 100 and --set total_env_steps=200"),
+    (["--env", "glamor/GridWorldBox-v0"], "env_id='glamor/GridWorld-v0'", "--env glamor/GridWorldBox-v0 and --set"),
+])
+def test_a_train_flag_and_a_set_that_disagree_are_refused(tmp_path, flag, setting, message):
+    """--seed 1 --set seed=2 trained seed 1 without a word: the flag won silently."""
+    out = _cli("train", "--preset", "debug", "--run-dir", str(tmp_path / "r"), *flag, "--set", setting, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_re_evaluation_keeps_the_training_facts_and_progress_names_no_file(run, tmp_path):
     before = json.loads((run / "eval.json").read_text())
     out = _cli("eval", str(run), "--episodes", str(before["episodes"]), "--videos", "0", "--set", "progress=false",
