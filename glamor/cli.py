@@ -185,7 +185,9 @@ def _resume_hints(run_dir: str):
     from glamor import checkpoint, distributed
     from glamor.train import resume_command
 
-    resumable = lambda: (Path(run_dir) / checkpoint.CHECKPOINT).exists()  # noqa: E731
+    # (checkpoint.prev.pt alone: a kill between a save's two renames; resume falls back to it)
+    resumable = lambda: any((Path(run_dir) / name).exists() for name in (checkpoint.CHECKPOINT,  # noqa: E731
+                                                                        checkpoint.PREVIOUS))
     hint = f"`{resume_command(run_dir, distributed.world_size())}` goes on from its last checkpoint"  # (torchrun's)
     then = lambda: f"; with room to write (or write access) again, {hint}" if resumable() else ""  # noqa: E731
     try:

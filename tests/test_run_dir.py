@@ -187,7 +187,10 @@ def test_a_ctrl_c_in_the_final_evaluation_names_the_resume(run, tmp_path, monkey
     monkeypatch.setattr("glamor.train.resume", interrupted)
     assert cli.main(["train", "--resume", str(copy)]) == 130
     assert f"interrupted; `glamor train --resume {copy}` goes on from its last checkpoint" in capsys.readouterr().err
-    (copy / checkpoint.CHECKPOINT).unlink()  # nothing to go on from: no advice
+    (copy / checkpoint.CHECKPOINT).replace(copy / checkpoint.PREVIOUS)  # a kill between a save's renames
+    assert cli.main(["train", "--resume", str(copy)]) == 130  # resume falls back to checkpoint.prev.pt
+    assert f"interrupted; `glamor train --resume {copy}` goes on from its last checkpoint" in capsys.readouterr().err
+    (copy / checkpoint.PREVIOUS).unlink()  # nothing to go on from: no advice
     assert cli.main(["train", "--resume", str(copy)]) == 130
     assert capsys.readouterr().err.strip() == "glamor train: interrupted"
 
