@@ -55,7 +55,8 @@ class Logger:
             write_csv_atomically(path, [columns, *([row.get(c, "") for c in columns] for row in kept)])
         # the wall time goes on from the checkpoint's, or from a kept row logged after it (an
         # extended run's final evaluation), so it never goes back
-        self.start = time.time() - max([wall_offset or 0.0, *(float(row["wall_time"]) for row in kept)])
+        self.went_on_from = max([wall_offset or 0.0, *(float(row["wall_time"]) for row in kept)])  # seconds
+        self.start = time.time() - self.went_on_from
         self._file = open(path, "a", newline="")
         self._csv = csv.writer(self._file)
         self._warned: set[str] = set()

@@ -282,6 +282,7 @@ class Trainer:
         self._resumed_from_newest = False
         self._fell_back = False  # resumed from checkpoint.prev.pt, and not saved since
         self._wall_offset = 0.0
+        self.went_on_from = 0.0
         self.on_first_save: Callable[[], None] | None = None  # called once, after the first checkpoint
 
     def _build_parts(self) -> None:
@@ -583,6 +584,9 @@ class Trainer:
                 evaluated = _results_of_step(self.run_dir, self.resumed_from) is not None
         logger = Logger(self.run_dir, tensorboard=self.is_main, resume_step=self.resumed_from,
                         wall_offset=self._wall_offset, evaluated=evaluated) if self.is_main else None
+        if logger is not None:  # past the checkpoint's when a kept row (an extended run's final evaluation) came later
+            self._wall_offset = logger.went_on_from
+        self.went_on_from = self._wall_offset  # the run's wall time (s) when this process took it up
         bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_step, cfg.total_env_steps), unit="step",
                    disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
         self._plan_time, self._plans = 0.0, 0
@@ -811,7 +815,6 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
         if state is not None:  # (each rank its own part: one that does not fit is raised on all)
             trainer._on_every_rank(lambda: trainer.load_state_dict(state, take_replay=True),
                                    ValueError("another process could not load its part of the checkpoint"))
-            t0 -= trainer._wall_offset
     except BaseException:
         trainer.close()
         raise
@@ -830,7 +833,7 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
     except TrainingInterrupted:
         distributed.barrier()  # every rank stopped after the same round: they leave together
         raise
-    results = _finish(results, cfg, run_dir, t0, table)
+    results = _finish(results, cfg, run_dir, t0 - trainer.went_on_from, table)
     distributed.barrier()  # as in train(): the others waited through rank 0's evaluation
     return results
 

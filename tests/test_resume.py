@@ -485,6 +485,29 @@ def test_wall_time_does_not_go_back_after_the_final_evaluation_an_extension_keep
     assert len(times) == 4 and times == sorted(times), times
 
 
+def test_an_extended_runs_train_wall_time_counts_the_final_evaluation_it_keeps(tmp_path):
+    """eval.json's train_wall_time_s of an extended run went on from the checkpoint's wall time,
+    before the first final evaluation, while metrics.csv went on from that evaluation's row: the
+    two clocks disagreed by the evaluation's length (here made 1000 s)."""
+    import csv
+
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1)
+    run = tmp_path / "run"
+    train(cfg, run, table=False)
+    rows = (run / "metrics.csv").read_text().splitlines()
+    fields = rows[-1].split(",")  # the final evaluation's row
+    fields[1] = "1000.00"
+    (run / "metrics.csv").write_text("\n".join(rows[:-1] + [",".join(fields)]) + "\n")
+    results = resume(run, total_env_steps=96, table=False)
+    with open(run / "metrics.csv", newline="") as f:
+        times = [float(row["wall_time"]) for row in csv.DictReader(f)]
+    assert times == sorted(times) and times[-1] > 1000
+    assert results["train_wall_time_s"] >= times[-1]
+
+
 def test_the_error_that_ends_a_run_is_not_replaced_by_one_from_closing_its_logs(tmp_path, monkeypatch):
     """eval.json failed to write on a full disk, then closing TensorBoard's writer failed too, and
     that second error was the one reported."""
