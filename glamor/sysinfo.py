@@ -1,4 +1,5 @@
-"""What machine a benchmark ran on (the benchmarks name it beside every number)."""
+"""What machine this is: the CPU a benchmark ran on (named beside every number), and the memory
+a run may still take (checked against its replay at the start)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,22 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def available_memory() -> int | None:
+    """Bytes this process could still allocate: Linux's MemAvailable, or less where a cgroup
+    (v2) limit leaves less; None where neither can be read."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found)) if found else None

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from glamor import checkpoint, distributed, envs
+from glamor import checkpoint, distributed, envs, sysinfo
 from glamor.agent import Agent, agent_class
 from glamor.config import MACHINE_FIELDS, Config
 from glamor.devices import resolve_device
@@ -303,6 +303,8 @@ class Trainer:
         self.model = build_model(cfg, self.env).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.replay = Replay(cfg.replay_capacity, self.env.frame_shape, self.env.frame_stack, self.num_actions)
+        if rank == 0:
+            self._check_replay_fits()
         self.prefer = None  # the replay's preference for pairs in which an object moved
         if cfg.moved_sample_fraction > 0:
             self.prefer = getattr(self.env, "objects_moved", None)
@@ -330,6 +332,20 @@ class Trainer:
                           f"evaluations use those {cfg.eval_episodes}", RuntimeWarning, stacklevel=4)
         if rank == 0:
             self._read_train_goals()
+
+    def _check_replay_fits(self) -> None:
+        """Warn when the replays of this machine's processes, once full, need more memory than it
+        has: numpy's zeros take pages only as they are written, so such a run is killed by the
+        kernel hours in, when its replay fills, not at the start."""
+        available = sysinfo.available_memory()
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        need = self.replay.nbytes * processes
+        if available is not None and need > available:
+            (h, w), each = self.env.frame_shape, f" each, x {processes} processes" if processes > 1 else ""
+            warnings.warn(f"the replay takes {need / 2**30:.1f} GiB when full (replay_capacity="
+                          f"{self.cfg.replay_capacity:,} frames of {h}x{w}{each}) but this machine has "
+                          f"{available / 2**30:.1f} GiB available: the run would be killed when the replay "
+                          f"fills; lower replay_capacity", RuntimeWarning, stacklevel=5)
 
     def _read_train_goals(self) -> None:
         """The train goal set: built by rank 0 (or read from the goal cache), read by the others

@@ -223,6 +223,28 @@ def test_a_total_below_one_collection_round_is_warned_about(tmp_path):
         Trainer(preset("debug", progress=False), tmp_path).close()
 
 
+def test_a_replay_larger_than_the_memory_left_is_warned_about_at_the_start(tmp_path, monkeypatch):
+    """numpy's zeros take memory only as the replay fills, so a replay_capacity beyond the
+    machine's memory ran for hours and was then killed; the start now says so."""
+    from glamor import sysinfo
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False)  # 4,000 frames of 14x14 (about 0.9 MB with the bookkeeping)
+    monkeypatch.setattr(sysinfo, "available_memory", lambda: 500_000)
+    with pytest.warns(RuntimeWarning, match=r"the replay takes 0\.0 GiB when full \(replay_capacity=4,000 frames of "
+                                            r"14x14\) but this machine has 0\.0 GiB available: the run would be killed"):
+        Trainer(cfg, tmp_path).close()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # each process on this machine holds its own replay
+    with pytest.warns(RuntimeWarning, match=r"frames of 14x14 each, x 2 processes\)"):
+        Trainer(cfg, tmp_path).close()
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    for available in (10**9, None):  # enough, or not known: no warning
+        monkeypatch.setattr(sysinfo, "available_memory", lambda available=available: available)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            Trainer(cfg, tmp_path).close()
+
+
 def test_a_full_disk_at_the_start_of_an_overwrite_puts_the_old_run_back(run, tmp_path, monkeypatch, capsys):
     """--overwrite moved the old run aside, then writing config.json failed (a full disk): the run
     folder was left empty and the old run hidden in .RUN.replaced-PID, named nowhere."""
