@@ -101,6 +101,23 @@ def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
     return sorted(set(overrides) & (method_fields - set(agent_class(algo).CONFIG_FIELDS)))
 
 
+def _note_another_suites_preset(name: str, cfg) -> None:
+    """A note when `cfg.env_id` is a built-in environment of another suite than the preset's
+    own (--preset atari --env glamor/reacher-hard-v0 keeps Atari's k = 50 and updates per
+    episode, not Control's 100 and 2)."""
+    from glamor import envs
+
+    own, given = envs.suite(PRESETS[name]["env_id"]), envs.suite(cfg.env_id)
+    if own is None or given is None or own == given:
+        return
+    suggestion = {"atari": "atari", "control": "control", "gridworld": "gridworld"}[given]
+    if name.endswith("_cpu") and f"{suggestion}_cpu" in PRESETS:
+        suggestion += "_cpu"
+    print(f"note: {cfg.env_id} is a{'n' if given == 'atari' else ''} {given} environment but --preset {name} has "
+          f"{own}'s settings (episode_length {cfg.episode_length}, updates_per_episode {cfg.updates_per_episode}, "
+          f"...); --preset {suggestion} has its suite's", file=sys.stderr)
+
+
 def cmd_train(args) -> int:
     from glamor.devices import resolve_device
     from glamor.train import resume, train
@@ -128,6 +145,7 @@ def cmd_train(args) -> int:
         overrides[field] = value
     args.preset = args.preset or "gridworld"
     cfg = preset(args.preset, **overrides)
+    _note_another_suites_preset(args.preset, cfg)
     other = _other_methods_fields(overrides, cfg.algo)
     if other:  # a note, not an error: a script may give both methods the same --set
         print(f"note: --set {', '.join(other)}: a {cfg.algo} run's agent does not read "

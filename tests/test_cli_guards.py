@@ -538,3 +538,22 @@ def test_sigterm_outside_the_training_loop_stops_like_ctrl_c(tmp_path, monkeypat
         f"glamor train: terminated (SIGTERM); `glamor train --resume {run}` goes on from its last checkpoint")
     assert (run / "checkpoint.pt").exists() and not (run / "eval.json").exists()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
+
+
+@pytest.mark.parametrize("name,env_id,suggested", [
+    ("atari", "glamor/reacher-hard-v0", "--preset control has its suite's"),
+    ("atari_cpu", "glamor/point_mass-easy-v0", "--preset control_cpu has"),
+    ("control", "glamor/Pong-v0", "an atari environment but --preset control has control's settings (episode_length 100"),
+    ("gridworld", "glamor/Seaquest-v0", "--preset atari has"),
+    ("atari_cpu", "glamor/MsPacman-v0", None),  # the preset's own suite
+    ("gridworld", "glamor/GridWorldBox-v0", None),
+    ("gridworld", "puck_env:Puck-v0", None),  # an environment of one's own: the preset is the user's choice
+])
+def test_an_environment_of_another_suite_than_the_presets_gets_a_note(capsys, name, env_id, suggested):
+    """--preset atari --env glamor/reacher-hard-v0 trained Control with Atari's k = 50 and one
+    update per episode, without a word."""
+    from glamor import cli
+
+    cli._note_another_suites_preset(name, preset(name, env_id=env_id))
+    err = capsys.readouterr().err
+    assert (suggested in err) if suggested else err == "", err

@@ -62,6 +62,13 @@ def _register_builtin() -> None:
             gym.register(env_id, entry_point=entry_point, kwargs=kwargs)
 
 
+def suite(env_id: str) -> str | None:
+    """Which built-in family `env_id` belongs to: "atari", "control" or "gridworld" (None: an
+    environment of your own)."""
+    entry = _BUILTIN.get(env_id)
+    return None if entry is None else entry[0].split(":")[0].rsplit(".", 1)[1]
+
+
 def registered() -> list[str]:
     """Ids of every registered glamor environment."""
     return sorted(k for k in gym.registry if k.startswith("glamor/"))
