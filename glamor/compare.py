@@ -134,7 +134,7 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     run_dir = Path(run_dir)
     saved = Config.load(run_dir / "config.json") if (run_dir / "config.json").exists() else None
     if saved is not None and _differing(saved, cfg):
-        state = "a finished" if _finished(run_dir, cfg) else "an unfinished"
+        state = "a finished" if _finished(run_dir, saved) else "an unfinished"  # by its own config's steps
         raise ValueError(f"{run_dir} is {state} run with another config (fields {_differing(saved, cfg)}); "
                          f"use another --runs-dir, or delete it to retrain")
     if saved is None and run_dir.is_dir() and any(run_dir.iterdir()):

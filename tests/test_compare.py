@@ -327,3 +327,12 @@ def test_the_plot_has_a_legend_entry_for_every_method(tmp_path):
     colours = {c for _, c in legend.getcolors(1 << 16)}
     assert [label for label, _, _, color in compare.CURVES if color not in colours] == []
     assert legend.crop((png.width - 4, 0, png.width, 40)).getcolors() == [(160, (255, 255, 255))]  # nothing cut off
+
+
+def test_a_finished_run_asked_for_more_steps_is_called_finished(tmp_path):
+    """Whether a refused run is finished is judged by its own config's steps, not the asked-for
+    config's: a finished run of 72 steps asked for 96 was called 'an unfinished run'."""
+    short = {**TINY, "total_env_steps": 72}
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides=short)
+    with pytest.raises(ValueError, match=r"is a finished run with another config \(fields \['total_env_steps'\]\)"):
+        _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides=TINY)
