@@ -249,6 +249,8 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
                 mean_steps=sum(r["mean_steps"] for r in rows) / len(rows), episodes=rows[0]["episodes"],
                 env_steps=[runs[(algo, s)][1].get("env_steps") for s in seeds])
     for label, algo, column, _ in CURVES:
+        if column == "eval/random_success_rate" and runs and not any(a == algo for a, _ in runs):
+            algo = min(a for a, _ in runs)  # as the table's random row: every run logs the random policy's
         per_seed = [read_curve(Path(d) / "metrics.csv", column) for (a, _), (d, _) in sorted(runs.items()) if a == algo]
         if not per_seed:
             continue

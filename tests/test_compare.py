@@ -312,6 +312,8 @@ def test_time_conditioned_gcsl_is_a_method_of_its_own(tmp_path):
     table = (tmp_path / "results" / "table.md").read_text()
     assert "| eval | GCSL, time-conditioned |" in table and "--methods gcsl gcsl_time" in table
     assert "GCSL, time-conditioned" in summaries[0]["curves"]
+    # the random policy's curve comes from the runs its table row comes from, as in the table
+    assert summaries[0]["curves"]["random"] and "| random |" in table.split("Success against environment steps")[1]
     with pytest.raises(ValueError, match="--methods"):
         _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "gcsl_time": True})
 
