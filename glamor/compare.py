@@ -460,8 +460,21 @@ def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list
     md, png, js = (Path(f"{out}{suffix}") for suffix in OUT_SUFFIXES)
     write_text_atomically(md, markdown(summaries, header))
     write_atomically(png, lambda tmp: plot(summaries, tmp), suffix=".png")
-    _write_json(js, {"envs": envs, "done": done, "seeds": seeds, "budget": budget, "summaries": summaries})
+    _write_json(js, _nan_to_null({"envs": envs, "done": done, "seeds": seeds, "budget": budget,
+                                  "summaries": summaries}))
     return md, png, js
+
+
+def _nan_to_null(obj):
+    """`obj` with NaN (one seed's interval over seeds) as None: json.dumps writes NaN, which is
+    not JSON (JSON.parse, jq and most readers other than Python's refuse the file)."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_null(v) for v in obj]
+    return obj
 
 
 OUT_SUFFIXES = (".md", ".png", ".json")

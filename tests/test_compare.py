@@ -2,6 +2,7 @@
 retrained), unfinished ones resumed, and the table, plot and numbers written."""
 
 import json
+import math
 import os
 import re
 import shlex
@@ -338,3 +339,17 @@ def test_a_finished_run_asked_for_more_steps_is_called_finished(tmp_path):
     _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides=short)
     with pytest.raises(ValueError, match=r"is a finished run with another config \(fields \['total_env_steps'\]\)"):
         _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides=TINY)
+
+
+def test_one_seeds_out_json_is_json(tmp_path):
+    """One seed has no interval over seeds (NaN in the curves and the sweep): OUT.json wrote NaN,
+    which is not JSON (JSON.parse and jq refuse the file); it writes null."""
+    summaries = _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[1], planners=["beam"])
+    assert math.isnan(summaries[0]["sweep"][0]["ci95"][0])  # (the table shows n/a)
+
+    def refuse(name):
+        raise ValueError(f"{name} in OUT.json")
+
+    saved = json.loads((tmp_path / "results" / "table.json").read_text(), parse_constant=refuse)
+    assert saved["summaries"][0]["sweep"][0]["ci95"] == [None, None]
+    assert all(lo is None for _, _, lo, _ in saved["summaries"][0]["curves"]["GLAMOR"])
