@@ -167,7 +167,9 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     """GLAMOR (with the prior) at one planner and width, evaluated once and kept in the run dir
     as sweep-<planner>-w<width>.json (on the first `episodes` held-out goals; -g<episodes> added
     to the name when that is fewer than eval_episodes). A file of another checkpoint than the
-    run's evaluated one (its `env_steps`) is evaluated again."""
+    run's evaluated one (its `env_steps`) is evaluated again; a run whose newest readable checkpoint
+    is not that one (a damaged checkpoint.pt: load_latest takes the one before) is refused."""
+    from glamor import checkpoint
     from glamor import train as training
 
     episodes = training.goals_to_evaluate(episodes, cfg)
@@ -182,8 +184,14 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
         if saved.get("episodes") == episodes and (env_steps is None or saved.get("env_steps") == env_steps):
             return saved  # evaluated before, on these goals, from this checkpoint
     t0 = time.time()
+    state = checkpoint.load_latest(Path(run_dir), with_replay=False)  # (a damaged newest one: the one before)
+    if env_steps is not None and state is not None and state.get("env_step") != env_steps:
+        raise ValueError(f"{run_dir}: its newest readable checkpoint is of environment step {state.get('env_step')}, "
+                         f"its eval.json of step {env_steps}: a sweep would evaluate another model than the table "
+                         f"reports; delete the run directory for compare to train it again, or leave the sweep out "
+                         f"(--widths with no value)")
     results = training.evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width),
-                                           episodes=episodes, policies=("glamor",),
+                                           episodes=episodes, policies=("glamor",), state=state,
                                            set_names=("eval",))  # the sweep table reports the usual held-out goals
     results["eval_wall_time_s"] = time.time() - t0
     _write_json(path, results)

@@ -108,7 +108,7 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
     # A sweep asked on another number of goals is evaluated again (and only the sweeps).
     evaluated = []
     monkeypatch.setattr(train_module, "evaluate_checkpoint",
-                        lambda run_dir, cfg, episodes, policies, set_names: evaluated.append(episodes) or
+                        lambda run_dir, cfg, episodes, policies, set_names, **kw: evaluated.append(episodes) or
                         {**json.loads((run_dir / "sweep-beam-w1.json").read_text()), "episodes": episodes})
     _compare(tmp_path, sweep_episodes=2)
     assert evaluated == [2] * 8
@@ -139,8 +139,8 @@ def test_compare_writes_the_table_then_resumes_instead_of_retraining(tmp_path, m
     _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
     assert [r for r, _ in resumed] == [unfinished]
     glamor_run = runs / "glamor-default" / "seed0"
-    extended = json.loads((glamor_run / "eval.json").read_text())
-    (glamor_run / "eval.json").write_text(json.dumps({**extended, "env_steps": extended["env_steps"] + 48}))
+    older = json.loads((glamor_run / "sweep-beam-w1.json").read_text())  # a sweep of the checkpoint before
+    (glamor_run / "sweep-beam-w1.json").write_text(json.dumps({**older, "env_steps": older["env_steps"] - 48}))
     evaluated.clear()
     _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[1], planners=["beam"])
     assert evaluated == [TINY["eval_episodes"]]
@@ -353,3 +353,16 @@ def test_one_seeds_out_json_is_json(tmp_path):
     saved = json.loads((tmp_path / "results" / "table.json").read_text(), parse_constant=refuse)
     assert saved["summaries"][0]["sweep"][0]["ci95"] == [None, None]
     assert all(lo is None for _, _, lo, _ in saved["summaries"][0]["curves"]["GLAMOR"])
+
+
+def test_a_sweep_evaluates_the_checkpoint_the_run_was_evaluated_at(tmp_path):
+    """A damaged checkpoint.pt: the sweep evaluated checkpoint.prev.pt (an earlier step) and the
+    table showed it beside the run's final numbers, with only load_latest's warning."""
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    run = tmp_path / "runs" / "debug" / "glamor-default" / "seed0"
+    (run / "checkpoint.pt").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="using checkpoint.prev.pt"), \
+            pytest.raises(ValueError, match=r"newest readable checkpoint is of environment step 48, its eval.json "
+                                            r"of step 96: a sweep would evaluate another model"):
+        _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[2], planners=["beam"])
+    assert not list(run.glob("sweep-*"))
