@@ -466,10 +466,22 @@ def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")
     md, png, js = (Path(f"{out}{suffix}") for suffix in OUT_SUFFIXES)
-    write_text_atomically(md, markdown(summaries, header))
-    write_atomically(png, lambda tmp: plot(summaries, tmp), suffix=".png")
-    _write_json(js, _nan_to_null({"envs": envs, "done": done, "seeds": seeds, "budget": budget,
-                                  "summaries": summaries}))
+    md_text = markdown(summaries, header)
+    js_text = json.dumps(_nan_to_null({"envs": envs, "done": done, "seeds": seeds, "budget": budget,
+                                       "summaries": summaries}), indent=2) + "\n"
+
+    # Each file is written beside its target before any replaces its old one (the PNG first, the JSON
+    # last): a plot or a write that fails (a full disk) leaves the three files of the last write as they
+    # were, not a new table beside the old numbers.
+    def md_then_png(tmp_md: Path) -> None:
+        tmp_md.write_text(md_text)
+        write_atomically(png, lambda tmp: plot(summaries, tmp), suffix=".png")
+
+    def json_then_md(tmp_json: Path) -> None:
+        tmp_json.write_text(js_text)
+        write_atomically(md, md_then_png)
+
+    write_atomically(js, json_then_md)
     return md, png, js
 
 

@@ -366,3 +366,20 @@ def test_a_sweep_evaluates_the_checkpoint_the_run_was_evaluated_at(tmp_path):
                                             r"of step 96: a sweep would evaluate another model"):
         _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[2], planners=["beam"])
     assert not list(run.glob("sweep-*"))
+
+
+def test_a_failed_write_leaves_the_last_tables_table_plot_and_numbers_together(tmp_path, monkeypatch):
+    """OUT.md was replaced before the plot was drawn and OUT.json after it: a plot or write that
+    failed (a full disk) left a new table beside the old numbers."""
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[])
+    out = tmp_path / "results" / "table"
+    before = {suffix: out.with_suffix(suffix).read_bytes() for suffix in (".md", ".png", ".json")}
+
+    def full_disk(summaries, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compare, "plot", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _compare(tmp_path, seeds=[0], methods=["gcsl", "gcsl_time"], widths=[])
+    assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in before} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["table.json", "table.md", "table.png"]  # no temporaries
