@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -420,38 +421,52 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     t_start = time.time()
     statuses: dict[str, int] = {}
     summaries = []
-    for env in envs:
-        runs, sweeps = {}, {}
-        for seed in seeds:
-            for algo in methods:
-                spec = RunSpec(algo, setting, env, seed)
-                cfg, run_dir = spec.config(budget, overrides), spec.run_dir(runs_dir)
-                t0 = time.time()
-                try:
-                    status = ensure_trained(cfg, run_dir, log)
-                except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
-                    raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
-                statuses[status] = statuses.get(status, 0) + 1
-                res = read_results(run_dir / "eval.json", requires=_run_fields(algo))
-                log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
-                runs[(algo, seed)] = (run_dir, res)
-        for (algo, seed), (run_dir, _) in sorted(runs.items()):
-            if algo != "glamor":
-                continue
-            cfg = RunSpec(algo, setting, env, seed).config(budget, overrides)
-            for planner in planners:
-                for width in widths:
+    with _continues_with(command):
+        for env in envs:
+            runs, sweeps = {}, {}
+            for seed in seeds:
+                for algo in methods:
+                    spec = RunSpec(algo, setting, env, seed)
+                    cfg, run_dir = spec.config(budget, overrides), spec.run_dir(runs_dir)
                     t0 = time.time()
-                    r = ensure_sweep(run_dir, cfg, planner, width,
-                                     cfg.eval_episodes if sweep_episodes is None else sweep_episodes,
-                                     env_steps=runs[(algo, seed)][1].get("env_steps"))
-                    sweeps[(planner, width, seed)] = r
-                    log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
-                        f"({time.time() - t0:.0f} s)")
-        summaries.append(summarize(env, runs, sweeps))
-        files = write_outputs(out, summaries, envs, seeds, budget, command)  # each environment's table kept
+                    try:
+                        status = ensure_trained(cfg, run_dir, log)
+                    except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
+                        raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
+                    statuses[status] = statuses.get(status, 0) + 1
+                    res = read_results(run_dir / "eval.json", requires=_run_fields(algo))
+                    log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
+                    runs[(algo, seed)] = (run_dir, res)
+            for (algo, seed), (run_dir, _) in sorted(runs.items()):
+                if algo != "glamor":
+                    continue
+                cfg = RunSpec(algo, setting, env, seed).config(budget, overrides)
+                for planner in planners:
+                    for width in widths:
+                        t0 = time.time()
+                        r = ensure_sweep(run_dir, cfg, planner, width,
+                                         cfg.eval_episodes if sweep_episodes is None else sweep_episodes,
+                                         env_steps=runs[(algo, seed)][1].get("env_steps"))
+                        sweeps[(planner, width, seed)] = r
+                        log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
+                            f"({time.time() - t0:.0f} s)")
+            summaries.append(summarize(env, runs, sweeps))
+            files = write_outputs(out, summaries, envs, seeds, budget, command)  # each environment's table kept
     log(f"wrote {', '.join(map(str, files))} ({time.time() - t_start:.0f} s; runs: {statuses})")
     return summaries
+
+
+@contextlib.contextmanager
+def _continues_with(command: str):
+    """A Ctrl-C outside a run's training (a sweep, a final evaluation) names the command that
+    goes on, as a training stop does (its TrainingInterrupted names it itself)."""
+    try:
+        yield
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt as e:
+        e.hint = f"`{command}` goes on from there (finished runs and sweeps are reused)"  # the CLI prints it
+        raise
 
 
 def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list[int], budget: str,

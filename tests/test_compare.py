@@ -195,6 +195,15 @@ def test_compare_keeps_dots_in_out_and_names_itself_when_interrupted(tmp_path, m
     with pytest.raises(TrainingInterrupted, match=r"`glamor compare --envs debug --seeds 1 .*` continues the run"):
         _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
 
+    def ctrl_c_in_the_final_evaluation(cfg, run_dir, **kw):  # no checkpoint written by the stop: a plain Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", ctrl_c_in_the_final_evaluation)
+    with pytest.raises(KeyboardInterrupt) as e:
+        _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
+    assert re.fullmatch(r"`glamor compare --envs debug --seeds 1 .*` goes on from there \(finished runs and sweeps "
+                        r"are reused\)", e.value.hint), e.value.hint
+
 
 def test_a_finished_run_with_another_config_is_not_silently_reused(tmp_path):
     _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[])
