@@ -140,10 +140,9 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
     curves = read_success_curve(run_dir / "metrics.csv")
     for name, _, _ in SERIES[algo]:
         key = EVAL_METRICS[name]
-        if key in results:
-            if curves[name] and curves[name][-1][0] == env_step:  # training's evaluation there: show this one
-                curves[name].pop()
-            curves[name].append((env_step, float(results[key])))
+        if key in results:  # in place of training's evaluation at that step; in step order (a checkpoint
+            # older than the CSV's last rows, after a kill, goes between them)
+            curves[name] = sorted([p for p in curves[name] if p[0] != env_step] + [(env_step, float(results[key]))])
     plot_success(curves, out_dir / "success.png", algo=algo)
     videos = []
     writer = None

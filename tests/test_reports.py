@@ -81,3 +81,7 @@ def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_
     assert drawn["eval/success_rate"] == [(10, 0.1), (30, 0.9)]
     assert drawn["eval/success_rate_no_prior"] == [(10, 0.2), (30, 0.8)]
     assert drawn["eval/random_success_rate"] == [(10, 0.0), (30, 0.25)]
+    # A checkpoint older than the CSV's last rows (a kill after an evaluation, before its checkpoint):
+    # the point goes in step order, in place of that step's own, not after the later ones.
+    write_reports(tmp_path, results, {}, 10, out_dir=tmp_path / "eval-old")
+    assert drawn["eval/success_rate"] == [(10, 0.9), (30, 0.3)]
