@@ -110,9 +110,7 @@ def _note_another_suites_preset(name: str, cfg) -> None:
     own, given = envs.suite(PRESETS[name]["env_id"]), envs.suite(cfg.env_id)
     if own is None or given is None or own == given:
         return
-    suggestion = {"atari": "atari", "control": "control", "gridworld": "gridworld"}[given]
-    if name.endswith("_cpu") and f"{suggestion}_cpu" in PRESETS:
-        suggestion += "_cpu"
+    suggestion = f"{given}_cpu" if name.endswith("_cpu") and f"{given}_cpu" in PRESETS else given  # presets: suites' names
     print(f"note: {cfg.env_id} is a{'n' if given == 'atari' else ''} {given} environment but --preset {name} has "
           f"{own}'s settings (episode_length {cfg.episode_length}, updates_per_episode {cfg.updates_per_episode}, "
           f"...); --preset {suggestion} has its suite's", file=sys.stderr)
