@@ -165,6 +165,7 @@ class GoalEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        self._goal = None  # a reset that fails (a goal refused, a broken rollout) leaves step() refused
         self._reset_state()
         self._t = 0
         self._ended = False

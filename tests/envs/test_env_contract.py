@@ -225,3 +225,19 @@ def test_a_missing_method_is_one_line_at_the_command_line(tmp_path, capsys):
 def test_an_id_without_a_module_suggests_the_module_form():
     with pytest.raises(ValueError, match="an environment of your own is named module:id"):
         envs.make("NoSuchThing-v0", 6)
+
+
+def test_a_failed_reset_leaves_no_episode_to_step():
+    """A reset that refused its goal went on to step the new start state against the last episode's
+    goal, past the step-after-done guard (reset had cleared it before failing)."""
+    env = envs.make(_register(Dot, "ContractDot"), 2)
+    env.reset(seed=0)
+    env.step(0)
+    env.step(0)  # the episode is over
+    bad = envs.Goal(np.zeros((1, 4, 4), np.uint8), np.zeros(2))
+    with pytest.raises(ValueError, match=r"goal.frame must be uint8 \(1, 8, 8\)"):
+        env.reset(seed=1, options={"goal": bad})
+    with pytest.raises(RuntimeError, match=r"step\(\) called before reset\(\)"):
+        env.step(0)
+    env.reset(seed=1)
+    env.step(0)
