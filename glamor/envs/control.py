@@ -191,11 +191,14 @@ class ControlGoalEnv(GoalEnv):
         self.action_space = gym.spaces.Discrete(len(self._actions))
 
         h, w = self.frame_shape
+        vis = self.physics.model.vis
         if fast_render:
-            vis = self.physics.model.vis
             vis.quality.offsamples = 0
             vis.quality.shadowsize = 512
             vis.global_.offwidth, vis.global_.offheight = w, h
+        else:  # dm_control's defaults, the offscreen buffer grown where the frame would not fit
+            vis.global_.offwidth = max(int(vis.global_.offwidth), w)
+            vis.global_.offheight = max(int(vis.global_.offheight), h)
         try:
             self._camera = Camera(self.physics, height=h, width=w, camera_id=CAMERA_ID)
         except Exception as e:

@@ -267,6 +267,15 @@ def test_smaller_frames_render_the_same_scene():
     small.close(), full.close()
 
 
+def test_a_frame_wider_than_the_default_offscreen_buffer_renders_without_fast_render():
+    # The model's buffer is 640x480: a wider frame with fast_render=False was refused by the
+    # camera, and reported as a broken rendering backend with a package to install.
+    env = ControlGoalEnv("point_mass", "easy", episode_length=2, fast_render=False, frame_shape=(24, 700))
+    obs, _ = env.reset(seed=0, options={"goal": Goal(np.zeros((1, 24, 700), np.uint8), np.zeros(2))})
+    assert obs["observation"].shape == (4, 24, 700) and obs["observation"][-1].std() > 5
+    env.close()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="frame_shape"):
         ControlGoalEnv("reacher", "hard", frame_shape=(0, 52))
