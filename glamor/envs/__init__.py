@@ -86,8 +86,12 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            raise ValueError(f"environment {env_id!r}: cannot import module {module!r} ({e}); "
-                             f"is it on PYTHONPATH?") from e
+            missing = getattr(e, "name", None) if isinstance(e, ModuleNotFoundError) else None
+            if missing and (module == missing or module.startswith(missing + ".")):
+                raise ValueError(f"environment {env_id!r}: cannot import module {module!r} ({e}); "
+                                 f"is it on PYTHONPATH?") from e
+            raise ValueError(f"environment {env_id!r}: module {module!r} was found but failed to import "
+                             f"({type(e).__name__}: {e}); install what it imports") from e
     if name not in gym.registry:
         if module:  # (the built-in ids would not help here)
             raise ValueError(f"unknown environment {env_id!r}: module {module!r} did not register {name!r}: "

@@ -47,6 +47,8 @@ def test_same_seed_same_episode(on_path):
 def test_module_id_errors_name_the_problem(on_path):
     with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'"):
         envs.make("no_such_module_xyz:Puck-v0", 5)
+    with pytest.raises(ValueError, match=r"cannot import module 'no_such_pkg_xyz.env' .*; is it on PYTHONPATH\?"):
+        envs.make("no_such_pkg_xyz.env:Puck-v0", 5)
     with pytest.raises(ValueError, match=r"did not register 'Nope-v0': register it there with "
                                          r"gymnasium.register\('Nope-v0', entry_point=YourGoalEnv\)") as e:
         envs.make("puck_env:Nope-v0", 5)
@@ -76,6 +78,16 @@ def test_train_and_eval_on_a_custom_env_with_worker_processes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "glamor", "eval", str(run), "--episodes", "4"], **common)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| eval | GLAMOR |" in r.stdout
+
+
+def test_a_module_whose_own_import_fails_is_not_said_to_be_off_the_path(tmp_path, monkeypatch):
+    """The module was found; a package it imports is missing: that package is named, not PYTHONPATH."""
+    (tmp_path / "needs_a_dep_env.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"module 'needs_a_dep_env' was found but failed to import "
+                                         r"\(ModuleNotFoundError: No module named 'no_such_dependency_xyz'\)") as e:
+        envs.make("needs_a_dep_env:Dep-v0", 5)
+    assert "PYTHONPATH" not in str(e.value)
 
 
 def test_preset_env_kwargs_on_another_env_get_a_hint(tmp_path):
