@@ -106,7 +106,8 @@ def test_compute_reward_is_batched():
     assert out.shape == (4,)
     assert out.tolist() == [float(i["is_success"]) for i in infos]
     other = np.stack([obs["achieved_goal"], 255 - obs["achieved_goal"]])
-    for no_labels in (None, {}, [{}, {}]):  # pixel equality, as documented
+    labels_only = [{"labels": infos[0]["labels"]}] * 2  # no goal labels to judge them by: a KeyError once
+    for no_labels in (None, {}, [{}, {}], {"labels": infos[0]["labels"]}, labels_only):  # pixel equality, as documented
         assert env.compute_reward(other, np.stack([obs["achieved_goal"]] * 2), no_labels).tolist() == [1.0, 0.0]
 
 

@@ -224,7 +224,8 @@ class GoalEnv(gym.Env):
         batch_shape = np.shape(achieved_goal)[:-3]
         if isinstance(info, dict) and "labels" in info and "goal_labels" in info:
             labels, goal_labels = np.asarray(info["labels"]), np.asarray(info["goal_labels"])
-        elif info is not None and not isinstance(info, dict) and len(info) and all("labels" in i for i in info):
+        elif info is not None and not isinstance(info, dict) and len(info) and all(
+                "labels" in i and "goal_labels" in i for i in info):  # as for one dict: else the images
             labels = np.stack([i["labels"] for i in info])
             goal_labels = np.stack([i["goal_labels"] for i in info])
         else:
