@@ -29,7 +29,8 @@ from glamor.goals import label_ranges_for
 
 def run_episode(agent: Agent | GCSLAgent, env, seed: int, k: int, episode: int = 0) -> dict:
     """One closed-loop episode of at most k steps: steps taken, whether the agent stopped itself,
-    the judge's verdict. `episode` numbers the episode's draw keys."""
+    whether the environment ended it before the k steps (an Atari life loss), the judge's
+    verdict. `episode` numbers the episode's draw keys."""
     obs, info = env.reset(seed=seed)
     goal = obs["desired_goal"]  # (1, H, W): the goal image, fixed for the episode
     for t in range(k):
@@ -39,7 +40,8 @@ def run_episode(agent: Agent | GCSLAgent, env, seed: int, k: int, episode: int =
         if stop or terminated or truncated:
             break
     # at the last step the horizon is 1, so every plan is one action: stopping there is not a claim
-    return {"seed": seed, "steps": t + 1, "stopped": bool(stop and t + 1 < k), "success": info["is_success"]}
+    return {"seed": seed, "steps": t + 1, "stopped": bool(stop and t + 1 < k),
+            "ended": bool(terminated and t + 1 < k), "success": info["is_success"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.episodes):
             r = run_episode(agent, env, args.first_seed + i, cfg.episode_length, episode=i)
             successes += r["success"]
-            print(f"episode {i}: seed {r['seed']}, {r['steps']} steps, "
-                  f"{'stopped itself' if r['stopped'] else 'used every step'}, "
+            how = "stopped itself" if r["stopped"] else "the environment ended it" if r["ended"] else "used every step"
+            print(f"episode {i}: seed {r['seed']}, {r['steps']} steps, {how}, "
                   f"{'reached the goal' if r['success'] else 'missed'}", flush=True)
         wall = time.perf_counter() - t0
     finally:

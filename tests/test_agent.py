@@ -549,3 +549,36 @@ def test_an_empty_batch_acts_with_an_empty_list_of_keys():
     assert actions.shape == stop.shape == (0,)
     with pytest.raises(TypeError, match="keys must be integers, got float64"):
         agent.act(np.zeros((1, 2, 24, 24), np.uint8), np.zeros((1, 1, 24, 24), np.uint8), horizon=3, keys=[1.5])
+
+
+def test_closed_loop_example_says_when_the_environment_ended_an_episode(tmp_path, monkeypatch, capsys):
+    """An environment that ends an episode early (an Atari life loss, a Control task's termination)
+    was reported as '2 steps, used every step': the agent neither stopped nor used the k steps."""
+    import importlib.util
+    from pathlib import Path
+
+    import glamor.envs
+
+    saved_run(tmp_path)
+    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
+    spec = importlib.util.spec_from_file_location("closed_loop", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    real_make = glamor.envs.make
+
+    def make_ending(*args, **kwargs):  # the environment ends every episode after its second step
+        env = real_make(*args, **kwargs)
+        step = env.step
+
+        def ending_step(action):
+            obs, reward, terminated, truncated, info = step(action)
+            return obs, reward, terminated or env._t == 2, truncated, info
+
+        env.step = ending_step
+        return env
+
+    monkeypatch.setattr(glamor.envs, "make", make_ending)
+    monkeypatch.setattr(Agent, "act", lambda self, obs, goal, horizon=None, keys=None: (0, False))  # never stops
+    assert example.main([str(tmp_path), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("2 steps, the environment ended it") == 2 and "used every step" not in out, out
