@@ -52,6 +52,18 @@ def test_epsilon_greedy_rate():
     assert (agent.epsilon_greedy(actions, 0.0) == 0).all()
 
 
+def test_epsilon_greedy_gives_int64_actions_whatever_integers_it_is_given():
+    """uint64 actions (or an empty list) came back as float64: numpy promotes uint64 with the
+    int64 random actions to floats, which an environment's step refuses."""
+    agent = Agent(tiny_model(num_actions=4), width=2)
+    for actions in (np.array([1, 2, 3], np.uint64), np.array([1, 2, 3], np.uint8), np.array([1, 2, 3], np.int32), []):
+        out = agent.epsilon_greedy(actions, 0.5)
+        assert out.dtype == np.int64 and out.shape == np.shape(actions), (actions, out)
+    env = make("glamor/GridWorld-v0", 6)
+    env.reset(seed=0)
+    env.step(agent.epsilon_greedy(np.array([1], np.uint64), 0.5)[0])
+
+
 def test_random_policy_runs_the_fixed_horizon_and_glamor_may_stop_early():
     env_id, k = "glamor/GridWorld-v0", 6
     envs = [make(env_id, k) for _ in range(3)]
