@@ -219,6 +219,9 @@ class GCSLAgent(AgentBase):
             steps_left_tensor(steps, obs.shape[0])
         logits = self.model(obs.to(device), goal.to(device) if goal_rep is None else None, goal_rep,
                             steps=steps_left)  # (P, n)
+        if not bool(torch.isfinite(logits).all()):  # (argmax and the sampler would give action 0, silently)
+            raise ValueError("the policy's action logits are not finite: its weights or observations overflow "
+                             "(are the weights trained, or NaN?)")
         self.plans_made += obs.shape[0]
         if self.mode == "greedy":
             return logits.argmax(dim=1).cpu().numpy()

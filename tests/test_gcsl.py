@@ -308,6 +308,18 @@ def test_gcsl_acting_names_what_is_wrong_with_its_input():
     np.testing.assert_array_equal(actions, agent.act(obs, goal, horizon=3)[0])
 
 
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+def test_gcsl_acting_refuses_non_finite_logits_as_glamors_agent_refuses_non_finite_scores(mode):
+    """NaN weights gave action 0 for every observation (argmax of NaNs; a NaN cumulative sum is
+    never below u), silently, where glamor.agent.Agent refuses the NaN plan scores."""
+    agent = GCSLAgent(small_policy(stack=2), mode=mode)
+    obs, goal = np.zeros((3, 2, *HW), np.uint8), np.zeros((3, 1, *HW), np.uint8)
+    with torch.no_grad():
+        agent.model.head.bias[1] = float("nan")
+    with pytest.raises(ValueError, match="policy's action logits are not finite"):
+        agent.act(obs, goal)
+
+
 def test_gcsl_needs_in_process_environments(tmp_path):
     with pytest.raises(ValueError, match="sync"):
         Trainer(preset("debug", progress=False, algo="gcsl", vector="async", num_envs=1), tmp_path)
