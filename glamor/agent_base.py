@@ -130,7 +130,8 @@ class AgentBase:
                 raise ValueError(f"one observation {obs.shape} (S, H, W) takes one goal of shape {hw} or "
                                  f"{(1, *hw)} (a grayscale image of the same size), got {goal.shape}")
             obs, goal = obs[None], goal.reshape(1, 1, *hw)
-            keys = None if keys is None else np.asarray(keys).reshape(-1)
+            if keys is not None:  # (a tensor on a GPU too, which numpy cannot read)
+                keys = keys.reshape(-1) if isinstance(keys, torch.Tensor) else np.asarray(keys).reshape(-1)
         return obs, goal, keys, single
 
     def epsilon_greedy(self, actions: np.ndarray, epsilon: float) -> np.ndarray:

@@ -154,9 +154,12 @@ def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "p
         t = torch.from_numpy(a.astype(np.int64))
     if t.shape != (num_plans,):
         raise ValueError(f"{name} must have shape ({num_plans},) (one per plan), got {tuple(t.shape)}")
-    # Checked where they are given (a list or CPU keys for a GPU plan too); keys already on a GPU
-    # are not, as that would wait for the device.
+    # Checked on the CPU: keys given there (for a GPU plan too), and GPU keys for a CPU plan (read
+    # back here, where reading them is the plan's own wait); GPU keys for a GPU plan are not, as
+    # checking would wait for the device.
     t = t.to(torch.int64)  # (2**32 compared with an int32 tensor wraps)
+    if device.type == "cpu":
+        t = t.cpu()
     if t.device.type == "cpu" and num_plans and not bool(((t >= 0) & (t < 2**32)).all()):
         raise ValueError(f"{name} must be in [0, 2**32), got values from {int(t.min())} to {int(t.max())}")
     return t.to(device).contiguous()  # the ops take dense keys (a key table's column is not)

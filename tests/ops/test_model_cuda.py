@@ -133,6 +133,21 @@ def test_an_agent_acts_with_a_model_on_the_device(model):
         assert isinstance(action, int) and isinstance(stop_one, bool)
 
 
+def test_keys_on_the_device_act_and_are_checked(model):
+    """Keys as a tensor on the GPU: one observation's went through numpy, which cannot read
+    them; out-of-range ones reached the planner unchecked (kept to their low 32 bits)."""
+    obs, goal = _images(3, seed=5)
+    obs, goal = obs.cpu().numpy(), goal.cpu().numpy()
+    agent = Agent(model, method="sample", width=32, horizon=10)
+    keys = torch.tensor([4, 5, 6], device=DEV)
+    batch, _ = agent.act(obs, goal, keys=keys)
+    one, _ = agent.act(obs[1], goal[1], keys=keys[1])  # (the same draws as batch[1]; cuDNN may round otherwise)
+    assert ((0 <= batch) & (batch < N_ACTIONS)).all() and 0 <= one < N_ACTIONS
+    for bad in (torch.tensor([0, 2**32, 1], device=DEV), torch.tensor([-1, 0, 1], device=DEV)):
+        with pytest.raises(ValueError, match=r"keys must be in \[0, 2\*\*32\)"):
+            agent.act(obs, goal, keys=bad)
+
+
 def test_the_goal_cache_plans_as_without_it_on_the_device(model):
     """Goals as numpy arrays (compared on the host) and as device tensors (compared there): the
     cached agent's plans equal the uncached agent's, bitwise, step after step."""
