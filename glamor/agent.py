@@ -115,18 +115,20 @@ class Agent(AgentBase):
             keys = planning.checked_plan_keys(keys, obs.shape[0], torch.device("cpu"), "keys").to(self.model.device)
             seed = self.seed  # the keys alone tell calls apart
         else:
-            self._plan_seed += 1  # fresh, reproducible draws for every sampling call
-            seed = self._plan_seed
+            seed = self._plan_seed + 1  # fresh, reproducible draws for every sampling call
         with autocast_off(self.model.device):  # the planners read a float32 encoding (glamor/goal_cache.py)
             goal_rep = self._goals(self.model, goal) if self.cache_goals else None
         obs = obs.to(self.model.device)
         goal = goal if goal_rep is not None else goal.to(self.model.device)  # with goal_rep, only checked
-        self.plans_made += obs.shape[0]
-        return self.model.plan(
+        plan = self.model.plan(
             obs, goal, method=self.method, width=self.width, horizon=horizon, use_prior=self.use_prior,
             gamma=self.gamma, seed=seed, clip_logq=self.clip_logq, backend=self.backend,
             goal_rep=goal_rep, plan_keys=keys,
         )
+        if keys is None:  # counted once planned: a call that raised (a Ctrl-C) leaves the next one's draws
+            self._plan_seed = seed
+        self.plans_made += obs.shape[0]
+        return plan
 
     def act(self, obs, goal, horizon: int | None = None, keys=None):
         """Closed loop, one step: the first action of each best plan, and whether to stop

@@ -594,3 +594,23 @@ def test_closed_loop_example_says_when_the_environment_ended_an_episode(tmp_path
     assert example.main([str(tmp_path), "--episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("2 steps, the environment ended it") == 2 and "used every step" not in out, out
+
+
+def test_a_planning_call_that_raises_leaves_the_agents_draws_as_they_were(monkeypatch):
+    """The plan seed and count moved on before the plan ran, so a call that raised (a Ctrl-C in a
+    notebook, a refused plan) changed every later draw of a seeded agent."""
+    m = tiny_model(num_actions=3)
+    obs, goal = random_images(2, 2, (24, 24)).numpy(), random_images(2, 1, (24, 24), 1).numpy()
+    interrupted, clean = (Agent(m, method="sample", width=9, seed=5) for _ in range(2))
+    real_plan = m.plan
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(m, "plan", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.act(obs, goal, horizon=4)
+    monkeypatch.setattr(m, "plan", real_plan)
+    assert interrupted.state_dict()["plan_seed"] == clean.state_dict()["plan_seed"]
+    assert interrupted.plans_made == clean.plans_made == 0
+    assert _plans_equal(interrupted.plan(obs, goal, horizon=4), clean.plan(obs, goal, horizon=4))
