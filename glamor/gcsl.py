@@ -14,8 +14,9 @@ collected closed loop with the policy itself and the same epsilon schedule as GL
 
 `Config.gcsl_time` gives the policy the steps left to reach the goal, pi(a | s, g, h) (the GCSL
 paper's time-varying policy): in training h is k, the steps between the observation and its
-relabelled goal; in acting, the steps left in the episode (an evaluation goal is exactly k steps
-from the episode's start). h enters as sinusoidal features through a linear map added to the
+relabelled goal; in acting, the steps left in the episode (an evaluation goal is k steps from
+the episode's start, or fewer where its rollout ended early, an Atari life loss: the policy is then
+told more steps are left than the goal's rollout took). h enters as sinusoidal features through a linear map added to the
 state mix's input; the map starts at zero, so an untrained time-conditioned policy acts like the
 plain one. Without it the policy cannot tell "arrive now" from "arrive later", yet success is
 judged at the episode's last step.
