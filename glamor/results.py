@@ -124,8 +124,11 @@ def write_results(run_dir: Path, results: dict, name: str = "eval.json") -> Path
 def format_table(results: dict) -> str:
     """The evaluation as a Markdown table: one row per goal set and policy."""
     lines = ["| goals | policy | success | 95% CI | episodes | mean steps |", "|---|---|---|---|---|---|"]
+    labels = dict(POLICY_LABELS)
+    if (results.get("policy") or {}).get("time_conditioned"):  # a gcsl_time run (compare's label too)
+        labels["gcsl"] = "GCSL, time-conditioned"
     for name, row in results["sets"].items():
-        for policy, label in POLICY_LABELS.items():
+        for policy, label in labels.items():
             if policy not in row:
                 continue
             r = row[policy]

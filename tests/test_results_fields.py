@@ -97,3 +97,16 @@ def test_compare_names_a_runs_eval_json_without_fields_and_evaluates_such_a_swee
     timeless = [{k: v for k, v in r["sets"]["eval"]["glamor"].items() if k != "plans_per_s"} for r in (again, sweep)]
     assert timeless[0] == timeless[1] and again["sets"]["eval"]["goal_digest"] == sweep["sets"]["eval"]["goal_digest"]
     assert summaries[0]["sweep"][0]["success_rate"] == sweep["success_rate"]
+
+
+def test_a_time_conditioned_gcsl_runs_table_says_so():
+    """A gcsl_time run's own table (glamor train/eval) labelled it plain 'GCSL' (compare tells them apart)."""
+    from glamor.results import format_table
+
+    row = {"success_rate": 0.5, "ci95": [0.4, 0.6], "episodes": 10, "mean_steps": 12.0}
+    results = {"sets": {"eval": {"gcsl": row, "random": row}}, "policy": {"act": "greedy", "time_conditioned": True}}
+    assert "| eval | GCSL, time-conditioned | 0.500 |" in format_table(results)
+    results["policy"]["time_conditioned"] = False
+    assert "| eval | GCSL | 0.500 |" in format_table(results)
+    del results["policy"]  # a GLAMOR run's results have none
+    assert "| eval | GCSL | 0.500 |" in format_table(results)
