@@ -18,7 +18,9 @@ Protocol (the spec's):
 Goal sets are cached under ``$GLAMOR_CACHE`` (default ``~/.cache/glamor``) as ``.npz`` files
 keyed by environment, kwargs, episode length, seed, count, kind, the label ranges' settings,
 the source of the environment's classes (`env_code_digest`: an edited env builds its goals
-again) and `GOAL_FORMAT_VERSION`.
+again), the data an env reads beside its source (its `cache_data`, if it has one: Atari's and
+Control's entry of goal_labels.json, their RAM addresses, label slices and action repeat) and
+`GOAL_FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -281,6 +283,8 @@ def _hash_value(h, value, depth: int = 0) -> None:
 
 
 def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:
+    if getattr(env, "cache_data", None) is not None:  # JSON data; envs without it keep their keys
+        key["data"] = env.cache_data
     blob = json.dumps(
         dict(env=env_id, kwargs=env_kwargs, k=episode_length, kind=kind, v=GOAL_FORMAT_VERSION,
              code=env_code_digest(env), **key),

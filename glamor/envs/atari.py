@@ -85,6 +85,7 @@ class AtariGoalEnv(GoalEnv):
                 f"{frame_skip}, {noop_max}, {repeat_action_probability}"
             )
         self.game, self.ale_game = game, table[game]["ale_game"]
+        self.cache_data = table[game]  # its RAM addresses: goal caches are keyed by them
         self.label_names = tuple(table[game]["ram"])
         self._ram_index = np.array(list(table[game]["ram"].values()), dtype=np.intp)
         self.frame_skip, self.noop_max = frame_skip, noop_max

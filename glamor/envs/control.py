@@ -155,6 +155,7 @@ class ControlGoalEnv(GoalEnv):
         if name not in table:
             raise ValueError(f"unknown control task {name!r}; known: {sorted(table)}")
         entry = table[name]
+        self.cache_data = entry  # its labels, action repeat and discretisation: goal caches are keyed by them
         self.domain, self.task_name = domain, task
         self.action_repeat = int(entry["action_repeat"] if action_repeat is None else action_repeat)
         if self.action_repeat < 1:

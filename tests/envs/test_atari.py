@@ -225,6 +225,30 @@ def test_goal_sets():
     check_goal_sets("glamor/Breakout-v0", "atari", k=10)
 
 
+def test_goal_caches_are_keyed_by_the_games_entry_of_the_label_table(monkeypatch, tmp_path):
+    """A RAM address edited in goal_labels.json changes every goal's labels and the label ranges:
+    the cached ones, read at the old address, were served (the key held only the label names)."""
+    import copy
+
+    from glamor.config import preset
+    from glamor.goals import make_goal_set
+
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    cfg = preset("atari", env_id=env_id("pong"), episode_length=4, eval_episodes=2, label_range_rollouts=4)
+    first = glamor.envs.make(cfg.env_id, episode_length=4)
+    make_goal_set(first, cfg, "eval", progress=False)
+    first.close()
+    table = copy.deepcopy(goal_labels())
+    table["atari"]["pong"]["ram"]["ball_x"] = 51  # player_y's address: never 0 after the no-op start
+    monkeypatch.setattr(glamor.envs, "goal_labels", lambda: table)
+    env = glamor.envs.make(cfg.env_id, episode_length=4)
+    goals = make_goal_set(env, cfg, "eval", progress=False)
+    for i in range(len(goals)):
+        env.reset(seed=int(goals.seeds[i]))
+        np.testing.assert_array_equal(goals.labels[i], env.goal.labels)
+    env.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("game", GAMES)
 def test_every_label_varies_under_random_play(game):
