@@ -98,16 +98,19 @@ def undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str
     (nothing, an empty folder unless the run `made` it, or the run it was replacing). Returns
     (whether all of that was done, what was done, for a message); never raises: the error that
     ended the start is the one to report."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    if run_dir.exists():  # (a folder made read-only)
+    # A link to an existing folder (prepare_run_dir keeps the link's path when it replaces nothing):
+    # its folder is emptied and the link kept (rmtree refuses a link, which left the run's files).
+    folder = run_dir.resolve() if run_dir.is_symlink() else run_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():  # (a folder made read-only)
         return False, (f"could not remove {run_dir}: delete it before running again"
                        + (f"; the run it was replacing is kept at {aside}" if aside is not None else ""))
     try:
         if aside is not None:
-            aside.rename(run_dir)
+            aside.rename(folder)
             return True, f"{run_dir} holds the run it was replacing again"
         if not made:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         return False, (f"the run it was replacing is kept at {aside}, moving it back failed ({e.strerror})"
                        if aside is not None else f"removed {run_dir}")

@@ -265,6 +265,27 @@ def test_overwrite_through_a_symlink_replaces_what_it_points_to(tmp_path):
     assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["run"], "nothing left aside"
 
 
+def test_a_failed_start_through_a_symlink_empties_the_folder_it_points_to(tmp_path, monkeypatch, capsys):
+    """A new run in an empty folder named through a link that failed before its first checkpoint
+    was not undone (rmtree refuses a link): its config.json stayed, so the corrected command was
+    refused as 'not empty; pass --overwrite', and the message said to delete the link."""
+    from glamor import train as training
+
+    target = tmp_path / "disk" / "run"
+    target.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+
+    def failing_update(self):
+        raise RuntimeError("a failure in training")
+
+    monkeypatch.setattr(training.Trainer, "update", failing_update)
+    with pytest.raises(RuntimeError, match="a failure in training"):
+        train(preset("debug", **QUIET), link)
+    assert f"the new run failed before its first checkpoint; emptied {link}" in capsys.readouterr().err
+    assert link.is_symlink() and list(target.iterdir()) == []
+
+
 def test_a_failed_start_with_worker_processes_exits(tmp_path):
     """Workers ignore SIGTERM; an exception before the pool is closed must not leave the
     interpreter waiting for them at exit."""
