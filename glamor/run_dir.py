@@ -58,9 +58,19 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
             run_dir = real
             lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
             lock.release()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not lock.held:
-        lock.acquire(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not lock.held:
+            lock.acquire(run_dir)
+    except BaseException:  # (a full disk: a new folder, or its lock file, needs room) the old run goes back
+        if aside is not None:
+            try:
+                if run_dir.exists():
+                    run_dir.rmdir()  # the empty folder just made (one another process has locked is not empty)
+                aside.rename(run_dir)
+            except OSError:
+                pass  # kept aside, and named by note_left_aside once this process has ended
+        raise
     return run_dir, aside
 
 

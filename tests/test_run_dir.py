@@ -269,6 +269,36 @@ def test_a_full_disk_at_the_start_of_an_overwrite_puts_the_old_run_back(run, tmp
     assert not fresh.exists(), "a new run that could not start leaves no folder to block the next try"
 
 
+@pytest.mark.parametrize("failing", ["the new folder", "its lock file"])
+def test_a_full_disk_making_the_new_folder_of_an_overwrite_puts_the_old_run_back(run, tmp_path, monkeypatch, failing):
+    """--overwrite moved the old run aside, then making the new folder or its lock file failed (a
+    full disk: both need room): the old run was left hidden in .RUN.replaced-PID and RUN was gone."""
+    import errno
+
+    copy = _copy(run, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    real_mkdir, real_acquire = Path.mkdir, RunLock.acquire
+
+    def mkdir(self, *args, **kwargs):
+        if self == copy:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    def acquire(self, run_dir):
+        if not (Path(run_dir) / "config.json").exists():  # the new, empty folder's
+            raise OSError(errno.ENOSPC, "No space left on device", str(Path(run_dir) / LOCK_NAME))
+        return real_acquire(self, run_dir)
+
+    if failing == "the new folder":
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    else:
+        monkeypatch.setattr(RunLock, "acquire", acquire)
+    with pytest.raises(OSError, match="No space left"):
+        train(preset("debug", **QUIET), copy, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"], "nothing left aside"
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+
+
 def test_a_lock_file_that_cannot_be_removed_is_released_without_an_error(tmp_path, monkeypatch):
     """Releasing the lock of a run folder made read-only raised PermissionError from the final
     clean-up, which replaced the error that had ended the run."""
