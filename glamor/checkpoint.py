@@ -139,7 +139,12 @@ def load_rank(run_dir: str | Path, state: dict, rank: int) -> dict:
         raise ValueError(f"{state.get('path', 'the checkpoint')} has no part for rank {rank} (it was saved by "
                          f"{state.get('world_size', 1)} process(es))")
     part = load(run_dir / names[0])
-    part["replay"] = load_arrays(run_dir / part.pop("replay_file"))
+    replay_file = part.pop("replay_file")
+    try:
+        part["replay"] = load_arrays(run_dir / replay_file)
+    except Exception as e:  # noqa: BLE001 - zlib.error, BadZipFile (a CRC): named, and a ValueError the ranks agree on
+        raise ValueError(f"{part['path']} is unusable: its replay file {replay_file} is unusable "
+                         f"({type(e).__name__}: {str(e)[:200]})") from e
     del part["path"]
     return {**state, **part}
 

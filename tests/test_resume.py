@@ -215,6 +215,22 @@ def test_the_parts_of_other_ranks_are_named_kept_and_required_by_their_checkpoin
         checkpoint.load_rank(tmp_path, state, 2)
 
 
+def test_a_damaged_replay_of_another_rank_is_named_as_a_value_error(tmp_path):
+    """A rank's replay file that fails to decompress (a damaged disk) raised zlib.error or
+    BadZipFile naming no file: neither a ValueError nor an OSError, so the resume's agreement
+    between ranks (which catches those) was skipped and the rank ended with a bare traceback."""
+    replay = {"frames": np.arange(4000, dtype=np.uint8)}
+    checkpoint.save_rank(tmp_path, 1, {"env_step": 3}, replay)
+    checkpoint.save_run(tmp_path, {"env_step": 3, "world_size": 2,
+                                   "rank_files": {1: list(checkpoint.rank_file_names(1, 3))}}, replay)
+    path = tmp_path / "replay-3-rank1.npz"
+    damaged = bytearray(path.read_bytes())
+    damaged[100] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"rank1-3.pt is unusable: its replay file replay-3-rank1.npz is unusable"):
+        checkpoint.load_rank(tmp_path, checkpoint.load_latest(tmp_path), 1)
+
+
 def test_a_run_directory_removed_while_training_is_made_again_at_the_next_save(tmp_path):
     run = tmp_path / "runs" / "gone"  # never made, as after an `rm -r` during training
     tr = Trainer(preset("debug", progress=False, learning_starts=0), run)
