@@ -86,8 +86,11 @@ def stop_on_signal(what: str = "stopping after this round and saving a checkpoin
     def handler(signum, frame):
         if request.signum is None:
             request.signum, request.at = signum, time.monotonic()
-            print(f"\n{signal.Signals(signum).name} received: {what} (send it again to stop at once, "
-                  "losing the steps since the last checkpoint)", file=sys.stderr, flush=True)
+            try:  # (raised here, an error would end the loop anywhere, without the checkpoint)
+                print(f"\n{signal.Signals(signum).name} received: {what} (send it again to stop at once, "
+                      "losing the steps since the last checkpoint)", file=sys.stderr, flush=True)
+            except (OSError, ValueError):  # stderr gone: a closed terminal (EIO), a pipe whose reader left
+                pass
             return
         if time.monotonic() - request.at < same_within:
             return  # the same stop, forwarded: torchrun passes the group's signal on to its ranks

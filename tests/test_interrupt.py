@@ -85,6 +85,26 @@ def test_an_ignored_signal_stays_ignored(sigint_default):
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
+@pytest.mark.parametrize("error", [OSError(5, "Input/output error"), BrokenPipeError(32, "Broken pipe"),
+                                   ValueError("I/O operation on closed file.")])
+def test_a_stop_request_is_taken_when_stderr_cannot_be_written(monkeypatch, error):
+    """The handler's note went to stderr unguarded: with stderr gone (the terminal of a disowned
+    run closed, `2>&1 | tee` whose tee a Ctrl-C ended) its error was raised wherever the loop was,
+    ending training without the checkpoint the stop was to write."""
+    class Gone:
+        def write(self, text):
+            raise error
+
+        def flush(self):
+            raise error
+
+    monkeypatch.setattr(sys, "stderr", Gone())
+    with stop_on_signal() as request:
+        os.kill(os.getpid(), signal.SIGTERM)
+        _wait_for(lambda: request)
+    assert request.signum == signal.SIGTERM
+
+
 def test_outside_the_main_thread_nothing_is_installed():
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     got = []
