@@ -272,14 +272,16 @@ def load_weights(model: torch.nn.Module, state: dict) -> None:
                          f"was it copied from another run?") from e
 
 
-def note_left_aside(run_dir: Path, stacklevel: int = 4) -> None:
+def note_left_aside(run_dir: Path, stacklevel: int = 4, ours_are_stale: bool = False) -> None:
     """Warn of runs an --overwrite of `run_dir` moved aside and, killed before the new run's
     first checkpoint, never put back or removed: they are kept for the user to decide.
-    `stacklevel` points the warning at the user's call (4: two calls above this one)."""
+    `stacklevel` points the warning at the user's call (4: two calls above this one).
+    `ours_are_stale`: one named with this process's PID was left by an earlier process of that PID
+    (the caller is about to replace the run and has moved nothing aside)."""
     real = Path(run_dir).resolve()
     for aside in real.parent.glob(f".{real.name}.replaced-*"):
         pid = aside.name.rpartition("-")[2]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and ((ours_are_stale and int(pid) == os.getpid()) or not _process_alive(int(pid))):
             warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
                           f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
                           f"or delete it", RuntimeWarning, stacklevel=stacklevel)

@@ -31,6 +31,17 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock | None =
             own.release()
 
 
+def _free_aside_name(real: Path) -> Path:
+    """Where an --overwrite moves the run at `real`: .NAME.replaced-PID, or .NAME.replaced-K-PID
+    where one of that name is there, left by an earlier process of the same PID (a container's
+    glamor is often PID 1 every time): renaming onto it failed with 'Directory not empty'."""
+    pid = os.getpid()
+    aside, k = real.with_name(f".{real.name}.replaced-{pid}"), 1
+    while aside.exists() or aside.is_symlink():
+        aside, k = real.with_name(f".{real.name}.replaced-{k}-{pid}"), k + 1
+    return aside
+
+
 def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tuple[Path, Path | None]:
     if str(run_dir) == "":
         raise ValueError("the run directory is an empty path: name a folder")
@@ -43,7 +54,7 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
     for parent in run_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise FileExistsError(f"run directory {run_dir} cannot be made: {parent} is a file")
-    checkpoint.note_left_aside(run_dir)
+    checkpoint.note_left_aside(run_dir, ours_are_stale=True)  # (this process has moved nothing aside yet)
     aside = None
     if run_dir.exists():
         lock.acquire(run_dir)  # a run another process is writing is refused before anything moves
@@ -53,7 +64,7 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
             real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
             if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
                 raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
-            aside = real.with_name(f".{real.name}.replaced-{os.getpid()}")
+            aside = _free_aside_name(real)
             real.rename(aside)
             run_dir = real
             lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)

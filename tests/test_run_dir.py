@@ -333,3 +333,19 @@ def test_a_first_checkpoint_that_cannot_be_written_does_not_promise_a_resume(tmp
         train(preset("debug", **QUIET), run_dir)
     assert f"the new run failed before its first checkpoint; removed {run_dir}" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_an_overwrite_past_an_aside_left_by_an_earlier_process_of_the_same_pid(tmp_path):
+    """In a container glamor may be PID 1 every time: an aside a killed --overwrite left, named by
+    that PID, made the next --overwrite fail ('Directory not empty') and was never warned about,
+    since its PID (ours) is alive."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    stale = tmp_path / f".run.replaced-{os.getpid()}"
+    stale.mkdir()
+    (stale / "config.json").write_text('{"old": 1}')
+    with pytest.warns(RuntimeWarning, match=rf"replaced-{os.getpid()} holds the run an interrupted `--overwrite`"):
+        made, aside = prepare_run_dir(run, overwrite=True)
+    assert made == run and aside == tmp_path / f".run.replaced-1-{os.getpid()}"
+    assert (aside / "config.json").read_text() == "{}" and (stale / "config.json").read_text() == '{"old": 1}'
