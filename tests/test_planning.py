@@ -312,6 +312,32 @@ def test_views_plan_and_score_like_dense_tensors(backend):
         assert torch.equal(got.actions, ref.actions) and torch.equal(got.lengths, ref.lengths)
 
 
+def test_reference_scores_are_float32_under_a_float64_default_dtype():
+    """torch.set_default_dtype(torch.float64) must not make the reference accumulate or return
+    float64 scores (the native ops and `Plan` are float32; a float64 sum ranks near ties
+    otherwise)."""
+    from glamor import planning
+
+    m = tiny_model()
+    obs, goal = random_images(4, 2, (24, 24)), random_images(4, 1, (24, 24), seed=1)
+    inp = m.planning_inputs(obs, goal)
+    actions, lengths = torch.randint(0, 3, (4, 3, 5)), torch.randint(1, 6, (4, 3))
+    kw = dict(width=8, horizon=5, seed=3, gamma=0.9, backend="reference")
+    want = [planning.plan(inp, method=method, **kw) for method in ("beam", "sample")]
+    want_scores = planning.score(inp, actions, lengths, gamma=0.9, backend="reference")
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = [planning.plan(inp, method=method, **kw) for method in ("beam", "sample")]
+        got_scores = planning.score(inp, actions, lengths, gamma=0.9, backend="reference")
+    finally:
+        torch.set_default_dtype(default)
+    for g, w in zip(got, want):
+        assert g.scores.dtype == torch.float32
+        assert torch.equal(g.scores, w.scores) and torch.equal(g.actions, w.actions)
+    assert got_scores.dtype == torch.float32 and torch.equal(got_scores, want_scores)
+
+
 def test_planning_on_a_gpu_without_usable_kernels_falls_back_to_the_reference(monkeypatch):
     """backend='auto' on a CUDA device whose kernels are missing (a CPU-only build of glamor._C,
     or a card older than sm_90) plans with the reference and warns once; 'native' says why not."""

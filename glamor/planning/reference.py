@@ -101,7 +101,7 @@ def score_plans(
     n, dev = inp.num_actions, inp.gate_table.device
     h, c = _initial_state(inp, N)
     prev = torch.full((P, N), n, dtype=torch.int64, device=dev)
-    total = torch.zeros(P, N, device=dev)
+    total = torch.zeros(P, N, dtype=torch.float32, device=dev)
     log_gamma = math.log(gamma)
     for t in range(L + 1):
         h, c = _advance(inp, h, c, prev)
@@ -166,7 +166,7 @@ def sample_plans(
     N = num_samples
     h, c = _initial_state(inp, N)
     prev = torch.full((P, N), n, dtype=torch.int64, device=dev)
-    score = torch.zeros(P, N, device=dev)
+    score = torch.zeros(P, N, dtype=torch.float32, device=dev)
     done = torch.zeros(P, N, dtype=torch.bool, device=dev)
     lengths = torch.zeros(P, N, dtype=torch.int64, device=dev)
     actions = torch.full((P, N, horizon), -1, dtype=torch.int64, device=dev)
@@ -220,10 +220,10 @@ def beam_search(
     P, n, B, dev = inp.num_plans, inp.num_actions, width, inp.gate_table.device
     h, c = _initial_state(inp, B)
     prev = torch.full((P, B), n, dtype=torch.int64, device=dev)
-    score = torch.full((P, B), -math.inf, device=dev)
+    score = torch.full((P, B), -math.inf, dtype=torch.float32, device=dev)
     score[:, 0] = 0.0  # one live beam: the empty sequence
     seqs = torch.full((P, B, horizon), -1, dtype=torch.int64, device=dev)
-    best_score = torch.full((P,), -math.inf, device=dev)
+    best_score = torch.full((P,), -math.inf, dtype=torch.float32, device=dev)
     best_seq = torch.full((P, horizon), -1, dtype=torch.int64, device=dev)
     best_len = torch.zeros(P, dtype=torch.int64, device=dev)
     rows = torch.arange(P, device=dev)
