@@ -20,25 +20,15 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from glamor import planning
 from glamor.nn.goal_conditioned import GoalConditioned
-from glamor.planning import Plan
+from glamor.planning import Plan, autocast_off
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.reference import lstm_step
-
-
-def autocast_off(device: torch.device):
-    """A context in which the caller's torch.autocast is off on `device`: the planners run in
-    float32, so the encodings and tables they read are made in float32 under any autocast."""
-    if torch.amp.is_autocast_available(device.type):
-        return torch.autocast(device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 class TokenLSTM(nn.Module):

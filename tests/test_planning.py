@@ -338,6 +338,29 @@ def test_reference_scores_are_float32_under_a_float64_default_dtype():
     assert got_scores.dtype == torch.float32 and torch.equal(got_scores, want_scores)
 
 
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_planning_under_a_callers_autocast_runs_in_float32(backend):
+    """The reference planner's matmuls ran in bfloat16 under a caller's torch.autocast (scores off
+    by ~1e-3, plans free to differ from the native ops', which autocast does not touch)."""
+    from glamor import ops, planning
+
+    if backend == "native" and not ops.available():
+        pytest.skip("glamor._C is not built")
+    m = tiny_model()
+    obs, goal = random_images(4, 2, (24, 24)), random_images(4, 1, (24, 24), seed=1)
+    inp = m.planning_inputs(obs, goal)
+    actions, lengths = torch.randint(0, 3, (4, 3, 5)), torch.randint(1, 6, (4, 3))
+    kw = dict(width=8, horizon=5, seed=3, backend=backend)
+    want = [planning.plan(inp, method=method, **kw) for method in ("beam", "sample")]
+    want_scores = planning.score(inp, actions, lengths, backend=backend)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = [planning.plan(inp, method=method, **kw) for method in ("beam", "sample")]
+        got_scores = planning.score(inp, actions, lengths, backend=backend)
+    for g, w in zip(got, want):
+        assert torch.equal(g.actions, w.actions) and torch.equal(g.scores, w.scores)
+    assert torch.equal(got_scores, want_scores)
+
+
 def test_planning_on_a_gpu_without_usable_kernels_falls_back_to_the_reference(monkeypatch):
     """backend='auto' on a CUDA device whose kernels are missing (a CPU-only build of glamor._C,
     or a card older than sm_90) plans with the reference and warns once; 'native' says why not."""

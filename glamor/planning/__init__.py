@@ -8,6 +8,7 @@ except that `plan` checks CPU plans' scores are finite (on a GPU that check woul
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 import warnings
@@ -37,6 +38,15 @@ class Plan(NamedTuple):
     actions: torch.Tensor
     lengths: torch.Tensor
     scores: torch.Tensor
+
+
+def autocast_off(device: torch.device):
+    """A context in which the caller's torch.autocast is off on `device`: the planners run in
+    float32 (the native ops whatever autocast says; the reference's matmuls would otherwise run
+    in bfloat16 or float16), and so do the encodings and tables they read."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def resolve_backend(backend: str, device: torch.device | None = None) -> str:
@@ -225,10 +235,11 @@ def plan(
             _fall_back(requested, e)
     if out is None:
         _check_reference_memory(inputs, width, horizon)
-        if method == "beam":
-            out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
-        else:
-            out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
+        with autocast_off(inputs.gate_table.device):  # float32, as the ops compute
+            if method == "beam":
+                out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
+            else:
+                out = reference.sample_plans(inputs, width, horizon, seed, gamma, clip_logq, plan_keys)
     result = Plan(*out)
     if result.scores.device.type == "cpu":  # on a GPU it would sync: on_host checks plans copied back
         _check_scores(result.scores)
@@ -316,7 +327,8 @@ def score(
             return ops.score_plans(inputs.contiguous(), actions.contiguous(), lengths.contiguous(), gamma, clip_logq)
         except NotImplementedError as e:  # a size the CUDA kernels do not take
             _fall_back(backend, e)
-    return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)
+    with autocast_off(inputs.gate_table.device):  # float32, as the ops compute
+        return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)
 
 
 def _fall_back(requested: str, error: NotImplementedError) -> None:
