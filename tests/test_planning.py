@@ -361,6 +361,24 @@ def test_planning_under_a_callers_autocast_runs_in_float32(backend):
     assert torch.equal(got_scores, want_scores)
 
 
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_plans_and_scores_of_inputs_that_require_grad_do_not(backend):
+    """Planning inputs that require grad (weights taken from a model outside no_grad): the native
+    ops' outputs never require grad, but the reference's did, holding every step's states in an
+    autograd graph (memory far beyond its guard's estimate)."""
+    from glamor import ops, planning
+
+    if backend == "native" and not ops.available():
+        pytest.skip("glamor._C is not built")
+    m = tiny_model()
+    obs, goal = random_images(4, 2, (24, 24)), random_images(4, 1, (24, 24), seed=1)
+    inp = PlanningInputs(*(t.clone().requires_grad_() for t in m.planning_inputs(obs, goal).tensors()))
+    for method in ("beam", "sample"):
+        assert not planning.plan(inp, method=method, width=8, horizon=5, seed=3, backend=backend).scores.requires_grad
+    actions, lengths = torch.randint(0, 3, (4, 3, 5)), torch.randint(1, 6, (4, 3))
+    assert not planning.score(inp, actions, lengths, backend=backend).requires_grad
+
+
 def test_planning_on_a_gpu_without_usable_kernels_falls_back_to_the_reference(monkeypatch):
     """backend='auto' on a CUDA device whose kernels are missing (a CPU-only build of glamor._C,
     or a card older than sm_90) plans with the reference and warns once; 'native' says why not."""

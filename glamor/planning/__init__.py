@@ -235,7 +235,9 @@ def plan(
             _fall_back(requested, e)
     if out is None:
         _check_reference_memory(inputs, width, horizon)
-        with autocast_off(inputs.gate_table.device):  # float32, as the ops compute
+        # float32 and no autograd graph (the ops are not differentiable: a graph would hold every
+        # step's states, far beyond _check_reference_memory's estimate)
+        with autocast_off(inputs.gate_table.device), torch.no_grad():
             if method == "beam":
                 out = reference.beam_search(inputs, width, horizon, gamma, clip_logq)
             else:
@@ -327,7 +329,7 @@ def score(
             return ops.score_plans(inputs.contiguous(), actions.contiguous(), lengths.contiguous(), gamma, clip_logq)
         except NotImplementedError as e:  # a size the CUDA kernels do not take
             _fall_back(backend, e)
-    with autocast_off(inputs.gate_table.device):  # float32, as the ops compute
+    with autocast_off(inputs.gate_table.device), torch.no_grad():  # float32 and no graph, as the ops
         return reference.score_plans(inputs, actions, lengths, gamma, clip_logq)
 
 
