@@ -136,13 +136,17 @@ gym.register("Boom-v0", entry_point=Boom)
 '''
 
 
-def test_an_error_in_a_workers_environment_is_named_in_the_warnings_and_the_error(tmp_path, monkeypatch):
-    (tmp_path / "boom_env.py").write_text(BOOM_ENV)
+def _worker_pool(tmp_path, monkeypatch, module: str, source: str, env_id: str, **cfg):
+    """A one-worker pool of `env_id`, registered by `source` written as tmp_path/module.py (on
+    the path of this process and of its spawned workers)."""
+    (tmp_path / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cfg = preset("debug", progress=False, env_id="boom_env:Boom-v0", env_kwargs={}, episode_length=6,
-                 vector="async")
-    pool = make_pool(cfg, 1)
+    return make_pool(preset("debug", progress=False, env_id=f"{module}:{env_id}", vector="async", **cfg), 1)
+
+
+def test_an_error_in_a_workers_environment_is_named_in_the_warnings_and_the_error(tmp_path, monkeypatch):
+    pool = _worker_pool(tmp_path, monkeypatch, "boom_env", BOOM_ENV, "Boom-v0", env_kwargs={}, episode_length=6)
     try:
         pool.reset([1], [None])
         with pytest.warns(RuntimeWarning, match=r"its environment raised ValueError: boom at step 1; restarted"):
@@ -175,11 +179,7 @@ def test_a_worker_that_cannot_make_its_environment_says_why(tmp_path, monkeypatc
     """A worker whose environment fails to build answers the first command with the error (it
     died, and the parent saw only 'Connection reset by peer'), and is not restarted three times
     to fail alike (three warnings before the error)."""
-    (tmp_path / "parent_only_env.py").write_text(WORKERLESS_ENV)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cfg = preset("debug", progress=False, env_id="parent_only_env:ParentOnly-v0", vector="async")
-    pool = make_pool(cfg, 1)
+    pool = _worker_pool(tmp_path, monkeypatch, "parent_only_env", WORKERLESS_ENV, "ParentOnly-v0")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # a restart warns: there must be none
@@ -205,12 +205,8 @@ ONCE_ONLY_ENV = BOOM_ENV.replace("Boom-v0", "OnceOnly-v0").replace(
 def test_a_restarted_worker_that_cannot_build_is_restarted_again(tmp_path, monkeypatch):
     """Building failed only after the worker had built once (a crash, then a restart that fails:
     maybe passing): that is a crash like any other, restarted up to max_restarts_per_call."""
-    (tmp_path / "once_only_env.py").write_text(ONCE_ONLY_ENV)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cfg = preset("debug", progress=False, env_id="once_only_env:OnceOnly-v0", env_kwargs={}, episode_length=6,
-                 vector="async")
-    pool = make_pool(cfg, 1)
+    pool = _worker_pool(tmp_path, monkeypatch, "once_only_env", ONCE_ONLY_ENV, "OnceOnly-v0", env_kwargs={},
+                        episode_length=6)
     try:
         pool.reset([1], [None])
         with pytest.warns(RuntimeWarning, match=r"its environment raised RuntimeError: built once already; restarted"):
@@ -226,14 +222,11 @@ def test_a_worker_whose_environment_raised_at_its_first_command_was_built(tmp_pa
     """An environment that raised at the worker's first command had been built (its error is an
     "error", not a "make_error" reply): a restart that then cannot build is restarted again, not
     taken for a worker that never could build its environment."""
-    (tmp_path / "once_then_boom_env.py").write_text(ONCE_ONLY_ENV.replace("OnceOnly-v0", "OnceThenBoom-v0").replace(
+    source = ONCE_ONLY_ENV.replace("OnceOnly-v0", "OnceThenBoom-v0").replace(
         "    def _reset_state(self):\n        self.x = 0",
-        "    def _reset_state(self):\n        raise ValueError('boom in reset')"))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cfg = preset("debug", progress=False, env_id="once_then_boom_env:OnceThenBoom-v0", env_kwargs={},
-                 episode_length=6, vector="async")
-    pool = make_pool(cfg, 1)
+        "    def _reset_state(self):\n        raise ValueError('boom in reset')")
+    pool = _worker_pool(tmp_path, monkeypatch, "once_then_boom_env", source, "OnceThenBoom-v0", env_kwargs={},
+                        episode_length=6)
     try:
         with pytest.warns(RuntimeWarning, match=r"its environment raised ValueError: boom in reset; restarted"):
             with pytest.raises(EnvironmentUnavailable, match=r"failed 3 restarts in a row: its environment raised "
