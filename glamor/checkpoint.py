@@ -279,12 +279,19 @@ def note_left_aside(run_dir: Path, stacklevel: int = 4, ours_are_stale: bool = F
     `ours_are_stale`: one named with this process's PID was left by an earlier process of that PID
     (the caller is about to replace the run and has moved nothing aside)."""
     real = Path(run_dir).resolve()
-    for aside in real.parent.glob(f".{real.name}.replaced-*"):
-        pid = aside.name.rpartition("-")[2]
-        if pid.isdigit() and ((ours_are_stale and int(pid) == os.getpid()) or not _process_alive(int(pid))):
-            warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
-                          f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
-                          f"or delete it", RuntimeWarning, stacklevel=stacklevel)
+    for kind in ("replaced", "deleting"):
+        for aside in real.parent.glob(f".{real.name}.{kind}-*"):
+            pid = aside.name.rpartition("-")[2]
+            if not pid.isdigit() or not ((ours_are_stale and int(pid) == os.getpid()) or not _process_alive(int(pid))):
+                continue
+            if kind == "replaced":
+                warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
+                              f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
+                              f"or delete it", RuntimeWarning, stacklevel=stacklevel)
+            else:  # (run_dir.settle_start was cut short: part of the old run's files are gone)
+                warnings.warn(f"{aside} is what is left of the run an `--overwrite` of {run_dir} replaced (its "
+                              f"deletion was interrupted; the new run had its first checkpoint): delete it",
+                              RuntimeWarning, stacklevel=stacklevel)
 
 
 def _process_alive(pid: int) -> bool:

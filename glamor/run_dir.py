@@ -2,8 +2,9 @@
 
 `prepare_run_dir` gives `glamor train` an empty, locked folder (`glamor.run_lock`). With
 --overwrite the old run is moved aside, not deleted: `settle_start` deletes it once the new run
-has its first checkpoint, and `undo_start` puts it back if the new run fails before that. Only a
-run is ever replaced: a folder without config.json, or one holding other runs, is refused.
+has its first checkpoint (renamed .NAME.deleting-PID while it goes), and `undo_start` puts it back
+if the new run fails before that. Only a run is ever replaced: a folder without config.json, or
+one holding other runs, is refused.
 """
 
 from __future__ import annotations
@@ -109,9 +110,23 @@ def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:
 
 
 def settle_start(aside: Path | None) -> None:
-    """A new run wrote its first checkpoint: the run it replaced (if any) goes."""
+    """A new run wrote its first checkpoint: the run it replaced (if any) goes. It is renamed
+    `.NAME.deleting-PID` first, so a deletion cut short (a second Ctrl-C; a kill) leaves a folder
+    named for what it is, not a half-deleted run that `note_left_aside` would offer to restore."""
     if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        going = deleting_name(aside)
+        try:
+            aside.rename(going)
+        except OSError:
+            going = aside
+        shutil.rmtree(going, ignore_errors=True)
+
+
+def deleting_name(aside: Path) -> Path:
+    """Where `settle_start` deletes the replaced run at `aside` (.NAME.replaced-PID) from:
+    .NAME.deleting-PID."""
+    prefix, _, rest = aside.name.rpartition(".replaced-")
+    return aside.with_name(f"{prefix}.deleting-{rest}")
 
 
 def undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str]:

@@ -349,3 +349,34 @@ def test_an_overwrite_past_an_aside_left_by_an_earlier_process_of_the_same_pid(t
         made, aside = prepare_run_dir(run, overwrite=True)
     assert made == run and aside == tmp_path / f".run.replaced-1-{os.getpid()}"
     assert (aside / "config.json").read_text() == "{}" and (stale / "config.json").read_text() == '{"old": 1}'
+
+
+def test_a_deletion_of_the_replaced_run_cut_short_is_not_offered_for_restoring(tmp_path, monkeypatch):
+    """A second Ctrl-C (or a kill) while settle_start deleted the replaced run left it half-deleted
+    under .NAME.replaced-PID, and the next command offered to restore it (`mv ... RUN`)."""
+    import glamor.run_dir as run_dir_module
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "checkpoint.pt", "replay-10.npz"):
+        (run / name).write_text(name)
+    made, aside = prepare_run_dir(run, overwrite=True)
+
+    def cut_short(path, ignore_errors=False):  # deletes one file, then the second Ctrl-C arrives
+        next(Path(path).iterdir()).unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_dir_module.shutil, "rmtree", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        run_dir_module.settle_start(aside)
+    assert not aside.exists(), "the half-deleted run kept the name of a run to restore"
+    with pytest.warns(RuntimeWarning) as caught:
+        checkpoint.note_left_aside(made, ours_are_stale=True)  # as the next command on the run does
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and "deletion was interrupted" in said[0] and "restore" not in said[0], said
+    monkeypatch.undo()
+    shutil.rmtree(run_dir_module.deleting_name(aside))  # as the warning asks
+    (made / "config.json").write_text("{}")
+    made, aside = prepare_run_dir(made, overwrite=True)
+    run_dir_module.settle_start(aside)  # a whole deletion leaves nothing behind
+    assert not list(tmp_path.glob(".run.*")), list(tmp_path.iterdir())
