@@ -2,9 +2,10 @@
 
 One agent step is ``frame_skip`` (4) emulator frames of the same action, each frame with sticky
 actions (with probability 0.25 the previous frame's action is repeated instead). The observed
-frame is the pixel-wise max of the last two grayscale frames, one row cropped at the top and
-bottom (210x160 -> 208x160), then area-resized to 80x104 (H x W; ``frame_shape=(104, 80)``
-gives the reference code's undistorted 2x downsample instead). Episodes start after 0 to 30
+frame is the pixel-wise max of the last two grayscale frames emulated (also when a game over
+ends the step early), one row cropped at the top and bottom (210x160 -> 208x160), then
+area-resized to 80x104 (H x W; ``frame_shape=(104, 80)`` gives the reference code's
+undistorted 2x downsample instead). Episodes start after 0 to 30
 random no-op frames (Ms. Pac-Man after at least 200 more, when the maze has started moving),
 use the full 18-action set, and also end at a life loss. Labels are bytes of the console RAM
 at the addresses in ``goal_labels.json``.
@@ -150,12 +151,11 @@ class AtariGoalEnv(GoalEnv):
             if not keep_previous[i]:
                 self._last_action = action
             self.ale.act(self._ale_actions[self._last_action])
+            # Every frame is kept (about 30 us each): a game over can end the step at any frame,
+            # and the max is then of that frame and the one before it, as at a step's end.
+            self._capture()
             if self.ale.game_over():
-                self._capture()
-                self._capture()
                 break
-            if i >= self.frame_skip - 2:
-                self._capture()
         lives, self._lives = self._lives, self.ale.lives()
         return self.ale.game_over() or (self.terminal_on_life_loss and self._lives < lives)
 

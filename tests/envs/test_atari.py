@@ -273,3 +273,46 @@ def test_registration_needs_neither_ale_py_nor_dm_control(monkeypatch):
     monkeypatch.setitem(sys.modules, "ale_py", None)
     with pytest.raises(ImportError, match="pip install ale-py"):
         AtariGoalEnv("pong")
+
+
+class _FakeALE:
+    """Frame n of the emulator shows one white pixel in column n; the game is over after frame `over_at`."""
+
+    def __init__(self, over_at: int):
+        self.n, self.over_at = 0, over_at
+
+    def act(self, action):
+        self.n += 1
+
+    def game_over(self) -> bool:
+        return self.n >= self.over_at
+
+    def lives(self) -> int:
+        return 3
+
+    def getRAM(self):
+        return np.zeros(128, np.uint8)
+
+    def getScreenGrayscale(self, out):
+        out[:] = 0
+        out[100, self.n] = 255
+
+
+@pytest.mark.parametrize("over_at", [5, 6, 7, 8])  # each frame of the second 4-frame step
+def test_a_game_over_inside_a_step_shows_the_max_of_its_last_two_frames(over_at):
+    """A game over at frame i of a step kept frame i alone (it was captured into both halves of
+    the max), and frame i-1, emulated, was lost: the episode's last frame, and a goal rolled out
+    to a game over, showed what a step ending there normally would not (Atari sprites flicker)."""
+    env = AtariGoalEnv("pong", episode_length=K)
+    env.reset(seed=0, options={"goal": dummy_goal(env)})
+    env.ale = _FakeALE(over_at)
+    env._screens[:] = 0
+    _, _, terminated, _, _ = env.step(0)  # frames 1..4
+    assert not terminated
+    _, _, terminated, _, _ = env.step(0)
+    assert terminated and env.ale.n == over_at
+    want = np.zeros((2, 210, 160), np.uint8)
+    want[0, 100, over_at - 1] = want[1, 100, over_at] = 255
+    np.testing.assert_array_equal(env._screens, want)
+    np.testing.assert_array_equal(env._frame(), preprocess(want, env.frame_shape))
+
