@@ -19,7 +19,9 @@ Goal sets are cached under ``$GLAMOR_CACHE`` (default ``~/.cache/glamor``) as ``
 keyed by environment, kwargs, episode length, seed, count, kind, the label ranges' settings,
 the source of the environment's classes (`env_code_digest`: an edited env builds its goals
 again), the data an env reads beside its source (its `cache_data`, if it has one: Atari's and
-Control's entry of goal_labels.json, their RAM addresses, label slices and action repeat) and
+Control's entry of goal_labels.json, their RAM addresses, label slices and action repeat), the
+versions of the simulator and renderer outside this package (its `cache_versions`, if it has
+them: ale-py and Pillow for Atari; MuJoCo, dm_control and the GL backend in use for Control) and
 `GOAL_FORMAT_VERSION`.
 """
 
@@ -285,6 +287,8 @@ def _hash_value(h, value, depth: int = 0) -> None:
 def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int, kind: str, **key) -> Path:
     if getattr(env, "cache_data", None) is not None:  # JSON data; envs without it keep their keys
         key["data"] = env.cache_data
+    if getattr(env, "cache_versions", None):  # the simulator's and renderer's versions, likewise
+        key["versions"] = env.cache_versions
     blob = json.dumps(
         dict(env=env_id, kwargs=env_kwargs, k=episode_length, kind=kind, v=GOAL_FORMAT_VERSION,
              code=env_code_digest(env), **key),

@@ -111,6 +111,10 @@ class AtariGoalEnv(GoalEnv):
                 "Atari environments need ale-py (its ROMs ship with it): pip install 'glamor[envs]' "
                 "(or pip install ale-py)"
             ) from e
+        import PIL
+
+        # Another emulator or resize could give other frames and RAM: goal caches are keyed by them.
+        self.cache_versions = {"ale_py": ale_py.__version__, "pillow": PIL.__version__}
         ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
         self.ale = ale_py.ALEInterface()
         self.ale.setFloat("repeat_action_probability", 0.0)  # sticky actions come from np_random

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import ctypes.util
+import importlib.metadata
 import itertools
 import os
 import subprocess
@@ -102,6 +103,13 @@ def gl_failure(backend: str, error: Exception) -> str:
         f"Install {packages.get(backend, 'its OpenGL library')} (Debian/Ubuntu package), or "
         "unset MUJOCO_GL to let glamor pick EGL or OSMesa."
     )
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:  # (not installed as a distribution)
+        return "unknown"
 
 
 def discrete_actions(kind: str, minimum: np.ndarray, maximum: np.ndarray) -> np.ndarray:
@@ -205,7 +213,12 @@ class ControlGoalEnv(GoalEnv):
         except Exception as e:
             raise EnvironmentUnavailable(gl_failure(backend, e)) from e
         import mujoco
+        from dm_control import _render
 
+        # Other physics or another renderer give other labels or frames: goal caches are keyed by
+        # them (the backend in use: dm_control read MUJOCO_GL once, when it was imported).
+        self.cache_versions = {"mujoco": mujoco.__version__, "dm_control": _package_version("dm_control"),
+                               "gl": str(_render.BACKEND)}
         self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION
         self._gray: np.ndarray | None = None
 

@@ -89,6 +89,13 @@ class GoalEnv(gym.Env):
     declared label_ranges are exact (gridworld)."""
     moved_labels: tuple[int, ...] = ()
     """Label indices of movable objects, for held-out goals in which they moved (box variant)."""
+    cache_data: Any = None
+    """JSON data the env reads beside its source (Atari's RAM addresses, Control's label slices):
+    cached goal sets are keyed by it (glamor/goals.py)."""
+    cache_versions: dict[str, str] | None = None
+    """The versions of what simulates and draws the env outside this package (ale-py, MuJoCo,
+    dm_control, the GL backend): cached goal sets are keyed by them, so goals made by another
+    simulator, whose frames or labels may differ, are built again (glamor/goals.py)."""
 
     def __init__(
         self,

@@ -316,3 +316,21 @@ def test_a_game_over_inside_a_step_shows_the_max_of_its_last_two_frames(over_at)
     np.testing.assert_array_equal(env._screens, want)
     np.testing.assert_array_equal(env._frame(), preprocess(want, env.frame_shape))
 
+
+def test_goal_caches_are_keyed_by_the_emulators_version(monkeypatch, tmp_path):
+    """Goals cached under one ale-py were served to another, whose frames or RAM may differ: the key
+    held the env's source, kwargs and label table, nothing of the emulator outside the package."""
+    import ale_py
+
+    from glamor.config import preset
+    from glamor.goals import _cache_path
+
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    cfg = preset("atari", env_id=env_id("pong"), episode_length=4)
+    paths = []
+    for version in (ale_py.__version__, ale_py.__version__ + ".post1"):
+        monkeypatch.setattr(ale_py, "__version__", version)
+        env = glamor.envs.make(cfg.env_id, episode_length=4)
+        paths.append(_cache_path(env, cfg.env_id, cfg.env_kwargs, 4, "eval", n=2, seed=0))
+        env.close()
+    assert paths[0] != paths[1]

@@ -300,3 +300,30 @@ def test_every_label_varies_under_random_play(name):
     ranges = label_ranges_for(env, cfg, progress=False)
     assert np.all(ranges > 0), dict(zip(env.label_names, ranges))
     env.close()
+
+
+def test_goal_caches_are_keyed_by_the_simulator_and_the_gl_backend(envs, monkeypatch, tmp_path):
+    """Goals cached under one MuJoCo, dm_control or MUJOCO_GL backend were served to another, whose
+    physics (labels) or rendering (frames) may differ: the key held nothing outside the package."""
+    import importlib.metadata
+
+    import mujoco
+    from dm_control import _render
+
+    from glamor.goals import _cache_path
+
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    env = envs("reacher/hard")
+    versions = dict(env.cache_versions)
+    assert versions == {"mujoco": mujoco.__version__, "dm_control": importlib.metadata.version("dm_control"),
+                        "gl": _render.BACKEND}
+
+    def path():
+        return _cache_path(env, env_id("reacher/hard"), {}, K, "eval", n=2, seed=0)
+
+    before = path()
+    for key in versions:
+        monkeypatch.setattr(env, "cache_versions", {**versions, key: versions[key] + "-other"})
+        assert path() != before, key
+    monkeypatch.setattr(env, "cache_versions", dict(versions))
+    assert path() == before
