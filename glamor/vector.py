@@ -27,8 +27,10 @@ Example:
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import multiprocessing.util as mp_util
 import signal
+import time
 import traceback
 import warnings
 
@@ -116,6 +118,8 @@ class WorkerCrashed(RuntimeError):
 # under a second; the first reply includes building the environment): past it, the worker is
 # taken to be hung and is restarted like a crashed one.
 REPLY_TIMEOUT_S = 600.0
+# How long `ProcessEnvPool.close` waits for all the workers together to exit before killing them.
+CLOSE_TIMEOUT_S = 5.0
 
 
 def _kill(proc) -> None:
@@ -282,16 +286,28 @@ class ProcessEnvPool(EnvPool):
         self._call_all("set_rng", list(states))
 
     def close(self) -> None:
+        """Ask every worker to close its environment and exit; kill those still running after
+        `CLOSE_TIMEOUT_S` (all together). Replies nobody read (a round an exception cut short)
+        are drained meanwhile: a worker blocked writing one would never read the request."""
         for conn in self._conns:
             try:
                 conn.send(("close", None))
             except OSError:
                 pass
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        open_conns = {id(c): c for c in self._conns if not c.closed}
+        while any(p.is_alive() for p in self._procs) and (left := deadline - time.monotonic()) > 0:
+            waiting = [p.sentinel for p in self._procs if p.is_alive()] + list(open_conns.values())
+            for ready in mp_connection.wait(waiting, timeout=min(left, 1.0)):
+                if id(ready) in open_conns:
+                    try:
+                        ready.recv()  # an unread reply: dropped
+                    except (EOFError, OSError):  # the worker has closed its end
+                        del open_conns[id(ready)]
         for proc, conn in zip(self._procs, self._conns):
-            proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
-                proc.join()
+            proc.join()
             conn.close()
 
     def __del__(self):

@@ -82,6 +82,26 @@ def test_a_worker_that_stops_answering_is_restarted_and_collection_goes_on():
         pool.close(), ref.close()
 
 
+def test_close_after_a_round_cut_short_lets_every_worker_exit_at_once(monkeypatch):
+    """A round an exception cut short (a worker past its restarts, a KeyboardInterrupt) leaves
+    replies unread; a worker whose reply outgrew the pipe's buffer (an Atari episode's frames do)
+    blocked writing it and never read the request to close: close() waited 5 s for each worker
+    in turn (a minute for a dozen), then killed it, its environment never closed."""
+    import glamor.vector
+
+    monkeypatch.setattr(glamor.vector, "CLOSE_TIMEOUT_S", 60.0, raising=False)  # no kill within the test
+    big = {"cell_px": 20}  # 220x220 frames: a 12-step episode is 0.6 MB, past any pipe buffer
+    pool = ProcessEnvPool(CFG.env_id, 12, big, 3)
+    try:
+        pool.reset([1, 2, 3], [None] * 3)
+        for i in range(3):
+            pool._send(i, "rollout", np.zeros(12, np.int64))  # the replies are never read
+    finally:
+        pool.close()
+    assert [p.exitcode for p in pool._procs] == [0, 0, 0]  # each exited by itself, not killed
+    pool.close()  # a second close is harmless
+
+
 def test_trainer_collects_with_worker_processes(tmp_path):
     from glamor.train import Trainer
 
