@@ -85,6 +85,23 @@ def test_goal_from_own_state_is_reached_and_distant_one_is_not():
     assert not info["is_success"]
 
 
+@pytest.mark.parametrize("size", [7, 11, 13, 21])
+@pytest.mark.parametrize("box", [False, True])
+def test_success_needs_the_exact_cells_at_every_size(size, box):
+    """From size 13 on, 10% of the span (size - 3) is a whole cell or more: the agent (or the box)
+    one cell off the goal's was judged a success, where the docs promised exact cells."""
+    env = genvs.make("glamor/GridWorldBox-v0" if box else "glamor/GridWorld-v0", episode_length=10, size=size)
+    env.reset(seed=0)
+    here = Goal(env._frame()[None], env._labels())
+    for i in range(len(here.labels)):
+        off = here.labels.copy()
+        off[i] += 1.0
+        _, info = env.reset(seed=0, options={"goal": Goal(here.frame, off)})
+        assert not info["is_success"], (i, off, info["labels"])
+    _, info = env.reset(seed=0, options={"goal": here})
+    assert info["is_success"]
+
+
 def test_judge_uses_ten_percent_of_range():
     ranges = np.array([10.0, 100.0])
     ok = judge_success(np.array([[1.0, 10.0], [1.0, 10.0]]), np.array([[2.0, 20.0], [2.1, 20.0]]), ranges)

@@ -8,8 +8,9 @@ under a seed.
 
 Each cell is ``cell_px`` x ``cell_px`` pixels (2: a 22x22 frame): floor 0, wall 96, box 176, agent 255.
 Labels are the agent's cell ``(row, col)``, and in the box variant also the box's cell. Their
-range is the span of the interior (``size - 3``), so the spec's 10%-of-range judge asks for the
-exact cells.
+range is the span of the interior (``size - 3``). Success needs the exact cells at every size:
+the judge's tolerance is 10% of the range (the spec's) up to ``size`` 11, and half a cell in
+larger worlds, where 10% of the span would take a neighbouring cell for the goal's.
 
 Example:
     >>> import gymnasium as gym, glamor.envs
@@ -72,6 +73,9 @@ class GridWorld(GoalEnv):
             render_mode=render_mode,
         )
         self.action_space = gym.spaces.Discrete(4)
+        # Exact cells: from size 13 on, 10% of the span is a whole cell or more; then half a cell.
+        span, tolerance = size - 3, GoalEnv.success_tolerance
+        self.success_tolerance = tolerance if tolerance * span < 1 else 0.5 / span
         free = ~self.walls
         self._free_cells = np.argwhere(free)
         # Box starts where all four neighbours are free, so it can always be pushed somewhere.
