@@ -21,8 +21,8 @@ the source of the environment's classes (`env_code_digest`: an edited env builds
 again), the data an env reads beside its source (its `cache_data`, if it has one: Atari's and
 Control's entry of goal_labels.json, their RAM addresses, label slices and action repeat), the
 versions of the simulator and renderer outside this package (its `cache_versions`, if it has
-them: ale-py and Pillow for Atari; MuJoCo, dm_control and the GL backend in use for Control) and
-`GOAL_FORMAT_VERSION`.
+them: ale-py and Pillow for Atari; MuJoCo, dm_control, the GL backend in use and its driver for
+Control) and `GOAL_FORMAT_VERSION`.
 """
 
 from __future__ import annotations

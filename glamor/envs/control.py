@@ -112,6 +112,18 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
+def _gl_renderer(physics) -> str:
+    """The OpenGL vendor, renderer and version strings of `physics`'s rendering context."""
+    try:
+        from OpenGL import GL
+
+        with physics.contexts.gl.make_current() as ctx:
+            strings = ctx.call(lambda: [GL.glGetString(s) for s in (GL.GL_VENDOR, GL.GL_RENDERER, GL.GL_VERSION)])
+        return " | ".join(s.decode(errors="replace") for s in strings)
+    except Exception:  # noqa: BLE001 - a key part, never worth failing a build over
+        return "unknown"
+
+
 def discrete_actions(kind: str, minimum: np.ndarray, maximum: np.ndarray) -> np.ndarray:
     """float64 (n, d) table of the discretised actions, scaled to [minimum, maximum].
 
@@ -216,9 +228,10 @@ class ControlGoalEnv(GoalEnv):
         from dm_control import _render
 
         # Other physics or another renderer give other labels or frames: goal caches are keyed by
-        # them (the backend in use: dm_control read MUJOCO_GL once, when it was imported).
+        # them (the backend in use: dm_control read MUJOCO_GL once, when it was imported; and the
+        # OpenGL driver behind it: EGL is the NVIDIA driver on a GPU machine, Mesa's on a CPU one).
         self.cache_versions = {"mujoco": mujoco.__version__, "dm_control": _package_version("dm_control"),
-                               "gl": str(_render.BACKEND)}
+                               "gl": str(_render.BACKEND), "gl_renderer": _gl_renderer(self.physics)}
         self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION
         self._gray: np.ndarray | None = None
 

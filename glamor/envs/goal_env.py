@@ -94,7 +94,7 @@ class GoalEnv(gym.Env):
     cached goal sets are keyed by it (glamor/goals.py)."""
     cache_versions: dict[str, str] | None = None
     """The versions of what simulates and draws the env outside this package (ale-py, MuJoCo,
-    dm_control, the GL backend): cached goal sets are keyed by them, so goals made by another
+    dm_control, the GL backend and driver): cached goal sets are keyed by them, so goals made by another
     simulator, whose frames or labels may differ, are built again (glamor/goals.py)."""
 
     def __init__(

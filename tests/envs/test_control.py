@@ -315,8 +315,11 @@ def test_goal_caches_are_keyed_by_the_simulator_and_the_gl_backend(envs, monkeyp
     monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
     env = envs("reacher/hard")
     versions = dict(env.cache_versions)
+    renderer = versions.pop("gl_renderer")  # the driver: "Mesa/X.org | llvmpipe (...) | 4.5 (...) Mesa 22.3.6"
+    assert renderer.count(" | ") == 2 and "unknown" not in renderer, renderer
     assert versions == {"mujoco": mujoco.__version__, "dm_control": importlib.metadata.version("dm_control"),
                         "gl": _render.BACKEND}
+    versions["gl_renderer"] = renderer
 
     def path():
         return _cache_path(env, env_id("reacher/hard"), {}, K, "eval", n=2, seed=0)
