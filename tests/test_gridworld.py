@@ -113,19 +113,44 @@ def test_judge_uses_ten_percent_of_range():
 def test_compute_reward_is_batched():
     env = genvs.make("glamor/GridWorld-v0", episode_length=10)
     obs, info = env.reset(seed=0)
-    infos = []
+    infos, seen = [], []
     for a in range(4):
         obs, reward, *_, i = env.step(a)
         infos.append(i)
+        seen.append(obs["achieved_goal"])
         assert env.compute_reward(obs["achieved_goal"], obs["desired_goal"], i) == reward
-    achieved = np.stack([obs["achieved_goal"]] * 4)
-    out = env.compute_reward(achieved, achieved, infos)
+    out = env.compute_reward(np.stack(seen), np.stack([obs["desired_goal"]] * 4), infos)
     assert out.shape == (4,)
     assert out.tolist() == [float(i["is_success"]) for i in infos]
+    np.testing.assert_array_equal(env.compute_reward(np.stack(seen), obs["desired_goal"], infos), out)  # one goal
     other = np.stack([obs["achieved_goal"], 255 - obs["achieved_goal"]])
     labels_only = [{"labels": infos[0]["labels"]}] * 2  # no goal labels to judge them by: a KeyError once
     for no_labels in (None, {}, [{}, {}], {"labels": infos[0]["labels"]}, labels_only):  # pixel equality, as documented
         assert env.compute_reward(other, np.stack([obs["achieved_goal"]] * 2), no_labels).tolist() == [1.0, 0.0]
+
+
+def test_compute_reward_judges_a_relabelled_goal_not_the_episodes_own():
+    """Hindsight relabelling (SB3's HER) asks compute_reward about a desired goal other than the
+    episode's, with the infos the episode stored: the labels in them (the episode's own goal's)
+    decided alone, so every relabelled transition got the original goal's verdict (here all 0:
+    HER learnt nothing). Only the own goal is judged by the labels; another, by its pixels."""
+    env = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    env.reset(seed=0)
+    far = env._labels() + np.array([4.0, 0.0])  # a goal the next few steps cannot reach
+    obs, _ = env.reset(seed=0, options={"goal": Goal(np.zeros((1, 22, 22), np.uint8), far)})
+    infos, seen = [], []
+    for a in (3, 3, 1, 1):
+        obs, reward, *_, info = env.step(a)
+        infos.append(info)
+        seen.append(obs["achieved_goal"])
+        assert reward == 0.0
+    seen = np.stack(seen)  # (4, 1, H, W)
+    for t in range(4):  # relabelled to the state reached at step t: reached at step t (and only where the same)
+        want = [float(np.array_equal(s, seen[t])) for s in seen]
+        assert want[t] == 1.0
+        assert env.compute_reward(seen, np.stack([seen[t]] * 4), infos).tolist() == want
+        assert env.compute_reward(seen[t], seen[t], infos[t]) == 1.0
+    assert env.compute_reward(seen, np.stack([obs["desired_goal"]] * 4), infos).tolist() == [0.0] * 4  # its own goal
 
 
 def test_bad_goal_and_action_are_named():
