@@ -42,7 +42,7 @@ from glamor import planning
 from glamor.agent_base import AgentBase, as_tensor
 from glamor.goal_cache import GoalEncodingCache
 from glamor.nn.goal_conditioned import GoalConditioned
-from glamor.planning.rng import key_uniforms
+from glamor.planning.rng import GCSL_STREAM, key_uniforms
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
 STEP_FEATURES = 32  # sinusoidal features of the steps left (time-conditioned policies)
@@ -229,8 +229,8 @@ class GCSLAgent(AgentBase):
         probs = torch.softmax(logits.double(), dim=1).cpu().numpy()  # (P, n)
         if keys is None:
             u = self.rng.random((len(probs), 1))
-        else:  # the planner's counter-based draws, one per key
-            u = key_uniforms(self.seed, keys).double().numpy()[:, None]
+        else:  # the planner's counter-based draws, one per key, in GCSL's own stream
+            u = key_uniforms(self.seed, keys, GCSL_STREAM).double().numpy()[:, None]
         return np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), self.num_actions - 1).astype(np.int64)
 
     def act(self, obs, goal, horizon: int | None = None, keys=None):

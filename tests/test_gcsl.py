@@ -436,3 +436,25 @@ def test_gcsl_acting_checks_the_steps_left_and_its_cache_flag():
     for bad in ("no", 1):
         with pytest.raises(ValueError, match=f"cache_goals must be True or False, got {bad!r}"):
             GCSLAgent(small_policy(), cache_goals=bad)
+
+
+def test_sampled_gcsl_actions_do_not_reuse_the_sampling_planners_draws_of_the_same_seed_and_keys():
+    """A comparison evaluates GLAMOR and GCSL runs of one seed with the same (goal, step) keys: a
+    sampling GCSL policy's draws must not be the sampling planner's first candidate's, or the two
+    methods' evaluations share their randomness (uniform policies here: equal draws, equal actions)."""
+    from glamor.agent import Agent
+    from glamor.model import GlamorModel
+
+    policy = small_policy().eval()
+    torch.manual_seed(0)
+    model = GlamorModel(4, 1, HW, encoder_channels=(4, 8), embed_dim=16, mix_hidden=16, lstm_hidden=8).eval()
+    with torch.no_grad():
+        for head in (policy.head, model.idm.head, model.prior.head):
+            head.weight.zero_()
+            head.bias.zero_()  # every action equally likely to both
+    obs = np.zeros((64, 1, *HW), np.uint8)
+    keys = np.arange(64) * 7 + 3
+    gcsl, _ = GCSLAgent(policy, mode="sample", seed=5).act(obs, obs, keys=keys)
+    first, _ = Agent(model, method="sample", width=1, seed=5).act(obs, obs, horizon=3, keys=keys)
+    assert len(set(gcsl.tolist())) == 4 and len(set(first.tolist())) == 4
+    assert int((gcsl == first).sum()) < 32  # about 16 for independent draws; 64 when they are the same

@@ -5,8 +5,9 @@ Sampling planners draw one uniform per candidate and step. Keying each draw by i
 order, and lets the native kernels and this readable reference draw the very same numbers.
 The plan coordinate is the plan's index in its batch, or a key the caller gives each plan
 (`plan_keys`), which makes a plan's draws independent of the batch too; evaluation keys every
-draw by goal and step this way (the random policy's and a sampling GCSL policy's actions are
-candidate 0 at step 0 of their key).
+draw by goal and step this way (the random policy's actions are candidate 0 at step 0 of their
+key; a sampling GCSL policy's are candidate `GCSL_STREAM`, which no planner reaches, so its draws
+are not the sampling planner's first candidate's when a comparison evaluates both with one seed).
 
 The hash is Chris Wellons' ``lowbias32`` on uint32 words, chained over the keys:
 
@@ -26,6 +27,9 @@ MASK32 = 0xFFFFFFFF
 GOLDEN = 0x9E3779B9
 MUL1 = 0x7FEB352D
 MUL2 = 0x846CA68B
+# The candidate coordinate of a sampling GCSL policy's draws: above every planner candidate
+# (widths are at most 2**31), so they never repeat a GLAMOR plan's draws of the same seed and key.
+GCSL_STREAM = MASK32
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -62,7 +66,8 @@ def uniform(seed: int, plan: torch.Tensor, candidate: torch.Tensor, step: int) -
     return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))
 
 
-def key_uniforms(seed: int, keys: torch.Tensor) -> torch.Tensor:
-    """float32 (P,): one uniform per int64 key, candidate 0 at step 0 of `uniform` (what
-    evaluation's random policy and a sampling GCSL policy draw for each (goal, step) key)."""
-    return uniform(seed, keys, torch.zeros_like(keys), 0)
+def key_uniforms(seed: int, keys: torch.Tensor, candidate: int = 0) -> torch.Tensor:
+    """float32 (P,): one uniform per int64 key, `candidate` at step 0 of `uniform` (evaluation's
+    random policy draws candidate 0 for each (goal, step) key, a sampling GCSL policy
+    `GCSL_STREAM`)."""
+    return uniform(seed, keys, torch.full_like(keys, candidate), 0)
