@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from glamor.agent import Agent
-from glamor.envs import GoalEnv
+from glamor.envs import GoalEnv, label_distance
 from glamor.gcsl import GCSLAgent
 from glamor.goals import GoalSet
 from glamor.planning.rng import key_uniforms
@@ -42,7 +42,7 @@ class EpisodeResults:
 
     success: np.ndarray  # bool (G,)
     steps: np.ndarray  # int (G,) environment steps used
-    label_distance: np.ndarray  # float (G,) max over labels of |label - goal| / range
+    label_distance: np.ndarray  # float (G,) max over labels of |label - goal| / range (inf: a zero-range label missed)
     plans_per_s: float = float("nan")
     frames: list | None = None  # per recorded goal: uint8 (H, W) frames from the start, or None
     goal_frames: list | None = None  # per recorded goal: its goal image, as in the GoalSet
@@ -98,7 +98,6 @@ def run_episodes(
     success = np.zeros(G, dtype=bool)
     steps = np.zeros(G, dtype=np.int64)
     dist = np.zeros(G)
-    ranges = np.where(goals.label_ranges > 0, goals.label_ranges, 1.0)
     for env in envs:  # every env judges success with the goal set's ranges, not its placeholder
         env.label_ranges = goals.label_ranges
     plan_time, plans = 0.0, 0
@@ -136,7 +135,7 @@ def run_episodes(
                     active[j] = False
         for j, i in enumerate(idx):
             success[i] = infos[j]["is_success"]
-            dist[i] = np.max(np.abs(infos[j]["labels"] - goals.labels[i]) / ranges)
+            dist[i] = label_distance(infos[j]["labels"], goals.labels[i], goals.label_ranges)
         bar.update(len(idx))
     bar.close()
     return EpisodeResults(success, steps, dist, plans / plan_time if plan_time else float("nan"),

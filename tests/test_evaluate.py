@@ -134,3 +134,36 @@ def test_evaluating_more_episodes_than_the_goal_sets_hold_says_so(tmp_path):
                                             "eval_episodes=3 goals each: evaluating those"):
         results = evaluate_checkpoint(tmp_path, cfg, episodes=5, set_names=("eval",), policies=("random",))
     assert results["sets"]["eval"]["random"]["episodes"] == 3
+
+
+class OneStep:
+    """Action 0 once, then stop: an episode that ends where a step from its start leads."""
+
+    def act(self, obs, goal, horizon=None, keys=None):
+        return np.zeros(len(obs), np.int64), np.ones(len(obs), bool)
+
+
+def test_label_distance_is_in_the_judges_units_for_a_label_of_zero_range():
+    """A label of zero range must match exactly: an episode that misses it by 0.05 failed, so its
+    distance must not read 0.05 (within the 0.1 tolerance) but inf; success is distance <= 0.1."""
+    from glamor.envs import judge_success, label_distance
+
+    base = goal_set()
+    env = make(ENV, K)
+    ends = []
+    for i in range(GOALS):  # where OneStep's episode towards goal i ends
+        env.reset(seed=int(base.seeds[i]), options={"goal": base[i]})
+        ends.append(env.step(0)[-1]["labels"])
+    ends = np.stack(ends)
+    ranges = np.array([0.0, *base.label_ranges[1:]])
+    missed = ends + np.array([0.05] + [0.0] * (ends.shape[1] - 1))  # label 0 off by 0.05, the rest exact
+    goals = GoalSet(base.frames, missed, base.start_labels, base.seeds, ranges)
+    res = run_episodes([make(ENV, K) for _ in range(4)], goals, OneStep())
+    assert not res.success.any() and np.isinf(res.label_distance).all()
+    exact = GoalSet(base.frames, ends, base.start_labels, base.seeds, ranges)
+    res = run_episodes([make(ENV, K) for _ in range(4)], exact, OneStep())
+    assert res.success.all() and (res.label_distance == 0).all()
+    rng = np.random.default_rng(0)  # the judge and the distance agree, zero ranges included
+    labels, goal_labels = rng.integers(0, 3, (200, 3)) * 0.05, rng.integers(0, 3, (200, 3)) * 0.05
+    r = np.array([0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(judge_success(labels, goal_labels, r), label_distance(labels, goal_labels, r) <= 0.1)

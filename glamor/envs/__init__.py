@@ -22,7 +22,7 @@ from importlib import resources
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from glamor.envs.goal_env import Goal, GoalEnv, judge_success
+from glamor.envs.goal_env import Goal, GoalEnv, judge_success, label_distance
 
 _BUILTIN = {
     "glamor/GridWorld-v0": ("glamor.envs.gridworld:GridWorld", {}),
@@ -146,4 +146,4 @@ def check_built(env, env_id: str, episode_length: int) -> None:
 
 _register_builtin()
 
-__all__ = ["Goal", "GoalEnv", "judge_success", "make", "registered"]
+__all__ = ["Goal", "GoalEnv", "judge_success", "label_distance", "make", "registered"]

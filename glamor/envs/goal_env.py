@@ -86,6 +86,17 @@ def goal_digest(frame: np.ndarray) -> int:
     return int.from_bytes(h.digest(), "little") >> 1  # (fits an int64)
 
 
+def label_distance(labels: np.ndarray, goal_labels: np.ndarray, label_ranges: np.ndarray) -> np.ndarray:
+    """float64 (...): the largest |label - goal label| / range over the labels (..., L), in the
+    judge's units: a state succeeds when it is at most the tolerance. A label of zero range
+    must match exactly, so it adds 0 where it does and inf where it does not (never its raw
+    difference, which could read as within the tolerance of a state that failed)."""
+    diff = np.abs(np.asarray(labels, dtype=np.float64) - np.asarray(goal_labels, dtype=np.float64))
+    ranges = np.asarray(label_ranges, dtype=np.float64)
+    scaled = np.where(ranges > 0, diff / np.where(ranges > 0, ranges, 1.0), np.where(diff > 0, np.inf, 0.0))
+    return scaled.max(axis=-1)
+
+
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
