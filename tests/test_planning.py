@@ -251,6 +251,28 @@ def test_numpy_numbers_are_plan_arguments():
         assert torch.equal(a.actions, b.actions) and torch.equal(a.lengths, b.lengths)
 
 
+def test_zero_dim_tensors_and_arrays_are_plan_arguments():
+    """A gamma, seed or width read off a tensor (0-d) plans like its number (0.5: exact in
+    float32); a 0-d float width or a bool tensor is refused as the number would be."""
+    from glamor import ops
+
+    m = tiny_model()
+    obs, goal = random_images(2, 2, (24, 24)), random_images(2, 1, (24, 24))
+    args = dict(method="sample", width=4, horizon=3, gamma=0.5, seed=7, clip_logq=-3.0)
+    zero_dim = dict(method="sample", width=torch.tensor(4), horizon=np.array(3), gamma=torch.tensor(0.5),
+                    seed=torch.tensor(7), clip_logq=np.array(-3.0))
+    for backend in ("reference", "native") if ops.available() else ("reference",):
+        a, b = m.plan(obs, goal, backend=backend, **args), m.plan(obs, goal, backend=backend, **zero_dim)
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        acts, lens = torch.tensor([[0, 1]]).expand(2, -1), torch.tensor([2, 1])
+        assert torch.equal(m.score(obs, goal, acts, lens, gamma=0.5, backend=backend),
+                           m.score(obs, goal, acts, lens, gamma=torch.tensor(0.5), backend=backend))
+    with pytest.raises(ValueError, match=r"width must be an int in .*got 4\.0"):
+        m.plan(obs, goal, width=torch.tensor(4.0), horizon=3)
+    with pytest.raises(ValueError, match="gamma must be in .*got True"):
+        m.plan(obs, goal, width=4, horizon=3, gamma=torch.tensor(True))
+
+
 def test_bad_score_arguments_are_named():
     m = tiny_model()
     obs, goal = random_images(1, 2, (24, 24)), random_images(1, 1, (24, 24))

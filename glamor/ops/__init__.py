@@ -22,6 +22,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import numpy as np
 import torch
 
 REBUILD_HINT = "rebuild it with `.venv/bin/pip install --no-build-isolation -e .` (or `make build`)"
@@ -65,8 +66,21 @@ def _clip(clip_logq: float | None) -> float | None:
     return None if clip_logq is None else _float("clip_logq", clip_logq)
 
 
+def scalar(value):
+    """`value` as a Python number when it is a 0-d tensor or numpy array (a gamma or seed read
+    off a tensor), else unchanged; the argument checks (here and in `glamor.planning`) then
+    accept or refuse the number as they would a Python one."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        try:
+            return value.item()
+        except RuntimeError:  # a meta tensor has no value: refused as not a number
+            return value
+    return value
+
+
 def _int(name: str, value) -> int:
     """An integer argument as a Python int in int64's range (the op checks its own bounds)."""
+    value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not -2**63 <= value < 2**63:
         raise ValueError(f"{name} must be an int (int64), got {value!r}")
     return int(value)
@@ -79,6 +93,7 @@ def _tensors(**named) -> None:
 
 
 def _float(name: str, value) -> float:
+    value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
     try:

@@ -103,7 +103,8 @@ REFERENCE_MAX_BYTES = 8 * 2**30  # the reference planner's memory guard (the CPU
 
 def check_plan_args(horizon: int, width: int, gamma: float,
                     clip_logq: float | None = None) -> tuple[int, int, float, float | None]:
-    """The planner's numbers, checked, as Python numbers (numpy scalars are fine):
+    """The planner's numbers, checked, as Python numbers (numpy scalars and 0-d tensors or
+    arrays are fine):
     (horizon, width, gamma, clip_logq)."""
     horizon = _integer("horizon", horizon, 1, MAX_SIZE)
     width = _integer("width", width, 1, MAX_SIZE + 1)
@@ -139,6 +140,7 @@ def check_use_prior(use_prior) -> bool:
 
 
 def _integer(name: str, value, low: int, high: int | None = None) -> int:
+    value = ops.scalar(value)  # a 0-d tensor or array: its number
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (
             high is not None and value >= high):
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
@@ -176,6 +178,7 @@ def checked_plan_keys(keys, num_plans: int, device: torch.device, name: str = "p
 
 
 def _number(name: str, value, what: str) -> float:
+    value = ops.scalar(value)  # a 0-d tensor or array: its number
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     try:

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
@@ -219,6 +220,19 @@ def test_bad_arguments_raise(op, kw, message):
 def test_python_wrappers_name_bad_arguments(call, exc, message):
     with pytest.raises(exc, match=message):
         call(random_inputs(2, 2, 4, 8, seed=0))
+
+
+def test_python_wrappers_take_zero_dim_tensors_and_arrays_as_numbers():
+    inp = random_inputs(2, 2, 4, 8, seed=0)
+    want = ops.sample_plans(inp, 6, 3, 5, 0.5, -3.0)
+    got = ops.sample_plans(inp, torch.tensor(6), np.array(3), torch.tensor(5), torch.tensor(0.5), np.array(-3.0))
+    assert all(torch.equal(a, b) for a, b in zip(want, got, strict=True))
+    got = ops.beam_search(inp, np.int64(4), torch.tensor(3), np.array(0.5), None)
+    assert all(torch.equal(a, b) for a, b in zip(ops.beam_search(inp, 4, 3, 0.5, None), got, strict=True))
+    with pytest.raises(ValueError, match=r"width must be an int \(int64\), got 4.0"):
+        ops.beam_search(inp, torch.tensor(4.0), 3, 0.9, None)
+    with pytest.raises(ValueError, match="gamma must be a number, got tensor"):
+        ops.beam_search(inp, 4, 3, torch.tensor([0.9]), None)  # one element, but not 0-d
 
 
 def test_scoring_ignores_entries_past_each_length():
