@@ -531,3 +531,35 @@ def test_strided_plan_keys_plan_like_dense_ones(backend):
     got = m.plan(obs, goal, plan_keys=keys, backend=backend, **kw)
     want = m.plan(obs, goal, plan_keys=keys.contiguous(), backend="reference", **kw)
     assert torch.equal(got.actions, want.actions) and torch.equal(got.lengths, want.lengths)
+
+
+def test_an_empty_batch_plans_and_scores_on_the_reference_without_stepping(monkeypatch):
+    """P = 0 (or no sequences to score) returns empty results at once, as the native ops: the
+    reference used to run all horizon + 1 steps on empty tensors (a horizon of 2**31 - 2, which
+    the memory guard lets through for no plans, hung for hours)."""
+    from glamor.planning import plan, score
+
+    def no_steps(*args):
+        raise AssertionError("the reference stepped an empty batch")
+
+    monkeypatch.setattr(R, "_advance", no_steps)
+    g = torch.Generator().manual_seed(0)
+    M, n, H = 2, 3, 5
+    empty = PlanningInputs(torch.randn(M, 0, n + 1, 4 * H, generator=g), torch.randn(M, 0, H, generator=g),
+                           torch.randn(M, 0, H, generator=g), torch.randn(M, 4 * H, H, generator=g),
+                           torch.randn(M, n + 2, H, generator=g), torch.randn(M, n + 2, generator=g))
+    horizon = 2**31 - 2
+    for method, width in (("beam", 2**31 - 1), ("sample", 2**31 - 1)):
+        p = plan(empty, method=method, width=width, horizon=horizon, seed=1, backend="reference",
+                 plan_keys=torch.zeros(0, dtype=torch.int64))
+        assert p.actions.shape == (0, horizon) and p.actions.dtype == torch.int64
+        assert p.lengths.shape == (0,) and p.lengths.dtype == torch.int64
+        assert p.scores.shape == (0,) and p.scores.dtype == torch.float32
+    out = score(empty, torch.zeros(0, 2, 1000, dtype=torch.int64), torch.ones(0, 2, dtype=torch.int64),
+                backend="reference")
+    assert out.shape == (0, 2) and out.dtype == torch.float32
+    full = PlanningInputs(torch.randn(M, 2, n + 1, 4 * H, generator=g), torch.randn(M, 2, H, generator=g),
+                          torch.randn(M, 2, H, generator=g), *empty.tensors()[3:])
+    none = torch.zeros(2, 0, 1000, dtype=torch.int64)
+    out = score(full, none, torch.ones(2, 0, dtype=torch.int64), backend="reference")
+    assert out.shape == (2, 0) and out.dtype == torch.float32

@@ -70,6 +70,14 @@ def _initial_state(inp: PlanningInputs, n_cand: int):
     return h, c
 
 
+def _empty_plans(P: int, horizon: int, device: torch.device):
+    """The plans of an empty batch (P = 0): nothing to step through, as the native ops (a loop
+    of `horizon` steps on empty tensors would take as long as planning real ones, and the
+    candidates' indices are as large)."""
+    return (torch.full((P, horizon), -1, dtype=torch.int64, device=device),
+            torch.zeros(P, dtype=torch.int64, device=device), torch.zeros(P, dtype=torch.float32, device=device))
+
+
 def first_argmax(x: torch.Tensor):
     """(max, index) over dim 1 of x (P, K), the lowest index on ties (torch.max does not
     promise which index it returns)."""
@@ -99,6 +107,8 @@ def score_plans(
     """
     P, N, L = actions.shape
     n, dev = inp.num_actions, inp.gate_table.device
+    if P == 0 or N == 0:  # no sequences: no steps (L may be any size)
+        return torch.zeros(P, N, dtype=torch.float32, device=dev)
     h, c = _initial_state(inp, N)
     prev = torch.full((P, N), n, dtype=torch.int64, device=dev)
     total = torch.zeros(P, N, dtype=torch.float32, device=dev)
@@ -164,13 +174,17 @@ def sample_plans(
     """
     P, n, dev = inp.num_plans, inp.num_actions, inp.gate_table.device
     N = num_samples
+    if plan_keys is not None:
+        plan_keys = _checked_keys(plan_keys, P, dev)
+    if P == 0:
+        return _empty_plans(P, horizon, dev)
     h, c = _initial_state(inp, N)
     prev = torch.full((P, N), n, dtype=torch.int64, device=dev)
     score = torch.zeros(P, N, dtype=torch.float32, device=dev)
     done = torch.zeros(P, N, dtype=torch.bool, device=dev)
     lengths = torch.zeros(P, N, dtype=torch.int64, device=dev)
     actions = torch.full((P, N, horizon), -1, dtype=torch.int64, device=dev)
-    plan_ids = (torch.arange(P, device=dev) if plan_keys is None else _checked_keys(plan_keys, P, dev)).view(P, 1)
+    plan_ids = (torch.arange(P, device=dev) if plan_keys is None else plan_keys).view(P, 1)
     cand_ids = torch.arange(N, device=dev).view(1, N)
     log_gamma = math.log(gamma)
     for t in range(horizon + 1):
@@ -218,6 +232,8 @@ def beam_search(
         actions int64 (P, horizon) padded with -1, lengths int64 (P,), scores float32 (P,).
     """
     P, n, B, dev = inp.num_plans, inp.num_actions, width, inp.gate_table.device
+    if P == 0:
+        return _empty_plans(P, horizon, dev)
     h, c = _initial_state(inp, B)
     prev = torch.full((P, B), n, dtype=torch.int64, device=dev)
     score = torch.full((P, B), -math.inf, dtype=torch.float32, device=dev)
