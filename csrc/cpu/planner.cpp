@@ -236,13 +236,17 @@ struct Block {
 
 int row_align(const Kernels& K) { return std::max(K.W, K.R); }
 
+// The most threads a call of `items` work items runs on (threads_for's bound; 0 for no work):
+// what the checks made before the weights are packed count per-thread workspaces for.
+int64_t most_threads(int64_t items) { return std::min<int64_t>(at::get_num_threads(), items); }
+
 // Threads for a call of `steps` candidate-steps: one when the work is too small to pay for
 // waking the others (tens of microseconds; on a busy machine a thread may not be scheduled
 // for milliseconds), else at::get_num_threads(), at most one per work item.
 int threads_for(const Packed& pk, double steps, int64_t items) {
   const double flops = steps * pk.M * 2.0 * (4.0 * pk.H * pk.H + (pk.n + 2.0) * pk.H);
   if (flops < 4e6) return 1;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), items)));
+  return static_cast<int>(std::max<int64_t>(1, most_threads(items)));
 }
 
 // ---- sampling and teacher-forced scoring: independent candidates in chunks -----------------
@@ -645,7 +649,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sample_plans(
     keys = plan_keys.data_ptr<int64_t>();
   }
   const int64_t P = d.P, N = num_samples;
-  check_workspace(8.0 * P * horizon + 4.0 * std::min<int64_t>(N, CHUNK) * horizon * at::get_num_threads());
+  check_workspace(8.0 * P * horizon + 4.0 * std::min<int64_t>(N, CHUNK) * horizon * most_threads(P * N));
   at::Tensor actions = at::full({P, horizon}, -1, gate_table.options().dtype(at::kLong));
   at::Tensor lengths = at::zeros({P}, gate_table.options().dtype(at::kLong));
   at::Tensor scores = at::empty({P}, gate_table.options());
@@ -750,7 +754,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beam_search(
   check_width(width, d.n);
   check_horizon(horizon);
   const int64_t P = d.P, B = width;
-  check_workspace(8.0 * P * horizon + 8.0 * B * horizon * std::min<int64_t>(P, at::get_num_threads()));
+  check_workspace(8.0 * P * horizon + 8.0 * B * horizon * most_threads(P));
   at::Tensor actions = at::full({P, horizon}, -1, gate_table.options().dtype(at::kLong));
   at::Tensor lengths = at::zeros({P}, gate_table.options().dtype(at::kLong));
   at::Tensor scores = at::empty({P}, gate_table.options());

@@ -327,6 +327,11 @@ def test_empty_batches():
     actions, lengths, scores = _call("beam", t)
     assert actions.shape == (0, 5) and lengths.shape == (0,) and scores.shape == (0,)
     assert _call("sample", t)[0].shape == (0, 5)
+    # no plans need no workspace, whatever the horizon (sampling counted 128 candidates' sequences
+    # per thread: 512 GiB for this horizon, refused)
+    for op in ("beam", "sample"):
+        actions, lengths, scores = _call(op, t, width=200, horizon=2**30)
+        assert actions.shape == (0, 2**30) and lengths.shape == (0,) and scores.shape == (0,)
     out = _call(
         "score",
         _tensors(),
