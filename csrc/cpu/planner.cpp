@@ -579,7 +579,9 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
   TORCH_CHECK_VALUE(actions.size(0) == d.P, "actions must be (P=", d.P, ", N, L), got shape ", actions.sizes());
   const int64_t N = actions.size(1), L = actions.size(2);
   CHECK_SHAPE(lengths, d.P, N);
-  TORCH_CHECK_VALUE(N <= MAX_SIZE && L <= MAX_SIZE, "actions is too large, got shape ", actions.sizes());
+  // L + 1 steps (the last feeds END) are counted in an int: L below 2**31 - 1, as a horizon
+  TORCH_CHECK_VALUE(N <= MAX_SIZE && L < MAX_SIZE, "actions is too large: (P, N <= 2**31 - 1, L < 2**31 - 1), "
+                    "got shape ", actions.sizes());
   const int64_t* act = actions.data_ptr<int64_t>();
   const int64_t* len = lengths.data_ptr<int64_t>();
   for (int64_t i = 0; i < d.P * N; ++i) {

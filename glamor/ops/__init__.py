@@ -111,7 +111,8 @@ def score_plans(inputs, actions, lengths, gamma, clip_logq):
 
     Args:
         inputs: `PlanningInputs` of P plans.
-        actions: int64 (P, N, L), N sequences per plan; actions in [0, n) within each length.
+        actions: int64 (P, N, L), N sequences per plan (L below 2**31 - 1, as a horizon);
+            actions in [0, n) within each length.
         lengths: int64 (P, N), in [1, L].
         gamma: discount in (0, 1]; clip_logq: None (no clip) or the log q threshold.
 

@@ -235,6 +235,21 @@ def test_python_wrappers_take_zero_dim_tensors_and_arrays_as_numbers():
         ops.beam_search(inp, 4, 3, torch.tensor([0.9]), None)  # one element, but not 0-d
 
 
+def test_sequences_of_2_31_minus_1_actions_are_refused_not_scored_as_garbage():
+    """L = 2**31 - 1 made the step count L + 1 overflow int32: no step ran and the op returned
+    its uninitialised output as scores. L is now bounded like a horizon. The actions tensor is
+    16 GiB of address space of which only the first page is written (skipped where the
+    allocation is refused)."""
+    t = _tensors(P=1)
+    try:
+        actions = torch.empty((1, 1, 2**31 - 1), dtype=torch.long)
+    except RuntimeError:
+        pytest.skip("cannot reserve 16 GiB of address space here")
+    actions[0, 0, :2] = torch.tensor([1, 2])
+    with pytest.raises(ValueError, match=r"actions is too large: .*L < 2\*\*31 - 1"):
+        _call("score", t, actions=actions, lengths=torch.full((1, 1), 2))
+
+
 def test_scoring_ignores_entries_past_each_length():
     t = _tensors()
     actions = torch.full((2, 3, 4), 99)
