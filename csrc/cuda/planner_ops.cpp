@@ -115,7 +115,9 @@ at::Tensor score_plans(const at::Tensor& gate_table, const at::Tensor& h0, const
   TORCH_CHECK_VALUE(actions.size(0) == pr.P, "actions must be (P=", pr.P, ", N, L), got shape ", actions.sizes());
   const int64_t N = actions.size(1), L = actions.size(2);
   CHECK_SHAPE(lengths, pr.P, N);
-  TORCH_CHECK_VALUE(N <= MAX_SIZE && L <= MAX_SIZE, "actions is too large, got shape ", actions.sizes());
+  // L + 1 steps (the last feeds END) are counted in an int: L below 2**31 - 1, as a horizon (as the CPU op)
+  TORCH_CHECK_VALUE(N <= MAX_SIZE && L < MAX_SIZE, "actions is too large: (P, N <= 2**31 - 1, L < 2**31 - 1), "
+                    "got shape ", actions.sizes());
   TORCH_CHECK_NOT_IMPLEMENTED(N <= MAX_CANDIDATES, "the CUDA planner scores at most 2**31 - 2**16 sequences per "
                               "plan, got ", N);
   at::Tensor out = at::empty({pr.P, N}, gate_table.options());
