@@ -176,32 +176,34 @@ def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, 
         raise ValueError(f"unknown policies {sorted(unknown)}; known: {sorted(POLICY_LABELS)}")
     was_training = model.training
     model.eval()
-    out: dict = {"algo": cfg.algo, "sets": {}}
-    for name, goals in goal_sets.items():
-        row: dict = {"goal_digest": goal_digest(goals)}
-        for i, key in enumerate(policies):
-            if key == "random":
-                res = run_episodes(envs, goals, None, seed=cfg.eval_seed, progress=progress,
-                                   desc=f"eval {name} random")
-            else:
-                res = run_episodes(envs, goals, _agent(key, model, cfg), progress=progress,
-                                   desc=f"eval {name} {key}", record=record if i == 0 else 0)
-            if details is not None:
-                details[(name, key)] = res
-            row[key] = res.summary() if key == "random" else {**res.summary(), "plans_per_s": res.plans_per_s}
-        out["sets"][name] = row
-    first = out["sets"][next(iter(goal_sets))]
-    main = first[policies[0]]
-    out.update(success_rate=main["success_rate"], ci95=main["ci95"], episodes=main["episodes"],
-               mean_steps=main["mean_steps"])
-    if "glamor_no_prior" in first:
-        out.update(success_rate_no_prior=first["glamor_no_prior"]["success_rate"],
-                   ci95_no_prior=first["glamor_no_prior"]["ci95"])
-    if "random" in first:
-        out.update(random_success_rate=first["random"]["success_rate"], random_ci95=first["random"]["ci95"])
-    if cfg.algo == "gcsl":
-        out["policy"] = dict(act=cfg.gcsl_act, time_conditioned=cfg.gcsl_time)
-    else:
-        out["planner"] = dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma)
-    model.train(was_training)
+    try:
+        out: dict = {"algo": cfg.algo, "sets": {}}
+        for name, goals in goal_sets.items():
+            row: dict = {"goal_digest": goal_digest(goals)}
+            for i, key in enumerate(policies):
+                if key == "random":
+                    res = run_episodes(envs, goals, None, seed=cfg.eval_seed, progress=progress,
+                                       desc=f"eval {name} random")
+                else:
+                    res = run_episodes(envs, goals, _agent(key, model, cfg), progress=progress,
+                                       desc=f"eval {name} {key}", record=record if i == 0 else 0)
+                if details is not None:
+                    details[(name, key)] = res
+                row[key] = res.summary() if key == "random" else {**res.summary(), "plans_per_s": res.plans_per_s}
+            out["sets"][name] = row
+        first = out["sets"][next(iter(goal_sets))]
+        main = first[policies[0]]
+        out.update(success_rate=main["success_rate"], ci95=main["ci95"], episodes=main["episodes"],
+                   mean_steps=main["mean_steps"])
+        if "glamor_no_prior" in first:
+            out.update(success_rate_no_prior=first["glamor_no_prior"]["success_rate"],
+                       ci95_no_prior=first["glamor_no_prior"]["ci95"])
+        if "random" in first:
+            out.update(random_success_rate=first["random"]["success_rate"], random_ci95=first["random"]["ci95"])
+        if cfg.algo == "gcsl":
+            out["policy"] = dict(act=cfg.gcsl_act, time_conditioned=cfg.gcsl_time)
+        else:
+            out["planner"] = dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma)
+    finally:
+        model.train(was_training)
     return out

@@ -167,3 +167,23 @@ def test_label_distance_is_in_the_judges_units_for_a_label_of_zero_range():
     labels, goal_labels = rng.integers(0, 3, (200, 3)) * 0.05, rng.integers(0, 3, (200, 3)) * 0.05
     r = np.array([0.0, 0.5, 1.0])
     np.testing.assert_array_equal(judge_success(labels, goal_labels, r), label_distance(labels, goal_labels, r) <= 0.1)
+
+
+def test_an_evaluation_that_fails_gives_the_model_back_in_training_mode(monkeypatch):
+    """evaluate() put model.train() back only after a finished evaluation: an error in one (a
+    crashing environment, a Ctrl-C caught by a caller's loop that goes on training) left the
+    model in eval mode, which a model with dropout or batch norm trains differently in."""
+    import glamor.evaluate as evaluate_module
+    from glamor.config import preset
+
+    model = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8).train()
+    cfg = preset("debug", progress=False)
+
+    def fail(*args, **kwargs):
+        assert not model.training, "evaluation runs in eval mode"
+        raise RuntimeError("an environment crashed")
+
+    monkeypatch.setattr(evaluate_module, "run_episodes", fail)
+    with pytest.raises(RuntimeError, match="crashed"):
+        evaluate_module.evaluate(model, cfg, [make(ENV, K)], {"eval": goal_set()}, progress=False)
+    assert model.training
