@@ -33,19 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glamor.files import fsync_dir as _fsync_dir
+
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. a platform without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_bytes_atomic(data_writer, path: Path) -> None:

@@ -1,7 +1,7 @@
 """Files written whole or not at all: `write_atomically` writes a temporary file beside the
-target and renames it onto it, so a reader (or a run killed mid-write) sees the old file or the
-new one, never a part. Checkpoints, which must also survive a power cut, add fsyncs
-(glamor/checkpoint.py)."""
+target, fsyncs it, renames it onto the target and fsyncs the folder, so a reader (or a run
+killed mid-write, or a power cut) sees the old file or the new one, never a part or an empty
+file. Checkpoints do the same in glamor/checkpoint.py."""
 
 from __future__ import annotations
 
@@ -13,19 +13,46 @@ from pathlib import Path
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], object], suffix: str = "") -> Path:
-    """`write(tmp)`, then `tmp` renamed onto `path`. `tmp` lies beside `path`, is this process's
-    own (two processes may write the same file at once) and ends in `suffix` (for writers that
-    pick a format from it, or add their own: numpy's, matplotlib's). A failed write removes it
-    and leaves `path` as it was."""
+    """`write(tmp)`, then `tmp` fsynced and renamed onto `path`, and the folder fsynced. `tmp`
+    lies beside `path`, is this process's own (two processes may write the same file at once)
+    and ends in `suffix` (for writers that pick a format from it, or add their own: numpy's,
+    matplotlib's). A failed write removes it and leaves `path` as it was.
+
+    Without the fsync a power cut (or a kernel crash) after the rename could leave `path` empty
+    or short on file systems that write data after metadata (XFS, btrfs, ext4 without
+    auto_da_alloc): the rename is durable, the data not yet."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
         write(tmp)
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
     return path
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename or a new file in `folder` durable (nothing where the platform has no
+    directory descriptors)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomically(path: str | Path, text: str) -> Path:

@@ -380,3 +380,35 @@ def test_a_deletion_of_the_replaced_run_cut_short_is_not_offered_for_restoring(t
     made, aside = prepare_run_dir(made, overwrite=True)
     run_dir_module.settle_start(aside)  # a whole deletion leaves nothing behind
     assert not list(tmp_path.glob(".run.*")), list(tmp_path.iterdir())
+
+
+def test_results_and_configs_reach_the_disk_before_they_replace_the_old_file(tmp_path, monkeypatch):
+    """write_atomically renamed a file it had not fsynced: after a power cut the rename can be on
+    disk before the data (XFS, btrfs), leaving config.json or eval.json empty; the run then could
+    not be resumed, evaluated or compared. Its data is fsynced before the rename, and the folder
+    after it."""
+    import glamor.files as files
+    from glamor.results import write_results
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "replace", replace)
+    for write, name in ((lambda: preset("debug").save(tmp_path / "config.json"), "config.json"),
+                        (lambda: write_results(tmp_path, {"success_rate": 0.5}), "eval.json")):
+        events.clear()
+        write()
+        target = str(tmp_path / name)
+        assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"], events
+        assert events[0][1].startswith(str(tmp_path / f".{name}.")), "the data, before the rename"
+        assert events[1][1] == target and events[2][1] == str(tmp_path), "the folder's entry, after it"
+
