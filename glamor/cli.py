@@ -240,11 +240,8 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from glamor import checkpoint
     from glamor.files import can_write
-    from glamor.reports import write_reports
-    from glamor.results import format_table, results_name, write_results
-    from glamor.train import check_config_is_the_checkpoints, evaluate_checkpoint
+    from glamor.run_lock import RunLock
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
@@ -252,6 +249,23 @@ def cmd_eval(args) -> int:
     if not can_write(run_dir):  # found before the evaluation's minutes, not after them
         raise ValueError(f"cannot write the evaluation's results in {run_dir}: the folder is not writable "
                          f"(copy the run somewhere writable and evaluate the copy)")
+    # The evaluation writes the run (eval.json, its reports, TensorBoard): one that ended while a
+    # training run finished replaced its final eval.json with an older checkpoint's, and two at once
+    # deleted each other's videos. Refused before the evaluation's minutes, like any second command.
+    lock = RunLock()
+    lock.acquire(run_dir, doing="evaluating")
+    try:
+        return _evaluate_run(args, run_dir)
+    finally:
+        lock.release()
+
+
+def _evaluate_run(args, run_dir: Path) -> int:
+    from glamor import checkpoint
+    from glamor.reports import write_reports
+    from glamor.results import format_table, results_name, write_results
+    from glamor.train import check_config_is_the_checkpoints, evaluate_checkpoint
+
     cfg = Config.load(run_dir / "config.json")
     state = checkpoint.load_latest(run_dir, with_replay=False)  # read once: the one checked is the one evaluated
     if state is not None and "config" in state:  # (evaluate_checkpoint says when there is none)

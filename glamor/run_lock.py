@@ -1,16 +1,17 @@
-"""One training process per run directory: `RunLock`.
+"""One process writing a run directory at a time: `RunLock`.
 
-`glamor train` (new, --overwrite or --resume) and `train()` / `resume()` in Python hold an
-exclusive lock on ``RUN/.glamor.lock`` while they write the run, so a second command on the
-same run is refused by name instead of interleaving its checkpoints, metrics and results with
-the first's (before: both ran, and the run kept one's checkpoints and the other's config).
+`glamor train` (new, --overwrite or --resume), `train()` / `resume()` in Python and `glamor eval`
+hold an exclusive lock on ``RUN/.glamor.lock`` while they write the run, so a second command on
+the same run is refused by name instead of interleaving its checkpoints, metrics and results with
+the first's (before: both ran, and the run kept one's checkpoints and the other's config; an
+evaluation during training replaced the final eval.json with an older checkpoint's, or two
+evaluations deleted each other's videos).
 
-The lock is `fcntl.flock` on an empty file, removed when the run is released: the system
-releases the lock when the holder exits, however it exits, so a killed run's leftover file
-locks nothing. The holder's PID is read from
-/proc/locks (Linux) for the message. Evaluation takes no lock (it reads an atomically written
-checkpoint, so `glamor eval` of a run in training is fine). Without fcntl (Windows) the lock
-is a no-op.
+The lock is `fcntl.flock` on a file, removed when the run is released: the system releases the
+lock when the holder exits, however it exits, so a killed run's leftover file locks nothing. The
+holder writes what it does ("training", "evaluating") into the file and its PID is read from
+/proc/locks (Linux), both for the message. `glamor.train.evaluate_checkpoint` in Python writes no
+files and takes no lock. Without fcntl (Windows) the lock is a no-op.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ LOCK_NAME = ".glamor.lock"
 
 
 class RunInUse(ValueError):
-    """Another process is training the run directory (the message names its PID when known)."""
+    """Another process is writing the run directory (the message names its PID and what it does
+    when known)."""
 
 
 class RunLock:
     """An exclusive lock on a run directory, held from `acquire` until `release` (or exit).
 
         lock = RunLock()
-        lock.acquire(run_dir)   # RunInUse when another process holds it
+        lock.acquire(run_dir)   # RunInUse when another process holds it (doing="evaluating": what it says)
         ...                     # write the run
         lock.release()          # removes the lock file: a finished run holds none
 
@@ -50,8 +52,9 @@ class RunLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, run_dir: str | Path) -> None:
-        """Lock the existing folder `run_dir` (this lock may hold one folder at a time)."""
+    def acquire(self, run_dir: str | Path, doing: str = "training") -> None:
+        """Lock the existing folder `run_dir` (this lock may hold one folder at a time); `doing`
+        (what this process does to the run) is what a refused process is told."""
         if self._fd is not None:
             raise RuntimeError("this RunLock already holds a run directory")
         if fcntl is None:
@@ -62,17 +65,27 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _lock_holder(fd)
+                holder, theirs = _lock_holder(fd), _doing(fd)
                 os.close(fd)
                 who = f"process {holder}" if holder is not None else "another process"
-                raise RunInUse(f"run directory {run_dir} is in use: {who} is training it; wait for it to end, "
-                               f"or stop it (Ctrl-C saves a checkpoint) and resume") from None
+                if theirs == "evaluating":
+                    then = "wait for it to end"
+                else:
+                    then = "wait for it to end, or stop it (Ctrl-C saves a checkpoint) and resume"
+                if doing == "evaluating":
+                    then += "; to evaluate its newest checkpoint meanwhile, copy the run folder and evaluate the copy"
+                raise RunInUse(f"run directory {run_dir} is in use: {who} is {theirs or 'writing'} it; {then}") from None
             except BaseException:
                 os.close(fd)
                 raise
             if _same_file(fd, path):
                 break
             os.close(fd)  # the holder removed it as we opened it: lock the file now at the path
+        try:  # (for a refused process's message only: a full disk leaves it empty)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, doing.encode(), 0)
+        except OSError:
+            pass
         self._fd, self._path = fd, path
 
     def moved(self, run_dir: str | Path) -> None:
@@ -103,6 +116,14 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
     own = os.fstat(fd)
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _doing(fd: int) -> str:
+    """What the holder of the lock file open as `fd` said it does ("" when it has not said yet)."""
+    try:
+        return os.pread(fd, 64, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _lock_holder(fd: int) -> int | None:

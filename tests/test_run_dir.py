@@ -412,3 +412,32 @@ def test_results_and_configs_reach_the_disk_before_they_replace_the_old_file(tmp
         assert events[0][1].startswith(str(tmp_path / f".{name}.")), "the data, before the rename"
         assert events[1][1] == target and events[2][1] == str(tmp_path), "the folder's entry, after it"
 
+
+def test_an_evaluation_is_refused_while_another_process_writes_the_run(run, tmp_path, capsys):
+    """`glamor eval` took no lock: one that ended after a training run's final evaluation replaced
+    that eval.json with its older checkpoint's (and a resume then evaluated again, compare resumed
+    a finished run), and two at once deleted each other's videos. It holds the run's lock, and says
+    so to a command refused meanwhile."""
+    from glamor.cli import main
+
+    copy = _copy(run, tmp_path)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file() and p.name != LOCK_NAME}
+    holder = RunLock()
+    holder.acquire(copy)  # training it, as far as anyone else can tell
+    try:
+        assert main(["eval", str(copy), "--videos", "0"]) == 2
+        err = capsys.readouterr().err
+        assert f"run directory {copy} is in use: process {os.getpid()} is training it" in err, err
+        assert "copy the run folder and evaluate the copy" in err, err
+    finally:
+        holder.release()
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before, "the refused eval wrote nothing"
+
+    holder.acquire(copy, doing="evaluating")
+    try:
+        with pytest.raises(RunInUse, match=f"process {os.getpid()} is evaluating it; wait for it to end$"):
+            resume(copy, total_env_steps=480)
+    finally:
+        holder.release()
+    assert main(["eval", str(copy), "--videos", "0"]) == 0  # released: evaluated
+    assert not (copy / LOCK_NAME).exists(), "and released again"
