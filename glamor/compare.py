@@ -50,7 +50,7 @@ from pathlib import Path
 from glamor.config import MACHINE_FIELDS, PRESETS
 from glamor.files import write_atomically, write_text_atomically
 from glamor.interrupt import TrainingInterrupted
-from glamor.results import COLOURS, read_results
+from glamor.results import COLOURS, EVAL_METRICS, read_results
 
 # Training-time methods -> config overrides; `gcsl_time` is GCSL with the steps left as an input.
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}, "gcsl_time": {"algo": "gcsl", "gcsl_time": True}}
@@ -211,6 +211,18 @@ def read_curve(metrics_csv: Path, column: str) -> dict[int, float]:
     return out
 
 
+def run_curve(run_dir: Path, results: dict, column: str) -> dict[int, float]:
+    """{env_step: value} of one eval/ column of a run: its metrics.csv's, with the value of its
+    eval.json (`results`) at the step that evaluated, as the table reports it. The CSV's row of
+    the final evaluation is written after eval.json (a kill between the two leaves it out, and a
+    resume finds the run finished) and `glamor eval` may evaluate that step again."""
+    curve = read_curve(run_dir / "metrics.csv", column)
+    key, step = EVAL_METRICS[column], results.get("env_steps")
+    if step is not None and results.get(key) is not None:
+        curve[step] = float(results[key])
+    return curve
+
+
 # ---- aggregation ------------------------------------------------------------------------------
 def _fmt_ci(lo: float, hi: float) -> str:
     return "n/a" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
@@ -260,7 +272,7 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
     for label, algo, column, _ in CURVES:
         if column == "eval/random_success_rate" and runs and not any(a == algo for a, _ in runs):
             algo = min(a for a, _ in runs)  # as the table's random row: every run logs the random policy's
-        per_seed = [read_curve(Path(d) / "metrics.csv", column) for (a, _), (d, _) in sorted(runs.items()) if a == algo]
+        per_seed = [run_curve(Path(d), res, column) for (a, _), (d, res) in sorted(runs.items()) if a == algo]
         if not per_seed:
             continue
         steps = sorted(set.intersection(*(set(c) for c in per_seed)))

@@ -392,3 +392,30 @@ def test_a_failed_write_leaves_the_last_tables_table_plot_and_numbers_together(t
         _compare(tmp_path, seeds=[0], methods=["gcsl", "gcsl_time"], widths=[])
     assert {suffix: out.with_suffix(suffix).read_bytes() for suffix in before} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["table.json", "table.md", "table.png"]  # no temporaries
+
+
+def test_the_curves_end_at_the_evaluation_the_table_reports(tmp_path):
+    """The final evaluation's metrics.csv row is written after eval.json: a run killed between the
+    two is finished (eval.json of its last step) without that row, and the curves over seeds,
+    which keep the steps every seed logged, lost their last step for all seeds; a `glamor eval`
+    of the step had the table and the curve disagree. The curve's point at eval.json's step is
+    eval.json's."""
+    header = "env_step,wall_time,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n"
+
+    def row(rate):
+        return {"success_rate": rate, "ci95": [0.0, 1.0], "episodes": 4, "mean_steps": 1.0}
+
+    runs = {}
+    for seed, csv_rows, rate in ((0, "48,1,0.25,0.25,0.0\n96,2,0.5,0.25,0.0\n", 0.75),  # re-evaluated: 0.75
+                                 (1, "48,1,0.5,0.25,0.0\n", 0.25)):  # killed before its final row
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        (run / "metrics.csv").write_text(header + csv_rows)
+        runs[("glamor", seed)] = (run, {"sets": {"eval": {"goal_digest": "d", "glamor": row(rate),
+                                                          "glamor_no_prior": row(0.25), "random": row(0.0)}},
+                                        "success_rate": rate, "success_rate_no_prior": 0.25,
+                                        "random_success_rate": 0.0, "env_steps": 96})
+    s = compare.summarize("env", runs, {})
+    assert [(step, mean) for step, mean, _, _ in s["curves"]["GLAMOR"]] == [(48, 0.375), (96, 0.5)]
+    assert s["curves"]["GLAMOR"][-1][1] == s["methods"]["eval/GLAMOR"]["success_rate"]
+    assert [step for step, *_ in s["curves"]["random"]] == [48, 96]
