@@ -26,7 +26,9 @@ that goes on from there (the same command: finished runs and sweeps are reused).
 Outputs, next to each other, written after each environment (the header names the ones still
 to run) and replaced whole: `OUT.md` (the tables), `OUT.png` (success against environment steps
 for each method, and success against planner width) and `OUT.json` (the numbers). Success rates
-are means over seeds with a 95% Student-t interval over the seeds' success rates.
+are means over seeds with a 95% Student-t interval over the seeds' success rates. An environment
+is named by its preset, and by the environment its runs trained on when `--set env_id=ID` gives
+another ("atari with env_id=ID"; OUT.json: each summary's `env_id`).
 
 Example:
     glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
@@ -228,10 +230,12 @@ def _fmt_ci(lo: float, hi: float) -> str:
     return "n/a" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
 
 
-def summarize(env: str, runs: dict, sweeps: dict) -> dict:
+def summarize(env: str, runs: dict, sweeps: dict, env_id: str | None = None) -> dict:
     """The numbers of one environment.
 
     Args:
+        env: the preset; env_id: the environment its runs trained on (another than the preset's
+            under --set env_id=..., which `env_label` names).
         runs: {(algo, seed): (run_dir, eval.json dict)}.
         sweeps: {(planner, width, seed): sweep json dict} of the GLAMOR runs.
     """
@@ -250,7 +254,7 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
         listed = "; ".join(f"{algo} seed {seed}: {', '.join(sets)}" for (algo, seed), sets in sorted(set_lists.items()))
         raise ValueError(f"{env}: runs were evaluated on different goal sets ({listed}); the table compares each "
                          f"set across runs: evaluate them alike (`glamor eval RUN_DIR`)")
-    out: dict = {"env": env, "goal_digests": {f"{n}/{e}": next(iter(v)) for (n, e), v in digests.items()},
+    out: dict = {"env": env, "env_id": env_id, "goal_digests": {f"{n}/{e}": next(iter(v)) for (n, e), v in digests.items()},
                  "methods": {}, "curves": {}, "sweep": [], "one_seed": len({s for _, s in runs}) == 1}
     set_names = list(next(iter(runs.values()))[1]["sets"]) if runs else []
     for set_name in set_names:
@@ -287,12 +291,21 @@ def summarize(env: str, runs: dict, sweeps: dict) -> dict:
     return out
 
 
+def env_label(summary: dict) -> str:
+    """An environment's name in the outputs: its preset, and the environment its runs trained on
+    when that is not the preset's own (--set env_id=...)."""
+    env, env_id = summary["env"], summary.get("env_id")
+    if env_id is None or env_id == PRESETS.get(env, {}).get("env_id"):
+        return env
+    return f"{env} with env_id={env_id}"
+
+
 def markdown(summaries: list[dict], header: str) -> str:
     """The comparison as Markdown: per environment, the methods, success against env steps, and
     the planner sweep."""
     lines = [header, ""]
     for s in summaries:
-        lines += [f"### {s['env']}", "",
+        lines += [f"### {env_label(s)}", "",
                   "Goal lists (set/episodes: digest), identical for every run and evaluation: "
                   + ", ".join(f"`{k}: {v}`" for k, v in s["goal_digests"].items()), "",
                   "| goals | method | success (mean over seeds) | "
@@ -375,7 +388,7 @@ def plot(summaries: list[dict], path: Path) -> None:
         series = [(label, color, s["curves"][label]) for label, _, _, color in CURVES if s["curves"].get(label)]
         x_hi = max([p[0] for _, _, pts in series for p in pts] or [1])
         ci = "one seed" if s.get("one_seed") else "95% CI over seeds"
-        panel(0, oy, f"{s['env']}: success on held-out goals (mean, {ci})", "environment steps",
+        panel(0, oy, f"{env_label(s)}: success on held-out goals (mean, {ci})", "environment steps",
               0, x_hi, lambda t: f"{t:,.0f}", [x_hi * i / 4 for i in range(5)], series, lambda x: x)
         if not with_sweep:
             continue
@@ -384,7 +397,7 @@ def plot(summaries: list[dict], path: Path) -> None:
                   [(r["width"], r["success_rate"], *r["ci95"]) for r in s["sweep"] if r["planner"] == p])
                  for p in dict.fromkeys(r["planner"] for r in s["sweep"])]
         widths = sorted({r["width"] for r in s["sweep"]}) or [1, 10]
-        panel(PW, oy, f"{s['env']}: success against planner width", "planner width (log)", widths[0],
+        panel(PW, oy, f"{env_label(s)}: success against planner width", "planner width (log)", widths[0],
               max(widths[-1], widths[0] + 1), str, widths, sweep, lambda x: math.log10(x))
     img.save(path)
 
@@ -462,7 +475,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                         sweeps[(planner, width, seed)] = r
                         log(f"{env} seed {seed} {planner} width {width}: success {r['success_rate']:.3f} "
                             f"({time.time() - t0:.0f} s)")
-            summaries.append(summarize(env, runs, sweeps))
+            summaries.append(summarize(env, runs, sweeps, RunSpec(methods[0], setting, env, seeds[0])
+                                       .config(budget, overrides).env_id))
             files = write_outputs(out, summaries, envs, seeds, budget, command)  # each environment's table kept
     log(f"wrote {', '.join(map(str, files))} ({time.time() - t_start:.0f} s; runs: {statuses})")
     return summaries
@@ -488,7 +502,7 @@ def write_outputs(out: Path, summaries: list[dict], envs: list[str], seeds: list
     done = [s["env"] for s in summaries]
     so_far = "" if len(done) == len(envs) else f" so far ({len(done)} of {len(envs)} environments; to run: " \
         f"{', '.join(e for e in envs if e not in done)})"
-    header = (f"## Results: {', '.join(done)}, budget `{budget}`, seeds {', '.join(map(str, seeds))}{so_far}\n\n"
+    header = (f"## Results: {', '.join(map(env_label, summaries))}, budget `{budget}`, seeds {', '.join(map(str, seeds))}{so_far}\n\n"
               f"Written by `{command}`. Every method is evaluated on the same held-out goals; "
               f"GLAMOR replans every step and may stop early, GCSL and random run the fixed horizon; success "
               f"is judged at the final state.")

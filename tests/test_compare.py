@@ -419,3 +419,18 @@ def test_the_curves_end_at_the_evaluation_the_table_reports(tmp_path):
     assert [(step, mean) for step, mean, _, _ in s["curves"]["GLAMOR"]] == [(48, 0.375), (96, 0.5)]
     assert s["curves"]["GLAMOR"][-1][1] == s["methods"]["eval/GLAMOR"]["success_rate"]
     assert [step for step, *_ in s["curves"]["random"]] == [48, 96]
+
+
+def test_set_env_id_names_the_environment_the_runs_trained_on(tmp_path):
+    """`--set env_id=...` trained every run on that environment, but OUT.md's sections, OUT.png's
+    titles and OUT.json named only the preset (its env_id another environment): the table said
+    'debug' (GridWorld) for results of GridWorldBox."""
+    box = "glamor/GridWorldBox-v0"
+    summaries = _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=[], overrides={**TINY, "env_id": box})
+    run = tmp_path / "runs" / "debug" / "gcsl-default" / "seed0"
+    assert json.loads((run / "config.json").read_text())["env_id"] == box
+    md = (tmp_path / "results" / "table.md").read_text()
+    assert f"### debug with env_id={box}\n" in md and md.startswith(f"## Results: debug with env_id={box}, budget")
+    saved = json.loads((tmp_path / "results" / "table.json").read_text())
+    assert saved["summaries"][0]["env_id"] == summaries[0]["env_id"] == box
+    assert compare.env_label({"env": "debug", "env_id": "glamor/GridWorld-v0"}) == "debug"  # the preset's own
