@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from glamor.files import write_csv_atomically
+from glamor.files import write_atomically, write_csv_atomically
 from glamor.results import COLOURS, EVAL_METRICS, POLICY_LABELS
 
 # The plotted series of each algorithm's runs: (metrics.csv column, policy, colour). A run logs
@@ -56,7 +56,7 @@ def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, flo
 def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "",
                  algo: str = "glamor") -> None:
     """A line plot (PNG) of success rate (0..1) against environment steps: the series an `algo`
-    run logs (SERIES)."""
+    run logs (SERIES); the file is replaced whole (glamor.files.write_atomically)."""
     W, H, left, right, top, bottom = 640, 400, 60, 20, 36, 50
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
@@ -90,7 +90,7 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
         lx, ly = W - right - 150, top + 8 + 14 * k
         d.line([lx, ly + 6, lx + 18, ly + 6], fill=color, width=2)
         d.text((lx + 24, ly), POLICY_LABELS[policy], fill="black", font=font)
-    img.save(path)
+    write_atomically(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def rollout_gif(frames: list[np.ndarray], goal: np.ndarray, height: int = 160, ms: int = 200) -> tuple[bytes, tuple]:
@@ -155,7 +155,7 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
         for i, (frames, goal) in enumerate(zip(res.frames, res.goal_frames)):
             gif, size = rollout_gif(frames, goal)
             path = out_dir / "videos" / f"{name}_goal{i:03d}.gif"
-            path.write_bytes(gif)
+            write_atomically(path, lambda tmp, gif=gif: tmp.write_bytes(gif))
             if writer is not None:
                 write_gif(writer, f"eval/video/{name}/goal_{i:03d}", gif, size, env_step)
             videos.append(path)

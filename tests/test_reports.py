@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from glamor.config import preset
@@ -85,3 +86,37 @@ def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_
     # the point goes in step order, in place of that step's own, not after the later ones.
     write_reports(tmp_path, results, {}, 10, out_dir=tmp_path / "eval-old")
     assert drawn["eval/success_rate"] == [(10, 0.9), (30, 0.3)]
+
+
+def test_a_report_that_fails_to_write_leaves_no_damaged_image(tmp_path, monkeypatch):
+    """success.png and the GIFs were written in place: a write cut short (a full disk, a kill)
+    left a damaged image, where the plot was the last evaluation's. They are written beside their
+    place and renamed."""
+    import glamor.reports as reports
+
+    plot_success({}, tmp_path / "success.png")
+    before = (tmp_path / "success.png").read_bytes()
+
+    def full_disk(self, fp, *args, **kwargs):
+        open(fp, "wb").write(b"GIF89a, then nothing")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        plot_success({"eval/success_rate": [(1, 0.5)]}, tmp_path / "success.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["success.png"]
+    assert (tmp_path / "success.png").read_bytes() == before
+
+    monkeypatch.undo()
+    frames = [np.zeros((4, 6), np.uint8), np.full((4, 6), 255, np.uint8)]
+    res = EpisodeResults(np.zeros(1, bool), np.ones(1, int), np.zeros(1), frames=[frames], goal_frames=[frames[1]])
+    write_bytes = reports.Path.write_bytes
+
+    def full_disk_writing(self, data):
+        write_bytes(self, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reports.Path, "write_bytes", full_disk_writing)  # (the GIF's bytes, to its file)
+    with pytest.raises(OSError, match="No space"):
+        write_reports(tmp_path, {"algo": "glamor"}, {("eval", "glamor"): res}, 0, out_dir=tmp_path / "out")
+    assert list((tmp_path / "out" / "videos").iterdir()) == [], "no damaged GIF passes for a video"
