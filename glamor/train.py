@@ -813,6 +813,8 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
                              f"{cfg.total_env_steps:,})")
         cfg = cfg.replace(total_env_steps=total_env_steps)
     resolve_device(cfg.device)  # a device this machine lacks is named before anything is written
+    if rank == 0:
+        _log_final_evaluation_if_missing(run_dir, saved_cfg, state, done)
     results = _results_of_step(run_dir, done) if done >= cfg.total_env_steps else None
     if results is not None:  # finished (else, at the total, the trainer below only evaluates)
         if rank == 0:
@@ -890,6 +892,36 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
                       f"{state['world_size']} -m glamor train --resume {run_dir}` for that)",
                       RuntimeWarning, stacklevel=4)
     return state
+
+
+def _log_final_evaluation_if_missing(run_dir: Path, saved_cfg: Config, state: dict | None, done: int) -> None:
+    """The final evaluation's row in metrics.csv and TensorBoard, from eval.json, when a run that
+    reached its total (`done`) was killed after writing eval.json and before logging the row: the
+    resume finds the run finished (or an extension keeps that step's evaluation), so without this
+    the success curve never gets that point. A log that cannot be written is warned about: the
+    resume goes on."""
+    if state is None or done != saved_cfg.total_env_steps:
+        return
+    try:
+        results = _results_of_step(run_dir, done)
+    except ValueError:  # a damaged eval.json: the resume evaluates again
+        return
+    if results is None or results.get("env_steps") != done:
+        return
+    from glamor.reports import read_success_curve
+
+    if any(step == done for step, _ in read_success_curve(run_dir / "metrics.csv")["eval/success_rate"]):
+        return
+    try:
+        logger = Logger(run_dir, resume_step=done, wall_offset=state.get("trainer", {}).get("wall_time"),
+                        evaluated=True)
+        try:
+            logger.log(done, eval_metrics(results))
+        finally:
+            logger.close()
+    except OSError as e:
+        warnings.warn(f"{run_dir}: logging the final evaluation (eval.json) to metrics.csv failed: {e}",
+                      RuntimeWarning, stacklevel=4)
 
 
 def _results_of_step(run_dir: Path, done: int) -> dict | None:

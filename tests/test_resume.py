@@ -712,3 +712,52 @@ def test_a_resume_past_a_replay_that_fails_its_crc_keeps_the_checkpoint_it_resum
     steps = {name: checkpoint.load(run / name)["env_step"] for name in ("checkpoint.pt", "checkpoint.prev.pt")}
     assert steps == {"checkpoint.pt": 48, "checkpoint.prev.pt": 24}  # (was 48 and the damaged 48)
     assert checkpoint.load_latest(run)["env_step"] == 48
+
+
+def test_a_run_killed_between_eval_json_and_its_final_metrics_row_gets_the_row_at_the_resume(tmp_path, monkeypatch):
+    """eval.json is written before the final evaluation's metrics.csv row: a run killed between
+    the two was 'finished' to a resume (and kept that step's evaluation when extended), and its
+    success curve (metrics.csv, TensorBoard) never got its final point. The resume logs it from
+    eval.json."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from glamor.logger import Logger
+    from glamor.train import resume, train
+
+    class Killed(BaseException):
+        pass
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2, torch_threads=1, snapshot_every=24)
+    run = tmp_path / "run"
+    log = Logger.log
+
+    def killed_at_the_final_row(self, env_step, metrics):
+        if "eval/success_rate" in metrics:
+            raise Killed()
+        return log(self, env_step, metrics)
+
+    monkeypatch.setattr(Logger, "log", killed_at_the_final_row)
+    with pytest.raises(Killed):
+        train(cfg, run, table=False)
+    monkeypatch.setattr(Logger, "log", log)
+    rate = json.loads((run / "eval.json").read_text())["success_rate"]
+
+    def evaluated():
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        events = EventAccumulator(str(run / "tb")).Reload()
+        times = [float(row["wall_time"]) for row in rows]
+        assert times == sorted(times), "the wall time never goes back"
+        return ([(int(r["env_step"]), float(r["eval/success_rate"])) for r in rows if r["eval/success_rate"]],
+                [e.step for e in events.Scalars("eval/success_rate")] if "eval/success_rate" in
+                events.Tags()["scalars"] else [])
+
+    assert evaluated() == ([], [])
+    resume(run, table=False)  # finished
+    assert evaluated() == ([(48, pytest.approx(rate, abs=1e-6))], [48])
+    resume(run, table=False)  # and once only
+    resume(run, total_env_steps=96, table=False)
+    assert [step for step, _ in evaluated()[0]] == [48, 96] and evaluated()[1] == [48, 96]
