@@ -300,6 +300,10 @@ def _evaluate_run(args, run_dir: Path) -> int:
         path = write_results(run_dir, results, name)
         print(format_table(results))
         print(f"wrote {path}")
+        if results["env_steps"] < cfg.total_env_steps:  # (an interrupted run: the table alone did not say)
+            print(f"note: {run_dir} is unfinished: these are the results of its newest checkpoint, of environment "
+                  f"step {results['env_steps']:,} of {cfg.total_env_steps:,}; `glamor train --resume {run_dir}` "
+                  f"trains it on", file=sys.stderr)
         # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
         out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
         written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir)

@@ -441,3 +441,20 @@ def test_an_evaluation_is_refused_while_another_process_writes_the_run(run, tmp_
         holder.release()
     assert main(["eval", str(copy), "--videos", "0"]) == 0  # released: evaluated
     assert not (copy / LOCK_NAME).exists(), "and released again"
+
+
+def test_an_evaluation_of_an_unfinished_run_says_so(run, tmp_path, capsys):
+    """`glamor eval` of an interrupted run printed its table and wrote eval.json like a finished
+    run's: nothing said that the numbers were of a checkpoint part of the way."""
+    import json
+
+    from glamor.cli import main
+
+    copy = _copy(run, tmp_path)
+    config = json.loads((copy / "config.json").read_text())
+    assert main(["eval", str(copy), "--videos", "0"]) == 0
+    assert "unfinished" not in capsys.readouterr().err
+    (copy / "config.json").write_text(json.dumps({**config, "total_env_steps": 480}))  # as an extension cut short
+    assert main(["eval", str(copy), "--videos", "0"]) == 0
+    assert (f"note: {copy} is unfinished: these are the results of its newest checkpoint, of environment step "
+            f"240 of 480; `glamor train --resume {copy}` trains it on") in capsys.readouterr().err
