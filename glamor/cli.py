@@ -230,12 +230,14 @@ def _disk_errors_name(run_dir: str | Path, then=lambda: ""):
 
 
 def _keep_training_facts(path: Path, results: dict) -> None:
-    """A re-evaluation keeps what the results file it replaces said about training."""
+    """A re-evaluation keeps what the results file it replaces said about training, when that
+    file is of the same checkpoint (an extension of a finished run, cut short, is evaluated at a
+    later step than its old eval.json, whose training time is not this checkpoint's)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    if isinstance(old, dict) and "train_wall_time_s" in old:
+    if isinstance(old, dict) and "train_wall_time_s" in old and old.get("env_steps") == results.get("env_steps"):
         results.setdefault("train_wall_time_s", old["train_wall_time_s"])
 
 

@@ -110,3 +110,19 @@ def test_a_time_conditioned_gcsl_runs_table_says_so():
     assert "| eval | GCSL | 0.500 |" in format_table(results)
     del results["policy"]  # a GLAMOR run's results have none
     assert "| eval | GCSL | 0.500 |" in format_table(results)
+
+
+def test_a_re_evaluation_keeps_the_training_time_of_its_own_checkpoint_only(tmp_path):
+    """`glamor eval` copied train_wall_time_s from the eval.json it replaced whatever step that
+    one was of: an extension cut short at step 72 of a run finished at 48 reported the step-48
+    run's training time as its own."""
+    import json
+
+    from glamor.cli import _keep_training_facts
+
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"env_steps": 48, "train_wall_time_s": 12.5}))
+    same, later = {"env_steps": 48}, {"env_steps": 72}
+    _keep_training_facts(path, same)
+    _keep_training_facts(path, later)
+    assert same == {"env_steps": 48, "train_wall_time_s": 12.5} and later == {"env_steps": 72}
