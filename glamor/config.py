@@ -294,7 +294,7 @@ class Config:
         path = Path(path)
         try:
             fields = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:  # (not text: a write lost to a crash)
             raise ValueError(f"{path} is not valid JSON ({e}): a damaged run config") from None
         return cls.from_dict(fields, str(path))
 

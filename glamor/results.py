@@ -33,7 +33,7 @@ def read_results(path: Path, requires: tuple[str, ...] = ()) -> dict:
 
     try:
         results = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # (not text: a write lost to a crash, another file)
         raise damaged(str(e)) from None
     if not isinstance(results, dict):
         raise damaged(f"it holds a {type(results).__name__}, not results")

@@ -126,3 +126,17 @@ def test_a_re_evaluation_keeps_the_training_time_of_its_own_checkpoint_only(tmp_
     _keep_training_facts(path, same)
     _keep_training_facts(path, later)
     assert same == {"env_steps": 48, "train_wall_time_s": 12.5} and later == {"env_steps": 72}
+
+
+def test_a_results_or_config_file_that_is_not_text_is_named_as_damaged(tmp_path):
+    """A file of bytes that are not UTF-8 (a write lost to a crash, another file copied over it)
+    raised UnicodeDecodeError, which names no file: `glamor eval: error: 'utf-8' codec can't
+    decode byte 0xff in position 0`."""
+    from glamor.config import Config
+
+    for name in ("eval.json", "config.json"):
+        (tmp_path / name).write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'eval.json'} is damaged \(.*codec.*\): {FIX}"):
+        read_results(tmp_path / "eval.json")
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'config.json'} is not valid JSON .*: a damaged run config"):
+        Config.load(tmp_path / "config.json")
