@@ -6,6 +6,7 @@ file. Checkpoints do the same in glamor/checkpoint.py."""
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -44,13 +45,17 @@ def _fsync_file(path: Path) -> None:
 
 def fsync_dir(folder: str | Path) -> None:
     """Make a rename or a new file in `folder` durable (nothing where the platform has no
-    directory descriptors)."""
+    directory descriptors, or the file system cannot fsync a folder: some network and FUSE
+    file systems answer EINVAL, after the rename has been done)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)
 

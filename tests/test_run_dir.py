@@ -458,3 +458,23 @@ def test_an_evaluation_of_an_unfinished_run_says_so(run, tmp_path, capsys):
     assert main(["eval", str(copy), "--videos", "0"]) == 0
     assert (f"note: {copy} is unfinished: these are the results of its newest checkpoint, of environment step "
             f"240 of 480; `glamor train --resume {copy}` trains it on") in capsys.readouterr().err
+
+
+def test_a_file_system_that_cannot_fsync_a_folder_still_takes_the_results(tmp_path, monkeypatch):
+    """The folder's fsync comes after the rename: a file system that answers EINVAL to it (some
+    network and FUSE ones) had the write reported as failed though the new file was in place."""
+    import errno
+
+    import glamor.files as files
+    from glamor.results import write_results
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    assert write_results(tmp_path, {"success_rate": 0.5}) == tmp_path / "eval.json"
+    assert (tmp_path / "eval.json").read_text() == '{\n  "success_rate": 0.5\n}\n'
