@@ -164,6 +164,10 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
         if state is None:
             raise FileNotFoundError(f"no checkpoint in {run_dir} to evaluate (a run stopped before its first one? "
                                     f"`glamor train --resume {run_dir}` trains it)")
+        if "env_step" not in state:  # (the results name the step they evaluated: found before the evaluation)
+            raise ValueError(f"{state.get('path', run_dir)} was written before resumable checkpoints (it holds "
+                             f"weights but no environment step), so its evaluation has no step to report; load "
+                             f"it with glamor.Agent.load and evaluate that agent with glamor.evaluate.run_episodes")
         episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
         # the caller's random states come back (building the model draws its initial weights too)
         gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []

@@ -187,3 +187,23 @@ def test_an_evaluation_that_fails_gives_the_model_back_in_training_mode(monkeypa
     with pytest.raises(RuntimeError, match="crashed"):
         evaluate_module.evaluate(model, cfg, [make(ENV, K)], {"eval": goal_set()}, progress=False)
     assert model.training
+
+
+def test_eval_of_a_weights_only_checkpoint_is_refused_before_it_evaluates(tmp_path, capsys, monkeypatch):
+    """A checkpoint from before resumable checkpoints (weights only, no env_step): `glamor eval`
+    evaluated every goal, then crashed with a KeyError traceback and wrote nothing."""
+    import glamor.evaluate as evaluate_module
+    from glamor.cli import main
+    from glamor.config import preset
+    from glamor.train import Trainer
+
+    cfg = preset("debug", progress=False, eval_episodes=2)
+    cfg.save(tmp_path / "config.json")
+    tr = Trainer(cfg, tmp_path)
+    torch.save({"model": tr.model.state_dict()}, tmp_path / "checkpoint.pt")
+    tr.close()
+    monkeypatch.setattr(evaluate_module, "run_episodes", lambda *a, **k: pytest.fail("evaluated first"))
+    assert main(["eval", str(tmp_path), "--videos", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt was written before resumable checkpoints" in err and "glamor.Agent.load" in err, err
+    assert not (tmp_path / "eval.json").exists()
