@@ -11,8 +11,8 @@ import pytest
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST_NAMES = {"PIL": "pillow", "ale_py": "ale-py"}  # import name -> distribution name, where they differ
-OPTIONAL = {"ale_py", "dm_control", "mujoco"}  # the `envs` extra
+DIST_NAMES = {"PIL": "pillow", "ale_py": "ale-py", "OpenGL": "pyopengl"}  # import name -> distribution name, where they differ
+OPTIONAL = {"ale_py", "dm_control", "mujoco", "OpenGL"}  # the `envs` extra
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:
