@@ -243,11 +243,10 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 
 def cmd_eval(args) -> int:
     from glamor.files import can_write
+    from glamor.run_dir import check_is_run
     from glamor.run_lock import RunLock
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ValueError(f"run directory {run_dir} has no config.json (is it a glamor run directory?)")
+    run_dir = check_is_run(args.run_dir, "glamor eval")
     if not can_write(run_dir):  # found before the evaluation's minutes, not after them
         raise ValueError(f"cannot write the evaluation's results in {run_dir}: the folder is not writable "
                          f"(copy the run somewhere writable and evaluate the copy)")

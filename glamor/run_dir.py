@@ -109,6 +109,26 @@ def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:
                               f"holds {shown}): name a new or empty folder, or delete it yourself")
 
 
+def check_is_run(run_dir: str | Path, command: str) -> Path:
+    """`run_dir` as a Path when it holds a run (its config.json); otherwise a FileNotFoundError
+    that says what the path is instead and what `command` takes: a folder that does not exist, a
+    checkpoint file (the run is the folder it lies in), or a folder of runs (name one of them)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "config.json").exists():  # (one that cannot be read is named by its reader)
+        return run_dir
+    if not run_dir.exists():
+        raise FileNotFoundError(f"no run directory {run_dir}: {command} takes the folder a run was trained in "
+                                f"(glamor train --run-dir)")
+    if run_dir.is_file():
+        folder = (f"the run's folder, {run_dir.parent}" if (run_dir.parent / "config.json").is_file()
+                  else "the folder a run was trained in")
+        raise FileNotFoundError(f"{run_dir} is a file, not a run directory: {command} takes {folder}")
+    runs = sorted(e.name for e in run_dir.iterdir() if (e / "config.json").is_file())
+    hint = (f"; it holds the runs {', '.join(runs[:5])}{' ...' if len(runs) > 5 else ''}: name one of them"
+            if runs else " (is it a glamor run directory?)")
+    raise FileNotFoundError(f"run directory {run_dir} has no config.json{hint}")
+
+
 def settle_start(aside: Path | None) -> None:
     """A new run wrote its first checkpoint: the run it replaced (if any) goes. It is renamed
     `.NAME.deleting-PID` first, so a deletion cut short (a second Ctrl-C; a kill) leaves a folder

@@ -60,7 +60,7 @@ from glamor.logger import Logger
 from glamor.model import GlamorModel
 from glamor.replay import Replay
 from glamor.results import EVAL_METRICS, format_table, read_results, write_results
-from glamor.run_dir import prepare_run_dir, settle_start, undo_start
+from glamor.run_dir import check_is_run, prepare_run_dir, settle_start, undo_start
 from glamor.run_lock import RunLock
 from glamor.vector import EnvPool, make_pool
 
@@ -781,9 +781,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
     own part of the checkpoint."""
     if str(run_dir) == "":
         raise ValueError("the run directory to resume is an empty path: name a run's folder")
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"run directory {run_dir} has no config.json: nothing to resume")
+    run_dir = check_is_run(run_dir, "resume (glamor train --resume)")
     cfg = Config.load(run_dir / "config.json")
     other = sorted(set(machine or {}) - set(MACHINE_FIELDS))
     if other:

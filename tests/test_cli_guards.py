@@ -52,6 +52,31 @@ def test_a_run_directory_that_is_a_file_is_named(tmp_path):
     assert out.returncode == 2 and "afile is a file, not a directory" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("command", [("eval",), ("train", "--resume")])
+def test_a_path_that_is_not_a_run_says_what_it_is_and_what_to_name(tmp_path, command, capsys):
+    """A newcomer's wrong path for `glamor eval` / `--resume`: a checkpoint file (as `glamor plan`
+    takes), a folder of runs, a folder that does not exist. Each was answered with "has no
+    config.json", which named neither the mistake nor the folder to give."""
+    from glamor.cli import main
+
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "a" / "config.json").write_text("{}")
+    (runs / "a" / "checkpoint.pt").write_bytes(b"")
+    cases = {
+        runs / "a" / "checkpoint.pt": f"is a file, not a run directory: .* takes the run's folder, {runs / 'a'}$",
+        runs: "has no config.json; it holds the runs a: name one of them$",
+        tmp_path / "nope": "no run directory .*nope: .* takes the folder a run was trained in",
+    }
+    for path, message in cases.items():
+        assert main([*command, str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert re.search(message, err), err
+    with pytest.raises(FileNotFoundError, match="is a file, not a run directory"):  # the Python call alike
+        from glamor.train import resume
+        resume(runs / "a" / "checkpoint.pt")
+
+
 @pytest.mark.parametrize("config,message", [
     ("{bad", "config.json is not valid JSON"),
     ('{"future_field": 1}', r"config.json has fields this version of glamor does not know: \['future_field'\]"),
