@@ -353,10 +353,17 @@ def cmd_plan(args) -> int:
     obs = np.stack(frames)[None]  # (1, S, H, W)
     goal = load_gray(args.goal, meta_hw)[None, None]  # (1, 1, H, W)
     trained, horizon = agent.config.horizon, args.horizon if args.horizon is not None else agent.horizon
-    if horizon > trained:
+    gcsl = isinstance(agent, GCSLAgent)
+    if gcsl and not agent.model.time_conditioned:
+        if args.horizon is not None:  # a plain policy's action does not depend on it
+            print(f"note: --horizon {horizon}: this GCSL policy is not time-conditioned (gcsl_time=false), so it "
+                  f"does not read the steps left: its action is the same for any --horizon", file=sys.stderr)
+    elif horizon > trained:
+        what = (f"its action for {horizon} steps left is extrapolation" if gcsl else
+                f"its scores for plans past {trained} actions are extrapolation")
         print(f"note: horizon {horizon} is longer than the episodes the model learned from ({trained} "
-              f"steps): its scores for plans past {trained} actions are extrapolation", file=sys.stderr)
-    if isinstance(agent, GCSLAgent):  # the GCSL baseline: a policy, so the next action, not a plan
+              f"steps): {what}", file=sys.stderr)
+    if gcsl:  # the GCSL baseline: a policy, so the next action, not a plan
         action = int(agent.act(obs, goal, horizon=horizon)[0][0])
         print(json.dumps({"action": action, "policy": "gcsl", "mode": agent.mode, "steps_left": horizon}))
         return 0

@@ -458,3 +458,34 @@ def test_sampled_gcsl_actions_do_not_reuse_the_sampling_planners_draws_of_the_sa
     first, _ = Agent(model, method="sample", width=1, seed=5).act(obs, obs, horizon=3, keys=keys)
     assert len(set(gcsl.tolist())) == 4 and len(set(first.tolist())) == 4
     assert int((gcsl == first).sum()) < 32  # about 16 for independent draws; 64 when they are the same
+
+
+def test_glamor_plan_notes_the_horizon_as_a_gcsl_policy_reads_it(tmp_path, capsys):
+    """`glamor plan --horizon` past the training episodes' length noted "its scores for plans past k
+    actions are extrapolation" for a GCSL run too, which has no plans and no scores, and for a
+    plain GCSL policy, which does not read the steps left at all."""
+    from glamor.cli import main
+
+    k = preset("debug").episode_length
+    for time_conditioned in (False, True):
+        run = tmp_path / f"gcsl_time={time_conditioned}"
+        tr = saved_run(run, preset("debug", progress=False, learning_starts=0, algo="gcsl",
+                                   gcsl_time=time_conditioned))
+        Image.fromarray(np.zeros(tr.model.image_hw, np.uint8)).save(tmp_path / "frame.png")
+        plan = lambda *a, run=run: main(["plan", str(run), "--frames", str(tmp_path / "frame.png"),  # noqa: E731
+                                "--goal", str(tmp_path / "frame.png"), *a])
+        actions = []
+        for horizon in (k, k + 3):
+            assert plan("--horizon", str(horizon)) == 0
+            out, err = capsys.readouterr()
+            actions.append(json.loads(out)["action"])
+            assert "scores" not in err and "plans past" not in err, err
+            if time_conditioned:
+                assert ("extrapolation" in err) == (horizon > k), err
+                if horizon > k:
+                    assert f"its action for {horizon} steps left is extrapolation" in err, err
+            else:
+                assert "not time-conditioned (gcsl_time=false), so it does not read the steps left" in err, err
+        if not time_conditioned:
+            assert actions[0] == actions[1]  # what the note says
+        assert plan() == 0 and capsys.readouterr().err == ""  # the default horizon: nothing to note
