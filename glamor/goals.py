@@ -187,7 +187,10 @@ def _to_set(goals: list[Goal], starts: list[np.ndarray], ranges: np.ndarray) -> 
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GLAMOR_CACHE", Path.home() / ".cache" / "glamor")) / "goals"
+    """$GLAMOR_CACHE/goals, `~` expanded; an empty or unset GLAMOR_CACHE (`export GLAMOR_CACHE=`)
+    is the default ~/.cache/glamor, not a `goals` folder in whatever directory a command runs in."""
+    value = os.environ.get("GLAMOR_CACHE", "").strip()
+    return (Path(value).expanduser() if value else Path.home() / ".cache" / "glamor") / "goals"
 
 
 def env_code_digest(env: GoalEnv) -> str:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -168,3 +170,18 @@ def test_every_run_seed_is_judged_with_the_same_label_ranges(tmp_path, monkeypat
     goals = make_goal_set(env, cfg, "eval", 6)
     other = GoalSet(goals.frames, goals.labels, goals.start_labels, goals.seeds, goals.label_ranges * 2)
     assert goal_digest(other) != goal_digest(goals)  # another judge is another goal list
+
+
+@pytest.mark.parametrize("value,want", [("", "~/.cache/glamor/goals"), ("  ", "~/.cache/glamor/goals"),
+                                        ("~/scratch/glamor", "~/scratch/glamor/goals"),
+                                        ("/tmp/glamor-cache", "/tmp/glamor-cache/goals")])
+def test_the_goal_cache_folder_reads_glamor_cache_as_a_shell_user_means_it(monkeypatch, value, want):
+    """An empty GLAMOR_CACHE (`export GLAMOR_CACHE=`, or `$SCRATCH` unset in GLAMOR_CACHE=$SCRATCH)
+    put the cache in ./goals of whatever folder a command ran in (a checkout, a run's parent), and
+    a quoted "~/..." in a folder named "~" there; both now mean what they say."""
+    from glamor.goals import cache_dir
+
+    monkeypatch.setenv("GLAMOR_CACHE", value)
+    assert cache_dir() == Path(want).expanduser()
+    monkeypatch.delenv("GLAMOR_CACHE")
+    assert cache_dir() == Path("~/.cache/glamor/goals").expanduser()
