@@ -435,7 +435,13 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
         raise ValueError(f"{', '.join(repeated)}: each value once")
     not_presets = [env for env in envs if env not in PRESETS]
     if not_presets:
-        raise ValueError(f"--envs {' '.join(not_presets)}: not a preset; --envs takes presets: {sorted(PRESETS)}")
+        from glamor.envs import bare_name
+        from glamor.errors import did_you_mean
+
+        hints = "".join(f"; {env}{did_you_mean(env, PRESETS, key=bare_name)}" for env in not_presets
+                        if did_you_mean(env, PRESETS, key=bare_name))
+        raise ValueError(f"--envs {' '.join(not_presets)}: not a preset{hints}; --envs takes presets: "
+                         f"{sorted(PRESETS)} (an environment id goes in --set env_id=...)")
     for env in envs:  # every run's config before any training (or any folder made): a bad one costs nothing
         for seed in seeds:
             for algo in methods:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glamor.errors import did_you_mean
 from glamor.files import write_text_atomically
 
 
@@ -184,9 +185,11 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         """A copy with `changes`; unknown names raise a TypeError naming them."""
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
         if unknown:
-            raise TypeError(f"unknown config field(s) {unknown}; see glamor.config.Config")
+            hints = "".join(f"; {u}{did_you_mean(u, names)}" for u in unknown if did_you_mean(u, names))
+            raise TypeError(f"unknown config field(s) {unknown}{hints}; see glamor.config.Config")
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
@@ -535,5 +538,5 @@ def apply_budget(cfg: Config, name: str) -> Config:
 def preset(name: str, **overrides: Any) -> Config:
     """The named preset with `overrides` applied; an unknown name lists the known ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; known presets: {sorted(PRESETS)}")
     return Config().replace(**{**PRESETS[name], **overrides})

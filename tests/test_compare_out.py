@@ -76,3 +76,16 @@ def test_the_results_table_script_names_a_bad_argument_in_one_line(tmp_path, mon
     assert main(["--envs", "nope", "--runs-dir", "runs", "--out", "res"]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("glamor compare: error: --envs nope: not a preset")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_environment_id_given_to_envs_names_its_preset(tmp_path, monkeypatch, capsys):
+    """`--envs` takes presets; an environment id there (glamor/GridWorld-v0) or a mistyped preset
+    is answered with the preset meant, and where an id goes instead."""
+    from glamor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "--envs", "glamor/GridWorld-v0", "atari_gpu", "--out", "res"]) == 2
+    err = capsys.readouterr().err
+    assert "glamor/GridWorld-v0 (did you mean gridworld or gridworld_box?)" in err, err
+    assert "atari_gpu (did you mean atari_cpu?)" in err and "--set env_id=" in err, err
+    assert list(tmp_path.iterdir()) == []

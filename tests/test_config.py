@@ -133,3 +133,35 @@ def test_an_integer_too_large_for_a_float_field_is_named():
     OverflowError traceback."""
     with pytest.raises(ValueError, match=r"lr=inf \(must be finite\)"):
         Config(lr=10**400)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: preset("debug", plan_widht=3), r"plan_widht \(did you mean plan_width\?\)"),
+    (lambda: preset("debug", lrr=1, zzz=2), r"\['lrr', 'zzz'\]; lrr \(did you mean lr\?\); see"),
+    (lambda: preset("gridwrld"), r"unknown preset 'gridwrld' \(did you mean gridworld or gridworld_box\?\)"),
+    (lambda: preset("atari_gpu"), r"\(did you mean atari_cpu\?\)"),
+])
+def test_a_mistyped_field_or_preset_names_the_one_meant(make, message):
+    """A newcomer's typo in a --set name or a preset was refused with the bare list (every Config
+    field is 50 names); the closest ones are named too."""
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+@pytest.mark.parametrize("env_id,meant", [
+    ("glamor/pong-v0", "glamor/Pong-v0"), ("Pong-v0", "glamor/Pong-v0"), ("pong", "glamor/Pong-v0"),
+    ("glamor/MsPacman", "glamor/MsPacman-v0"), ("reacher", "glamor/reacher-hard-v0"),
+    ("glamor/point_mass-v0", "glamor/point_mass-easy-v0"), ("glamor/GridWrld-v0", "glamor/GridWorld-v0"),
+    ("glamor/Nope-v0", None),
+])
+def test_a_mistyped_environment_id_names_the_one_meant(env_id, meant):
+    """Gymnasium ids are exact (namespace, case, version): the id a typo most likely meant is named
+    first, and an id close to none gets no guess."""
+    from glamor import envs
+
+    with pytest.raises(ValueError, match=f"unknown environment '{env_id}'") as e:
+        envs.make(env_id, 5)
+    if meant is None:
+        assert "did you mean" not in str(e.value)
+    else:
+        assert f"(did you mean {meant}" in str(e.value), str(e.value)

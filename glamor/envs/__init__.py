@@ -17,12 +17,14 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 from importlib import resources
 
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
 from glamor.envs.goal_env import Goal, GoalEnv, judge_success, label_distance
+from glamor.errors import did_you_mean
 
 _BUILTIN = {
     "glamor/GridWorld-v0": ("glamor.envs.gridworld:GridWorld", {}),
@@ -74,6 +76,12 @@ def registered() -> list[str]:
     return sorted(k for k in gym.registry if k.startswith("glamor/"))
 
 
+def bare_name(env_id: str) -> str:
+    """An id without its namespace and version, lower case (glamor/Pong-v0 -> pong): what a
+    mistyped id is compared by."""
+    return re.sub(r"-v\d+$", "", env_id.rpartition("/")[2]).lower()
+
+
 def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     """Build a goal environment by id, unwrapped (GLAMOR needs no gymnasium wrappers).
 
@@ -97,7 +105,8 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
             raise ValueError(f"unknown environment {env_id!r}: module {module!r} did not register {name!r}: "
                              f"register it there with gymnasium.register({name!r}, entry_point=YourGoalEnv) "
                              f"(examples/puck_env.py does)")
-        raise ValueError(f"unknown environment {env_id!r}: an environment of your own is named module:id, "
+        meant = did_you_mean(env_id, registered(), key=bare_name)
+        raise ValueError(f"unknown environment {env_id!r}{meant}: an environment of your own is named module:id, "
                          f"gymnasium's form (e.g. puck_env:Puck-v0); registered glamor environments: {registered()}")
     creator = gym.spec(name).entry_point
     if isinstance(creator, str):
