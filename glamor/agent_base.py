@@ -18,6 +18,7 @@ import torch
 from glamor import checkpoint
 from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
+from glamor.errors import did_you_mean
 from glamor.exploration import epsilon_greedy
 
 
@@ -72,8 +73,10 @@ class AgentBase:
         arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "policy"}
         unknown = sorted(set(overrides) - fields - arguments)
         if unknown:
-            raise ValueError(f"unknown setting(s) {unknown}: overrides are config fields (glamor.config.Config) "
-                             f"or {cls.__name__} arguments {sorted(arguments)}")
+            hints = "".join(f"; {u}{did_you_mean(u, fields | arguments)}" for u in unknown
+                            if did_you_mean(u, fields | arguments))
+            raise ValueError(f"unknown setting(s) {unknown}{hints}: overrides are config fields "
+                             f"(glamor.config.Config) or {cls.__name__} arguments {sorted(arguments)}")
         unread = sorted(set(overrides) & (fields - set(cls.CONFIG_FIELDS) - set(MODEL_FIELDS) - arguments))
         if unread:
             read = sorted(set(cls.CONFIG_FIELDS) & fields)  # `horizon` is a Config property, not a field

@@ -142,7 +142,8 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     import torch
 
     saved_run(tmp_path)
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['plan_wdth'\]"):
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['plan_wdth'\]; plan_wdth \(did you mean "
+                                         r"plan_width\?\): overrides are"):  # the closest setting named
         Agent.load(tmp_path, plan_wdth=3)
     (tmp_path / "notes.pt").write_text("{}")
     with pytest.raises(ValueError, match="notes.pt is not a glamor checkpoint"):
