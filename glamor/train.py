@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from glamor import checkpoint, distributed, envs, sysinfo
 from glamor.agent import Agent, agent_class
-from glamor.config import MACHINE_FIELDS, Config
+from glamor.config import MACHINE_FIELDS, MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
 from glamor.evaluate import evaluate
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
@@ -148,7 +148,8 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
                         set_names: tuple[str, ...] | None = None, policies: tuple[str, ...] | None = None,
                         details: dict | None = None, record: int = 0, state: dict | None = None) -> dict:
     """Evaluate a run's newest checkpoint with `cfg` (its config, or one with evaluation settings
-    changed, e.g. another planner width) on the first `episodes` goals (default all
+    changed, e.g. another planner width; one that changes a field the checkpoint fixes,
+    `config.MODEL_FIELDS`, is refused naming it) on the first `episodes` goals (default all
     `cfg.eval_episodes`) of its held-out goal sets (those named in `set_names`; default all).
     `state`: the checkpoint already read by `checkpoint.load_latest(run_dir, with_replay=False)`,
     so that the one a caller checked is the one evaluated (and read once).
@@ -168,6 +169,9 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
             raise ValueError(f"{state.get('path', run_dir)} was written before resumable checkpoints (it holds "
                              f"weights but no environment step), so its evaluation has no step to report; load "
                              f"it with glamor.Agent.load and evaluate that agent with glamor.evaluate.run_episodes")
+        if "config" in state:  # a cfg whose model is not the checkpoint's is named as such, not as a damaged file
+            trained = Config.from_dict(state["config"], f"{state.get('path', run_dir)}'s config")
+            check_model_unchanged(trained, {k: getattr(cfg, k) for k in MODEL_FIELDS}, "the evaluation's cfg")
         episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
         # the caller's random states come back (building the model draws its initial weights too)
         gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []

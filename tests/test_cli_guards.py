@@ -434,12 +434,18 @@ def test_a_checkpoint_beside_another_runs_config_is_named(run, tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert "mix/config.json differs from the config its checkpoint was trained with (lstm_hidden: 20" in out.stderr
     from glamor.config import Config
-    from glamor.train import (
-        evaluate_checkpoint,  # given such a config in Python: the weights are named
-    )
+    from glamor.train import evaluate_checkpoint
 
-    with pytest.raises(ValueError, match=r"holds weights of another model than the config describes \(size mismatch"):
+    # given such a config in Python: the field that differs from the checkpoint's model is named
+    # (it was "holds weights of another model ...; was it copied from another run?", and for
+    # algo='gcsl' "Missing key(s) head.weight", which blamed the file for the caller's cfg)
+    with pytest.raises(ValueError, match=r"lstm_hidden=20 \(the model has 16\): fixed by the checkpoint"):
         evaluate_checkpoint(mix, Config.load(mix / "config.json"), episodes=2)
+    trained = Config.load(run / "config.json")
+    with pytest.raises(ValueError, match=r"algo='gcsl' \(the model has 'glamor'\): fixed by the checkpoint"):
+        evaluate_checkpoint(run, trained.replace(algo="gcsl"), episodes=2)
+    with pytest.raises(ValueError, match=r"embed_dim=64 \(the model has 32\): fixed by the checkpoint"):
+        evaluate_checkpoint(run, trained.replace(embed_dim=64), episodes=2)
 
 
 def test_results_names_stay_short_enough_for_a_file_name():
