@@ -22,6 +22,7 @@ Without torchrun's environment (WORLD_SIZE unset or 1) everything here is a no-o
 from __future__ import annotations
 
 import datetime
+import math
 import os
 
 import torch
@@ -30,6 +31,19 @@ import torch.distributed as dist
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def timeout_minutes() -> float:
+    """GLAMOR_DIST_TIMEOUT_MIN (default 120, also when empty): minutes a collective waits; a value
+    that is not a positive number is refused by name, before any process group starts."""
+    text = os.environ.get("GLAMOR_DIST_TIMEOUT_MIN", "").strip() or "120"
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"GLAMOR_DIST_TIMEOUT_MIN={text!r}: must be a positive number of minutes (default 120)")
+    return minutes
 
 
 def setup(cfg) -> tuple[int, int]:
@@ -43,8 +57,7 @@ def setup(cfg) -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         # Rank 0 alone builds the goal sets (up to an hour for a slow control task), evaluates
         # and writes checkpoints while the others wait in a collective: allow for it.
-        minutes = float(os.environ.get("GLAMOR_DIST_TIMEOUT_MIN", "120"))
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=minutes))
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes()))
     return dist.get_rank(), dist.get_world_size()
 
 

@@ -306,3 +306,21 @@ def test_rank_seeds_do_not_repeat_another_runs_seeds():
     # plan seeds count up by one per call from the agent seed: a rank's range must stay apart
     others = [v for (s, r), v in seeds.items() if r > 0]
     assert min(abs(a - b) for a in others for b in seeds.values() if a != b) > 10**9
+
+
+@pytest.mark.parametrize("value,minutes", [(None, 120.0), ("", 120.0), ("30", 30.0), (" 0.5 ", 0.5),
+                                           ("2h", None), ("0", None), ("-5", None), ("inf", None), ("nan", None)])
+def test_the_collective_timeout_is_read_by_name(monkeypatch, value, minutes):
+    """GLAMOR_DIST_TIMEOUT_MIN=2h stopped every torchrun process with "could not convert string to
+    float: '2h'", naming no variable; 0 or a negative number gave collectives no time at all."""
+    from glamor.distributed import timeout_minutes
+
+    if value is None:
+        monkeypatch.delenv("GLAMOR_DIST_TIMEOUT_MIN", raising=False)
+    else:
+        monkeypatch.setenv("GLAMOR_DIST_TIMEOUT_MIN", value)
+    if minutes is None:
+        with pytest.raises(ValueError, match=r"GLAMOR_DIST_TIMEOUT_MIN=.*: must be a positive number of minutes"):
+            timeout_minutes()
+    else:
+        assert timeout_minutes() == minutes
