@@ -19,6 +19,7 @@ import importlib
 import json
 import re
 from importlib import resources
+from pathlib import Path
 
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
@@ -90,6 +91,11 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     environments; a config that names the module builds in worker processes too.
     """
     module, _, name = env_id.rpartition(":")
+    if module.endswith(".py") or "/" in module or "\\" in module:  # a file path, not an import name
+        path = Path(module)
+        raise ValueError(f"environment {env_id!r}: module:id takes the module's import name, not a file path: "
+                         f"{path.with_suffix('').name}:{name} with its folder on PYTHONPATH "
+                         f"(PYTHONPATH={path.parent})")
     if module:
         try:
             importlib.import_module(module)

@@ -57,6 +57,13 @@ def test_module_id_errors_name_the_problem(on_path):
         envs.make("puck_env:Puck-v0", 5, size=7, wind=1)
     with pytest.raises(ValueError, match="unknown environment 'glamor/Nope-v0'"):
         envs.make("glamor/Nope-v0", 5)
+    # a file path in place of the module's import name (it was "cannot import module
+    # 'examples/puck_env.py' (No module named 'examples/puck_env'); is it on PYTHONPATH?")
+    with pytest.raises(ValueError, match=r"module:id takes the module's import name, not a file path: "
+                                         r"puck_env:Puck-v0 with its folder on PYTHONPATH \(PYTHONPATH=examples\)"):
+        envs.make("examples/puck_env.py:Puck-v0", 5)
+    with pytest.raises(ValueError, match=r"not a file path: puck_env:Puck-v0 .*\(PYTHONPATH=\.\)"):
+        envs.make("puck_env.py:Puck-v0", 5)
     if "CartPole-v1" in gym.registry:
         with pytest.raises(TypeError, match="not a glamor.envs.GoalEnv"):
             envs.make("CartPole-v1", 5)
