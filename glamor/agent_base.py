@@ -20,6 +20,7 @@ from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
 from glamor.errors import did_you_mean
 from glamor.exploration import epsilon_greedy
+from glamor.run_dir import check_is_run
 
 
 class AgentBase:
@@ -173,6 +174,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict, Config]:
         checkpoint.note_left_aside(path.parent, stacklevel=4)  # as load_latest does for a run directory
     state = checkpoint.load_latest(path, with_replay=False, stacklevel=4) if path.is_dir() else checkpoint.load(path)
     if state is None:
+        if path.is_dir() and any((sub / "config.json").exists() for sub in path.iterdir()):  # a folder of runs
+            check_is_run(path, "loading an agent")  # (names them)
         raise FileNotFoundError(f"{path} holds no complete checkpoint")
     if not {"model", "config", "model_meta"} <= set(state):
         raise ValueError(f"{path} is not a glamor run's checkpoint (it has no model weights, config "

@@ -75,6 +75,11 @@ def test_a_path_that_is_not_a_run_says_what_it_is_and_what_to_name(tmp_path, com
     with pytest.raises(FileNotFoundError, match="is a file, not a run directory"):  # the Python call alike
         from glamor.train import resume
         resume(runs / "a" / "checkpoint.pt")
+    from glamor.agent import load_agent
+
+    # Agent.load, load_agent and glamor plan said "runs holds no complete checkpoint"
+    with pytest.raises(FileNotFoundError, match="runs has no config.json; it holds the runs a: name one of them"):
+        load_agent(runs)
 
 
 @pytest.mark.parametrize("config,message", [
