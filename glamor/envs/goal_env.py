@@ -8,7 +8,7 @@ steps to reach a state that matches it. Observations are dicts of uint8 images::
      "achieved_goal": (1, H, W)}           the current last frame
 
 `info["labels"]` holds the ground-truth labels of the current state (float64, one per label
-name), `info["goal_labels"]` the goal's, `info["goal_digest"]` a fingerprint of the goal image
+name), `info["goal_labels"]` the goal's, `info["goal_image_digest"]` a fingerprint of the goal image
 and `info["is_success"]` the judge's verdict against the goal's labels: every label within
 `success_tolerance` (10%) of its range. Labels judge success only; nothing learns from them.
 `compute_reward` is batched and returns that same verdict as 0/1 for the goal the info was
@@ -78,8 +78,8 @@ def judge_success(
     return np.all(np.abs(labels - goal_labels) <= tolerance * ranges, axis=-1)
 
 
-def goal_digest(frame: np.ndarray) -> int:
-    """A 63-bit fingerprint of a goal image (uint8 (1, H, W)): `info["goal_digest"]`, by which
+def goal_image_digest(frame: np.ndarray) -> int:
+    """A 63-bit fingerprint of a goal image (uint8 (1, H, W)): `info["goal_image_digest"]`, by which
     `compute_reward` tells the goal an info was made for from a relabelled one."""
     frame = np.ascontiguousarray(frame, dtype=np.uint8)
     h = hashlib.blake2b(frame.tobytes(), digest_size=8, person=repr(frame.shape).encode()[:16])
@@ -156,7 +156,7 @@ class GoalEnv(gym.Env):
         )
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self._goal: Goal | None = None
-        self._goal_digest = 0
+        self._goal_image_digest = 0
         self._t = 0
         self._ended = False
 
@@ -208,7 +208,7 @@ class GoalEnv(gym.Env):
         if goal is None:
             goal = self.random_goal(seed)
         self._goal = self._check_goal(goal)
-        self._goal_digest = goal_digest(self._goal.frame)
+        self._goal_image_digest = goal_image_digest(self._goal.frame)
         return self._observation(), self._info()
 
     def step(self, action):
@@ -252,7 +252,7 @@ class GoalEnv(gym.Env):
 
         Judged from `info["labels"]` against `info["goal_labels"]` (info may be one dict or a
         sequence of dicts) where `desired_goal` is the goal the info was made for (its image
-        matches `info["goal_digest"]`; an info without a digest is taken to be for it); from
+        matches `info["goal_image_digest"]`; an info without a digest is taken to be for it); from
         pixel equality of the images elsewhere: for a relabelled desired goal (hindsight, SB3's
         HER), whose labels no info holds, and without labels (or with info None).
         """
@@ -261,19 +261,19 @@ class GoalEnv(gym.Env):
         batch_shape = pixels.shape
         if isinstance(info, dict) and "labels" in info and "goal_labels" in info:
             labels, goal_labels = np.asarray(info["labels"]), np.asarray(info["goal_labels"])
-            digests = info.get("goal_digest")
+            digests = info.get("goal_image_digest")
         elif info is not None and not isinstance(info, dict) and len(info) and all(
                 "labels" in i and "goal_labels" in i for i in info):  # as for one dict: else the images
             labels = np.stack([i["labels"] for i in info])
             goal_labels = np.stack([i["goal_labels"] for i in info])
-            digests = [i.get("goal_digest") for i in info]
+            digests = [i.get("goal_image_digest") for i in info]
         else:
             return pixels.astype(np.float64)
         ok = judge_success(labels, goal_labels, self.label_ranges, self.success_tolerance).reshape(batch_shape)
         if digests is not None:  # the goal each info was made for, or another (relabelled) one
             wanted = np.broadcast_to(d, (*batch_shape, *d.shape[-3:])).reshape(-1, *d.shape[-3:])
             made_for = np.broadcast_to(np.asarray(digests, dtype=object), batch_shape).reshape(-1)
-            own = [g is None or goal_digest(w) == int(g) for w, g in zip(wanted, made_for)]
+            own = [g is None or goal_image_digest(w) == int(g) for w, g in zip(wanted, made_for)]
             ok = np.where(np.reshape(own, batch_shape), ok, pixels)
         return ok.astype(np.float64)
 
@@ -340,5 +340,5 @@ class GoalEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         labels = self._current_labels()
         success = judge_success(labels, self.goal.labels, self.label_ranges, self.success_tolerance)
-        return {"labels": labels, "goal_labels": self.goal.labels.copy(), "goal_digest": self._goal_digest,
+        return {"labels": labels, "goal_labels": self.goal.labels.copy(), "goal_image_digest": self._goal_image_digest,
                 "is_success": bool(success)}
