@@ -156,12 +156,29 @@ def test_a_mistyped_field_or_preset_names_the_one_meant(make, message):
 ])
 def test_a_mistyped_environment_id_names_the_one_meant(env_id, meant):
     """Gymnasium ids are exact (namespace, case, version): the id a typo most likely meant is named
-    first, and an id close to none gets no guess."""
+    first, and an id close to none gets no guess. Once ale-py is imported (by an earlier test, or a
+    user's), gymnasium knows its own Pong-v0: that one is refused as not a GoalEnv, with the guess."""
+    import re
+
     from glamor import envs
 
-    with pytest.raises(ValueError, match=f"unknown environment '{env_id}'") as e:
+    with pytest.raises((ValueError, TypeError),
+                       match=f"unknown environment '{re.escape(env_id)}'|^{re.escape(env_id)} is a ") as e:
         envs.make(env_id, 5)
     if meant is None:
         assert "did you mean" not in str(e.value)
     else:
         assert f"(did you mean {meant}" in str(e.value), str(e.value)
+
+
+def test_gymnasiums_own_atari_id_is_refused_with_the_glamor_id_meant():
+    """With ale-py imported, gymnasium registers its own Pong-v0 (an AtariEnv): `--env Pong-v0`
+    was refused as not a GoalEnv without naming glamor/Pong-v0."""
+    ale_py = pytest.importorskip("ale_py")
+    import gymnasium as gym
+
+    from glamor import envs
+
+    gym.register_envs(ale_py)
+    with pytest.raises(TypeError, match=r"^Pong-v0 is a \w+, not a glamor.envs.GoalEnv \(did you mean glamor/Pong-v0\?\)"):
+        envs.make("Pong-v0", 5)

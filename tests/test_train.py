@@ -127,7 +127,7 @@ def test_cli_end_to_end(tmp_path):
 
 def test_cli_errors_name_the_problem(tmp_path):
     out = _cli("eval", str(tmp_path / "missing"), cwd=tmp_path)
-    assert out.returncode != 0 and "missing" in out.stderr and "config.json" in out.stderr
+    assert out.returncode != 0 and "no run directory" in out.stderr and "missing" in out.stderr
     out = _cli("train", "--preset", "debug", "--set", "bogus=1", "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert out.returncode == 2 and "bogus" in out.stderr
 

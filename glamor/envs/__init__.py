@@ -117,8 +117,9 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     creator = gym.spec(name).entry_point
     if isinstance(creator, str):
         creator = load_env_creator(creator)
-    if isinstance(creator, type) and not issubclass(creator, GoalEnv):
-        raise TypeError(f"{env_id} is a {creator.__name__}, not a glamor.envs.GoalEnv "
+    if isinstance(creator, type) and not issubclass(creator, GoalEnv):  # (ale-py registers Pong-v0 and the like)
+        raise TypeError(f"{env_id} is a {creator.__name__}, not a glamor.envs.GoalEnv"
+                        f"{did_you_mean(env_id, registered(), key=bare_name)} "
                         f"(see glamor/envs/goal_env.py for the contract)")
     try:  # gymnasium's checker is off: the checks below name the GoalEnv contract instead
         env = gym.make(name, episode_length=episode_length, disable_env_checker=True, **kwargs).unwrapped
