@@ -1,12 +1,26 @@
-"""argparse types shared by the benchmark scripts: counts and durations that must be positive, and
-output paths checked before a benchmark runs (not after it has spent its minutes)."""
+"""What the benchmark scripts share: argparse types for counts and durations that must be positive
+and for output paths checked before a benchmark runs (not after it has spent its minutes), and
+`write_results`, which writes a results file and its table whole or not at all."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from glamor.files import can_write as _can_write
+from glamor.files import write_text_atomically
+
+
+def write_results(path: Path, result: dict, table_text: str, say: bool = True) -> None:
+    """The numbers to `path` (JSON) and the table beside it (`.md`), each written atomically
+    (glamor.files): a run killed mid-write, or a full disk, leaves the earlier file whole (the
+    one README cites, the one random_baseline.py reads back), never a truncated one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(result, indent=2) + "\n")
+    write_text_atomically(path.with_suffix(".md"), table_text.rstrip("\n") + "\n")
+    if say:
+        print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
 def positive_int(text: str) -> int:

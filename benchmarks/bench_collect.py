@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_args import positive_int
+from bench_args import positive_int, write_results
 
 from glamor.config import preset
 from glamor.sysinfo import cpu_name
@@ -116,10 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                     and b["num_envs"] == args.envs[0])
         lines.append(f"| {r['env']} | {r['k']} | {r['vector']} | {r['num_envs']} | {r['steps_per_s']:.0f} "
                      f"| {r['steps_per_s'] / base:.2f} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "collect.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "collect.json").write_text(json.dumps({"machine": where, "rows": rows}, indent=2) + "\n")
     print("\n".join(lines))
+    write_results(RESULTS / "collect.json", {"machine": where, "rows": rows}, "\n".join(lines))
     return 0
 
 

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from bench_args import output_folder, positive_float, positive_int
+from bench_args import output_folder, positive_float, positive_int, write_results
 
 import glamor.envs
 from glamor.sysinfo import cpu_name
@@ -277,11 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = args.out or (None if args.quick else RESULTS)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "envs.md").write_text(text)
-        payload = {"machine": info, "steps": rows, "goal_sets": goal_rows}
-        (out / "envs.json").write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {out / 'envs.md'} and envs.json")
+        write_results(out / "envs.json", {"machine": info, "steps": rows, "goal_sets": goal_rows}, text)
     return 0
 
 

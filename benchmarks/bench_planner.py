@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_args import output_file, positive_int
+from bench_args import output_file, positive_int, write_results
 
 from glamor import ops
 from glamor.model import GlamorModel
@@ -63,14 +63,6 @@ def machine(threads: int) -> dict:
         "python": platform.python_version(),
         "load_average_1min_at_start": os.getloadavg()[0],
     }
-
-
-def write_results(path: Path, result: dict, table_text: str) -> None:
-    """The numbers to `path` (JSON) and the table beside it (`.md`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    path.with_suffix(".md").write_text(table_text + "\n")
-    print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
 def run_ab_cases(names, run_case, repeats: int, threads: int, table, path: Path, **extra) -> dict:

@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_args import output_file
-from bench_planner import SEED, live_candidate_steps, planning_inputs, write_results  # noqa: E402
+from bench_args import output_file, write_results
+from bench_planner import SEED, live_candidate_steps, planning_inputs  # noqa: E402
 
 from glamor import ops  # noqa: E402
 from glamor.planning import reference  # noqa: E402

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_args import output_folder, positive_int
+from bench_args import output_folder, positive_int, write_results
 from bench_envs import RESULTS, machine, suite
 
 import glamor.envs
@@ -90,8 +90,7 @@ def save(row: dict, out: Path, keep: list[str] | None) -> None:
     rows = json.loads(path.read_text())["rows"] if path.exists() else []
     rows = [r for r in rows if r["env"] != row["env"] and (keep is None or r["env"] in keep)]
     rows = sorted([*rows, {**row, "machine": info}], key=lambda r: r["env"])
-    path.write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
-    (out / "random_baseline.md").write_text(to_markdown(rows, info))
+    write_results(path, {"machine": info, "rows": rows}, to_markdown(rows, info), say=False)
 
 
 def main(argv: list[str] | None = None) -> int:
