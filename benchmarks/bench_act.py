@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 import time
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=output_file, help="output path (default benchmarks/results/act_cpu.json)")
     args = p.parse_args(argv)
     run_ab_cases(args.cases, run_case, args.repeats, args.threads, table, args.json or RESULTS / "act_cpu.json",
-                 command=" ".join(["python benchmarks/bench_act.py", *(argv or sys.argv[1:])]))
+                 command=shlex.join(["python", "benchmarks/bench_act.py", *(sys.argv[1:] if argv is None else argv)]))
     return 0
 
 

@@ -32,3 +32,22 @@ def test_bench_act_rejects_bad_repeats(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert r.returncode != 0 and "argument --repeats: must be at least 1, got 0" in r.stderr
+
+
+def test_bench_act_records_the_command_that_ran(monkeypatch):
+    """The table's 'Written by' line names the benchmark's own arguments, quoted so that it can be
+    run again: `glamor bench act` with none named sys.argv's ('bench act'), as if bench_act.py
+    took those, and a case name's spaces split it in words."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_act
+
+    seen = []
+    monkeypatch.setattr(bench_act, "run_ab_cases", lambda *args, **extra: seen.append(extra["command"]))
+    monkeypatch.setattr(sys, "argv", ["glamor", "bench", "act"])
+    assert bench_act.main([]) == 0
+    assert bench_act.main(["--repeats", "3", "--cases", "paper, 1 env"]) == 0
+    monkeypatch.setattr(sys, "argv", ["bench_act.py", "--repeats", "5"])
+    assert bench_act.main() == 0
+    assert seen == ["python benchmarks/bench_act.py",  # a command to paste: quoted where it must be
+                    "python benchmarks/bench_act.py --repeats 3 --cases 'paper, 1 env'",
+                    "python benchmarks/bench_act.py --repeats 5"]
