@@ -6,12 +6,14 @@ a seed and a goal (goals made beforehand, so no goal rollout is timed), then run
 random actions. Steps/s = steps of all environments / wall time of the rounds, after one warm-up
 round; the median of `--repeats` runs is reported.
 
-Writes benchmarks/results/collect.md (and collect.json) with the machine it ran on.
+Writes benchmarks/results/collect.md (and collect.json), or to the folder `--out` names, with
+the machine it ran on.
 
 Example:
     python benchmarks/bench_collect.py                  # gridworld and Pong, ~1 min
-    python benchmarks/bench_collect.py --steps 400      # smaller
+    python benchmarks/bench_collect.py --steps 400 --out /tmp/collect   # smaller, kept apart
     glamor bench collect --quick                        # a smoke run; writes nothing
+    glamor bench collect --quick --out /tmp/collect     # a smoke run written to /tmp/collect
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_args import positive_int, write_results
+from bench_args import output_folder, positive_int, write_results
 
 from glamor.config import preset
 from glamor.sysinfo import cpu_name
@@ -84,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--envs", type=positive_int, nargs="+", default=[1, 2, 4], metavar="N",
                    help="environment counts to time (default 1 2 4)")
-    p.add_argument("--quick", action="store_true", help="tiny smoke run on gridworld; writes nothing")
+    p.add_argument("--out", type=output_folder, default=None,
+                   help=f"folder for collect.md and collect.json (default {RESULTS.relative_to(RESULTS.parents[1])}; "
+                        "with --quick, only a folder given here)")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run on gridworld; written only to an --out given")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     load_at_start = load_average()
@@ -100,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"env": env_id, "k": cfg.episode_length, "vector": vector, "num_envs": n,
                              "steps_per_s": rate})
                 print(f"{env_id:24s} {vector:5s} x{n}: {rate:9.0f} steps/s", flush=True)
-    if args.quick:
+    out = args.out or (None if args.quick else RESULTS)
+    if out is None:
         return 0
     where = machine(load_at_start)
     lines = ["# Collection speed", "", where, "",
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['env']} | {r['k']} | {r['vector']} | {r['num_envs']} | {r['steps_per_s']:.0f} "
                      f"| {r['steps_per_s'] / base:.2f} |")
     print("\n".join(lines))
-    write_results(RESULTS / "collect.json", {"machine": where, "rows": rows}, "\n".join(lines))
+    write_results(out / "collect.json", {"machine": where, "rows": rows}, "\n".join(lines))
     return 0
 
 

@@ -24,6 +24,7 @@ def _bench(*args, cwd):
     (("update", "--json", "afile/u.json"), "argument --json: afile is a file, not a folder"),
     (("update", "--json", "afile/sub/u.json"), "argument --json: afile is a file, not a folder, so afile/sub cannot"),
     (("envs", "--out", "afile"), "argument --out: afile is a file, not a folder"),
+    (("collect", "--out", "afile/sub"), "argument --out: afile is a file, not a folder, so afile/sub cannot"),
     (("act", "--json", "."), "argument --json: . is a folder; name a file"),
     ((), "glamor bench: error: which benchmark? one of planner, act, envs, collect, update"),
 ])

@@ -35,3 +35,21 @@ def test_collect_ratio_column_names_its_baseline(monkeypatch, tmp_path):
     text = (tmp_path / "collect.md").read_text()
     assert "| vs sync x2 |" in text and "vs sync x1" not in text
     assert "| glamor/GridWorld-v0 | 12 | sync | 4 | 400 | 2.00 |" in text
+
+
+def test_collect_writes_to_the_out_folder_and_quick_only_there(monkeypatch, tmp_path):
+    """--out keeps a run apart from the committed results (the docstring's smaller run included);
+    --quick writes only to an --out given, as bench_envs does."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_collect
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(bench_collect, "RESULTS", tmp_path / "default")
+    monkeypatch.setattr(bench_collect, "time_collection", lambda cfg, n, vector, steps, repeats: 100.0 * n)
+    assert bench_collect.main(["--envs", "1", "--steps", "10", "--repeats", "1", "--out", str(tmp_path / "a")]) == 0
+    assert bench_collect.main(["--quick", "--envs", "1"]) == 0
+    assert not (tmp_path / "default").exists()  # the committed results left alone
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["collect.json", "collect.md"]
+    assert bench_collect.main(["--quick", "--envs", "2", "--out", str(tmp_path / "q")]) == 0
+    assert "| glamor/GridWorld-v0 | 12 | async | 2 | 200 | 1.00 |" in (tmp_path / "q" / "collect.md").read_text()
