@@ -377,10 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="also time the reference with torch.compile'd per-step functions",
+        help="also time the reference with torch.compile'd per-step functions (CPU only)",
     )
     p.add_argument(
-        "--threads", type=positive_int, default=torch.get_num_threads(), help="threads for native and peak"
+        "--threads", type=positive_int, default=None,
+        help=f"threads for native and peak (default torch's: {torch.get_num_threads()} here; CPU only)",
     )
     p.add_argument(
         "--device",
@@ -390,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.device == "cuda":
+        # the GPU benchmark has neither (its contenders: eager, CUDA graph, nn.LSTM): say so
+        # rather than run without what was asked for
+        for flag, given in (("--compile", args.compile), ("--threads", args.threads is not None)):
+            if given:
+                p.error(f"{flag} is for the CPU benchmark; --device cuda (bench_planner_cuda.py) takes "
+                        "only --json and --quick")
         from bench_planner_cuda import main as cuda_main
 
         return cuda_main(
@@ -397,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not ops.available():
         raise SystemExit(f"the native ops are not built: {ops.REBUILD_HINT}")
-    threads = args.threads
+    threads = args.threads or torch.get_num_threads()
     start = cpu_snapshot()
     result = {"machine": machine(threads), "compile": args.compile, "quick": args.quick}
     result["matmul_peak_gflops"] = peak = matmul_peak(

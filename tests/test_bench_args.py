@@ -17,6 +17,8 @@ def _bench(*args, cwd):
 
 @pytest.mark.parametrize("args,message", [
     (("planner", "--quick", "--threads", "0"), "argument --threads: must be at least 1, got 0"),
+    (("planner", "--device", "cuda", "--compile"), "--compile is for the CPU benchmark; --device cuda"),
+    (("planner", "--device", "cuda", "--threads", "4"), "--threads is for the CPU benchmark; --device cuda"),
     (("act", "--repeats", "-2"), "argument --repeats: must be at least 1, got -2"),
     (("envs", "--seconds", "-1"), "argument --seconds: must be > 0, got -1"),
     (("envs", "--quick", "--only", "zzz"), "--only zzz: no registered environment matches"),
