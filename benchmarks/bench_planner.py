@@ -4,7 +4,9 @@ One process, the same weights and inputs for every contender (a GlamorModel with
 initialisation, planning from random images), warm-up first, then the median of repeated
 timings of: native (all threads, and 1), the eager reference with 2 threads and with 1, and
 with `--compile` the reference with torch.compile'd per-step functions (compile time, the
-first call, reported apart; compiling a whole call, 51 unrolled steps, takes too long).
+first call, reported apart; compiling a whole call, 51 unrolled steps, takes too long). The
+contenders are timed in alternating rounds (one call of each, the order reversed every other
+round), so that a busy spell of a shared machine slows them all rather than one.
 
 Cases: the paper configuration (1 plan, 200 samples, horizon 50, hidden 64, 18 actions, prior
 on), beam search of width 200 and 1024, and batched sampling of 16 and 64 plans x 200.
@@ -111,6 +113,30 @@ def timeit(fn, *, warmup: int, min_runs: int, min_seconds: float, max_runs: int 
         fn()
         times.append(time.perf_counter() - t0)
     return {"median_s": statistics.median(times), "runs": len(times), "min_s": min(times)}
+
+
+def timeit_alternating(contenders: dict, *, warmup: dict, min_runs: int, min_seconds: float,
+                       max_runs: int) -> dict:
+    """Median wall time of each contender (name -> (fn, threads)), timed in rounds: one call of
+    each per round, the order reversed every other round, so that a drift of a shared machine
+    (another process holding a core for a while: two-thread runs collapse then) hits every
+    contender alike rather than the one being timed then. Each is warmed up first (`warmup`:
+    name -> calls). At least min_runs rounds and min_seconds, at most max_runs rounds."""
+    for name, (fn, nthreads) in contenders.items():
+        torch.set_num_threads(nthreads)
+        for _ in range(warmup[name]):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders.items())
+    rounds, start = 0, time.perf_counter()
+    while rounds < min_runs or (time.perf_counter() - start < min_seconds and rounds < max_runs):
+        for name, (fn, nthreads) in order if rounds % 2 == 0 else order[::-1]:
+            torch.set_num_threads(nthreads)
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: {"median_s": statistics.median(v), "runs": len(v), "min_s": min(v)} for name, v in times.items()}
 
 
 def matmul_peak(threads: int, size: int, quick: bool) -> float:
@@ -229,16 +255,11 @@ def run_case(case: dict, threads: int, peak: float, args) -> dict:
         ref_fn = lambda: reference.beam_search(inp, N, T, gamma, None)  # noqa: E731
     gflop = steps * flop_per_step / 1e9
     quick = args.quick
-    fast = dict(
-        warmup=1 if quick else 3, min_runs=3 if quick else 10, min_seconds=0.2 if quick else 2.0
-    )
     slow = dict(
         warmup=1, min_runs=1 if quick else 5, min_seconds=0.0 if quick else 3.0, max_runs=10
     )
 
-    def measure(fn, nthreads, how):
-        torch.set_num_threads(nthreads)
-        t = timeit(fn, **how)
+    def rates(t: dict) -> dict:
         s = t["median_s"]
         t.update(
             plans_per_s=P / s,
@@ -263,22 +284,38 @@ def run_case(case: dict, threads: int, peak: float, args) -> dict:
     out["native_equals_reference"] = bool(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]))
     if not out["native_equals_reference"]:  # the table would compare the speed of different work
         raise AssertionError(f"{case['name']}: the native op and the reference plan differently")
-    out["native"] = measure(native_fn, threads, fast)
     # What a plan call also pays before the planner: both encoders and the gate tables
-    # (model.planning_inputs), not in the planner columns.
+    # (model.planning_inputs), not in the planner columns (the same on both sides).
     torch.set_num_threads(threads)
     with torch.no_grad():
         out["encode"] = timeit(lambda: model.planning_inputs(obs, goal, use_prior=case["prior"]), **slow)
-    out["native_1_thread"] = measure(native_fn, 1, fast)
-    out["eager_2_threads"] = measure(ref_fn, 2, slow)
-    out["eager_1_thread"] = measure(ref_fn, 1, slow)
+    contenders = {
+        "native": (native_fn, threads),
+        "native_1_thread": (native_fn, 1),
+        "eager_2_threads": (ref_fn, 2),
+        "eager_1_thread": (ref_fn, 1),
+    }
     if args.compile:
         torch.set_num_threads(threads)
         with compiled_reference_steps():
             t0 = time.perf_counter()
             ref_fn()  # compiles for this case's shapes
             out["compile_time_s"] = time.perf_counter() - t0
-            out["compiled_reference"] = measure(ref_fn, threads, slow)
+
+        def compiled_fn():
+            with compiled_reference_steps():
+                return ref_fn()
+
+        contenders["compiled_reference"] = (compiled_fn, threads)
+    timed = timeit_alternating(
+        contenders,
+        warmup={name: 1 if quick or name.startswith(("eager", "compiled")) else 3 for name in contenders},
+        min_runs=3 if quick else 10,
+        min_seconds=0.2 if quick else 3.0,
+        max_runs=10 if quick else 30,
+    )
+    for name, t in timed.items():
+        out[name] = rates(t)
     s = out["native"]["median_s"]
     out["speedup_vs_eager_2_threads"] = out["eager_2_threads"]["median_s"] / s
     out["speedup_vs_eager_1_thread"] = out["eager_1_thread"]["median_s"] / s

@@ -74,3 +74,30 @@ def test_bench_script_refuses_to_time_different_plans(monkeypatch):
     case = dict(bench_planner.cases(quick=True)[0], horizon=3)
     with pytest.raises(AssertionError, match="plan differently"):
         bench_planner.run_case(case, 1, 10.0, argparse.Namespace(quick=True, compile=False))
+
+
+def test_bench_script_times_the_contenders_in_alternating_rounds(monkeypatch):
+    """benchmarks/bench_planner.py times native and reference calls in alternating rounds, not
+    all native calls and then all reference ones: a busy spell of a shared machine while only
+    the reference was timed (two-thread runs collapse then) inflated the speed-ups."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        import bench_planner
+    finally:
+        sys.path.pop(0)
+    calls = []
+    native, ref = ops.sample_plans, reference.sample_plans
+    monkeypatch.setattr(ops, "sample_plans", lambda *a: calls.append(("native", torch.get_num_threads())) or native(*a))
+    monkeypatch.setattr(reference, "sample_plans", lambda *a: calls.append(("ref", torch.get_num_threads())) or ref(*a))
+    threads = torch.get_num_threads()
+    try:
+        out = bench_planner.run_case(dict(bench_planner.cases(quick=True)[0], horizon=3), 3, 10.0,
+                                     argparse.Namespace(quick=True, compile=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert out["native_equals_reference"] and out["native"]["runs"] == out["eager_2_threads"]["runs"] >= 3
+    timed = calls[2 + 4:]  # after the equality check and one warm-up call each (--quick)
+    rounds = [timed[i:i + 4] for i in range(0, len(timed), 4)]
+    assert rounds[:2] == [[("native", 3), ("native", 1), ("ref", 2), ("ref", 1)],
+                          [("ref", 1), ("ref", 2), ("native", 1), ("native", 3)]]
+    assert len(timed) == 4 * out["native"]["runs"]
