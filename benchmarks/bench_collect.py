@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 s = steps if name == "gridworld" else max(steps // 5, cfg.episode_length * n)
                 rate = time_collection(cfg, n, vector, s, repeats)
                 rows.append({"env": env_id, "k": cfg.episode_length, "vector": vector, "num_envs": n,
-                             "steps_per_s": rate})
+                             "steps_per_run": s, "steps_per_s": rate})
                 print(f"{env_id:24s} {vector:5s} x{n}: {rate:9.0f} steps/s", flush=True)
     out = args.out or (None if args.quick else RESULTS)
     if out is None:
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Collection speed", "", where, "",
              "Rounds of the trainer's collection without planning: each environment resets with a seed and "
              "a prepared goal, then runs k random actions. Steps/s over all environments, median of "
-             f"{repeats} runs of about {steps} steps (Atari: {steps // 5}), after a warm-up round. "
+             f"{repeats} runs of about {steps} steps (Atari: a fifth, {steps // 5}, but at least one round, "
+             "k steps of each environment; each row's steps_per_run is in the .json), after a warm-up round. "
              "`sync`: environments stepped one after another in the training process; `async`: one "
              "worker process per environment (Pipes, spawn).", "",
              f"| environment | k | vector | envs | steps/s | vs sync x{args.envs[0]} |", "|---|---:|---|---:|---:|---:|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -53,3 +54,21 @@ def test_collect_writes_to_the_out_folder_and_quick_only_there(monkeypatch, tmp_
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["collect.json", "collect.md"]
     assert bench_collect.main(["--quick", "--envs", "2", "--out", str(tmp_path / "q")]) == 0
     assert "| glamor/GridWorld-v0 | 12 | async | 2 | 200 | 1.00 |" in (tmp_path / "q" / "collect.md").read_text()
+
+
+def test_collect_says_how_many_steps_each_row_timed(monkeypatch, tmp_path):
+    """Atari runs time a fifth of --steps but at least one round (k steps of every environment):
+    with --steps 400 and 4 environments that is 200, not the 80 the table used to state alone;
+    each row now carries the steps it timed."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_collect
+    finally:
+        sys.path.pop(0)
+    timed = []
+    monkeypatch.setattr(bench_collect, "time_collection",
+                        lambda cfg, n, vector, steps, repeats: timed.append(steps) or 100.0)
+    assert bench_collect.main(["--envs", "1", "4", "--steps", "400", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "collect.json").read_text())["rows"]
+    assert [r["steps_per_run"] for r in rows] == timed == [400, 400, 400, 400, 80, 200, 80, 200]
+    assert "at least one round" in (tmp_path / "collect.md").read_text()
