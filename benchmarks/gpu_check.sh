@@ -8,6 +8,8 @@
 #
 # Logs and results: benchmarks/results/gpu_check/*.log, benchmarks/results/planner_cuda.{json,md},
 # and a copy of them in $OUT when it is set (the device tool brings $OUT back: at most 8 files).
+# A planner_cuda.{json,md} older than this run (a committed one, when the benchmark stage fails)
+# is neither copied nor shown in the summary as this run's.
 #
 # Usage: bash benchmarks/gpu_check.sh            (BUDGET=seconds to change the 540 s deadline)
 set -uo pipefail
@@ -19,6 +21,8 @@ START=$(date +%s)
 LOG=$ROOT/benchmarks/results/gpu_check
 mkdir -p "$LOG"
 rm -f "$LOG"/*.log
+STARTED=$LOG/.started  # results older than this are an earlier run's (planner_cuda.* may be committed)
+touch "$STARTED"
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
@@ -34,7 +38,7 @@ save_out() {  # copy what we have to $OUT (8 files at most, flat)
   [[ -n "${OUT:-}" && -d "${OUT:-}" ]] || return 0
   for f in "$LOG"/{build,smoke,tests,sanitizer,bench}.log; do [[ -f $f ]] && cp "$f" "$OUT/"; done
   for f in benchmarks/results/planner_cuda.json benchmarks/results/planner_cuda.md; do
-    [[ -f $f ]] && cp "$f" "$OUT/"
+    [[ -f $f && $f -nt $STARTED ]] && cp "$f" "$OUT/"  # this run's only
   done
   printf '%s\n' "${SUMMARY[@]}" > "$OUT/summary.txt"
 }
@@ -159,6 +163,10 @@ stage "CPU op tests (tests/ops on this build, without the CUDA files and the emu
 
 echo
 echo "==================== summary ($(elapsed) s; logs in benchmarks/results/gpu_check/${OUT:+ and \$OUT}) ===================="
-[[ -f benchmarks/results/planner_cuda.md ]] && cat benchmarks/results/planner_cuda.md
+if [[ -f benchmarks/results/planner_cuda.md && benchmarks/results/planner_cuda.md -nt $STARTED ]]; then
+  cat benchmarks/results/planner_cuda.md
+else
+  echo "benchmarks/results/planner_cuda.md: not written by this run (see the benchmark stage)"
+fi
 printf '%s\n' "${SUMMARY[@]}"
 save_out
