@@ -104,13 +104,20 @@ def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
 def _note_another_suites_preset(name: str, cfg) -> None:
     """A note when `cfg.env_id` is a built-in environment of another suite than the preset's
     own (--preset atari --env glamor/reacher-hard-v0 keeps Atari's k = 50 and updates per
-    episode, not Control's 100 and 2)."""
+    episode, not Control's 100 and 2). It names the suite's CPU preset (atari_cpu, control_cpu)
+    under a CPU preset or when the run computes on the CPU, the GPU-sized one otherwise."""
     from glamor import envs
+    from glamor.devices import resolve_device
 
     own, given = envs.suite(PRESETS[name]["env_id"]), envs.suite(cfg.env_id)
     if own is None or given is None or own == given:
         return
-    suggestion = f"{given}_cpu" if name.endswith("_cpu") and f"{given}_cpu" in PRESETS else given  # presets: suites' names
+    try:
+        on_cpu = resolve_device(cfg.device).type == "cpu"
+    except ValueError:  # a device this machine lacks: training names it next
+        on_cpu = False
+    cpu = name.endswith("_cpu") or on_cpu  # the spec's GPU budget takes many hours on a CPU
+    suggestion = f"{given}_cpu" if cpu and f"{given}_cpu" in PRESETS else given  # presets: suites' names
     print(f"note: {cfg.env_id} is a{'n' if given == 'atari' else ''} {given} environment but --preset {name} has "
           f"{own}'s settings (episode_length {cfg.episode_length}, updates_per_episode {cfg.updates_per_episode}, "
           f"...); --preset {suggestion} has its suite's", file=sys.stderr)

@@ -597,20 +597,30 @@ def test_sigterm_outside_the_training_loop_stops_like_ctrl_c(tmp_path, monkeypat
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
 
 
-@pytest.mark.parametrize("name,env_id,suggested", [
-    ("atari", "glamor/reacher-hard-v0", "--preset control has its suite's"),
-    ("atari_cpu", "glamor/point_mass-easy-v0", "--preset control_cpu has"),
-    ("control", "glamor/Pong-v0", "an atari environment but --preset control has control's settings (episode_length 100"),
-    ("gridworld", "glamor/Seaquest-v0", "--preset atari has"),
-    ("atari_cpu", "glamor/MsPacman-v0", None),  # the preset's own suite
-    ("gridworld", "glamor/GridWorldBox-v0", None),
-    ("gridworld", "puck_env:Puck-v0", None),  # an environment of one's own: the preset is the user's choice
+@pytest.mark.parametrize("name,env_id,cuda,suggested", [
+    ("atari", "glamor/reacher-hard-v0", True, "--preset control has its suite's"),
+    ("atari_cpu", "glamor/point_mass-easy-v0", True, "--preset control_cpu has"),
+    ("control", "glamor/Pong-v0", True, "an atari environment but --preset control has control's settings "
+                                        "(episode_length 100"),
+    ("gridworld", "glamor/Seaquest-v0", True, "--preset atari has"),
+    # Without CUDA the suite's CPU preset: --preset atari is the spec's GPU budget, many hours on a CPU
+    ("gridworld", "glamor/Seaquest-v0", False, "--preset atari_cpu has"),
+    ("debug", "glamor/reacher-hard-v0", False, "--preset control_cpu has"),
+    ("atari", "glamor/reacher-hard-v0", False, "--preset control_cpu has"),
+    ("atari_cpu", "glamor/MsPacman-v0", True, None),  # the preset's own suite
+    ("gridworld", "glamor/GridWorldBox-v0", False, None),
+    ("gridworld", "puck_env:Puck-v0", False, None),  # an environment of one's own: the preset is the user's choice
 ])
-def test_an_environment_of_another_suite_than_the_presets_gets_a_note(capsys, name, env_id, suggested):
+def test_an_environment_of_another_suite_than_the_presets_gets_a_note(capsys, monkeypatch, name, env_id, cuda,
+                                                                      suggested):
     """--preset atari --env glamor/reacher-hard-v0 trained Control with Atari's k = 50 and one
-    update per episode, without a word."""
+    update per episode, without a word; on a machine without CUDA, --preset debug --env
+    glamor/Seaquest-v0 was pointed to --preset atari, the spec's GPU budget, not atari_cpu."""
+    import torch
+
     from glamor import cli
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     cli._note_another_suites_preset(name, preset(name, env_id=env_id))
     err = capsys.readouterr().err
     assert (suggested in err) if suggested else err == "", err
