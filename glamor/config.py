@@ -343,6 +343,22 @@ def check_model_unchanged(cfg: Config, changes: dict[str, Any], what: str) -> No
         raise ValueError(f"{', '.join(fixed)}: fixed by the checkpoint, {what} cannot change it")
 
 
+def field_value(name: str, value: Any) -> Any:
+    """`value` as Config holds it in the field `name` (the field's type: plan_width=200.0 is 200,
+    gamma=1 is 1.0; env_kwargs in JSON form); a value that does not fit, or a name that is no
+    field, comes back as it is (Config names it when it is used)."""
+    want = _field_types().get(name)
+    if want is None:
+        return value
+    ok, fixed = _coerce(value, want)
+    if ok and name == "env_kwargs":
+        try:
+            fixed = json.loads(json.dumps(fixed))
+        except TypeError:
+            return value
+    return fixed if ok else value
+
+
 @functools.cache
 def _field_types() -> dict[str, Any]:
     """Config's field annotations, evaluated once (they are strings under `annotations`)."""

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from glamor.config import field_value
 from glamor.files import write_text_atomically
 
 POLICY_LABELS = {"glamor": "GLAMOR", "glamor_no_prior": "GLAMOR, no prior", "gcsl": "GCSL", "random": "random"}
@@ -141,10 +142,13 @@ def format_table(results: dict) -> str:
 
 def results_name(overrides: dict | None = None) -> str:
     """eval.json, or for an evaluation with config overrides eval-NAME=VALUE,....json, so a
-    re-evaluation with another planner never replaces the run's own results."""
+    re-evaluation with another planner never replaces the run's own results. Each value is
+    named as the config holds it (config.field_value), so plan_width=200.0 and plan_width=200,
+    the same evaluation, write the same file."""
     if not overrides:
         return "eval.json"
-    tag = re.sub(r"[^A-Za-z0-9=,._-]", "_", ",".join(f"{k}={v}" for k, v in sorted(overrides.items())))
+    values = {k: field_value(k, v) for k, v in overrides.items()}
+    tag = re.sub(r"[^A-Za-z0-9=,._-]", "_", ",".join(f"{k}={v}" for k, v in sorted(values.items())))
     if len(tag) > 150:  # file names end at 255 bytes: keep the start readable, a digest tells them apart
         tag = f"{tag[:120]}...{hashlib.sha1(tag.encode()).hexdigest()[:12]}"
     return f"eval-{tag}.json"

@@ -462,6 +462,19 @@ def test_results_names_stay_short_enough_for_a_file_name():
     assert len(long_a) < 200 and long_a.startswith("eval-setting_0=") and long_a != long_b
 
 
+def test_one_evaluation_has_one_results_name_however_its_values_are_written():
+    """`glamor eval RUN --set plan_width=200.0` and `--set plan_width=200` evaluate alike (the
+    config holds 200 either way) but wrote eval-plan_width=200.0.json and eval-plan_width=200.json."""
+    from glamor.results import results_name
+
+    assert results_name({"plan_width": 200.0}) == results_name({"plan_width": 200}) == "eval-plan_width=200.json"
+    assert results_name({"gamma": 1}) == results_name({"gamma": 1.0}) == "eval-gamma=1.0.json"
+    assert results_name({"clip_logq": -1}) == "eval-clip_logq=-1.0.json"
+    assert results_name({"eval_episodes": 5e1}) == "eval-eval_episodes=50.json"
+    assert results_name({"env_kwargs": {"size": (7,)}}) == results_name({"env_kwargs": {"size": [7]}})
+    assert results_name({"plan_width": 4.5}) == "eval-plan_width=4.5.json"  # no int: Config refuses it
+
+
 @pytest.mark.parametrize("given", [["--preset", "debug"], ["--algo", "gcsl"]])
 def test_resume_refuses_settings_the_runs_config_fixes(tmp_path, given, capsys):
     from glamor.cli import main
