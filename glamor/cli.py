@@ -314,7 +314,8 @@ def _evaluate_run(args, run_dir: Path) -> int:
                   f"trains it on", file=sys.stderr)
         # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
         out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
-        written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir)
+        setting = None if name == "eval.json" else name.removeprefix("eval-").removesuffix(".json")
+        written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir, setting=setting)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     return 0
 

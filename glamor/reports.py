@@ -2,8 +2,11 @@
 
 - `eval_goals.csv`: one row per goal set, policy and goal: goal id, success, steps used and the
   label distance (max over labels of |label - goal| / range; success is every label within 0.1);
-- `success.png`: success rate against environment steps, from metrics.csv's eval/ columns (and
-  the evaluation just run), drawn with pillow;
+- `success.png`: success rate against environment steps, drawn with pillow: the lines are the
+  run's own evaluations, metrics.csv's eval/ columns, with the evaluation just run in place of the
+  one at its step; an evaluation of other settings (`glamor eval --set ...`, `--episodes N`)
+  leaves those lines as training logged them and is drawn beside them as squares, its settings
+  in the title;
 - `videos/<set>_goal<id>.gif`: the goal image beside the run's own policy's rollout (GLAMOR's,
   or GCSL's in a GCSL run), for the first goals of each set; the same GIFs go to TensorBoard
   (images tab) under `eval/video/<set>/goal_<id>`.
@@ -54,14 +57,17 @@ def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, flo
 
 
 def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "",
-                 algo: str = "glamor") -> None:
+                 algo: str = "glamor", marks: dict[str, tuple[int, float]] | None = None) -> None:
     """A line plot (PNG) of success rate (0..1) against environment steps: the series an `algo`
-    run logs (SERIES); the file is replaced whole (glamor.files.write_atomically)."""
+    run logs (SERIES), and `marks`, one (step, value) of some series each, as squares of the
+    series' colour, not joined to its line (an evaluation of other settings); the file is
+    replaced whole (glamor.files.write_atomically)."""
     W, H, left, right, top, bottom = 640, 400, 60, 20, 36, 50
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
-    steps = [s for pts in curves.values() for s, _ in pts]
+    marks = marks or {}
+    steps = [s for pts in curves.values() for s, _ in pts] + [s for s, _ in marks.values()]
     x_max = max(steps) if steps else 1
     x_max = x_max if x_max > 0 else 1
 
@@ -89,6 +95,10 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
         lx, ly = W - right - 150, top + 8 + 14 * k
         d.line([lx, ly + 6, lx + 18, ly + 6], fill=color, width=2)
+        if name in marks:
+            x, y = xy(*marks[name])
+            d.rectangle([x - 5, y - 5, x + 5, y + 5], outline=color, width=2)
+            d.rectangle([lx + 5, ly + 2, lx + 13, ly + 10], outline=color, width=2)
         d.text((lx + 24, ly), POLICY_LABELS[policy], fill="black", font=font)
     write_atomically(path, lambda tmp: img.save(tmp, format="PNG"))
 
@@ -118,10 +128,12 @@ def rollout_gif(frames: list[np.ndarray], goal: np.ndarray, height: int = 160, m
 
 
 def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: int,
-                  out_dir: str | Path | None = None) -> dict:
+                  out_dir: str | Path | None = None, setting: str | None = None) -> dict:
     """The table, the plot and the videos of one evaluation (see the module docstring), in
     `out_dir` (default: the run directory, whose videos also go to TensorBoard). GIFs of an
     earlier evaluation there are removed first, so videos/ holds this evaluation's only.
+    `setting`: what the evaluation changed from the run's config ("planner=sample"), whose
+    results the plot draws beside the run's own curves, not in them (None: the run's own).
 
     Returns {"table": path, "plot": path, "videos": [paths]}.
     """
@@ -138,12 +150,17 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
     write_goal_table(out_dir / "eval_goals.csv", details)
     algo = results.get("algo", "glamor")
     curves = read_success_curve(run_dir / "metrics.csv")
-    for name, _, _ in SERIES[algo]:
-        key = EVAL_METRICS[name]
-        if key in results:  # in place of training's evaluation at that step; in step order (a checkpoint
-            # older than the CSV's last rows, after a kill, goes between them)
-            curves[name] = sorted([p for p in curves[name] if p[0] != env_step] + [(env_step, float(results[key]))])
-    plot_success(curves, out_dir / "success.png", algo=algo)
+    points = {name: (env_step, float(results[EVAL_METRICS[name]])) for name, _, _ in SERIES[algo]
+              if EVAL_METRICS[name] in results}
+    if setting is None:  # in place of training's evaluation at that step; in step order (a checkpoint
+        # older than the CSV's last rows, after a kill, goes between them)
+        for name, point in points.items():
+            curves[name] = sorted([p for p in curves[name] if p[0] != env_step] + [point])
+        plot_success(curves, out_dir / "success.png", algo=algo)
+    else:  # other settings' results are not a point of the run's curves: beside them
+        title = f"success rate on held-out goals: lines, the run's own evaluations; squares, {setting}"
+        title = title if len(title) <= 100 else title[:97] + "..."
+        plot_success(curves, out_dir / "success.png", title=title, algo=algo, marks=points)
     videos = []
     writer = None
     for (name, policy), res in details.items():

@@ -68,24 +68,52 @@ def test_success_curve_and_gif_helpers(tmp_path):
 
 
 def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_path, monkeypatch):
-    """`glamor eval RUN --episodes N` or `--set planner=...` of a finished run: metrics.csv already has
-    the training's final evaluation at the checkpoint's step, and the plot showed that one instead."""
+    """`glamor eval RUN` of a finished run: metrics.csv already has the training's final
+    evaluation at the checkpoint's step, and the plot showed that one instead."""
     import glamor.reports as reports
 
     (tmp_path / "metrics.csv").write_text(
         "env_step,wall_time,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n"
         "10,1,0.1,0.2,0.0\n30,2,0.3,0.4,0.05\n")
     drawn = {}
-    monkeypatch.setattr(reports, "plot_success", lambda curves, path, **kw: drawn.update(curves))
+    monkeypatch.setattr(reports, "plot_success", lambda curves, path, **kw: drawn.update(curves, kw=kw))
     results = {"algo": "glamor", "success_rate": 0.9, "success_rate_no_prior": 0.8, "random_success_rate": 0.25}
-    write_reports(tmp_path, results, {}, 30, out_dir=tmp_path / "eval-planner=sample")
+    write_reports(tmp_path, results, {}, 30)
     assert drawn["eval/success_rate"] == [(10, 0.1), (30, 0.9)]
     assert drawn["eval/success_rate_no_prior"] == [(10, 0.2), (30, 0.8)]
     assert drawn["eval/random_success_rate"] == [(10, 0.0), (30, 0.25)]
+    assert not drawn["kw"].get("marks")
     # A checkpoint older than the CSV's last rows (a kill after an evaluation, before its checkpoint):
     # the point goes in step order, in place of that step's own, not after the later ones.
-    write_reports(tmp_path, results, {}, 10, out_dir=tmp_path / "eval-old")
+    write_reports(tmp_path, results, {}, 10)
     assert drawn["eval/success_rate"] == [(10, 0.9), (30, 0.3)]
+
+
+def test_the_plot_of_an_evaluation_of_other_settings_keeps_it_apart_from_the_runs_curves(tmp_path, monkeypatch):
+    """`glamor eval RUN --set planner=sample`: its success.png joined the sampling planner's success
+    to the end of the run's own (beam search's) training curve, as if the run had ended there."""
+    import glamor.reports as reports
+
+    (tmp_path / "metrics.csv").write_text(
+        "env_step,wall_time,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n"
+        "10,1,0.1,0.2,0.0\n30,2,0.3,0.4,0.05\n")
+    drawn = {}
+    monkeypatch.setattr(reports, "plot_success", lambda curves, path, **kw: drawn.update(curves, kw=kw))
+    results = {"algo": "glamor", "success_rate": 0.9, "success_rate_no_prior": 0.8, "random_success_rate": 0.25}
+    write_reports(tmp_path, results, {}, 30, out_dir=tmp_path / "eval-planner=sample", setting="planner=sample")
+    assert drawn["eval/success_rate"] == [(10, 0.1), (30, 0.3)]  # the run's own, as training logged them
+    assert drawn["eval/random_success_rate"] == [(10, 0.0), (30, 0.05)]
+    assert drawn["kw"]["marks"] == {"eval/success_rate": (30, 0.9), "eval/success_rate_no_prior": (30, 0.8),
+                                    "eval/random_success_rate": (30, 0.25)}
+    assert "planner=sample" in drawn["kw"]["title"]
+
+
+def test_the_marks_of_an_evaluation_are_drawn(tmp_path):
+    curves = {"eval/success_rate": [(10, 0.1), (30, 0.3)]}
+    plot_success(curves, tmp_path / "lines.png")
+    plot_success(curves, tmp_path / "marked.png", marks={"eval/success_rate": (30, 0.9)})
+    lines, marked = (np.asarray(Image.open(tmp_path / n).convert("L")) for n in ("lines.png", "marked.png"))
+    assert (lines != marked).any()
 
 
 def test_a_report_that_fails_to_write_leaves_no_damaged_image(tmp_path, monkeypatch):
