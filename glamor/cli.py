@@ -163,9 +163,40 @@ def cmd_train(args) -> int:
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",
               file=sys.stderr)
     run_dir = args.run_dir or f"runs/{args.preset}-seed{cfg.seed}"
+    if not args.overwrite:
+        _check_not_another_run(run_dir, cfg, named=bool(args.run_dir))
     with _resume_hints(run_dir):
         train(cfg, run_dir, overwrite=args.overwrite, table=True)
     return 0
+
+
+def _check_not_another_run(run_dir: str, cfg: Config, named: bool) -> None:
+    """Refuse, naming the differing fields, to start `cfg` in a folder that holds a run of another
+    config (without --overwrite): the folder's own refusal suggests `--resume RUN_DIR`, which
+    would go on with that run's config (`glamor train --preset debug --algo gcsl` after `glamor
+    train --preset debug`, both in the default runs/debug-seed0, resumed the GLAMOR run)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return
+    try:
+        saved = Config.load(path)
+    except (OSError, ValueError, TypeError):
+        return  # a damaged config: training's own refusal says what the folder holds
+    ours, theirs = cfg.to_dict(), saved.to_dict()
+    differ = [k for k in ours if k not in MACHINE_FIELDS and k != "total_env_steps" and ours[k] != theirs[k]]
+    if not differ:
+        if saved.total_env_steps != cfg.total_env_steps:  # its --resume alone keeps its own total
+            raise ValueError(f"run directory {run_dir} holds this run with total_env_steps={saved.total_env_steps:,}: "
+                             f"`glamor train --resume {run_dir} --total-env-steps {cfg.total_env_steps}` trains it to "
+                             f"{cfg.total_env_steps:,} steps; --overwrite starts it again")
+        return  # the same run: the folder's own refusal names its --resume
+    shown = ", ".join(f"{k}={theirs[k]!r}" for k in differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4
+                                                                   else "")
+    where = "" if named else " (the default run directory of --preset and --seed: name one with --run-dir)"
+    raise ValueError(f"run directory {run_dir}{where} holds a run of another config ({shown}, not "
+                     f"{', '.join(f'{k}={ours[k]!r}' for k in differ[:4])}): `glamor train --resume {run_dir}` "
+                     f"would go on with that run's config; train this one in another --run-dir, or pass "
+                     f"--overwrite to replace that run")
 
 
 class Terminated(KeyboardInterrupt):

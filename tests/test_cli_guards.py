@@ -637,3 +637,22 @@ def test_an_environment_of_another_suite_than_the_presets_gets_a_note(capsys, mo
     cli._note_another_suites_preset(name, preset(name, env_id=env_id))
     err = capsys.readouterr().err
     assert (suggested in err) if suggested else err == "", err
+
+
+@pytest.mark.parametrize("argv,said", [
+    # the default runs/debug-seed0 of a GLAMOR run, then a GCSL one: --resume would have gone on with GLAMOR
+    (["--algo", "gcsl"], "holds a run of another config (algo='glamor', not algo='gcsl'): `glamor train --resume"),
+    (["--set", "plan_width=16"], "(plan_width=8, not plan_width=16)"),
+    (["--total-env-steps", "900"], "--total-env-steps 900` trains it to 900 steps"),
+    (["--set", "device=cpu"], "is not empty; pass --overwrite"),  # the same run: the folder's own refusal
+])
+def test_a_run_directory_of_another_config_is_named_not_offered_for_resume(tmp_path, capsys, argv, said):
+    from glamor.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    preset("debug").save(run / "config.json")
+    assert main(["train", "--preset", "debug", "--run-dir", str(run), *argv]) == 2
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # nothing written
