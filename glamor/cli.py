@@ -101,17 +101,18 @@ def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
     return sorted(set(overrides) & (method_fields - set(agent_class(algo).CONFIG_FIELDS)))
 
 
-def _note_another_suites_preset(name: str, cfg) -> None:
+def _note_another_suites_preset(name: str, cfg) -> bool:
     """A note when `cfg.env_id` is a built-in environment of another suite than the preset's
     own (--preset atari --env glamor/reacher-hard-v0 keeps Atari's k = 50 and updates per
     episode, not Control's 100 and 2). It names the suite's CPU preset (atari_cpu, control_cpu)
-    under a CPU preset or when the run computes on the CPU, the GPU-sized one otherwise."""
+    under a CPU preset or when the run computes on the CPU, the GPU-sized one otherwise.
+    Returns whether it said so."""
     from glamor import envs
     from glamor.devices import resolve_device
 
     own, given = envs.suite(PRESETS[name]["env_id"]), envs.suite(cfg.env_id)
     if own is None or given is None or own == given:
-        return
+        return False
     try:
         on_cpu = resolve_device(cfg.device).type == "cpu"
     except ValueError:  # a device this machine lacks: training names it next
@@ -121,6 +122,7 @@ def _note_another_suites_preset(name: str, cfg) -> None:
     print(f"note: {cfg.env_id} is a{'n' if given == 'atari' else ''} {given} environment but --preset {name} has "
           f"{own}'s settings (episode_length {cfg.episode_length}, updates_per_episode {cfg.updates_per_episode}, "
           f"...); --preset {suggestion} has its suite's", file=sys.stderr)
+    return True
 
 
 def cmd_train(args) -> int:
@@ -150,13 +152,14 @@ def cmd_train(args) -> int:
         overrides[field] = value
     args.preset = args.preset or "gridworld"
     cfg = preset(args.preset, **overrides)
-    _note_another_suites_preset(args.preset, cfg)
+    other_suite = _note_another_suites_preset(args.preset, cfg)
     other = _other_methods_fields(overrides, cfg.algo)
     if other:  # a note, not an error: a script may give both methods the same --set
         print(f"note: --set {', '.join(other)}: a {cfg.algo} run's agent does not read "
               f"{'it' if len(other) == 1 else 'them'} (kept in config.json, changing nothing)", file=sys.stderr)
     cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
-    if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu":
+    # (not beside a note naming another suite's CPU preset: this one's is not the environment's)
+    if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu" and not other_suite:
         updates = int(cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode)
         print(f"note: --preset {args.preset} is the spec's GPU budget: {cfg.total_env_steps:,} environment "
               f"steps and {updates:,} updates of the full-size model, each taking seconds on a CPU core "

@@ -656,3 +656,17 @@ def test_a_run_directory_of_another_config_is_named_not_offered_for_resume(tmp_p
     err = capsys.readouterr().err
     assert said in err, err
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]  # nothing written
+
+
+def test_a_gpu_preset_with_another_suites_environment_on_the_cpu_is_pointed_to_that_suites_cpu_preset(
+        monkeypatch, capsys, tmp_path):
+    """--preset atari --env glamor/reacher-hard-v0 on the CPU got two notes that disagreed: the
+    suite's (use control's settings) and the GPU budget's (--preset atari_cpu, Atari's)."""
+    import glamor.train
+    from glamor.cli import main
+
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False, **kw: None)
+    assert main(["train", "--preset", "atari", "--env", "glamor/reacher-hard-v0", "--set", "device=cpu",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "--preset control_cpu has its suite's" in err and "atari_cpu" not in err, err
