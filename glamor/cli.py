@@ -33,6 +33,7 @@ from glamor.config import (
     TRAINING_FIELDS,
     Config,
     check_model_unchanged,
+    field_value,
     preset,
 )
 from glamor.errors import EnvironmentUnavailable
@@ -330,8 +331,9 @@ def _evaluate_run(args, run_dir: Path) -> int:
     if args.episodes is not None and changes.get("eval_episodes", args.episodes) != args.episodes:
         raise ValueError(f"--episodes {args.episodes} and --set eval_episodes={changes['eval_episodes']} "
                          f"disagree: give one")
-    if args.episodes is not None and args.episodes != cfg.eval_episodes:
-        changes["eval_episodes"] = args.episodes  # another goal count is another results file
+    episodes = changes.pop("eval_episodes", args.episodes)  # --set eval_episodes=N is --episodes N
+    if episodes is not None and field_value("eval_episodes", episodes) != cfg.eval_episodes:
+        changes["eval_episodes"] = episodes  # another goal count is another results file; the run's own is not
     name = results_name(changes)
     cfg = cfg.replace(**{**overrides, **changes})
     details: dict = {}

@@ -670,3 +670,37 @@ def test_a_gpu_preset_with_another_suites_environment_on_the_cpu_is_pointed_to_t
                  "--run-dir", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert "--preset control_cpu has its suite's" in err and "atari_cpu" not in err, err
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["--episodes", "16"], "eval.json"),  # the run's own goal count
+    (["--set", "eval_episodes=16"], "eval.json"),
+    (["--set", "eval_episodes=16.0", "--set", "plan_width=4"], "eval-plan_width=4.json"),
+    (["--episodes", "16", "--set", "plan_width=4"], "eval-plan_width=4.json"),
+    (["--set", "eval_episodes=5", "--set", "plan_width=4"], "eval-eval_episodes=5,plan_width=4.json"),
+    (["--episodes", "5", "--set", "plan_width=4.0"], "eval-eval_episodes=5,plan_width=4.json"),
+])
+def test_eval_names_one_evaluation_alike_however_its_goal_count_is_given(tmp_path, monkeypatch, capsys, argv, name):
+    """`glamor eval RUN --episodes 16 --set plan_width=4` (16: the run's own count) wrote
+    eval-plan_width=4.json, and `--set eval_episodes=16 --set plan_width=4`, the same evaluation,
+    eval-eval_episodes=16,plan_width=4.json."""
+    import glamor.reports
+    import glamor.train
+    from glamor.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    preset("debug").save(run / "config.json")  # eval_episodes=16
+    evaluated = []
+
+    def evaluate_checkpoint(run_dir, cfg, **kw):
+        evaluated.append(cfg)
+        row = {"success_rate": 0.5, "ci95": [0.1, 0.9], "episodes": cfg.eval_episodes, "mean_steps": 3.0}
+        return {"success_rate": 0.5, "env_steps": cfg.total_env_steps, "sets": {"eval": {"goal_digest": "d", "glamor": row}}}
+
+    monkeypatch.setattr(glamor.train, "evaluate_checkpoint", evaluate_checkpoint)
+    monkeypatch.setattr(glamor.reports, "write_reports", lambda run_dir, *a, out_dir=None, **kw: {
+        "table": out_dir / "eval_goals.csv", "plot": out_dir / "success.png", "videos": []})
+    assert main(["eval", str(run), *argv]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in run.glob("eval*.json")) == [name]
+    assert evaluated[0].eval_episodes == (5 if "5" in name else 16)
