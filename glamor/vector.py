@@ -141,7 +141,13 @@ class EnvPool:
         self.env_id, self.episode_length, self.env_kwargs = env_id, episode_length, dict(env_kwargs)
         self.num_envs = num_envs
         self.restarts = 0
-        self._envs = [envs.make(env_id, episode_length, **env_kwargs) for _ in range(num_envs)]
+        self._envs: list[envs.GoalEnv] = []
+        try:
+            for _ in range(num_envs):
+                self._envs.append(envs.make(env_id, episode_length, **env_kwargs))
+        except BaseException:  # the ones built go (a control task's each hold a GL context)
+            self.close()
+            raise
 
     def __len__(self) -> int:
         return self.num_envs
@@ -171,8 +177,16 @@ class EnvPool:
         self._call_all("set_rng", list(states))
 
     def close(self) -> None:
+        """Close every environment, all of them even when one's close raises (the first error
+        is raised after)."""
+        errors = []
         for env in self._envs:
-            env.close()
+            try:
+                env.close()
+            except Exception as e:  # noqa: BLE001 - raised below, once the others are closed
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 class ProcessEnvPool(EnvPool):

@@ -255,3 +255,38 @@ def test_a_worker_whose_environment_raised_at_its_first_command_was_built(tmp_pa
         assert pool.restarts == 3
     finally:
         pool.close()
+
+
+def test_a_pool_whose_ith_environment_fails_to_build_closes_the_ones_built(monkeypatch):
+    from glamor import envs
+
+    built, real_make = [], envs.make
+
+    def make(*args, **kwargs):
+        if len(built) == 2:
+            raise RuntimeError("no display for the third")
+        env = real_make(*args, **kwargs)
+        closed = env.close
+        env.close = lambda: (built.append("closed"), closed())[1]
+        built.append(env)
+        return env
+
+    monkeypatch.setattr(envs, "make", make)
+    with pytest.raises(RuntimeError, match="no display for the third"):
+        EnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 4)
+    assert built.count("closed") == 2
+
+
+def test_a_sync_pool_closes_every_environment_even_when_one_fails_to(monkeypatch):
+    pool = EnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 3)
+    closed = []
+    for i, env in enumerate(pool._envs):
+        def close(i=i):
+            closed.append(i)
+            if i == 0:
+                raise OSError("GL context already gone")
+        monkeypatch.setattr(env, "close", close)
+    with pytest.raises(OSError, match="GL context already gone"):
+        pool.close()
+    assert closed == [0, 1, 2]
+
