@@ -254,7 +254,8 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, rank: int = 0, world_size: int = 1):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.rank, self.world_size = rank, world_size
-        self.pool = None
+        self.pool = self.env = None
+        self._closed = False
         self._restore_torch = lambda: None  # the process's torch settings, put back by close()
         # Under torchrun every process builds its own parts, rank 0 also the train goal set that the
         # others then read from the cache. A failure on any process is raised on all of them before
@@ -266,9 +267,8 @@ class Trainer:
                                 RuntimeError("another process could not read the train goal set (its error is in "
                                              "its output)"))
         except BaseException:
-            if self.pool is not None:
-                self.pool.close()
-            self._restore_torch()
+            with contextlib.suppress(Exception):  # (the error that stopped the start is the one to report)
+                self.close()
             raise
         self.loss_fn = _Loss(self.model)
         if world_size > 1:
@@ -370,9 +370,21 @@ class Trainer:
         return self.rank == 0
 
     def close(self) -> None:
-        """Close the environments and put back the torch settings the config changed."""
+        """Close the environments (the collection pool, and `env`, which gives the goals and
+        shapes: a control task's holds a MuJoCo model and a GL context) and put back the torch
+        settings the config changed: all of it even when one part fails, whose error is raised
+        after. Closing again does nothing more."""
+        parts, self._closed = [] if self._closed else [self.pool, self.env], True
         try:
-            self.pool.close()
+            errors = []
+            for part in parts:
+                if part is not None:
+                    try:
+                        part.close()
+                    except Exception as e:  # noqa: BLE001 - raised below, once the rest is closed
+                        errors.append(e)
+            if errors:
+                raise errors[0]
         finally:
             self._restore_torch()
             self._restore_torch = lambda: None

@@ -369,3 +369,45 @@ def test_the_logged_epsilon_is_the_one_the_round_before_the_log_acted_with(tmp_p
                   if row["charts/epsilon"]}
     assert list(logged) == [24, 48, 72, 96] and len(used) == 4  # after each round
     assert list(logged.values()) == pytest.approx([used[step // round_steps - 1] for step in logged], rel=1e-5)
+
+
+@pytest.fixture
+def made_envs(monkeypatch):
+    """Every environment envs.make builds from here on, each with `closed` counting its closes."""
+    from glamor import envs
+
+    made, real_make = [], envs.make
+
+    def make(*args, **kwargs):
+        env = real_make(*args, **kwargs)
+        env.closed, close = 0, env.close
+
+        def counted():
+            env.closed += 1
+            close()
+
+        env.close = counted
+        made.append(env)
+        return env
+
+    monkeypatch.setattr(envs, "make", make)
+    return made
+
+
+def test_trainer_close_closes_every_environment_it_made_once(tmp_path, made_envs):
+    """close() closed the pool but not `env` (the goals' and shapes'): a control task's MuJoCo
+    model and GL context stayed held, one more per run in a process that trains several
+    (glamor compare, a notebook)."""
+    tr = Trainer(preset("debug", progress=False, num_envs=2), tmp_path)
+    assert len(made_envs) == 3  # env + the pool's 2
+    tr.close()
+    tr.close()
+    assert [e.closed for e in made_envs] == [1, 1, 1]
+
+
+def test_a_trainer_that_fails_to_start_closes_every_environment_it_made(tmp_path, made_envs):
+    bad = preset("debug", progress=False, num_envs=2, moved_sample_fraction=0.5)  # no box: refused once built
+    with pytest.raises(ValueError, match="no objects that move"):
+        Trainer(bad, tmp_path)
+    assert len(made_envs) == 3 and [e.closed for e in made_envs] == [1, 1, 1]
+
