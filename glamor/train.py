@@ -614,19 +614,22 @@ class Trainer:
         """Train until total_env_steps, save, evaluate (rank 0); returns the eval.json dict
         (empty on other ranks)."""
         cfg = self.cfg
-        evaluated = False  # resumed at the step eval.json holds: a finished run extended, its final evaluation's row stays
-        if self.is_main and self.resumed_from is not None:
-            with contextlib.suppress(ValueError):  # (a damaged eval.json, which this run's end writes again)
-                evaluated = _results_of_step(self.run_dir, self.resumed_from) is not None
-        logger = Logger(self.run_dir, tensorboard=self.is_main, resume_step=self.resumed_from,
-                        wall_offset=self._wall_offset, evaluated=evaluated) if self.is_main else None
-        if logger is not None:  # past the checkpoint's when a kept row (an extended run's final evaluation) came later
-            self._wall_offset = logger.went_on_from
-        self.went_on_from = self._wall_offset  # the run's wall time (s) when this process took it up
-        bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_step, cfg.total_env_steps), unit="step",
-                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
-        self._plan_time, self._plans = 0.0, 0
-        try:
+        logger = bar = None
+        try:  # (the environments are closed however the run ends, a log that cannot be opened included)
+            # resumed at the step eval.json holds: a finished run extended, its final evaluation's row stays
+            evaluated = False
+            if self.is_main and self.resumed_from is not None:
+                with contextlib.suppress(ValueError):  # (a damaged eval.json, which this run's end writes again)
+                    evaluated = _results_of_step(self.run_dir, self.resumed_from) is not None
+            logger = Logger(self.run_dir, tensorboard=self.is_main, resume_step=self.resumed_from,
+                            wall_offset=self._wall_offset, evaluated=evaluated) if self.is_main else None
+            # past the checkpoint's when a kept row (an extended run's final evaluation) came later
+            if logger is not None:
+                self._wall_offset = logger.went_on_from
+            self.went_on_from = self._wall_offset  # the run's wall time (s) when this process took it up
+            bar = tqdm(total=cfg.total_env_steps, initial=min(self.env_step, cfg.total_env_steps), unit="step",
+                       disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+            self._plan_time, self._plans = 0.0, 0
             with stop_on_signal() as stop:
                 self._train_loop(logger, bar, stop)
             if stop:  # it came during the last checkpoint: training is saved, skip the evaluation
@@ -641,7 +644,8 @@ class Trainer:
             logger.log(self.env_step, eval_metrics(results))  # (TensorBoard keeps a step's points: one each)
             return results
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             failing = sys.exc_info()[1]  # the error that ended the run, if one did: it is the one to report
             try:
                 if logger is not None:
@@ -847,23 +851,24 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
     t0 = time.time()
     trainer = Trainer(cfg, run_dir, rank, world)
     from_scratch = state is None
-    try:
+    try:  # until run() takes over closing the trainer's environments
         if state is not None:  # (each rank its own part: one that does not fit is raised on all)
             trainer._on_every_rank(lambda: trainer.load_state_dict(state, take_replay=True),
                                    ValueError("another process could not load its part of the checkpoint"))
+        state = None  # in the trainer now (its replay took the arrays): the rest would be held for the whole run
+        if rank == 0:
+            if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
+                cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
+            if from_scratch:
+                warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
+                              RuntimeWarning, stacklevel=3)
+                # The killed start's logs describe steps about to be run again: start them afresh too.
+                shutil.rmtree(run_dir / "tb", ignore_errors=True)
+                (run_dir / "metrics.csv").unlink(missing_ok=True)
     except BaseException:
-        trainer.close()
+        with contextlib.suppress(Exception):  # (the error that stopped the resume is the one to report)
+            trainer.close()
         raise
-    state = None  # in the trainer now (its replay took the arrays): the rest would be held for the whole run
-    if rank == 0:
-        if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
-            cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
-        if from_scratch:
-            warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
-                          RuntimeWarning, stacklevel=3)
-            # The killed start's logs describe steps about to be run again: start them afresh too.
-            shutil.rmtree(run_dir / "tb", ignore_errors=True)
-            (run_dir / "metrics.csv").unlink(missing_ok=True)
     try:
         results = trainer.run()
     except TrainingInterrupted:

@@ -411,3 +411,33 @@ def test_a_trainer_that_fails_to_start_closes_every_environment_it_made(tmp_path
         Trainer(bad, tmp_path)
     assert len(made_envs) == 3 and [e.closed for e in made_envs] == [1, 1, 1]
 
+
+def test_a_run_whose_logs_cannot_be_opened_closes_its_environments_and_torch_settings(tmp_path, made_envs):
+    """run() opened the logs before the block that closes the trainer: a metrics.csv that cannot
+    be written left the environments open and the process on the run's torch settings."""
+    threads = torch.get_num_threads()
+    tr = Trainer(preset("debug", progress=False, num_envs=2, torch_threads=threads + 1), tmp_path)
+    (tmp_path / "metrics.csv").mkdir()  # cannot be replaced by a file
+    with pytest.raises(OSError):
+        tr.run()
+    assert [e.closed for e in made_envs] == [1, 1, 1]
+    assert torch.get_num_threads() == threads
+
+
+def test_a_resume_that_fails_before_training_closes_its_environments(tmp_path, made_envs, monkeypatch):
+    """A resume whose config.json could not be written (a full disk) after the trainer was built
+    left its environments open."""
+    from glamor.config import Config
+    from glamor.train import resume
+
+    run = tmp_path / "run"
+    train(preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2), run, table=False)
+    made_envs.clear()
+
+    def full_disk(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Config, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        resume(run, total_env_steps=96, table=False)
+    assert made_envs and [e.closed for e in made_envs] == [1] * len(made_envs)
