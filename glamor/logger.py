@@ -14,6 +14,7 @@ A row cut short (a full disk, a kill during a write) is dropped too.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import time
 import warnings
@@ -46,6 +47,15 @@ class Logger:
 
             purge = None if resume_step is None else resume_step + 1
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
+        try:
+            self._open_csv(resume_step, wall_offset, append, evaluated)
+        except BaseException:  # (a full disk, a metrics.csv that is not a file): the writer's thread and file go too
+            if self.writer is not None:
+                with contextlib.suppress(Exception):
+                    self.writer.close()
+            raise
+
+    def _open_csv(self, resume_step: int | None, wall_offset: float | None, append: bool, evaluated: bool) -> None:
         path = self.run_dir / "metrics.csv"
         columns = ("env_step", "wall_time", *METRICS)
         kept = []

@@ -441,3 +441,22 @@ def test_a_resume_that_fails_before_training_closes_its_environments(tmp_path, m
     with pytest.raises(OSError, match="No space left"):
         resume(run, total_env_steps=96, table=False)
     assert made_envs and [e.closed for e in made_envs] == [1] * len(made_envs)
+
+
+def test_a_logger_whose_csv_cannot_be_opened_closes_its_tensorboard_writer(tmp_path):
+    """The SummaryWriter was made first and left running (its thread and its event file open)
+    when metrics.csv could not be written."""
+    import threading
+
+    from glamor.logger import Logger
+
+    def event_files():
+        return [f for f in os.listdir("/proc/self/fd")
+                if "tfevents" in os.path.realpath(f"/proc/self/fd/{f}")]
+
+    threads = threading.active_count()
+    (tmp_path / "metrics.csv").mkdir()
+    with pytest.raises(OSError):
+        Logger(tmp_path)
+    assert list((tmp_path / "tb").iterdir())  # it was made
+    assert event_files() == [] and threading.active_count() == threads
