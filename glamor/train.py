@@ -62,13 +62,14 @@ from glamor.replay import Replay
 from glamor.results import EVAL_METRICS, format_table, read_results, write_results
 from glamor.run_dir import check_is_run, prepare_run_dir, settle_start, undo_start
 from glamor.run_lock import RunLock
-from glamor.vector import EnvPool, make_pool
+from glamor.vector import EnvPool, build_envs, close_envs, make_pool
 
 CHECKPOINT_FORMAT = 2
 
 
 def make_envs(cfg: Config, count: int) -> list[envs.GoalEnv]:
-    return [envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs) for _ in range(count)]
+    """`count` environments of `cfg` (those built are closed when one fails to build)."""
+    return build_envs(cfg.env_id, cfg.episode_length, cfg.env_kwargs, count)
 
 
 def build_model(cfg: Config, env: envs.GoalEnv) -> GlamorModel | GCSLPolicy:
@@ -129,8 +130,7 @@ def eval_environments(cfg: Config, episodes: int):
     try:
         yield eval_envs
     finally:
-        for env in eval_envs:
-            env.close()
+        close_envs(eval_envs)
 
 
 def check_env_fits_model(env: envs.GoalEnv, state: dict, cfg: Config) -> None:

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import multiprocessing.util as mp_util
@@ -134,6 +135,33 @@ def _kill_workers(procs: list) -> None:
         _kill(proc)
 
 
+def build_envs(env_id: str, episode_length: int, env_kwargs: dict, count: int) -> list[envs.GoalEnv]:
+    """`count` environments; when building one fails, those built before it are closed (a
+    control task's each hold a MuJoCo model and a GL context) and the error goes on."""
+    built: list[envs.GoalEnv] = []
+    try:
+        for _ in range(count):
+            built.append(envs.make(env_id, episode_length, **env_kwargs))
+    except BaseException:
+        with contextlib.suppress(Exception):  # (the build's error is the one to report)
+            close_envs(built)
+        raise
+    return built
+
+
+def close_envs(envs_: list[envs.GoalEnv]) -> None:
+    """Close every environment, all of them even when one's close raises (the first error is
+    raised after)."""
+    errors = []
+    for env in envs_:
+        try:
+            env.close()
+        except Exception as e:  # noqa: BLE001 - raised below, once the others are closed
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
 class EnvPool:
     """N environments run in this process, one after the other."""
 
@@ -141,13 +169,7 @@ class EnvPool:
         self.env_id, self.episode_length, self.env_kwargs = env_id, episode_length, dict(env_kwargs)
         self.num_envs = num_envs
         self.restarts = 0
-        self._envs: list[envs.GoalEnv] = []
-        try:
-            for _ in range(num_envs):
-                self._envs.append(envs.make(env_id, episode_length, **env_kwargs))
-        except BaseException:  # the ones built go (a control task's each hold a GL context)
-            self.close()
-            raise
+        self._envs = build_envs(env_id, episode_length, env_kwargs, num_envs)
 
     def __len__(self) -> int:
         return self.num_envs
@@ -177,16 +199,7 @@ class EnvPool:
         self._call_all("set_rng", list(states))
 
     def close(self) -> None:
-        """Close every environment, all of them even when one's close raises (the first error
-        is raised after)."""
-        errors = []
-        for env in self._envs:
-            try:
-                env.close()
-            except Exception as e:  # noqa: BLE001 - raised below, once the others are closed
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        close_envs(self._envs)
 
 
 class ProcessEnvPool(EnvPool):

@@ -460,3 +460,23 @@ def test_a_logger_whose_csv_cannot_be_opened_closes_its_tensorboard_writer(tmp_p
         Logger(tmp_path)
     assert list((tmp_path / "tb").iterdir())  # it was made
     assert event_files() == [] and threading.active_count() == threads
+
+
+def test_evaluation_environments_that_fail_to_build_close_the_ones_built(tmp_path, made_envs, monkeypatch):
+    """make_envs (an evaluation's environments) built them in a list comprehension: when the
+    i-th failed (a control task out of GL contexts), those before it stayed open."""
+    from glamor import envs
+    from glamor.train import eval_environments
+
+    counting = envs.make
+
+    def third_fails(*args, **kwargs):
+        if len(made_envs) == 2:
+            raise RuntimeError("cannot create a GL context")
+        return counting(*args, **kwargs)
+
+    monkeypatch.setattr(envs, "make", third_fails)
+    with pytest.raises(RuntimeError, match="GL context"):
+        with eval_environments(preset("debug", progress=False, eval_batch=4), 4):
+            pass
+    assert len(made_envs) == 2 and [e.closed for e in made_envs] == [1, 1]
