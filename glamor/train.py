@@ -856,15 +856,21 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
             trainer._on_every_rank(lambda: trainer.load_state_dict(state, take_replay=True),
                                    ValueError("another process could not load its part of the checkpoint"))
         state = None  # in the trainer now (its replay took the arrays): the rest would be held for the whole run
-        if rank == 0:
-            if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint loaded:
-                cfg.save(run_dir / "config.json")  # a resume that fails leaves config.json as it was
-            if from_scratch:
-                warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
-                              RuntimeWarning, stacklevel=3)
-                # The killed start's logs describe steps about to be run again: start them afresh too.
-                shutil.rmtree(run_dir / "tb", ignore_errors=True)
-                (run_dir / "metrics.csv").unlink(missing_ok=True)
+
+        def write_start() -> None:
+            if rank == 0:
+                if cfg != saved_cfg:  # written only now that the trainer is built with it and the checkpoint
+                    cfg.save(run_dir / "config.json")  # loaded: a resume that fails leaves config.json as it was
+                if from_scratch:  # the killed start's logs describe steps about to be run again: afresh too
+                    shutil.rmtree(run_dir / "tb", ignore_errors=True)
+                    (run_dir / "metrics.csv").unlink(missing_ok=True)
+
+        # (rank 0 alone writes: a failure there is raised on every rank, none waits in the loop's collectives)
+        trainer._on_every_rank(write_start, OSError("rank 0 could not write the run's config.json or clear its logs "
+                                                    "(its error is in its output)"))
+        if rank == 0 and from_scratch:
+            warnings.warn(f"{run_dir} has no checkpoint yet; training starts from the beginning",
+                          RuntimeWarning, stacklevel=3)
     except BaseException:
         with contextlib.suppress(Exception):  # (the error that stopped the resume is the one to report)
             trainer.close()

@@ -324,3 +324,41 @@ def test_the_collective_timeout_is_read_by_name(monkeypatch, value, minutes):
             timeout_minutes()
     else:
         assert timeout_minutes() == minutes
+
+
+def _rank_resume_whose_config_cannot_be_written(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of an extending `glamor train --resume` whose rank 0 cannot write config.json."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+    from glamor import train as T
+    from glamor.config import Config
+
+    if rank == 0:
+        def full_disk(self, path):
+            raise OSError(28, "No space left on device")
+
+        Config.save = full_disk
+    try:
+        T.resume(run, total_env_steps=960, table=False)
+    except Exception as e:
+        with open(os.path.join(os.path.dirname(run), f"resume{rank}.txt"), "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+
+
+def test_a_resume_whose_config_cannot_be_written_is_raised_on_every_process(tmp_path, torchrun_run):
+    """Rank 0 alone writes config.json when a resume extends the run: its failure left the other
+    ranks going on into the training loop, to fail there on a broken connection (or wait)."""
+    import shutil
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
+    ctx = mp.spawn(_rank_resume_whose_config_cannot_be_written,
+                   args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]), nprocs=2, join=False)
+    deadline = time.monotonic() + 240
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("a process still waits for rank 0, whose resume failed")
+    assert (tmp_path / "resume0.txt").read_text() == "OSError: [Errno 28] No space left on device"
+    assert (tmp_path / "resume1.txt").read_text().startswith("OSError: rank 0 could not write the run's config.json")
