@@ -655,7 +655,12 @@ class Trainer:
                     raise
                 warnings.warn(f"closing the run's logs failed too: {e}", stacklevel=2)
             finally:
-                self.close()
+                try:
+                    self.close()
+                except Exception as e:  # noqa: BLE001 - raised when nothing else failed
+                    if failing is None:
+                        raise
+                    warnings.warn(f"closing the run's environments failed too: {e!r}", RuntimeWarning, stacklevel=2)
 
     def _train_loop(self, logger: Logger | None, bar, stop: StopRequest) -> None:
         """Rounds until total_env_steps, then a checkpoint. A stop request (a signal, see

@@ -480,3 +480,18 @@ def test_evaluation_environments_that_fail_to_build_close_the_ones_built(tmp_pat
         with eval_environments(preset("debug", progress=False, eval_batch=4), 4):
             pass
     assert len(made_envs) == 2 and [e.closed for e in made_envs] == [1, 1]
+
+
+def test_a_run_that_fails_reports_its_own_error_when_closing_an_environment_fails_too(tmp_path, made_envs):
+    """An environment whose close raised in run()'s cleanup replaced the error that ended the
+    run (here a non-finite loss) with its own."""
+    tr = Trainer(preset("debug", progress=False, learning_starts=0, lr=1e12, grad_clip=1e30), tmp_path)
+
+    def broken_close():
+        raise RuntimeError("EGL context lost")
+
+    made_envs[0].close = broken_close
+    with pytest.warns(RuntimeWarning, match="closing the run's environments failed too.*EGL context lost"):
+        with pytest.raises(FloatingPointError, match="non-finite loss"):
+            tr.run()
+    assert [e.closed for e in made_envs[1:]] == [1] * (len(made_envs) - 1)
