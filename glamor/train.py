@@ -746,21 +746,29 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
     """Train a GLAMOR agent (or the GCSL baseline, `cfg.algo`) in `run_dir`, evaluate it, and
     return the eval.json dict; `table` prints its results table (default: cfg.progress)."""
     rank, world = distributed.setup(cfg)
-    aside, made, lock = None, False, RunLock()
+    aside, made, lock, error = None, False, RunLock(), None
     if rank == 0:
         made = not Path(run_dir).exists()
         try:
-            run_dir, aside = prepare_run_dir(run_dir, overwrite, lock)
-        except BaseException:
-            lock.release()
-            raise
-        try:
-            cfg.save(run_dir / "config.json")
-        except BaseException:  # (a full disk): put back what was there, the replaced run included
-            print(f"the new run could not start; {undo_start(run_dir, aside, made)[1]}", file=sys.stderr)
-            lock.release()
-            raise
-    distributed.barrier()
+            try:
+                run_dir, aside = prepare_run_dir(run_dir, overwrite, lock)
+            except BaseException:
+                lock.release()
+                raise
+            try:
+                cfg.save(run_dir / "config.json")
+            except BaseException:  # (a full disk): put back what was there, the replaced run included
+                print(f"the new run could not start; {undo_start(run_dir, aside, made)[1]}", file=sys.stderr)
+                lock.release()
+                raise
+        except Exception as e:  # (under torchrun: raised on every rank, not left to a broken connection)
+            error = e
+    try:
+        distributed.raise_together(error, RuntimeError("rank 0 could not start the run directory (its error is "
+                                                       "in its output)"))
+    except BaseException:
+        distributed.teardown()
+        raise
     t0 = time.time()
     try:
         try:

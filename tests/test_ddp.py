@@ -362,3 +362,36 @@ def test_a_resume_whose_config_cannot_be_written_is_raised_on_every_process(tmp_
             pytest.fail("a process still waits for rank 0, whose resume failed")
     assert (tmp_path / "resume0.txt").read_text() == "OSError: [Errno 28] No space left on device"
     assert (tmp_path / "resume1.txt").read_text().startswith("OSError: rank 0 could not write the run's config.json")
+
+
+def _rank_start_in_a_taken_folder(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of `glamor train` into an existing run without --overwrite."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+    from glamor import train as T
+
+    try:
+        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
+    except Exception as e:
+        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+
+
+def test_a_run_directory_rank_0_cannot_start_is_raised_on_every_process(tmp_path):
+    """Rank 0 alone prepares the run directory: its refusal (a run already there) left the others
+    failing on gloo's 'Connection closed by peer', which torchrun could report as the cause."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    ctx = mp.spawn(_rank_start_in_a_taken_folder, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]),
+                   nprocs=2, join=False)
+    deadline = time.monotonic() + 240
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("a process still waits for rank 0, whose start failed")
+    assert (tmp_path / "start0.txt").read_text().startswith("FileExistsError:")
+    assert (tmp_path / "start1.txt").read_text().startswith("RuntimeError: rank 0 could not start the run directory")
+    assert (run / "config.json").read_text() == "{}"
