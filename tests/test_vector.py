@@ -67,12 +67,14 @@ def test_a_worker_that_stops_answering_is_restarted_and_collection_goes_on():
     actions = np.random.default_rng(2).integers(4, size=(2, CFG.episode_length))
     ref = make_pool(CFG, 2)
     _, expected = _episodes(ref, actions)
-    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 2, reply_timeout_s=2.0)
+    # 5 s: the restarted worker's first reply (a fresh process importing glamor, building its
+    # environment) must come within it too, and took over 2 s on a loaded 2-core machine
+    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 2, reply_timeout_s=5.0)
     try:
         pool.reset([11, 12], [None, None])
         hung = pool.pids[0]
         os.kill(hung, signal.SIGSTOP)
-        with pytest.warns(RuntimeWarning, match=r"worker 0 .* did not answer in 2 s; restarted"):
+        with pytest.warns(RuntimeWarning, match=r"worker 0 .* did not answer in 5 s; restarted"):
             got = pool.rollout(actions)
         assert pool.restarts == 1 and pool.pids[0] != hung
         for (f1, a1), (f2, a2) in zip(expected, got):
