@@ -376,15 +376,7 @@ class Trainer:
         after. Closing again does nothing more."""
         parts, self._closed = [] if self._closed else [self.pool, self.env], True
         try:
-            errors = []
-            for part in parts:
-                if part is not None:
-                    try:
-                        part.close()
-                    except Exception as e:  # noqa: BLE001 - raised below, once the rest is closed
-                        errors.append(e)
-            if errors:
-                raise errors[0]
+            close_envs([part for part in parts if part is not None])
         finally:
             self._restore_torch()
             self._restore_torch = lambda: None

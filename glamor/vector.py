@@ -149,9 +149,9 @@ def build_envs(env_id: str, episode_length: int, env_kwargs: dict, count: int) -
     return built
 
 
-def close_envs(envs_: list[envs.GoalEnv]) -> None:
-    """Close every environment, all of them even when one's close raises (the first error is
-    raised after)."""
+def close_envs(envs_: list) -> None:
+    """Close every environment (or pool), all of them even when one's close raises (the first
+    error is raised after)."""
     errors = []
     for env in envs_:
         try:
