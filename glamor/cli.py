@@ -102,6 +102,28 @@ def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
     return sorted(set(overrides) & (method_fields - set(agent_class(algo).CONFIG_FIELDS)))
 
 
+def _note_dropped_env_kwargs(name: str, overrides: dict) -> None:
+    """A note when --set env_kwargs={...} drops keys of the preset's own env_kwargs for an
+    environment of the preset's suite: the field is replaced whole, so `--preset atari_cpu --set
+    env_kwargs={'noop_max': 0}` lost atari_cpu's 40x52 frame_shape (4x slower updates), unsaid."""
+    from glamor import envs
+
+    own = PRESETS[name].get("env_kwargs", {})
+    given = overrides.get("env_kwargs")
+    if not isinstance(given, dict) or "env_id" not in PRESETS[name]:
+        return
+    env_id = overrides.get("env_id", PRESETS[name]["env_id"])
+    if envs.suite(env_id) != envs.suite(PRESETS[name]["env_id"]):
+        return  # (another suite's environment: the preset's env_kwargs were not meant for it)
+    dropped = {k: v for k, v in own.items() if k not in given}
+    if dropped:
+        kept = {**dropped, **given}
+        print(f"note: --set env_kwargs replaces --preset {name}'s env_kwargs whole: "
+              f"{', '.join(f'{k}={v!r}' for k, v in dropped.items())} now take{'s' if len(dropped) == 1 else ''} "
+              f"the environment's default; to keep {'it' if len(dropped) == 1 else 'them'}, --set "
+              f"\"env_kwargs={kept!r}\"", file=sys.stderr)
+
+
 def _note_another_suites_preset(name: str, cfg) -> bool:
     """A note when `cfg.env_id` is a built-in environment of another suite than the preset's
     own (--preset atari --env glamor/reacher-hard-v0 keeps Atari's k = 50 and updates per
@@ -153,6 +175,7 @@ def cmd_train(args) -> int:
         overrides[field] = value
     args.preset = args.preset or "gridworld"
     cfg = preset(args.preset, **overrides)
+    _note_dropped_env_kwargs(args.preset, overrides)
     other_suite = _note_another_suites_preset(args.preset, cfg)
     other = _other_methods_fields(overrides, cfg.algo)
     if other:  # a note, not an error: a script may give both methods the same --set

@@ -704,3 +704,23 @@ def test_eval_names_one_evaluation_alike_however_its_goal_count_is_given(tmp_pat
     assert main(["eval", str(run), *argv]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in run.glob("eval*.json")) == [name]
     assert evaluated[0].eval_episodes == (5 if "5" in name else 16)
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["--preset", "atari_cpu", "--set", "env_kwargs={'noop_max': 0}"],
+     "--set env_kwargs replaces --preset atari_cpu's env_kwargs whole: frame_shape=[40, 52] now takes the "
+     "environment's default; to keep it, --set \"env_kwargs={'frame_shape': [40, 52], 'noop_max': 0}\""),
+    (["--preset", "atari_cpu", "--set", "env_kwargs={'frame_shape': [80, 104]}"], None),  # given again: nothing dropped
+    (["--preset", "debug", "--env", "glamor/Seaquest-v0", "--set", "env_kwargs={}"], None),  # not for this suite
+    (["--preset", "atari_cpu"], None),
+])
+def test_env_kwargs_that_drop_the_presets_own_are_noted(tmp_path, monkeypatch, capsys, argv, said):
+    """`--preset atari_cpu --set env_kwargs={'noop_max': 0}` replaced the preset's env_kwargs
+    whole: its 40x52 frame_shape went (updates 4x slower), without a word."""
+    import glamor.train
+    from glamor.cli import main
+
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False, **kw: None)
+    assert main(["train", *argv, "--set", "device='cpu'", "--run-dir", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert (said in err) if said else "replaces --preset" not in err, err
