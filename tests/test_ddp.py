@@ -22,6 +22,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _as_torchrun_rank(rank: int, world: int, port: int, cache: str) -> None:
+    """The environment torchrun gives rank `rank` of `world` (one torch thread each)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
+    torch.set_num_threads(1)
+
+
+def _join_within(ctx, seconds: float, waiting: str) -> None:
+    """Join the spawned processes of `ctx`; kill them and fail with `waiting` past `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(waiting)
+
+
 def _rank_main(rank: int, world: int, port: int, out: str, cache: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLAMOR_CACHE=cache)
     torch.set_num_threads(1)
@@ -142,9 +159,7 @@ def _rank_run(rank: int, world: int, port: int, run: str, cache: str, resume: bo
     rank 1 alone gets a SIGTERM in that round."""
     import signal
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world, port, cache)
     from glamor import train as T
     from glamor.interrupt import TrainingInterrupted
 
@@ -229,9 +244,7 @@ def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like
 
 def _rank_failing_start(rank: int, world: int, port: int, run: str, cache: str, failing: int) -> None:
     """Rank `rank` of `glamor train` whose rank `failing` cannot make its environment."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world, port, cache)
     from glamor import train as T
 
     if rank == failing:
@@ -252,12 +265,7 @@ def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, 
     DistributedDataParallel's first collective for the rank that left."""
     ctx = mp.spawn(_rank_failing_start, args=(2, _free_port(), str(tmp_path / "run"), os.environ["GLAMOR_CACHE"],
                                               failing), nprocs=2, join=False)
-    deadline = time.monotonic() + 240
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("a process still waits for the one whose start failed")
+    _join_within(ctx, 240, "a process still waits for the one whose start failed")
     said = {r: (tmp_path / f"start{r}.txt").read_text() for r in (0, 1)}
     assert said[failing] == f"ValueError: no environment on rank {failing}"
     assert said[1 - failing].startswith("RuntimeError: another process failed while setting up training")
@@ -266,9 +274,7 @@ def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, 
 
 def _rank_failing_resume(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train --resume` whose rank 1 cannot load its part."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world, port, cache)
     from glamor import train as T
 
     if rank == 1:
@@ -328,9 +334,7 @@ def test_the_collective_timeout_is_read_by_name(monkeypatch, value, minutes):
 
 def _rank_resume_whose_config_cannot_be_written(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of an extending `glamor train --resume` whose rank 0 cannot write config.json."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world, port, cache)
     from glamor import train as T
     from glamor.config import Config
 
@@ -354,21 +358,14 @@ def test_a_resume_whose_config_cannot_be_written_is_raised_on_every_process(tmp_
     run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
     ctx = mp.spawn(_rank_resume_whose_config_cannot_be_written,
                    args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]), nprocs=2, join=False)
-    deadline = time.monotonic() + 240
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("a process still waits for rank 0, whose resume failed")
+    _join_within(ctx, 240, "a process still waits for rank 0, whose resume failed")
     assert (tmp_path / "resume0.txt").read_text() == "OSError: [Errno 28] No space left on device"
     assert (tmp_path / "resume1.txt").read_text().startswith("OSError: rank 0 could not write the run's config.json")
 
 
 def _rank_start_in_a_taken_folder(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train` into an existing run without --overwrite."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), GLAMOR_CACHE=cache)
-    torch.set_num_threads(1)
+    _as_torchrun_rank(rank, world, port, cache)
     from glamor import train as T
 
     try:
@@ -386,12 +383,7 @@ def test_a_run_directory_rank_0_cannot_start_is_raised_on_every_process(tmp_path
     (run / "config.json").write_text("{}")
     ctx = mp.spawn(_rank_start_in_a_taken_folder, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]),
                    nprocs=2, join=False)
-    deadline = time.monotonic() + 240
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("a process still waits for rank 0, whose start failed")
+    _join_within(ctx, 240, "a process still waits for rank 0, whose start failed")
     assert (tmp_path / "start0.txt").read_text().startswith("FileExistsError:")
     assert (tmp_path / "start1.txt").read_text().startswith("RuntimeError: rank 0 could not start the run directory")
     assert (run / "config.json").read_text() == "{}"

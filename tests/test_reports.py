@@ -67,9 +67,9 @@ def test_success_curve_and_gif_helpers(tmp_path):
     assert EpisodeResults(np.zeros(1, bool), np.ones(1, int), np.zeros(1)).frames is None  # no recording
 
 
-def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_path, monkeypatch):
-    """`glamor eval RUN` of a finished run: metrics.csv already has the training's final
-    evaluation at the checkpoint's step, and the plot showed that one instead."""
+def _logged_run_and_its_plot(tmp_path, monkeypatch) -> tuple[dict, dict]:
+    """A run dir whose metrics.csv logged evaluations at steps 10 and 30; returns (what
+    plot_success gets: its curves and, under "kw", its keywords; an evaluation's results)."""
     import glamor.reports as reports
 
     (tmp_path / "metrics.csv").write_text(
@@ -77,7 +77,13 @@ def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_
         "10,1,0.1,0.2,0.0\n30,2,0.3,0.4,0.05\n")
     drawn = {}
     monkeypatch.setattr(reports, "plot_success", lambda curves, path, **kw: drawn.update(curves, kw=kw))
-    results = {"algo": "glamor", "success_rate": 0.9, "success_rate_no_prior": 0.8, "random_success_rate": 0.25}
+    return drawn, {"algo": "glamor", "success_rate": 0.9, "success_rate_no_prior": 0.8, "random_success_rate": 0.25}
+
+
+def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_path, monkeypatch):
+    """`glamor eval RUN` of a finished run: metrics.csv already has the training's final
+    evaluation at the checkpoint's step, and the plot showed that one instead."""
+    drawn, results = _logged_run_and_its_plot(tmp_path, monkeypatch)
     write_reports(tmp_path, results, {}, 30)
     assert drawn["eval/success_rate"] == [(10, 0.1), (30, 0.9)]
     assert drawn["eval/success_rate_no_prior"] == [(10, 0.2), (30, 0.8)]
@@ -92,14 +98,7 @@ def test_the_plot_shows_the_evaluation_just_run_at_the_step_training_logged(tmp_
 def test_the_plot_of_an_evaluation_of_other_settings_keeps_it_apart_from_the_runs_curves(tmp_path, monkeypatch):
     """`glamor eval RUN --set planner=sample`: its success.png joined the sampling planner's success
     to the end of the run's own (beam search's) training curve, as if the run had ended there."""
-    import glamor.reports as reports
-
-    (tmp_path / "metrics.csv").write_text(
-        "env_step,wall_time,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n"
-        "10,1,0.1,0.2,0.0\n30,2,0.3,0.4,0.05\n")
-    drawn = {}
-    monkeypatch.setattr(reports, "plot_success", lambda curves, path, **kw: drawn.update(curves, kw=kw))
-    results = {"algo": "glamor", "success_rate": 0.9, "success_rate_no_prior": 0.8, "random_success_rate": 0.25}
+    drawn, results = _logged_run_and_its_plot(tmp_path, monkeypatch)
     write_reports(tmp_path, results, {}, 30, out_dir=tmp_path / "eval-planner=sample", setting="planner=sample")
     assert drawn["eval/success_rate"] == [(10, 0.1), (30, 0.3)]  # the run's own, as training logged them
     assert drawn["eval/random_success_rate"] == [(10, 0.0), (30, 0.05)]
