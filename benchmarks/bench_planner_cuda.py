@@ -2,7 +2,9 @@
 
 `python benchmarks/bench_planner.py --device cuda` runs this (or run it directly). Same weights
 and inputs for every contender (a default-initialised GlamorModel at the paper's sizes planning
-from random images), warm-up first, CUDA events around each call, medians of repeated calls:
+from random images), warm-up first, CUDA events around each call, medians of repeated calls
+timed in alternating rounds (one call of each contender per round, the order reversed every
+other round, as bench_planner.py: a clock or a co-tenant changing mid-run slows them all alike):
 
   cuda ops         torch.ops.glamor.* on the GPU (one persistent kernel per call)
   eager reference  glamor.planning.reference on the GPU, op by op
@@ -16,6 +18,11 @@ whose arithmetic rate is compared with the card's fp32 peak measured in the same
 fp32 matmul with TF32 off (cuBLAS SGEMM, FFMA on CUDA cores). FLOPs per candidate-step and the
 live candidate-steps of sampling are counted as in bench_planner.py.
 
+Each case first compares the CUDA op's plan with the CPU op's (actions and lengths exactly, scores
+within 1e-4). A case that differs is still timed (the diagnosis comes back from the one GPU
+window) but gets no speed-ups and meets no target; the run is then marked invalid ("valid":
+false, the table's first line says INVALID) and exits 1: a fast but wrong kernel is no speed-up.
+
 Writes benchmarks/results/planner_cuda.json and .md (or --json PATH) and prints the table.
 `--device cpu --quick` runs the same cases, contenders, table and target checks without a GPU
 (the CPU ops stand in for the CUDA ones, wall-clock times, no CUDA graph): a dry run, tested in
@@ -26,7 +33,6 @@ in the script. The nn.LSTM contender's plan is compared with the CPU op's (noted
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -82,6 +88,42 @@ def time_calls(fn, *, warmup: int, runs: int, device: torch.device = CUDA, max_s
         if time.perf_counter() - start > max_seconds and len(times) >= 3:
             break
     return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
+
+
+def time_alternating(contenders: dict, *, warmup: dict, min_runs: int, max_runs: int,
+                     device: torch.device = CUDA, max_seconds: float = 20.0) -> dict:
+    """Median milliseconds of each contender (name -> fn), timed in rounds as bench_planner.py
+    does: one call of each per round, the order reversed every other round, so that a clock or a
+    co-tenant changing mid-run slows every contender alike instead of the one timed then. Each
+    is warmed up first (`warmup`: name -> calls). At least min_runs rounds, at most max_runs or
+    about max_seconds."""
+    for name, fn in contenders.items():
+        for _ in range(warmup[name]):
+            fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders.items())
+    rounds, start = 0, time.perf_counter()
+    while rounds < min_runs or (rounds < max_runs and time.perf_counter() - start <= max_seconds):
+        for name, fn in order if rounds % 2 == 0 else order[::-1]:
+            times[name].append(call_ms(fn, device))
+        rounds += 1
+    return {name: {"median_ms": statistics.median(v), "min_ms": min(v), "runs": len(v)} for name, v in times.items()}
+
+
+def plans_differ(got, want) -> str:
+    """Why plans `got` differ from `want` ((actions, lengths, scores) each), or "" when they are
+    the same: actions and lengths exactly, scores within 1e-4 (as gpu_smoke.py)."""
+    got = tuple(t.cpu() for t in got)
+    for i, what in ((0, "actions"), (1, "lengths")):
+        if not torch.equal(got[i], want[i]):
+            bad = (got[i] != want[i]).reshape(got[i].shape[0], -1).any(dim=1).nonzero().flatten().tolist()
+            return f"{what} differ for plans {bad[:8]}"
+    if not torch.allclose(got[2], want[2], rtol=1e-4, atol=1e-4, equal_nan=True):
+        d = (got[2].double() - want[2].double()).abs().nan_to_num(math.inf).max().item()
+        return f"scores differ (max |diff| {d:.3g})"
+    return ""
 
 
 def fp32_peak_tflops(size: int = 8192, device: torch.device = CUDA) -> dict:
@@ -213,7 +255,6 @@ def run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device =
 
 
 def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device) -> dict:
-    time_it = functools.partial(time_calls, device=device)
     with torch.no_grad():
         cpu_inp = planning_inputs(case["plans"], case["actions"], case["hidden"], case["prior"])
         cpu_inp = PlanningInputs(*(t.detach().contiguous() for t in cpu_inp.tensors()))
@@ -246,42 +287,53 @@ def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device)
     # checks it against the readable reference instead (a comparison of op with itself says nothing).
     out["compared_with"] = "reference" if device.type == "cpu" else "cpu op"
     want = ref() if device.type == "cpu" else cpu_op()
-    got = tuple(t.cpu() for t in op())
-    out["cuda_equals_cpu"] = bool(torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]))
-    runs = 5 if quick else 50
-    out["cuda"] = time_it(op, warmup=3, runs=runs)
+    # a CUDA op that plans differently does other work: its time is no speed-up (the case is
+    # marked invalid below, in the table and the targets, and main exits 1), yet it is still
+    # timed, so that the one GPU window brings the diagnosis back with the other cases
+    mismatch = plans_differ(op(), want)
+    out["cuda_equals_cpu"] = not mismatch
+    if mismatch:
+        out["mismatch"] = mismatch
+    contenders, warmup = {"cuda": op}, {"cuda": 3}
+    if case.get("contenders", True):
+        contenders["eager_reference"], warmup["eager_reference"] = ref, 1
+        try:
+            contenders["graph_reference"], _ = graphed(ref)
+            warmup["graph_reference"] = 2
+        except Exception as e:  # noqa: BLE001 - report why the capture failed, keep measuring
+            out["graph_reference"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    saved_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        if case.get("lstm") and case.get("contenders", True):
+            # fp32 FMA like the other contenders: cuDNN's RNNs may use TF32 tensor cores by
+            # default (torch.backends.cudnn.allow_tf32), less arithmetic than the CUDA op does;
+            # off for the whole timing, as the contenders' calls alternate
+            torch.backends.cudnn.allow_tf32 = False
+            try:
+                lstm = LstmSampler(inp)
+                plan = tuple(t.cpu() for t in lstm(N, T, SEED, gamma))
+                # its arithmetic differs (cuDNN, a one-hot input matmul), so a token may flip at a near tie
+                lstm_equals_cpu = not plans_differ(plan, want)
+                contenders["nn_lstm"], warmup["nn_lstm"] = (lambda: lstm(N, T, SEED, gamma)), 1
+            except Exception as e:  # noqa: BLE001
+                out["nn_lstm"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+        timed = time_alternating(
+            contenders, warmup=warmup, min_runs=3 if quick else 10, max_runs=5 if quick else 50,
+            device=device, max_seconds=5.0 if quick else 20.0,
+        )
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved_tf32
+    out.update(timed)
+    if "nn_lstm" in timed:
+        out["nn_lstm"]["equals_cpu"] = lstm_equals_cpu
     s = out["cuda"]["median_ms"] * 1e-3
     out["cuda"].update(
         us_per_plan=s * 1e6 / P,
         gflops=gflop / s,
         peak_share=gflop / s / (peak_tflops * 1e3),
     )
-    if not case.get("contenders", True):
-        return out
-    out["eager_reference"] = time_it(ref, warmup=1, runs=3 if quick else 10)
-    try:
-        replay, _ = graphed(ref)
-        out["graph_reference"] = time_it(replay, warmup=2, runs=runs)
-    except Exception as e:  # noqa: BLE001 - report why the capture failed, keep measuring
-        out["graph_reference"] = {"error": f"{type(e).__name__}: {e}"[:300]}
-    if case.get("lstm"):
-        # fp32 FMA like the other contenders: cuDNN's RNNs may use TF32 tensor cores by default
-        # (torch.backends.cudnn.allow_tf32), less arithmetic than the CUDA op does
-        saved_tf32 = torch.backends.cudnn.allow_tf32
-        torch.backends.cudnn.allow_tf32 = False
-        try:
-            lstm = LstmSampler(inp)
-            plan = tuple(t.cpu() for t in lstm(N, T, SEED, gamma))
-            out["nn_lstm"] = time_it(lambda: lstm(N, T, SEED, gamma), warmup=1, runs=3 if quick else 10)
-            # its arithmetic differs (cuDNN, a one-hot input matmul), so a token may flip at a near tie
-            out["nn_lstm"]["equals_cpu"] = bool(
-                torch.equal(plan[0], want[0]) and torch.equal(plan[1], want[1])
-                and torch.allclose(plan[2], want[2], rtol=1e-4, atol=1e-4)
-            )
-        except Exception as e:  # noqa: BLE001
-            out["nn_lstm"] = {"error": f"{type(e).__name__}: {e}"[:300]}
-        finally:
-            torch.backends.cudnn.allow_tf32 = saved_tf32
+    if not out["cuda_equals_cpu"]:
+        return out  # no speed-ups for different work
     cuda_ms = out["cuda"]["median_ms"]
     for k in ("eager_reference", "graph_reference", "nn_lstm"):
         if k in out and "median_ms" in out[k]:
@@ -299,7 +351,13 @@ def fmt_ms(entry: dict | None, P: int) -> str:
 
 def table(result: dict) -> str:
     m = result["machine"]
+    bad = [c["name"] for c in result["cases"] if not c["cuda_equals_cpu"]]
     lines = [
+        f"INVALID: the CUDA op planned differently from the {result['cases'][0]['compared_with']} in "
+        f"{', '.join(bad)}; those times measure other work (see the notes below the table).",
+        "",
+    ] if bad else []
+    lines += [
         f"Card: {m['gpu']} ({m['sms']} SMs), host CPU {m.get('cpu', '?')}, torch {m['torch']} (CUDA {m['cuda']}); "
         f"fp32 peak measured as SGEMM (matmul {result['peak']['size']}^3, TF32 off) "
         f"{result.get('peak_used_tflops', result['peak']['tflops']):.1f} TFLOP/s (the larger of "
@@ -319,7 +377,7 @@ def table(result: dict) -> str:
                 "speedup_vs_graph_reference",
                 "speedup_vs_nn_lstm",
             )
-        )
+        ) if c["cuda_equals_cpu"] else "none: the plans differ"
         lines.append(
             f"| {c['name']} | {c['cuda']['us_per_plan']:.1f} | {fmt_ms(c.get('eager_reference'), P)} | "
             f"{fmt_ms(c.get('graph_reference'), P)} | {fmt_ms(c.get('nn_lstm'), P)} | {sp} | "
@@ -337,6 +395,9 @@ def table(result: dict) -> str:
         f"candidate-step. Targets: {TARGETS}.",
     ]
     for c in result["cases"]:
+        if not c["cuda_equals_cpu"]:
+            lines.append(f"- {c['name']}: the CUDA op's plans DIFFER from the {c['compared_with']}'s: "
+                         f"{c.get('mismatch', '?')}.")
         if "equals_cpu" in c.get("nn_lstm", {}):
             lines.append(f"- {c['name']}: the nn.LSTM contender's plan (actions, length, score within 1e-4) "
                          f"{'equals' if c['nn_lstm']['equals_cpu'] else 'DIFFERS from'} the CPU op's.")
@@ -347,13 +408,16 @@ def table(result: dict) -> str:
 
 
 def check_targets(result: dict) -> dict:
+    """The targets, each met only by a case whose CUDA plans equal the CPU op's (a fast kernel
+    that plans wrongly meets none), and whether every case's did."""
     by = {c["name"]: c for c in result["cases"]}
     paper, batch = by["paper: sample 1 x 200"], by["sample 64 x 200"]
     return {
-        "paper_at_most_100_us": paper["cuda"]["us_per_plan"] <= 100,
-        "paper_50x_eager": paper.get("speedup_vs_eager_reference", 0) >= 50,
-        "paper_5x_graph": paper.get("speedup_vs_graph_reference", 0) >= 5,
-        "sample_64x200_at_least_40pct_of_peak": batch["cuda"]["peak_share"] >= 0.4,
+        "paper_at_most_100_us": paper["cuda_equals_cpu"] and paper["cuda"]["us_per_plan"] <= 100,
+        "paper_50x_eager": paper["cuda_equals_cpu"] and paper.get("speedup_vs_eager_reference", 0) >= 50,
+        "paper_5x_graph": paper["cuda_equals_cpu"] and paper.get("speedup_vs_graph_reference", 0) >= 5,
+        "sample_64x200_at_least_40pct_of_peak": batch["cuda_equals_cpu"] and batch["cuda"]["peak_share"] >= 0.4,
+        "cuda_equals_cpu_in_every_case": all(c["cuda_equals_cpu"] for c in result["cases"]),
     }
 
 
@@ -404,12 +468,17 @@ def main(argv: list[str] | None = None) -> int:
     for c in result["cases"]:
         c["cuda"]["peak_share"] = c["cuda"]["gflops"] / (peak * 1e3)
     result["targets"] = check_targets(result)
+    result["valid"] = result["targets"]["cuda_equals_cpu_in_every_case"]
     text = table(result)
     print(text)
     print("targets:", json.dumps(result["targets"]))
     path = args.json or (None if args.quick or device.type != "cuda" else RESULTS / "planner_cuda.json")
-    if path is not None:
+    if path is not None:  # written when invalid too (marked so): it is the run's diagnosis
         write_results(path, result, text)
+    if not result["valid"]:
+        print("INVALID: the CUDA op's plans differ from the CPU op's in "
+              + ", ".join(c["name"] for c in result["cases"] if not c["cuda_equals_cpu"]), file=sys.stderr)
+        return 1
     return 0
 
 

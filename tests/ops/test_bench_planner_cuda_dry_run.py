@@ -45,12 +45,14 @@ def test_cuda_benchmark_dry_run_on_cpu(tmp_path):
     assert paper["nn_lstm"]["equals_cpu"] is True and paper["nn_lstm"]["median_ms"] > 0
     assert paper["eager_reference"]["median_ms"] > 0 and "error" in paper["graph_reference"]  # no CUDA graphs here
     assert set(result["targets"]) == {"paper_at_most_100_us", "paper_50x_eager", "paper_5x_graph",
-                                      "sample_64x200_at_least_40pct_of_peak"}
+                                      "sample_64x200_at_least_40pct_of_peak", "cuda_equals_cpu_in_every_case"}
+    assert result["valid"] is True and result["targets"]["cuda_equals_cpu_in_every_case"] is True
     text = out.with_suffix(".md").read_text()
     for name in names:
         assert f"| {name} |" in text
     assert TARGETS in text and "equals the CPU op's" in text
     assert "compared with itself" not in text and "compares it with the readable reference" in text
+    assert "INVALID" not in text
 
 
 def test_nn_lstm_contender_runs_without_tf32(monkeypatch):
@@ -76,3 +78,76 @@ def test_nn_lstm_contender_runs_without_tf32(monkeypatch):
     out = bpc.run_case(case, 1.0, quick=True, device=torch.device("cpu"))
     assert out["nn_lstm"]["median_ms"] > 0 and seen and not any(seen)
     assert torch.backends.cudnn.allow_tf32  # restored
+
+
+def _bench_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_planner_cuda
+    finally:
+        sys.path.pop(0)
+    return bench_planner_cuda
+
+
+def test_contenders_are_timed_in_alternating_rounds():
+    """One call of each contender per round, the order reversed every other round (as
+    bench_planner.py): a GPU clock or a co-tenant changing mid-run then slows every contender
+    alike instead of biasing the ratio against the one being timed then."""
+    import torch
+
+    bpc = _bench_module()
+    calls = []
+    contenders = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    timed = bpc.time_alternating(contenders, warmup={"a": 2, "b": 0, "c": 1}, min_runs=4, max_runs=4,
+                                 device=torch.device("cpu"))
+    assert calls == ["a", "a", "c"] + ["a", "b", "c", "c", "b", "a"] * 2
+    assert {name: t["runs"] for name, t in timed.items()} == {"a": 4, "b": 4, "c": 4}
+
+
+def test_run_case_times_its_contenders_together(monkeypatch):
+    import torch
+
+    bpc = _bench_module()
+    seen = []
+    real = bpc.time_alternating
+
+    def spy(contenders, **kw):
+        seen.append(sorted(contenders))
+        return real(contenders, **kw)
+
+    monkeypatch.setattr(bpc, "time_alternating", spy)
+    case = dict(bpc.cases(quick=True)[0], horizon=3, width=16)
+    out = bpc.run_case(case, 1.0, quick=True, device=torch.device("cpu"))
+    # the CUDA graph cannot be captured on the CPU; the other three run in the same rounds
+    assert seen == [["cuda", "eager_reference", "nn_lstm"]]
+    assert out["cuda"]["runs"] == out["eager_reference"]["runs"] == out["nn_lstm"]["runs"]
+
+
+def test_a_cuda_op_that_plans_differently_invalidates_the_run(monkeypatch, tmp_path):
+    """A fast but wrong kernel must not come out as a speed-up: its cases get no speed-ups, the
+    targets are not met, the table and JSON say the run is invalid and main exits 1."""
+    bpc = _bench_module()
+    real = bpc.ops.sample_plans
+
+    def wrong(*args, **kwargs):
+        actions, lengths, scores = real(*args, **kwargs)
+        actions = actions.clone()
+        actions[0, 0] = (actions[0, 0] + 1) % 18  # one action of the first plan
+        return actions, lengths, scores
+
+    small = [dict(c, horizon=3, width=min(c["width"], 32), plans=min(c["plans"], 2)) for c in bpc.cases(quick=True)]
+    monkeypatch.setattr(bpc, "cases", lambda quick: small)
+    monkeypatch.setattr(bpc.ops, "sample_plans", wrong)
+    out = tmp_path / "planner_cuda.json"
+    assert bpc.main(["--device", "cpu", "--quick", "--json", str(out)]) == 1
+    result = json.loads(out.read_text())
+    assert result["valid"] is False
+    assert not any(result["targets"].values())
+    for c in result["cases"]:
+        assert c["cuda_equals_cpu"] == (c["method"] == "beam"), c["name"]
+        if c["method"] == "sample":
+            assert "actions differ for plans [0]" in c["mismatch"]
+            assert not any(k.startswith("speedup_vs") for k in c)
+    text = out.with_suffix(".md").read_text()
+    assert text.startswith("INVALID: ")
+    assert "| paper: sample 1 x 200 |" in text and "none: the plans differ" in text
