@@ -2,14 +2,18 @@
 # One pass over the CUDA planner on a GPU machine (H100/H200, torch 2.11+cu130, no network, no
 # installs), planned for under 6 minutes (each stage has its own limit; BUDGET is the hard
 # deadline): build the extension in place with CUDA, a verbose smoke check, the CUDA tests,
-# compute-sanitizer memcheck, the CUDA benchmark, then with time left a GlamorModel on the GPU
-# end to end, racecheck and the CPU op tests. Every stage prints a PASS / FAIL / TIMEOUT / SKIP header and
-# the next stage runs regardless; the summary comes last.
+# the CUDA benchmark, then with time left compute-sanitizer memcheck, a GlamorModel on the GPU end
+# to end, racecheck and the CPU op tests (the benchmark, the window's measurement, comes before the
+# sanitizers, which may take minutes, so that they cannot starve it). Every stage prints a PASS /
+# FAIL / TIMEOUT / SKIP header and the next stage runs regardless; the summary comes last. Exit
+# code 1 when a stage failed or timed out.
 #
-# Logs and results: benchmarks/results/gpu_check/*.log, benchmarks/results/planner_cuda.{json,md},
-# and a copy of them in $OUT when it is set (the device tool brings $OUT back: at most 8 files).
-# A planner_cuda.{json,md} older than this run (a committed one, when the benchmark stage fails)
-# is neither copied nor shown in the summary as this run's.
+# Logs: in $OUT when it is set (the device tool brings $OUT back: at most 8 files), written there
+# as the stages run, so that a stage still running when the whole call is cut off leaves its log
+# and summary.txt names it (RUNNING); else in benchmarks/results/gpu_check/. Results:
+# benchmarks/results/planner_cuda.{json,md}, copied to $OUT. A planner_cuda.{json,md} older than
+# this run (a committed one, when the benchmark stage fails) is neither copied nor shown in the
+# summary as this run's.
 #
 # Usage: bash benchmarks/gpu_check.sh            (BUDGET=seconds to change the 540 s deadline)
 set -uo pipefail
@@ -18,11 +22,11 @@ ROOT=$PWD
 PY=${PYTHON:-python3}
 BUDGET=${BUDGET:-540}
 START=$(date +%s)
-LOG=$ROOT/benchmarks/results/gpu_check
-mkdir -p "$LOG"
+mkdir -p "$ROOT/benchmarks/results/gpu_check"
+STARTED=$ROOT/benchmarks/results/gpu_check/.started  # results older than this are an earlier run's
+touch "$STARTED"                                      # (planner_cuda.* may be committed)
+if [[ -n "${OUT:-}" && -d "${OUT:-}" ]]; then LOG=$OUT; else LOG=$ROOT/benchmarks/results/gpu_check; fi
 rm -f "$LOG"/*.log
-STARTED=$LOG/.started  # results older than this are an earlier run's (planner_cuda.* may be committed)
-touch "$STARTED"
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
@@ -34,13 +38,14 @@ SUMMARY=()
 elapsed() { echo $(($(date +%s) - START)); }
 left() { echo $((BUDGET - $(elapsed))); }
 
-save_out() {  # copy what we have to $OUT (8 files at most, flat)
+# $OUT (8 files at most, flat): the logs {build,smoke,tests,sanitizer,bench}.log are written there
+# directly; this copies this run's results and writes summary.txt (plus a RUNNING line, if given)
+save_out() {
   [[ -n "${OUT:-}" && -d "${OUT:-}" ]] || return 0
-  for f in "$LOG"/{build,smoke,tests,sanitizer,bench}.log; do [[ -f $f ]] && cp "$f" "$OUT/"; done
   for f in benchmarks/results/planner_cuda.json benchmarks/results/planner_cuda.md; do
     [[ -f $f && $f -nt $STARTED ]] && cp "$f" "$OUT/"  # this run's only
   done
-  printf '%s\n' "${SUMMARY[@]}" > "$OUT/summary.txt"
+  printf '%s\n' "${SUMMARY[@]}" "$@" > "$OUT/summary.txt"
 }
 
 # stage NAME LOGFILE MAX_SECONDS MIN_SECONDS CMD...: runs CMD with a timeout of at most
@@ -62,6 +67,7 @@ stage() {
   fi
   local t0 rc
   t0=$(date +%s)
+  save_out "RUNNING  $name (since $(elapsed) s, timeout ${t} s)  log: ${logf#$ROOT/}"
   echo "\$ $*" >> "$logf"
   timeout --kill-after=10 "$t" "$@" >> "$logf" 2>&1
   rc=$?
@@ -82,8 +88,10 @@ stage() {
 }
 
 echo "==================== environment ===================="
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | head -n 3
-"$PY" - <<'PY' 2>&1
+# (each under a timeout: a wedged driver hangs nvidia-smi and CUDA's initialisation, and nothing
+# would reach $OUT; the stages then fail under their own timeouts)
+timeout -k 5 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | head -n 3
+timeout -k 5 60 "$PY" - <<'PY' 2>&1
 import importlib.util, sys, torch
 print("python", sys.version.split()[0], "| torch", torch.__version__, "| cuda", torch.version.cuda,
       "| device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
@@ -95,7 +103,7 @@ SANITIZER=$(command -v compute-sanitizer || ls "$CUDA_HOME"/bin/compute-sanitize
   /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -n 1 || true)
 echo "compute-sanitizer: ${SANITIZER:-not found}"
 TIMEOUT_OPT=()
-if "$PY" -c "import pytest_timeout" 2>/dev/null; then TIMEOUT_OPT=(--timeout=90); fi
+if timeout -k 5 60 "$PY" -c "import pytest_timeout" 2>/dev/null; then TIMEOUT_OPT=(--timeout=90); fi
 
 # 1. build (CPU and CUDA sources; nothing is installed)
 build() {  # in place; if setup.py itself fails, the same build through pip (offline)
@@ -132,7 +140,11 @@ stage "tests: scoring" tests.log 60 20 "${PYTEST[@]}" $CUDA_TESTS -k "$GC"
 stage "tests: graphs, streams, draws, errors, opcheck" tests.log 90 20 "${PYTEST[@]}" $CUDA_TESTS \
   tests/ops/test_planner_boundary.py::test_mixed_devices_raise -k "not ($GA or $GB or $GC)"
 
-# 4. compute-sanitizer on small calls (each tensor its own allocation, so overruns are seen)
+# 4. the benchmark (writes benchmarks/results/planner_cuda.{json,md})
+stage "benchmark (bench_planner.py --device cuda)" bench.log 170 60 \
+  "$PY" benchmarks/bench_planner.py --device cuda
+
+# 5. with time left: compute-sanitizer on small calls (each tensor its own allocation, so overruns are seen)
 if [[ -n "$SANITIZER" ]]; then
   stage "compute-sanitizer memcheck (gpu_smoke.py --small)" sanitizer.log 120 40 \
     env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 9 --print-limit 20 \
@@ -141,10 +153,6 @@ else
   echo; echo "==================== compute-sanitizer: SKIP (not found on PATH or in $CUDA_HOME/bin) ===================="
   SUMMARY+=("SKIP     compute-sanitizer (not found)")
 fi
-
-# 5. the benchmark (writes benchmarks/results/planner_cuda.{json,md})
-stage "benchmark (bench_planner.py --device cuda)" bench.log 170 60 \
-  "$PY" benchmarks/bench_planner.py --device cuda
 
 # 6. with time left: a model on the GPU end to end, racecheck of shared memory, and the CPU op
 # tests against this build
@@ -162,7 +170,7 @@ stage "CPU op tests (tests/ops on this build, without the CUDA files and the emu
   --ignore=tests/ops/test_bench_planner_cuda_dry_run.py
 
 echo
-echo "==================== summary ($(elapsed) s; logs in benchmarks/results/gpu_check/${OUT:+ and \$OUT}) ===================="
+echo "==================== summary ($(elapsed) s; logs in ${LOG#$ROOT/}) ===================="
 if [[ -f benchmarks/results/planner_cuda.md && benchmarks/results/planner_cuda.md -nt $STARTED ]]; then
   cat benchmarks/results/planner_cuda.md
 else
@@ -170,3 +178,4 @@ else
 fi
 printf '%s\n' "${SUMMARY[@]}"
 save_out
+! printf '%s\n' "${SUMMARY[@]}" | grep -q -E '^(FAIL|TIMEOUT)'

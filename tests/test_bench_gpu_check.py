@@ -3,6 +3,7 @@ an earlier run's planner_cuda.{json,md} is not shown, nor copied to $OUT, as thi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -42,3 +43,78 @@ def _check(root: Path, out: Path):
                                         "CUDA_HOME": str(root / "no-cuda")})
     assert r.returncode == 0, r.stderr[-2000:]
     return r, out
+
+
+FAKE_PYTHON = """#!/bin/bash
+# stands in for python: the build prints and then hangs ($FAKE_BUILD=hang) or fails; the rest fails
+case "$1" in
+  -) cat > /dev/null; exit 0 ;;
+  setup.py) echo "compiling the extension"; [[ $FAKE_BUILD == hang ]] && exec sleep 30; exit 1 ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def _fake_run(tmp_path: Path, build: str):
+    root = tmp_path / "repo"
+    (root / "benchmarks").mkdir(parents=True)
+    shutil.copy(SCRIPT, root / "benchmarks" / "gpu_check.sh")
+    py = tmp_path / "python"
+    py.write_text(FAKE_PYTHON)
+    py.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "BUDGET": "600", "PYTHON": str(py), "OUT": str(out),
+           "CUDA_HOME": str(root / "no-cuda"), "FAKE_BUILD": build}
+    proc = subprocess.Popen(["bash", str(root / "benchmarks" / "gpu_check.sh")], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, out
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL to every process of the session started for the script (timeout(1) puts its
+    command in a process group of its own, so killing the script's group would leave it)."""
+    import signal
+
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # the session id (field 6 of /proc/PID/stat)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or not Path("/proc/self/stat").exists(), reason="needs bash, /proc")
+def test_a_stage_cut_off_while_running_leaves_its_log_and_name_in_out(tmp_path):
+    """The device tool kills the whole command at its limit: what is in $OUT then comes back. A
+    stage's log copied there only once the stage ended was lost with the stage that hung."""
+    proc, out = _fake_run(tmp_path, "hang")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            log = out / "build.log"
+            if log.exists() and "compiling the extension" in log.read_text():
+                break
+            time.sleep(0.1)
+        assert (out / "build.log").exists(), f"no build.log in $OUT while the build runs: {sorted(os.listdir(out))}"
+        assert "compiling the extension" in (out / "build.log").read_text()
+        assert "RUNNING  build" in (out / "summary.txt").read_text()
+    finally:
+        _kill_session(proc.pid)
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_failed_stages_give_exit_code_1_and_the_benchmark_runs_before_the_sanitizers(tmp_path):
+    proc, out = _fake_run(tmp_path, "fail")
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stdout[-3000:]
+    summary = (out / "summary.txt").read_text().splitlines()
+    assert summary[0].startswith("FAIL(1) build"), summary
+    bench = next(i for i, line in enumerate(summary) if "benchmark" in line)
+    sanitizer = next(i for i, line in enumerate(summary) if "compute-sanitizer" in line)
+    assert bench < sanitizer, summary
+    assert not any(line.startswith("RUNNING") for line in summary)
+    assert "compiling the extension" in (out / "build.log").read_text()
