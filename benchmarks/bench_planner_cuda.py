@@ -22,6 +22,8 @@ Each case first compares the CUDA op's plan with the CPU op's (actions and lengt
 within 1e-4). A case that differs is still timed (the diagnosis comes back from the one GPU
 window) but gets no speed-ups and meets no target; the run is then marked invalid ("valid":
 false, the table's first line says INVALID) and exits 1: a fast but wrong kernel is no speed-up.
+A case that raises is recorded as failed (the same) and the next cases still run, unless the
+error was a CUDA error, which leaves the context unusable; the results are written either way.
 
 Writes benchmarks/results/planner_cuda.json and .md (or --json PATH) and prints the table.
 `--device cpu --quick` runs the same cases, contenders, table and target checks without a GPU
@@ -40,6 +42,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -353,8 +356,9 @@ def table(result: dict) -> str:
     m = result["machine"]
     bad = [c["name"] for c in result["cases"] if not c["cuda_equals_cpu"]]
     lines = [
-        f"INVALID: the CUDA op planned differently from the {result['cases'][0]['compared_with']} in "
-        f"{', '.join(bad)}; those times measure other work (see the notes below the table).",
+        f"INVALID: in {', '.join(bad)} the CUDA op failed or planned differently from the "
+        f"{'reference' if result.get('device') == 'cpu' else 'CPU op'}; those times measure other work, or "
+        "nothing (see the notes below the table).",
         "",
     ] if bad else []
     lines += [
@@ -370,6 +374,9 @@ def table(result: dict) -> str:
     ]
     for c in result["cases"]:
         P = c["plans"]
+        if "error" in c:
+            lines.append(f"| {c['name']} | failed |  |  |  |  |  |  | NO |")
+            continue
         sp = " / ".join(
             f"{c[k]:.0f}x" if k in c else "-"
             for k in (
@@ -395,7 +402,9 @@ def table(result: dict) -> str:
         f"candidate-step. Targets: {TARGETS}.",
     ]
     for c in result["cases"]:
-        if not c["cuda_equals_cpu"]:
+        if "error" in c:
+            lines.append(f"- {c['name']}: FAILED: {c['error']}")
+        elif not c["cuda_equals_cpu"]:
             lines.append(f"- {c['name']}: the CUDA op's plans DIFFER from the {c['compared_with']}'s: "
                          f"{c.get('mismatch', '?')}.")
         if "equals_cpu" in c.get("nn_lstm", {}):
@@ -458,15 +467,26 @@ def main(argv: list[str] | None = None) -> int:
     peak_size = 1024 if device.type != "cuda" else 4096 if args.quick else 8192
     result["peak"] = fp32_peak_tflops(peak_size, device)
     result["cases"] = []
+    context_lost = False
     for case in cases(args.quick):
-        result["cases"].append(run_case(case, result["peak"]["tflops"], args.quick, device))
-        print(f"  {case['name']}: done", flush=True)
-    result["peak_at_end"] = fp32_peak_tflops(peak_size, device)
+        if context_lost:  # a CUDA error leaves the context unusable: the rest cannot run
+            result["cases"].append(dict(case, cuda_equals_cpu=False, error="not run: an earlier case's CUDA error"))
+            continue
+        try:
+            result["cases"].append(run_case(case, result["peak"]["tflops"], args.quick, device))
+            print(f"  {case['name']}: done", flush=True)
+        except Exception as e:  # noqa: BLE001 - one case's failure must not lose the others' measurements
+            traceback.print_exc()
+            result["cases"].append(dict(case, cuda_equals_cpu=False, error=f"{type(e).__name__}: {e}"[:500]))
+            print(f"  {case['name']}: FAILED ({type(e).__name__})", flush=True)
+            context_lost = "CUDA error" in str(e) or type(e).__name__ == "AcceleratorError"
+    result["peak_at_end"] = result["peak"] if context_lost else fp32_peak_tflops(peak_size, device)
     # shares of the larger reading, the conservative one (as bench_planner.py does): a card still
     # clocking up at the start, or busy then, would otherwise inflate them
     result["peak_used_tflops"] = peak = max(result["peak"]["tflops"], result["peak_at_end"]["tflops"])
     for c in result["cases"]:
-        c["cuda"]["peak_share"] = c["cuda"]["gflops"] / (peak * 1e3)
+        if "cuda" in c:
+            c["cuda"]["peak_share"] = c["cuda"]["gflops"] / (peak * 1e3)
     result["targets"] = check_targets(result)
     result["valid"] = result["targets"]["cuda_equals_cpu_in_every_case"]
     text = table(result)
@@ -476,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     if path is not None:  # written when invalid too (marked so): it is the run's diagnosis
         write_results(path, result, text)
     if not result["valid"]:
-        print("INVALID: the CUDA op's plans differ from the CPU op's in "
+        print("INVALID: the CUDA op failed or its plans differ from the CPU op's in "
               + ", ".join(c["name"] for c in result["cases"] if not c["cuda_equals_cpu"]), file=sys.stderr)
         return 1
     return 0

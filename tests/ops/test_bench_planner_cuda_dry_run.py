@@ -89,6 +89,15 @@ def _bench_module():
     return bench_planner_cuda
 
 
+def _small_cases(bpc, monkeypatch) -> list[dict]:
+    """The benchmark's cases (their names) at small sizes, and a small peak matmul: a run of main in seconds."""
+    small = [dict(c, horizon=3, width=min(c["width"], 32), plans=min(c["plans"], 2)) for c in bpc.cases(quick=True)]
+    monkeypatch.setattr(bpc, "cases", lambda quick: small)
+    peak = bpc.fp32_peak_tflops
+    monkeypatch.setattr(bpc, "fp32_peak_tflops", lambda size, device: peak(128, device))
+    return small
+
+
 def test_contenders_are_timed_in_alternating_rounds():
     """One call of each contender per round, the order reversed every other round (as
     bench_planner.py): a GPU clock or a co-tenant changing mid-run then slows every contender
@@ -135,8 +144,7 @@ def test_a_cuda_op_that_plans_differently_invalidates_the_run(monkeypatch, tmp_p
         actions[0, 0] = (actions[0, 0] + 1) % 18  # one action of the first plan
         return actions, lengths, scores
 
-    small = [dict(c, horizon=3, width=min(c["width"], 32), plans=min(c["plans"], 2)) for c in bpc.cases(quick=True)]
-    monkeypatch.setattr(bpc, "cases", lambda quick: small)
+    _small_cases(bpc, monkeypatch)
     monkeypatch.setattr(bpc.ops, "sample_plans", wrong)
     out = tmp_path / "planner_cuda.json"
     assert bpc.main(["--device", "cpu", "--quick", "--json", str(out)]) == 1
@@ -151,3 +159,29 @@ def test_a_cuda_op_that_plans_differently_invalidates_the_run(monkeypatch, tmp_p
     text = out.with_suffix(".md").read_text()
     assert text.startswith("INVALID: ")
     assert "| paper: sample 1 x 200 |" in text and "none: the plans differ" in text
+
+
+def test_a_case_that_raises_does_not_lose_the_other_cases(monkeypatch, tmp_path):
+    """The GPU window runs the benchmark once: a case whose op raises (a cluster launch the driver
+    refuses, a size the kernels do not take) is recorded as failed and the later cases (here the
+    64-plan throughput case) are still measured and written; the run is invalid and exits 1."""
+    bpc = _bench_module()
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("cluster launch refused")
+
+    small = _small_cases(bpc, monkeypatch)
+    monkeypatch.setattr(bpc.ops, "beam_search", refused)
+    out = tmp_path / "planner_cuda.json"
+    assert bpc.main(["--device", "cpu", "--quick", "--json", str(out)]) == 1
+    result = json.loads(out.read_text())
+    assert [c["name"] for c in result["cases"]] == [c["name"] for c in small]
+    for c in result["cases"]:
+        if c["method"] == "beam":
+            assert c["error"] == "RuntimeError: cluster launch refused" and not c["cuda_equals_cpu"]
+        else:
+            assert "error" not in c and c["cuda_equals_cpu"] and c["cuda"]["median_ms"] > 0
+    assert result["valid"] is False and not result["targets"]["cuda_equals_cpu_in_every_case"]
+    text = out.with_suffix(".md").read_text()
+    assert text.startswith("INVALID: ") and "| beam 1 x 200 | failed |" in text
+    assert "| sample 64 x 200 | " in text and "beam 1 x 1024: FAILED: RuntimeError: cluster launch refused" in text
