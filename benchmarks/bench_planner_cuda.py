@@ -321,7 +321,7 @@ def _run_case(case: dict, peak_tflops: float, quick: bool, device: torch.device)
             except Exception as e:  # noqa: BLE001
                 out["nn_lstm"] = {"error": f"{type(e).__name__}: {e}"[:300]}
         timed = time_alternating(
-            contenders, warmup=warmup, min_runs=3 if quick else 10, max_runs=5 if quick else 50,
+            contenders, warmup=warmup, min_runs=3 if quick else 10, max_runs=3 if quick else 50,
             device=device, max_seconds=5.0 if quick else 20.0,
         )
     finally:
