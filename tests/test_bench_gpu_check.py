@@ -118,3 +118,20 @@ def test_failed_stages_give_exit_code_1_and_the_benchmark_runs_before_the_saniti
     assert bench < sanitizer, summary
     assert not any(line.startswith("RUNNING") for line in summary)
     assert "compiling the extension" in (out / "build.log").read_text()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_sanitizer_that_refuses_the_device_is_a_skip_not_a_failure(tmp_path):
+    """compute-sanitizer refuses the device on some machines (gVisor: 'Device not supported'):
+    the memcheck stage is then a SKIP, not a FAIL that points at the kernels, and racecheck,
+    refused as well, does not spend the budget."""
+    sanitizer = tmp_path / "repo" / "no-cuda" / "bin" / "compute-sanitizer"
+    sanitizer.parent.mkdir(parents=True)
+    sanitizer.write_text("#!/bin/bash\necho '========= Error: Device not supported'\nexit 9\n")
+    sanitizer.chmod(0o755)
+    proc, out = _fake_run(tmp_path, "fail")
+    stdout, _ = proc.communicate(timeout=60)
+    summary = (out / "summary.txt").read_text().splitlines()
+    lines = [line for line in summary if "compute-sanitizer" in line]
+    assert len(lines) == 1 and lines[0].startswith("SKIP     compute-sanitizer (it does not support this device"), summary
+    assert "Device not supported" in (out / "sanitizer.log").read_text()
