@@ -12,7 +12,9 @@ Control's GL context is created inside the worker and never forked. A worker tha
 environment raises, or that does not answer in `REPLY_TIMEOUT_S`) is restarted, the restart is
 counted and warned about, and the interrupted call is replayed from the last seeded reset, which
 gives the same episode: collection goes on. A worker that cannot build its environment the first
-time is not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback.
+time is not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback. A
+worker that cannot be started (the system refusing a process) fails the pool's construction with
+`EnvironmentUnavailable` naming it; the workers started before it are stopped at once.
 
 Example:
     >>> from glamor.config import preset
@@ -220,8 +222,24 @@ class ProcessEnvPool(EnvPool):
         # hook, which SIGTERMs daemon children and then waits for them, would wait forever on a
         # pool nobody closed (an exception on the way out): kill them before it runs.
         self._finalizer = mp_util.Finalize(self, _kill_workers, args=(self._procs,), exitpriority=10)
-        for i in range(num_envs):
-            self._start(i)
+        i = 0
+        try:
+            for i in range(num_envs):
+                self._start(i)
+        except BaseException as e:  # the workers already started are stopped now, not at exit
+            self._stop_started()
+            if not isinstance(e, Exception):  # (a KeyboardInterrupt goes on as it is)
+                raise
+            raise EnvironmentUnavailable(f"could not start environment worker {i} of {num_envs} ({env_id}): "
+                                         f"{type(e).__name__}: {e}") from e
+
+    def _stop_started(self) -> None:
+        """Kill the workers started so far and close their pipes (a pool whose start failed)."""
+        _kill_workers(self._procs)
+        for conn in self._conns:
+            if conn is not None:
+                conn.close()
+        self._finalizer.cancel()
 
     @property
     def pids(self) -> list[int]:
@@ -231,8 +249,13 @@ class ProcessEnvPool(EnvPool):
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(target=_worker, args=(child, self.env_id, self.episode_length, self.env_kwargs),
                                  daemon=True, name=f"glamor-env-{i}")
-        proc.start()
-        child.close()
+        try:
+            proc.start()
+        except BaseException:
+            parent.close()  # (the pipe's two ends would stay open until collected)
+            raise
+        finally:
+            child.close()
         self._procs[i], self._conns[i] = proc, parent
 
     def _restart(self, i: int, why: str) -> None:
@@ -265,8 +288,8 @@ class ProcessEnvPool(EnvPool):
     def _recover(self, i: int, cmd: str, arg, error: Exception):
         """Restart worker i and replay its last reset, then the failed command."""
         for _ in range(self.max_restarts_per_call):
-            self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
-            try:
+            try:  # (a worker the system would not start counts as a failed restart)
+                self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
                 if self._rng[i] is not None and cmd != "set_rng":
                     self._send(i, "set_rng", self._rng[i])
                     self._recv(i)

@@ -292,3 +292,44 @@ def test_a_sync_pool_closes_every_environment_even_when_one_fails_to(monkeypatch
         pool.close()
     assert closed == [0, 1, 2]
 
+
+
+def test_a_pool_whose_kth_worker_cannot_start_stops_the_ones_started_and_names_it(monkeypatch):
+    """Starting the third worker failed (the system refusing a process): the two started were left
+    running until the pool object was collected or the interpreter exited, and the error did not
+    say which worker (or which environment) it was."""
+    real_start, started = ProcessEnvPool._start, []
+
+    def start(self, i):
+        if i == 2:
+            raise OSError(24, "Too many open files")
+        real_start(self, i)
+        started.append(self._procs[i])
+
+    monkeypatch.setattr(ProcessEnvPool, "_start", start)
+    with pytest.raises(EnvironmentUnavailable, match=r"could not start environment worker 2 of 4 "
+                                                     r"\(glamor/GridWorld-v0\): OSError: \[Errno 24\] Too many open files") as e:
+        ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 4)
+    assert isinstance(e.value.__cause__, OSError)
+    assert len(started) == 2 and not any(p.is_alive() for p in started)  # stopped before the error came out
+
+
+def test_a_worker_that_cannot_be_restarted_is_named_after_its_restarts(monkeypatch):
+    """A replacement the system would not start (too many open files) raised its bare OSError out
+    of the round, naming no worker; it is a failed restart like a crash, tried again, then named."""
+    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 1)
+    try:
+        pool.reset([1], [None])
+        os.kill(pool.pids[0], signal.SIGKILL)
+        pool._procs[0].join()
+
+        def start(self, i):
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(ProcessEnvPool, "_start", start)
+        with pytest.warns(RuntimeWarning, match="worker 0"):
+            with pytest.raises(EnvironmentUnavailable, match=r"environment worker 0 failed 3 restarts in a row: "
+                                                             r"\[Errno 24\] Too many open files"):
+                pool.rollout(np.zeros((1, CFG.episode_length), np.int64))
+    finally:
+        pool.close()
