@@ -206,34 +206,38 @@ class ControlGoalEnv(GoalEnv):
             raise EnvironmentUnavailable(gl_failure(backend, e)) from e
         self._env = suite.load(domain, task, task_kwargs={"random": 0})
         self.physics, self.task = self._env.physics, self._env.task
-        self._n_sub_steps = round(self._env.control_timestep() / self.physics.timestep())
-        spec = self._env.action_spec()
-        self._actions = discrete_actions(entry["discretisation"], spec.minimum, spec.maximum)
-        self.action_space = gym.spaces.Discrete(len(self._actions))
+        try:  # what follows fails: the physics and any GL context a camera made are freed (close)
+            self._n_sub_steps = round(self._env.control_timestep() / self.physics.timestep())
+            spec = self._env.action_spec()
+            self._actions = discrete_actions(entry["discretisation"], spec.minimum, spec.maximum)
+            self.action_space = gym.spaces.Discrete(len(self._actions))
 
-        h, w = self.frame_shape
-        vis = self.physics.model.vis
-        if fast_render:
-            vis.quality.offsamples = 0
-            vis.quality.shadowsize = 512
-            vis.global_.offwidth, vis.global_.offheight = w, h
-        else:  # dm_control's defaults, the offscreen buffer grown where the frame would not fit
-            vis.global_.offwidth = max(int(vis.global_.offwidth), w)
-            vis.global_.offheight = max(int(vis.global_.offheight), h)
-        try:
-            self._camera = Camera(self.physics, height=h, width=w, camera_id=CAMERA_ID)
-        except Exception as e:
-            raise EnvironmentUnavailable(gl_failure(backend, e)) from e
-        import mujoco
-        from dm_control import _render
+            h, w = self.frame_shape
+            vis = self.physics.model.vis
+            if fast_render:
+                vis.quality.offsamples = 0
+                vis.quality.shadowsize = 512
+                vis.global_.offwidth, vis.global_.offheight = w, h
+            else:  # dm_control's defaults, the offscreen buffer grown where the frame would not fit
+                vis.global_.offwidth = max(int(vis.global_.offwidth), w)
+                vis.global_.offheight = max(int(vis.global_.offheight), h)
+            try:
+                self._camera = Camera(self.physics, height=h, width=w, camera_id=CAMERA_ID)
+            except Exception as e:
+                raise EnvironmentUnavailable(gl_failure(backend, e)) from e
+            import mujoco
+            from dm_control import _render
 
-        # Other physics or another renderer give other labels or frames: goal caches are keyed by
-        # them (the backend in use: dm_control read MUJOCO_GL once, when it was imported; and the
-        # OpenGL driver behind it: EGL is the NVIDIA driver on a GPU machine, Mesa's on a CPU one).
-        self.cache_versions = {"mujoco": mujoco.__version__, "dm_control": _package_version("dm_control"),
-                               "gl": str(_render.BACKEND), "gl_renderer": _gl_renderer(self.physics)}
-        self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION
-        self._gray: np.ndarray | None = None
+            # Other physics or another renderer give other labels or frames: goal caches are keyed by
+            # them (the backend in use: dm_control read MUJOCO_GL once, when it was imported; and the
+            # OpenGL driver behind it: EGL is the NVIDIA driver on a GPU machine, Mesa's on a CPU one).
+            self.cache_versions = {"mujoco": mujoco.__version__, "dm_control": _package_version("dm_control"),
+                                   "gl": str(_render.BACKEND), "gl_renderer": _gl_renderer(self.physics)}
+            self._state_kind = mujoco.mjtState.mjSTATE_INTEGRATION
+            self._gray: np.ndarray | None = None
+        except BaseException:
+            self.close()
+            raise
 
     # ---- the state machine ------------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -275,9 +279,12 @@ class ControlGoalEnv(GoalEnv):
         self._gray = None
 
     def close(self) -> None:
-        """Free the scene and the rendering contexts (a closed environment cannot be used)."""
+        """Free the scene, the physics and its rendering contexts (a closed environment cannot be
+        used). Also what a constructor that failed after loading the task calls."""
         camera = self.__dict__.pop("_camera", None)
         if camera is not None:
             camera._scene.free()  # as dm_control's own Physics.render does
-            self.physics.free()
+        physics = self.__dict__.get("physics")
+        if physics is not None:
+            physics.free()  # (freeing it again does nothing)
         super().close()

@@ -330,3 +330,33 @@ def test_goal_caches_are_keyed_by_the_simulator_and_the_gl_backend(envs, monkeyp
         assert path() != before, key
     monkeypatch.setattr(env, "cache_versions", dict(versions))
     assert path() == before
+
+
+def test_a_camera_that_fails_frees_the_physics_and_its_gl_context(monkeypatch):
+    """The Camera (the offscreen buffer, the scene) failed after the physics had made its GL
+    context: the error came out, and the physics, its MuJoCo data and the context stayed allocated
+    (tens of MB each) for as long as anything held the half-built environment or the traceback."""
+    select_gl_backend()  # (before dm_control's renderer is imported: it reads MUJOCO_GL once)
+    from dm_control.mujoco import engine
+
+    made = []
+
+    class FailingCamera:
+        def __init__(self, physics, **kwargs):
+            made.append(physics)
+            assert physics.contexts.gl is not None  # the GL context exists now, as in a real Camera
+            raise RuntimeError("cannot allocate the offscreen framebuffer")
+
+    monkeypatch.setattr(engine, "Camera", FailingCamera)
+    with pytest.raises(EnvironmentUnavailable, match="cannot allocate the offscreen framebuffer"):
+        ControlGoalEnv("reacher", "hard", episode_length=K)
+    (physics,) = made
+    assert physics._contexts is None and not hasattr(physics, "_data")  # freed before the error came out
+
+
+def test_close_is_harmless_twice():
+    """close() frees the physics whether or not a camera was made, so a second close frees it again."""
+    env = ControlGoalEnv("point_mass", "easy", episode_length=K)
+    env.reset(seed=0)
+    env.close()
+    env.close()
