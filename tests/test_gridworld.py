@@ -164,6 +164,25 @@ def test_bad_goal_and_action_are_named():
         genvs.make("glamor/Nope-v0", episode_length=3)
 
 
+@pytest.mark.parametrize("action", [True, np.True_, np.array(True), 1.0, np.float32(1), np.array([1]), "1"])
+def test_an_action_that_is_not_an_integer_is_refused(action):
+    """A Python bool was taken for action 0 or 1 (gymnasium's Discrete counts bool as an int), while
+    NumPy's bool was refused: a flag passed for an action stepped the agent."""
+    env = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an int in \[0, 4\), got"):
+        env.step(action)
+
+
+@pytest.mark.parametrize("action", [1, np.int64(1), np.uint8(1), np.int32(1), np.array(1), np.array(1, np.int8)])
+def test_integer_actions_of_every_kind_step(action):
+    ref = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    ref.reset(seed=0)
+    env = genvs.make("glamor/GridWorld-v0", episode_length=10)
+    env.reset(seed=0)
+    np.testing.assert_array_equal(env.step(action)[0]["observation"], ref.step(1)[0]["observation"])
+
+
 def test_step_after_the_episode_ended_is_refused_until_reset():
     env = genvs.make("glamor/GridWorld-v0", episode_length=3)
     with pytest.raises(RuntimeError, match="before reset"):

@@ -217,7 +217,9 @@ class GoalEnv(gym.Env):
         if self._ended:
             raise RuntimeError(f"step() after the episode ended (terminated, or truncated after "
                                f"{self.episode_length} steps); call reset()")
-        if not self.action_space.contains(action):
+        # Discrete.contains takes a Python bool for 0 or 1 (bool is an int), though not NumPy's:
+        # a bool is a caller's mistake (a flag passed for an action), refused alike in both forms.
+        if isinstance(action, bool) or not self.action_space.contains(action):
             raise ValueError(f"action must be an int in [0, {self.action_space.n}), got {action!r}")
         terminated = self._advance(int(action))
         self._t += 1
