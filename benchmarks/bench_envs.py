@@ -5,7 +5,8 @@ Each environment is built, reset, warmed up, then stepped with uniformly random 
 includes the k-step random rollout that makes its goal). The median of `--repeats` runs is
 reported. With `--goal-sets ENV_ID ...` it also times `glamor.goals.make_goal_set` at a preset's
 sizes (label ranges, training and evaluation goals) in a fresh cache (an id, its name alone, as
-`Pong` for glamor/Pong-v0, or, as with --only, a word of the ids: every id containing it).
+`Pong` for glamor/Pong-v0, or, as with --only, a word of the ids: every id containing it); with
+`--quick`, at the small sizes of `QUICK_GOAL_SETS` (a smoke run of the same phases).
 
 Writes benchmarks/results/envs.md and envs.json and prints the table with the machine it ran on.
 
@@ -37,6 +38,10 @@ import glamor.envs
 from glamor.sysinfo import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Goal-set sizes of a --quick run: every phase runs, in seconds (the presets' take minutes: Pong's
+# 2,000 candidates and 500 label-range rollouts of 50 steps).
+QUICK_GOAL_SETS = dict(label_range_rollouts=8, num_train_goals=4, goal_candidates=8, eval_episodes=4,
+                       eval_episodes_during_training=4)
 
 
 def machine() -> dict:
@@ -115,14 +120,16 @@ def bench_env(env_id: str, seconds: float, repeats: int) -> dict:
     }
 
 
-def bench_goal_sets(env_id: str, preset_name: str) -> dict:
-    """Seconds of each goal-set phase at the preset's sizes, in a fresh cache."""
+def bench_goal_sets(env_id: str, preset_name: str, quick: bool = False) -> dict:
+    """Seconds of each goal-set phase at the preset's sizes (quick: `QUICK_GOAL_SETS`'), in a fresh cache."""
     from glamor.config import preset
     from glamor.goals import label_ranges_for, make_goal_set
 
-    cfg = preset(preset_name, env_id=env_id, episode_length=default_length(env_id))
+    sizes = QUICK_GOAL_SETS if quick else {}
+    cfg = preset(preset_name, env_id=env_id, episode_length=default_length(env_id), **sizes)
     out = {
         "env": env_id,
+        "sizes": "quick" if quick else "preset",
         "episode_length": cfg.episode_length,
         "label_range_rollouts": cfg.label_range_rollouts,
         "goal_candidates": cfg.goal_candidates,
@@ -201,7 +208,7 @@ def markdown(info: dict, rows: list[dict], goal_rows: list[dict]) -> str:
     if goal_rows:
         lines += [
             "",
-            "## Goal sets (`glamor.goals.make_goal_set`, preset sizes, fresh cache)",
+            f"## Goal sets (`glamor.goals.make_goal_set`, {goal_rows[0].get('sizes', 'preset')} sizes, fresh cache)",
             "",
             "| environment | k | label ranges (rollouts) | training goals (from candidates) "
             "| eval goals | cached load |",
@@ -236,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
              "with --quick, only a folder given here)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="0.1 s per environment, one run; written only to an --out given"
+        "--quick", action="store_true",
+        help="0.1 s per environment, one run, goal sets at small sizes; written only to an --out given"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -262,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     goal_rows = []
     for env_id in goal_ids:
-        goal_rows.append(bench_goal_sets(env_id, suite(env_id)))
+        goal_rows.append(bench_goal_sets(env_id, suite(env_id), quick=args.quick))
         g = goal_rows[-1]
         print(
             f"goal sets {env_id}: ranges {g['ranges_s']:.1f} s, train {g['train_s']:.1f} s, "

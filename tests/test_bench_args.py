@@ -112,7 +112,7 @@ def test_unknown_goal_set_ids_are_named_before_any_environment_is_timed(tmp_path
     assert out.stdout == ""  # nothing was timed
 
 
-def test_goal_set_ids_take_ids_names_and_words(bench_args, monkeypatch):
+def test_goal_set_ids_take_ids_names_and_words(bench_args, monkeypatch, tmp_path):
     import bench_envs
 
     ids = ["glamor/GridWorld-v0", "glamor/GridWorldBox-v0", "glamor/Pong-v0", "glamor/reacher-easy-v0",
@@ -125,11 +125,31 @@ def test_goal_set_ids_take_ids_names_and_words(bench_args, monkeypatch):
     timed = []
     monkeypatch.setattr(bench_envs, "bench_env", lambda env_id, seconds, repeats: dict(
         env=env_id, actions=4, episode_length=12, steps_per_s=1.0, reset_ms=1.0, make_s=1.0))
-    monkeypatch.setattr(bench_envs, "bench_goal_sets", lambda env_id, preset: timed.append((env_id, preset)) or dict(
+    monkeypatch.setattr(bench_envs, "bench_goal_sets", lambda env_id, preset, quick: timed.append(
+        (env_id, preset, quick)) or dict(
         env=env_id, episode_length=12, label_range_rollouts=1, goal_candidates=1, train_goals=1, eval_goals=1,
         ranges_s=0.0, train_s=0.0, eval_s=0.0, cached_load_s=0.0, label_names=[], label_ranges=[]))
     assert bench_envs.main(["--quick", "--only", "GridWorld-v0", "--goal-sets", "gridworld"]) == 0
-    assert timed == [("glamor/GridWorld-v0", "gridworld")]
+    assert bench_envs.main(["--seconds", "0.01", "--repeats", "1", "--only", "GridWorld-v0", "--goal-sets",
+                            "gridworld", "--out", str(tmp_path)]) == 0
+    assert timed == [("glamor/GridWorld-v0", "gridworld", True), ("glamor/GridWorld-v0", "gridworld", False)]
+
+
+def test_quick_goal_sets_are_built_at_the_quick_sizes(bench_args):
+    """`--quick --goal-sets` built the presets' full goal sets (Pong: 2,000 candidates and 500
+    label-range rollouts of 50 steps, minutes), not a smoke run's."""
+    import bench_envs
+
+    from glamor.config import preset
+
+    quick = bench_envs.bench_goal_sets("glamor/GridWorld-v0", "gridworld", quick=True)
+    sizes = bench_envs.QUICK_GOAL_SETS
+    assert (quick["sizes"], quick["label_range_rollouts"], quick["goal_candidates"], quick["train_goals"],
+            quick["eval_goals"]) == ("quick", sizes["label_range_rollouts"], sizes["goal_candidates"],
+                                     sizes["num_train_goals"], sizes["eval_episodes"])
+    full = preset("gridworld")
+    assert full.goal_candidates > sizes["goal_candidates"] and full.eval_episodes > sizes["eval_episodes"]
+    assert "quick sizes" in bench_envs.markdown(bench_envs.machine(), [], [quick])
 
 
 def test_bench_envs_quick_writes_only_to_an_out_given(bench_args, monkeypatch, tmp_path):
