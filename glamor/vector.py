@@ -286,15 +286,16 @@ class ProcessEnvPool(EnvPool):
         raise WorkerCrashed(f"its environment raised {why}")
 
     def _recover(self, i: int, cmd: str, arg, error: Exception):
-        """Restart worker i and replay its last reset, then the failed command."""
+        """Restart worker i and replay its last reset, then the random state set after it (a
+        seeded reset would draw over one set before it), then the failed command."""
         for _ in range(self.max_restarts_per_call):
             try:  # (a worker the system would not start counts as a failed restart)
                 self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
-                if self._rng[i] is not None and cmd != "set_rng":
-                    self._send(i, "set_rng", self._rng[i])
-                    self._recv(i)
                 if cmd != "reset" and self._last_reset[i] is not None:
                     self._send(i, "reset", self._last_reset[i])
+                    self._recv(i)
+                if self._rng[i] is not None and cmd != "set_rng":
+                    self._send(i, "set_rng", self._rng[i])
                     self._recv(i)
                 self._send(i, cmd, arg)
                 return self._recv(i)

@@ -10,7 +10,7 @@ import pytest
 
 from glamor.config import preset
 from glamor.errors import EnvironmentUnavailable
-from glamor.vector import EnvPool, ProcessEnvPool, make_pool
+from glamor.vector import EnvPool, ProcessEnvPool, close_envs, make_pool
 
 CFG = preset("debug", progress=False)
 
@@ -333,3 +333,32 @@ def test_a_worker_that_cannot_be_restarted_is_named_after_its_restarts(monkeypat
                 pool.rollout(np.zeros((1, CFG.episode_length), np.int64))
     finally:
         pool.close()
+
+
+def test_a_restarted_worker_replays_a_random_state_set_after_its_reset():
+    """A worker that died after reset(seed) and set_rng_states(...) replayed the random state first
+    and the seeded reset after it, which drew over it: the rollout's sticky actions (Atari's come
+    from np_random) were those of the seed, not of the state set, so the replayed episode differed
+    from the one an in-process pool runs."""
+    pytest.importorskip("ale_py")
+    args = ("glamor/Pong-v0", 8, {}, 1)
+    donor = EnvPool(*args)  # a random state other than the one the seeded reset leaves
+    donor.reset([99], [None])
+    state = donor.rng_states()
+    actions = np.random.default_rng(3).integers(18, size=(1, 8))
+    seeded, sync, pool = EnvPool(*args), EnvPool(*args), ProcessEnvPool(*args)
+    try:
+        for p in (sync, pool):
+            p.reset([5], [None])
+            p.set_rng_states(state)
+        (want,) = sync.rollout(actions)
+        os.kill(pool.pids[0], signal.SIGKILL)
+        pool._procs[0].join()
+        with pytest.warns(RuntimeWarning, match="worker 0 .* died; restarted"):
+            (got,) = pool.rollout(actions)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        seeded.reset([5], [None])  # (the state set does change the episode: the test can tell)
+        assert not np.array_equal(seeded.rollout(actions)[0][0], want[0])
+    finally:
+        close_envs([donor, seeded, sync, pool])
