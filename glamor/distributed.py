@@ -75,6 +75,15 @@ def from_rank_0(value):
     return box[0]
 
 
+def all_gather(value) -> list:
+    """Every rank's `value` (any picklable object), in rank order; `[value]` with one process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
 def all_reduce_int(value: int, op) -> int:
     """`value` reduced with `op` (a dist.ReduceOp) over every rank; `value` itself with one process."""
     if not (dist.is_available() and dist.is_initialized()):

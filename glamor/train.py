@@ -266,16 +266,13 @@ class Trainer:
             self._on_every_rank(self._read_train_goals if rank else lambda: None,
                                 RuntimeError("another process could not read the train goal set (its error is in "
                                              "its output)"))
+            # (DistributedDataParallel's start is a collective that checks the ranks' parameters
+            # agree: one that fails there fails on every rank, each closing its environments)
+            self.loss_fn = self._wrap_loss()
         except BaseException:
             with contextlib.suppress(Exception):  # (the error that stopped the start is the one to report)
                 self.close()
             raise
-        self.loss_fn = _Loss(self.model)
-        if world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.loss_fn = DistributedDataParallel(self.loss_fn, device_ids=None if self.device.type == "cpu"
-                                                   else [self.device])
         self.env_step = 0  # over all processes
         self.updates = 0
         self._eval_sets = None
@@ -340,6 +337,25 @@ class Trainer:
                           f"evaluations use those {cfg.eval_episodes}", RuntimeWarning, stacklevel=4)
         if rank == 0:
             self._read_train_goals()
+
+    def _wrap_loss(self) -> torch.nn.Module:
+        """The model's loss as a module; under torchrun wrapped in DistributedDataParallel, which
+        averages the gradients over the processes."""
+        loss_fn = _Loss(self.model)
+        if self.world_size == 1:
+            return loss_fn
+        # DistributedDataParallel checks the shapes against rank 0's on each rank, and a rank whose
+        # differ leaves while rank 0 waits in its weights' broadcast: compared here, on every rank
+        shapes = distributed.all_gather([(name, list(p.shape)) for name, p in self.model.named_parameters()])
+        for rank, theirs in enumerate(shapes):
+            if theirs != shapes[0]:
+                how = next((f"{a[0]} {a[1]} and {b[0]} {b[1]}" for a, b in zip(shapes[0], theirs) if a != b),
+                           f"{len(shapes[0])} and {len(theirs)} parameters")
+                raise ValueError(f"the model differs between processes 0 and {rank} ({how}): every process must "
+                                 f"build the same model (the same glamor version and config)")
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(loss_fn, device_ids=None if self.device.type == "cpu" else [self.device])
 
     def _check_replay_fits(self) -> None:
         """Warn when the replays of this machine's processes, once full, need more memory than it

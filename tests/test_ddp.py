@@ -272,6 +272,47 @@ def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, 
     assert not (tmp_path / "run").exists()  # the new run's directory is removed, as with one process
 
 
+def _rank_mismatched_model(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of `glamor train` whose rank 1 builds a model of another size, which
+    DistributedDataParallel's start refuses on every rank; each says whether its trainer closed."""
+    _as_torchrun_rank(rank, world, port, cache)
+    from glamor import train as T
+
+    if rank == 1:
+        build = T.build_model
+        T.build_model = lambda cfg, env: build(cfg.replace(lstm_hidden=cfg.lstm_hidden + 8), env)
+    close = T.Trainer.close
+
+    def closing(self):
+        with open(os.path.join(os.path.dirname(run), f"closed{rank}.txt"), "a") as f:
+            f.write("closed\n")
+        close(self)
+
+    T.Trainer.close = closing
+    try:
+        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
+    except Exception as e:
+        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+
+
+def test_a_model_that_differs_on_one_process_closes_every_process_trainer(tmp_path):
+    """A model that differs between the processes is named on every rank (DistributedDataParallel's
+    own check raised on rank 1 alone, and rank 0 saw a broken connection), and each rank closes
+    its environments and puts its torch settings back, as after a failure while building them;
+    the new run's directory goes."""
+    ctx = mp.spawn(_rank_mismatched_model, args=(2, _free_port(), str(tmp_path / "run"), os.environ["GLAMOR_CACHE"]),
+                   nprocs=2, join=False)
+    _join_within(ctx, 240, "a process still waits for the one whose model differs")
+    for rank in (0, 1):
+        assert (tmp_path / f"start{rank}.txt").read_text() == (
+            "ValueError: the model differs between processes 0 and 1 (idm.init_h.weight [16, 32] and "
+            "idm.init_h.weight [24, 32]): every process must build the same model (the same glamor version "
+            "and config)"), rank
+        assert (tmp_path / f"closed{rank}.txt").read_text() == "closed\n", f"rank {rank} left its trainer open"
+    assert not (tmp_path / "run").exists()
+
+
 def _rank_failing_resume(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train --resume` whose rank 1 cannot load its part."""
     _as_torchrun_rank(rank, world, port, cache)
