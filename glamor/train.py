@@ -218,16 +218,18 @@ def _next_multiple(step: int, every: int) -> int:
 
 
 def set_determinism(cfg: Config) -> Callable[[], None]:
-    """Thread count and deterministic algorithms, as the config asks. Returns a function that
-    puts back what this changed (they are the process's settings: a script or notebook that
-    trains goes on with its own afterwards)."""
+    """Thread count and deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG, which cuBLAS needs
+    for them), as the config asks. Returns a function that puts back what this changed (they are
+    the process's settings: a script or notebook that trains goes on with its own afterwards)."""
     restore = []
     threads = cfg.torch_threads or (1 if cfg.deterministic else 0)
     if threads:
         restore.append(functools.partial(torch.set_num_threads, torch.get_num_threads()))
         torch.set_num_threads(threads)
     if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:  # (deterministic cuBLAS; processes started later inherit it)
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+            restore.append(functools.partial(os.environ.pop, "CUBLAS_WORKSPACE_CONFIG", None))
         restore.append(functools.partial(torch.use_deterministic_algorithms, torch.are_deterministic_algorithms_enabled(),
                                          warn_only=torch.is_deterministic_algorithms_warn_only_enabled()))
         restore.append(functools.partial(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark))

@@ -212,9 +212,12 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_room_for_the_co
     assert train(preset("debug", progress=False, total_env_steps=48, eval_episodes=2), run)["env_steps"] == 48
 
 
-def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path):
+def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path, monkeypatch):
     """train() and evaluate_checkpoint() with torch_threads / deterministic left the process on
-    their thread count with deterministic algorithms on: a notebook that trained went on so."""
+    their thread count with deterministic algorithms on: a notebook that trained went on so (and
+    with CUBLAS_WORKSPACE_CONFIG set, which the processes it starts later inherit)."""
+    import os
+
     from glamor.train import evaluate_checkpoint
 
     cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2,
@@ -222,8 +225,10 @@ def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path)
     seen = []
 
     def settings():
-        return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+        return (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+                os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
 
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     outside = settings()  # (another test's leftovers, whatever they are, are put back after)
     torch.set_num_threads(3)
     torch.use_deterministic_algorithms(False)
@@ -233,11 +238,14 @@ def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path)
         seen.append(settings())
         evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
         seen.append(settings())
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":16:8"  # the user's own is kept
+        train(cfg, tmp_path / "run2", table=False)
+        seen.append(settings())
     finally:
         torch.set_num_threads(outside[0])
         torch.use_deterministic_algorithms(outside[1])
         torch.backends.cudnn.benchmark = outside[2]
-    assert seen == [(3, False, True), (3, False, True)]
+    assert seen == [(3, False, True, None), (3, False, True, None), (3, False, True, ":16:8")]
 
 
 def test_evaluate_checkpoint_refuses_fewer_than_one_episode_by_name(tmp_path):
