@@ -19,7 +19,9 @@ are removed by the next save, or before that by the resume (`remove_temporaries`
 Under torchrun, rank 0 writes the checkpoint; every other rank r first writes its own part (its
 random states and its replay: `rank<r>-<env_step>.pt` and `replay-<env_step>-rank<r>.npz`,
 `save_rank`), which the checkpoint then names in `rank_files`; a checkpoint whose rank files are
-missing is not complete. `load_rank` reads a rank's part back.
+missing is not complete. `load_rank` reads a rank's part back; a resume under torchrun in which
+one rank's part does not load (a replay file that fails its CRC) passes that checkpoint to
+`load_latest` as `unusable`, and every rank goes on from the one before.
 """
 
 from __future__ import annotations
@@ -303,7 +305,8 @@ class UnusableCheckpoints(ValueError):
         super().__init__(f"{run_dir} has checkpoints but none loads ({'; '.join(reasons)})")
 
 
-def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True, stacklevel: int = 3) -> dict | None:
+def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = True, stacklevel: int = 3,
+                unusable: dict[str, str] | None = None) -> dict | None:
     """The newest complete checkpoint of a run, or None when it has none.
 
     Tries `checkpoint.pt`, then `checkpoint.prev.pt`; a file that fails to load or whose replay
@@ -311,6 +314,8 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
     run has checkpoint files but none loads, raises `UnusableCheckpoints` naming each one's
     reason. With `with_replay`, the replay arrays are read into `state["replay"]`. Warnings point
     `stacklevel` frames up (as `warnings.warn`'s: 3, the call of the function that called this one).
+    `unusable`: checkpoint files (name: reason) the caller found unusable, skipped as such (a
+    torchrun rank's part that does not load, which only that rank reads).
     """
     run_dir = Path(run_dir)
     note_left_aside(run_dir, stacklevel + 1)
@@ -318,6 +323,9 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
     for name in (CHECKPOINT, PREVIOUS):
         path = run_dir / name
         if not path.exists():
+            continue
+        if unusable and name in unusable:
+            reasons.append(unusable[name])
             continue
         try:
             state = load(path, map_location)

@@ -910,33 +910,47 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
 
 def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint: str) -> dict | None:
     """The newest complete checkpoint (None when there is none yet); under torchrun rank 0
-    picks it, every rank reads the same one with its own part, and a refusal is raised on
-    every rank (none is left waiting in a collective)."""
-    state, error = None, None
-    if rank == 0:
+    picks it, every rank reads the same one with its own part (a part that does not load, a
+    replay file that fails its CRC, say, sends every rank back to the checkpoint before, as
+    `checkpoint.load_latest` does for rank 0's own files), and a refusal is raised on every rank
+    (none is left waiting in a collective)."""
+    unusable: dict[str, str] = {}  # checkpoint files passed over for a rank's part that does not load
+    while True:
+        state, error = None, None
+        if rank == 0:
+            try:
+                state = checkpoint.load_latest(run_dir, stacklevel=5, unusable=unusable)
+            except checkpoint.UnusableCheckpoints as e:
+                error = ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}")
+            if state is None and error is None and (run_dir / "eval.json").exists():  # checkpoints deleted
+                error = ValueError(f"{run_dir} has results (eval.json) but no checkpoint to resume from: starting "
+                                   f"over would replace them; {retrain_hint}, or put its checkpoint back")
+        path, refusal = distributed.from_rank_0((state and state["path"], error and str(error)))
         try:
-            state = checkpoint.load_latest(run_dir, stacklevel=5)
-        except checkpoint.UnusableCheckpoints as e:
-            error = ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}")
-        if state is None and error is None and (run_dir / "eval.json").exists():  # checkpoints deleted
-            error = ValueError(f"{run_dir} has results (eval.json) but no checkpoint to resume from: starting over "
-                               f"would replace them; {retrain_hint}, or put its checkpoint back")
-    path, refusal = distributed.from_rank_0((state and state["path"], error and str(error)))
-    try:
-        if rank > 0 and refusal:
-            raise ValueError(refusal)
-        if rank > 0 and path is not None:
-            state = checkpoint.load(path)
-        saved_by = 1 if state is None else state.get("world_size", 1)
-        if state is not None and world > 1 and saved_by != world:
-            how = "glamor train --resume" if saved_by == 1 else f"torchrun --nproc-per-node {saved_by} ..."
-            raise ValueError(f"{state['path']} was saved by {saved_by} process(es): resume it with as many "
-                             f"(`{how}`), not {world}")
-        if rank > 0 and state is not None:
-            state = checkpoint.load_rank(run_dir, state, rank)
-    except (ValueError, OSError) as e:
-        error = error or e
-    distributed.raise_together(error, ValueError("another process could not read its part of the checkpoint"))
+            if rank > 0 and refusal:
+                raise ValueError(refusal)
+            if rank > 0 and path is not None:
+                state = checkpoint.load(path)
+            saved_by = 1 if state is None else state.get("world_size", 1)
+            if state is not None and world > 1 and saved_by != world:
+                how = "glamor train --resume" if saved_by == 1 else f"torchrun --nproc-per-node {saved_by} ..."
+                raise ValueError(f"{state['path']} was saved by {saved_by} process(es): resume it with as many "
+                                 f"(`{how}`), not {world}")
+        except (ValueError, OSError) as e:
+            error = error or e
+        distributed.raise_together(error, ValueError("another process could not read its part of the checkpoint"))
+        if state is None or world == 1:
+            break
+        damaged = None
+        if rank > 0:
+            try:
+                state = checkpoint.load_rank(run_dir, state, rank)
+            except (ValueError, OSError) as e:
+                damaged = str(e)
+        damaged = [why for why in distributed.all_gather(damaged) if why]
+        if not damaged:
+            break
+        unusable[Path(path).name] = "; ".join(damaged)  # every rank: rank 0 tries the checkpoint before
     if state is not None and state.get("world_size", 1) > 1 and world == 1:
         warnings.warn(f"{state['path']} was saved by {state['world_size']} processes (torchrun): in one "
                       f"process the run goes on from rank 0's replay and random states alone and does not end "

@@ -242,6 +242,60 @@ def test_a_torchrun_run_interrupted_and_resumed_with_as_many_processes_ends_like
     assert (alone / "config.json").read_text() == config
 
 
+def test_a_rank_part_that_does_not_load_sends_every_rank_back_to_the_checkpoint_before(tmp_path, torchrun_run):
+    """A damaged replay file of rank 1's part of the newest checkpoint (one that fails its CRC)
+    refused the resume on every rank, while one process falls back to checkpoint.prev.pt for
+    its own; every rank now goes on from the checkpoint before, and the run ends as the
+    uninterrupted one did."""
+    import shutil
+
+    import numpy as np
+
+    from glamor import checkpoint
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))  # a finished torchrun run of 480 steps
+    newest = checkpoint.load_latest(run, with_replay=False)
+    assert newest["env_step"] == 480 and checkpoint.load(run / checkpoint.PREVIOUS)["env_step"] == 384
+    replay = run / newest["rank_files"][1][1]
+    data = bytearray(replay.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    replay.write_bytes(bytes(data))
+    (run / "eval.json").unlink()  # (else the run is finished: the resume reads no part)
+    _spawn_run(run, resume=True)
+    assert not list(run.glob("refused*.txt"))
+    for rank in (0, 1):
+        a, b = (checkpoint.load_latest(path) for path in (torchrun_run, run))
+        if rank:
+            a, b = (checkpoint.load_rank(path, s, rank) for path, s in ((torchrun_run, a), (run, b)))
+        assert (a["env_step"], a["updates"]) == (b["env_step"], b["updates"]) == (480, a["updates"])
+        for name in ("frames", "actions", "valid"):
+            np.testing.assert_array_equal(a["replay"][name], b["replay"][name], err_msg=f"rank {rank}: {name}")
+        for name, t in a["model"].items():
+            assert torch.equal(t, b["model"][name]), f"weights differ: {name}"
+    assert (run / "eval.json").exists()
+    assert checkpoint.load(run / checkpoint.PREVIOUS)["env_step"] == 384  # the damaged one is not kept
+
+
+def test_rank_parts_of_both_checkpoints_that_do_not_load_are_refused_on_every_rank(tmp_path, torchrun_run):
+    import shutil
+
+    from glamor import checkpoint
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
+    for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS):
+        (run / checkpoint.load(run / name)["rank_files"][1][0]).write_bytes(b"not a checkpoint")
+    (run / "eval.json").unlink()
+    ctx = mp.spawn(_rank_run, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"], True, 0), nprocs=2,
+                   join=False)
+    _join_within(ctx, 240, "a process still waits after the ranks' parts failed to load")
+    for rank in (0, 1):
+        said = (run / f"refused{rank}.txt").read_text()
+        assert said.startswith(f"{run} has checkpoints but none loads ({run}/rank1-480.pt is not a glamor "
+                               f"checkpoint, or is damaged"), said
+        assert f"{run}/rank1-384.pt is not a glamor checkpoint" in said and "refusing to start over" in said
+
+
 def _rank_failing_start(rank: int, world: int, port: int, run: str, cache: str, failing: int) -> None:
     """Rank `rank` of `glamor train` whose rank `failing` cannot make its environment."""
     _as_torchrun_rank(rank, world, port, cache)
