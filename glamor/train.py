@@ -174,15 +174,18 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
             check_model_unchanged(trained, {k: getattr(cfg, k) for k in MODEL_FIELDS}, "the evaluation's cfg")
         episodes = cfg.eval_episodes if episodes is None else goals_to_evaluate(episodes, cfg)
         # the caller's random states come back (building the model draws its initial weights too)
-        gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
-        with eval_environments(cfg, episodes) as eval_envs, torch.random.fork_rng(gpus, device_type="cuda"):
+        with eval_environments(cfg, episodes) as eval_envs, torch.random.fork_rng([], device_type="cuda"):
             check_env_fits_model(eval_envs[0], state, cfg)
             model = build_model(cfg, eval_envs[0]).to(resolve_device(cfg.device))
             checkpoint.load_weights(model, state)
             sets = first_goals(eval_goal_sets(cfg, eval_envs[0], cfg.eval_episodes, cfg.progress), episodes, set_names)
-            torch.manual_seed(cfg.seed)
-            results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
-                               details=details, record=record)
+            # the GPUs' states too, once the model's move has started CUDA: a torch.manual_seed the
+            # caller made before (which torch holds back until then) is in them now, and stays
+            gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+            with torch.random.fork_rng(gpus, device_type="cuda"):
+                torch.manual_seed(cfg.seed)
+                results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
+                                   details=details, record=record)
         results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})
         return results
     finally:

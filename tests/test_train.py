@@ -360,6 +360,34 @@ def test_evaluate_checkpoint_leaves_the_callers_random_states_as_they_were(tmp_p
     assert_unchanged(before)
 
 
+_CUDA_DRAWS = """
+import sys, torch
+from glamor.config import Config
+from glamor.train import evaluate_checkpoint
+torch.manual_seed(1234)  # before CUDA starts: torch holds the GPUs' seeds back until then
+if sys.argv[1] == "evaluate":
+    evaluate_checkpoint(sys.argv[2], Config.load(sys.argv[2] + "/config.json").replace(device="cuda"), episodes=2)
+else:
+    torch.cuda.init()
+print(torch.rand(4, device="cuda").tolist())
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_evaluate_checkpoint_that_starts_cuda_leaves_the_callers_gpu_draws(tmp_path):
+    """The GPUs' random states were kept only when CUDA had started before the call: a
+    notebook that seeded torch and evaluated first (the model's move starts CUDA) went on
+    with GPU draws of the run's seed, not its own."""
+    import subprocess
+    import sys
+
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2, device="cpu")
+    train(cfg, tmp_path / "run", table=False)
+    draws = [subprocess.run([sys.executable, "-c", _CUDA_DRAWS, how, str(tmp_path / "run")], capture_output=True,
+                            text=True, check=True, timeout=300).stdout.splitlines()[-1] for how in ("evaluate", "init")]
+    assert draws[0] == draws[1]
+
+
 def test_the_logged_epsilon_is_the_one_the_round_before_the_log_acted_with(tmp_path):
     """charts/epsilon was the schedule's value at the step after the round, logged at that step,
     while the round had acted with the value at its start: one round's decay ahead."""
