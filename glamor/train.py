@@ -498,7 +498,7 @@ class Trainer:
         """What each process has of its own: its random states, its environments', its agent's
         draws and the loop's counters (the same on every rank but for the log window)."""
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-        if torch.cuda.is_available():
+        if torch.cuda.is_initialized():  # (a run on the CPU does not start CUDA for states it never draws from)
             rng["cuda"] = torch.cuda.get_rng_state_all()
         env_rngs = self.pool.rng_states()  # first: a worker restarted while asked is counted below
         return {

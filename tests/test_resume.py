@@ -126,6 +126,28 @@ def test_in_process_resume_matches(tmp_path):
     a.close(), b.close()
 
 
+def test_a_checkpoint_of_a_cpu_run_does_not_start_cuda(tmp_path, monkeypatch):
+    """Saving read every GPU's random state whenever CUDA was available, which starts CUDA: a
+    device='cpu' run on a GPU machine made a context on GPU 0 at its first checkpoint (each
+    torchrun rank its own), and failed there when another process held that GPU in exclusive
+    mode. Only a process that started CUDA has GPU states that matter."""
+    cfg = preset("debug", progress=False, learning_starts=0, deterministic=True, eval_episodes=4, device="cpu")
+    tr = Trainer(cfg, tmp_path)
+    try:
+        tr.collect_round()
+
+        def started(*args, **kwargs):
+            raise AssertionError("the checkpoint started CUDA")
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", started)
+        tr.save()
+    finally:
+        tr.close()
+    assert "cuda" not in checkpoint.load_latest(tmp_path, with_replay=False)["rng"]
+
+
 def test_checkpoint_keeps_the_previous_one_and_falls_back(tmp_path):
     replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
     checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
