@@ -834,11 +834,16 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         raise ValueError(f"a resumed run keeps its config; only --total-env-steps and --set "
                          f"{', '.join(MACHINE_FIELDS)} may change (got --set {', '.join(other)})")
     rank, world = distributed.setup(cfg.replace(**(machine or {})))
-    lock = RunLock()
+    lock, error = RunLock(), None
     try:
         if rank == 0:
-            lock.acquire(run_dir)
-            checkpoint.remove_temporaries(run_dir)  # a killed save's (the next save would remove them)
+            try:
+                lock.acquire(run_dir)
+                checkpoint.remove_temporaries(run_dir)  # a killed save's (the next save would remove them)
+            except Exception as e:  # (under torchrun: raised on every rank, not left to a broken connection)
+                error = e
+        distributed.raise_together(error, RuntimeError("rank 0 could not take the run directory (its error is in "
+                                                       "its output)"))
         return _resume(run_dir, cfg, total_env_steps, machine, table, retrain_hint, rank, world)
     finally:
         lock.release()

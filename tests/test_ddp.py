@@ -367,6 +367,41 @@ def test_a_model_that_differs_on_one_process_closes_every_process_trainer(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def _rank_resume_refused(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of `glamor train --resume`, writing the error it stops with."""
+    _as_torchrun_rank(rank, world, port, cache)
+    from glamor import train as T
+
+    try:
+        T.resume(run, table=False)
+    except Exception as e:
+        with open(os.path.join(run, f"refused{rank}.txt"), "w") as f:
+            f.write(str(e))
+
+
+def test_a_resume_of_a_run_in_use_is_refused_on_every_process(tmp_path, torchrun_run):
+    """Rank 0 alone takes the run's lock: refused (another process trains the run), it left
+    while the others waited for its checkpoint's name, and they failed with a broken gloo
+    connection (under NCCL: waited until torchrun killed them)."""
+    import shutil
+
+    from glamor.run_lock import RunLock
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
+    (run / "eval.json").unlink()  # (resumable: not finished)
+    lock = RunLock()
+    lock.acquire(run)
+    try:
+        ctx = mp.spawn(_rank_resume_refused, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]), nprocs=2,
+                       join=False)
+        _join_within(ctx, 240, "a process still waits for rank 0, refused the run's lock")
+    finally:
+        lock.release()
+    assert (run / "refused0.txt").read_text().startswith(f"run directory {run} is in use: process {os.getpid()} "
+                                                          f"is training it")
+    assert (run / "refused1.txt").read_text() == "rank 0 could not take the run directory (its error is in its output)"
+
+
 def _rank_failing_resume(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train --resume` whose rank 1 cannot load its part."""
     _as_torchrun_rank(rank, world, port, cache)
