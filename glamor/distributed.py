@@ -54,7 +54,11 @@ def setup(cfg) -> tuple[int, int]:
         use_cuda = torch.cuda.is_available() and (cfg.device == "auto" or cfg.device.startswith("cuda"))
         backend = os.environ.get("GLAMOR_DIST_BACKEND", "nccl" if use_cuda else "gloo")
         if use_cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            local, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+            if local >= gpus:  # (else CUDA's bare "invalid device ordinal")
+                raise ValueError(f"torchrun started this process as LOCAL_RANK {local}, but this machine has {gpus} "
+                                 f"GPU(s), one per process: --nproc-per-node at most {gpus}, or --set device='cpu'")
+            torch.cuda.set_device(local)
         # Rank 0 alone builds the goal sets (up to an hour for a slow control task), evaluates
         # and writes checkpoints while the others wait in a collective: allow for it.
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes()))

@@ -429,6 +429,22 @@ def test_a_resume_that_fails_on_one_process_is_raised_on_every_process(tmp_path,
     assert (run / "resume0.txt").read_text() == "ValueError: another process could not load its part of the checkpoint"
 
 
+def test_more_processes_than_gpus_are_named_before_any_process_group_starts(monkeypatch):
+    """torchrun --nproc-per-node 4 on a machine of 2 GPUs: ranks 2 and 3 failed in
+    torch.cuda.set_device with CUDA's bare "invalid device ordinal"."""
+    from glamor import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: pytest.fail(f"set_device({i})"))
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: pytest.fail("init_process_group"))
+    with pytest.raises(ValueError, match=r"LOCAL_RANK 2, but this machine has 2 GPU\(s\), one per process: "
+                                         r"--nproc-per-node at most 2, or --set device='cpu'"):
+        distributed.setup(preset("debug"))
+
+
 def test_rank_seeds_do_not_repeat_another_runs_seeds():
     """Process r of a run seeded s must not draw what another (seed, rank) pair draws: with
     seed + rank, rank 1 of seed 0 explored exactly like rank 0 of seed 1."""
