@@ -82,14 +82,20 @@ def goal_digest(goals: GoalSet) -> str:
     return h.hexdigest()[:16]
 
 
+class EvaluationStopped(Exception):
+    """An evaluation given up part-way because a stop was asked for (`run_episodes`' `stop_request`)."""
+
+
 def run_episodes(
     envs: list[GoalEnv], goals: GoalSet, agent: Agent | None, *, seed: int = 0,
-    progress: bool = False, desc: str = "eval", record: int = 0,
+    progress: bool = False, desc: str = "eval", record: int = 0, stop_request=None,
 ) -> EpisodeResults:
     """Run one episode per goal, len(envs) at a time. agent=None is the random policy, its
     actions drawn from `seed`. The first `record` goals keep their frames and goal images (for
     videos). Goal i's draws at step t are keyed by i * episode_length + t, so they do not
-    depend on len(envs)."""
+    depend on len(envs). `stop_request`: an object that turns truthy when the evaluation is to be
+    given up (a `glamor.interrupt.StopRequest`), looked at before every step: it raises
+    `EvaluationStopped`."""
     G, B = len(goals), len(envs)
     k = envs[0].episode_length
     if G * k >= 2**32:
@@ -113,6 +119,8 @@ def run_episodes(
                 recorded[i].append(obs[j]["observation"][-1])
         active = np.ones(len(idx), dtype=bool)
         for t in range(k):
+            if stop_request:
+                raise EvaluationStopped(f"{desc}: given up for a stop request with {start} of {G} goals done")
             live = np.flatnonzero(active)
             if len(live) == 0:
                 break
@@ -156,13 +164,15 @@ def _agent(policy: str, model, cfg):
 
 
 def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, progress: bool = True,
-             details: dict | None = None, record: int = 0, policies: tuple[str, ...] | None = None) -> dict:
+             details: dict | None = None, record: int = 0, policies: tuple[str, ...] | None = None,
+             stop_request=None) -> dict:
     """Each policy on each named goal set: by default GLAMOR with and without the prior and the
     random policy (a GCSL run, `cfg.algo == "gcsl"`: GCSL and the random policy).
 
     Args:
         policies: a subset of "glamor", "glamor_no_prior", "gcsl", "random" (the first is the
             run's own; e.g. ("glamor",) for a planner-width sweep).
+        stop_request: given up with `EvaluationStopped` once it is truthy (see `run_episodes`).
 
     Returns the eval.json dict: for the first set the first policy's numbers at top level
     (success_rate, ci95, episodes, mean_steps, and success_rate_no_prior, random_success_rate
@@ -183,10 +193,11 @@ def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, 
             for i, key in enumerate(policies):
                 if key == "random":
                     res = run_episodes(envs, goals, None, seed=cfg.eval_seed, progress=progress,
-                                       desc=f"eval {name} random")
+                                       desc=f"eval {name} random", stop_request=stop_request)
                 else:
                     res = run_episodes(envs, goals, _agent(key, model, cfg), progress=progress,
-                                       desc=f"eval {name} {key}", record=record if i == 0 else 0)
+                                       desc=f"eval {name} {key}", record=record if i == 0 else 0,
+                                       stop_request=stop_request)
                 if details is not None:
                     details[(name, key)] = res
                 row[key] = res.summary() if key == "random" else {**res.summary(), "plans_per_s": res.plans_per_s}

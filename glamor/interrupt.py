@@ -2,8 +2,9 @@
 
 While the training loop runs inside `stop_on_signal()`, the first SIGINT (Ctrl-C) or SIGTERM (a
 batch scheduler's preemption, `kill PID`) only asks it to stop: the loop finishes the round it
-is in (collection, the round's updates, a periodic evaluation that has started), writes a
-checkpoint and raises `TrainingInterrupted`, which `glamor train` turns into a message naming
+is in (collection, the round's updates; a periodic evaluation, which can take minutes, is given up
+at its next step and done first by the resumed run), writes a checkpoint and raises
+`TrainingInterrupted`, which `glamor train` turns into a message naming
 `glamor train --resume` and exit status 128 + the signal's number (130 for Ctrl-C, 143 for
 SIGTERM). The checkpoint is written where a periodic one would be, between rounds, so a resumed
 run goes on exactly as if it had not stopped. A second signal, a second or more later, stops at

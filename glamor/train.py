@@ -52,7 +52,7 @@ from glamor import checkpoint, distributed, envs, sysinfo
 from glamor.agent import Agent, agent_class
 from glamor.config import MACHINE_FIELDS, MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
-from glamor.evaluate import evaluate
+from glamor.evaluate import EvaluationStopped, evaluate
 from glamor.gcsl import GCSLAgent, GCSLPolicy, collect_closed_loop
 from glamor.goals import make_goal_set
 from glamor.interrupt import StopRequest, TrainingInterrupted, stop_on_signal
@@ -685,6 +685,12 @@ class Trainer:
         # A resume at the total (its final evaluation was cut short) only evaluates: the newest
         # checkpoint holds this state, and writing it again would make checkpoint.prev.pt a copy.
         saved = self.resumed_from == self.env_step and self._resumed_from_newest
+        # A periodic evaluation that a stop gave up is owed at the checkpoint's step (its next_eval
+        # was not moved past it, on rank 0): done first, where the uninterrupted run did it, before
+        # the next round (every rank agrees, so that none starts collecting alone).
+        if self.resumed_from == self.env_step < cfg.total_env_steps and self._over_ranks(
+                int(self.env_step >= self.next_eval), torch.distributed.ReduceOp.MAX):
+            saved = self._end_of_round(logger, bar, stop, saved)
         while self.env_step < cfg.total_env_steps:
             saved = False
             taken = self.collect_round()
@@ -714,24 +720,40 @@ class Trainer:
                 self.window, t_last, steps_last, updates_last = {}, now, self.env_step, self.updates
                 self._plan_time, self._plans = 0.0, 0
                 self.next_log = self.env_step + max(cfg.total_env_steps // 100, 1)
-            if self.env_step >= self.next_eval:
-                if self.is_main and self.env_step < cfg.total_env_steps:  # (the last round's is the final one)
-                    res = self.evaluate(cfg.eval_episodes_during_training)
+            saved = self._end_of_round(logger, bar, stop, saved)
+        if not saved:  # (a periodic checkpoint may have landed on the last round: it is this one)
+            self.save(logger)
+
+    def _end_of_round(self, logger: Logger | None, bar, stop: StopRequest, saved: bool) -> bool:
+        """A round's periodic evaluation and checkpoint when they are due, then the stop request's
+        checkpoint and TrainingInterrupted; returns whether this state is saved. A stop that comes
+        before or during the evaluation gives it up (an Atari or control evaluation on a CPU takes
+        minutes, longer than torchrun or a scheduler waits after its signal): next_eval stays at
+        this step, and the resumed run evaluates first (`_train_loop`)."""
+        cfg = self.cfg
+        if self.env_step >= self.next_eval:
+            given_up = False
+            if self.is_main and self.env_step < cfg.total_env_steps:  # (the last round's is the final one)
+                try:
+                    res = self.evaluate(cfg.eval_episodes_during_training, stop_request=stop)
+                except EvaluationStopped:
+                    given_up = True
+                else:
                     self.last_success = f"{res['success_rate']:.2f}"
                     logger.log(self.env_step, eval_metrics(res))
                     bar.set_postfix(success=self.last_success)
+            if not given_up:
                 self.next_eval = _next_multiple(self.env_step, cfg.eval_every)
-            if self.env_step >= self.next_snapshot:
-                self.next_snapshot = _next_multiple(self.env_step, cfg.snapshot_every)
-                self.save(logger)
-                saved = True
-            signum = self._agreed_stop(stop)
-            if signum:
-                if not saved:  # (every rank leaves save() after rank 0's checkpoint: one that went on to
-                    self.save(logger)  # tear gloo down meanwhile could abort, and take rank 0 with it)
-                raise TrainingInterrupted(signum, self.env_step, self.run_dir, continue_with=self.resume_command())
-        if not saved:  # (a periodic checkpoint may have landed on the last round: it is this one)
+        if self.env_step >= self.next_snapshot:
+            self.next_snapshot = _next_multiple(self.env_step, cfg.snapshot_every)
             self.save(logger)
+            saved = True
+        signum = self._agreed_stop(stop)
+        if signum:
+            if not saved:  # (every rank leaves save() after rank 0's checkpoint: one that went on to
+                self.save(logger)  # tear gloo down meanwhile could abort, and take rank 0 with it)
+            raise TrainingInterrupted(signum, self.env_step, self.run_dir, continue_with=self.resume_command())
+        return saved
 
     def _agreed_stop(self, stop: StopRequest) -> int:
         """The signal that ends training after this round (0: go on). Every process takes

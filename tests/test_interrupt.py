@@ -215,3 +215,49 @@ def test_a_signal_during_the_last_checkpoint_names_the_runs_own_resume_command(t
     tr.save = save_then_ctrl_c
     with pytest.raises(TrainingInterrupted, match=f"`torchrun --nproc-per-node 2 -m glamor train --resume {tmp_path}`"):
         tr.run()
+
+
+def test_a_signal_during_a_periodic_evaluation_gives_it_up_and_the_resumed_run_evaluates_first(
+        tmp_path, sigint_default, monkeypatch):
+    """A periodic evaluation takes minutes for Atari or control on a CPU, longer than torchrun or
+    a scheduler waits after its signal: a stop during one gives it up at its next step and saves
+    (its step's evaluation still owed); the resumed run evaluates first and ends like the
+    uninterrupted one, with the same rows and numbers."""
+    import csv
+
+    from glamor import evaluate as evaluation
+    from glamor.config import preset
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
+                 snapshot_every=100_000, eval_episodes=4, eval_episodes_during_training=4, deterministic=True)
+    train(cfg, tmp_path / "reference", table=False)
+
+    random_actions, calls = evaluation.random_actions, []
+
+    def ctrl_c_at_the_first_random_step(*args):
+        # the random policy comes last: GLAMOR's two policies are evaluated by then
+        calls.append(len(calls))
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return random_actions(*args)
+
+    monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
+    run = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted) as e:
+        train(cfg, run, table=False)
+    assert e.value.env_step == 48
+    assert calls == [0], "the evaluation was given up at its next step, not finished"
+    saved = checkpoint.load_latest(run, with_replay=False)
+    assert saved["env_step"] == 48 and saved["trainer"]["next_eval"] == 48, "the evaluation is still owed"
+
+    monkeypatch.setattr(evaluation, "random_actions", random_actions)
+    resume(run, table=False)
+    _assert_same_run(_final_state(run), _final_state(tmp_path / "reference"))
+
+    def rows(r):  # (step, the eval/ columns) of every row: which rows, in order, and their numbers
+        with open(r / "metrics.csv", newline="") as f:
+            return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
+
+    assert rows(run) == rows(tmp_path / "reference")
+    assert any(step == "48" and any(v for v in rest) for step, *rest in rows(run)), "step 48's evaluation is logged"

@@ -298,7 +298,7 @@ def test_evaluations_and_snapshots_come_at_the_first_step_past_each_multiple_of_
         return taken
 
     tr.collect_round = collect_round
-    tr.evaluate = lambda episodes: evaluated.append(tr.env_step) or {"success_rate": 0.0}
+    tr.evaluate = lambda episodes, **kwargs: evaluated.append(tr.env_step) or {"success_rate": 0.0}
     tr.save = lambda logger=None: saved.append(tr.env_step)
     logger = Logger(tmp_path, tensorboard=False)
     try:
