@@ -9,7 +9,8 @@
   in the title;
 - `videos/<set>_goal<id>.gif`: the goal image beside the run's own policy's rollout (GLAMOR's,
   or GCSL's in a GCSL run), for the first goals of each set; the same GIFs go to TensorBoard
-  (images tab) under `eval/video/<set>/goal_<id>`.
+  (images tab) under `eval/video/<set>/goal_<id>`, in an event file of their own
+  (`tb/*.eval_videos`) that the next evaluation replaces, as it replaces videos/.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from glamor.files import write_atomically, write_csv_atomically
 from glamor.results import COLOURS, EVAL_METRICS, POLICY_LABELS
+
+# The end of the name of the TensorBoard event file that holds an evaluation's GIFs: each
+# evaluation removes the one before it wrote (two evaluations of a step showed two GIFs of each goal).
+VIDEO_EVENTS = ".eval_videos"
 
 # The plotted series of each algorithm's runs: (metrics.csv column, policy, colour). A run logs
 # its own policy's success as eval/success_rate, whichever algorithm it trains (EVAL_METRICS).
@@ -131,7 +136,8 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
                   out_dir: str | Path | None = None, setting: str | None = None) -> dict:
     """The table, the plot and the videos of one evaluation (see the module docstring), in
     `out_dir` (default: the run directory, whose videos also go to TensorBoard). GIFs of an
-    earlier evaluation there are removed first, so videos/ holds this evaluation's only.
+    earlier evaluation there are removed first (in TensorBoard too), so videos/ holds this
+    evaluation's only.
     `setting`: what the evaluation changed from the run's config ("planner=sample"), whose
     results the plot draws beside the run's own curves, not in them (None: the run's own).
 
@@ -147,6 +153,9 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in (out_dir / "videos").glob("*_goal*.gif"):
         old.unlink()
+    if to_tensorboard:
+        for old in (run_dir / "tb").glob(f"events.out.tfevents.*{VIDEO_EVENTS}"):
+            old.unlink()
     write_goal_table(out_dir / "eval_goals.csv", details)
     algo = results.get("algo", "glamor")
     curves = read_success_curve(run_dir / "metrics.csv")
@@ -168,7 +177,7 @@ def write_reports(run_dir: str | Path, results: dict, details: dict, env_step: i
             continue
         (out_dir / "videos").mkdir(exist_ok=True)
         if to_tensorboard:
-            writer = writer or SummaryWriter(str(run_dir / "tb"))
+            writer = writer or SummaryWriter(str(run_dir / "tb"), filename_suffix=VIDEO_EVENTS)
         for i, (frames, goal) in enumerate(zip(res.frames, res.goal_frames)):
             gif, size = rollout_gif(frames, goal)
             path = out_dir / "videos" / f"{name}_goal{i:03d}.gif"

@@ -478,3 +478,30 @@ def test_a_file_system_that_cannot_fsync_a_folder_still_takes_the_results(tmp_pa
     monkeypatch.setattr(files.os, "fsync", fsync)
     assert write_results(tmp_path, {"success_rate": 0.5}) == tmp_path / "eval.json"
     assert (tmp_path / "eval.json").read_text() == '{\n  "success_rate": 0.5\n}\n'
+
+
+def _video_events(run) -> list[tuple[str, int]]:
+    """(tag, step) of every GIF in the run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    found = []
+    for path in sorted((run / "tb").glob("events.out.tfevents.*")):
+        for event in LegacyEventFileLoader(str(path)).Load():
+            found += [(v.tag, event.step) for v in event.summary.value if v.HasField("image")]
+    return found
+
+
+def test_an_evaluation_again_replaces_the_gifs_of_the_one_before_in_tensorboard(run, tmp_path):
+    """Each `glamor eval` added its GIFs to TensorBoard in a new event file at the same step:
+    after two, every goal showed two GIFs of that step, and nothing said which was the newer.
+    The GIFs have an event file of their own, which the next evaluation replaces, as videos/."""
+    from glamor.cli import main
+
+    copy = _copy(run, tmp_path)
+    assert main(["eval", str(copy), "--videos", "2"]) == 0
+    first = _video_events(copy)
+    assert sorted(first) == [("eval/video/eval/goal_000", 240), ("eval/video/eval/goal_001", 240)], first
+    assert main(["eval", str(copy), "--videos", "2"]) == 0
+    assert sorted(_video_events(copy)) == sorted(first), "one GIF of each goal at the step, not one per evaluation"
+    assert any(p.name.startswith("events.out.tfevents") for p in (copy / "tb").iterdir()
+               if not p.name.endswith(".eval_videos")), "training's scalars are kept"
