@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glamor import files
 from glamor.files import fsync_dir as _fsync_dir
 
 CHECKPOINT = "checkpoint.pt"
@@ -188,12 +189,15 @@ TEMPORARIES = (".replay-*.npz.tmp", ".rank*-*.pt.tmp", f"..{CHECKPOINT}.new.tmp"
 
 
 def remove_temporaries(run_dir: str | Path) -> None:
-    """Delete the files checkpoint writes that were killed (kill -9, power loss) left in
-    `run_dir` (`TEMPORARIES`; a replay's can be gigabytes). Nothing names them, and no write
-    may be under way: call it only from the process that holds the run (`glamor.run_lock`)."""
+    """Delete the files writes that were killed (kill -9, power loss) left in `run_dir`:
+    checkpoint writes' (`TEMPORARIES`; a replay's can be gigabytes) and those of every
+    `glamor.files.write_atomically` in the run and its folders (an evaluation's eval.json,
+    success.png, videos). Nothing names them, and no write may be under way: call it only from
+    the process that holds the run (`glamor.run_lock`)."""
     for pattern in TEMPORARIES:
         for path in Path(run_dir).glob(pattern):
             path.unlink(missing_ok=True)
+    files.remove_temporaries(run_dir)
 
 
 def load(path: str | Path, map_location="cpu") -> dict:

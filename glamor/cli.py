@@ -321,6 +321,9 @@ def cmd_eval(args) -> int:
     lock = RunLock()
     lock.acquire(run_dir, doing="evaluating")
     try:
+        from glamor import checkpoint
+
+        checkpoint.remove_temporaries(run_dir)  # a killed evaluation's (or save's): nothing else would
         return _evaluate_run(args, run_dir)
     finally:
         lock.release()

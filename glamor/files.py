@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ def write_atomically(path: str | Path, write: Callable[[Path], object], suffix: 
     or short on file systems that write data after metadata (XFS, btrfs, ext4 without
     auto_da_alloc): the rename is durable, the data not yet."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")  # (TEMPORARY names it)
     try:
         write(tmp)
         _fsync_file(tmp)
@@ -33,6 +34,24 @@ def write_atomically(path: str | Path, write: Callable[[Path], object], suffix: 
         raise
     fsync_dir(path.parent)
     return path
+
+
+# The temporary file of a `write_atomically` (.NAME.PID.tmpSUFFIX): a kill -9 or a power cut
+# before its rename leaves it, and nothing names it.
+TEMPORARY = re.compile(r"\..+\.[0-9]+\.tmp[^/]*")
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the `write_atomically` temporaries left in `folder` and the folders below it by
+    writers that were killed before their renames (an evaluation's GIFs, plot or results);
+    returns them. No write may be under way there: call it only from the process that holds the
+    folder (a run's lock, `glamor.run_lock`)."""
+    gone = []
+    for path in Path(folder).rglob(".*.tmp*"):
+        if TEMPORARY.fullmatch(path.name) and (path.is_file() or path.is_symlink()):
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
 
 
 def _fsync_file(path: Path) -> None:

@@ -505,3 +505,24 @@ def test_an_evaluation_again_replaces_the_gifs_of_the_one_before_in_tensorboard(
     assert sorted(_video_events(copy)) == sorted(first), "one GIF of each goal at the step, not one per evaluation"
     assert any(p.name.startswith("events.out.tfevents") for p in (copy / "tb").iterdir()
                if not p.name.endswith(".eval_videos")), "training's scalars are kept"
+
+
+def test_an_evaluation_removes_what_a_killed_one_left_half_written(run, tmp_path):
+    """write_atomically's temporaries of an evaluation killed (kill -9, power cut) before their
+    renames (.success.png.PID.tmp, videos/.NAME.gif.PID.tmp, .eval.json.PID.tmp) stayed in the
+    run for good: nothing named or removed them. The next process to hold the run removes them."""
+    from glamor.cli import main
+
+    copy = _copy(run, tmp_path)
+    (copy / "videos").mkdir(exist_ok=True)
+    (copy / "eval-planner=sample").mkdir()
+    left = [copy / ".success.png.999999.tmp", copy / ".eval.json.999999.tmp", copy / "videos" /
+            ".eval_goal000.gif.999999.tmp", copy / "eval-planner=sample" / ".eval_goals.csv.999999.tmp"]
+    for path in left:
+        path.write_bytes(b"half")
+    mine = [copy / ".notes.tmp", copy / "notes.999999.tmp"]  # not write_atomically's: kept
+    for path in mine:
+        path.write_bytes(b"keep")
+    assert main(["eval", str(copy), "--videos", "0"]) == 0
+    assert [p for p in left if p.exists()] == []
+    assert all(p.exists() for p in mine)
