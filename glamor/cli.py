@@ -367,18 +367,23 @@ def _evaluate_run(args, run_dir: Path) -> int:
         results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos,
                                       state=state)
         _keep_training_facts(run_dir / name, results)
-        path = write_results(run_dir, results, name)
         print(format_table(results))
-        print(f"wrote {path}")
-        if results["env_steps"] < cfg.total_env_steps:  # (an interrupted run: the table alone did not say)
-            print(f"note: {run_dir} is unfinished: these are the results of its newest checkpoint, of environment "
-                  f"step {results['env_steps']:,} of {cfg.total_env_steps:,}; `glamor train --resume {run_dir}` "
-                  f"trains it on", file=sys.stderr)
+        # The results file is written last, once its reports are: it says the evaluation is complete. The
+        # one it replaces goes first, so a kill or a full disk while the reports are written leaves no
+        # results file beside reports of another evaluation (the run is then evaluated again; before,
+        # eval.json was new and the reports missing or an older evaluation's).
+        (run_dir / name).unlink(missing_ok=True)
         # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
         out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
         setting = None if name == "eval.json" else name.removeprefix("eval-").removesuffix(".json")
         written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir, setting=setting)
+        path = write_results(run_dir, results, name)
     print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
+    print(f"wrote {path}")
+    if results["env_steps"] < cfg.total_env_steps:  # (an interrupted run: the table alone did not say)
+        print(f"note: {run_dir} is unfinished: these are the results of its newest checkpoint, of environment "
+              f"step {results['env_steps']:,} of {cfg.total_env_steps:,}; `glamor train --resume {run_dir}` "
+              f"trains it on", file=sys.stderr)
     return 0
 
 

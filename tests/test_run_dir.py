@@ -507,6 +507,29 @@ def test_an_evaluation_again_replaces_the_gifs_of_the_one_before_in_tensorboard(
                if not p.name.endswith(".eval_videos")), "training's scalars are kept"
 
 
+def test_an_evaluation_writes_its_results_file_after_its_reports(run, tmp_path, monkeypatch, capsys):
+    """eval.json was written before the reports: a kill or a full disk between them left a new
+    eval.json claiming a finished evaluation beside an older evaluation's success.png and no
+    videos (the old ones are removed first). The results file goes last, and the one it replaces
+    first, so a failed report leaves none."""
+    import glamor.reports as reports
+    from glamor.cli import main
+
+    copy = _copy(run, tmp_path)
+    assert (copy / "eval.json").exists()
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reports, "write_reports", fail)
+    assert main(["eval", str(copy), "--videos", "1"]) != 0
+    capsys.readouterr()
+    assert not (copy / "eval.json").exists(), "no results file claims an evaluation whose reports are missing"
+    monkeypatch.undo()
+    assert main(["eval", str(copy), "--videos", "1"]) == 0
+    assert (copy / "eval.json").exists() and (copy / "success.png").exists()
+
+
 def test_an_evaluation_removes_what_a_killed_one_left_half_written(run, tmp_path):
     """write_atomically's temporaries of an evaluation killed (kill -9, power cut) before their
     renames (.success.png.PID.tmp, videos/.NAME.gif.PID.tmp, .eval.json.PID.tmp) stayed in the
