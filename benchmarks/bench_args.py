@@ -1,12 +1,20 @@
 """What the benchmark scripts share: argparse types for counts and durations that must be positive
-and for output paths checked before a benchmark runs (not after it has spent its minutes), and
-`write_results`, which writes a results file and its table whole or not at all."""
+and for output paths checked before a benchmark runs (not after it has spent its minutes),
+`write_results`, which writes a results file and its table whole or not at all, and `updating`,
+which gives one process at a time a results file to read, change and write back."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None
 
 from glamor.files import can_write as _can_write
 from glamor.files import write_text_atomically
@@ -21,6 +29,24 @@ def write_results(path: Path, result: dict, table_text: str, say: bool = True) -
     write_text_atomically(path.with_suffix(".md"), table_text.rstrip("\n") + "\n")
     if say:
         print(f"wrote {path} and {path.with_suffix('.md')}")
+
+
+@contextlib.contextmanager
+def updating(path: Path):
+    """Hold the results file `path` for a read, change and write back: a second process (another
+    environment's benchmark writing the same file) waits until this one has written, then reads
+    what it wrote (before, both read the old rows and the last to write dropped the other's).
+    The lock is an flock on .NAME.lock beside it, released however the holder ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (releases the flock; the file stays: removing it would race a waiter)
 
 
 def positive_int(text: str) -> int:

@@ -16,6 +16,8 @@ Writes benchmarks/results/random_baseline.md and .json after every environment, 
 interrupted run keeps what it measured: each measured row replaces its environment's row in an
 existing .json and the others are kept (each row keeps the machine line it was measured under in
 its "machine" field). Without `--only`, rows of environments no longer registered are dropped.
+Runs at once (say one per environment) each keep the others' rows: the .json is read and written
+back by one at a time (`bench_args.updating`).
 
 Example:
     python benchmarks/random_baseline.py --only Seaquest point_mass
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_args import output_folder, positive_int, write_results
+from bench_args import output_folder, positive_int, updating, write_results
 from bench_envs import RESULTS, machine, suite
 
 import glamor.envs
@@ -87,10 +89,11 @@ def save(row: dict, out: Path, keep: list[str] | None) -> None:
     """
     info = machine()
     path = out / "random_baseline.json"
-    rows = json.loads(path.read_text())["rows"] if path.exists() else []
-    rows = [r for r in rows if r["env"] != row["env"] and (keep is None or r["env"] in keep)]
-    rows = sorted([*rows, {**row, "machine": info}], key=lambda r: r["env"])
-    write_results(path, {"machine": info, "rows": rows}, to_markdown(rows, info), say=False)
+    with updating(path):  # another run's rows, written while this one read, would be lost
+        rows = json.loads(path.read_text())["rows"] if path.exists() else []
+        rows = [r for r in rows if r["env"] != row["env"] and (keep is None or r["env"] in keep)]
+        rows = sorted([*rows, {**row, "machine": info}], key=lambda r: r["env"])
+        write_results(path, {"machine": info, "rows": rows}, to_markdown(rows, info), say=False)
 
 
 def main(argv: list[str] | None = None) -> int:

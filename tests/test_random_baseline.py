@@ -53,3 +53,36 @@ def test_an_interrupted_run_keeps_the_rows_it_measured(tmp_path, monkeypatch):
     assert [(r["env"], r["success_rate"]) for r in rows] == [(measured[0], 0.25)]
     assert "cpu" in rows[0]["machine"] and rows[0]["machine"]["cpu"] != "old"
     assert f"| {measured[0]} |" in (tmp_path / "random_baseline.md").read_text()
+
+
+def test_two_runs_at_once_keep_each_others_rows(tmp_path, monkeypatch):
+    """save() read the .json, added its row and wrote it back: two runs at once (one per
+    environment, to use two machines' cores) both read the old rows and the one that wrote last
+    dropped the other's. One at a time reads and writes it back (bench_args.updating)."""
+    import threading
+    import time
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    script = importlib.import_module("random_baseline")
+    write = script.write_results
+    both_read = threading.Barrier(2, timeout=2)
+
+    def slow_write(*args, **kwargs):  # each waits for the other to have read before it writes
+        try:
+            both_read.wait()
+        except threading.BrokenBarrierError:  # (held one at a time: the other waits for this write)
+            pass
+        time.sleep(0.05)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(script, "write_results", slow_write)
+    row = {"k": 5, "labels": ["x"], "episodes": 3, "success_rate": 0.0, "ci95": [0.0, 0.5],
+           "median_label_distance": 0.5, "seconds": 1.0}
+    runs = [threading.Thread(target=script.save, args=({**row, "env": env}, tmp_path, ["a/A-v0", "b/B-v0"]))
+            for env in ("a/A-v0", "b/B-v0")]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+    rows = json.loads((tmp_path / "random_baseline.json").read_text())["rows"]
+    assert [r["env"] for r in rows] == ["a/A-v0", "b/B-v0"]
