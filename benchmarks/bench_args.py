@@ -36,17 +36,20 @@ def updating(path: Path):
     """Hold the results file `path` for a read, change and write back: a second process (another
     environment's benchmark writing the same file) waits until this one has written, then reads
     what it wrote (before, both read the old rows and the last to write dropped the other's).
-    The lock is an flock on .NAME.lock beside it, released however the holder ends."""
+    The lock is an flock on the folder that holds it (no lock file is left beside the results),
+    released however the holder ends; none where the platform or file system has no flock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path.parent, os.O_RDONLY) if fcntl is not None else None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # (a file system that cannot lock a folder: as before, unlocked)
+                pass
         yield
     finally:
-        os.close(fd)  # (releases the flock; the file stays: removing it would race a waiter)
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
 
 def positive_int(text: str) -> int:
