@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glamor import files
 from glamor.files import fsync_dir as _fsync_dir
+from glamor.files import remove_temporaries as _remove_atomic_temporaries
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -197,7 +197,7 @@ def remove_temporaries(run_dir: str | Path) -> None:
     for pattern in TEMPORARIES:
         for path in Path(run_dir).glob(pattern):
             path.unlink(missing_ok=True)
-    files.remove_temporaries(run_dir)
+    _remove_atomic_temporaries(run_dir)
 
 
 def load(path: str | Path, map_location="cpu") -> dict:
