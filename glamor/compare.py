@@ -20,6 +20,10 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
 Every evaluation records its goal set's digest; the table is written only when all runs of an
 environment were evaluated on the identical goal list.
 
+A run is trained, resumed or swept only while compare holds its lock (`glamor.run_lock`): one
+that another process trains or evaluates meanwhile is refused by name (run it again once that
+process has ended: finished runs and sweeps are reused).
+
 A Ctrl-C or SIGTERM during training saves that run's checkpoint and names the compare command
 that goes on from there (the same command: finished runs and sweeps are reused).
 
@@ -171,9 +175,12 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     as sweep-<planner>-w<width>.json (on the first `episodes` held-out goals; -g<episodes> added
     to the name when that is fewer than eval_episodes). A file of another checkpoint than the
     run's evaluated one (its `env_steps`) is evaluated again; a run whose newest readable checkpoint
-    is not that one (a damaged checkpoint.pt: load_latest takes the one before) is refused."""
+    is not that one (a damaged checkpoint.pt: load_latest takes the one before) is refused. The
+    evaluation holds the run's lock (`glamor.run_lock`), as `glamor eval` does: a run another
+    process trains or evaluates meanwhile is refused by name (RunInUse), not read part-way."""
     from glamor import checkpoint
     from glamor import train as training
+    from glamor.run_lock import RunLock
 
     episodes = training.goals_to_evaluate(episodes, cfg)
     goals = "" if episodes == cfg.eval_episodes else f"-g{episodes}"
@@ -187,17 +194,26 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
         if saved.get("episodes") == episodes and (env_steps is None or saved.get("env_steps") == env_steps):
             return saved  # evaluated before, on these goals, from this checkpoint
     t0 = time.time()
-    state = checkpoint.load_latest(Path(run_dir), with_replay=False)  # (a damaged newest one: the one before)
-    if env_steps is not None and state is not None and state.get("env_step") != env_steps:
-        raise ValueError(f"{run_dir}: its newest readable checkpoint is of environment step {state.get('env_step')}, "
-                         f"its eval.json of step {env_steps}: a sweep would evaluate another model than the table "
-                         f"reports; delete the run directory for compare to train it again, or leave the sweep out "
-                         f"(--widths with no value)")
-    results = training.evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width),
-                                           episodes=episodes, policies=("glamor",), state=state,
-                                           set_names=("eval",))  # the sweep table reports the usual held-out goals
-    results["eval_wall_time_s"] = time.time() - t0
-    _write_json(path, results)
+    # Held while the checkpoint is read and the sweep written: a training run extending it (or a
+    # `glamor eval`) meanwhile made the checkpoint another step's, and the error below then said to
+    # delete the run directory that process was writing.
+    lock = RunLock()
+    lock.acquire(run_dir, doing="evaluating")
+    try:
+        checkpoint.remove_temporaries(run_dir)  # a killed sweep's, or evaluation's
+        state = checkpoint.load_latest(Path(run_dir), with_replay=False)  # (a damaged newest one: the one before)
+        if env_steps is not None and state is not None and state.get("env_step") != env_steps:
+            raise ValueError(f"{run_dir}: its newest readable checkpoint is of environment step "
+                             f"{state.get('env_step')}, its eval.json of step {env_steps}: a sweep would evaluate "
+                             f"another model than the table reports; delete the run directory for compare to train "
+                             f"it again, or leave the sweep out (--widths with no value)")
+        results = training.evaluate_checkpoint(run_dir, cfg.replace(planner=planner, plan_width=width),
+                                               episodes=episodes, policies=("glamor",), state=state,
+                                               set_names=("eval",))  # the sweep table reports the usual held-out goals
+        results["eval_wall_time_s"] = time.time() - t0
+        _write_json(path, results)
+    finally:
+        lock.release()
     return results
 
 

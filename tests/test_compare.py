@@ -377,6 +377,29 @@ def test_a_sweep_evaluates_the_checkpoint_the_run_was_evaluated_at(tmp_path):
     assert not list(run.glob("sweep-*"))
 
 
+def test_a_sweep_of_a_run_another_process_writes_is_refused_by_name(tmp_path):
+    """ensure_sweep read the checkpoint and wrote its sweep without the run's lock: a compare
+    started while `glamor train --resume` extended one of its runs evaluated whichever checkpoint
+    that run had just saved, and then told the user to delete the run directory the other process
+    was training. It holds the lock as `glamor eval` does, and a run in use is refused by name."""
+    from glamor.run_lock import RunInUse, RunLock
+
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    run = tmp_path / "runs" / "debug" / "glamor-default" / "seed0"
+    (run / ".sweep-beam-w2.json.999999.tmp").write_text("{")  # a killed sweep's
+    holder = RunLock()
+    holder.acquire(run)  # training it, as far as anyone else can tell
+    try:
+        with pytest.raises(RunInUse, match=f"run directory {run} is in use: process {os.getpid()} is training it"):
+            _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[2], planners=["beam"])
+    finally:
+        holder.release()
+    assert not list(run.glob("sweep-*"))
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[2], planners=["beam"])  # released: swept
+    assert [p.name for p in run.glob("*sweep-*")] == ["sweep-beam-w2.json"]
+    assert not (run / ".glamor.lock").exists()
+
+
 def test_a_failed_write_leaves_the_last_tables_table_plot_and_numbers_together(tmp_path, monkeypatch):
     """OUT.md was replaced before the plot was drawn and OUT.json after it: a plot or write that
     failed (a full disk) left a new table beside the old numbers."""
