@@ -9,13 +9,21 @@ or the final evaluation's row at the checkpoint's own step) are dropped from the
 from TensorBoard, so every step is logged once, and the wall time goes on from `wall_offset`.
 A finished run that is extended passes `evaluated` too: its final evaluation's row stays (the
 extension does not evaluate that step again), and the wall time goes on from that row's.
-A row cut short (a full disk, a kill during a write) is dropped too.
+A row cut short (a full disk, a kill during a write, a power cut: the end of its line missing,
+or a cell that is not a number) is dropped too.
+
+`sync` makes the rows logged so far durable; the trainer calls it before every checkpoint, so
+after a power cut the checkpoint a run resumes from is never ahead of its metrics (before, the
+rows since the last rewrite could be lost while the checkpoint after them was on disk, and the
+resumed run's curves had a gap).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
+import os
 import time
 import warnings
 from pathlib import Path
@@ -87,14 +95,19 @@ class Logger:
             except (TypeError, ValueError):
                 return None
 
+        with open(path, newline="", errors="replace") as f:
+            text = f.read()
+        if not text.endswith("\n"):  # a last row without the end of its line was cut short
+            text = text[:text.rfind("\n") + 1]
         kept = []
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                whole = None not in row and None not in row.values()  # as many fields as the header
-                env_step, logged_at = number(row.get("env_step"), int), number(row.get("wall_time"), float)
-                if whole and env_step is not None and logged_at is not None and env_step <= step \
-                        and (env_step < step or wall_time is None or logged_at <= wall_time + 0.01):
-                    kept.append(row)
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            whole = None not in row and None not in row.values()  # as many fields as the header
+            if whole:  # and every metric a number or empty (a power cut can leave NULs in a line)
+                whole = all(v == "" or number(v, float) is not None for k, v in row.items() if k != "env_step")
+            env_step, logged_at = number(row.get("env_step"), int), number(row.get("wall_time"), float)
+            if whole and env_step is not None and logged_at is not None and env_step <= step \
+                    and (env_step < step or wall_time is None or logged_at <= wall_time + 0.01):
+                kept.append(row)
         return kept
 
     @property
@@ -112,6 +125,14 @@ class Logger:
         row += ["" if metrics.get(m) is None else f"{metrics[m]:.6g}" for m in METRICS]
         self._csv.writerow(row)
         self._file.flush()
+
+    def sync(self) -> None:
+        """The CSV's rows so far to the disk (fsync), and TensorBoard's events to their file:
+        called before a checkpoint, which must not be on the disk without the rows logged before it."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
         """Close TensorBoard's writer and the CSV, both even when one fails (a full disk), then

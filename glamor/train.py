@@ -569,6 +569,7 @@ class Trainer:
         replays and random states) first, then rank 0 the checkpoint that names them."""
         if logger is not None:
             self._wall_offset = logger.elapsed
+            logger.sync()  # the rows logged up to this checkpoint reach the disk before it does
         try:
             for write in (self._write_rank_part, self._write_checkpoint):
                 self._on_every_rank(write, OSError("another process could not write its part"), OSError)

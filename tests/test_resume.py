@@ -505,6 +505,55 @@ def test_a_metrics_row_cut_short_is_dropped_at_a_resume(tmp_path):
     assert (run / "metrics.csv").read_text().splitlines() == whole
 
 
+def test_a_metrics_row_torn_at_its_end_is_dropped_at_a_resume(tmp_path):
+    """Only rows with too few cells were dropped: a last row cut inside its last value ('0.12'
+    of '0.125', no end of line) or padded with NULs by a power cut was kept, and the NULs then
+    failed every later reading of the curve (`glamor eval`'s plot, compare's curves)."""
+    import csv
+
+    from glamor.logger import METRICS, Logger
+    from glamor.reports import read_success_curve
+
+    cells = ["" for _ in METRICS]
+    for tail, kept in ((f"{','.join(cells[:-1])},0.12", 2), (f"{','.join(cells[:-1])},0.125\x00\x00\r\n", 2),
+                       (f"{','.join(cells[:-1])},0.125\r\n", 3)):
+        run = _logged_three_rows(tmp_path / f"run{len(list(tmp_path.iterdir()))}")
+        with open(run / "metrics.csv", "a", newline="") as f:
+            f.write(f"30,9.00,{tail}")  # the final evaluation's row at the checkpoint's step
+        Logger(run, tensorboard=False, resume_step=30, wall_offset=1.0, evaluated=True).close()
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 1 + kept, (tail, rows)
+        read_success_curve(run / "metrics.csv")  # every cell a number
+
+
+def test_a_checkpoint_never_reaches_the_disk_before_the_metrics_rows_logged_before_it(tmp_path, monkeypatch):
+    """metrics.csv's rows were flushed, never fsynced, while each checkpoint was: after a power
+    cut the resumed run's checkpoint could be ahead of its metrics, and the rows since the last
+    rewrite (a whole run's curve, when it was never resumed) were lost for good, leaving a gap in
+    the curves. Each checkpoint fsyncs the rows logged before it, first."""
+    from glamor.logger import METRICS
+    from glamor.train import train
+
+    durable, checked = {}, []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith("metrics.csv"):
+            durable["metrics"] = os.fstat(fd).st_size
+        if name.endswith(".checkpoint.pt.new.tmp"):  # the checkpoint's data: the rows must be there first
+            checked.append((durable.get("metrics"), (tmp_path / "run" / "metrics.csv").stat().st_size))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    train(preset("debug", progress=False, total_env_steps=96, snapshot_every=48, learning_starts=24, eval_episodes=2,
+                 eval_episodes_during_training=2), tmp_path / "run")
+    header = len(",".join(("env_step", "wall_time", *METRICS))) + 2
+    assert len(checked) >= 2 and all(size > header for _, size in checked), checked  # (rows logged before each)
+    assert all(synced == size for synced, size in checked), f"(fsynced, logged) bytes of metrics.csv: {checked}"
+
+
 def test_wall_time_does_not_go_back_after_the_final_evaluation_an_extension_keeps(tmp_path):
     """Extending a finished run keeps its final evaluation's row, logged after the last checkpoint
     (at wall time 2.0 here): the extension's rows went on from the checkpoint's 2.0, under it."""
