@@ -378,12 +378,12 @@ def _evaluate_run(args, run_dir: Path) -> int:
         setting = None if name == "eval.json" else name.removeprefix("eval-").removesuffix(".json")
         written = write_reports(run_dir, results, details, results["env_steps"], out_dir=out_dir, setting=setting)
         path = write_results(run_dir, results, name)
-    print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     print(f"wrote {path}")
     if results["env_steps"] < cfg.total_env_steps:  # (an interrupted run: the table alone did not say)
         print(f"note: {run_dir} is unfinished: these are the results of its newest checkpoint, of environment "
               f"step {results['env_steps']:,} of {cfg.total_env_steps:,}; `glamor train --resume {run_dir}` "
               f"trains it on", file=sys.stderr)
+    print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
     return 0
 
 

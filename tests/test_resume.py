@@ -693,11 +693,12 @@ def test_a_resume_removes_what_a_killed_save_left(tmp_path, kill_at, left):
                           capture_output=True, text=True)
     assert done.returncode == 9, done.stderr
     assert (run / left).exists() and checkpoint.load_latest(run)["x"] == 1
-    others = {".eval.json.123.tmp", "notes.txt", "replay-7.npz"}  # not the checkpoints' temporaries
-    for name in others:
+    others = {"notes.txt", "replay-7.npz", ".notes.tmp"}  # not temporaries of a write
+    for name in others | {".eval.json.123.tmp"}:  # (write_atomically's, a killed evaluation's: removed too)
         (run / name).write_text("kept")
     checkpoint.remove_temporaries(run)
     assert not (run / left).exists() and all((run / name).exists() for name in others)
+    assert not (run / ".eval.json.123.tmp").exists()
     assert checkpoint.load_latest(run)["x"] == 1
 
 
