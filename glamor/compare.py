@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import math
 import os
@@ -218,15 +217,11 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
 
 
 def read_curve(metrics_csv: Path, column: str) -> dict[int, float]:
-    """{env_step: value} of one eval/ column of a metrics.csv (the last value of each step)."""
-    out: dict[int, float] = {}
-    if not metrics_csv.exists():
-        return out
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get(column):
-                out[int(row["env_step"])] = float(row[column])
-    return out
+    """{env_step: value} of one eval/ column of a metrics.csv (the last value of each step; its
+    whole rows, `glamor.logger.read_rows`: not the last one of a run still writing it)."""
+    from glamor.logger import read_rows
+
+    return {int(row["env_step"]): float(row[column]) for row in read_rows(metrics_csv) if row.get(column)}
 
 
 def run_curve(run_dir: Path, results: dict, column: str) -> dict[int, float]:

@@ -81,34 +81,13 @@ class Logger:
 
     @staticmethod
     def _rows_up_to(path: Path, step: int, wall_time: float | None) -> list[dict]:
-        """The CSV's whole rows (as dicts) logged up to a checkpoint at env step `step` and run
+        """The CSV's whole rows (`read_rows`) logged up to a checkpoint at env step `step` and run
         wall time `wall_time` (seconds, None: unknown, or every row at `step` stays; the CSV's times
         are rounded to 0.01). Only rows at `step` itself can come after the checkpoint (its final
         evaluation's); an earlier step's stays whatever its time (an evaluation longer than the
         training after it)."""
-        if not path.exists():
-            return []
-
-        def number(text, kind):
-            try:
-                return kind(text)
-            except (TypeError, ValueError):
-                return None
-
-        with open(path, newline="", errors="replace") as f:
-            text = f.read()
-        if not text.endswith("\n"):  # a last row without the end of its line was cut short
-            text = text[:text.rfind("\n") + 1]
-        kept = []
-        for row in csv.DictReader(io.StringIO(text, newline="")):
-            whole = None not in row and None not in row.values()  # as many fields as the header
-            if whole:  # and every metric a number or empty (a power cut can leave NULs in a line)
-                whole = all(v == "" or number(v, float) is not None for k, v in row.items() if k != "env_step")
-            env_step, logged_at = number(row.get("env_step"), int), number(row.get("wall_time"), float)
-            if whole and env_step is not None and logged_at is not None and env_step <= step \
-                    and (env_step < step or wall_time is None or logged_at <= wall_time + 0.01):
-                kept.append(row)
-        return kept
+        return [row for row in read_rows(path) if int(row["env_step"]) < step or (
+            int(row["env_step"]) == step and (wall_time is None or float(row["wall_time"]) <= wall_time + 0.01))]
 
     @property
     def elapsed(self) -> float:
@@ -142,6 +121,37 @@ class Logger:
                 self.writer.close()
         finally:
             self._file.close()
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """The whole rows of a metrics.csv (as dicts, in file order; none when it does not exist).
+    A row cut short is left out: by a full disk or a kill during a write (too few cells, or the
+    end of its line missing: the last row of a run that is still writing it), or by a power cut
+    (NULs in its line): every reader (a resume, `glamor eval`'s plot, compare's curves) takes an
+    integer env_step, a wall time and a number or nothing in every metric's cell."""
+    path = Path(path)
+    if not path.exists():
+        return []
+
+    def number(text, kind):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            return None
+
+    with open(path, newline="", errors="replace") as f:
+        text = f.read()
+    if not text.endswith("\n"):  # a last row without the end of its line was cut short
+        text = text[:text.rfind("\n") + 1]
+    rows = []
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        if None in row or None in row.values():  # not as many fields as the header
+            continue
+        if number(row.get("env_step"), int) is None or number(row.get("wall_time"), float) is None:
+            continue
+        if all(v == "" or number(v, float) is not None for k, v in row.items() if k not in ("env_step", "wall_time")):
+            rows.append(row)
+    return rows
 
 
 def write_gif(writer, tag: str, gif: bytes, size: tuple[int, int], step: int) -> None:

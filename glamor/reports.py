@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
@@ -49,15 +48,13 @@ def write_goal_table(path: str | Path, details: dict) -> None:
 
 def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, float]]]:
     """(env_step, value) of each eval/ series in a metrics.csv, in file order."""
+    from glamor.logger import read_rows
+
     curves: dict[str, list[tuple[int, float]]] = {name: [] for name in EVAL_METRICS}
-    path = Path(metrics_csv)
-    if not path.exists():
-        return curves
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            for name in curves:
-                if row.get(name):
-                    curves[name].append((int(row["env_step"]), float(row[name])))
+    for row in read_rows(metrics_csv):  # (whole rows: a power cut's NULs failed float() here)
+        for name in curves:
+            if row.get(name):
+                curves[name].append((int(row["env_step"]), float(row[name])))
     return curves
 
 

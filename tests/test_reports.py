@@ -147,3 +147,17 @@ def test_a_report_that_fails_to_write_leaves_no_damaged_image(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space"):
         write_reports(tmp_path, {"algo": "glamor"}, {("eval", "glamor"): res}, 0, out_dir=tmp_path / "out")
     assert list((tmp_path / "out" / "videos").iterdir()) == [], "no damaged GIF passes for a video"
+
+
+def test_the_curves_leave_out_rows_cut_short(tmp_path):
+    """`glamor eval`'s plot and compare's curves read every row of metrics.csv: a row a power cut
+    padded with NULs failed float() (the evaluation of a run after a power cut ended in
+    'could not convert string to float'), and the last row of a run still writing it, cut inside
+    its value, went into the curve as it was. Only whole rows are read (glamor.logger.read_rows)."""
+    from glamor.compare import read_curve
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("env_step,wall_time,eval/success_rate\r\n10,1.00,0.25\r\n20,2.00,0.5\x00\x00\r\n"
+                    "30,3.00,0.75\r\n40,4.00,0.1")  # (0.125, still being written)
+    assert read_success_curve(path)["eval/success_rate"] == [(10, 0.25), (30, 0.75)]
+    assert read_curve(path, "eval/success_rate") == {10: 0.25, 30: 0.75}
