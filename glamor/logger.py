@@ -86,8 +86,8 @@ class Logger:
         are rounded to 0.01). Only rows at `step` itself can come after the checkpoint (its final
         evaluation's); an earlier step's stays whatever its time (an evaluation longer than the
         training after it)."""
-        return [row for row in read_rows(path) if int(row["env_step"]) < step or (
-            int(row["env_step"]) == step and (wall_time is None or float(row["wall_time"]) <= wall_time + 0.01))]
+        return [row for row in read_rows(path) if row.get("wall_time") and (int(row["env_step"]) < step or (
+            int(row["env_step"]) == step and (wall_time is None or float(row["wall_time"]) <= wall_time + 0.01)))]
 
     @property
     def elapsed(self) -> float:
@@ -128,7 +128,7 @@ def read_rows(path: str | Path) -> list[dict]:
     A row cut short is left out: by a full disk or a kill during a write (too few cells, or the
     end of its line missing: the last row of a run that is still writing it), or by a power cut
     (NULs in its line): every reader (a resume, `glamor eval`'s plot, compare's curves) takes an
-    integer env_step, a wall time and a number or nothing in every metric's cell."""
+    integer env_step and a number or nothing in every other cell (the wall time, the metrics)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -147,9 +147,9 @@ def read_rows(path: str | Path) -> list[dict]:
     for row in csv.DictReader(io.StringIO(text, newline="")):
         if None in row or None in row.values():  # not as many fields as the header
             continue
-        if number(row.get("env_step"), int) is None or number(row.get("wall_time"), float) is None:
+        if number(row.get("env_step"), int) is None:
             continue
-        if all(v == "" or number(v, float) is not None for k, v in row.items() if k not in ("env_step", "wall_time")):
+        if all(v == "" or number(v, float) is not None for k, v in row.items() if k != "env_step"):
             rows.append(row)
     return rows
 
