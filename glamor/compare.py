@@ -128,7 +128,10 @@ def _differing(a, b) -> list[str]:
 def _finished(run_dir: Path, cfg) -> bool:
     """An eval.json of the run's last step: `glamor eval` of an interrupted run writes one too."""
     path = run_dir / "eval.json"
-    return path.exists() and read_results(path).get("env_steps", math.inf) >= cfg.total_env_steps
+    try:
+        return read_results(path).get("env_steps", math.inf) >= cfg.total_env_steps
+    except FileNotFoundError:  # (also one a `glamor eval` removed as this looked: its resume is refused by name)
+        return False
 
 
 def ensure_trained(cfg, run_dir: Path, log=print) -> str:
@@ -157,6 +160,20 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
         resume(run_dir, machine={k: getattr(cfg, k) for k in MACHINE_FIELDS},  # --set device=... applies
                retrain_hint="delete the run directory for compare to train it again")
     return "resumed"
+
+
+def read_run_results(run_dir: Path, algo: str) -> dict:
+    """A trained run's eval.json, read while holding the run's lock: a run another process took
+    up meanwhile (a `glamor eval` replacing its eval.json, a resume extending it) is refused by
+    name (RunInUse), not read as it changes."""
+    from glamor.run_lock import RunLock
+
+    lock = RunLock()
+    lock.acquire(run_dir, doing="evaluating")
+    try:
+        return read_results(run_dir / "eval.json", requires=_run_fields(algo))
+    finally:
+        lock.release()
 
 
 def _run_fields(algo: str) -> tuple[str, ...]:
@@ -476,7 +493,7 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                     except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
                         raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
                     statuses[status] = statuses.get(status, 0) + 1
-                    res = read_results(run_dir / "eval.json", requires=_run_fields(algo))
+                    res = read_run_results(run_dir, algo)
                     log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")
                     runs[(algo, seed)] = (run_dir, res)
             for (algo, seed), (run_dir, _) in sorted(runs.items()):

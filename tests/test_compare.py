@@ -400,6 +400,23 @@ def test_a_sweep_of_a_run_another_process_writes_is_refused_by_name(tmp_path):
     assert not (run / ".glamor.lock").exists()
 
 
+def test_the_results_of_a_run_another_process_writes_are_not_read_while_they_change(tmp_path):
+    """compare read a finished run's eval.json without its lock: a `glamor eval` (which replaces
+    eval.json) or a resume extending the run meanwhile was raced, not named."""
+    from glamor.run_lock import RunInUse, RunLock
+
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    run = tmp_path / "runs" / "debug" / "glamor-default" / "seed0"
+    holder = RunLock()
+    holder.acquire(run, doing="evaluating")
+    try:
+        with pytest.raises(RunInUse, match=f"run directory {run} is in use: process {os.getpid()} is evaluating it"):
+            _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    finally:
+        holder.release()
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])  # released: reused
+
+
 def test_a_failed_write_leaves_the_last_tables_table_plot_and_numbers_together(tmp_path, monkeypatch):
     """OUT.md was replaced before the plot was drawn and OUT.json after it: a plot or write that
     failed (a full disk) left a new table beside the old numbers."""
