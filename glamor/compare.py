@@ -56,6 +56,7 @@ from glamor.config import MACHINE_FIELDS, PRESETS
 from glamor.files import write_atomically, write_text_atomically
 from glamor.interrupt import TrainingInterrupted
 from glamor.results import COLOURS, EVAL_METRICS, read_results
+from glamor.run_lock import LOCK_NAME
 
 # Training-time methods -> config overrides; `gcsl_time` is GCSL with the steps left as an input.
 METHODS = {"glamor": {}, "gcsl": {"algo": "gcsl"}, "gcsl_time": {"algo": "gcsl", "gcsl_time": True}}
@@ -146,7 +147,8 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
         state = "a finished" if _finished(run_dir, saved) else "an unfinished"  # by its own config's steps
         raise ValueError(f"{run_dir} is {state} run with another config (fields {_differing(saved, cfg)}); "
                          f"use another --runs-dir, or delete it to retrain")
-    if saved is None and run_dir.is_dir() and any(run_dir.iterdir()):
+    # (a run another process has just started holds only its lock file: train refuses it by name)
+    if saved is None and run_dir.is_dir() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise ValueError(f"{run_dir} holds files but no glamor run (no config.json); compare trains its runs "
                          f"there: move them away or use another --runs-dir")
     if saved is None:

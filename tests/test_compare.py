@@ -417,6 +417,18 @@ def test_the_results_of_a_run_another_process_writes_are_not_read_while_they_cha
     _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])  # released: reused
 
 
+def test_a_run_folder_holding_only_a_lock_file_is_trained_in(tmp_path):
+    """A run started and killed before its config.json (or one another process has just
+    started) holds only .glamor.lock: compare called it 'files but no glamor run' and told the
+    user to move them away. The lock file is no run's file: train takes the folder (or names the
+    process that holds it)."""
+    run = tmp_path / "runs" / "debug" / "glamor-default" / "seed0"
+    run.mkdir(parents=True)
+    (run / ".glamor.lock").write_text("training")  # its holder was killed: it locks nothing
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    assert (run / "eval.json").exists()
+
+
 def test_a_failed_write_leaves_the_last_tables_table_plot_and_numbers_together(tmp_path, monkeypatch):
     """OUT.md was replaced before the plot was drawn and OUT.json after it: a plot or write that
     failed (a full disk) left a new table beside the old numbers."""
