@@ -1,8 +1,9 @@
 """One process writing a run directory at a time: `RunLock`.
 
-`glamor train` (new, --overwrite or --resume), `train()` / `resume()` in Python and `glamor eval`
-hold an exclusive lock on ``RUN/.glamor.lock`` while they write the run, so a second command on
-the same run is refused by name instead of interleaving its checkpoints, metrics and results with
+`glamor train` (new, --overwrite or --resume), `train()` / `resume()` in Python, `glamor eval` and
+`glamor compare` (reading a run's eval.json, evaluating its sweeps) hold an exclusive lock on
+``RUN/.glamor.lock`` while they write (or read) the run, so a second command on the same run is
+refused by name instead of interleaving its checkpoints, metrics and results with
 the first's (before: both ran, and the run kept one's checkpoints and the other's config; an
 evaluation during training replaced the final eval.json with an older checkpoint's, or two
 evaluations deleted each other's videos).
