@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import os
 import time
@@ -109,7 +110,11 @@ class Logger:
         """The CSV's rows so far to the disk (fsync), and TensorBoard's events to their file:
         called before a checkpoint, which must not be on the disk without the rows logged before it."""
         self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as e:  # (a file system that cannot fsync, as files.fsync_dir allows: flushed is all it gets)
+            if e.errno not in (errno.EINVAL, errno.ENOTSUP):
+                raise
         if self.writer is not None:
             self.writer.flush()
 

@@ -569,9 +569,11 @@ class Trainer:
         replays and random states) first, then rank 0 the checkpoint that names them."""
         if logger is not None:
             self._wall_offset = logger.elapsed
-            logger.sync()  # the rows logged up to this checkpoint reach the disk before it does
+        # The rows logged up to this checkpoint reach the disk before it does (rank 0's logger; a step
+        # of every rank's, so a failure is agreed on and no rank waits for the others in a collective).
+        sync_logs = logger.sync if logger is not None else (lambda: None)
         try:
-            for write in (self._write_rank_part, self._write_checkpoint):
+            for write in (sync_logs, self._write_rank_part, self._write_checkpoint):
                 self._on_every_rank(write, OSError("another process could not write its part"), OSError)
         except OSError as e:
             if not any((self.run_dir / name).is_file() for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS)):
