@@ -833,3 +833,30 @@ def test_a_run_killed_between_eval_json_and_its_final_metrics_row_gets_the_row_a
     resume(run, table=False)  # and once only
     resume(run, total_env_steps=96, table=False)
     assert [step for step, _ in evaluated()[0]] == [48, 96] and evaluated()[1] == [48, 96]
+
+
+def test_metrics_on_a_file_system_that_cannot_fsync_a_file_are_flushed_and_training_goes_on(tmp_path, monkeypatch):
+    """Logger.sync (before every checkpoint) on a file system that answers EINVAL to fsync (some
+    network and FUSE ones) must not fail every checkpoint; a real write error (EIO) is raised."""
+    import errno
+
+    from glamor.logger import Logger
+
+    run = _logged_three_rows(tmp_path / "run")
+    logger = Logger(run, tensorboard=False, resume_step=30, wall_offset=1e9)
+    try:
+        logger.log(40, {"losses/total": 4.0})
+        for code, raised in ((errno.EINVAL, False), (errno.EIO, True)):
+            def fsync(fd, code=code):
+                raise OSError(code, os.strerror(code))
+
+            monkeypatch.setattr(os, "fsync", fsync)
+            if raised:
+                with pytest.raises(OSError, match=os.strerror(code)):
+                    logger.sync()
+            else:
+                logger.sync()
+            monkeypatch.undo()
+        assert (run / "metrics.csv").read_text().splitlines()[-1].startswith("40,")  # flushed
+    finally:
+        logger.close()
