@@ -368,11 +368,10 @@ def _evaluate_run(args, run_dir: Path) -> int:
                                       state=state)
         _keep_training_facts(run_dir / name, results)
         print(format_table(results))
-        # The results file is written last, once its reports are: it says the evaluation is complete. The
-        # one it replaces goes first, so a kill or a full disk while the reports are written leaves no
-        # results file beside reports of another evaluation (the run is then evaluated again; before,
-        # eval.json was new and the reports missing or an older evaluation's).
-        (run_dir / name).unlink(missing_ok=True)
+        # The results file is written last, once its reports are: a new one says its evaluation's reports are
+        # complete (before, eval.json was new and the reports missing or an older evaluation's). A kill or a
+        # full disk while the reports are written leaves the one it was to replace, whose training facts
+        # (train_wall_time_s, which nothing else holds) the next evaluation keeps.
         # An evaluation with --set leaves the run's own reports alone: its reports go to a folder named like its json.
         out_dir = run_dir if name == "eval.json" else run_dir / name.removesuffix(".json")
         setting = None if name == "eval.json" else name.removeprefix("eval-").removesuffix(".json")

@@ -3,6 +3,7 @@ a run, and what a resume refuses to start over on top of."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -510,13 +511,15 @@ def test_an_evaluation_again_replaces_the_gifs_of_the_one_before_in_tensorboard(
 def test_an_evaluation_writes_its_results_file_after_its_reports(run, tmp_path, monkeypatch, capsys):
     """eval.json was written before the reports: a kill or a full disk between them left a new
     eval.json claiming a finished evaluation beside an older evaluation's success.png and no
-    videos (the old ones are removed first). The results file goes last, and the one it replaces
-    first, so a failed report leaves none."""
+    videos (the old ones are removed first). The results file goes last, so a failed report
+    leaves the one it was to replace, whose training time the next evaluation keeps (it was
+    removed first for a while, which lost train_wall_time_s for good)."""
     import glamor.reports as reports
     from glamor.cli import main
 
     copy = _copy(run, tmp_path)
-    assert (copy / "eval.json").exists()
+    before = (copy / "eval.json").read_bytes()
+    assert "train_wall_time_s" in json.loads(before)
 
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -524,10 +527,11 @@ def test_an_evaluation_writes_its_results_file_after_its_reports(run, tmp_path, 
     monkeypatch.setattr(reports, "write_reports", fail)
     assert main(["eval", str(copy), "--videos", "1"]) != 0
     capsys.readouterr()
-    assert not (copy / "eval.json").exists(), "no results file claims an evaluation whose reports are missing"
+    assert (copy / "eval.json").read_bytes() == before, "no new results file claims the missing reports"
     monkeypatch.undo()
     assert main(["eval", str(copy), "--videos", "1"]) == 0
-    assert (copy / "eval.json").exists() and (copy / "success.png").exists()
+    after = json.loads((copy / "eval.json").read_text())
+    assert (copy / "success.png").exists() and after["train_wall_time_s"] == json.loads(before)["train_wall_time_s"]
 
 
 def test_an_evaluation_removes_what_a_killed_one_left_half_written(run, tmp_path):
