@@ -70,6 +70,13 @@ class GoalEncodingCache:
                        "storages": [t.untyped_storage() for t in tensors]}  # their addresses stay taken
         return rep
 
+    def __getstate__(self) -> dict:
+        """A pickled or deep-copied cache starts empty: its entry keys on this process's storage
+        addresses, which a copy's weights do not have, and the storages it holds to keep those
+        addresses taken (untyped, as views of the weights) are what torch cannot pickle
+        (an agent that had acted failed `pickle.loads` and `torch.save`)."""
+        return {"_entry": None}
+
     @staticmethod
     def _encode(model, goal: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -615,3 +615,31 @@ def test_a_planning_call_that_raises_leaves_the_agents_draws_as_they_were(monkey
     assert interrupted.state_dict()["plan_seed"] == clean.state_dict()["plan_seed"]
     assert interrupted.plans_made == clean.plans_made == 0
     assert _plans_equal(interrupted.plan(obs, goal, horizon=4), clean.plan(obs, goal, horizon=4))
+
+
+@pytest.mark.parametrize("algo", ["glamor", "gcsl"])
+def test_an_agent_that_has_acted_pickles_and_acts_on_as_the_original(algo):
+    """The goal cache's entry holds the weights' untyped storages: pickling an agent that had
+    acted (torch.save, a multiprocessing worker) raised at load until the cache dropped it."""
+    import copy
+    import io
+    import pickle
+
+    from glamor.gcsl import GCSLAgent, GCSLPolicy
+
+    if algo == "glamor":
+        agent = Agent(tiny_model(num_actions=3), method="sample", width=9, seed=5)
+    else:
+        torch.manual_seed(0)
+        agent = GCSLAgent(GCSLPolicy(3, 2, (24, 24), encoder_channels=(4, 8), embed_dim=16, mix_hidden=16),
+                          mode="sample", seed=5)
+    obs, goal = random_images(3, 2, (24, 24)).numpy(), random_images(3, 1, (24, 24), 1).numpy()
+    agent.act(obs, goal, horizon=4)  # fills the goal cache
+    buf = io.BytesIO()
+    torch.save(agent, buf)
+    buf.seek(0)
+    copies = [pickle.loads(pickle.dumps(agent)), copy.deepcopy(agent), torch.load(buf, weights_only=False)]
+    expected = [agent.act(obs, goal, horizon=4)[0].tolist() for _ in range(3)]
+    for c in copies:
+        assert c._goals._entry is None  # its entry keyed on the original's storages
+        assert [c.act(obs, goal, horizon=4)[0].tolist() for _ in range(3)] == expected
