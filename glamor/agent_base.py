@@ -10,12 +10,13 @@ A subclass names the `Config.algo` whose runs it acts for (`ALGO`), the network 
 from __future__ import annotations
 
 import inspect
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from glamor import checkpoint
+from glamor import checkpoint, planning
 from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
 from glamor.errors import did_you_mean
@@ -57,7 +58,10 @@ class AgentBase:
         no environment is built. `overrides` replace config fields the agent reads or set its
         constructor's arguments. The model is in eval mode on `device`; `agent.config` is the
         run's config with the overrides, those given by an argument's name under its field's
-        (method="sample" sets planner).
+        (method="sample" sets planner). A run trained with backend='native' loads with
+        backend='reference' (the same plans), with a warning, where the native ops cannot
+        plan on `device` (glamor._C not built here, or no CUDA kernels for the GPU); an explicit
+        backend='native' override raises there at the first plan instead.
 
         Example:
             >>> agent = Agent.load("runs/demo", plan_width=64)  # doctest: +SKIP
@@ -101,6 +105,14 @@ class AgentBase:
         model = cls.model_class().from_config(cfg, meta["num_actions"], meta["frame_stack"], tuple(meta["image_hw"]))
         checkpoint.load_weights(model, state)
         model = model.to(resolve_device(str(device))).eval()  # a torch.device is checked too
+        if "backend" in cls.CONFIG_FIELDS and "backend" not in overrides and cfg.backend == "native":
+            missing = planning.native_missing(model.device)
+            if missing is not None:  # a setting of the machine it trained on (config.MACHINE_FIELDS)
+                warnings.warn(f"{path} trained with backend='native', which cannot plan on {model.device} here "
+                              f"({missing}): this agent plans with backend='reference', the same plans (slower); "
+                              f"load it with backend='reference' to say so, or backend='native' to refuse",
+                              RuntimeWarning, stacklevel=3)
+                cfg = cfg.replace(backend="reference")
         agent = cls.from_config(model, cfg, **{k: v for k, v in overrides.items() if k not in fields})
         # an override under an argument's name (method="sample") is the config field's too (planner)
         agent.config = cfg.replace(**{field: getattr(agent, argument) for field, argument in cls.CONFIG_FIELDS.items()

@@ -643,3 +643,34 @@ def test_an_agent_that_has_acted_pickles_and_acts_on_as_the_original(algo):
     for c in copies:
         assert c._goals._entry is None  # its entry keyed on the original's storages
         assert [c.act(obs, goal, horizon=4)[0].tolist() for _ in range(3)] == expected
+
+
+def test_a_run_trained_with_the_native_backend_loads_with_the_reference_where_there_is_none(tmp_path, monkeypatch):
+    """`backend` is a setting of the machine a run trained on: a run trained with backend='native'
+    loaded where glamor._C is not built plans with the reference (the same plans) and says so,
+    instead of failing at its first plan; an explicit backend='native' still refuses, naming the way out."""
+    import warnings
+
+    from glamor import ops
+    from glamor.agent import load_agent
+
+    saved_run(tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state["config"]["backend"] = "native"
+    torch.save(state, tmp_path / "native.pt")
+    frames = random_images(3, 1, (14, 14)).numpy()
+    goals = random_images(3, 1, (14, 14), 1).numpy()
+    if ops.available():  # where it can, it plans with the backend the run names, silently
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert Agent.load(tmp_path / "native.pt").backend == "native"
+    monkeypatch.setattr(ops, "_IMPORT_ERROR", ImportError("not built here"))  # a machine without glamor._C
+    for load in (Agent.load, load_agent):
+        with pytest.warns(RuntimeWarning, match=r"trained with backend='native'.*not built here.*backend='reference'"):
+            agent = load(tmp_path / "native.pt")
+        assert agent.backend == agent.config.backend == "reference"
+        chosen = Agent.load(tmp_path / "native.pt", backend="reference")
+        assert agent.act(frames, goals, 4)[0].tolist() == chosen.act(frames, goals, 4)[0].tolist()
+    refusing = Agent.load(tmp_path / "native.pt", backend="native")
+    with pytest.raises(RuntimeError, match=r"not built here.*backend='auto' or 'reference' plans the same"):
+        refusing.act(frames, goals, 4)

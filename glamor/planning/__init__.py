@@ -57,15 +57,17 @@ def resolve_backend(backend: str, device: torch.device | None = None) -> str:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "reference":
         return backend
-    if not ops.available():
-        if backend == "native":
-            raise RuntimeError(f"backend='native' needs the compiled extension: {ops.REBUILD_HINT}")
-        return "reference"
-    missing = _missing_cuda_kernels(device) if device is not None and device.type == "cuda" else None
+    missing = native_missing(device)
     if missing is None:
         return "native"
     if backend == "native":
-        raise RuntimeError(f"backend='native' on {device}: {missing}")
+        instead = "backend='auto' or 'reference' plans the same with the PyTorch reference planner"
+        if not ops.available():
+            raise RuntimeError(f"backend='native' needs the compiled extension: {missing}; {ops.REBUILD_HINT}; "
+                               f"{instead}")
+        raise RuntimeError(f"backend='native' on {device}: {missing} ({instead})")
+    if not ops.available():  # (said once, when glamor.ops was imported)
+        return "reference"
     if missing not in _warned:
         _warned.add(missing)
         warnings.warn(f"planning on {device} with the PyTorch reference planner: {missing}", RuntimeWarning,
@@ -74,6 +76,15 @@ def resolve_backend(backend: str, device: torch.device | None = None) -> str:
 
 
 _warned: set[str] = set()
+
+
+def native_missing(device: torch.device | None = None) -> str | None:
+    """Why the native ops cannot plan on `device` (None: the CPU), or None when they can."""
+    if not ops.available():
+        return f"glamor._C is not built ({ops.import_error()})"
+    if device is not None and device.type == "cuda":
+        return _missing_cuda_kernels(device)
+    return None
 
 
 @functools.cache
