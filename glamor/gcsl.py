@@ -41,7 +41,7 @@ from torch import nn
 from glamor import planning
 from glamor.agent_base import AgentBase, as_tensor
 from glamor.goal_cache import GoalEncodingCache
-from glamor.nn.goal_conditioned import GoalConditioned
+from glamor.nn.goal_conditioned import GoalConditioned, float32_weights
 from glamor.planning.rng import GCSL_STREAM, key_uniforms
 
 IGNORE = -100  # cross_entropy's ignore_index: samples without an action (k = 0)
@@ -111,8 +111,10 @@ class GCSLPolicy(GoalConditioned):
 
     @classmethod
     def from_config(cls, cfg, num_actions: int, frame_stack: int, image_hw) -> GCSLPolicy:
-        return cls(num_actions, frame_stack, image_hw, encoder_channels=cfg.encoder_channels,
-                   embed_dim=cfg.embed_dim, mix_hidden=cfg.mix_hidden, time_conditioned=cfg.gcsl_time)
+        """A run's policy (float32 whatever torch's default dtype: see `float32_weights`)."""
+        with float32_weights():
+            return cls(num_actions, frame_stack, image_hw, encoder_channels=cfg.encoder_channels,
+                       embed_dim=cfg.embed_dim, mix_hidden=cfg.mix_hidden, time_conditioned=cfg.gcsl_time)
 
     def forward(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None,
                 steps: torch.Tensor | None = None) -> torch.Tensor:

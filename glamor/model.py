@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glamor import planning
-from glamor.nn.goal_conditioned import GoalConditioned
+from glamor.nn.goal_conditioned import GoalConditioned, float32_weights
 from glamor.planning import Plan, autocast_off
 from glamor.planning.inputs import PlanningInputs
 from glamor.planning.reference import lstm_step
@@ -98,15 +98,17 @@ class GlamorModel(GoalConditioned):
 
     @classmethod
     def from_config(cls, cfg, num_actions: int, frame_stack: int, image_hw) -> GlamorModel:
-        return cls(
-            num_actions=num_actions,
-            frame_stack=frame_stack,
-            image_hw=image_hw,
-            encoder_channels=cfg.encoder_channels,
-            embed_dim=cfg.embed_dim,
-            mix_hidden=cfg.mix_hidden,
-            lstm_hidden=cfg.lstm_hidden,
-        )
+        """A run's model (float32 whatever torch's default dtype: see `float32_weights`)."""
+        with float32_weights():
+            return cls(
+                num_actions=num_actions,
+                frame_stack=frame_stack,
+                image_hw=image_hw,
+                encoder_channels=cfg.encoder_channels,
+                embed_dim=cfg.embed_dim,
+                mix_hidden=cfg.mix_hidden,
+                lstm_hidden=cfg.lstm_hidden,
+            )
 
     # ---- conditioning -------------------------------------------------------------------
     def conditioning(self, obs: torch.Tensor, goal: torch.Tensor, goal_rep: torch.Tensor | None = None):

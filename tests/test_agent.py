@@ -674,3 +674,33 @@ def test_a_run_trained_with_the_native_backend_loads_with_the_reference_where_th
     refusing = Agent.load(tmp_path / "native.pt", backend="native")
     with pytest.raises(RuntimeError, match=r"not built here.*backend='auto' or 'reference' plans the same"):
         refusing.act(frames, goals, 4)
+
+
+def test_a_run_loads_and_builds_in_float32_under_a_float64_default_dtype(tmp_path):
+    """A caller's torch.set_default_dtype(torch.float64) made Agent.load build a float64 model
+    (the checkpoint's float32 weights widened into it), which the planners refuse; a run's
+    network (`from_config`, training's too) is float32, from the same initial draws."""
+    from glamor.gcsl import GCSLPolicy
+    from glamor.model import GlamorModel
+
+    cfg = preset("debug", progress=False)
+    saved_run(tmp_path)
+    frames, goals = random_images(3, 1, (14, 14)).numpy(), random_images(3, 1, (14, 14), 1).numpy()
+    want = {method: Agent.load(tmp_path, method=method).act(frames, goals, 4)[0].tolist()
+            for method in ("beam", "sample")}
+    built = {}
+    for default in (torch.float32, torch.float64):
+        torch.set_default_dtype(default)
+        try:
+            for method in ("beam", "sample"):
+                agent = Agent.load(tmp_path, method=method)
+                assert {p.dtype for p in agent.model.parameters()} == {torch.float32}
+                assert agent.act(frames, goals, 4)[0].tolist() == want[method]
+            for cls in (GlamorModel, GCSLPolicy):
+                torch.manual_seed(0)
+                built[cls, default] = cls.from_config(cfg, 4, 1, (14, 14)).state_dict()
+        finally:
+            torch.set_default_dtype(torch.float32)
+    for cls in (GlamorModel, GCSLPolicy):
+        a, b = built[cls, torch.float32], built[cls, torch.float64]
+        assert all(b[k].dtype == a[k].dtype and torch.equal(a[k], b[k]) for k in a)

@@ -11,6 +11,7 @@ A subclass adds its head(s) (GLAMOR: the IDM and prior LSTMs; GCSL: a linear act
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import torch
@@ -79,6 +80,20 @@ class GoalConditioned(nn.Module):
         if goal_rep.dtype != weight.dtype or goal_rep.device != weight.device:
             raise ValueError(f"goal_rep must be {weight.dtype} on {weight.device} (the model's), got "
                              f"{goal_rep.dtype} on {goal_rep.device}")
+
+
+@contextlib.contextmanager
+def float32_weights():
+    """A context in which modules are built with float32 weights whatever torch's default dtype:
+    a run's network (`from_config`: training, `Agent.load`) is float32, as its checkpoints and the
+    planners are, also for a caller who set torch.set_default_dtype(torch.float64), and its
+    initial weights are the same draws either way."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(default)
 
 
 def _ints(name: str, value, what: str, length: int | None = None) -> tuple[int, ...]:
