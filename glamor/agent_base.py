@@ -38,7 +38,10 @@ class AgentBase:
         """Raise ValueError unless `network` (the constructor's argument `name`) is this agent's model_class."""
         want = cls.model_class()
         if not isinstance(network, want):
-            raise ValueError(f"{name} must be a {want.__name__}, got {type(network).__name__}")
+            # torch.compile's wrapper holds it as _orig_mod, DistributedDataParallel's as module
+            inner = next((a for a in ("_orig_mod", "module") if isinstance(getattr(network, a, None), want)), None)
+            hint = f" that wraps one: pass {name}.{inner} (the same weights)" if inner else ""
+            raise ValueError(f"{name} must be a {want.__name__}, got {type(network).__name__}{hint}")
 
     @staticmethod
     def check_cache_goals(cache_goals) -> bool:

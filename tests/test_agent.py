@@ -238,6 +238,17 @@ def test_agent_arguments_are_checked_when_it_is_made(kwargs, match):
         Agent(**{"model": tiny_model(), **kwargs})
 
 
+def test_a_wrapped_model_is_named_with_the_attribute_that_holds_it():
+    """torch.compile's and DataParallel's wrappers are not the model: the error says which attribute is."""
+    m = tiny_model()
+    with pytest.raises(ValueError, match=r"got OptimizedModule that wraps one: pass model\._orig_mod"):
+        Agent(torch.compile(m))
+    with pytest.raises(ValueError, match=r"got DataParallel that wraps one: pass model\.module"):
+        Agent(torch.nn.DataParallel(m))
+    with pytest.raises(ValueError, match=r"got ImpalaEncoder$"):
+        Agent(m.obs_encoder)
+
+
 def test_a_sampler_may_be_wider_than_a_beam():
     assert Agent(tiny_model(), method="sample", width=2**30).width == 2**30  # its bound is per candidate
 
