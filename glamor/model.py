@@ -204,11 +204,13 @@ class GlamorModel(GoalConditioned):
             then END) of log q - log p (log p dropped without `use_prior`; tokens whose log q
             lies below `clip_logq` score -20 instead).
         """
+        def what(x) -> str:  # (a whole array's repr would fill the screen)
+            return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else f"a {type(x).__name__}"
+
         if not isinstance(actions, torch.Tensor) or actions.dim() != 2 or actions.shape[1] < 1:
-            raise ValueError(f"actions must be an int64 tensor (P, L) with L >= 1, got "
-                             f"{tuple(actions.shape) if isinstance(actions, torch.Tensor) else actions!r}")
+            raise ValueError(f"actions must be an int64 tensor (P, L) with L >= 1, got {what(actions)}")
         if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1:
-            raise ValueError(f"lengths must be an int64 tensor (P,), got {getattr(lengths, 'shape', lengths)}")
+            raise ValueError(f"lengths must be an int64 tensor (P,), got {what(lengths)}")
         if not len(obs) == len(actions) == len(lengths):
             raise ValueError(f"one plan per observation: obs has P={len(obs)}, actions {tuple(actions.shape)} "
                              f"(P, L) and lengths {tuple(lengths.shape)} (P,)")

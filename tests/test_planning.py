@@ -286,6 +286,11 @@ def test_bad_score_arguments_are_named():
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2, 2, 2]))
     with pytest.raises(ValueError, match=r"actions must be an int64 tensor \(P, L\) with L >= 1, got \(1, 0\)"):
         m.score(obs, goal, torch.zeros(1, 0, dtype=torch.int64), torch.tensor([1]))
+    long = np.zeros((1, 1000), np.int64)  # numpy: named by its type, not by a screenful of its values
+    with pytest.raises(ValueError, match=r"actions must be an int64 tensor \(P, L\) with L >= 1, got a ndarray$"):
+        m.score(obs, goal, long, torch.tensor([1]))
+    with pytest.raises(ValueError, match=r"lengths must be an int64 tensor \(P,\), got a list$"):
+        m.score(obs, goal, torch.tensor([[0, 1]]), [2] * 1000)
     with pytest.raises(ValueError, match="above 0 every token would be clipped"):
         m.score(obs, goal, torch.tensor([[0, 1]]), torch.tensor([2]), clip_logq=0.5)
     with pytest.raises(ValueError, match="use_prior must be True or False"):
