@@ -90,6 +90,8 @@ class AgentBase:
             read = sorted(set(cls.CONFIG_FIELDS) & fields)  # `horizon` is a Config property, not a field
             hint = ("; episode_length is the length the model trained on, a plan's length is the horizon "
                     "argument (horizon=N)" if "episode_length" in unread else "")
+            if "torch_threads" in unread:  # a run's setting for its own process, which an agent leaves alone
+                hint += "; torch_threads: call torch.set_num_threads(N) in your process (the planners use torch's threads)"
             other = _read_by_other_agents(cls, unread)
             if other:
                 hint += "; " + "; ".join(f"{sorted(names)} {'are' if len(names) > 1 else 'is'} read by {name} "

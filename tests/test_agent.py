@@ -181,6 +181,8 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"reads the config fields \['backend', 'clip_logq', 'gamma', 'plan_width', "
                        r"'planner', 'seed', 'use_prior'\] .*a plan's length is the horizon argument \(horizon=N\)"):
         Agent.load(tmp_path, episode_length=7)
+    with pytest.raises(ValueError, match=r"torch_threads: call torch.set_num_threads\(N\) in your process"):
+        Agent.load(tmp_path, torch_threads=1)
     with pytest.raises(ValueError, match="planner and method name one setting"):
         Agent.load(tmp_path, planner="beam", method="sample")
     assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3).horizon == 3
