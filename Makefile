@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glamor-installed
-NATIVE := $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cpu/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
+NATIVE := $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cpu/*.h csrc/cuda/*.cpp csrc/cuda/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
 RUN_DIR ?= runs/demo
 
 .PHONY: demo test test-slow build bench lint clean cuda-check
@@ -49,4 +49,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check glamor tests benchmarks examples
 
 clean:
-	rm -rf build glamor/_C*.so *.egg-info
+	rm -rf build glamor/_C*.so glamor/_C.sources.json *.egg-info

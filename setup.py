@@ -11,9 +11,20 @@ PyTorch reference planner with a warning (glamor.planning.resolve_backend).
 """
 
 import glob
+import importlib.util
 import os
+from pathlib import Path
 
 from setuptools import setup
+
+
+def _native_build():
+    """glamor/native_build.py, loaded by path (importing the package would need its dependencies)."""
+    spec = importlib.util.spec_from_file_location("_glamor_native_build", "glamor/native_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 ext_modules, cmdclass = [], {}
 if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
@@ -39,12 +50,25 @@ if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
         kwargs["extra_compile_args"]["nvcc"] = ["-O3", std, "-lineinfo", "-fmad=false"]
         kwargs["define_macros"] = [("GLAMOR_WITH_CUDA", None)]
         ext = cpp_extension.CUDAExtension("glamor._C", sources + cuda_sources, **kwargs)
+        built_from = "CUDA_SOURCES"
     else:
         if use_cuda and cuda_sources:
             print("glamor: torch has CUDA but no CUDA toolkit was found (set CUDA_HOME or put nvcc on the PATH): "
                   "building the CPU planner only; planning on a GPU will use the PyTorch reference planner")
         ext = cpp_extension.CppExtension("glamor._C", sources, **kwargs)
+        built_from = "CPU_SOURCES"
     ext_modules = [ext]
-    cmdclass = {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
+
+    class BuildExtension(cpp_extension.BuildExtension.with_options(use_ninja=True)):
+        """torch's, then the stamp of the sources built (glamor/native_build.py: glamor.ops warns
+        when csrc/ has changed since)."""
+
+        def run(self):
+            super().run()
+            native_build = _native_build()
+            package_dir = Path(self.get_ext_fullpath("glamor._C")).parent
+            native_build.write_stamp(package_dir, Path.cwd(), getattr(native_build, built_from))
+
+    cmdclass = {"build_ext": BuildExtension}
 
 setup(ext_modules=ext_modules, cmdclass=cmdclass)

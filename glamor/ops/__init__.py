@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from glamor.native_build import stale_reason
 
 REBUILD_HINT = "rebuild it with `.venv/bin/pip install --no-build-isolation -e .` (or `make build`)"
 
@@ -36,6 +39,10 @@ except ImportError as e:  # not built, or built against another torch
     _IMPORT_ERROR = e
     warnings.warn(f"glamor._C is not built: planning uses the slower PyTorch reference; {REBUILD_HINT}",
                   RuntimeWarning, stacklevel=2)
+else:  # an extension left from before an edit or a `git pull` of csrc/ (glamor.native_build)
+    _STALE = stale_reason(Path(__file__).resolve().parent.parent)
+    if _STALE is not None:
+        warnings.warn(f"{_STALE}; {REBUILD_HINT}", RuntimeWarning, stacklevel=2)
 
 
 def available() -> bool:
