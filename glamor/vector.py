@@ -182,23 +182,29 @@ class EnvPool:
     def _call_all(self, cmd: str, args: list) -> list:
         return [self._call(i, cmd, a) for i, a in enumerate(args)]
 
+    def _one_each(self, name: str, values) -> list:
+        """`values` as a list of one per environment, or ValueError naming `name` (a shorter
+        list set some environments and left the others, silently)."""
+        values = list(values)
+        if len(values) != self.num_envs:
+            raise ValueError(f"{name}: one per environment, {self.num_envs}, got {len(values)}")
+        return values
+
     def reset(self, seeds: list[int], goals: list) -> list[dict]:
         """Reset environment i with seeds[i] and goals[i] (a Goal, or None for its own)."""
-        assert len(seeds) == len(goals) == self.num_envs, (len(seeds), len(goals), self.num_envs)
-        self._last_reset = list(zip(seeds, goals))
+        self._last_reset = list(zip(self._one_each("seeds", seeds), self._one_each("goals", goals)))
         return self._call_all("reset", self._last_reset)
 
     def rollout(self, actions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Environment i runs actions[i] (N, k) from its reset; see `_rollout`."""
-        assert actions.shape[0] == self.num_envs, actions.shape
-        return self._call_all("rollout", list(actions))
+        return self._call_all("rollout", self._one_each("actions", actions))
 
     def rng_states(self) -> list:
         """Each environment's np_random state (None where it has none yet)."""
         return self._call_all("get_rng", [None] * self.num_envs)
 
     def set_rng_states(self, states: list) -> None:
-        self._call_all("set_rng", list(states))
+        self._call_all("set_rng", self._one_each("states", states))
 
     def close(self) -> None:
         close_envs(self._envs)
@@ -323,9 +329,8 @@ class ProcessEnvPool(EnvPool):
         return out
 
     def reset(self, seeds: list[int], goals: list) -> list[dict]:
-        assert len(seeds) == len(goals) == self.num_envs, (len(seeds), len(goals), self.num_envs)
+        args = list(zip(self._one_each("seeds", seeds), self._one_each("goals", goals)))
         self._rng = [None] * self.num_envs  # a seeded reset fixes the state by itself
-        args = list(zip(seeds, goals))
         self._last_reset = args
         return self._call_all("reset", args)
 
@@ -333,8 +338,8 @@ class ProcessEnvPool(EnvPool):
         return self._call_all("get_rng", [None] * self.num_envs)
 
     def set_rng_states(self, states: list) -> None:
-        self._rng = list(states)
-        self._call_all("set_rng", list(states))
+        self._rng = self._one_each("states", states)
+        self._call_all("set_rng", list(self._rng))
 
     def close(self) -> None:
         """Ask every worker to close its environment and exit; kill those still running after

@@ -362,3 +362,26 @@ def test_a_restarted_worker_replays_a_random_state_set_after_its_reset():
         assert not np.array_equal(seeded.rollout(actions)[0][0], want[0])
     finally:
         close_envs([donor, seeded, sync, pool])
+
+
+@pytest.mark.parametrize("pool_class", [EnvPool, ProcessEnvPool])
+def test_per_environment_arguments_of_another_length_are_named(pool_class):
+    """One seed, goal, action row or random state per environment: a shorter list reset or set
+    some environments and left the others (set_rng_states silently), and the asserts that
+    checked reset and rollout vanish under python -O."""
+    pool = pool_class(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 2)
+    try:
+        with pytest.raises(ValueError, match=r"seeds: one per environment, 2, got 1"):
+            pool.reset([0], [None, None])
+        with pytest.raises(ValueError, match=r"goals: one per environment, 2, got 3"):
+            pool.reset([0, 1], [None] * 3)
+        pool.reset([0, 1], [None, None])
+        states = pool.rng_states()
+        with pytest.raises(ValueError, match=r"states: one per environment, 2, got 1"):
+            pool.set_rng_states(states[:1])
+        with pytest.raises(ValueError, match=r"actions: one per environment, 2, got 3"):
+            pool.rollout(np.zeros((3, CFG.episode_length), dtype=np.int64))
+        pool.set_rng_states(states)
+        assert len(pool.rollout(np.zeros((2, CFG.episode_length), dtype=np.int64))) == 2
+    finally:
+        pool.close()
