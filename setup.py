@@ -57,6 +57,12 @@ if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
                   "building the CPU planner only; planning on a GPU will use the PyTorch reference planner")
         ext = cpp_extension.CppExtension("glamor._C", sources, **kwargs)
         built_from = "CPU_SOURCES"
+    # Every file the stamp covers is one the build depends on: setuptools skips an extension
+    # whose sources are older than it, and the headers are no sources, so an edit of a header
+    # alone was not compiled by `setup.py build_ext --inplace` while the stamp took it in.
+    native_build = _native_build()
+    ext.depends = [p.as_posix() for p in native_build.files(Path("."), getattr(native_build, built_from))
+                   if p.as_posix() not in ext.sources]
     ext_modules = [ext]
 
     class BuildExtension(cpp_extension.BuildExtension.with_options(use_ninja=True)):

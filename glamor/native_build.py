@@ -29,11 +29,16 @@ CUDA_SOURCES = CPU_SOURCES + ("csrc/cuda/*.cpp", "csrc/cuda/*.h", "csrc/cuda/*.c
 STAMP = "_C.sources.json"  # beside the extension, in the glamor package folder
 
 
+def files(root: Path, patterns: Iterable[str]) -> list[Path]:
+    """The files under `root` that `patterns` (globs) match, in path order."""
+    return sorted({p for pattern in patterns for p in Path(root).glob(pattern) if p.is_file()})
+
+
 def digest(root: Path, patterns: Iterable[str]) -> str:
     """sha256 (hex) of the files under `root` that `patterns` (globs) match: their paths and
     contents, in path order."""
     h = hashlib.sha256()
-    for path in sorted({p for pattern in patterns for p in Path(root).glob(pattern) if p.is_file()}):
+    for path in files(root, patterns):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     return h.hexdigest()

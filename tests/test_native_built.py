@@ -95,3 +95,39 @@ def test_importing_the_ops_warns_when_the_sources_changed_since_the_build(tmp_pa
     stale = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert stale.returncode == 0 and "glamor._C was built from other C++/CUDA sources" in stale.stderr, stale.stderr
     assert "make build" in stale.stderr
+
+
+def test_setup_makes_the_extension_depend_on_every_file_its_stamp_covers(tmp_path):
+    """setuptools rebuilds an extension only when a file of its sources or `depends` is newer
+    than it: a header the stamp covers but the extension does not depend on was edited, then
+    `python setup.py build_ext --inplace` skipped the compile ("up-to-date") and stamped the
+    stale extension as built from the edited header. setup.py runs here with setup() replaced."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import glamor
+    from glamor import native_build
+
+    root = Path(glamor.__file__).resolve().parent.parent
+    if not (root / "setup.py").is_file() or not (root / "csrc").is_dir():
+        pytest.skip("an installed package: no setup.py and csrc/ to read")
+    out = tmp_path / "ext.json"
+    code = (
+        "import json, runpy, setuptools\n"
+        "def fake_setup(ext_modules=(), cmdclass=None, **kw):\n"
+        "    ext, = ext_modules\n"
+        f"    json.dump({{'sources': list(ext.sources), 'depends': list(ext.depends)}}, open({str(out)!r}, 'w'))\n"
+        "setuptools.setup = fake_setup\n"
+        "runpy.run_path('setup.py', run_name='__main__')\n"
+    )
+    env = {**os.environ, "GLAMOR_NO_CUDA": "1"}
+    env.pop("GLAMOR_NO_EXT", None)
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ext = json.loads(out.read_text())
+    covered = {p.relative_to(root).as_posix() for p in native_build.files(root, native_build.CPU_SOURCES)}
+    assert any(p.endswith(".h") for p in covered)
+    missing = covered - set(ext["sources"]) - set(ext["depends"])
+    assert not missing, f"stamped but not a dependency of the build: {sorted(missing)}"
