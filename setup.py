@@ -70,10 +70,14 @@ if os.environ.get("GLAMOR_NO_EXT") != "1" and glob.glob("csrc/*.cpp"):
         when csrc/ has changed since)."""
 
         def run(self):
-            super().run()
+            # the sources as the compiler reads them: taken before the build (minutes with CUDA),
+            # so that a file edited meanwhile, perhaps after it was compiled, is not stamped
             native_build = _native_build()
+            patterns = getattr(native_build, built_from)
+            before = native_build.digest(Path.cwd(), patterns)
+            super().run()
             package_dir = Path(self.get_ext_fullpath("glamor._C")).parent
-            native_build.write_stamp(package_dir, Path.cwd(), getattr(native_build, built_from))
+            native_build.write_stamp(package_dir, Path.cwd(), patterns, before)
 
     cmdclass = {"build_ext": BuildExtension}
 

@@ -44,11 +44,13 @@ def digest(root: Path, patterns: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def write_stamp(package_dir: Path, root: Path, patterns: Iterable[str]) -> Path:
-    """Write the stamp of a build from `root`'s sources (`patterns`) into `package_dir`."""
+def write_stamp(package_dir: Path, root: Path, patterns: Iterable[str], built: str | None = None) -> Path:
+    """Write the stamp of a build from `root`'s sources (`patterns`) into `package_dir`.
+    `built`: their digest taken when the build started (default: now)."""
     patterns = list(patterns)
     path = Path(package_dir) / STAMP
-    path.write_text(json.dumps({"patterns": patterns, "digest": digest(root, patterns)}) + "\n")
+    built = digest(root, patterns) if built is None else built
+    path.write_text(json.dumps({"patterns": patterns, "digest": built}) + "\n")
     return path
 
 

@@ -131,3 +131,45 @@ def test_setup_makes_the_extension_depend_on_every_file_its_stamp_covers(tmp_pat
     assert any(p.endswith(".h") for p in covered)
     missing = covered - set(ext["sources"]) - set(ext["depends"])
     assert not missing, f"stamped but not a dependency of the build: {sorted(missing)}"
+
+
+def test_a_source_edited_while_the_extension_builds_is_not_stamped_as_built(tmp_path):
+    """The stamp is the digest of the sources as the build read them: one taken after the build
+    (minutes for CUDA) took in a file edited meanwhile, after it was compiled, and the stale
+    extension was never named. setup.py's build_ext runs in a copy of the checkout with torch's
+    build replaced by an edit of a header."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import glamor
+    from glamor import native_build
+
+    root = Path(glamor.__file__).resolve().parent.parent
+    if not (root / "setup.py").is_file() or not (root / "csrc").is_dir():
+        pytest.skip("an installed package: no setup.py and csrc/ to read")
+    for name in ("setup.py", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    shutil.copytree(root / "csrc", tmp_path / "csrc")
+    (tmp_path / "glamor").mkdir()
+    (tmp_path / "glamor" / "__init__.py").write_text("")
+    shutil.copy(root / "glamor" / "native_build.py", tmp_path / "glamor" / "native_build.py")
+    code = (
+        "import runpy, sys\n"
+        "from torch.utils import cpp_extension\n"
+        "def compile_then_edit(self):\n"
+        "    with open('csrc/checks.h', 'a') as f:\n"
+        "        f.write('// edited during the build\\n')\n"
+        "cpp_extension.BuildExtension.run = compile_then_edit\n"
+        "sys.argv = ['setup.py', '-q', 'build_ext', '--inplace']\n"
+        "runpy.run_path('setup.py', run_name='__main__')\n"
+    )
+    env = {**os.environ, "GLAMOR_NO_CUDA": "1"}
+    env.pop("GLAMOR_NO_EXT", None)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "edited during the build" in (tmp_path / "csrc" / "checks.h").read_text()
+    assert (tmp_path / "glamor" / native_build.STAMP).is_file()
+    assert native_build.stale_reason(tmp_path / "glamor") is not None, "the edit made after the compile was stamped"
