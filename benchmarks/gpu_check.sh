@@ -186,4 +186,9 @@ else
 fi
 printf '%s\n' "${SUMMARY[@]}"
 save_out
-! printf '%s\n' "${SUMMARY[@]}" | grep -q -E '^(FAIL|TIMEOUT)'
+# exit 1 when a stage failed or timed out (a loop, not `! printf | grep -q`: grep leaving early
+# makes printf die of SIGPIPE, and under pipefail the `!` then turned a failure into exit 0)
+for line in "${SUMMARY[@]}"; do
+  case $line in FAIL*|TIMEOUT*) exit 1 ;; esac
+done
+exit 0
