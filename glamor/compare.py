@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
@@ -171,7 +172,13 @@ def read_run_results(run_dir: Path, algo: str) -> dict:
     from glamor.run_lock import RunLock
 
     lock = RunLock()
-    lock.acquire(run_dir, doing="evaluating")
+    try:
+        lock.acquire(run_dir, doing="evaluating")
+    except OSError as e:  # (RunInUse is a ValueError: raised)
+        # a run folder this process cannot write (finished runs on a read-only mount or another user's,
+        # --out elsewhere): it cannot take the lock, and read them before it took one
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
     try:
         return read_results(run_dir / "eval.json", requires=_run_fields(algo))
     finally:

@@ -486,3 +486,30 @@ def test_set_env_id_names_the_environment_the_runs_trained_on(tmp_path):
     saved = json.loads((tmp_path / "results" / "table.json").read_text())
     assert saved["summaries"][0]["env_id"] == summaries[0]["env_id"] == box
     assert compare.env_label({"env": "debug", "env_id": "glamor/GridWorld-v0"}) == "debug"  # the preset's own
+
+
+def test_the_results_of_runs_in_a_folder_it_cannot_write_are_read_without_the_lock(tmp_path, monkeypatch):
+    """compare of finished runs on a read-only mount (or another user's), its table written with
+    --out elsewhere, read their eval.json files; since it took the run's lock to read one, it
+    failed creating .glamor.lock there (EROFS, EACCES) before reading anything."""
+    import errno
+
+    import glamor.run_lock as run_lock
+
+    run = tmp_path / "runs" / "seed0"
+    run.mkdir(parents=True)
+    policy = dict(success_rate=0.5, ci95=[0.1, 0.9], episodes=4, mean_steps=3.0)
+    results = dict(policy, env_steps=96, algo="glamor",
+                   sets={"eval": {"goal_digest": "0" * 16, "glamor": policy, "glamor_no_prior": policy,
+                                  "random": policy}})
+    (run / "eval.json").write_text(json.dumps(results))
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kw):  # the folder's mount is read-only
+        if str(path).endswith(run_lock.LOCK_NAME) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(run_lock.os, "open", read_only)
+    assert compare.read_run_results(run, "glamor")["success_rate"] == 0.5
+    assert not (run / run_lock.LOCK_NAME).exists()
