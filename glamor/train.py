@@ -184,7 +184,10 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
             # caller made before (which torch holds back until then) is in them now, and stays
             gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
             with torch.random.fork_rng(gpus, device_type="cuda"):
-                torch.manual_seed(cfg.seed)
+                if gpus:
+                    torch.manual_seed(cfg.seed)
+                else:  # (CUDA not started: torch.manual_seed would hold this seed back for the GPUs in
+                    torch.default_generator.manual_seed(cfg.seed)  # place of the caller's, past the call)
                 results = evaluate(model, cfg, eval_envs, sets, progress=cfg.progress, policies=policies,
                                    details=details, record=record)
         results.update(env_steps=state["env_step"], **{k: state[k] for k in ("updates",) if k in state})

@@ -531,3 +531,27 @@ def test_a_run_that_fails_reports_its_own_error_when_closing_an_environment_fail
         with pytest.raises(FloatingPointError, match="non-finite loss"):
             tr.run()
     assert [e.closed for e in made_envs[1:]] == [1] * (len(made_envs) - 1)
+
+
+def test_evaluate_checkpoint_without_cuda_leaves_the_seed_torch_holds_back_for_the_gpus(tmp_path):
+    """A CPU evaluation (CUDA not started) seeded torch with torch.manual_seed, which also holds
+    the run's seed back for the GPUs until CUDA starts: a notebook that had seeded torch, evaluated
+    on the CPU and then drew on a GPU drew from the run's seed, not its own. Seen here through
+    torch's queue of held-back seeds, on a machine without a GPU too."""
+    import inspect
+
+    from glamor.train import evaluate_checkpoint
+
+    tracker = getattr(torch.cuda, "_lazy_seed_tracker", None)
+    if tracker is None or not hasattr(tracker, "manual_seed_all_cb") or torch.cuda.is_initialized():
+        pytest.skip("torch's held-back CUDA seeds are not observable here")
+    cfg = preset("debug", progress=False, total_env_steps=48, learning_starts=24, eval_episodes=2, torch_threads=1,
+                 device="cpu", seed=7)
+    train(cfg, tmp_path / "run", table=False)
+
+    def held_back_seed():
+        return inspect.getclosurevars(tracker.manual_seed_all_cb[0]).nonlocals["seed"]
+
+    torch.manual_seed(1234)
+    evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
+    assert held_back_seed() == 1234
