@@ -637,8 +637,11 @@ class Trainer:
         logger = bar = None
         try:  # (the environments are closed however the run ends, a log that cannot be opened included)
             # resumed at the step eval.json holds: a finished run extended, its final evaluation's row stays
+            # (not when the checkpoint's periodic evaluation is owed: eval.json is then `glamor eval`'s of an
+            # interrupted run, and a row at its step logged after the checkpoint, by a resume that died after
+            # doing the owed evaluation, is that evaluation's, which this run does again)
             evaluated = False
-            if self.is_main and self.resumed_from is not None:
+            if self.is_main and self.resumed_from is not None and self.env_step < self.next_eval:
                 with contextlib.suppress(ValueError):  # (a damaged eval.json, which this run's end writes again)
                     evaluated = _results_of_step(self.run_dir, self.resumed_from) is not None
             logger = Logger(self.run_dir, tensorboard=self.is_main, resume_step=self.resumed_from,
@@ -915,6 +918,14 @@ def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, r
         if state is not None:  # (each rank its own part: one that does not fit is raised on all)
             trainer._on_every_rank(lambda: trainer.load_state_dict(state, take_replay=True),
                                    ValueError("another process could not load its part of the checkpoint"))
+            # A run that ended at this step, extended: its final evaluation (eval.json) stands for the step's
+            # periodic one, as in a run that ended there, also where a stop during that one left it owed (a
+            # run stopped in it and resumed with --total-env-steps at its step). (Rank 0's alone: the other
+            # ranks' are past it, and `_train_loop` takes the owed evaluation from every rank's.)
+            if rank == 0 and done >= saved_cfg.total_env_steps and trainer.next_eval <= done:
+                with contextlib.suppress(ValueError):  # (a damaged eval.json: the owed evaluation is done)
+                    if _results_of_step(run_dir, done) is not None:
+                        trainer.next_eval = _next_multiple(done, cfg.eval_every)
         state = None  # in the trainer now (its replay took the arrays): the rest would be held for the whole run
 
         def write_start() -> None:

@@ -261,3 +261,94 @@ def test_a_signal_during_a_periodic_evaluation_gives_it_up_and_the_resumed_run_e
 
     assert rows(run) == rows(tmp_path / "reference")
     assert any(step == "48" and any(v for v in rest) for step, *rest in rows(run)), "step 48's evaluation is logged"
+
+
+def test_an_owed_evaluation_done_by_a_resume_that_then_crashed_is_logged_once(tmp_path, sigint_default, monkeypatch):
+    """A resume's owed evaluation logs its row after the checkpoint at its step. When that resume
+    died before its next checkpoint (kill -9, out of memory) and the interrupted run was then
+    evaluated (`glamor eval`: an eval.json of that step), the next resume took the run for one
+    whose final evaluation is at that step (`Logger`'s evaluated), kept the dead process's row,
+    and then did the owed evaluation again: two evaluation rows at one step."""
+    import csv
+
+    from glamor import evaluate as evaluation
+    from glamor import train as train_module
+    from glamor.config import preset
+    from glamor.results import write_results
+    from glamor.train import evaluate_checkpoint, resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
+                 snapshot_every=100_000, eval_episodes=4, eval_episodes_during_training=4, deterministic=True)
+    train(cfg, tmp_path / "reference", table=False)
+
+    random_actions, calls = evaluation.random_actions, []
+
+    def ctrl_c_at_the_first_random_step(*args):
+        calls.append(len(calls))
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return random_actions(*args)
+
+    monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
+    run = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run, table=False)
+    monkeypatch.setattr(evaluation, "random_actions", random_actions)
+
+    def killed(self):  # the resume dies in its first round, after the owed evaluation
+        raise MemoryError("killed")
+
+    monkeypatch.setattr(train_module.Trainer, "collect_round", killed)
+    with pytest.raises(MemoryError):
+        resume(run, table=False)
+    monkeypatch.undo()
+    write_results(run, evaluate_checkpoint(run, cfg, episodes=4))  # `glamor eval` of the interrupted run
+    resume(run, table=False)
+
+    def rows(r):
+        with open(r / "metrics.csv", newline="") as f:
+            return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
+
+    assert rows(run) == rows(tmp_path / "reference")
+
+
+def test_a_run_cut_to_the_step_of_its_owed_evaluation_and_then_extended_evaluates_that_step_once(
+        tmp_path, sigint_default, monkeypatch):
+    """A run stopped during its periodic evaluation at step 48 and resumed with --total-env-steps 48
+    ends there with its final evaluation, which stands for that step's (as in a run of 48 steps):
+    its checkpoint still owed the periodic one, so extending it evaluated step 48 again, logged
+    beside the final evaluation's row."""
+    import csv
+
+    from glamor import evaluate as evaluation
+    from glamor.config import preset
+    from glamor.train import resume, train
+
+    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
+                 snapshot_every=100_000, eval_episodes=8, eval_episodes_during_training=4, deterministic=True)
+    reference = tmp_path / "reference"
+    train(cfg.replace(total_env_steps=48), reference, table=False)
+    resume(reference, total_env_steps=96, table=False)
+
+    random_actions, calls = evaluation.random_actions, []
+
+    def ctrl_c_at_the_first_random_step(*args):
+        calls.append(len(calls))
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return random_actions(*args)
+
+    monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
+    run = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run, table=False)
+    monkeypatch.setattr(evaluation, "random_actions", random_actions)
+    resume(run, total_env_steps=48, table=False)
+    resume(run, total_env_steps=96, table=False)
+    _assert_same_run(_final_state(run), _final_state(reference))
+
+    def rows(r):
+        with open(r / "metrics.csv", newline="") as f:
+            return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
+
+    assert rows(run) == rows(reference)
