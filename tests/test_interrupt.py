@@ -217,50 +217,69 @@ def test_a_signal_during_the_last_checkpoint_names_the_runs_own_resume_command(t
         tr.run()
 
 
-def test_a_signal_during_a_periodic_evaluation_gives_it_up_and_the_resumed_run_evaluates_first(
-        tmp_path, sigint_default, monkeypatch):
-    """A periodic evaluation takes minutes for Atari or control on a CPU, longer than torchrun or
-    a scheduler waits after its signal: a stop during one gives it up at its next step and saves
-    (its step's evaluation still owed); the resumed run evaluates first and ends like the
-    uninterrupted one, with the same rows and numbers."""
-    import csv
 
-    from glamor import evaluate as evaluation
+def _owed_evaluation_config(**changes):
     from glamor.config import preset
-    from glamor.train import resume, train
 
-    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
-                 snapshot_every=100_000, eval_episodes=4, eval_episodes_during_training=4, deterministic=True)
-    train(cfg, tmp_path / "reference", table=False)
+    return preset("debug", **{**dict(progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
+                                     snapshot_every=100_000, eval_episodes=4, eval_episodes_during_training=4,
+                                     deterministic=True), **changes})
+
+
+def _stopped_in_its_periodic_evaluation(cfg, run, monkeypatch) -> list:
+    """Train `cfg` in `run` with a Ctrl-C at the first step of the random policy, which the
+    periodic evaluation at step 48 runs last (GLAMOR's two policies are evaluated by then); returns
+    the calls of that policy's draws (one: the evaluation was given up at its next step)."""
+    from glamor import evaluate as evaluation
+    from glamor.train import train
 
     random_actions, calls = evaluation.random_actions, []
 
     def ctrl_c_at_the_first_random_step(*args):
-        # the random policy comes last: GLAMOR's two policies are evaluated by then
         calls.append(len(calls))
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)
         return random_actions(*args)
 
     monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
-    run = tmp_path / "interrupted"
-    with pytest.raises(TrainingInterrupted) as e:
-        train(cfg, run, table=False)
+    try:
+        with pytest.raises(TrainingInterrupted) as e:
+            train(cfg, run, table=False)
+    finally:
+        monkeypatch.setattr(evaluation, "random_actions", random_actions)
     assert e.value.env_step == 48
-    assert calls == [0], "the evaluation was given up at its next step, not finished"
+    return calls
+
+
+def _eval_rows(run) -> list[tuple]:
+    """(env_step, the eval/ columns) of every metrics.csv row: which rows, in order, and their numbers."""
+    import csv
+
+    with open(run / "metrics.csv", newline="") as f:
+        return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
+
+
+def test_a_signal_during_a_periodic_evaluation_gives_it_up_and_the_resumed_run_evaluates_first(
+        tmp_path, sigint_default, monkeypatch):
+    """A periodic evaluation takes minutes for Atari or control on a CPU, longer than torchrun or
+    a scheduler waits after its signal: a stop during one gives it up at its next step and saves
+    (its step's evaluation still owed); the resumed run evaluates first and ends like the
+    uninterrupted one, with the same rows and numbers."""
+    from glamor.train import resume, train
+
+    cfg = _owed_evaluation_config()
+    train(cfg, tmp_path / "reference", table=False)
+    run = tmp_path / "interrupted"
+    assert _stopped_in_its_periodic_evaluation(cfg, run, monkeypatch) == [0], \
+        "the evaluation was given up at its next step, not finished"
     saved = checkpoint.load_latest(run, with_replay=False)
     assert saved["env_step"] == 48 and saved["trainer"]["next_eval"] == 48, "the evaluation is still owed"
 
-    monkeypatch.setattr(evaluation, "random_actions", random_actions)
     resume(run, table=False)
     _assert_same_run(_final_state(run), _final_state(tmp_path / "reference"))
-
-    def rows(r):  # (step, the eval/ columns) of every row: which rows, in order, and their numbers
-        with open(r / "metrics.csv", newline="") as f:
-            return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
-
-    assert rows(run) == rows(tmp_path / "reference")
-    assert any(step == "48" and any(v for v in rest) for step, *rest in rows(run)), "step 48's evaluation is logged"
+    assert _eval_rows(run) == _eval_rows(tmp_path / "reference")
+    assert any(step == "48" and any(v for v in rest) for step, *rest in _eval_rows(run)), \
+        "step 48's evaluation is logged"
 
 
 def test_an_owed_evaluation_done_by_a_resume_that_then_crashed_is_logged_once(tmp_path, sigint_default, monkeypatch):
@@ -269,31 +288,14 @@ def test_an_owed_evaluation_done_by_a_resume_that_then_crashed_is_logged_once(tm
     evaluated (`glamor eval`: an eval.json of that step), the next resume took the run for one
     whose final evaluation is at that step (`Logger`'s evaluated), kept the dead process's row,
     and then did the owed evaluation again: two evaluation rows at one step."""
-    import csv
-
-    from glamor import evaluate as evaluation
     from glamor import train as train_module
-    from glamor.config import preset
     from glamor.results import write_results
     from glamor.train import evaluate_checkpoint, resume, train
 
-    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
-                 snapshot_every=100_000, eval_episodes=4, eval_episodes_during_training=4, deterministic=True)
+    cfg = _owed_evaluation_config()
     train(cfg, tmp_path / "reference", table=False)
-
-    random_actions, calls = evaluation.random_actions, []
-
-    def ctrl_c_at_the_first_random_step(*args):
-        calls.append(len(calls))
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return random_actions(*args)
-
-    monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
     run = tmp_path / "interrupted"
-    with pytest.raises(TrainingInterrupted):
-        train(cfg, run, table=False)
-    monkeypatch.setattr(evaluation, "random_actions", random_actions)
+    _stopped_in_its_periodic_evaluation(cfg, run, monkeypatch)
 
     def killed(self):  # the resume dies in its first round, after the owed evaluation
         raise MemoryError("killed")
@@ -304,12 +306,7 @@ def test_an_owed_evaluation_done_by_a_resume_that_then_crashed_is_logged_once(tm
     monkeypatch.undo()
     write_results(run, evaluate_checkpoint(run, cfg, episodes=4))  # `glamor eval` of the interrupted run
     resume(run, table=False)
-
-    def rows(r):
-        with open(r / "metrics.csv", newline="") as f:
-            return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
-
-    assert rows(run) == rows(tmp_path / "reference")
+    assert _eval_rows(run) == _eval_rows(tmp_path / "reference")
 
 
 def test_a_run_cut_to_the_step_of_its_owed_evaluation_and_then_extended_evaluates_that_step_once(
@@ -318,37 +315,15 @@ def test_a_run_cut_to_the_step_of_its_owed_evaluation_and_then_extended_evaluate
     ends there with its final evaluation, which stands for that step's (as in a run of 48 steps):
     its checkpoint still owed the periodic one, so extending it evaluated step 48 again, logged
     beside the final evaluation's row."""
-    import csv
-
-    from glamor import evaluate as evaluation
-    from glamor.config import preset
     from glamor.train import resume, train
 
-    cfg = preset("debug", progress=False, total_env_steps=96, learning_starts=0, eval_every=48,
-                 snapshot_every=100_000, eval_episodes=8, eval_episodes_during_training=4, deterministic=True)
+    cfg = _owed_evaluation_config(eval_episodes=8)
     reference = tmp_path / "reference"
     train(cfg.replace(total_env_steps=48), reference, table=False)
     resume(reference, total_env_steps=96, table=False)
-
-    random_actions, calls = evaluation.random_actions, []
-
-    def ctrl_c_at_the_first_random_step(*args):
-        calls.append(len(calls))
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return random_actions(*args)
-
-    monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
     run = tmp_path / "interrupted"
-    with pytest.raises(TrainingInterrupted):
-        train(cfg, run, table=False)
-    monkeypatch.setattr(evaluation, "random_actions", random_actions)
+    _stopped_in_its_periodic_evaluation(cfg, run, monkeypatch)
     resume(run, total_env_steps=48, table=False)
     resume(run, total_env_steps=96, table=False)
     _assert_same_run(_final_state(run), _final_state(reference))
-
-    def rows(r):
-        with open(r / "metrics.csv", newline="") as f:
-            return [(row["env_step"], *(v for k, v in row.items() if k.startswith("eval/"))) for row in csv.DictReader(f)]
-
-    assert rows(run) == rows(reference)
+    assert _eval_rows(run) == _eval_rows(reference)
