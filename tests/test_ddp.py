@@ -296,6 +296,18 @@ def test_rank_parts_of_both_checkpoints_that_do_not_load_are_refused_on_every_ra
         assert f"{run}/rank1-384.pt is not a glamor checkpoint" in said and "refusing to start over" in said
 
 
+def _train_writing_its_error(rank: int, run: str) -> None:
+    """`glamor train` of the debug preset in `run` on this rank; the error it stops with goes to
+    start<rank>.txt beside the run."""
+    from glamor import train as T
+
+    try:
+        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
+    except Exception as e:
+        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
+            f.write(f"{type(e).__name__}: {e}")
+
+
 def _rank_failing_start(rank: int, world: int, port: int, run: str, cache: str, failing: int) -> None:
     """Rank `rank` of `glamor train` whose rank `failing` cannot make its environment."""
     _as_torchrun_rank(rank, world, port, cache)
@@ -306,11 +318,7 @@ def _rank_failing_start(rank: int, world: int, port: int, run: str, cache: str, 
             raise ValueError(f"no environment on rank {rank}")
 
         T.envs.make = make
-    try:
-        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
-    except Exception as e:
-        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
-            f.write(f"{type(e).__name__}: {e}")
+    _train_writing_its_error(rank, run)
 
 
 @pytest.mark.parametrize("failing", [0, 1])
@@ -343,11 +351,7 @@ def _rank_mismatched_model(rank: int, world: int, port: int, run: str, cache: st
         close(self)
 
     T.Trainer.close = closing
-    try:
-        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
-    except Exception as e:
-        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
-            f.write(f"{type(e).__name__}: {e}")
+    _train_writing_its_error(rank, run)
 
 
 def test_a_model_that_differs_on_one_process_closes_every_process_trainer(tmp_path):
@@ -512,13 +516,7 @@ def test_a_resume_whose_config_cannot_be_written_is_raised_on_every_process(tmp_
 def _rank_start_in_a_taken_folder(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train` into an existing run without --overwrite."""
     _as_torchrun_rank(rank, world, port, cache)
-    from glamor import train as T
-
-    try:
-        T.train(preset("debug", progress=False, device="cpu", total_env_steps=48), run, table=False)
-    except Exception as e:
-        with open(os.path.join(os.path.dirname(run), f"start{rank}.txt"), "w") as f:
-            f.write(f"{type(e).__name__}: {e}")
+    _train_writing_its_error(rank, run)
 
 
 def test_a_run_directory_rank_0_cannot_start_is_raised_on_every_process(tmp_path):
