@@ -309,7 +309,7 @@ def _keep_training_facts(path: Path, results: dict) -> None:
 def cmd_eval(args) -> int:
     from glamor.files import can_write
     from glamor.run_dir import check_is_run
-    from glamor.run_lock import RunLock
+    from glamor.run_lock import holding
 
     run_dir = check_is_run(args.run_dir, "glamor eval")
     if not can_write(run_dir):  # found before the evaluation's minutes, not after them
@@ -318,15 +318,11 @@ def cmd_eval(args) -> int:
     # The evaluation writes the run (eval.json, its reports, TensorBoard): one that ended while a
     # training run finished replaced its final eval.json with an older checkpoint's, and two at once
     # deleted each other's videos. Refused before the evaluation's minutes, like any second command.
-    lock = RunLock()
-    lock.acquire(run_dir, doing="evaluating")
-    try:
+    with holding(run_dir, doing="evaluating"):
         from glamor import checkpoint
 
         checkpoint.remove_temporaries(run_dir)  # a killed evaluation's (or save's): nothing else would
         return _evaluate_run(args, run_dir)
-    finally:
-        lock.release()
 
 
 def _evaluate_run(args, run_dir: Path) -> int:

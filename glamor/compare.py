@@ -205,7 +205,7 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     process trains or evaluates meanwhile is refused by name (RunInUse), not read part-way."""
     from glamor import checkpoint
     from glamor import train as training
-    from glamor.run_lock import RunLock
+    from glamor.run_lock import holding
 
     episodes = training.goals_to_evaluate(episodes, cfg)
     goals = "" if episodes == cfg.eval_episodes else f"-g{episodes}"
@@ -222,9 +222,7 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
     # Held while the checkpoint is read and the sweep written: a training run extending it (or a
     # `glamor eval`) meanwhile made the checkpoint another step's, and the error below then said to
     # delete the run directory that process was writing.
-    lock = RunLock()
-    lock.acquire(run_dir, doing="evaluating")
-    try:
+    with holding(run_dir, doing="evaluating"):
         checkpoint.remove_temporaries(run_dir)  # a killed sweep's, or evaluation's
         state = checkpoint.load_latest(Path(run_dir), with_replay=False)  # (a damaged newest one: the one before)
         if env_steps is not None and state is not None and state.get("env_step") != env_steps:
@@ -237,8 +235,6 @@ def ensure_sweep(run_dir: Path, cfg, planner: str, width: int, episodes: int, en
                                                set_names=("eval",))  # the sweep table reports the usual held-out goals
         results["eval_wall_time_s"] = time.time() - t0
         _write_json(path, results)
-    finally:
-        lock.release()
     return results
 
 

@@ -17,7 +17,9 @@ files and takes no lock. Without fcntl (Windows) the lock is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -108,6 +110,18 @@ class RunLock:
         finally:
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = self._path = None
+
+
+@contextlib.contextmanager
+def holding(run_dir: str | Path, doing: str = "training") -> Iterator[RunLock]:
+    """The run's lock for a with-block: acquired on entry (RunInUse when another process holds
+    it), released on exit however the block ends."""
+    lock = RunLock()
+    lock.acquire(run_dir, doing=doing)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def _same_file(fd: int, path: Path) -> bool:
