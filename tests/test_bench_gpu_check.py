@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -55,7 +56,7 @@ esac
 """
 
 
-def _fake_run(tmp_path: Path, build: str):
+def _fake_run(tmp_path: Path, build: str, budget: int = 600):
     root = tmp_path / "repo"
     (root / "benchmarks").mkdir(parents=True)
     shutil.copy(SCRIPT, root / "benchmarks" / "gpu_check.sh")
@@ -64,7 +65,7 @@ def _fake_run(tmp_path: Path, build: str):
     py.chmod(0o755)
     out = tmp_path / "out"
     out.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "BUDGET": "600", "PYTHON": str(py), "OUT": str(out),
+    env = {"PATH": "/usr/bin:/bin", "BUDGET": str(budget), "PYTHON": str(py), "OUT": str(out),
            "CUDA_HOME": str(root / "no-cuda"), "FAKE_BUILD": build}
     proc = subprocess.Popen(["bash", str(root / "benchmarks" / "gpu_check.sh")], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -135,3 +136,19 @@ def test_a_sanitizer_that_refuses_the_device_is_a_skip_not_a_failure(tmp_path):
     lines = [line for line in summary if "compute-sanitizer" in line]
     assert len(lines) == 1 and lines[0].startswith("SKIP     compute-sanitizer (it does not support this device"), summary
     assert "Device not supported" in (out / "sanitizer.log").read_text()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_smoke_check_and_cuda_tests_leave_the_benchmark_its_time(tmp_path):
+    """With 200 s of budget, the smoke check and the tests (whose own limits add to 440 s) may
+    use 30 s, so that the benchmark, the window's measurement, keeps its 170 s however long
+    they run; before, a slow smoke check and tests could leave it under its 60 s minimum."""
+    proc, out = _fake_run(tmp_path, "fail", budget=200)
+    stdout, _ = proc.communicate(timeout=60)
+    headers = (re.fullmatch(r"=+ (.*) \(at \d+ s, timeout (\d+) s\) =+", line) for line in stdout.splitlines())
+    timeouts = {m[1]: int(m[2]) for m in headers if m}
+    smoke_and_tests = [t for name, t in timeouts.items() if name.startswith(("smoke", "tests:"))
+                       and "GlamorModel" not in name]
+    assert len(smoke_and_tests) == 5 and max(smoke_and_tests) <= 30, timeouts
+    bench = next(t for name, t in timeouts.items() if name.startswith("benchmark"))
+    assert bench == 170, timeouts
