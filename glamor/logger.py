@@ -7,6 +7,10 @@ A resumed run passes `resume_step` (the checkpoint's env step) and `wall_offset`
 time at that checkpoint): rows logged after the checkpoint by the stopped process (a later step,
 or the final evaluation's row at the checkpoint's own step) are dropped from the CSV and purged
 from TensorBoard, so every step is logged once, and the wall time goes on from `wall_offset`.
+TensorBoard is purged from the next step, or, when a row at the checkpoint's own step goes (an
+owed periodic evaluation done by a resume that then died), from that step, whose kept rows and
+`glamor eval` videos are then logged again (the videos into the new event file, where the next
+`glamor eval` does not replace them).
 A finished run that is extended passes `evaluated` too: its final evaluation's row stays (the
 extension does not evaluate that step again), and the wall time goes on from that row's.
 A row cut short (a full disk, a kill during a write, a power cut: the end of its line missing,
@@ -51,26 +55,51 @@ class Logger:
                  resume_step: int | None = None, wall_offset: float | None = None, evaluated: bool = False):
         self.run_dir = Path(run_dir)
         self.writer = None
+        path = self.run_dir / "metrics.csv"
+        kept, again = [], []
+        if resume_step is not None:
+            rows = read_rows(path)
+            kept = self._rows_up_to(rows, resume_step, None if evaluated else wall_offset)
+            at_step = [row for row in kept if int(row["env_step"]) == resume_step]
+            if len(at_step) < sum(int(row["env_step"]) == resume_step for row in rows):
+                again = at_step  # a row at the checkpoint's own step goes: TensorBoard loses that step, then gets these back
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            purge = None if resume_step is None else resume_step + 1
+            purge = None if resume_step is None else resume_step + (0 if again else 1)
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         try:
-            self._open_csv(resume_step, wall_offset, append, evaluated)
+            if again and self.writer is not None:
+                self._log_again(resume_step, again)
+            self._open_csv(path, kept, resume_step, wall_offset, append)
         except BaseException:  # (a full disk, a metrics.csv that is not a file): the writer's thread and file go too
             if self.writer is not None:
                 with contextlib.suppress(Exception):
                     self.writer.close()
             raise
 
-    def _open_csv(self, resume_step: int | None, wall_offset: float | None, append: bool, evaluated: bool) -> None:
-        path = self.run_dir / "metrics.csv"
+    def _log_again(self, step: int, rows: list[dict]) -> None:
+        """After a purge from `step` itself: the kept metrics.csv `rows` of that step to TensorBoard
+        again, and the images `glamor eval` logged at that step (its videos, in their own event
+        files, which the purge hides as it does every point logged before it at that step)."""
+        for row in rows:
+            for name in METRICS:
+                if row.get(name):
+                    self.writer.add_scalar(name, float(row[name]), step)
+        from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+        from glamor.reports import VIDEO_EVENTS
+
+        for old in sorted((self.run_dir / "tb").glob(f"events.out.tfevents.*{VIDEO_EVENTS}")):
+            with contextlib.suppress(Exception):  # (one cut short: the events read before the cut)
+                for event in LegacyEventFileLoader(str(old)).Load():
+                    if event.step == step and event.HasField("summary"):
+                        self.writer._get_file_writer().add_event(event)
+
+    def _open_csv(self, path: Path, kept: list[dict], resume_step: int | None, wall_offset: float | None,
+                  append: bool) -> None:
         columns = ("env_step", "wall_time", *METRICS)
-        kept = []
         if resume_step is not None or not (append and path.exists()):  # the header, and the rows kept
-            kept = self._rows_up_to(path, resume_step, None if evaluated else wall_offset) \
-                if resume_step is not None else []
             write_csv_atomically(path, [columns, *([row.get(c, "") for c in columns] for row in kept)])
         # the wall time goes on from the checkpoint's, or from a kept row logged after it (an
         # extended run's final evaluation), so it never goes back
@@ -81,13 +110,13 @@ class Logger:
         self._warned: set[str] = set()
 
     @staticmethod
-    def _rows_up_to(path: Path, step: int, wall_time: float | None) -> list[dict]:
-        """The CSV's whole rows (`read_rows`) logged up to a checkpoint at env step `step` and run
+    def _rows_up_to(rows: list[dict], step: int, wall_time: float | None) -> list[dict]:
+        """The CSV's whole `rows` (`read_rows`) logged up to a checkpoint at env step `step` and run
         wall time `wall_time` (seconds, None: unknown, or every row at `step` stays; the CSV's times
         are rounded to 0.01). Only rows at `step` itself can come after the checkpoint (its final
         evaluation's); an earlier step's stays whatever its time (an evaluation longer than the
         training after it)."""
-        return [row for row in read_rows(path) if row.get("wall_time") and (int(row["env_step"]) < step or (
+        return [row for row in rows if row.get("wall_time") and (int(row["env_step"]) < step or (
             int(row["env_step"]) == step and (wall_time is None or float(row["wall_time"]) <= wall_time + 0.01)))]
 
     @property

@@ -287,7 +287,10 @@ def test_an_owed_evaluation_done_by_a_resume_that_then_crashed_is_logged_once(tm
     died before its next checkpoint (kill -9, out of memory) and the interrupted run was then
     evaluated (`glamor eval`: an eval.json of that step), the next resume took the run for one
     whose final evaluation is at that step (`Logger`'s evaluated), kept the dead process's row,
-    and then did the owed evaluation again: two evaluation rows at one step."""
+    and then did the owed evaluation again: two evaluation rows at one step. TensorBoard kept the
+    dead process's points at that step (purged from the next one) beside the new ones."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from glamor import train as train_module
     from glamor.results import write_results
     from glamor.train import evaluate_checkpoint, resume, train
@@ -305,8 +308,13 @@ def test_an_owed_evaluation_done_by_a_resume_that_then_crashed_is_logged_once(tm
         resume(run, table=False)
     monkeypatch.undo()
     write_results(run, evaluate_checkpoint(run, cfg, episodes=4))  # `glamor eval` of the interrupted run
+    time.sleep(1.01 - time.time() % 1)  # (TensorBoard reads event files in the order of their names: their second)
     resume(run, table=False)
     assert _eval_rows(run) == _eval_rows(tmp_path / "reference")
+    # TensorBoard too: the dead resume's evaluation points at step 48 went with its row
+    events = EventAccumulator(str(run / "tb")).Reload()
+    assert [(str(e.step), f"{e.value:.6g}") for e in events.Scalars("eval/success_rate")] == \
+        [(step, rate) for step, rate, *_ in _eval_rows(tmp_path / "reference") if rate]
 
 
 def test_a_run_cut_to_the_step_of_its_owed_evaluation_and_then_extended_evaluates_that_step_once(

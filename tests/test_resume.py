@@ -860,3 +860,57 @@ def test_metrics_on_a_file_system_that_cannot_fsync_a_file_are_flushed_and_train
         assert (run / "metrics.csv").read_text().splitlines()[-1].startswith("40,")  # flushed
     finally:
         logger.close()
+
+
+def _next_second():
+    """Sleep into the next second: TensorBoard reads a folder's event files in name order, and a
+    name's first field is the second its writer started (within one second, a counter's digits)."""
+    time.sleep(1.01 - time.time() % 1)
+
+
+def _scalars(run, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb")).Reload()
+    return [(e.step, round(e.value, 6)) for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
+
+
+def test_tensorboard_drops_the_rows_a_resume_drops_at_its_checkpoints_step(tmp_path):
+    """A resume drops from metrics.csv the rows the stopped process logged after the checkpoint,
+    at the checkpoint's own step too (an owed periodic evaluation done by a resume that then
+    died): TensorBoard was purged from the next step only, so it kept that row's points and the
+    resume's evaluation of the step was a second point there. The rows kept at that step stay,
+    and so do the videos of a `glamor eval` of that checkpoint."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from glamor.logger import Logger, read_rows, write_gif
+    from glamor.reports import VIDEO_EVENTS, rollout_gif
+
+    run = tmp_path / "run"
+    run.mkdir()
+    first = Logger(run)
+    first.log(10, {"losses/total": 1.0})
+    first.log(20, {"losses/total": 2.0})
+    checkpointed = first.elapsed  # the checkpoint at step 20, its evaluation owed
+    time.sleep(0.05)
+    first.log(20, {"eval/success_rate": 0.25})  # done by a resume that then died
+    first.log(30, {"losses/total": 3.0})
+    first.close()
+    _next_second()
+    videos = SummaryWriter(str(run / "tb"), filename_suffix=VIDEO_EVENTS)  # `glamor eval` of the step-20 checkpoint
+    write_gif(videos, "eval/video/eval/goal_000", rollout_gif(list(np.zeros((3, 8, 8), np.uint8)),
+                                                                np.zeros((8, 8), np.uint8))[0], (8, 16), 20)
+    videos.close()
+    _next_second()
+    resumed = Logger(run, resume_step=20, wall_offset=checkpointed)
+    resumed.log(20, {"eval/success_rate": 0.5})
+    resumed.log(30, {"losses/total": 3.5})
+    resumed.close()
+    rows = read_rows(run / "metrics.csv")
+    for tag in ("eval/success_rate", "losses/total"):
+        assert _scalars(run, tag) == [(int(r["env_step"]), float(r[tag])) for r in rows if r[tag]]
+    assert _scalars(run, "eval/success_rate") == [(20, 0.5)]
+    assert _scalars(run, "losses/total") == [(10, 1.0), (20, 2.0), (30, 3.5)]
+    events = EventAccumulator(str(run / "tb"), size_guidance={"images": 0}).Reload()
+    assert [e.step for e in events.Images("eval/video/eval/goal_000")] == [20], "the evaluation's video stays"
