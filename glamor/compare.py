@@ -20,9 +20,10 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
 Every evaluation records its goal set's digest; the table is written only when all runs of an
 environment were evaluated on the identical goal list.
 
-A run is trained, resumed or swept only while compare holds its lock (`glamor.run_lock`): one
-that another process trains or evaluates meanwhile is refused by name (run it again once that
-process has ended: finished runs and sweeps are reused).
+A run is trained, resumed or swept only while compare holds its lock (`glamor.run_lock`), and its
+eval.json is read while compare shares it with other readers (two compares of the same finished
+runs read them at once): one that another process trains or evaluates meanwhile is refused by
+name (run it again once that process has ended: finished runs and sweeps are reused).
 
 A Ctrl-C or SIGTERM during training saves that run's checkpoint and names the compare command
 that goes on from there (the same command: finished runs and sweeps are reused).
@@ -166,14 +167,15 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
 
 
 def read_run_results(run_dir: Path, algo: str) -> dict:
-    """A trained run's eval.json, read while holding the run's lock: a run another process took
-    up meanwhile (a `glamor eval` replacing its eval.json, a resume extending it) is refused by
-    name (RunInUse), not read as it changes."""
+    """A trained run's eval.json, read while holding the run's lock, shared with other readers
+    (another compare of the same runs): a run another process took up meanwhile (a `glamor eval`
+    replacing its eval.json, a resume extending it) is refused by name (RunInUse), not read as it
+    changes."""
     from glamor.run_lock import RunLock
 
     lock = RunLock()
     try:
-        lock.acquire(run_dir, doing="evaluating")
+        lock.acquire(run_dir, shared=True)
     except OSError as e:  # (RunInUse is a ValueError: raised)
         # a run folder this process cannot write (finished runs on a read-only mount or another user's,
         # --out elsewhere): it cannot take the lock, and read them before it took one

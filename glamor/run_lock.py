@@ -1,12 +1,13 @@
 """One process writing a run directory at a time: `RunLock`.
 
 `glamor train` (new, --overwrite or --resume), `train()` / `resume()` in Python, `glamor eval` and
-`glamor compare` (reading a run's eval.json, evaluating its sweeps) hold an exclusive lock on
-``RUN/.glamor.lock`` while they write (or read) the run, so a second command on the same run is
-refused by name instead of interleaving its checkpoints, metrics and results with
-the first's (before: both ran, and the run kept one's checkpoints and the other's config; an
-evaluation during training replaced the final eval.json with an older checkpoint's, or two
-evaluations deleted each other's videos).
+`glamor compare` (evaluating a run's sweeps) hold an exclusive lock on ``RUN/.glamor.lock`` while
+they write the run, so a second command on the same run is refused by name instead of
+interleaving its checkpoints, metrics and results with the first's (before: both ran, and the
+run kept one's checkpoints and the other's config; an evaluation during training replaced the
+final eval.json with an older checkpoint's, or two evaluations deleted each other's videos).
+`glamor compare` reading a run's eval.json holds a shared lock (``shared=True``): any number of
+readers at once, none while a writer holds the run, and no writer while one reads.
 
 The lock is `fcntl.flock` on a file, removed when the run is released: the system releases the
 lock when the holder exits, however it exits, so a killed run's leftover file locks nothing. The
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,7 @@ except ImportError:  # not POSIX: no lock
     fcntl = None
 
 LOCK_NAME = ".glamor.lock"
+READING = "reading"  # what the holders of a shared lock do
 
 
 class RunInUse(ValueError):
@@ -36,42 +39,54 @@ class RunInUse(ValueError):
 
 
 class RunLock:
-    """An exclusive lock on a run directory, held from `acquire` until `release` (or exit).
+    """A lock on a run directory, held from `acquire` until `release` (or exit): exclusive to
+    write the run, shared (`shared=True`) to read it.
 
         lock = RunLock()
         lock.acquire(run_dir)   # RunInUse when another process holds it (doing="evaluating": what it says)
         ...                     # write the run
         lock.release()          # removes the lock file: a finished run holds none
 
-    A holder removes the file before it lets go, so a process that opened the old file and
-    locks it after that checks that its file is still the one at the path, and starts again.
+    A holder removes the file before it lets go (a reader only when no other reader holds it,
+    which it learns by taking it exclusively for that moment), so a process that opened the old
+    file and locks it after that checks that its file is still the one at the path, and starts
+    again.
     """
 
     def __init__(self) -> None:
         self._fd: int | None = None
         self._path: Path | None = None
+        self._shared = False
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, run_dir: str | Path, doing: str = "training") -> None:
+    def acquire(self, run_dir: str | Path, doing: str = "training", shared: bool = False) -> None:
         """Lock the existing folder `run_dir` (this lock may hold one folder at a time); `doing`
-        (what this process does to the run) is what a refused process is told."""
+        (what this process does to the run) is what a refused process is told. `shared`: to read
+        the run, beside other readers (what it does is then "reading")."""
         if self._fd is not None:
             raise RuntimeError("this RunLock already holds a run directory")
         if fcntl is None:
             return
         path = Path(run_dir) / LOCK_NAME
+        doing = READING if shared else doing
+        tries = 0
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder, theirs = _lock_holder(fd), _doing(fd)
+                if shared and theirs == READING and tries < 200:  # a reader letting go (`release`): a moment
+                    os.close(fd)
+                    tries += 1
+                    time.sleep(0.005)
+                    continue
                 os.close(fd)
                 who = f"process {holder}" if holder is not None else "another process"
-                if theirs == "evaluating":
+                if theirs in ("evaluating", READING):
                     then = "wait for it to end"
                 else:
                     then = "wait for it to end, or stop it (Ctrl-C saves a checkpoint) and resume"
@@ -85,11 +100,12 @@ class RunLock:
                 break
             os.close(fd)  # the holder removed it as we opened it: lock the file now at the path
         try:  # (for a refused process's message only: a full disk leaves it empty)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, doing.encode(), 0)
+            if _doing(fd) != doing:  # (readers say the same: one need not clear another's word)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, doing.encode(), 0)
         except OSError:
             pass
-        self._fd, self._path = fd, path
+        self._fd, self._path, self._shared = fd, path, shared
 
     def moved(self, run_dir: str | Path) -> None:
         """The locked folder was renamed to `run_dir` (an --overwrite moving the old run aside)."""
@@ -103,21 +119,26 @@ class RunLock:
         if self._fd is None:
             return
         try:
+            # a reader removes the file only when no other reader holds it: taking it exclusively
+            # says so (a reader that opens it meanwhile waits that moment out, `acquire`)
+            if self._shared:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if self._path is not None and _same_file(self._fd, self._path):
                 self._path.unlink()
-        except OSError:
+        except OSError:  # (BlockingIOError: other readers hold it)
             pass
         finally:
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = self._path = None
+            self._shared = False
 
 
 @contextlib.contextmanager
-def holding(run_dir: str | Path, doing: str = "training") -> Iterator[RunLock]:
+def holding(run_dir: str | Path, doing: str = "training", shared: bool = False) -> Iterator[RunLock]:
     """The run's lock for a with-block: acquired on entry (RunInUse when another process holds
-    it), released on exit however the block ends."""
+    it), released on exit however the block ends; `shared`: see `RunLock.acquire`."""
     lock = RunLock()
-    lock.acquire(run_dir, doing=doing)
+    lock.acquire(run_dir, doing=doing, shared=shared)
     try:
         yield lock
     finally:

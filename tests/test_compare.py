@@ -513,3 +513,26 @@ def test_the_results_of_runs_in_a_folder_it_cannot_write_are_read_without_the_lo
     monkeypatch.setattr(run_lock.os, "open", read_only)
     assert compare.read_run_results(run, "glamor")["success_rate"] == 0.5
     assert not (run / run_lock.LOCK_NAME).exists()
+
+
+def test_two_compares_read_the_same_finished_run_at_once(tmp_path, monkeypatch):
+    """compare read a run's eval.json holding the run's lock exclusively: a second compare of the
+    same runs reading it meanwhile was refused (RunInUse, 'is evaluating it'). Readers share it,
+    and a training run is still refused while one reads."""
+    from glamor.run_lock import RunInUse, RunLock
+
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    run = tmp_path / "runs" / "debug" / "glamor-default" / "seed0"
+    read, seen = compare.read_results, []
+
+    def another_compare_reads_it_meanwhile(path, **kw):
+        if not seen:
+            seen.append(None)  # (the other compare's own read goes through here too)
+            seen[0] = compare.read_run_results(run, "glamor")["env_steps"]
+            with pytest.raises(RunInUse, match=f"process {os.getpid()} is reading it"):
+                RunLock().acquire(run)
+        return read(path, **kw)
+
+    monkeypatch.setattr(compare, "read_results", another_compare_reads_it_meanwhile)
+    assert compare.read_run_results(run, "glamor")["env_steps"] == seen[0] > 0
+    assert not (run / ".glamor.lock").exists()

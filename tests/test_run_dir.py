@@ -17,7 +17,7 @@ import torch
 from glamor import checkpoint
 from glamor.config import preset
 from glamor.run_dir import prepare_run_dir
-from glamor.run_lock import LOCK_NAME, RunInUse, RunLock
+from glamor.run_lock import LOCK_NAME, RunInUse, RunLock, holding
 from glamor.train import resume, train
 
 QUIET = dict(progress=False, total_env_steps=240, eval_episodes=4)
@@ -553,3 +553,34 @@ def test_an_evaluation_removes_what_a_killed_one_left_half_written(run, tmp_path
     assert main(["eval", str(copy), "--videos", "0"]) == 0
     assert [p for p in left if p.exists()] == []
     assert all(p.exists() for p in mine)
+
+
+def test_readers_of_a_run_share_its_lock_and_a_writer_is_refused_while_any_reads(tmp_path):
+    """compare took a run's lock exclusively just to read its eval.json: two compares reading the
+    same finished runs refused each other. Readers share the lock (flock LOCK_SH); a writer
+    (training, evaluation) is refused while any one reads, and a reader while one writes, by name.
+    The first reader to let go leaves the file to the others: removing it would let a writer lock
+    a new file at its path while one still reads."""
+    first, second, writer = RunLock(), RunLock(), RunLock()
+    first.acquire(tmp_path, doing="reading", shared=True)
+    second.acquire(tmp_path, doing="reading", shared=True)
+    try:
+        with pytest.raises(RunInUse, match=f"process {os.getpid()} is reading it; wait for it to end$"):
+            writer.acquire(tmp_path)
+        first.release()
+        assert (tmp_path / LOCK_NAME).exists()
+        with pytest.raises(RunInUse, match=f"process {os.getpid()} is reading it"):
+            writer.acquire(tmp_path)
+    finally:
+        first.release()
+        second.release()
+    assert not (tmp_path / LOCK_NAME).exists(), "the last reader removes it"
+    writer.acquire(tmp_path)
+    try:
+        with pytest.raises(RunInUse, match=f"process {os.getpid()} is training it"):
+            RunLock().acquire(tmp_path, doing="reading", shared=True)
+    finally:
+        writer.release()
+    with holding(tmp_path, doing="reading", shared=True), holding(tmp_path, doing="reading", shared=True):
+        pass
+    assert not (tmp_path / LOCK_NAME).exists()
