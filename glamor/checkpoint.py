@@ -192,8 +192,9 @@ def remove_temporaries(run_dir: str | Path) -> None:
     """Delete the files writes that were killed (kill -9, power loss) left in `run_dir`:
     checkpoint writes' (`TEMPORARIES`; a replay's can be gigabytes) and those of every
     `glamor.files.write_atomically` in the run and its folders (an evaluation's eval.json,
-    success.png, videos). Nothing names them, and no write may be under way: call it only from
-    the process that holds the run (`glamor.run_lock`)."""
+    success.png, videos; those of a process still running are kept, see
+    `glamor.files.remove_temporaries`). Nothing names them, and no write of the run may be under
+    way: call it only from the process that holds the run (`glamor.run_lock`)."""
     for pattern in TEMPORARIES:
         for path in Path(run_dir).glob(pattern):
             path.unlink(missing_ok=True)

@@ -38,20 +38,46 @@ def write_atomically(path: str | Path, write: Callable[[Path], object], suffix: 
 
 # The temporary file of a `write_atomically` (.NAME.PID.tmpSUFFIX): a kill -9 or a power cut
 # before its rename leaves it, and nothing names it.
-TEMPORARY = re.compile(r"\..+\.[0-9]+\.tmp[^/]*")
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.tmp[^/]*")
 
 
-def remove_temporaries(folder: str | Path) -> list[Path]:
+def remove_temporaries(folder: str | Path, names: tuple[str, ...] | None = None) -> list[Path]:
     """Delete the `write_atomically` temporaries left in `folder` and the folders below it by
     writers that were killed before their renames (an evaluation's GIFs, plot or results);
-    returns them. No write may be under way there: call it only from the process that holds the
-    folder (a run's lock, `glamor.run_lock`)."""
+    returns them. `names`: only the temporaries of these files, in `folder` itself (compare's
+    --out, in a folder it shares with other files).
+
+    A temporary of a process that is still running (its PID, on this machine) is kept: a process
+    may write there without holding the folder (a goal cache, GLAMOR_CACHE, inside a run; a
+    second compare with the same --out), and its rename would fail. This process's own are
+    removed: call it when no write of this process is under way there."""
+    folder = Path(folder)
+    found = folder.glob(".*.tmp*") if names is not None else folder.rglob(".*.tmp*")
     gone = []
-    for path in Path(folder).rglob(".*.tmp*"):
-        if TEMPORARY.fullmatch(path.name) and (path.is_file() or path.is_symlink()):
+    for path in found:
+        match = TEMPORARY.fullmatch(path.name)
+        if match is None or (names is not None and match["name"] not in names):
+            continue
+        if (path.is_file() or path.is_symlink()) and not _running(int(match["pid"])):
             path.unlink(missing_ok=True)
             gone.append(path)
     return gone
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is another process running on this machine (a zombie counts until reaped).
+    Unknown where the system cannot tell without harm (Windows: os.kill ends the process): no."""
+    if pid == os.getpid() or pid <= 0 or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    except (OverflowError, OSError):  # (a number no PID can be)
+        return False
+    return True
 
 
 def _fsync_file(path: Path) -> None:

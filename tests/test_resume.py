@@ -694,11 +694,11 @@ def test_a_resume_removes_what_a_killed_save_left(tmp_path, kill_at, left):
     assert done.returncode == 9, done.stderr
     assert (run / left).exists() and checkpoint.load_latest(run)["x"] == 1
     others = {"notes.txt", "replay-7.npz", ".notes.tmp"}  # not temporaries of a write
-    for name in others | {".eval.json.123.tmp"}:  # (write_atomically's, a killed evaluation's: removed too)
+    for name in others | {".eval.json.4194305.tmp"}:  # (write_atomically's, a killed evaluation's: removed too)
         (run / name).write_text("kept")
     checkpoint.remove_temporaries(run)
     assert not (run / left).exists() and all((run / name).exists() for name in others)
-    assert not (run / ".eval.json.123.tmp").exists()
+    assert not (run / ".eval.json.4194305.tmp").exists()
     assert checkpoint.load_latest(run)["x"] == 1
 
 

@@ -584,3 +584,49 @@ def test_readers_of_a_run_share_its_lock_and_a_writer_is_refused_while_any_reads
     with holding(tmp_path, doing="reading", shared=True), holding(tmp_path, doing="reading", shared=True):
         pass
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+_WRITER_MEANWHILE = """
+import sys, time
+from pathlib import Path
+from glamor.files import write_atomically
+
+target, go = Path(sys.argv[1]), Path(sys.argv[2])
+
+def slow(tmp):
+    tmp.write_text("goals")
+    print("writing", flush=True)
+    while not go.exists():
+        time.sleep(0.01)
+
+write_atomically(target, slow)
+"""
+
+
+def test_the_sweep_of_temporaries_keeps_those_of_a_process_still_writing(tmp_path):
+    """checkpoint.remove_temporaries (a resume, `glamor eval`, a compare sweep) deleted every
+    .NAME.PID.tmp under the run, also those of a process writing there without the run's lock
+    (GLAMOR_CACHE inside the run: another run writing a goal set), whose rename then failed. A
+    running process's are kept; a dead one's and this process's own are removed."""
+    from glamor import checkpoint
+
+    run = tmp_path / "run"
+    cache = run / "cache" / "goals"
+    cache.mkdir(parents=True)
+    go = tmp_path / "go"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER_MEANWHILE, str(cache / "eval.npz"), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        assert writer.stdout.readline() == "writing\n", writer.stderr.read()
+        dead = [run / ".eval.json.4194305.tmp", run / f".success.png.{os.getpid()}.tmp.png"]
+        for path in dead:
+            path.write_text("half")
+        checkpoint.remove_temporaries(run)
+        assert [p for p in dead if p.exists()] == []
+        assert (cache / f".eval.npz.{writer.pid}.tmp").exists(), "a running writer's is kept"
+    finally:
+        go.touch()
+        _, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    assert (cache / "eval.npz").read_text() == "goals" and not list(cache.glob(".*tmp*"))
