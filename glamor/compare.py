@@ -30,7 +30,9 @@ that goes on from there (the same command: finished runs and sweeps are reused).
 
 Outputs, next to each other, written after each environment (the header names the ones still
 to run) and replaced whole: `OUT.md` (the tables), `OUT.png` (success against environment steps
-for each method, and success against planner width) and `OUT.json` (the numbers). Success rates
+for each method, and success against planner width) and `OUT.json` (the numbers); a compare
+killed while it wrote them leaves its temporaries (.OUT.md.PID.tmp), which the next compare with
+that --out removes. Success rates
 are means over seeds with a 95% Student-t interval over the seeds' success rates. An environment
 is named by its preset, and by the environment its runs trained on when `--set env_id=ID` gives
 another ("atari with env_id=ID"; OUT.json: each summary's `env_id`).
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glamor.config import MACHINE_FIELDS, PRESETS
-from glamor.files import write_atomically, write_text_atomically
+from glamor.files import remove_temporaries, write_atomically, write_text_atomically
 from glamor.interrupt import TrainingInterrupted
 from glamor.results import COLOURS, EVAL_METRICS, read_results
 from glamor.run_lock import LOCK_NAME
@@ -584,8 +586,9 @@ OUT_SUFFIXES = (".md", ".png", ".json")
 
 def _check_out(out) -> Path:
     """--out as a path without suffix (a given .md/.png/.json is dropped, other dots are kept),
-    its folder made and written to once, so a bad --out fails before any training. A folder (one
-    that exists, or a path ending in '/') is refused: OUT.md would be written beside it."""
+    its folder made and written to once, so a bad --out fails before any training, and the
+    temporaries of its files that a killed compare left there removed. A folder (one that exists,
+    or a path ending in '/') is refused: OUT.md would be written beside it."""
     text = str(out)
     if not text.strip():
         raise ValueError("--out must name a path (OUT.md, OUT.png and OUT.json are written)")
@@ -606,6 +609,8 @@ def _check_out(out) -> Path:
         probe.unlink()
     except OSError as e:
         raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    # a killed compare's temporaries of these files (a running one's stay: a second compare of this --out)
+    remove_temporaries(out.parent, names=tuple(f"{out.name}{suffix}" for suffix in OUT_SUFFIXES))
     return out
 
 

@@ -89,3 +89,27 @@ def test_an_environment_id_given_to_envs_names_its_preset(tmp_path, monkeypatch,
     assert "glamor/GridWorld-v0 (did you mean gridworld or gridworld_box?)" in err, err
     assert "atari_gpu (did you mean atari_cpu?)" in err and "--set env_id=" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporaries_of_a_killed_compare_with_that_out_are_removed(tmp_path):
+    """OUT.md, OUT.png and OUT.json are each written to .OUT.SUFFIX.PID.tmp and renamed: a compare
+    killed while it wrote them left those in --out's folder for good (a run's are swept when a
+    process takes the run; nothing swept --out's). The next compare with that --out removes
+    them; those of a compare still writing that --out, and other files', stay."""
+    import subprocess
+    import sys
+
+    co = tmp_path / "co"
+    co.mkdir()
+    killed = [co / ".compare.md.4194305.tmp", co / ".compare.png.4194305.tmp.png", co / ".compare.json.4194305.tmp"]
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        kept = [co / f".compare.json.{running.pid}.tmp", co / ".other.md.4194305.tmp", co / ".compare.md.tmp"]
+        for path in killed + kept:
+            path.write_text("half")
+        _compare(tmp_path, co / "compare")
+    finally:
+        running.kill()
+        running.wait()
+    assert sorted(p.name for p in co.iterdir()) == sorted(
+        ["compare.json", "compare.md", "compare.png", *(p.name for p in kept)])
