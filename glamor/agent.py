@@ -72,9 +72,8 @@ class Agent(AgentBase):
             raise ValueError(f"backend must be one of {planning.BACKENDS}, got {backend!r}")
         _, width, gamma, clip_logq = planning.check_plan_args(1 if horizon is None else horizon, width, gamma,
                                                               clip_logq)
-        if method == "beam" and width > planning.MAX_SIZE // model.num_actions:  # named here, not at the first plan
-            raise ValueError(f"width (plan_width) must be at most {planning.MAX_SIZE // model.num_actions:,} for beam "
-                             f"search over {model.num_actions} actions (width x actions within int32), got {width:,}")
+        if method == "beam" and horizon is not None:  # named here, not at the first plan (without a
+            planning.check_beam_width(model.num_actions, horizon, width)  # horizon: at each plan's)
         use_prior = planning.check_use_prior(use_prior)
         seed = planning.check_seed("seed", seed)
         plan_seed = None if plan_seed is None else planning.check_seed("plan_seed", plan_seed)
@@ -108,7 +107,9 @@ class Agent(AgentBase):
 
     def plan(self, obs, goal, horizon: int, keys=None) -> Plan:
         """Best plans (P of them) of at most `horizon` actions. `keys`: see `act`."""
-        planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)  # before any encoder runs
+        horizon = planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)[0]  # before any encoder runs
+        if self.method == "beam":
+            planning.check_beam_width(self.num_actions, horizon, self.width)
         obs, goal = as_tensor(obs, "obs"), as_tensor(goal, "goal")
         self.model.check_images(obs, goal)
         if keys is not None:

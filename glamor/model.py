@@ -261,9 +261,11 @@ class GlamorModel(GoalConditioned):
         Returns:
             Plan(actions (P, horizon) padded with -1, lengths (P,), scores (P,)).
         """
-        planning.check_plan_args(horizon, width, gamma, clip_logq)  # before the encoders run
+        horizon, width = planning.check_plan_args(horizon, width, gamma, clip_logq)[:2]  # before the encoders run
         if method not in planning.METHODS:
             raise ValueError(f"method must be one of {planning.METHODS}, got {method!r}")
+        if method == "beam":
+            planning.check_beam_width(self.num_actions, horizon, width)
         inputs = self.planning_inputs(obs, goal, use_prior, goal_rep=goal_rep)
         return planning.plan(
             inputs,

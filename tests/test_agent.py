@@ -223,7 +223,8 @@ def test_damaged_checkpoints_and_configs_are_named(tmp_path):
         (dict(method="bogus"), "method must be one of"),
         (dict(backend="gpu"), "backend must be one of"),
         (dict(width=0), "width must be an int in"),
-        (dict(width=2**30), r"width \(plan_width\) must be at most .* for beam search over"),  # not at the first plan
+        (dict(width=2**30, horizon=50), r"width \(plan_width\) must be at most 715,827,882 for beam search over 3 "
+                                        r"actions at horizon 50 \(each step scores width x actions candidates"),  # not at the first plan
         (dict(horizon=0), "horizon must be an int in"),
         (dict(gamma=0.0), "gamma must be in"),
         (dict(clip_logq=1.0), "clip_logq must be None or a number <= -0.001"),
@@ -249,6 +250,25 @@ def test_a_wrapped_model_is_named_with_the_attribute_that_holds_it():
         Agent(torch.nn.DataParallel(m))
     with pytest.raises(ValueError, match=r"got ImpalaEncoder$"):
         Agent(m.obs_encoder)
+
+
+def test_a_beam_wider_than_int32_allows_runs_where_n_to_the_horizon_caps_it():
+    """Beam search runs at min(width, n**horizon): a width past (2**31 - 1) // n is fine where
+    that caps it (few actions, a short horizon), and refused by name, before any encoder runs,
+    where it does not."""
+    m = tiny_model(num_actions=3)
+    obs, goal = random_images(2, 2, (24, 24)).numpy(), random_images(2, 1, (24, 24), 1).numpy()
+    wide = Agent(m, width=2**31 - 1, horizon=4, backend="reference")  # 3**4 = 81 plans: exhaustive
+    assert _plans_equal(wide.plan(obs, goal, horizon=4), Agent(m, width=81, backend="reference").plan(obs, goal, 4))
+    assert _plans_equal(m.plan(torch.from_numpy(obs), torch.from_numpy(goal), width=2**31 - 1, horizon=4,
+                               backend="reference"), wide.plan(obs, goal, horizon=4))
+    unset = Agent(m, width=2**30)  # no default horizon: checked at each plan's
+    encodes = _counting_goal_encoder(m)
+    with pytest.raises(ValueError, match=r"must be at most 715,827,882 for beam search over 3 actions at horizon 30"):
+        unset.act(obs, goal, horizon=30)
+    with pytest.raises(ValueError, match=r"at most 715,827,882 .* at horizon 30"):
+        m.plan(torch.from_numpy(obs), torch.from_numpy(goal), width=2**30, horizon=30)
+    assert encodes == []
 
 
 def test_a_sampler_may_be_wider_than_a_beam():

@@ -554,7 +554,7 @@ def test_an_empty_batch_plans_and_scores_on_the_reference_without_stepping(monke
                            torch.randn(M, 0, H, generator=g), torch.randn(M, 4 * H, H, generator=g),
                            torch.randn(M, n + 2, H, generator=g), torch.randn(M, n + 2, generator=g))
     horizon = 2**31 - 2
-    for method, width in (("beam", 2**31 - 1), ("sample", 2**31 - 1)):
+    for method, width in (("beam", (2**31 - 1) // n), ("sample", 2**31 - 1)):  # a beam's bound is per action
         p = plan(empty, method=method, width=width, horizon=horizon, seed=1, backend="reference",
                  plan_keys=torch.zeros(0, dtype=torch.int64))
         assert p.actions.shape == (0, horizon) and p.actions.dtype == torch.int64

@@ -229,7 +229,7 @@ def plan(
     horizon, width, gamma, clip_logq = check_plan_args(horizon, width, gamma, clip_logq)
     inputs.validate()
     if method == "beam":
-        width = exhaustive_beam_width(inputs.num_actions, horizon, width)
+        width = check_beam_width(inputs.num_actions, horizon, width)
     requested, backend = backend, resolve_backend(backend, inputs.gate_table.device)
     if method == "sample" and seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -260,6 +260,20 @@ def plan(
     if result.scores.device.type == "cpu":  # on a GPU it would sync: on_host checks plans copied back
         _check_scores(result.scores)
     return result
+
+
+def check_beam_width(num_actions: int, horizon: int, width: int) -> int:
+    """The width beam search runs at, `exhaustive_beam_width`, or ValueError naming the limit:
+    each step scores width x num_actions candidates, an int32 index in the ops, so the width it
+    runs at must be at most MAX_SIZE // num_actions. A wider `width` is fine where n**horizon
+    caps it (few actions, short horizons)."""
+    kept = exhaustive_beam_width(num_actions, horizon, width)
+    limit = MAX_SIZE // num_actions
+    if kept > limit:
+        raise ValueError(f"width (plan_width) must be at most {limit:,} for beam search over {num_actions} actions "
+                         f"at horizon {horizon} (each step scores width x actions candidates, an int32 index; "
+                         f"a width above n**horizon = every plan runs at n**horizon), got {width:,}")
+    return kept
 
 
 def exhaustive_beam_width(num_actions: int, horizon: int, width: int) -> int:
