@@ -737,3 +737,43 @@ def test_a_run_loads_and_builds_in_float32_under_a_float64_default_dtype(tmp_pat
     for cls in (GlamorModel, GCSLPolicy):
         a, b = built[cls, torch.float32], built[cls, torch.float64]
         assert all(b[k].dtype == a[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+def test_threads_that_build_networks_at_once_leave_a_float64_default_as_it_was():
+    """torch's default dtype is process-wide: a build (float32_weights) that ended while another
+    thread's was under way restored float64 under it (that build then made float64 weights), and
+    the other's end restored the float32 it had found, so the caller's float64 default was lost.
+    Builds now take turns. Thread a waits (at most a second) for b to be inside before it ends."""
+    import threading
+
+    from glamor.model import GlamorModel
+    from glamor.nn.goal_conditioned import float32_weights
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with float32_weights():
+            a_in.set()
+            b_in.wait(timeout=1.0)
+        a_out.set()
+
+    def b():
+        a_in.wait(timeout=10)
+        with float32_weights():
+            b_in.set()
+            a_out.wait(timeout=10)
+            seen["inside"] = torch.get_default_dtype()
+            seen["built"] = {p.dtype for p in GlamorModel.from_config(preset("debug"), 4, 1, (14, 14)).parameters()}
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        seen["after"] = torch.get_default_dtype()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert seen == {"inside": torch.float32, "built": {torch.float32}, "after": torch.float64}

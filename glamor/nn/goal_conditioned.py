@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 
 import torch
 from torch import nn
@@ -82,18 +83,30 @@ class GoalConditioned(nn.Module):
                              f"{goal_rep.dtype} on {goal_rep.device}")
 
 
+# torch's default dtype is one setting of the whole process, not of a thread: float32_weights
+# holds this lock while it has changed it.
+_DEFAULT_DTYPE_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def float32_weights():
     """A context in which modules are built with float32 weights whatever torch's default dtype:
     a run's network (`from_config`: training, `Agent.load`) is float32, as its checkpoints and the
     planners are, also for a caller who set torch.set_default_dtype(torch.float64), and its
-    initial weights are the same draws either way."""
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(default)
+    initial weights are the same draws either way.
+
+    torch's default dtype is process-wide, so threads that build networks at once take turns
+    here (a lock): two interleaved builds would otherwise restore each other's default, leaving
+    a float64 caller's default float32, or one build float64. A thread of yours that makes
+    tensors with the default dtype while another thread builds a network sees float32 during
+    the build: pass `dtype=` there."""
+    with _DEFAULT_DTYPE_LOCK:
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(default)
 
 
 def _ints(name: str, value, what: str, length: int | None = None) -> tuple[int, ...]:
