@@ -568,3 +568,40 @@ def test_an_empty_batch_plans_and_scores_on_the_reference_without_stepping(monke
     none = torch.zeros(2, 0, 1000, dtype=torch.int64)
     out = score(full, none, torch.ones(2, 0, dtype=torch.int64), backend="reference")
     assert out.shape == (2, 0) and out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("scaled,top,match", [
+    ("h0", 3e38, "gate_table, w_hh and h0 give LSTM gate pre-activations up to"),  # h0 @ w_hh overflows
+    ("gate_table", 1e38, "gate_table, w_hh and h0 give LSTM gate pre-activations up to"),
+    ("w_hh", 1e38, "gate_table, w_hh and h0 give LSTM gate pre-activations up to"),
+    ("head_w", 1e38, "head_w and head_b give logits up to"),
+])
+def test_finite_inputs_that_overflow_float32_planning_are_refused_by_every_backend(scaled, top, match):
+    """Huge finite planning inputs: the reference planned (or gave NaN scores, refused as not
+    finite) where the native CPU ops refused a gate_table or w_hh element of 2^126 or more, or
+    clamped NaN gates (inf - inf from h0 @ w_hh) back into range and returned a plan made of them.
+    Every backend now refuses them before planning, naming the tensors, for plan and score."""
+    from glamor import ops
+    from glamor.planning import plan, score
+
+    g = torch.Generator().manual_seed(3)
+    M, P, n, H = 2, 3, 4, 4
+    tensors = dict(gate_table=torch.randn(M, P, n + 1, 4 * H, generator=g) * 0.5,
+                   h0=torch.randn(M, P, H, generator=g) * 0.5, c0=torch.randn(M, P, H, generator=g) * 0.5,
+                   w_hh=torch.randn(M, 4 * H, H, generator=g) * 0.5, head_w=torch.randn(M, n + 2, H, generator=g),
+                   head_b=torch.randn(M, n + 2, generator=g) * 0.5)
+    unit = tensors[scaled] / tensors[scaled].abs().max()
+    tensors[scaled] = unit * top  # its largest element `top`
+    assert all(torch.isfinite(t).all() for t in tensors.values())
+    inputs = PlanningInputs(**tensors)
+    backends = ("reference", "native") if ops.available() else ("reference",)
+    for backend in backends:
+        for method in ("beam", "sample"):
+            with pytest.raises(ValueError, match=match):
+                plan(inputs, method=method, width=8, horizon=3, seed=0, backend=backend)
+        with pytest.raises(ValueError, match=match):
+            score(inputs, torch.zeros(P, 1, 2, dtype=torch.int64), torch.ones(P, 1, dtype=torch.int64),
+                  backend=backend)
+    fine = PlanningInputs(**{**tensors, scaled: unit * 1e6})  # large, but far from 2^126
+    for backend in backends:
+        assert torch.isfinite(plan(fine, width=8, horizon=3, backend=backend).scores).all()

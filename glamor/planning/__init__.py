@@ -223,6 +223,8 @@ def plan(
 
     The inputs' values and the scores are checked for NaN/inf here on the CPU only (on a GPU
     the check would wait for it): copy a GPU plan back with `on_host`, which checks the scores.
+    On the CPU, finite inputs large enough to overflow float32 planning are refused as well
+    (`PlanningInputs.validate`), whatever the backend.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+# The magnitude below which the planners' float32 gate and logit sums stay finite (and the native
+# CPU ops' bound on each gate_table and w_hh element, csrc/checks.h's CHECK_GATE_RANGE).
+GATE_LIMIT = 2.0**126
+
 
 @dataclass(frozen=True)
 class PlanningInputs:
@@ -90,7 +94,37 @@ class PlanningInputs:
                 raise ValueError(f"{name} has NaN or infinite values (planning inputs come from the model's "
                                  f"weights and the images: are the weights NaN, or large enough to overflow "
                                  f"float32?)")
+        if self.gate_table.device.type == "cpu":
+            self._check_magnitudes()
         return self
+
+    def _check_magnitudes(self) -> None:
+        """Refuse finite inputs whose planning would overflow float32 (ValueError naming them).
+
+        Beyond about 2^126 a gate's pre-activation (h @ w_hh^T plus its table row) can overflow
+        to inf - inf = NaN: the reference then gives NaN scores, which `plan` refuses, while the
+        native kernels (which also scale the gates by up to 2 log2(e)) clamp the NaN back into
+        range and return a plan made of it, and a logit (h @ head_w^T + head_b) that large makes
+        the log-softmax's differences overflow. Both are bounded here, in float64, by the
+        largest such sum the planners can form: |h| is at most max(|h0|, 1) (after the first
+        step h = sig(o) tanh(c)), so every backend refuses these inputs alike."""
+        if self.gate_table.numel() == 0 or self.head_w.numel() == 0:
+            return
+        h = self.h0.detach().double().abs().clamp(min=1.0)  # (M, P, H)
+        gates = (self.gate_table.detach().double().abs().amax(dim=2)  # (M, P, 4H)
+                 + torch.einsum("mgk,mpk->mpg", self.w_hh.detach().double().abs(), h))
+        if float(gates.max()) >= GATE_LIMIT:
+            raise ValueError(f"gate_table, w_hh and h0 give LSTM gate pre-activations up to "
+                             f"{float(gates.max()):.3g} (|gate_table| + |w_hh| @ max(|h0|, 1)), at least 2^126 = "
+                             f"{GATE_LIMIT:.3g}, where float32 planning overflows (inf - inf = NaN): the model's "
+                             f"weights or initial state have diverged")
+        n = self.num_actions  # the PAD logit (row n + 1) is never used
+        logits = (self.head_w.detach().double().abs()[:, : n + 1].sum(-1)
+                  + self.head_b.detach().double().abs()[:, : n + 1])  # |h| <= 1 where the head reads it
+        if float(logits.max()) >= GATE_LIMIT:
+            raise ValueError(f"head_w and head_b give logits up to {float(logits.max()):.3g} (|head_w| @ 1 + "
+                             f"|head_b|), at least 2^126 = {GATE_LIMIT:.3g}, where float32 planning's "
+                             f"log-softmax overflows: the model's weights have diverged")
 
     def contiguous(self) -> PlanningInputs:
         return PlanningInputs(*(t.contiguous() for t in self.tensors()))
