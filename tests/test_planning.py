@@ -605,3 +605,21 @@ def test_finite_inputs_that_overflow_float32_planning_are_refused_by_every_backe
     fine = PlanningInputs(**{**tensors, scaled: unit * 1e6})  # large, but far from 2^126
     for backend in backends:
         assert torch.isfinite(plan(fine, width=8, horizon=3, backend=backend).scores).all()
+
+
+def test_a_huge_initial_state_that_no_recurrent_weight_reads_still_plans():
+    """The overflow bound is exact, not a product of maxima: an h0 unit of 3e38 whose w_hh column
+    is zero adds nothing to any gate, so it plans, alike on every backend."""
+    from glamor import ops
+    from glamor.planning import plan
+
+    g = torch.Generator().manual_seed(4)
+    M, P, n, H = 2, 2, 3, 4
+    h0, w_hh = torch.randn(M, P, H, generator=g) * 0.5, torch.randn(M, 4 * H, H, generator=g) * 0.5
+    h0[..., 0], w_hh[..., 0] = 3e38, 0.0
+    inputs = PlanningInputs(torch.randn(M, P, n + 1, 4 * H, generator=g), h0, torch.randn(M, P, H, generator=g),
+                            w_hh, torch.randn(M, n + 2, H, generator=g), torch.randn(M, n + 2, generator=g))
+    plans = [plan(inputs, width=27, horizon=3, backend=b) for b in (("reference", "native") if ops.available()
+                                                                     else ("reference",))]
+    assert all(torch.isfinite(p.scores).all() for p in plans)
+    assert all(p.actions.tolist() == plans[0].actions.tolist() for p in plans)

@@ -110,17 +110,24 @@ class PlanningInputs:
         step h = sig(o) tanh(c)), so every backend refuses these inputs alike."""
         if self.gate_table.numel() == 0 or self.head_w.numel() == 0:
             return
-        h = self.h0.detach().double().abs().clamp(min=1.0)  # (M, P, H)
-        gates = (self.gate_table.detach().double().abs().amax(dim=2)  # (M, P, 4H)
-                 + torch.einsum("mgk,mpk->mpg", self.w_hh.detach().double().abs(), h))
+        n = self.num_actions  # the PAD logit (row n + 1) is never used
+        gt, w_hh, h0 = self.gate_table.detach(), self.w_hh.detach(), self.h0.detach()
+        head_w, head_b = self.head_w.detach()[:, : n + 1], self.head_b.detach()[:, : n + 1]
+        # First a looser bound from maxima (a few reductions; inf where it overflows): nearly
+        # every call stops here. Only above it are the exact bounds worked out.
+        loose_gates = float(gt.abs().max()) + float(w_hh.abs().sum(-1).max()) * max(float(h0.abs().max()), 1.0)
+        loose_logits = float(head_w.abs().sum(-1).max()) + float(head_b.abs().max())
+        if loose_gates < GATE_LIMIT and loose_logits < GATE_LIMIT:
+            return
+        h = h0.abs().clamp(min=1.0).double()  # (M, P, H); maxima are exact in float32
+        gates = (gt.abs().amax(dim=2).double()  # (M, P, 4H)
+                 + torch.einsum("mgk,mpk->mpg", w_hh.abs().double(), h))
         if float(gates.max()) >= GATE_LIMIT:
             raise ValueError(f"gate_table, w_hh and h0 give LSTM gate pre-activations up to "
                              f"{float(gates.max()):.3g} (|gate_table| + |w_hh| @ max(|h0|, 1)), at least 2^126 = "
                              f"{GATE_LIMIT:.3g}, where float32 planning overflows (inf - inf = NaN): the model's "
                              f"weights or initial state have diverged")
-        n = self.num_actions  # the PAD logit (row n + 1) is never used
-        logits = (self.head_w.detach().double().abs()[:, : n + 1].sum(-1)
-                  + self.head_b.detach().double().abs()[:, : n + 1])  # |h| <= 1 where the head reads it
+        logits = head_w.abs().double().sum(-1) + head_b.abs().double()  # |h| <= 1 where the head reads it
         if float(logits.max()) >= GATE_LIMIT:
             raise ValueError(f"head_w and head_b give logits up to {float(logits.max()):.3g} (|head_w| @ 1 + "
                              f"|head_b|), at least 2^126 = {GATE_LIMIT:.3g}, where float32 planning's "
