@@ -61,7 +61,9 @@ class AgentBase:
         no environment is built. `overrides` replace config fields the agent reads or set its
         constructor's arguments. The model is in eval mode on `device`; `agent.config` is the
         run's config with the overrides, those given by an argument's name under its field's
-        (method="sample" sets planner). A run trained with backend='native' loads with
+        (method="sample" sets planner); `horizon` is an argument alone: it sets `agent.horizon`
+        (act's default plan length), and `agent.config.horizon` stays the run's episode length.
+        A run trained with backend='native' loads with
         backend='reference' (the same plans), with a warning, where the native ops cannot
         plan on `device` (glamor._C not built here, or no CUDA kernels for the GPU); an explicit
         backend='native' override raises there at the first plan instead.

@@ -185,7 +185,9 @@ def test_agent_load_and_act_name_bad_input(tmp_path):
         Agent.load(tmp_path, torch_threads=1)
     with pytest.raises(ValueError, match="planner and method name one setting"):
         Agent.load(tmp_path, planner="beam", method="sample")
-    assert Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3).horizon == 3
+    short = Agent.load(tmp_path, planner="sample", gamma=0.5, horizon=3)
+    assert short.horizon == 3  # act's default plan length; the config keeps the run's episode length
+    assert short.config.horizon == short.config.episode_length == agent.config.horizon
     by_argument = Agent.load(tmp_path, method="sample", width=5)  # the config says what the agent does
     assert (by_argument.method, by_argument.width) == ("sample", 5)
     assert (by_argument.config.planner, by_argument.config.plan_width) == ("sample", 5)
