@@ -14,7 +14,10 @@ counted and warned about, and the interrupted call is replayed from the last see
 gives the same episode: collection goes on. A worker that cannot build its environment the first
 time is not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback. A
 worker that cannot be started (the system refusing a process) fails the pool's construction with
-`EnvironmentUnavailable` naming it; the workers started before it are stopped at once.
+`EnvironmentUnavailable` naming it; the workers started before it are stopped at once. A call
+that such an error (or a KeyboardInterrupt) cuts short leaves the pool unusable: its next call
+raises `EnvironmentUnavailable` saying so (the replies left unread would answer it), and close()
+still stops the workers.
 
 Example:
     >>> from glamor.config import preset
@@ -224,6 +227,7 @@ class ProcessEnvPool(EnvPool):
         self._last_reset: list = [None] * num_envs
         self._rng: list = [None] * num_envs  # states to restore into a restarted worker
         self._built = [False] * num_envs  # whether worker i's environment was ever built
+        self._broken: str | None = None  # why the pool is unusable (a round cut short), see _call_all
         # The workers ignore SIGTERM (the parent owns their lifetime), so multiprocessing's exit
         # hook, which SIGTERMs daemon children and then waits for them, would wait forever on a
         # pool nobody closed (an exception on the way out): kill them before it runs.
@@ -311,6 +315,23 @@ class ProcessEnvPool(EnvPool):
                            f"{error}") from error
 
     def _call_all(self, cmd: str, args: list) -> list:
+        """Send `cmd` with args[i] to every worker, then read every reply (recovering crashed
+        workers). A round an exception cuts short (a worker past its restarts, an environment
+        that cannot build, a KeyboardInterrupt) leaves the later workers' replies unread in their
+        pipes, where the next call would read them as its own answers: the pool is then broken,
+        and every later call raises EnvironmentUnavailable naming why (close() still works)."""
+        if self._broken is not None:
+            raise EnvironmentUnavailable(f"this pool of {self.num_envs} {self.env_id} workers is unusable: "
+                                         f"{self._broken}; close it and make a new pool")
+        try:
+            return self._round(cmd, args)
+        except BaseException as e:
+            first = (str(e).splitlines() or [""])[0]
+            self._broken = (f"an earlier {cmd!r} call failed ({type(e).__name__}{': ' + first if first else ''}) "
+                            f"and left replies unread that a later call would take for its own")
+            raise
+
+    def _round(self, cmd: str, args: list) -> list:
         sent = []
         for i, a in enumerate(args):  # send everything first: the workers run side by side
             try:

@@ -335,6 +335,35 @@ def test_a_worker_that_cannot_be_restarted_is_named_after_its_restarts(monkeypat
         pool.close()
 
 
+def test_a_round_cut_short_breaks_the_pool_rather_than_leave_its_replies_for_the_next_call(monkeypatch):
+    """Worker 0 failed its restarts in a rollout while worker 1's reply waited unread in its pipe;
+    a caller that caught the error and used the pool again read that stale rollout as worker 1's
+    answer to its next command (a reset returned an episode, silently)."""
+    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 2)
+    try:
+        pool.reset([1, 2], [None, None])
+        os.kill(pool.pids[0], signal.SIGKILL)
+        pool._procs[0].join()
+        real_start = ProcessEnvPool._start
+
+        def start(self, i):
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(ProcessEnvPool, "_start", start)
+        with pytest.warns(RuntimeWarning, match="worker 0"):
+            with pytest.raises(EnvironmentUnavailable, match="worker 0 failed 3 restarts"):
+                pool.rollout(np.zeros((2, CFG.episode_length), np.int64))
+        monkeypatch.setattr(ProcessEnvPool, "_start", real_start)  # worker 0 could start again now
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with pytest.raises(EnvironmentUnavailable, match=r"unusable: an earlier 'rollout' call failed "
+                                                             r"\(EnvironmentUnavailable: environment worker 0"):
+                pool.reset([3, 4], [None, None])
+    finally:
+        pool.close()
+    assert not any(p.is_alive() for p in pool._procs if p is not None)
+
+
 def test_a_restarted_worker_replays_a_random_state_set_after_its_reset():
     """A worker that died after reset(seed) and set_rng_states(...) replayed the random state first
     and the seeded reset after it, which drew over it: the rollout's sticky actions (Atari's come
