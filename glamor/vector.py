@@ -10,8 +10,9 @@ until the episode ended).
 Workers are started with the "spawn" method: each builds its own environment, so DeepMind
 Control's GL context is created inside the worker and never forked. A worker that dies (or whose
 environment raises, or that does not answer in `REPLY_TIMEOUT_S`) is restarted, the restart is
-counted and warned about, and the interrupted call is replayed from the last seeded reset, which
-gives the same episode: collection goes on. A worker that cannot build its environment the first
+counted and warned about, and the interrupted call is replayed from the last reset (an unseeded
+one, seed None, from the random state it started from, which the worker reports), which gives the
+same episode: collection goes on. A worker that cannot build its environment the first
 time is not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback. A
 worker that cannot be started (the system refusing a process) fails the pool's construction with
 `EnvironmentUnavailable` naming it; the workers started before it are stopped at once. A call
@@ -71,10 +72,25 @@ def _set_rng_state(env: envs.GoalEnv, state) -> None:
         env.np_random.bit_generator.state = state
 
 
+def _reset(env: envs.GoalEnv, seed: int | None, goal):
+    return env.reset(seed=seed, options={"goal": goal} if goal is not None else None)[0]
+
+
+def _replayable_reset(env: envs.GoalEnv, seed: int | None, goal, state) -> tuple:
+    """A reset that a restarted worker can do again: after setting `state` (an np_random state,
+    or None), it returns (the random state an unseeded reset started from, or None for a seeded
+    one, the observation). A GoalEnv draws everything from np_random, so an unseeded reset
+    replayed from that state gives the same episode."""
+    _set_rng_state(env, state)
+    before = env.np_random.bit_generator.state if seed is None else None  # (np_random made if the env has none)
+    return before, _reset(env, seed, goal)
+
+
 def _handle(env: envs.GoalEnv, cmd: str, arg):
     if cmd == "reset":
-        seed, goal = arg
-        return env.reset(seed=seed, options={"goal": goal} if goal is not None else None)[0]
+        return _reset(env, *arg)
+    if cmd == "replayable_reset":
+        return _replayable_reset(env, *arg)
     if cmd == "rollout":
         return _rollout(env, arg)
     if cmd == "get_rng":
@@ -296,14 +312,21 @@ class ProcessEnvPool(EnvPool):
         raise WorkerCrashed(f"its environment raised {why}")
 
     def _recover(self, i: int, cmd: str, arg, error: Exception):
-        """Restart worker i and replay its last reset, then the random state set after it (a
-        seeded reset would draw over one set before it), then the failed command."""
+        """Restart worker i and replay its last reset (an unseeded one from the random state it
+        started from), then the random state set after it (a seeded reset would draw over one set
+        before it), then the failed command. An unseeded reset that itself failed cannot be
+        replayed (its starting state died with the worker): that is warned about."""
         for _ in range(self.max_restarts_per_call):
             try:  # (a worker the system would not start counts as a failed restart)
                 self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
-                if cmd != "reset" and self._last_reset[i] is not None:
-                    self._send(i, "reset", self._last_reset[i])
+                if cmd != "replayable_reset" and self._last_reset[i] is not None:
+                    self._send(i, "replayable_reset", self._last_reset[i])
                     self._recv(i)
+                elif cmd == "replayable_reset" and arg[0] is None and arg[2] is None:
+                    warnings.warn(f"environment worker {i} died in an unseeded reset (seed None), whose random state "
+                                  f"died with it: the restarted worker starts that episode from a fresh random "
+                                  f"state (reset with seeds for episodes that a restart replays exactly)",
+                                  RuntimeWarning, stacklevel=4)
                 if self._rng[i] is not None and cmd != "set_rng":
                     self._send(i, "set_rng", self._rng[i])
                     self._recv(i)
@@ -350,10 +373,13 @@ class ProcessEnvPool(EnvPool):
         return out
 
     def reset(self, seeds: list[int], goals: list) -> list[dict]:
-        args = list(zip(self._one_each("seeds", seeds), self._one_each("goals", goals)))
-        self._rng = [None] * self.num_envs  # a seeded reset fixes the state by itself
-        self._last_reset = args
-        return self._call_all("reset", args)
+        args = [(seed, goal, None) for seed, goal in zip(self._one_each("seeds", seeds), self._one_each("goals", goals))]
+        self._rng = [None] * self.num_envs  # a reset fixes the state by itself (from the one it started with)
+        self._last_reset = [None] * self.num_envs  # (a reset of this round that fails is replayed as it was sent)
+        replies = self._call_all("replayable_reset", args)
+        # replayed by a restarted worker: a seeded reset as it was, an unseeded one from the state it started from
+        self._last_reset = [(seed, goal, before) for (seed, goal, _), (before, _) in zip(args, replies)]
+        return [obs for _, obs in replies]
 
     def rng_states(self) -> list:
         return self._call_all("get_rng", [None] * self.num_envs)

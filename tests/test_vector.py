@@ -393,6 +393,47 @@ def test_a_restarted_worker_replays_a_random_state_set_after_its_reset():
         close_envs([donor, seeded, sync, pool])
 
 
+def test_a_restarted_worker_replays_an_unseeded_reset_from_the_state_it_started_from():
+    """An unseeded reset (seed None) was replayed as reset(seed=None) in the fresh worker, which
+    draws a new random start: the rollout after a restart ran from another state than the
+    observation the reset had returned (the plan made for one start, the episode from another),
+    silently. The worker now reports the random state an unseeded reset started from."""
+    from glamor.envs import make
+
+    actions = np.random.default_rng(4).integers(4, size=(1, CFG.episode_length))
+    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 1)
+    env = make(CFG.env_id, CFG.episode_length, **CFG.env_kwargs)
+    try:
+        for _ in range(3):  # (a fresh random start can land on the same cell by chance: three of them cannot)
+            (obs,) = pool.reset([None], [None])
+            os.kill(pool.pids[0], signal.SIGKILL)
+            pool._procs[0].join()
+            with pytest.warns(RuntimeWarning, match="worker 0 .* died; restarted") as seen:
+                ((frames, taken),) = pool.rollout(actions)
+            assert not any("unseeded" in str(w.message) for w in seen)
+            np.testing.assert_array_equal(frames[0], obs["observation"][-1])
+            env.np_random.bit_generator.state = pool._last_reset[0][2]  # the episode, run here from that state
+            np.testing.assert_array_equal(env.reset()[0]["observation"], obs["observation"])
+            want = [env.step(int(a))[0]["observation"][-1] for a in taken]
+            np.testing.assert_array_equal(frames[1:], np.stack(want))
+    finally:
+        pool.close(), env.close()
+
+
+def test_a_worker_that_dies_in_an_unseeded_reset_says_that_its_start_is_a_fresh_draw():
+    pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 1)
+    try:
+        pool.reset([1], [None])
+        for seed, unseeded in ((None, True), (2, False)):
+            os.kill(pool.pids[0], signal.SIGKILL)
+            pool._procs[0].join()
+            with pytest.warns(RuntimeWarning, match="worker 0") as seen:
+                pool.reset([seed], [None])
+            assert any("died in an unseeded reset (seed None)" in str(w.message) for w in seen) == unseeded
+    finally:
+        pool.close()
+
+
 @pytest.mark.parametrize("pool_class", [EnvPool, ProcessEnvPool])
 def test_per_environment_arguments_of_another_length_are_named(pool_class):
     """One seed, goal, action row or random state per environment: a shorter list reset or set
