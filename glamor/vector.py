@@ -36,6 +36,7 @@ import contextlib
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import multiprocessing.util as mp_util
+import os
 import signal
 import time
 import traceback
@@ -43,8 +44,13 @@ import warnings
 
 import numpy as np
 
-from glamor import envs
+from glamor import envs, sysinfo
 from glamor.errors import EnvironmentUnavailable
+
+try:
+    import resource
+except ImportError:  # (not on Windows)
+    resource = None
 
 
 def _rollout(env: envs.GoalEnv, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +150,68 @@ REPLY_TIMEOUT_S = 600.0
 CLOSE_TIMEOUT_S = 5.0
 
 
+# What one worker costs, for `check_worker_count`: file descriptors held by this process (its pipe,
+# its sentinel and the pipe its start data went through), memory of its own (a gridworld worker's
+# interpreter, numpy and environment: about 22 MiB; Atari's and control's take more), and at most
+# this many workers per CPU: they start together, each taking 0.4 (gridworld) to a few (control)
+# CPU-seconds to import and build its environment, and the first command's reply must come within
+# REPLY_TIMEOUT_S (10 min).
+FDS_PER_WORKER = 3
+FDS_KEPT = 64  # for the rest of the process: logs, checkpoints, TensorBoard, torch
+WORKER_MEMORY = 20 * 2**20
+MAX_WORKERS_PER_CPU = 64
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def check_worker_count(num_envs: int, env_id: str = "") -> None:
+    """Refuse, naming num_envs, a number of worker processes this machine cannot run: more than
+    MAX_WORKERS_PER_CPU per CPU (their start would outlast the first reply's timeout), than its
+    memory holds, than the process limit or the file descriptors left to this process allow.
+    Under torchrun every process of the machine (LOCAL_WORLD_SIZE) starts as many. Without it, vector='async' with num_envs=10000 started processes until the system refused one
+    (too many open files, after minutes of thousands of interpreters importing side by side) or
+    the kernel's out-of-memory killer stepped in."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    workers = num_envs * processes
+    on = f" (x {processes} processes on this machine: {workers:,} workers)" if processes > 1 else ""
+    what = (f"vector='async' with num_envs={num_envs:,}{f' ({env_id})' if env_id else ''} starts one worker "
+            f"process per environment{on}")
+    fix = "use fewer environments (num_envs), or vector='sync'"
+    cpus = _cpus()
+    if workers > MAX_WORKERS_PER_CPU * cpus:
+        raise ValueError(f"{what}, but this machine has {cpus} CPU(s): at most {MAX_WORKERS_PER_CPU} workers per CPU "
+                         f"({MAX_WORKERS_PER_CPU * cpus:,}) can start before the first reply is due (more only take "
+                         f"turns on the CPUs, no faster); {fix}")
+    available = sysinfo.available_memory()
+    if available is not None and workers * WORKER_MEMORY > available:
+        raise ValueError(f"{what}, but each takes {WORKER_MEMORY // 2**20} MiB or more and this machine has "
+                         f"{available / 2**30:.1f} GiB available: at most {available // WORKER_MEMORY:,} workers; {fix}")
+    if resource is not None:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY:
+            left = soft - _open_fds() - FDS_KEPT
+            if num_envs * FDS_PER_WORKER > left:
+                raise ValueError(f"{what}, but this process may open {soft:,} files (RLIMIT_NOFILE) and each worker "
+                                 f"holds {FDS_PER_WORKER}: at most {max(left // FDS_PER_WORKER, 0):,} workers; {fix}, "
+                                 f"or raise the limit (`ulimit -n`)")
+        nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        if nproc != resource.RLIM_INFINITY and workers >= nproc:
+            raise ValueError(f"{what}, but this user may run {nproc:,} processes (RLIMIT_NPROC); {fix}, or raise the "
+                             f"limit (`ulimit -u`)")
+
+
 def _kill(proc) -> None:
     if proc is not None and proc.is_alive():
         proc.kill()
@@ -234,6 +302,7 @@ class ProcessEnvPool(EnvPool):
 
     def __init__(self, env_id: str, episode_length: int, env_kwargs: dict, num_envs: int,
                  max_restarts_per_call: int = 3, reply_timeout_s: float = REPLY_TIMEOUT_S):
+        check_worker_count(num_envs, env_id)  # (before anything starts)
         self.env_id, self.episode_length, self.env_kwargs = env_id, episode_length, dict(env_kwargs)
         self.num_envs, self.restarts, self.max_restarts_per_call = num_envs, 0, max_restarts_per_call
         self.reply_timeout_s = reply_timeout_s

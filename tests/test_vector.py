@@ -434,6 +434,62 @@ def test_a_worker_that_dies_in_an_unseeded_reset_says_that_its_start_is_a_fresh_
         pool.close()
 
 
+def test_a_number_of_workers_the_machine_cannot_run_is_refused_before_any_starts(monkeypatch):
+    """vector='async' with num_envs=10000 started worker processes until the system refused one
+    (too many open files, after minutes of thousands of interpreters importing side by side) or
+    the out-of-memory killer came."""
+    started = []
+    monkeypatch.setattr(ProcessEnvPool, "_start", lambda self, i: started.append(i))
+    with pytest.raises(ValueError, match=r"vector='async' with num_envs=1,000,000 \(glamor/GridWorld-v0\) starts one "
+                                         r"worker process per environment, but"):
+        make_pool(CFG.replace(vector="async"), 10**6)  # past any file, process, CPU or memory limit
+    assert started == []
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """A machine of 4 CPUs, 1 GiB available, 1024 files per process, no process limit."""
+    import resource
+
+    import glamor.vector as vector
+
+    limits = {resource.RLIMIT_NOFILE: (1024, 4096), resource.RLIMIT_NPROC: (resource.RLIM_INFINITY,) * 2}
+    monkeypatch.setattr(vector, "_cpus", lambda: 4)
+    monkeypatch.setattr(vector, "_open_fds", lambda: 20)
+    monkeypatch.setattr(vector.sysinfo, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(vector.resource, "getrlimit", lambda which: limits[which])
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    return limits
+
+
+def test_worker_counts_are_checked_against_each_limit(machine, monkeypatch):
+    import resource
+
+    from glamor.vector import check_worker_count
+
+    for n in (1, 16, 51):  # the presets' sizes and more pass
+        check_worker_count(n)
+    with pytest.raises(ValueError, match=r"num_envs=52 starts .* 1.0 GiB available: at most 51 workers"):
+        check_worker_count(52)
+    machine[resource.RLIMIT_NOFILE] = (200, 4096)  # (200 - 20 open - 64 kept) // 3 = 38
+    check_worker_count(38)
+    with pytest.raises(ValueError, match=r"num_envs=39 .* may open 200 files \(RLIMIT_NOFILE\) .* at most 38 "
+                                         r"workers; .*`ulimit -n`"):
+        check_worker_count(39)
+    machine[resource.RLIMIT_NPROC] = (30, 30)
+    with pytest.raises(ValueError, match=r"num_envs=30 .* may run 30 processes \(RLIMIT_NPROC\)"):
+        check_worker_count(30)
+    machine[resource.RLIMIT_NOFILE] = machine[resource.RLIMIT_NPROC] = (resource.RLIM_INFINITY,) * 2
+    monkeypatch.setattr("glamor.vector.sysinfo.available_memory", lambda: None)
+    check_worker_count(256)
+    with pytest.raises(ValueError, match=r"num_envs=257 .* has 4 CPU\(s\): at most 64 workers per CPU \(256\)"):
+        check_worker_count(257)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: every process of the machine starts as many
+    check_worker_count(128)
+    with pytest.raises(ValueError, match=r"num_envs=129 .*x 2 processes on this machine: 258 workers"):
+        check_worker_count(129)
+
+
 @pytest.mark.parametrize("pool_class", [EnvPool, ProcessEnvPool])
 def test_per_environment_arguments_of_another_length_are_named(pool_class):
     """One seed, goal, action row or random state per environment: a shorter list reset or set
