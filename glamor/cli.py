@@ -227,9 +227,10 @@ def _check_not_another_run(run_dir: str, cfg: Config, named: bool) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM outside the training loop (start-up, the final evaluation), where the loop's own
-    stop-and-save does not apply: it stops the command as Ctrl-C does (a new run that has no
-    checkpoint yet is removed, a run with one names its resume), with exit status 143."""
+    """SIGTERM outside the training loop and its final evaluation (start-up, the results' writing),
+    where the loop's own stop-and-save does not apply: it stops the command as Ctrl-C does (a new
+    run that has no checkpoint yet is removed, a run with one names its resume), with exit status
+    143."""
 
     exit_status = 128 + signal.SIGTERM
 
@@ -260,9 +261,10 @@ _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 @contextlib.contextmanager
 def _resume_hints(run_dir: str):
-    """A Ctrl-C that reaches the command line (one during the final evaluation: the training
-    loop's own stop saves and names the resume itself) says how the run goes on; so does a full
-    or read-only disk, which also names the run when the error names no file in it."""
+    """A Ctrl-C that reaches the command line (one at start-up, or a second one: the training
+    loop's own stop, and the final evaluation's, names the resume itself) says how the run goes
+    on; so does a full or read-only disk, which also names the run when the error names no file
+    in it."""
     from glamor import checkpoint, distributed
     from glamor.train import resume_command
 

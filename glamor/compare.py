@@ -500,7 +500,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
                     try:
                         status = ensure_trained(cfg, run_dir, log)
                     except TrainingInterrupted as e:  # the whole comparison goes on from where it stopped
-                        raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command) from None
+                        raise TrainingInterrupted(e.signum, e.env_step, e.run_dir, continue_with=command,
+                                                  final_evaluation=e.final_evaluation) from None
                     statuses[status] = statuses.get(status, 0) + 1
                     res = read_run_results(run_dir, algo)
                     log(f"{env} {algo} seed {seed}: {status} ({time.time() - t0:.0f} s), success {res['success_rate']:.3f}")

@@ -7,7 +7,9 @@ at its next step and done first by the resumed run), writes a checkpoint and rai
 `TrainingInterrupted`, which `glamor train` turns into a message naming
 `glamor train --resume` and exit status 128 + the signal's number (130 for Ctrl-C, 143 for
 SIGTERM). The checkpoint is written where a periodic one would be, between rounds, so a resumed
-run goes on exactly as if it had not stopped. A second signal, a second or more later, stops at
+run goes on exactly as if it had not stopped. The final evaluation, after the training's last
+checkpoint, is given up alike at its next step (TrainingInterrupted with `final_evaluation`): the
+resumed run, finding the training done, evaluates it. A second signal, a second or more later, stops at
 once (KeyboardInterrupt for Ctrl-C, the default action for SIGTERM) and loses the steps since the
 last checkpoint. Under torchrun every rank stops after the same round (they agree on it) and rank
 0 writes the checkpoint; torchrun kills its ranks 30 s after forwarding a signal, so a round and
@@ -42,14 +44,23 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on a signal after writing a checkpoint (a KeyboardInterrupt, so code
-    that catches Exception lets it through, as it would a Ctrl-C)."""
+    that catches Exception lets it through, as it would a Ctrl-C). `final_evaluation`: the
+    training was finished and saved, and the stop gave up its final evaluation, which the resume
+    does."""
 
-    def __init__(self, signum: int, env_step: int, run_dir: str | Path, continue_with: str | None = None):
+    def __init__(self, signum: int, env_step: int, run_dir: str | Path, continue_with: str | None = None,
+                 final_evaluation: bool = False):
         self.signum, self.env_step, self.run_dir = signum, env_step, Path(run_dir)
+        self.final_evaluation = final_evaluation
         how = continue_with or f"glamor train --resume {self.run_dir}"
-        super().__init__(
-            f"{signal.Signals(signum).name} received: stopped at environment step {env_step:,} and saved a "
-            f"checkpoint in {self.run_dir}; `{how}` continues the run")
+        name = signal.Signals(signum).name
+        if final_evaluation:
+            message = (f"{name} received: gave up the final evaluation; the training is finished ({env_step:,} "
+                       f"environment steps) and saved in {self.run_dir}, and `{how}` evaluates it")
+        else:
+            message = (f"{name} received: stopped at environment step {env_step:,} and saved a checkpoint in "
+                       f"{self.run_dir}; `{how}` continues the run")
+        super().__init__(message)
 
     @property
     def exit_status(self) -> int:

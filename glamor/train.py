@@ -632,7 +632,8 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict:
         """Train until total_env_steps, save, evaluate (rank 0); returns the eval.json dict
-        (empty on other ranks)."""
+        (empty on other ranks). A stop (glamor/interrupt.py) raises TrainingInterrupted: after the
+        round it came in, with a checkpoint, or at the final evaluation's next step, giving it up."""
         cfg = self.cfg
         logger = bar = None
         try:  # (the environments are closed however the run ends, a log that cannot be opened included)
@@ -661,7 +662,16 @@ class Trainer:
             bar.close()
             if not self.is_main:
                 return {}
-            results = self.evaluate(cfg.eval_episodes)
+            # A stop gives up the final evaluation at its next step, as a periodic one (it takes minutes for
+            # Atari or control on a CPU, longer than torchrun or a scheduler waits): the training is saved, and
+            # its resume, finding it at the total without results of this step, evaluates.
+            with stop_on_signal("giving up the final evaluation (the training is finished and saved; "
+                                f"`{self.resume_command()}` evaluates it)") as stop:
+                try:
+                    results = self.evaluate(cfg.eval_episodes, stop_request=stop)
+                except EvaluationStopped:
+                    raise TrainingInterrupted(stop.signum, self.env_step, self.run_dir,
+                                              continue_with=self.resume_command(), final_evaluation=True) from None
             results.update(env_steps=self.env_step, updates=self.updates)
             write_results(self.run_dir, results)  # first: if it fails, the resume evaluates again and logs
             logger.log(self.env_step, eval_metrics(results))  # (TensorBoard keeps a step's points: one each)

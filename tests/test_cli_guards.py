@@ -572,8 +572,10 @@ def test_a_full_disk_names_the_run_and_its_resume_and_a_thread_error_is_one_line
 
 def test_sigterm_outside_the_training_loop_stops_like_ctrl_c(tmp_path, monkeypatch, capsys):
     """SIGTERM during start-up left config.json and the lock behind (the same command was then
-    refused: 'not empty'); during the final evaluation it ended the process silently (143, no
-    resume named). Both now stop as Ctrl-C does there, with status 143."""
+    refused: 'not empty'): it now stops as Ctrl-C does there, with status 143. During the final
+    evaluation it ended the process silently (143, no resume named); it now gives the evaluation
+    up at its next step, as during a periodic one, and says the training is saved and what
+    evaluates it."""
     import os
     import signal
 
@@ -605,7 +607,8 @@ def test_sigterm_outside_the_training_loop_stops_like_ctrl_c(tmp_path, monkeypat
     run = tmp_path / "b"
     assert cli.main([*argv, "--run-dir", str(run)]) == 143
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"glamor train: terminated (SIGTERM); `glamor train --resume {run}` goes on from its last checkpoint")
+        f"glamor train: SIGTERM received: gave up the final evaluation; the training is finished (48 environment "
+        f"steps) and saved in {run}, and `glamor train --resume {run}` evaluates it")
     assert (run / "checkpoint.pt").exists() and not (run / "eval.json").exists()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
 

@@ -195,10 +195,18 @@ def test_compare_keeps_dots_in_out_and_names_itself_when_interrupted(tmp_path, m
     with pytest.raises(TrainingInterrupted, match=r"`glamor compare --envs debug --seeds 1 .*` continues the run"):
         _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
 
-    def ctrl_c_in_the_final_evaluation(cfg, run_dir, **kw):  # no checkpoint written by the stop: a plain Ctrl-C
+    def stopped_in_the_final_evaluation(cfg, run_dir, **kw):
+        raise TrainingInterrupted(2, 24, run_dir, final_evaluation=True)
+
+    monkeypatch.setattr(train_module, "train", stopped_in_the_final_evaluation)
+    with pytest.raises(TrainingInterrupted, match=r"gave up the final evaluation; .* `glamor compare --envs debug "
+                                                  r"--seeds 1 .*` evaluates it"):
+        _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
+
+    def ctrl_c_at_once(cfg, run_dir, **kw):  # a second Ctrl-C: no checkpoint written by the stop, a plain one
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "train", ctrl_c_in_the_final_evaluation)
+    monkeypatch.setattr(train_module, "train", ctrl_c_at_once)
     with pytest.raises(KeyboardInterrupt) as e:
         _compare(tmp_path, seeds=[1], methods=["gcsl"], widths=[])
     assert re.fullmatch(r"`glamor compare --envs debug --seeds 1 .*` goes on from there \(finished runs and sweeps "

@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM during training: the first signal finishes the round, writes a checkpoint
 and exits with 128 + the signal's number; the resumed run ends exactly like an uninterrupted one."""
 
+import json
 import os
 import signal
 import subprocess
@@ -230,6 +231,14 @@ def _stopped_in_its_periodic_evaluation(cfg, run, monkeypatch) -> list:
     """Train `cfg` in `run` with a Ctrl-C at the first step of the random policy, which the
     periodic evaluation at step 48 runs last (GLAMOR's two policies are evaluated by then); returns
     the calls of that policy's draws (one: the evaluation was given up at its next step)."""
+    calls, e = _ctrl_c_at_the_first_random_step(cfg, run, monkeypatch)
+    assert e.env_step == 48
+    return calls
+
+
+def _ctrl_c_at_the_first_random_step(cfg, run, monkeypatch) -> tuple[list, TrainingInterrupted]:
+    """Train `cfg` in `run` with a Ctrl-C at the first step of the random policy (an evaluation's
+    last); returns the calls of that policy's draws and the TrainingInterrupted raised."""
     from glamor import evaluate as evaluation
     from glamor.train import train
 
@@ -243,12 +252,12 @@ def _stopped_in_its_periodic_evaluation(cfg, run, monkeypatch) -> list:
 
     monkeypatch.setattr(evaluation, "random_actions", ctrl_c_at_the_first_random_step)
     try:
-        with pytest.raises(TrainingInterrupted) as e:
+        with pytest.raises(KeyboardInterrupt) as e:  # (a bare one fails the test, not the session)
             train(cfg, run, table=False)
     finally:
         monkeypatch.setattr(evaluation, "random_actions", random_actions)
-    assert e.value.env_step == 48
-    return calls
+    assert isinstance(e.value, TrainingInterrupted), f"stopped at once: {e.value!r}"
+    return calls, e.value
 
 
 def _eval_rows(run) -> list[tuple]:
@@ -335,3 +344,32 @@ def test_a_run_cut_to_the_step_of_its_owed_evaluation_and_then_extended_evaluate
     resume(run, total_env_steps=96, table=False)
     _assert_same_run(_final_state(run), _final_state(reference))
     assert _eval_rows(run) == _eval_rows(reference)
+
+
+def test_a_signal_during_the_final_evaluation_gives_it_up_and_the_resume_evaluates(tmp_path, sigint_default,
+                                                                                   monkeypatch):
+    """The final evaluation ran outside the loop's stop_on_signal: a Ctrl-C there was a bare
+    KeyboardInterrupt out of train() and a SIGTERM (a scheduler's preemption) killed a Python caller
+    outright, minutes of Atari or control evaluation being longer than torchrun or a scheduler waits.
+    It is now given up at its next step, as a periodic one: TrainingInterrupted says the training
+    is saved and names the resume, which evaluates and ends like the uninterrupted run."""
+    from glamor.train import resume, train
+
+    cfg = _owed_evaluation_config(eval_every=0)  # (no periodic evaluation: the first random step is the final one's)
+    train(cfg, tmp_path / "reference", table=False)
+    run = tmp_path / "interrupted"
+    calls, e = _ctrl_c_at_the_first_random_step(cfg, run, monkeypatch)
+    assert calls == [0], "the final evaluation was given up at its next step, not finished"
+    assert e.final_evaluation and e.env_step == 96 and e.exit_status == 130
+    assert f"gave up the final evaluation; the training is finished (96 environment steps) and saved in {run}, and " \
+           f"`glamor train --resume {run}` evaluates it" in str(e)
+    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96 and not (run / "eval.json").exists()
+
+    def outcomes(results):  # (each policy's numbers but its planning speed, a timing)
+        return results["env_steps"], {name: {policy: {k: v for k, v in numbers.items() if k != "plans_per_s"}
+                                             for policy, numbers in row.items() if policy != "goal_digest"}
+                                      for name, row in results["sets"].items()}
+
+    results = resume(run, table=False)
+    assert outcomes(results) == outcomes(json.loads((tmp_path / "reference" / "eval.json").read_text()))
+    assert _eval_rows(run) == _eval_rows(tmp_path / "reference")
