@@ -12,13 +12,14 @@ Control's GL context is created inside the worker and never forked. A worker tha
 environment raises, or that does not answer in `REPLY_TIMEOUT_S`) is restarted, the restart is
 counted and warned about, and the interrupted call is replayed from the last reset (an unseeded
 one, seed None, from the random state it started from, which the worker reports), which gives the
-same episode: collection goes on. A worker that cannot build its environment the first
-time is not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback. A
-worker that cannot be started (the system refusing a process) fails the pool's construction with
-`EnvironmentUnavailable` naming it; the workers started before it are stopped at once. A call
-that such an error (or a KeyboardInterrupt) cuts short leaves the pool unusable: its next call
-raises `EnvironmentUnavailable` saying so (the replies left unread would answer it), and close()
-still stops the workers.
+same episode: collection goes on. A worker that cannot build its environment the first time is
+not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback; nor is one
+whose start itself failed (spawn imports the main module again: a script must make the pool under
+`if __name__ == "__main__":`), which the error says. A worker that cannot be started (the system
+refusing a process) fails the pool's construction with `EnvironmentUnavailable` naming it; the
+workers started before it are stopped at once. A call that such an error (or a KeyboardInterrupt)
+cuts short leaves the pool unusable: its next call raises `EnvironmentUnavailable` saying so (the
+replies left unread would answer it), and close() still stops the workers.
 
 Example:
     >>> from glamor.config import preset
@@ -380,12 +381,31 @@ class ProcessEnvPool(EnvPool):
             raise EnvironmentUnavailable(f"environment worker {i} could not build {self.env_id}: {why}")
         raise WorkerCrashed(f"its environment raised {why}")
 
+    def _check_started(self, i: int, error: Exception) -> None:
+        """A worker that never answered and exited with status 1 (an uncaught Python error) got no
+        further than its start: `_worker` reports its own errors, so spawn's start itself failed
+        (importing the main module again, unpickling its arguments), and a restart would fail
+        alike. The pool raises EnvironmentUnavailable saying so, and what usually causes it
+        (before: three restarts, each printing the same traceback, then "failed 3 restarts in a
+        row: Connection reset by peer")."""
+        proc = self._procs[i]
+        if self._built[i] or not isinstance(error, (EOFError, OSError)) or proc is None:
+            return
+        proc.join(timeout=5)  # (it has closed its pipe: exiting)
+        if proc.exitcode == 1:
+            raise EnvironmentUnavailable(
+                f"environment worker {i} ({self.env_id}) exited with status 1 before answering its first command, "
+                f"while starting (its traceback is above): a worker is a spawned process, which imports the main "
+                f"module again, so a script that makes a vector='async' pool (or trains with one) must do it under "
+                f"`if __name__ == '__main__':`, and the pool's arguments must be importable") from error
+
     def _recover(self, i: int, cmd: str, arg, error: Exception):
         """Restart worker i and replay its last reset (an unseeded one from the random state it
         started from), then the random state set after it (a seeded reset would draw over one set
         before it), then the failed command. An unseeded reset that itself failed cannot be
         replayed (its starting state died with the worker): that is warned about."""
         for _ in range(self.max_restarts_per_call):
+            self._check_started(i, error)
             try:  # (a worker the system would not start counts as a failed restart)
                 self._restart(i, "died" if isinstance(error, (EOFError, OSError)) else str(error).splitlines()[0])
                 if cmd != "replayable_reset" and self._last_reset[i] is not None:

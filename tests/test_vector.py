@@ -214,6 +214,28 @@ def test_a_worker_that_cannot_make_its_environment_says_why(tmp_path, monkeypatc
         pool.close()
 
 
+def test_a_script_that_makes_a_pool_outside_its_main_guard_is_told_so(tmp_path):
+    """Spawned workers import the main script again, and one that makes the pool at its top level
+    fails the workers' start: the pool restarted each three times (the same traceback every time)
+    and then said only "failed 3 restarts in a row: Connection reset by peer"."""
+    import subprocess
+    import sys
+
+    from test_resume import subprocess_env
+
+    script = tmp_path / "collect.py"
+    script.write_text("from glamor.config import preset\nfrom glamor.vector import make_pool\n"
+                      "pool = make_pool(preset('debug', vector='async'), 1)\npool.reset([1], [None])\n")
+    env = {**subprocess_env(), "PYTHONWARNINGS": "default"}  # (a restart would warn)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and last.startswith("glamor.errors.EnvironmentUnavailable: environment worker 0 "), \
+        done.stderr[-3000:]
+    assert "exited with status 1 before answering its first command" in last
+    assert "`if __name__ == '__main__':`" in last and "restarted" not in done.stderr
+
+
 ONCE_ONLY_ENV = BOOM_ENV.replace("Boom-v0", "OnceOnly-v0").replace(
     "        super().__init__((8, 8), 1, episode_length, np.ones(1))",
     """        import os
