@@ -83,12 +83,14 @@ class StopRequest:
 
 
 @contextmanager
-def stop_on_signal(what: str = "stopping after this round and saving a checkpoint", same_within: float = 1.0):
+def stop_on_signal(what: str = "stopping after this round and saving a checkpoint", same_within: float = 1.0,
+                   at_once: str = "losing the steps since the last checkpoint"):
     """Within the block, the first SIGINT or SIGTERM sets the yielded StopRequest (and prints
     `what` to stderr) instead of interrupting; one that comes `same_within` seconds or more
     later acts as it would have outside (sooner, it is the first one again: a launcher such as
-    torchrun forwards to its ranks the signal that the whole process group received). The
-    previous handlers come back when the block ends."""
+    torchrun forwards to its ranks the signal that the whole process group received); the
+    message says what stopping at once then costs (`at_once`). The previous handlers come back
+    when the block ends."""
     request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield request
@@ -100,7 +102,7 @@ def stop_on_signal(what: str = "stopping after this round and saving a checkpoin
             request.signum, request.at = signum, time.monotonic()
             try:  # (raised here, an error would end the loop anywhere, without the checkpoint)
                 print(f"\n{signal.Signals(signum).name} received: {what} (send it again to stop at once, "
-                      "losing the steps since the last checkpoint)", file=sys.stderr, flush=True)
+                      f"{at_once})", file=sys.stderr, flush=True)
             except (OSError, ValueError):  # stderr gone: a closed terminal (EIO), a pipe whose reader left
                 pass
             return

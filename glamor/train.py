@@ -666,7 +666,8 @@ class Trainer:
             # Atari or control on a CPU, longer than torchrun or a scheduler waits): the training is saved, and
             # its resume, finding it at the total without results of this step, evaluates.
             with stop_on_signal("giving up the final evaluation (the training is finished and saved; "
-                                f"`{self.resume_command()}` evaluates it)") as stop:
+                                f"`{self.resume_command()}` evaluates it)",
+                                at_once="the training stays saved") as stop:
                 try:
                     results = self.evaluate(cfg.eval_episodes, stop_request=stop)
                 except EvaluationStopped:

@@ -347,7 +347,7 @@ def test_a_run_cut_to_the_step_of_its_owed_evaluation_and_then_extended_evaluate
 
 
 def test_a_signal_during_the_final_evaluation_gives_it_up_and_the_resume_evaluates(tmp_path, sigint_default,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, capsys):
     """The final evaluation ran outside the loop's stop_on_signal: a Ctrl-C there was a bare
     KeyboardInterrupt out of train() and a SIGTERM (a scheduler's preemption) killed a Python caller
     outright, minutes of Atari or control evaluation being longer than torchrun or a scheduler waits.
@@ -364,6 +364,9 @@ def test_a_signal_during_the_final_evaluation_gives_it_up_and_the_resume_evaluat
     assert f"gave up the final evaluation; the training is finished (96 environment steps) and saved in {run}, and " \
            f"`glamor train --resume {run}` evaluates it" in str(e)
     assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 96 and not (run / "eval.json").exists()
+    said = capsys.readouterr().err  # (a second signal loses no steps here: the training was saved)
+    assert "SIGINT received: giving up the final evaluation" in said
+    assert "send it again to stop at once, the training stays saved)" in said
 
     def outcomes(results):  # (each policy's numbers but its planning speed, a timing)
         return results["env_steps"], {name: {policy: {k: v for k, v in numbers.items() if k != "plans_per_s"}
