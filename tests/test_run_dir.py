@@ -175,9 +175,9 @@ def test_eval_into_a_folder_it_cannot_write_is_refused_before_it_evaluates(run, 
     assert f"cannot write the evaluation's results in {run}: the folder is not writable" in capsys.readouterr().err
 
 
-def test_a_ctrl_c_in_the_final_evaluation_names_the_resume(run, tmp_path, monkeypatch, capsys):
-    """The training loop's own stop names the resume; a Ctrl-C that reaches the command line
-    (during the final evaluation) printed only 'interrupted'."""
+def test_a_ctrl_c_that_reaches_the_command_line_names_the_resume(run, tmp_path, monkeypatch, capsys):
+    """The training loop's own stop (and the final evaluation's) names the resume; a Ctrl-C that
+    reaches the command line (a second one, or one at start-up) printed only 'interrupted'."""
     from glamor import cli
 
     copy = _copy(run, tmp_path)
@@ -196,7 +196,7 @@ def test_a_ctrl_c_in_the_final_evaluation_names_the_resume(run, tmp_path, monkey
     assert capsys.readouterr().err.strip() == "glamor train: interrupted"
 
 
-def test_a_ctrl_c_in_the_final_evaluation_under_torchrun_names_the_torchrun_resume(tmp_path, monkeypatch):
+def test_a_ctrl_c_that_reaches_the_command_line_under_torchrun_names_the_torchrun_resume(tmp_path, monkeypatch):
     """The command line's hint named `glamor train --resume` under torchrun too, which goes on in one
     process from rank 0's part alone (the training loop's own stop names the torchrun command)."""
     from glamor import cli
