@@ -56,20 +56,21 @@ class Logger:
         self.run_dir = Path(run_dir)
         self.writer = None
         path = self.run_dir / "metrics.csv"
-        kept, again = [], []
+        kept, again, dropped = [], [], False
         if resume_step is not None:
             rows = read_rows(path)
             kept = self._rows_up_to(rows, resume_step, None if evaluated else wall_offset)
-            at_step = [row for row in kept if int(row["env_step"]) == resume_step]
-            if len(at_step) < sum(int(row["env_step"]) == resume_step for row in rows):
-                again = at_step  # a row at the checkpoint's own step goes: TensorBoard loses that step, then gets these back
+            again = [row for row in kept if int(row["env_step"]) == resume_step]
+            # a row at the checkpoint's own step goes: TensorBoard loses that step, then gets the kept
+            # ones (`again`, maybe none: the dropped row was the step's only one) back
+            dropped = len(again) < sum(int(row["env_step"]) == resume_step for row in rows)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            purge = None if resume_step is None else resume_step + (0 if again else 1)
+            purge = None if resume_step is None else resume_step + (0 if dropped else 1)
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         try:
-            if again and self.writer is not None:
+            if dropped and self.writer is not None:
                 self._log_again(resume_step, again)
             self._open_csv(path, kept, resume_step, wall_offset, append)
         except BaseException:  # (a full disk, a metrics.csv that is not a file): the writer's thread and file go too

@@ -914,3 +914,28 @@ def test_tensorboard_drops_the_rows_a_resume_drops_at_its_checkpoints_step(tmp_p
     assert _scalars(run, "losses/total") == [(10, 1.0), (20, 2.0), (30, 3.5)]
     events = EventAccumulator(str(run / "tb"), size_guidance={"images": 0}).Reload()
     assert [e.step for e in events.Images("eval/video/eval/goal_000")] == [20], "the evaluation's video stays"
+
+
+def test_tensorboard_drops_a_row_a_resume_drops_at_its_checkpoints_step_when_no_row_stays_there(tmp_path):
+    """The checkpoint's step held only the row the resume drops (an evaluation at a step no
+    training row was logged at, the final one's): nothing of that step is kept to log again, and
+    TensorBoard must still be purged from that step, or the resume's evaluation of it is a
+    second point there."""
+    from glamor.logger import Logger, read_rows
+
+    run = tmp_path / "run"
+    run.mkdir()
+    first = Logger(run)
+    first.log(10, {"losses/total": 1.0})
+    checkpointed = first.elapsed  # the checkpoint at step 20, no row logged at it yet
+    time.sleep(0.05)
+    first.log(20, {"eval/success_rate": 0.25})  # its evaluation, done by a process that then died
+    first.close()
+    _next_second()
+    resumed = Logger(run, resume_step=20, wall_offset=checkpointed)
+    resumed.log(20, {"eval/success_rate": 0.5})
+    resumed.close()
+    rows = read_rows(run / "metrics.csv")
+    assert [(int(r["env_step"]), r["eval/success_rate"]) for r in rows] == [(10, ""), (20, "0.5")]
+    assert _scalars(run, "eval/success_rate") == [(20, 0.5)]
+    assert _scalars(run, "losses/total") == [(10, 1.0)]
