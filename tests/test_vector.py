@@ -533,3 +533,39 @@ def test_per_environment_arguments_of_another_length_are_named(pool_class):
         assert len(pool.rollout(np.zeros((2, CFG.episode_length), dtype=np.int64))) == 2
     finally:
         pool.close()
+
+
+def test_a_cgroup_whose_usage_is_page_cache_does_not_refuse_workers(tmp_path, monkeypatch):
+    """The memory check read a cgroup's memory.current as memory taken, but it counts the page
+    cache (a run's checkpoints, written or read, fill it up to memory.max, and the kernel takes it
+    back when the cgroup needs room): in such a container a resume with vector='async' and a
+    preset's 16 workers was refused for "0.0 GiB available". Memory that is taken still refuses."""
+    import resource
+
+    import glamor.vector as vector
+    from glamor import sysinfo
+    from glamor.vector import check_worker_count
+
+    (tmp_path / "meminfo").write_text(f"MemTotal: {64 * 2**20} kB\nMemAvailable: {20 * 2**20} kB\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    monkeypatch.setattr(sysinfo, "MEMINFO", tmp_path / "meminfo")
+    monkeypatch.setattr(sysinfo, "CGROUP", cgroup)
+    monkeypatch.setattr(vector, "_cpus", lambda: 4)
+    monkeypatch.setattr(vector, "_open_fds", lambda: 20)
+    monkeypatch.setattr(vector.resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+
+    def cgroup_of(anon: int, cache: int) -> None:  # 4 GiB, all but 5 MiB of it in use
+        (cgroup / "memory.max").write_text(f"{4 * 2**30}\n")
+        (cgroup / "memory.current").write_text(f"{4 * 2**30 - 5 * 2**20}\n")
+        (cgroup / "memory.stat").write_text(f"anon {anon}\nfile {cache + 2**20}\nshmem {2**20}\n"
+                                            f"active_file {cache // 4}\ninactive_file {cache - cache // 4}\n")
+
+    cgroup_of(anon=2**30, cache=3 * 2**30 - 5 * 2**20)  # three quarters page cache
+    assert sysinfo.available_memory() == 3 * 2**30
+    check_worker_count(16)
+    cgroup_of(anon=4 * 2**30 - 5 * 2**20, cache=0)  # all of it taken
+    assert sysinfo.available_memory() == 5 * 2**20
+    with pytest.raises(ValueError, match=r"num_envs=16 .* 0.0 GiB available: at most 0 workers"):
+        check_worker_count(16)
