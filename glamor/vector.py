@@ -163,7 +163,12 @@ WORKER_MEMORY = 20 * 2**20
 MAX_WORKERS_PER_CPU = 64
 
 
+def _machine_cpus() -> int:
+    return os.cpu_count() or 1
+
+
 def _cpus() -> int:
+    """The CPUs this process may run on (its workers inherit them)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -190,11 +195,14 @@ def check_worker_count(num_envs: int, env_id: str = "") -> None:
     what = (f"vector='async' with num_envs={num_envs:,}{f' ({env_id})' if env_id else ''} starts one worker "
             f"process per environment{on}")
     fix = "use fewer environments (num_envs), or vector='sync'"
-    cpus = _cpus()
-    if workers > MAX_WORKERS_PER_CPU * cpus:
-        raise ValueError(f"{what}, but this machine has {cpus} CPU(s): at most {MAX_WORKERS_PER_CPU} workers per CPU "
-                         f"({MAX_WORKERS_PER_CPU * cpus:,}) can start before the first reply is due (more only take "
-                         f"turns on the CPUs, no faster); {fix}")
+    # this process's workers on the CPUs it may use (torchrun ranks may each be pinned to a few),
+    # and every process's on the machine's
+    for count, cpus, where in ((num_envs, _cpus(), "this process may run on"),
+                               (workers, max(_machine_cpus(), _cpus()), "this machine has")):
+        if count > MAX_WORKERS_PER_CPU * cpus:
+            raise ValueError(f"{what}, but {where} {cpus} CPU(s): at most {MAX_WORKERS_PER_CPU} workers per CPU "
+                             f"({MAX_WORKERS_PER_CPU * cpus:,}) can start before the first reply is due (more only "
+                             f"take turns on the CPUs, no faster); {fix}")
     available = sysinfo.available_memory()
     if available is not None and workers * WORKER_MEMORY > available:
         raise ValueError(f"{what}, but each takes {WORKER_MEMORY // 2**20} MiB or more and this machine has "

@@ -477,6 +477,7 @@ def machine(monkeypatch):
 
     limits = {resource.RLIMIT_NOFILE: (1024, 4096), resource.RLIMIT_NPROC: (resource.RLIM_INFINITY,) * 2}
     monkeypatch.setattr(vector, "_cpus", lambda: 4)
+    monkeypatch.setattr(vector, "_machine_cpus", lambda: 4)
     monkeypatch.setattr(vector, "_open_fds", lambda: 20)
     monkeypatch.setattr(vector.sysinfo, "available_memory", lambda: 2**30)
     monkeypatch.setattr(vector.resource, "getrlimit", lambda which: limits[which])
@@ -504,12 +505,22 @@ def test_worker_counts_are_checked_against_each_limit(machine, monkeypatch):
     machine[resource.RLIMIT_NOFILE] = machine[resource.RLIMIT_NPROC] = (resource.RLIM_INFINITY,) * 2
     monkeypatch.setattr("glamor.vector.sysinfo.available_memory", lambda: None)
     check_worker_count(256)
-    with pytest.raises(ValueError, match=r"num_envs=257 .* has 4 CPU\(s\): at most 64 workers per CPU \(256\)"):
+    with pytest.raises(ValueError, match=r"num_envs=257 .* may run on 4 CPU\(s\): at most 64 workers per CPU \(256\)"):
         check_worker_count(257)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: every process of the machine starts as many
     check_worker_count(128)
-    with pytest.raises(ValueError, match=r"num_envs=129 .*x 2 processes on this machine: 258 workers"):
+    with pytest.raises(ValueError, match=r"num_envs=129 .*x 2 processes on this machine: 258 workers.* this machine "
+                                         r"has 4 CPU"):
         check_worker_count(129)
+    # 8 ranks, each pinned to its own core of 8: 16 workers per core is fine (the machine's CPUs
+    # count for all of them, a rank's own for its workers); 65 on one core is not
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    monkeypatch.setattr("glamor.vector._cpus", lambda: 1)
+    monkeypatch.setattr("glamor.vector._machine_cpus", lambda: 8)
+    check_worker_count(16)
+    check_worker_count(64)
+    with pytest.raises(ValueError, match=r"num_envs=65 .* this process may run on 1 CPU\(s\)"):
+        check_worker_count(65)
 
 
 @pytest.mark.parametrize("pool_class", [EnvPool, ProcessEnvPool])
@@ -552,6 +563,7 @@ def test_a_cgroup_whose_usage_is_page_cache_does_not_refuse_workers(tmp_path, mo
     monkeypatch.setattr(sysinfo, "MEMINFO", tmp_path / "meminfo")
     monkeypatch.setattr(sysinfo, "CGROUP", cgroup)
     monkeypatch.setattr(vector, "_cpus", lambda: 4)
+    monkeypatch.setattr(vector, "_machine_cpus", lambda: 4)
     monkeypatch.setattr(vector, "_open_fds", lambda: 20)
     monkeypatch.setattr(vector.resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
