@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import warnings
 from pathlib import Path
 
@@ -126,14 +125,17 @@ def save_rank(run_dir: str | Path, rank: int, state: dict, replay: dict[str, np.
 
 def load_rank(run_dir: str | Path, state: dict, rank: int) -> dict:
     """Rank `rank`'s part of checkpoint `state` (its random states and `replay` arrays) over
-    `state`, the checkpoint rank 0 wrote."""
+    `state`, the checkpoint rank 0 wrote. A part that is missing, damaged or not a part raises
+    ValueError (OSError: one the disk refuses), naming its file."""
     run_dir = Path(run_dir)
     names = state.get("rank_files", {}).get(rank)
     if names is None:
         raise ValueError(f"{state.get('path', 'the checkpoint')} has no part for rank {rank} (it was saved by "
                          f"{state.get('world_size', 1)} process(es))")
     part = load(run_dir / names[0])
-    replay_file = part.pop("replay_file")
+    replay_file = part.pop("replay_file", None)
+    if not isinstance(replay_file, str):
+        raise ValueError(f"{part['path']} is not a rank's part of a glamor checkpoint (it names no replay file)")
     try:
         part["replay"] = load_arrays(run_dir / replay_file)
     except Exception as e:  # noqa: BLE001 - zlib.error, BadZipFile (a CRC): named, and a ValueError the ranks agree on
@@ -208,7 +210,10 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+    except (OSError, MemoryError):  # (the disk's or the machine's, not the file's)
+        raise
+    except Exception as e:  # noqa: BLE001 - UnpicklingError, EOFError, RuntimeError, or what unpickling a file
+        # of another program or version raises (ModuleNotFoundError, AttributeError): the file's fault, named
         raise ValueError(f"{path} is not a glamor checkpoint, or is damaged (torch.load: {_first_line(e)})") from e
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a glamor checkpoint (it holds a {type(state).__name__}, not a dict)")

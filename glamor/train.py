@@ -981,6 +981,8 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
                 state = checkpoint.load_latest(run_dir, stacklevel=5, unusable=unusable)
             except checkpoint.UnusableCheckpoints as e:
                 error = ValueError(f"{e}; refusing to start over on top of them: move them away, or {retrain_hint}")
+            except Exception as e:  # noqa: BLE001 - (a folder it may not read): told to every rank, raised here
+                error = e
             if state is None and error is None and (run_dir / "eval.json").exists():  # checkpoints deleted
                 error = ValueError(f"{run_dir} has results (eval.json) but no checkpoint to resume from: starting "
                                    f"over would replace them; {retrain_hint}, or put its checkpoint back")
@@ -995,7 +997,7 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
                 how = "glamor train --resume" if saved_by == 1 else f"torchrun --nproc-per-node {saved_by} ..."
                 raise ValueError(f"{state['path']} was saved by {saved_by} process(es): resume it with as many "
                                  f"(`{how}`), not {world}")
-        except (ValueError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - whatever it is, every rank learns of it (none waits below)
             error = error or e
         distributed.raise_together(error, ValueError("another process could not read its part of the checkpoint"))
         if state is None or world == 1:
@@ -1004,8 +1006,9 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
         if rank > 0:
             try:
                 state = checkpoint.load_rank(run_dir, state, rank)
-            except (ValueError, OSError) as e:
-                damaged = str(e)
+            except Exception as e:  # noqa: BLE001 - any failure is this checkpoint's on every rank (else the
+                damaged = str(e) if isinstance(e, (ValueError, OSError)) else (  # others wait in all_gather)
+                    f"rank {rank}'s part of {path} does not load ({type(e).__name__}: {e})")
         damaged = [why for why in distributed.all_gather(damaged) if why]
         if not damaged:
             break

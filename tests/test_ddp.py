@@ -296,6 +296,46 @@ def test_rank_parts_of_both_checkpoints_that_do_not_load_are_refused_on_every_ra
         assert f"{run}/rank1-384.pt is not a glamor checkpoint" in said and "refusing to start over" in said
 
 
+def _save_naming_a_module_that_is_gone(obj, path) -> None:
+    """torch.save `obj` inside an object whose class lives in a module that no longer exists:
+    torch.load of the file raises ModuleNotFoundError (a part written by another glamor version)."""
+    import types
+
+    module = types.ModuleType("glamor_module_that_is_gone")
+    Gone = type("Gone", (), {"__module__": module.__name__})
+    module.Gone = Gone
+    sys.modules[module.__name__] = module
+    try:
+        torch.save({**obj, "extra": Gone()}, path)
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_rank_parts_that_fail_to_load_with_any_error_are_refused_on_every_rank(tmp_path, torchrun_run):
+    """A rank's part that torch.load reads but that is not a part (no replay file named: KeyError)
+    or that names a module that is gone (ModuleNotFoundError) left rank 1 alone with its error
+    while rank 0 waited in the vote on the parts (gloo: 'Connection closed by peer'; NCCL: until
+    the collective timeout); each is now a reason on every rank, by name."""
+    import shutil
+
+    from glamor import checkpoint
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
+    newest, before = (checkpoint.load(run / name) for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS))
+    torch.save({"env_step": 480}, run / newest["rank_files"][1][0])
+    _save_naming_a_module_that_is_gone({"env_step": 384}, run / before["rank_files"][1][0])
+    (run / "eval.json").unlink()
+    ctx = mp.spawn(_rank_run, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"], True, 0), nprocs=2,
+                   join=False)
+    _join_within(ctx, 120, "a process still waits after a rank's part failed to load")
+    for rank in (0, 1):
+        said = (run / f"refused{rank}.txt").read_text()
+        assert said.startswith(f"{run} has checkpoints but none loads ({run}/rank1-480.pt is not a rank's part of "
+                               f"a glamor checkpoint (it names no replay file)"), said
+        assert (f"{run}/rank1-384.pt is not a glamor checkpoint, or is damaged (torch.load: No module named "
+                f"'glamor_module_that_is_gone')") in said, said
+
+
 def _train_writing_its_error(rank: int, run: str) -> None:
     """`glamor train` of the debug preset in `run` on this rank; the error it stops with goes to
     start<rank>.txt beside the run."""
