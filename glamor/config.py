@@ -166,7 +166,9 @@ class Config:
     """torch.set_num_threads for the run (0: leave torch's default)."""
     deterministic: bool = False
     """torch.use_deterministic_algorithms and one torch thread (unless torch_threads says otherwise):
-    a killed and resumed run ends with the same weights as an uninterrupted one."""
+    a killed and resumed run ends with the same weights as an uninterrupted one. On a GPU it sets
+    CUBLAS_WORKSPACE_CONFIG=:4096:8 unless set, which cuBLAS reads once: a process (a notebook) that
+    used CUDA before is warned, and should set it in the environment before Python starts."""
     progress: bool = True
     """Show progress bars, and let train() print the results table (the CLI prints it either way)."""
 

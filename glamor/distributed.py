@@ -58,6 +58,8 @@ def setup(cfg) -> tuple[int, int]:
             if local >= gpus:  # (else CUDA's bare "invalid device ordinal")
                 raise ValueError(f"torchrun started this process as LOCAL_RANK {local}, but this machine has {gpus} "
                                  f"GPU(s), one per process: --nproc-per-node at most {gpus}, or --set device='cpu'")
+            if cfg.deterministic:  # before set_device starts CUDA (see train.set_determinism)
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.cuda.set_device(local)
         # Rank 0 alone builds the goal sets (up to an hour for a slow control task), evaluates
         # and writes checkpoints while the others wait in a collective: allow for it.

@@ -224,10 +224,16 @@ def _next_multiple(step: int, every: int) -> int:
     return (step // every + 1) * every
 
 
-def set_determinism(cfg: Config) -> Callable[[], None]:
+def set_determinism(cfg: Config, stacklevel: int = 3) -> Callable[[], None]:
     """Thread count and deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG, which cuBLAS needs
     for them), as the config asks. Returns a function that puts back what this changed (they are
-    the process's settings: a script or notebook that trains goes on with its own afterwards)."""
+    the process's settings: a script or notebook that trains goes on with its own afterwards).
+
+    cuBLAS reads CUBLAS_WORKSPACE_CONFIG once, when the process first uses it: set here after
+    CUDA has started (torch.cuda.is_initialized()), it may come too late, and torch, which checks
+    only that it is set, no longer refuses the nondeterministic products it then makes. That is
+    warned of (`stacklevel` as `warnings.warn`'s); set it in the environment before Python starts.
+    Once CUDA has started with it set here, it stays set (cuBLAS goes on using it)."""
     restore = []
     threads = cfg.torch_threads or (1 if cfg.deterministic else 0)
     if threads:
@@ -235,8 +241,19 @@ def set_determinism(cfg: Config) -> Callable[[], None]:
         torch.set_num_threads(threads)
     if cfg.deterministic:
         if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:  # (deterministic cuBLAS; processes started later inherit it)
+            cuda_started = torch.cuda.is_initialized()
+            if cuda_started:
+                warnings.warn("deterministic=True, but CUDA started in this process before CUBLAS_WORKSPACE_CONFIG "
+                              "was set: cuBLAS reads it once, at its first use, so its matrix products may not be "
+                              "deterministic; set CUBLAS_WORKSPACE_CONFIG=:4096:8 in the environment before "
+                              "Python starts", RuntimeWarning, stacklevel=stacklevel)
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
-            restore.append(functools.partial(os.environ.pop, "CUBLAS_WORKSPACE_CONFIG", None))
+
+            def unset_cublas_config() -> None:  # (kept when CUDA started since: cuBLAS may be using it)
+                if cuda_started or not torch.cuda.is_initialized():
+                    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+            restore.append(unset_cublas_config)
         restore.append(functools.partial(torch.use_deterministic_algorithms, torch.are_deterministic_algorithms_enabled(),
                                          warn_only=torch.is_deterministic_algorithms_warn_only_enabled()))
         restore.append(functools.partial(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark))
@@ -303,7 +320,7 @@ class Trainer:
         """This process's environments, model, optimiser, replay and agent (rank 0: and the train
         goal set)."""
         cfg, rank = self.cfg, self.rank
-        self._restore_torch = set_determinism(cfg)
+        self._restore_torch = set_determinism(cfg, stacklevel=5)  # (where the Trainer is made)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
         self.device = resolve_device(cfg.device)

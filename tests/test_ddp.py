@@ -489,6 +489,32 @@ def test_more_processes_than_gpus_are_named_before_any_process_group_starts(monk
         distributed.setup(preset("debug"))
 
 
+def test_a_deterministic_torchrun_process_sets_cublas_config_before_it_starts_cuda(monkeypatch):
+    """torch.cuda.set_device starts CUDA: CUBLAS_WORKSPACE_CONFIG, which cuBLAS reads once, is set
+    before it (set_determinism, later, would set it too late and warn)."""
+    from glamor import distributed
+
+    class Started(Exception):
+        pass
+
+    seen = []
+
+    def set_device(i):
+        seen.append(os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        raise Started
+
+    for deterministic in (True, False):
+        monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", "0")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+        monkeypatch.setattr(torch.cuda, "set_device", set_device)
+        with pytest.raises(Started):
+            distributed.setup(preset("debug", deterministic=deterministic))
+    assert seen == [":4096:8", None]
+
+
 def test_rank_seeds_do_not_repeat_another_runs_seeds():
     """Process r of a run seeded s must not draw what another (seed, rank) pair draws: with
     seed + rank, rank 1 of seed 0 explored exactly like rank 0 of seed 1."""

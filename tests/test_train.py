@@ -212,6 +212,38 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_room_for_the_co
     assert train(preset("debug", progress=False, total_env_steps=48, eval_episodes=2), run)["env_steps"] == 48
 
 
+def test_cublas_config_set_after_cuda_started_is_warned_of(monkeypatch):
+    """set_determinism set CUBLAS_WORKSPACE_CONFIG silently after CUDA had started (a notebook that
+    used the GPU first), when cuBLAS, which reads it once, may already have chosen its workspace:
+    torch then stops refusing the nondeterministic products it still makes."""
+    import os
+    import warnings
+
+    from glamor.train import set_determinism
+
+    cfg = preset("debug", deterministic=True)
+    for started_before, started_after, warned, kept in [(True, True, True, False), (False, True, False, True),
+                                                        (False, False, False, False)]:
+        monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda s=started_before: s)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            put_back = set_determinism(cfg)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda s=started_after: s)
+        put_back()
+        said = [str(w.message) for w in caught if "CUBLAS_WORKSPACE_CONFIG" in str(w.message)]
+        assert bool(said) == warned, (started_before, said)
+        assert not said or "CUDA started in this process before CUBLAS_WORKSPACE_CONFIG was set" in said[0]
+        # started with it set here: cuBLAS may be using it, and a later run in the process is not warned of it
+        assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == (":4096:8" if kept else None), (started_before, started_after)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own, set before: nothing to warn of
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_determinism(cfg)()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
 def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path, monkeypatch):
     """train() and evaluate_checkpoint() with torch_threads / deterministic left the process on
     their thread count with deterministic algorithms on: a notebook that trained went on so (and
