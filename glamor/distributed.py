@@ -15,7 +15,8 @@ CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when 
 (a config's `cuda:N` included). Collectives wait up to `GLAMOR_DIST_TIMEOUT_MIN` minutes (120)
 while rank 0 builds goal sets, evaluates or saves; a failure while setting up, saving or
 loading a checkpoint on one process is raised on all of them (`all_succeeded`), so none waits
-that long for a process that has left.
+that long for a process that has left, and however a run ends its processes leave together
+(`teardown`, which waits up to a minute for the others).
 Without torchrun's environment (WORLD_SIZE unset or 1) everything here is a no-op.
 """
 
@@ -27,6 +28,11 @@ import os
 
 import torch
 import torch.distributed as dist
+
+# The gloo group in which the processes meet before they leave (`teardown`): their own connections,
+# which no other collective uses (under NCCL too: monitored_barrier, bounded, is gloo's), made by `setup`.
+_leaving = None
+LEAVE_TIMEOUT_S = 60.0
 
 
 def world_size() -> int:
@@ -64,6 +70,10 @@ def setup(cfg) -> tuple[int, int]:
         # Rank 0 alone builds the goal sets (up to an hour for a slow control task), evaluates
         # and writes checkpoints while the others wait in a collective: allow for it.
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes()))
+    global _leaving
+    if _leaving is None:  # (a collective: every process makes it here)
+        _leaving = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))  # (the bound of
+        # monitored_barrier's rank 0; the others wait for its answer as long as the group's timeout)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -111,7 +121,8 @@ def raise_together(error: Exception | None, elsewhere: Exception) -> None:
     error, or `elsewhere` where it had none, so none goes on to wait for the others in a
     collective. They leave together, as after a finished run: a process that tore gloo down
     right after the vote aborted at exit in about 1 of 4 tries ("terminate called without an
-    active exception"); with this barrier none did in 12. One process: raises `error` if any."""
+    active exception"); with this barrier none did in 12 (`teardown` waits for the others
+    again, bounded, however the processes stop). One process: raises `error` if any."""
     if dist.is_available() and dist.is_initialized() and not all_succeeded(error is None):
         error = error or elsewhere
         barrier()
@@ -120,5 +131,20 @@ def raise_together(error: Exception | None, elsewhere: Exception) -> None:
 
 
 def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    """Leave the process group, together: each process first waits, at most LEAVE_TIMEOUT_S, for
+    the others to get here too. A process that tore gloo down while another was still in its last
+    collective (right after the vote in which they agreed to fail, say the model check before
+    DistributedDataParallel) aborted at exit now and then ("terminate called without an active
+    exception"). One that does not come (it left already, or goes on alone in a collective after
+    a failure that the others did not share, which its exit then breaks) is waited for no longer."""
+    global _leaving
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    group, _leaving = _leaving, None
+    try:
+        if group is not None:
+            dist.monitored_barrier(group=group, timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))
+    except Exception:  # noqa: BLE001 - gone or not coming: leave all the same (the error that ends this run is raised)
+        pass
+    finally:
         dist.destroy_process_group()

@@ -391,6 +391,26 @@ def _rank_mismatched_model(rank: int, world: int, port: int, run: str, cache: st
         close(self)
 
     T.Trainer.close = closing
+    if rank == 0:  # (rank 0 removes the new run's directory: slowly here, while rank 1 has nothing left to do)
+        undo = T.undo_start
+
+        def slow_undo(*args):
+            time.sleep(1.0)
+            try:
+                return undo(*args)
+            finally:
+                with open(os.path.join(os.path.dirname(run), "undone0.txt"), "w") as f:
+                    f.write(repr(time.time()))
+
+        T.undo_start = slow_undo
+    destroy = dist.destroy_process_group
+
+    def destroying(*args, **kwargs):
+        with open(os.path.join(os.path.dirname(run), f"left{rank}.txt"), "w") as f:
+            f.write(repr(time.time()))
+        destroy(*args, **kwargs)
+
+    dist.destroy_process_group = destroying
     _train_writing_its_error(rank, run)
 
 
@@ -398,10 +418,14 @@ def test_a_model_that_differs_on_one_process_closes_every_process_trainer(tmp_pa
     """A model that differs between the processes is named on every rank (DistributedDataParallel's
     own check raised on rank 1 alone, and rank 0 saw a broken connection), and each rank closes
     its environments and puts its torch settings back, as after a failure while building them;
-    the new run's directory goes."""
+    the new run's directory goes. The ranks leave together: rank 1 tore gloo down right after the
+    check's all_gather while rank 0 was still at work, and aborted at exit now and then ("terminate
+    called without an active exception")."""
     ctx = mp.spawn(_rank_mismatched_model, args=(2, _free_port(), str(tmp_path / "run"), os.environ["GLAMOR_CACHE"]),
                    nprocs=2, join=False)
     _join_within(ctx, 240, "a process still waits for the one whose model differs")
+    undone, left = (float((tmp_path / name).read_text()) for name in ("undone0.txt", "left1.txt"))
+    assert left >= undone, "rank 1 tore its process group down while rank 0 was still removing the run"
     for rank in (0, 1):
         assert (tmp_path / f"start{rank}.txt").read_text() == (
             "ValueError: the model differs between processes 0 and 1 (idm.init_h.weight [16, 32] and "
@@ -513,6 +537,33 @@ def test_a_deterministic_torchrun_process_sets_cublas_config_before_it_starts_cu
         with pytest.raises(Started):
             distributed.setup(preset("debug", deterministic=deterministic))
     assert seen == [":4096:8", None]
+
+
+def _rank_leaving(rank: int, world: int, port: int, out: str, cache: str) -> None:
+    """Rank 1 leaves at once; rank 0 comes to leave only 10 s later. Each writes how long its
+    teardown took."""
+    _as_torchrun_rank(rank, world, port, cache)
+    from glamor import distributed
+
+    distributed.LEAVE_TIMEOUT_S = 1.0
+    distributed.setup(preset("debug", device="cpu"))
+    if rank == 0:
+        time.sleep(10.0)
+    start = time.monotonic()
+    distributed.teardown()
+    with open(os.path.join(out, f"teardown{rank}.txt"), "w") as f:
+        f.write(repr(time.monotonic() - start))
+
+
+def test_a_process_that_does_not_come_to_leave_is_waited_for_a_bounded_time(tmp_path):
+    """teardown waits for the others, but not past LEAVE_TIMEOUT_S: the barrier's bound was
+    rank 0's alone, and the other ranks waited for its answer as long as the group's timeout
+    (GLAMOR_DIST_TIMEOUT_MIN, 120 minutes), so a rank that failed alone stayed until then."""
+    ctx = mp.spawn(_rank_leaving, args=(2, _free_port(), str(tmp_path), os.environ["GLAMOR_CACHE"]), nprocs=2,
+                   join=False)
+    _join_within(ctx, 120, "a process still waits to leave")
+    waited = float((tmp_path / "teardown1.txt").read_text())
+    assert 0.5 < waited < 6.0, f"rank 1 waited {waited:.1f} s in teardown for rank 0 (its bound: 1 s)"
 
 
 def test_rank_seeds_do_not_repeat_another_runs_seeds():
