@@ -594,7 +594,7 @@ class Trainer:
         sync_logs = logger.sync if logger is not None else (lambda: None)
         try:
             for write in (sync_logs, self._write_rank_part, self._write_checkpoint):
-                self._on_every_rank(write, OSError("another process could not write its part"), OSError)
+                self._on_every_rank(write, OSError("another process could not write its part"))
         except OSError as e:
             if not any((self.run_dir / name).is_file() for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS)):
                 raise OSError(f"writing the first checkpoint in {self.run_dir} failed ({e}); there is no "
@@ -624,10 +624,10 @@ class Trainer:
             checkpoint.save_run(self.run_dir, state, self.replay.state_dict(), keep_previous=self._fell_back)
             self._fell_back = False
 
-    def _on_every_rank(self, step: Callable[[], None], elsewhere: Exception,
-                       catch: type[Exception] = Exception) -> None:
+    def _on_every_rank(self, step: Callable[[], None], elsewhere: Exception) -> None:
         """`step()` here, then agree with the other processes that it succeeded on every one: an
-        error of type `catch` that `step` raised is raised here, and `elsewhere` on the processes
+        error that `step` raised (any Exception: one the vote let through, a MemoryError while
+        saving, left the others waiting in it) is raised here, and `elsewhere` on the processes
         where it succeeded, so none goes on to wait for the others in a collective."""
         if self.world_size == 1:
             step()
@@ -635,7 +635,7 @@ class Trainer:
         error = None
         try:
             step()
-        except catch as e:
+        except Exception as e:  # noqa: BLE001 - raised below, after the vote
             error = e
         distributed.raise_together(error, elsewhere)
 

@@ -374,6 +374,34 @@ def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, 
     assert not (tmp_path / "run").exists()  # the new run's directory is removed, as with one process
 
 
+def _rank_failing_part(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of `glamor train` whose rank 1 runs out of memory writing its part of the first
+    checkpoint."""
+    _as_torchrun_rank(rank, world, port, cache)
+    from glamor import train as T
+
+    if rank == 1:
+        def save_rank(*args, **kwargs):
+            raise MemoryError("compressing rank 1's replay")
+
+        T.checkpoint.save_rank = save_rank
+    _train_writing_its_error(rank, run)
+
+
+def test_a_checkpoint_part_that_fails_with_any_error_is_raised_on_every_process(tmp_path):
+    """The vote after each step of a save took OSError alone: rank 1's MemoryError left the vote
+    unanswered, and rank 0 waited in it until rank 1's exit broke the connection (gloo's 'Connection
+    closed by peer'; NCCL: the collective timeout)."""
+    run = tmp_path / "run"
+    ctx = mp.spawn(_rank_failing_part, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]), nprocs=2,
+                   join=False)
+    _join_within(ctx, 240, "a process still waits for the one whose part failed")
+    assert (tmp_path / "start1.txt").read_text() == "MemoryError: compressing rank 1's replay"
+    assert (tmp_path / "start0.txt").read_text() == (
+        f"OSError: writing the first checkpoint in {run} failed (another process could not write its part); there "
+        f"is no checkpoint to resume from")
+
+
 def _rank_mismatched_model(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train` whose rank 1 builds a model of another size, which
     DistributedDataParallel's start refuses on every rank; each says whether its trainer closed."""
