@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -136,13 +137,15 @@ def teardown() -> None:
     collective (right after the vote in which they agreed to fail, say the model check before
     DistributedDataParallel) aborted at exit now and then ("terminate called without an active
     exception"). One that does not come (it left already, or goes on alone in a collective after
-    a failure that the others did not share, which its exit then breaks) is waited for no longer."""
+    a failure that the others did not share, which its exit then breaks) is waited for no longer.
+    Nor is any after Ctrl-C (a KeyboardInterrupt on its way out): every process got it, and one
+    still in a collective, where Python does not see it, is let go only when this one leaves."""
     global _leaving
     if not (dist.is_available() and dist.is_initialized()):
         return
     group, _leaving = _leaving, None
     try:
-        if group is not None:
+        if group is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             dist.monitored_barrier(group=group, timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))
     except Exception:  # noqa: BLE001 - gone or not coming: leave all the same (the error that ends this run is raised)
         pass

@@ -594,6 +594,28 @@ def test_a_process_that_does_not_come_to_leave_is_waited_for_a_bounded_time(tmp_
     assert 0.5 < waited < 6.0, f"rank 1 waited {waited:.1f} s in teardown for rank 0 (its bound: 1 s)"
 
 
+def test_ctrl_c_leaves_without_waiting_for_the_others(monkeypatch):
+    """After Ctrl-C a process that waited in teardown for the others held up one still in a
+    collective (which Python's KeyboardInterrupt does not reach) for the whole bound."""
+    from glamor import distributed
+
+    waited, left = [], []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "monitored_barrier", lambda **kwargs: waited.append(kwargs["group"]))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: left.append(True))
+    for interrupted in (False, True):
+        monkeypatch.setattr(distributed, "_leaving", "the group")
+        try:
+            try:
+                if interrupted:
+                    raise KeyboardInterrupt
+            finally:
+                distributed.teardown()
+        except KeyboardInterrupt:
+            pass
+    assert waited == ["the group"] and left == [True, True]
+
+
 def test_rank_seeds_do_not_repeat_another_runs_seeds():
     """Process r of a run seeded s must not draw what another (seed, rank) pair draws: with
     seed + rank, rank 1 of seed 0 explored exactly like rank 0 of seed 1."""
