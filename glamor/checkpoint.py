@@ -212,8 +212,11 @@ def load(path: str | Path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except (OSError, MemoryError):  # (the disk's or the machine's, not the file's)
         raise
+    except ImportError as e:  # (numpy 2's pickles name numpy._core, which numpy 1 lacks): not damaged
+        raise ValueError(f"{path} was written with a module this Python lacks (torch.load: {_first_line(e)}): "
+                         f"by another version of numpy, torch or glamor, or it is not a glamor checkpoint") from e
     except Exception as e:  # noqa: BLE001 - UnpicklingError, EOFError, RuntimeError, or what unpickling a file
-        # of another program or version raises (ModuleNotFoundError, AttributeError): the file's fault, named
+        # of another program raises (AttributeError): the file's fault, named
         raise ValueError(f"{path} is not a glamor checkpoint, or is damaged (torch.load: {_first_line(e)})") from e
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a glamor checkpoint (it holds a {type(state).__name__}, not a dict)")
