@@ -73,6 +73,10 @@ def setup(cfg) -> tuple[int, int]:
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes()))
     global _leaving
     if _leaving is None:  # (a collective: every process makes it here)
+        backend = dist.get_backend()
+        if backend != "gloo":  # gloo's start connected the processes: NCCL's is lazy, and a process that came a
+            # minute late would fail to join the group below, whose timeout is the short one of leaving
+            dist.barrier(**({"device_ids": [torch.cuda.current_device()]} if backend == "nccl" else {}))
         _leaving = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))  # (the bound of
         # monitored_barrier's rank 0; the others wait for its answer as long as the group's timeout)
     return dist.get_rank(), dist.get_world_size()
