@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:  # no run there, a damaged checkpoint: the message says which
         p.error(str(e))
     cfg = agent.config
-    env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    try:  # an environment of your own whose module is not on PYTHONPATH, a suite's missing package
+        env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    except (ImportError, ValueError) as e:  # the message says what to install or put on PYTHONPATH
+        p.error(str(e))
     # the evaluator's judge: ranges estimated from random rollouts (cached by training), not the
     # placeholders an environment with estimate_label_ranges declares (puck_env, Atari, Control)
     env.label_ranges = label_ranges_for(env, cfg, progress=False)

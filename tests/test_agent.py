@@ -779,3 +779,26 @@ def test_threads_that_build_networks_at_once_leave_a_float64_default_as_it_was()
     finally:
         torch.set_default_dtype(torch.float32)
     assert seen == {"inside": torch.float32, "built": {torch.float32}, "after": torch.float64}
+
+
+def test_closed_loop_example_names_an_environment_it_cannot_build(tmp_path, capsys):
+    """A run on an environment of your own, looped without its module on PYTHONPATH: the example
+    stops with the reason (put the module on PYTHONPATH), as glamor eval does, not a traceback."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    saved_run(tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["config"] = {**state["config"], "env_id": "glamor_not_a_module_xyz:Thing-v0", "env_kwargs": {}}
+    torch.save(state, tmp_path / "checkpoint.pt")
+    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
+    spec = importlib.util.spec_from_file_location("closed_loop", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    with pytest.raises(SystemExit) as e:
+        example.main([str(tmp_path), "--episodes", "1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot import module 'glamor_not_a_module_xyz'" in err and "PYTHONPATH" in err
