@@ -21,7 +21,7 @@ from glamor.config import MODEL_FIELDS, Config, check_model_unchanged
 from glamor.devices import resolve_device
 from glamor.errors import did_you_mean
 from glamor.exploration import epsilon_greedy
-from glamor.run_dir import check_is_run
+from glamor.run_dir import check_is_run, runs_under
 
 
 class AgentBase:
@@ -193,7 +193,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, Config]:
         checkpoint.note_left_aside(path.parent, stacklevel=4)  # as load_latest does for a run directory
     state = checkpoint.load_latest(path, with_replay=False, stacklevel=4) if path.is_dir() else checkpoint.load(path)
     if state is None:
-        if path.is_dir() and any((sub / "config.json").exists() for sub in path.iterdir()):  # a folder of runs
+        if path.is_dir() and runs_under(path):  # a folder of runs (those of glamor compare, too)
             check_is_run(path, "loading an agent")  # (names them)
         raise FileNotFoundError(f"{path} holds no complete checkpoint")
     if not {"model", "config", "model_meta"} <= set(state):

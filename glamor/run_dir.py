@@ -109,6 +109,9 @@ def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:
                               f"holds {shown}): name a new or empty folder, or delete it yourself")
 
 
+RUN_SEARCH_DEPTH = 3  # levels below a folder that an error looks for the runs it holds
+
+
 def check_is_run(run_dir: str | Path, command: str) -> Path:
     """`run_dir` as a Path when it holds a run (its config.json); otherwise a FileNotFoundError
     that says what the path is instead and what `command` takes: a folder that does not exist, a
@@ -123,10 +126,22 @@ def check_is_run(run_dir: str | Path, command: str) -> Path:
         folder = (f"the run's folder, {run_dir.parent}" if (run_dir.parent / "config.json").is_file()
                   else "the folder a run was trained in")
         raise FileNotFoundError(f"{run_dir} is a file, not a run directory: {command} takes {folder}")
-    runs = sorted(e.name for e in run_dir.iterdir() if (e / "config.json").is_file())
+    runs = runs_under(run_dir)
     hint = (f"; it holds the runs {', '.join(runs[:5])}{' ...' if len(runs) > 5 else ''}: name one of them"
             if runs else " (is it a glamor run directory?)")
     raise FileNotFoundError(f"run directory {run_dir} has no config.json{hint}")
+
+
+def runs_under(folder: Path, depth: int = RUN_SEARCH_DEPTH) -> list[str]:
+    """The runs (folders with a config.json) inside `folder`, as paths relative to it, the
+    shallowest first, looked for `depth` levels down: `glamor compare` keeps its runs at
+    RUNS_DIR/ENV/METHOD-SETTING/seedN, three levels below the --runs-dir a user may name."""
+    for level in range(1, depth + 1):
+        found = sorted(str(p.parent.relative_to(folder)) for p in folder.glob("/".join(["*"] * level + ["config.json"]))
+                       if p.is_file())
+        if found:
+            return found
+    return []
 
 
 def settle_start(aside: Path | None) -> None:

@@ -727,3 +727,25 @@ def test_env_kwargs_that_drop_the_presets_own_are_noted(tmp_path, monkeypatch, c
     assert main(["train", *argv, "--set", "device='cpu'", "--run-dir", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert (said in err) if said else "replaces --preset" not in err, err
+
+
+@pytest.mark.parametrize("command", [("eval",), ("train", "--resume")])
+def test_a_compare_runs_dir_names_the_runs_it_holds_further_down(tmp_path, command, capsys):
+    """`glamor compare` keeps its runs at RUNS_DIR/ENV/METHOD-SETTING/seedN: a user who names the
+    --runs-dir or its environment's folder to evaluate a compare run was told "(is it a glamor run
+    directory?)", which names no run; the error lists the runs below, as for a folder of runs."""
+    from glamor.agent import load_agent
+    from glamor.cli import main
+
+    runs = tmp_path / "compare-small"
+    for method in ("glamor-default", "gcsl-default"):
+        (runs / "gridworld" / method / "seed0").mkdir(parents=True)
+        (runs / "gridworld" / method / "seed0" / "config.json").write_text("{}")
+    cases = {runs / "gridworld": "it holds the runs gcsl-default/seed0, glamor-default/seed0: name one of them$",
+             runs: "it holds the runs gridworld/gcsl-default/seed0, gridworld/glamor-default/seed0: name one of them$"}
+    for path, message in cases.items():
+        assert main([*command, str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert re.search(message, err), err
+        with pytest.raises(FileNotFoundError, match=message.rstrip("$")):  # load_agent said "no complete checkpoint"
+            load_agent(path)
