@@ -36,6 +36,22 @@ def _one_torch_thread(request, monkeypatch):
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _cublas_config_left_as_it_was():
+    """A test leaves CUBLAS_WORKSPACE_CONFIG as it found it: train() and evaluate_checkpoint()
+    promise to, and a value a test left behind turns off, for every later test in the session,
+    set_determinism's setting and restoring of it (the branch those tests exercise)."""
+    before = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    yield
+    after = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if after != before:
+        if before is None:  # (the next tests start as this one did)
+            del os.environ["CUBLAS_WORKSPACE_CONFIG"]
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = before
+        pytest.fail(f"the test left CUBLAS_WORKSPACE_CONFIG={after!r} (it was {before!r} before it)")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

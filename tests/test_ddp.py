@@ -550,6 +550,9 @@ def test_a_deterministic_torchrun_process_sets_cublas_config_before_it_starts_cu
         pass
 
     seen = []
+    # (recorded first: monkeypatch.delenv of an unset variable records nothing, and the value setup
+    # sets outlived the test)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
 
     def set_device(i):
         seen.append(os.environ.get("CUBLAS_WORKSPACE_CONFIG"))

@@ -222,6 +222,9 @@ def test_cublas_config_set_after_cuda_started_is_warned_of(monkeypatch):
     from glamor.train import set_determinism
 
     cfg = preset("debug", deterministic=True)
+    # (recorded first: monkeypatch.delenv of an unset variable records nothing, and the value kept
+    # below, when CUDA started after it was set, outlived the test)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
     for started_before, started_after, warned, kept in [(True, True, True, False), (False, True, False, True),
                                                         (False, False, False, False)]:
         monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
@@ -270,7 +273,7 @@ def test_training_and_evaluating_put_back_the_processes_torch_settings(tmp_path,
         seen.append(settings())
         evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
         seen.append(settings())
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":16:8"  # the user's own is kept
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own is kept (not past the test)
         train(cfg, tmp_path / "run2", table=False)
         seen.append(settings())
     finally:
