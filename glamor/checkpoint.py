@@ -138,6 +138,8 @@ def load_rank(run_dir: str | Path, state: dict, rank: int) -> dict:
         raise ValueError(f"{part['path']} is not a rank's part of a glamor checkpoint (it names no replay file)")
     try:
         part["replay"] = load_arrays(run_dir / replay_file)
+    except MemoryError:  # (the machine's, not the file's: no reason to fall back to the checkpoint before)
+        raise
     except Exception as e:  # noqa: BLE001 - zlib.error, BadZipFile (a CRC): named, and a ValueError the ranks agree on
         raise ValueError(f"{part['path']} is unusable: its replay file {replay_file} is unusable "
                          f"({type(e).__name__}: {str(e)[:200]})") from e
@@ -325,7 +327,9 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
     Tries `checkpoint.pt`, then `checkpoint.prev.pt`; a file that fails to load or whose replay
     file is missing is skipped, with a warning when the previous one is used instead. When the
     run has checkpoint files but none loads, raises `UnusableCheckpoints` naming each one's
-    reason. With `with_replay`, the replay arrays are read into `state["replay"]`. Warnings point
+    reason; a MemoryError, the machine's and not a file's, is raised (a fallback would give up the
+    newest checkpoint for an older one that merely fits, and the next save would remove the newest).
+    With `with_replay`, the replay arrays are read into `state["replay"]`. Warnings point
     `stacklevel` frames up (as `warnings.warn`'s: 3, the call of the function that called this one).
     `unusable`: checkpoint files (name: reason) the caller found unusable, skipped as such (a
     torchrun rank's part that does not load, which only that rank reads).
@@ -346,6 +350,8 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
             if with_replay and replay_file:
                 try:
                     state["replay"] = load_arrays(run_dir / replay_file)
+                except MemoryError:
+                    raise
                 except Exception as e:  # noqa: BLE001 - named as the replay's, not the checkpoint's
                     raise ValueError(f"{path} is unusable: its replay file {replay_file} is unusable "
                                      f"({type(e).__name__}: {str(e)[:200]})") from e
@@ -354,6 +360,8 @@ def load_latest(run_dir: str | Path, map_location="cpu", with_replay: bool = Tru
                 raise ValueError(f"{path} is unusable: {', '.join(missing)} missing")
             if with_replay:  # (to resume: the optimiser state is read too)
                 check_optimizer_state(state)
+        except MemoryError:  # the machine's, not the file's: falling back would give up the newest checkpoint
+            raise  # (replaced by the next save) for an older one that merely fits, its replay not yet as large
         except ValueError as e:  # load's own message names the file
             reasons.append(str(e))
             continue

@@ -1019,13 +1019,17 @@ def _checkpoint_of_this_rank(run_dir: Path, rank: int, world: int, retrain_hint:
         distributed.raise_together(error, ValueError("another process could not read its part of the checkpoint"))
         if state is None or world == 1:
             break
-        damaged = None
+        damaged, error = None, None
         if rank > 0:
             try:
                 state = checkpoint.load_rank(run_dir, state, rank)
+            except MemoryError as e:  # the machine's, not the part's: raised on every rank, as rank 0's own is
+                error = e  # (falling back would give up the newest checkpoint, which the next save replaces)
             except Exception as e:  # noqa: BLE001 - any failure is this checkpoint's on every rank (else the
                 damaged = str(e) if isinstance(e, (ValueError, OSError)) else (  # others wait in all_gather)
                     f"rank {rank}'s part of {path} does not load ({type(e).__name__}: {e})")
+        distributed.raise_together(error, MemoryError("another process ran out of memory reading its part of the "
+                                                      "checkpoint (its error is in its output)"))
         damaged = [why for why in distributed.all_gather(damaged) if why]
         if not damaged:
             break

@@ -336,6 +336,47 @@ def test_rank_parts_that_fail_to_load_with_any_error_are_refused_on_every_rank(t
                 f"'glamor_module_that_is_gone'): by another version of numpy, torch or glamor") in said, said
 
 
+def _rank_resume_out_of_memory(rank: int, world: int, port: int, run: str, cache: str) -> None:
+    """Rank `rank` of `glamor train --resume` of `run`, whose rank 1 runs out of memory reading
+    the replay of its part of the newest checkpoint (step 480); each writes the error it stops with."""
+    _as_torchrun_rank(rank, world, port, cache)
+    from glamor import train as T
+
+    if rank == 1:
+        load_arrays = T.checkpoint.load_arrays
+
+        def too_large(path):
+            if os.path.basename(path) == "replay-480-rank1.npz":
+                raise MemoryError("Unable to allocate 40.0 GiB")
+            return load_arrays(path)
+
+        T.checkpoint.load_arrays = too_large
+    try:
+        T.resume(run, table=False)
+        said = "resumed"
+    except Exception as e:  # noqa: BLE001 - written for the test to read
+        said = f"{type(e).__name__}: {e}"
+    with open(os.path.join(run, f"resumed{rank}.txt"), "w") as f:
+        f.write(said)
+
+
+def test_a_rank_that_runs_out_of_memory_reading_its_part_is_not_taken_for_a_damaged_part(tmp_path, torchrun_run):
+    """A MemoryError reading rank 1's part was named a damaged part, and every rank fell back to
+    checkpoint.prev.pt (whose replays, not yet as large, may fit): the resume went on from there
+    and its next save removed the newest checkpoint. It is raised on every rank, as rank 0's own."""
+    import shutil
+
+    run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
+    (run / "eval.json").unlink()
+    ctx = mp.spawn(_rank_resume_out_of_memory, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"]),
+                   nprocs=2, join=False)
+    _join_within(ctx, 120, "a process still waits after a rank ran out of memory reading its part")
+    assert (run / "resumed1.txt").read_text() == "MemoryError: Unable to allocate 40.0 GiB"
+    assert (run / "resumed0.txt").read_text() == ("MemoryError: another process ran out of memory reading its part "
+                                                  "of the checkpoint (its error is in its output)")
+    assert (run / "checkpoint.pt").is_file() and (run / "replay-480-rank1.npz").is_file()
+
+
 def _train_writing_its_error(rank: int, run: str) -> None:
     """`glamor train` of the debug preset in `run` on this rank; the error it stops with goes to
     start<rank>.txt beside the run."""

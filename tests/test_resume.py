@@ -939,3 +939,29 @@ def test_tensorboard_drops_a_row_a_resume_drops_at_its_checkpoints_step_when_no_
     assert [(int(r["env_step"]), r["eval/success_rate"]) for r in rows] == [(10, ""), (20, "0.5")]
     assert _scalars(run, "eval/success_rate") == [(20, 0.5)]
     assert _scalars(run, "losses/total") == [(10, 1.0)]
+
+
+def test_a_checkpoint_that_does_not_fit_in_memory_is_not_fallen_back_past(tmp_path, monkeypatch):
+    """A MemoryError reading the newest checkpoint's replay is the machine's, not the file's: it
+    fell back to checkpoint.prev.pt, whose replay (not yet as large) fits, and the resume went on
+    from there, its next save removing the newest checkpoint (it was taken for unusable)."""
+    import warnings
+
+    replay = {"frames": np.arange(12, dtype=np.uint8).reshape(3, 2, 2)}
+    checkpoint.save_run(tmp_path, {"env_step": 1, "x": 1}, replay)
+    checkpoint.save_run(tmp_path, {"env_step": 2, "x": 2}, replay)
+    checkpoint.save_rank(tmp_path, 1, {"env_step": 2}, replay)
+    load_arrays = checkpoint.load_arrays
+
+    def too_large(path):
+        if os.path.basename(path) in ("replay-2.npz", "replay-2-rank1.npz"):
+            raise MemoryError("Unable to allocate 40.0 GiB")
+        return load_arrays(path)
+
+    monkeypatch.setattr(checkpoint, "load_arrays", too_large)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (not "using checkpoint.prev.pt")
+        with pytest.raises(MemoryError, match="Unable to allocate"):
+            checkpoint.load_latest(tmp_path)
+        with pytest.raises(MemoryError, match="Unable to allocate"):  # a torchrun rank's part alike
+            checkpoint.load_rank(tmp_path, {"rank_files": {1: list(checkpoint.rank_file_names(1, 2))}}, 1)
