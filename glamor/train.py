@@ -157,7 +157,8 @@ def evaluate_checkpoint(run_dir: str | Path, cfg: Config, *, episodes: int | Non
     Returns the eval.json dict (see `evaluate`, which `policies`, `details` and `record` go to)
     with the checkpoint's `env_steps` and `updates`. It writes no files, and leaves torch's random
     states (CPU and GPUs, a seed torch holds back until CUDA starts included), thread count and
-    determinism settings (CUBLAS_WORKSPACE_CONFIG too) as they were.
+    determinism settings (CUBLAS_WORKSPACE_CONFIG too, unless CUDA first started in it: cuBLAS
+    goes on using it, see `set_determinism`) as they were.
     """
     restore_torch = set_determinism(cfg)
     try:
