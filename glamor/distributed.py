@@ -16,7 +16,7 @@ CPUs (`GLAMOR_DIST_BACKEND` overrides); each process uses GPU `LOCAL_RANK` when 
 while rank 0 builds goal sets, evaluates or saves; a failure while setting up, saving or
 loading a checkpoint on one process is raised on all of them (`all_succeeded`), so none waits
 that long for a process that has left, and however a run ends its processes leave together
-(`teardown`, which waits up to a minute for the others).
+(`teardown`, which under gloo waits up to a minute for the others).
 Without torchrun's environment (WORLD_SIZE unset or 1) everything here is a no-op.
 """
 
@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 # The gloo group in which the processes meet before they leave (`teardown`): their own connections,
-# which no other collective uses (under NCCL too: monitored_barrier, bounded, is gloo's), made by `setup`.
+# which no other collective uses, made by `setup` (under gloo only: see there).
 _leaving = None
 LEAVE_TIMEOUT_S = 60.0
 
@@ -72,11 +72,10 @@ def setup(cfg) -> tuple[int, int]:
         # and writes checkpoints while the others wait in a collective: allow for it.
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes()))
     global _leaving
-    if _leaving is None:  # (a collective: every process makes it here)
-        backend = dist.get_backend()
-        if backend != "gloo":  # gloo's start connected the processes: NCCL's is lazy, and a process that came a
-            # minute late would fail to join the group below, whose timeout is the short one of leaving
-            dist.barrier(**({"device_ids": [torch.cuda.current_device()]} if backend == "nccl" else {}))
+    if _leaving is None and dist.get_backend() == "gloo":  # (a collective: every process makes it here)
+        # Only under gloo, whose teardown aborted: under NCCL a second, gloo group would need gloo to
+        # find a network interface between machines (GLOO_SOCKET_IFNAME), which runs that work with
+        # NCCL alone need not have; there teardown leaves as before (after train's barriers).
         _leaving = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))  # (the bound of
         # monitored_barrier's rank 0; the others wait for its answer as long as the group's timeout)
     return dist.get_rank(), dist.get_world_size()
@@ -136,8 +135,8 @@ def raise_together(error: Exception | None, elsewhere: Exception) -> None:
 
 
 def teardown() -> None:
-    """Leave the process group, together: each process first waits, at most LEAVE_TIMEOUT_S, for
-    the others to get here too. A process that tore gloo down while another was still in its last
+    """Leave the process group, together: under gloo each process first waits, at most
+    LEAVE_TIMEOUT_S, for the others to get here too. A process that tore gloo down while another was still in its last
     collective (right after the vote in which they agreed to fail, say the model check before
     DistributedDataParallel) aborted at exit now and then ("terminate called without an active
     exception"). One that does not come (it left already, or goes on alone in a collective after
