@@ -214,6 +214,10 @@ def load(path: str | Path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except (OSError, MemoryError):  # (the disk's or the machine's, not the file's)
         raise
+    except RuntimeError as e:
+        if _out_of_memory(e):  # torch's allocators say so as a RuntimeError: the machine's too
+            raise MemoryError(f"{path}: out of memory loading it (torch.load: {_first_line(e)})") from e
+        raise ValueError(f"{path} is not a glamor checkpoint, or is damaged (torch.load: {_first_line(e)})") from e
     except ImportError as e:  # (numpy 2's pickles name numpy._core, which numpy 1 lacks): not damaged
         raise ValueError(f"{path} was written with a module this Python lacks (torch.load: {_first_line(e)}): "
                          f"by another version of numpy, torch or glamor, or it is not a glamor checkpoint") from e
@@ -224,6 +228,12 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise ValueError(f"{path} is not a glamor checkpoint (it holds a {type(state).__name__}, not a dict)")
     state["path"] = str(path)  # where messages say it came from
     return state
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    """Whether torch raised `error` for want of memory (the CPU allocator's "can't allocate
+    memory", a GPU's OutOfMemoryError), not for the file."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "can't allocate memory" in str(error)
 
 
 def _first_line(error: BaseException) -> str:

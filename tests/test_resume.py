@@ -965,3 +965,28 @@ def test_a_checkpoint_that_does_not_fit_in_memory_is_not_fallen_back_past(tmp_pa
             checkpoint.load_latest(tmp_path)
         with pytest.raises(MemoryError, match="Unable to allocate"):  # a torchrun rank's part alike
             checkpoint.load_rank(tmp_path, {"rank_files": {1: list(checkpoint.rank_file_names(1, 2))}}, 1)
+
+
+def test_torchs_allocator_failing_while_loading_a_checkpoint_is_not_taken_for_damage(tmp_path, monkeypatch):
+    """torch.load's own allocations fail with a RuntimeError ("DefaultCPUAllocator: can't allocate
+    memory"), which was named a damaged checkpoint and fallen back past, as a MemoryError was."""
+    import warnings
+
+    checkpoint.save_run(tmp_path, {"env_step": 1}, {"frames": np.zeros((1, 2), np.uint8)})
+    checkpoint.save_run(tmp_path, {"env_step": 2}, {"frames": np.zeros((1, 2), np.uint8)})
+    torch_load = torch.load
+
+    def allocator_fails(path, *args, **kwargs):
+        if os.path.basename(path) == checkpoint.CHECKPOINT:
+            torch.empty(2**62, dtype=torch.uint8)  # more than any machine has: the allocator's own error
+        return torch_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", allocator_fails)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (not "using checkpoint.prev.pt")
+        with pytest.raises(MemoryError, match=r"out of memory loading it .*can't allocate memory"):
+            checkpoint.load_latest(tmp_path)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("PytorchStreamReader "
+                                                                                           "failed reading zip archive")))
+    with pytest.raises(ValueError, match="is not a glamor checkpoint, or is damaged"):  # a damaged file stays that
+        checkpoint.load(tmp_path / checkpoint.CHECKPOINT)
