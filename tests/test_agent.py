@@ -13,6 +13,18 @@ from glamor.goals import GoalSet
 from glamor.planning import Plan
 
 
+def _closed_loop_example():
+    """examples/closed_loop.py, imported as a module (its main(argv) runs the loop)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
+    spec = importlib.util.spec_from_file_location("closed_loop", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return example
+
+
 def test_closed_loop_acts_with_first_action_and_stops_on_single_action_plans():
     m = tiny_model(num_actions=3)
     agent = Agent(m, width=27, backend="reference")
@@ -439,10 +451,8 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
     """examples/closed_loop.py (a user's own loop) takes the same steps and gets the same verdicts
     as glamor.evaluate.run_episodes on the goals the environment draws at those seeds (the
     sampling planner too: both loops key each step's draws by episode * k + step)."""
-    import importlib.util
     import subprocess
     import sys
-    from pathlib import Path
 
     import torch
 
@@ -453,10 +463,8 @@ def test_closed_loop_example_reaches_what_the_evaluator_reaches(tmp_path, planne
             p.normal_(0, 1.0)
         tr.model.idm.head.bias[tr.model.num_actions] += 4.0  # END
     tr.save()
-    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
-    spec = importlib.util.spec_from_file_location("closed_loop", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = _closed_loop_example()
+    path = example.__file__
     cfg, seeds = tr.cfg, [10_000, 10_001, 10_002, 10_003]
     env = make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
     agent = Agent.load(tmp_path, planner=planner)
@@ -488,7 +496,6 @@ def test_closed_loop_example_judges_with_the_runs_label_ranges(tmp_path, monkeyp
     judged success with the placeholder ranges its __init__ declares (ones for the puck: a 0.1
     tolerance where the evaluator's estimate gives about 0.07), so its verdicts were not the
     evaluator's."""
-    import importlib.util
     from pathlib import Path
 
     import glamor.envs
@@ -498,9 +505,7 @@ def test_closed_loop_example_judges_with_the_runs_label_ranges(tmp_path, monkeyp
     monkeypatch.syspath_prepend(str(examples))
     cfg = preset("debug", env_id="puck_env:Puck-v0", env_kwargs={}, progress=False, learning_starts=0)
     saved_run(tmp_path, cfg)
-    spec = importlib.util.spec_from_file_location("closed_loop", examples / "closed_loop.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = _closed_loop_example()
     made, real_make = [], glamor.envs.make
     monkeypatch.setattr(glamor.envs, "make", lambda *a, **kw: made.append(real_make(*a, **kw)) or made[-1])
     assert example.main([str(tmp_path), "--episodes", "1"]) == 0
@@ -513,14 +518,9 @@ def test_closed_loop_example_judges_with_the_runs_label_ranges(tmp_path, monkeyp
 
 def test_closed_loop_example_names_a_negative_first_seed(tmp_path, capsys):
     """--first-seed -1 ended in gymnasium's traceback at the first reset."""
-    import importlib.util
-    from pathlib import Path
 
     saved_run(tmp_path)
-    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
-    spec = importlib.util.spec_from_file_location("closed_loop", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = _closed_loop_example()
     with pytest.raises(SystemExit) as e:
         example.main([str(tmp_path), "--first-seed", "-1"])
     assert e.value.code == 2 and "--first-seed must be >= 0, got -1" in capsys.readouterr().err
@@ -602,16 +602,11 @@ def test_an_empty_batch_acts_with_an_empty_list_of_keys():
 def test_closed_loop_example_says_when_the_environment_ended_an_episode(tmp_path, monkeypatch, capsys):
     """An environment that ends an episode early (an Atari life loss, a Control task's termination)
     was reported as '2 steps, used every step': the agent neither stopped nor used the k steps."""
-    import importlib.util
-    from pathlib import Path
 
     import glamor.envs
 
     saved_run(tmp_path)
-    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
-    spec = importlib.util.spec_from_file_location("closed_loop", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = _closed_loop_example()
     real_make = glamor.envs.make
 
     def make_ending(*args, **kwargs):  # the environment ends every episode after its second step
@@ -784,8 +779,6 @@ def test_threads_that_build_networks_at_once_leave_a_float64_default_as_it_was()
 def test_closed_loop_example_names_an_environment_it_cannot_build(tmp_path, capsys):
     """A run on an environment of your own, looped without its module on PYTHONPATH: the example
     stops with the reason (put the module on PYTHONPATH), as glamor eval does, not a traceback."""
-    import importlib.util
-    from pathlib import Path
 
     import torch
 
@@ -793,10 +786,7 @@ def test_closed_loop_example_names_an_environment_it_cannot_build(tmp_path, caps
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     state["config"] = {**state["config"], "env_id": "glamor_not_a_module_xyz:Thing-v0", "env_kwargs": {}}
     torch.save(state, tmp_path / "checkpoint.pt")
-    path = Path(__file__).resolve().parents[1] / "examples" / "closed_loop.py"
-    spec = importlib.util.spec_from_file_location("closed_loop", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = _closed_loop_example()
     with pytest.raises(SystemExit) as e:
         example.main([str(tmp_path), "--episodes", "1"])
     assert e.value.code == 2

@@ -277,6 +277,16 @@ def test_a_rank_part_that_does_not_load_sends_every_rank_back_to_the_checkpoint_
     assert checkpoint.load(run / checkpoint.PREVIOUS)["env_step"] == 384  # the damaged one is not kept
 
 
+def _resumed_refusals(run: Path, within: float, hangs: str) -> list[str]:
+    """What each of two torchrun processes resuming `run` (its eval.json removed, so a resume
+    trains) wrote as the error it stopped with, once both ended (within `within` s, else `hangs`)."""
+    (run / "eval.json").unlink()
+    ctx = mp.spawn(_rank_run, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"], True, 0), nprocs=2,
+                   join=False)
+    _join_within(ctx, within, hangs)
+    return [(run / f"refused{rank}.txt").read_text() for rank in (0, 1)]
+
+
 def test_rank_parts_of_both_checkpoints_that_do_not_load_are_refused_on_every_rank(tmp_path, torchrun_run):
     import shutil
 
@@ -285,12 +295,7 @@ def test_rank_parts_of_both_checkpoints_that_do_not_load_are_refused_on_every_ra
     run = Path(shutil.copytree(torchrun_run, tmp_path / "run"))
     for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS):
         (run / checkpoint.load(run / name)["rank_files"][1][0]).write_bytes(b"not a checkpoint")
-    (run / "eval.json").unlink()
-    ctx = mp.spawn(_rank_run, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"], True, 0), nprocs=2,
-                   join=False)
-    _join_within(ctx, 240, "a process still waits after the ranks' parts failed to load")
-    for rank in (0, 1):
-        said = (run / f"refused{rank}.txt").read_text()
+    for said in _resumed_refusals(run, 240, "a process still waits after the ranks' parts failed to load"):
         assert said.startswith(f"{run} has checkpoints but none loads ({run}/rank1-480.pt is not a glamor "
                                f"checkpoint, or is damaged"), said
         assert f"{run}/rank1-384.pt is not a glamor checkpoint" in said and "refusing to start over" in said
@@ -324,12 +329,7 @@ def test_rank_parts_that_fail_to_load_with_any_error_are_refused_on_every_rank(t
     newest, before = (checkpoint.load(run / name) for name in (checkpoint.CHECKPOINT, checkpoint.PREVIOUS))
     torch.save({"env_step": 480}, run / newest["rank_files"][1][0])
     _save_naming_a_module_that_is_gone({"env_step": 384}, run / before["rank_files"][1][0])
-    (run / "eval.json").unlink()
-    ctx = mp.spawn(_rank_run, args=(2, _free_port(), str(run), os.environ["GLAMOR_CACHE"], True, 0), nprocs=2,
-                   join=False)
-    _join_within(ctx, 120, "a process still waits after a rank's part failed to load")
-    for rank in (0, 1):
-        said = (run / f"refused{rank}.txt").read_text()
+    for said in _resumed_refusals(run, 120, "a process still waits after a rank's part failed to load"):
         assert said.startswith(f"{run} has checkpoints but none loads ({run}/rank1-480.pt is not a rank's part of "
                                f"a glamor checkpoint (it names no replay file)"), said
         assert (f"{run}/rank1-384.pt was written with a module this Python lacks (torch.load: No module named "
