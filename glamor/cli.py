@@ -578,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         # OSError: a full disk, a read-only folder; ImportError: a simulator that is not installed;
         # NotImplementedError: a GoalEnv method one's own environment lacks;
         # EnvironmentUnavailable: no headless rendering, an environment that keeps crashing
-        print(f"glamor {args.command}: error: {e}{_raised_where(e)}", file=sys.stderr)
+        hint = getattr(e, "hint", None)  # (what to do next, where the error came with one)
+        print(f"glamor {args.command}: error: {e}{_raised_where(e)}{f'; {hint}' if hint else ''}", file=sys.stderr)
         return 2
     except TrainingInterrupted as e:  # a checkpoint was written first
         print(f"glamor {args.command}: {e}", file=sys.stderr)

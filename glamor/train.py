@@ -220,6 +220,13 @@ class _Loss(torch.nn.Module):
         return self.model.loss(obs, goal, targets)
 
 
+def _add_hint(error: BaseException, hint: str) -> None:
+    """What to do next, for `glamor`'s one-line error (`error.hint`) and a traceback (a note)."""
+    error.hint = hint
+    if hasattr(error, "add_note"):  # (Python 3.11+)
+        error.add_note(hint)
+
+
 def _next_multiple(step: int, every: int) -> int:
     """The first multiple of `every` past `step` (when the next evaluation or snapshot is due)."""
     return (step // every + 1) * every
@@ -691,6 +698,10 @@ class Trainer:
                 except EvaluationStopped:
                     raise TrainingInterrupted(stop.signum, self.env_step, self.run_dir,
                                               continue_with=self.resume_command(), final_evaluation=True) from None
+                except Exception as e:  # (an environment's error): the training is not lost with it
+                    _add_hint(e, f"the training is finished and saved in {self.run_dir}; once that is mended, "
+                                 f"`{self.resume_command()}` evaluates it")
+                    raise
             results.update(env_steps=self.env_step, updates=self.updates)
             write_results(self.run_dir, results)  # first: if it fails, the resume evaluates again and logs
             logger.log(self.env_step, eval_metrics(results))  # (TensorBoard keeps a step's points: one each)

@@ -749,3 +749,24 @@ def test_a_compare_runs_dir_names_the_runs_it_holds_further_down(tmp_path, comma
         assert re.search(message, err), err
         with pytest.raises(FileNotFoundError, match=message.rstrip("$")):  # load_agent said "no complete checkpoint"
             load_agent(path)
+
+
+def test_an_error_in_the_final_evaluation_says_the_training_is_saved_and_names_the_resume(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """An environment's error in the final evaluation (after minutes or hours of training) printed
+    only the error, as if the run were lost: the training is saved, and its resume evaluates."""
+    from glamor import cli
+    from glamor import evaluate as evaluation
+
+    def broken(*args):  # the random policy's draws: the final evaluation's last policy
+        raise ValueError("the environment broke")
+
+    monkeypatch.setattr(evaluation, "random_actions", broken)
+    run = tmp_path / "r"
+    assert cli.main(["train", "--preset", "debug", "--run-dir", str(run), "--total-env-steps", "48",
+                     "--set", "progress=false", "--set", "eval_every=0", "--set", "eval_episodes=2"]) == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith("glamor train: error: the environment broke"), said
+    assert said.endswith(f"; the training is finished and saved in {run}; once that is mended, "
+                         f"`glamor train --resume {run}` evaluates it"), said
+    assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 48
