@@ -380,7 +380,8 @@ def _evaluate_run(args, run_dir: Path) -> int:
         print(f"note: {run_dir} is unfinished: these are the results of its newest checkpoint, of environment "
               f"step {results['env_steps']:,} of {cfg.total_env_steps:,}; `glamor train --resume {run_dir}` "
               f"trains it on", file=sys.stderr)
-    print(f"wrote {written['table']}, {written['plot']} and {len(written['videos'])} video(s) in {out_dir / 'videos'}")
+    videos = f"{len(written['videos'])} video(s) in {out_dir / 'videos'}" if written["videos"] else "no videos"
+    print(f"wrote {written['table']}, {written['plot']} and {videos}")
     return 0
 
 

@@ -113,6 +113,7 @@ def test_cli_end_to_end(tmp_path):
     assert json.loads((run / "eval.json").read_text())["planner"]["width"] != 3  # the run's own results stay
     assert (run / "eval_goals.csv").read_text() == own_table  # and its own reports
     assert len(list((run / "eval-plan_width=3" / "videos").glob("*.gif"))) == 2
+    assert f"2 video(s) in {run / 'eval-plan_width=3' / 'videos'}" in out.stdout
     assert (run / "eval-plan_width=3" / "success.png").exists()
     out = _cli("eval", str(run), "--episodes", "4", "--videos", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -120,6 +121,8 @@ def test_cli_end_to_end(tmp_path):
     out = _cli("eval", str(run), "--episodes", "6", "--videos", "0", cwd=tmp_path)  # another goal count: its own file
     assert out.returncode == 0, out.stderr
     assert json.loads((run / "eval-eval_episodes=6.json").read_text())["episodes"] == 6
+    assert out.stdout.rstrip().endswith("and no videos")  # (not '0 video(s) in' a folder it did not make)
+    assert not (run / "eval-eval_episodes=6" / "videos").exists()
     assert json.loads((run / "eval.json").read_text())["episodes"] == 4
     out = _cli("envs", cwd=tmp_path)
     assert "glamor/GridWorld-v0" in out.stdout.split() and "glamor/GridWorldBox-v0" in out.stdout.split()
