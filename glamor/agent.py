@@ -105,8 +105,18 @@ class Agent(AgentBase):
     def model_class(cls) -> type:
         return GlamorModel
 
-    def plan(self, obs, goal, horizon: int, keys=None) -> Plan:
-        """Best plans (P of them) of at most `horizon` actions. `keys`: see `act`."""
+    def _horizon(self, horizon: int | None, caller: str) -> int:
+        """`horizon`, or the agent's default one when None (ValueError where it has none)."""
+        if horizon is None:
+            if self.horizon is None:
+                raise ValueError(f"{caller}() needs a horizon (this agent has no default one)")
+            horizon = self.horizon
+        return horizon
+
+    def plan(self, obs, goal, horizon: int | None = None, keys=None) -> Plan:
+        """Best plans (P of them) of at most `horizon` actions (default: the agent's `horizon`, as
+        for `act`). `keys`: see `act`."""
+        horizon = self._horizon(horizon, "plan")
         horizon = planning.check_plan_args(horizon, self.width, self.gamma, self.clip_logq)[0]  # before any encoder runs
         if self.method == "beam":
             planning.check_beam_width(self.num_actions, horizon, self.width)
@@ -151,20 +161,18 @@ class Agent(AgentBase):
             actions int64 (P,), stop bool (P,); for one observation, an int and a bool.
         """
         obs, goal, keys, single = self._as_batch(obs, goal, keys)
-        if horizon is None:
-            if self.horizon is None:
-                raise ValueError("act() needs a horizon (this agent has no default one)")
-            horizon = self.horizon
-        p = planning.on_host(self.plan(obs, goal, horizon, keys))
+        p = planning.on_host(self.plan(obs, goal, self._horizon(horizon, "act"), keys))
         actions, stop = p.actions[:, 0].numpy(), (p.lengths == 1).numpy()
         return (int(actions[0]), bool(stop[0])) if single else (actions, stop)
 
-    def open_loop(self, obs, goal, horizon: int) -> np.ndarray:
-        """Open loop: plans of `horizon` steps, padded with random actions.
+    def open_loop(self, obs, goal, horizon: int | None = None) -> np.ndarray:
+        """Open loop: plans of `horizon` steps (default: the agent's `horizon`, as for `act`),
+        padded with random actions.
 
         Returns:
             int64 (P, horizon): the plan's actions, then uniform random actions.
         """
+        horizon = self._horizon(horizon, "open_loop")
         actions = planning.on_host(self.plan(obs, goal, horizon)).actions.numpy()
         random = self.rng.integers(self.num_actions, size=actions.shape)
         return np.where(actions >= 0, actions, random)

@@ -35,6 +35,23 @@ def test_closed_loop_acts_with_first_action_and_stops_on_single_action_plans():
     assert stop.tolist() == (plan.lengths == 1).tolist()
 
 
+def test_plan_and_open_loop_default_to_the_agents_horizon_as_act_does():
+    """act(obs, goal) planned at the agent's horizon while plan and open_loop required one."""
+    m = tiny_model(num_actions=3)
+    obs, goal = random_images(2, 2, (24, 24)).numpy(), random_images(2, 1, (24, 24), 1).numpy()
+    agent = Agent(m, width=9, backend="reference", horizon=4)
+    plan = agent.plan(obs, goal)
+    want = agent.plan(obs, goal, horizon=4)
+    assert plan.actions.shape == (2, 4) and torch.equal(plan.actions, want.actions)
+    assert torch.equal(plan.lengths, want.lengths)
+    assert agent.open_loop(obs, goal).shape == (2, 4) and agent.act(obs, goal)[0].tolist() == want.actions[:, 0].tolist()
+    assert agent.plan(obs, goal, horizon=2).actions.shape == (2, 2)  # (a given one still wins)
+    bare = Agent(m, width=9, backend="reference")
+    for call in (bare.plan, bare.open_loop, bare.act):
+        with pytest.raises(ValueError, match=rf"{call.__name__}\(\) needs a horizon \(this agent has no default one\)"):
+            call(obs, goal)
+
+
 def test_open_loop_pads_plans_with_random_actions():
     m = tiny_model(num_actions=3)
     agent = Agent(m, width=9, backend="reference")
