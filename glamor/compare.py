@@ -528,8 +528,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
 
 @contextlib.contextmanager
 def _continues_with(command: str):
-    """A Ctrl-C outside a run's training (a sweep, a final evaluation) names the command that
-    goes on, as a training stop does (its TrainingInterrupted names it itself)."""
+    """A Ctrl-C outside a run's training and final evaluation (a sweep; a second Ctrl-C) names
+    the command that goes on, as their own stop does (its TrainingInterrupted names it itself)."""
     try:
         yield
     except TrainingInterrupted:
