@@ -4,7 +4,7 @@
 // (see simd.h). The arithmetic follows the reference (glamor/planning/reference.py):
 // gates = table row + h W_hh^T, c = sig(f) c + sig(i) tanh(g), h = sig(o) tanh(c),
 // logits = h head^T + bias, log-softmax = (x - max) - log(sum exp(x - max)); the gate rows of
-// W_hh and of the table come pre-scaled by -log2(e) (g: -2 log2(e)), see vsigmoid_log2_n.
+// W_hh and of the table come pre-scaled by -log2(e) (g: -2 log2(e)), see kNegLog2e in simd.h.
 
 // ---- LSTM step: register-tiled (R rows x the four gates of W units) GEMM over k < H, -----
 // ---- then the gate non-linearities on the tile while it is still in registers ---------------
@@ -36,8 +36,8 @@ static inline void lstm_tile(const Net& net, const Rows& rw, int m, int r, int u
       acc[i][3] = V::fma(x, b3, acc[i][3]);
     }
   }
-  // Gate pre-activations, in units of -log2(e) (g: -2 log2(e)); then the four sigmoids
-  // (for g: sigmoid(2g), as tanh(g) = 2 sigmoid(2g) - 1).
+  // Gate pre-activations, in units of -log2(e) (g: -2 log2(e)); then 2**z of each, and from
+  // it the sigmoids of i, f, o and tanh(g) (vtanh_from_exp2).
   V::F z[R * 4];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
@@ -45,13 +45,15 @@ static inline void lstm_tile(const Net& net, const Rows& rw, int m, int r, int u
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) z[4 * i + q] = V::add(V::load(g + q * W), acc[i][q]);
   }
-  vsigmoid_log2_n<R * 4>(z);
+  vexp2_n<R * 4>(z);
+#pragma GCC unroll 32
+  for (int q = 0; q < R * 4; ++q)
+    z[q] = q % 4 == 2 ? vtanh_from_exp2(z[q]) : V::recip(V::add(V::set1(1.0f), z[q]));
   V::F c[R];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
     const V::F c_in = V::load(rw.c_in[m] + static_cast<std::size_t>(rw.src[r + i]) * ld + ub * W);
-    const V::F tanh_g = V::fma(V::set1(2.0f), z[4 * i + 2], V::set1(-1.0f));
-    c[i] = V::add(V::mul(z[4 * i + 1], c_in), V::mul(z[4 * i], tanh_g));
+    c[i] = V::add(V::mul(z[4 * i + 1], c_in), V::mul(z[4 * i], z[4 * i + 2]));
     V::store(rw.c_out[m] + static_cast<std::size_t>(r + i) * ld + ub * W, c[i]);
   }
   vtanh_n<R>(c);

@@ -260,20 +260,20 @@ static inline void vexp2_n(V::F* x) {
 // sigmoid(x) = 1 / (1 + 2**z) with z = -log2(e) x needs no scaling here.
 constexpr float kNegLog2e = -1.4426950408889634f;
 
-// In place: z -> 1 / (1 + 2**z).
-template <int N>
-static inline void vsigmoid_log2_n(V::F* z) {
-  vexp2_n<N>(z);
-#pragma GCC unroll 32
-  for (int q = 0; q < N; ++q) z[q] = V::recip(V::add(V::set1(1.0f), z[q]));
+// tanh from e = 2**z with z = -2 log2(e) x: (1 - e) / (1 + e). Not 2 / (1 + e) - 1: that
+// gives tanh(0) = 2 recip(2) - 1, which is not 0 where recip is approximate (AVX2: -6e-8), and
+// a zero LSTM state (c = sig(i) tanh(0)) would then be read through large weights as noise.
+// Here e = 1 gives exactly 0 (absolute error a few 1e-8 elsewhere, as before).
+static inline V::F vtanh_from_exp2(V::F e) {
+  return V::mul(V::sub(V::set1(1.0f), e), V::recip(V::add(V::set1(1.0f), e)));
 }
 
-// In place: x -> tanh(x) = 2 sigmoid(2x) - 1 (absolute error a few 1e-8).
+// In place: x -> tanh(x).
 template <int N>
 static inline void vtanh_n(V::F* x) {
 #pragma GCC unroll 32
   for (int q = 0; q < N; ++q) x[q] = V::mul(x[q], V::set1(2.0f * kNegLog2e));
-  vsigmoid_log2_n<N>(x);
+  vexp2_n<N>(x);
 #pragma GCC unroll 32
-  for (int q = 0; q < N; ++q) x[q] = V::fma(V::set1(2.0f), x[q], V::set1(-1.0f));
+  for (int q = 0; q < N; ++q) x[q] = vtanh_from_exp2(x[q]);
 }

@@ -122,7 +122,8 @@ struct Net {
 
 __device__ __forceinline__ float sigmoidf_(float x) { return __frcp_rn(1.0f + __expf(-x)); }
 
-// tanh(x) = 2 sigmoid(2x) - 1, as the CPU kernels compute it
+// tanh(x) = 2 sigmoid(2x) - 1; exactly 0 at 0 here (__expf(0) = 1 and an IEEE reciprocal), as the
+// CPU kernels' (1 - e) / (1 + e) is (simd.h)
 __device__ __forceinline__ float tanhf_(float x) { return fmaf(2.0f, sigmoidf_(2.0f * x), -1.0f); }
 
 template <int G>

@@ -156,6 +156,26 @@ def test_ties_go_to_the_lowest_index():
     )
 
 
+def test_a_zero_lstm_state_stays_exactly_zero(isa):
+    """A zero state with zero gate pre-activations: c = sig(f) 0 + sig(i) tanh(0) = 0 and h = 0
+    exactly, so the logits are the bias alone whatever the head weights. The AVX2 kernels
+    computed tanh(0) as 2 recip(2) - 1 = -6e-8 (an approximate reciprocal), and head weights of
+    1e9 read that as logits in the tens: scores off by up to 400 and other plans than the
+    reference's. (1 - e) / (1 + e) gives 0 exactly on every instruction set."""
+    M, P, n, H = 2, 2, 3, 16
+    g = torch.Generator().manual_seed(5)
+    zeros = torch.zeros
+    head_w = torch.randn(M, n + 2, H, generator=g) * 1e9
+    head_b = torch.randn(M, n + 2, generator=g)
+    inp = PlanningInputs(gate_table=zeros(M, P, n + 1, 4 * H), h0=zeros(M, P, H), c0=zeros(M, P, H),
+                         w_hh=zeros(M, 4 * H, H), head_w=head_w, head_b=head_b)
+    actions, lengths = random_sequences(P, 8, 4, n, seed=5)
+    native = ops.score_plans(inp, actions, lengths, 0.9, None)
+    assert_scores_close(native, reference.score_plans(inp, actions, lengths, 0.9, None))
+    assert_plans_equal(ops.beam_search(inp, 8, 4, 0.9, None), reference.beam_search(inp, 8, 4, 0.9, None))
+    assert_plans_equal(ops.sample_plans(inp, 8, 4, 1, 0.9, None), reference.sample_plans(inp, 8, 4, 1, 0.9, None))
+
+
 @pytest.mark.parametrize("op", ["sample", "beam", "score"])
 def test_results_do_not_depend_on_threads(op):
     inp = random_inputs(2, 3, 6, 24, seed=4)
