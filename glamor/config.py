@@ -79,7 +79,9 @@ class Config:
     plan_width: int = 200
     """Candidates per plan (samples, or beam width)."""
     use_prior: bool = True
-    """Divide by the action prior in the plan score (the paper's Bayes argument)."""
+    """Divide by the action prior in the plan score (the paper's Bayes argument): how the training
+    agent collects and how `Agent.load` plans. Evaluation reports both, whatever this is:
+    success_rate with the prior, success_rate_no_prior without."""
     gamma: float = 0.99
     """Per-token discount in the plan score: favours short plans."""
     clip_logq: float | None = None

@@ -207,3 +207,23 @@ def test_eval_of_a_weights_only_checkpoint_is_refused_before_it_evaluates(tmp_pa
     err = capsys.readouterr().err
     assert "checkpoint.pt was written before resumable checkpoints" in err and "glamor.Agent.load" in err, err
     assert not (tmp_path / "eval.json").exists()
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_success_rate_is_the_planner_with_the_prior_whatever_the_runs_use_prior(monkeypatch, use_prior):
+    """eval.json's success_rate is GLAMOR with the prior and success_rate_no_prior without it,
+    also for a run trained with use_prior=False (README, the run directory; Config.use_prior):
+    the run's setting chooses how it collects, not which agent the headline reports."""
+    import glamor.evaluate as evaluate_module
+    from glamor.config import preset
+    from glamor.evaluate import EpisodeResults
+
+    def fake(envs, goals, agent_, **kwargs):  # 3 of 4 goals with the prior, 1 without, 0 random
+        wins = 0 if agent_ is None else 3 if agent_.use_prior else 1
+        return EpisodeResults(np.arange(4) < wins, np.full(4, K), np.zeros(4))
+
+    monkeypatch.setattr(evaluate_module, "run_episodes", fake)
+    model = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8)
+    cfg = preset("debug", progress=False, use_prior=use_prior)
+    out = evaluate_module.evaluate(model, cfg, [make(ENV, K)], {"eval": goal_set()}, progress=False)
+    assert (out["success_rate"], out["success_rate_no_prior"], out["random_success_rate"]) == (0.75, 0.25, 0.0)
