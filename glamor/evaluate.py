@@ -214,7 +214,7 @@ def evaluate(model, cfg, envs: list[GoalEnv], goal_sets: dict[str, GoalSet], *, 
         if cfg.algo == "gcsl":
             out["policy"] = dict(act=cfg.gcsl_act, time_conditioned=cfg.gcsl_time)
         else:
-            out["planner"] = dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma)
+            out["planner"] = dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma, clip_logq=cfg.clip_logq)
     finally:
         model.train(was_training)
     return out

@@ -227,3 +227,19 @@ def test_success_rate_is_the_planner_with_the_prior_whatever_the_runs_use_prior(
     cfg = preset("debug", progress=False, use_prior=use_prior)
     out = evaluate_module.evaluate(model, cfg, [make(ENV, K)], {"eval": goal_set()}, progress=False)
     assert (out["success_rate"], out["success_rate_no_prior"], out["random_success_rate"]) == (0.75, 0.25, 0.0)
+
+
+@pytest.mark.parametrize("clip", [None, -2.5])
+def test_eval_json_names_the_planners_clip(monkeypatch, clip):
+    """eval.json's planner block records clip_logq with method, width and gamma: an evaluation
+    with a clip (`glamor eval --set clip_logq=-2.5`) planned otherwise than one without."""
+    import glamor.evaluate as evaluate_module
+    from glamor.config import preset
+    from glamor.evaluate import EpisodeResults
+
+    monkeypatch.setattr(evaluate_module, "run_episodes",
+                        lambda envs, goals, agent_, **kw: EpisodeResults(np.ones(4, bool), np.full(4, K), np.zeros(4)))
+    model = GlamorModel(4, 1, (22, 22), (4, 8), 16, 16, 8)
+    cfg = preset("debug", progress=False, clip_logq=clip)
+    out = evaluate_module.evaluate(model, cfg, [make(ENV, K)], {"eval": goal_set()}, progress=False)
+    assert out["planner"] == dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma, clip_logq=clip)
