@@ -7,7 +7,8 @@ seeded by the preset's `eval_seed`, on one environment (the draws are keyed by g
 `glamor eval` of a run with the preset's settings gets the same random rate, whatever its
 `eval_batch`). It reports the success rate
 with its Wilson interval and the median label distance (max over labels of |label - goal| / range;
-success is a distance of at most 0.1).
+success is a distance of at most the environment's success_tolerance: the spec's 0.1, half a cell
+on gridworlds above size 11).
 
 A GLAMOR run beats random on a suite when its interval lies above the random one; the table
 helps choose environments where that is a real test (a low random rate).

@@ -1,7 +1,8 @@
 """Evaluation reports a person can look at, written by `glamor eval RUN_DIR`:
 
 - `eval_goals.csv`: one row per goal set, policy and goal: goal id, success, steps used and the
-  label distance (max over labels of |label - goal| / range; success is every label within 0.1);
+  label distance (max over labels of |label - goal| / range; success is every label within the
+  environment's success_tolerance: 0.1, the spec's, except half a cell on gridworlds above size 11);
 - `success.png`: success rate against environment steps, drawn with pillow: the lines are the
   run's own evaluations, metrics.csv's eval/ columns, with the evaluation just run in place of the
   one at its step; an evaluation of other settings (`glamor eval --set ...`, `--episodes N`)
