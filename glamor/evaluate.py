@@ -58,14 +58,20 @@ class EpisodeResults:
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion (95% for z = 1.96)."""
+    """The Wilson score interval of a binomial proportion (95% for z = 1.96). Its bounds are
+    exactly 0 with no success and exactly 1 with all successes, as the formula's are (rounding
+    gave 0.9999999999999999 at 100% success of 6, 21, 200... episodes, and 2.8e-17 at 0 of 11)."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n={n}, got {successes}")
     if n == 0:
         return (0.0, 1.0)
     p = successes / n
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    lo = 0.0 if successes == 0 else max(0.0, center - half)
+    hi = 1.0 if successes == n else min(1.0, center + half)
+    return (lo, hi)
 
 
 def default_policies(cfg) -> tuple[str, ...]:

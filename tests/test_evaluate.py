@@ -4,13 +4,15 @@ convolutions may still round by batch size elsewhere: see the README)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from glamor.agent import Agent
 from glamor.envs import make
-from glamor.evaluate import random_actions, run_episodes
+from glamor.evaluate import random_actions, run_episodes, wilson_interval
 from glamor.gcsl import GCSLAgent, GCSLPolicy
 from glamor.goals import GoalSet
 from glamor.model import GlamorModel
@@ -243,3 +245,19 @@ def test_eval_json_names_the_planners_clip(monkeypatch, clip):
     cfg = preset("debug", progress=False, clip_logq=clip)
     out = evaluate_module.evaluate(model, cfg, [make(ENV, K)], {"eval": goal_set()}, progress=False)
     assert out["planner"] == dict(method=cfg.planner, width=cfg.plan_width, gamma=cfg.gamma, clip_logq=clip)
+
+
+def test_wilson_bounds_are_exact_at_no_and_all_successes():
+    """Closed forms: 0 of n gives [0, z^2 / (n + z^2)], n of n gives [n / (n + z^2), 1]; the
+    rounding of the general formula gave 0.9999999999999999 as the upper bound at 100% success
+    of 200 episodes (the evaluations' default), and a lower bound above 0 at 0 of 11."""
+    z2 = 1.96 ** 2
+    for n in range(1, 301):
+        assert wilson_interval(0, n) == (0.0, pytest.approx(z2 / (n + z2), abs=1e-12))
+        assert wilson_interval(n, n) == (pytest.approx(n / (n + z2), abs=1e-12), 1.0)
+    # 1 of 2: centre 1/2, half 1.96 * sqrt(1/8 + z^2/16) / (1 + z^2/2)
+    half = 1.96 * math.sqrt(1 / 8 + z2 / 16) / (1 + z2 / 2)
+    assert wilson_interval(1, 2) == (pytest.approx(0.5 - half, abs=1e-12), pytest.approx(0.5 + half, abs=1e-12))
+    for bad in ((-1, 5), (6, 5)):
+        with pytest.raises(ValueError, match="successes must be between 0 and n"):
+            wilson_interval(*bad)
