@@ -33,7 +33,9 @@ to run) and replaced whole: `OUT.md` (the tables), `OUT.png` (success against en
 for each method, and success against planner width) and `OUT.json` (the numbers); a compare
 killed while it wrote them leaves its temporaries (.OUT.md.PID.tmp), which the next compare with
 that --out removes. Success rates
-are means over seeds with a 95% Student-t interval over the seeds' success rates. An environment
+are means over seeds with a 95% Student-t interval over the seeds' success rates (with one seed,
+in the tables: that run's own Wilson interval over its goals; the curves over training, whose
+evaluations keep only their rates, then have none). An environment
 is named by its preset, and by the environment its runs trained on when `--set env_id=ID` gives
 another ("atari with env_id=ID"; OUT.json: each summary's `env_id`).
 
@@ -321,6 +323,8 @@ def summarize(env: str, runs: dict, sweeps: dict, env_id: str | None = None) -> 
     for planner, width in sorted({(p, w) for p, w, _ in sweeps}):
         rows = [sweeps[(p, w, s)]["sets"]["eval"]["glamor"] for p, w, s in sorted(sweeps) if (p, w) == (planner, width)]
         mean, lo, hi = seed_interval([r["success_rate"] for r in rows])
+        if len(rows) == 1:  # one seed: the sweep's own Wilson interval over its goals, as the methods' rows
+            lo, hi = rows[0]["ci95"]
         out["sweep"].append(dict(planner=planner, width=width, success_rate=mean, ci95=[lo, hi],
                                  per_seed=[r["success_rate"] for r in rows], episodes=rows[0]["episodes"],
                                  mean_steps=sum(r["mean_steps"] for r in rows) / len(rows),
@@ -369,7 +373,9 @@ def markdown(summaries: list[dict], header: str) -> str:
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if s["sweep"]:
             lines += ["", "Planning compute (GLAMOR with the prior, one trained run per seed, evaluated again):", "",
-                      "| planner | width | success | 95% CI over seeds | per seed | mean steps used | plans/s | goals |",
+                      "| planner | width | success | "
+                      + ("95% CI (Wilson, over goals: one seed)" if s.get("one_seed") else "95% CI over seeds")
+                      + " | per seed | mean steps used | plans/s | goals |",
                       "|---|---|---|---|---|---|---|---|"]
             for r in s["sweep"]:
                 per = ", ".join(f"{v:.3f}" for v in r["per_seed"])
@@ -382,7 +388,8 @@ def markdown(summaries: list[dict], header: str) -> str:
 # ---- plot -------------------------------------------------------------------------------------
 def plot(summaries: list[dict], path: Path) -> None:
     """One row per environment: success against env steps (left) and against planner width
-    (right, log scale), with 95% intervals over seeds as vertical bars; drawn with pillow."""
+    (right, log scale), with 95% intervals over seeds as vertical bars (one seed: the sweep's
+    Wilson intervals over its goals, the curves none); drawn with pillow."""
     from PIL import Image, ImageDraw, ImageFont
 
     PW, PH, left, right, top, bottom = 520, 380, 56, 16, 40, 86
@@ -434,7 +441,8 @@ def plot(summaries: list[dict], path: Path) -> None:
                   [(r["width"], r["success_rate"], *r["ci95"]) for r in s["sweep"] if r["planner"] == p])
                  for p in dict.fromkeys(r["planner"] for r in s["sweep"])]
         widths = sorted({r["width"] for r in s["sweep"]}) or [1, 10]
-        panel(PW, oy, f"{env_label(s)}: success against planner width", "planner width (log)", widths[0],
+        sweep_ci = "one seed, Wilson 95% CI over goals" if s.get("one_seed") else "mean, 95% CI over seeds"
+        panel(PW, oy, f"{env_label(s)}: success against planner width ({sweep_ci})", "planner width (log)", widths[0],
               max(widths[-1], widths[0] + 1), str, widths, sweep, lambda x: math.log10(x))
     img.save(path)
 

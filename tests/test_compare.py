@@ -271,6 +271,29 @@ def test_one_seed_reports_the_runs_own_wilson_interval(tmp_path):
     assert "95% CI over seeds" in compare.markdown([two], "# t")
 
 
+def test_one_seeds_sweep_reports_the_sweeps_own_wilson_interval(tmp_path):
+    """With one seed the methods' rows give the run's Wilson interval over its goals, but the
+    sweep's rows gave n/a (an interval over one seed) though each sweep file holds its own."""
+    def sweep(rate, ci):
+        return {"sets": {"eval": {"goal_digest": "d", "glamor": {
+            "success_rate": rate, "ci95": ci, "episodes": 200, "mean_steps": 9.0, "plans_per_s": 100.0}}}}
+
+    row = {"success_rate": 0.8, "ci95": [0.74, 0.85], "episodes": 200, "mean_steps": 10.0}
+    res = {"sets": {"eval": {"goal_digest": "d", "glamor": row, "glamor_no_prior": row, "random": row}},
+           "env_steps": 100}
+    one = compare.summarize("env", {("glamor", 0): (tmp_path, res)},
+                            {("beam", 1, 0): sweep(0.6, [0.531, 0.665]), ("beam", 10, 0): sweep(0.9, [0.851, 0.934])})
+    assert [(r["width"], r["ci95"]) for r in one["sweep"]] == [(1, [0.531, 0.665]), (10, [0.851, 0.934])]
+    table = compare.markdown([one], "# t")
+    assert "| beam | 1 | 0.600 | [0.531, 0.665] |" in table and "n/a" not in table
+    assert table.count("95% CI (Wilson, over goals: one seed)") == 2  # the methods' header and the sweep's
+    # two seeds: the Student-t interval over the seeds' rates, 0.75 +- 12.706 * 0.15 / sqrt(2) clipped
+    two = compare.summarize("env", {("glamor", 0): (tmp_path, res), ("glamor", 1): (tmp_path, res)},
+                            {("beam", 1, 0): sweep(0.6, [0.531, 0.665]), ("beam", 1, 1): sweep(0.9, [0.851, 0.934])})
+    assert two["sweep"][0]["ci95"] == [0.0, 1.0] and two["sweep"][0]["success_rate"] == pytest.approx(0.75)
+    assert "| width | success | 95% CI over seeds |" in compare.markdown([two], "# t")
+
+
 def test_runs_evaluated_on_different_goal_sets_are_named(tmp_path):
     """One run with eval_moved and one without: a KeyError from deep in the table (before)."""
     def row(rate):
@@ -359,16 +382,16 @@ def test_a_finished_run_asked_for_more_steps_is_called_finished(tmp_path):
 
 
 def test_one_seeds_out_json_is_json(tmp_path):
-    """One seed has no interval over seeds (NaN in the curves and the sweep): OUT.json wrote NaN,
-    which is not JSON (JSON.parse and jq refuse the file); it writes null."""
+    """One seed has no interval over seeds (NaN in the curves): OUT.json wrote NaN, which is not
+    JSON (JSON.parse and jq refuse the file); it writes null."""
     summaries = _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[1], planners=["beam"])
-    assert math.isnan(summaries[0]["sweep"][0]["ci95"][0])  # (the table shows n/a)
+    assert math.isnan(summaries[0]["curves"]["GLAMOR"][0][2])
 
     def refuse(name):
         raise ValueError(f"{name} in OUT.json")
 
     saved = json.loads((tmp_path / "results" / "table.json").read_text(), parse_constant=refuse)
-    assert saved["summaries"][0]["sweep"][0]["ci95"] == [None, None]
+    assert saved["summaries"][0]["sweep"][0]["ci95"] == summaries[0]["sweep"][0]["ci95"]  # (its own Wilson's)
     assert all(lo is None for _, _, lo, _ in saved["summaries"][0]["curves"]["GLAMOR"])
 
 
