@@ -63,9 +63,11 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
                  algo: str = "glamor", marks: dict[str, tuple[int, float]] | None = None) -> None:
     """A line plot (PNG) of success rate (0..1) against environment steps: the series an `algo`
     run logs (SERIES), and `marks`, one (step, value) of some series each, as squares of the
-    series' colour, not joined to its line (an evaluation of other settings); the file is
-    replaced whole (glamor.files.write_atomically)."""
-    W, H, left, right, top, bottom = 640, 400, 60, 20, 36, 50
+    series' colour, not joined to its line (an evaluation of other settings); the legend is
+    under the axes, where it hides no point (inside their top right corner it covered the high
+    success rates of late training, where a run's curve ends); the file is replaced whole
+    (glamor.files.write_atomically)."""
+    W, H, left, right, top, bottom = 640, 420, 60, 20, 36, 70
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default()
@@ -88,7 +90,7 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
         x, _ = xy(s, 0)
         d.line([x, H - bottom, x, H - bottom + 4], fill="black")
         d.text((x - 14, H - bottom + 8), f"{s:,.0f}", fill="black", font=font)
-    d.text((W // 2 - 50, H - 20), "environment steps", fill="black", font=font)
+    d.text((W // 2 - 50, H - bottom + 24), "environment steps", fill="black", font=font)
     d.text((left, 8), title or "success rate on held-out goals", fill="black", font=font)
     for k, (name, policy, color) in enumerate(SERIES[algo]):
         pts = [xy(s, v) for s, v in curves.get(name, [])]
@@ -96,7 +98,7 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
             d.line(pts, fill=color, width=2)
         for x, y in pts:
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
-        lx, ly = W - right - 150, top + 8 + 14 * k
+        lx, ly = left + 180 * k, H - 22  # a row under the axis label
         d.line([lx, ly + 6, lx + 18, ly + 6], fill=color, width=2)
         if name in marks:
             x, y = xy(*marks[name])
