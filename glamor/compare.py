@@ -392,6 +392,8 @@ def plot(summaries: list[dict], path: Path) -> None:
     Wilson intervals over its goals, the curves none); drawn with pillow."""
     from PIL import Image, ImageDraw, ImageFont
 
+    from glamor.reports import tick_label_x
+
     PW, PH, left, right, top, bottom = 520, 380, 56, 16, 40, 86
     with_sweep = any(s["sweep"] for s in summaries)  # no sweep: no empty width panels
     img = Image.new("RGB", ((2 if with_sweep else 1) * PW, PH * max(len(summaries), 1)), "white")
@@ -411,7 +413,8 @@ def plot(summaries: list[dict], path: Path) -> None:
         for t in xticks:
             x, _ = xy(t, 0)
             d.line([x, oy + PH - bottom, x, oy + PH - bottom + 4], fill="black")
-            d.text((x - 12, oy + PH - bottom + 8), xfmt(t), fill="black", font=font)
+            d.text((tick_label_x(d, xfmt(t), font, x, ox, ox + PW), oy + PH - bottom + 8), xfmt(t), fill="black",
+                   font=font)
         d.text((ox + PW // 2 - 40, oy + PH - bottom + 24), xlabel, fill="black", font=font)
         d.text((ox + left, oy + 12), title, fill="black", font=font)
         for k, (label, color, pts) in enumerate(series):

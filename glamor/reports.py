@@ -59,6 +59,14 @@ def read_success_curve(metrics_csv: str | Path) -> dict[str, list[tuple[int, flo
     return curves
 
 
+def tick_label_x(draw, text: str, font, x: float, lo: float, hi: float) -> float:
+    """Where a tick's label starts: centred on the tick at `x`, moved inside [lo, hi] (the image's
+    or the panel's edges) when it would cross one (the last tick's at the right edge was cut:
+    1,000,000 steps read "1,000,0")."""
+    width = draw.textlength(text, font=font)
+    return min(max(x - width / 2, lo), hi - width - 2)
+
+
 def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "",
                  algo: str = "glamor", marks: dict[str, tuple[int, float]] | None = None) -> None:
     """A line plot (PNG) of success rate (0..1) against environment steps: the series an `algo`
@@ -89,7 +97,8 @@ def plot_success(curves: dict[str, list[tuple[int, float]]], path: str | Path, t
         s = x_max * i / 4
         x, _ = xy(s, 0)
         d.line([x, H - bottom, x, H - bottom + 4], fill="black")
-        d.text((x - 14, H - bottom + 8), f"{s:,.0f}", fill="black", font=font)
+        label = f"{s:,.0f}"
+        d.text((tick_label_x(d, label, font, x, 0, W), H - bottom + 8), label, fill="black", font=font)
     d.text((W // 2 - 50, H - bottom + 24), "environment steps", fill="black", font=font)
     d.text((left, 8), title or "success rate on held-out goals", fill="black", font=font)
     for k, (name, policy, color) in enumerate(SERIES[algo]):

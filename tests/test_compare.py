@@ -372,6 +372,22 @@ def test_the_plot_has_a_legend_entry_for_every_method(tmp_path):
     assert legend.crop((png.width - 4, 0, png.width, 40)).getcolors() == [(160, (255, 255, 255))]  # nothing cut off
 
 
+def test_the_last_steps_tick_label_is_written_whole(tmp_path):
+    """A tick label started 12 px left of its tick: the last one, at the panel's right edge, ran
+    past it (cut by the image without a sweep panel: 60,000 steps read 60,00)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    curves = {"GLAMOR": [(20_000 * i, 0.2 * i, float("nan"), float("nan")) for i in range(1, 4)]}
+    compare.plot([{"env": "debug", "curves": curves, "sweep": [], "one_seed": True}], tmp_path / "p.png")
+    img = np.asarray(Image.open(tmp_path / "p.png").convert("L")).astype(int)
+    bottom = np.flatnonzero((img == 0).sum(axis=1) > img.shape[1] // 2)[-1]  # the axes' lowest edge
+    ink = np.flatnonzero((img[bottom + 5:bottom + 22] < 128).any(axis=0))
+    last = ink[ink > ink.max() - 60]  # ("40,000" ends over 60 px to the left)
+    width = ImageDraw.Draw(Image.new("L", (1, 1))).textlength("60,000", font=ImageFont.load_default())
+    assert last.max() - last.min() + 1 >= width - 4  # the whole label
+    assert img.shape[1] - 25 < ink.max() < img.shape[1] - 1  # inside the image, at its right
+
+
 def test_a_finished_run_asked_for_more_steps_is_called_finished(tmp_path):
     """Whether a refused run is finished is judged by its own config's steps, not the asked-for
     config's: a finished run of 72 steps asked for 96 was called 'an unfinished run'."""

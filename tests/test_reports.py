@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from glamor.config import preset
 from glamor.evaluate import EpisodeResults
@@ -128,6 +128,25 @@ def test_the_legend_hides_no_part_of_the_axes(tmp_path):
         colours = {tuple(c) for c in np.unique(inside, axis=0)}
         assert colours <= {(255, 255, 255), (225, 225, 225)}, algo  # the background and the grid lines only
         assert len(np.unique(img.reshape(-1, 3), axis=0)) > 3  # (the legend is drawn: below the axes)
+
+
+def _tick_labels(img: np.ndarray) -> np.ndarray:
+    """The band of the x ticks' labels: under the lowest edge of the axes (a row mostly black)."""
+    bottom = np.flatnonzero((img == 0).all(axis=2).sum(axis=1) > img.shape[1] // 2)[-1]
+    return img[bottom + 5:bottom + 22]
+
+
+def test_the_last_step_is_written_whole(tmp_path):
+    """The x tick labels started 14 px left of their tick: the last one, at the right edge, was
+    cut by it, and a run of the spec's 1,000,000 steps read 1,000,0."""
+    plot_success({"eval/success_rate": [(50_000 * i, 0.04 * i) for i in range(1, 21)]}, tmp_path / "p.png")
+    band = _tick_labels(np.asarray(Image.open(tmp_path / "p.png").convert("L")).astype(int)[..., None])
+    ink = np.flatnonzero((band < 128).any(axis=(0, 2)))
+    last = ink[ink > ink.max() - 80]  # "750,000" ends 140 px to the left
+    last = last[np.flatnonzero(np.diff(last) > 8)[-1] + 1:] if (np.diff(last) > 8).any() else last
+    width = ImageDraw.Draw(Image.new("L", (1, 1))).textlength("1,000,000", font=ImageFont.load_default())
+    assert last.max() - last.min() + 1 >= width - 4  # the whole label, not "1,000,0"
+    assert ink.max() < band.shape[1] - 1 and ink.max() > band.shape[1] - 25  # inside the image, at its right
 
 
 def test_a_report_that_fails_to_write_leaves_no_damaged_image(tmp_path, monkeypatch):
