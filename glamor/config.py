@@ -52,7 +52,8 @@ class Config:
     num_envs: int = 1
     """Environments collected in parallel; one batched plan call serves all of them."""
     vector: str = "sync"
-    """Where collection environments run: 'sync' (in this process) or 'async' (a worker process each)."""
+    """Where collection environments run: 'sync' (in this process) or 'async' (a worker process each;
+    GLAMOR only: GCSL's policy acts at every step, so algo='gcsl' needs 'sync')."""
 
     # --- algorithm -------------------------------------------------------------------------
     algo: str = "glamor"
@@ -227,7 +228,9 @@ class Config:
             "eval_batch": (self.eval_batch >= 1, at_least_1),
             "train_moved_fraction": (0.0 <= self.train_moved_fraction <= 1.0, unit),
             "moved_sample_fraction": (0.0 <= self.moved_sample_fraction <= 1.0, unit),
-            "vector": one_of(self.vector, "sync", "async"),
+            "vector": (self.vector in ("sync", "async") and (self.vector == "sync" or self.algo != "gcsl"),
+                       "one of 'sync', 'async'; 'sync' with algo='gcsl' (GCSL's policy acts at every step, "
+                       "so its environments run in this process)"),
             "train_start": one_of(self.train_start, "fresh", "goal"),
             "encoder_channels": (len(self.encoder_channels) >= 1
                                  and all(c >= 4 and c % 4 == 0 for c in self.encoder_channels),

@@ -62,7 +62,7 @@ from glamor.replay import Replay
 from glamor.results import EVAL_METRICS, format_table, read_results, write_results
 from glamor.run_dir import check_is_run, prepare_run_dir, settle_start, undo_start
 from glamor.run_lock import RunLock
-from glamor.vector import EnvPool, build_envs, close_envs, make_pool
+from glamor.vector import build_envs, close_envs, make_pool
 
 CHECKPOINT_FORMAT = 2
 
@@ -336,8 +336,6 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)  # goals and shapes
         self.pool = make_pool(cfg)
-        if cfg.algo == "gcsl" and type(self.pool) is not EnvPool:
-            raise ValueError("algo=gcsl collects closed loop, step by step: it needs vector='sync'")
         self.num_actions = self.env.action_space.n
         self.model = build_model(cfg, self.env).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

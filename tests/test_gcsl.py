@@ -320,9 +320,12 @@ def test_gcsl_acting_refuses_non_finite_logits_as_glamors_agent_refuses_non_fini
         agent.act(obs, goal)
 
 
-def test_gcsl_needs_in_process_environments(tmp_path):
-    with pytest.raises(ValueError, match="sync"):
-        Trainer(preset("debug", progress=False, algo="gcsl", vector="async", num_envs=1), tmp_path)
+def test_gcsl_needs_in_process_environments():
+    """Refused by the config, naming the field, before any environment or worker starts (and so
+    before `glamor compare` trains the GLAMOR runs it lists ahead of GCSL's)."""
+    with pytest.raises(ValueError, match=r"vector='async' \(must be .*'sync' with algo='gcsl'"):
+        preset("debug", progress=False, algo="gcsl", vector="async", num_envs=1)
+    assert preset("debug", algo="glamor", vector="async").vector == "async"
 
 
 def test_cli_train_and_eval_gcsl(tmp_path):
