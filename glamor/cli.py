@@ -93,13 +93,16 @@ def _non_negative(text: str) -> int:
 
 
 def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
-    """The fields in `overrides` that only the other method's agent reads (plan_width under
-    algo=gcsl, gcsl_act under glamor)."""
+    """The fields in `overrides` that only the other method's agent or network reads (plan_width
+    or lstm_hidden under algo=gcsl, gcsl_act under glamor)."""
     from glamor.agent import Agent, agent_class
     from glamor.gcsl import GCSLAgent
 
-    method_fields = (set(Agent.CONFIG_FIELDS) ^ set(GCSLAgent.CONFIG_FIELDS)) - set(MACHINE_FIELDS)  # one method's
-    return sorted(set(overrides) & (method_fields - set(agent_class(algo).CONFIG_FIELDS)))
+    def reads(agent) -> set[str]:
+        return set(agent.CONFIG_FIELDS) | set(agent.model_class().CONFIG_FIELDS)
+
+    method_fields = (reads(Agent) ^ reads(GCSLAgent)) - set(MACHINE_FIELDS)  # one method's
+    return sorted(set(overrides) & (method_fields - reads(agent_class(algo))))
 
 
 def _note_dropped_env_kwargs(name: str, overrides: dict) -> None:
@@ -179,7 +182,7 @@ def cmd_train(args) -> int:
     other_suite = _note_another_suites_preset(args.preset, cfg)
     other = _other_methods_fields(overrides, cfg.algo)
     if other:  # a note, not an error: a script may give both methods the same --set
-        print(f"note: --set {', '.join(other)}: a {cfg.algo} run's agent does not read "
+        print(f"note: --set {', '.join(other)}: a {cfg.algo} run's agent and network do not read "
               f"{'it' if len(other) == 1 else 'them'} (kept in config.json, changing nothing)", file=sys.stderr)
     cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
     # (not beside a note naming another suite's CPU preset: this one's is not the environment's)

@@ -88,6 +88,8 @@ class GCSLPolicy(GoalConditioned):
     """pi(a | s, g), or pi(a | s, g, h) with `time_conditioned` (h: steps left): Impala encoders of
     obs and goal, GLAMOR's state mix, a linear head."""
 
+    CONFIG_FIELDS = ("encoder_channels", "embed_dim", "mix_hidden", "gcsl_time")  # what from_config reads
+
     def __init__(
         self,
         num_actions: int,

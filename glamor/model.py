@@ -79,6 +79,8 @@ class GlamorModel(GoalConditioned):
     """Encoders and state mix (glamor/nn/goal_conditioned.py, shared with GCSL), IDM LSTM and prior
     LSTM (sizes from the config; spec defaults)."""
 
+    CONFIG_FIELDS = ("encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden")  # what from_config reads
+
     def __init__(
         self,
         num_actions: int,

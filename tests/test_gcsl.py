@@ -334,10 +334,11 @@ def test_cli_train_and_eval_gcsl(tmp_path):
     cmd = [sys.executable, "-m", "glamor"]
     out = subprocess.run(cmd + ["train", "--preset", "debug", "--algo", "gcsl", "--run-dir", str(run),
                                 "--set", "total_env_steps=200", "--set", "eval_episodes=4", "--set", "progress=false",
-                                "--set", "torch_threads=1", "--set", "plan_width=7"],
+                                "--set", "torch_threads=1", "--set", "plan_width=7", "--set", "lstm_hidden=48"],
                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "note: --set plan_width: a gcsl run's agent does not read it" in out.stderr  # said, not refused
+    # said, not refused: GLAMOR's planner and LSTM settings (the policy has no LSTM)
+    assert "note: --set lstm_hidden, plan_width: a gcsl run's agent and network do not read them" in out.stderr
     saved = json.loads((run / "eval.json").read_text())
     assert saved["algo"] == "gcsl" and set(saved["sets"]["eval"]) == {"goal_digest", "gcsl", "random"}
     assert "success_rate_no_prior" not in saved and saved["sets"]["eval"]["gcsl"]["mean_steps"] == 6.0
