@@ -12,7 +12,9 @@ Control's GL context is created inside the worker and never forked. A worker tha
 environment raises, or that does not answer in `REPLY_TIMEOUT_S`) is restarted, the restart is
 counted and warned about, and the interrupted call is replayed from the last reset (an unseeded
 one, seed None, from the random state it started from, which the worker reports), which gives the
-same episode: collection goes on. A worker that cannot build its environment the first time is
+same episode: collection goes on. A worker whose parent dies (SIGKILLed by the out-of-memory
+killer or a scheduler) exits at once, even mid-episode or in a hung environment (see
+`_exit_with_parent`). A worker that cannot build its environment the first time is
 not restarted: the pool raises `EnvironmentUnavailable` with the worker's traceback; nor is one
 whose start itself failed (spawn imports the main module again: a script must make the pool under
 `if __name__ == "__main__":`), which the error says. A worker that cannot be started (the system
@@ -34,11 +36,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import multiprocessing.util as mp_util
 import os
 import signal
+import sys
+import threading
 import time
 import traceback
 import warnings
@@ -107,11 +112,45 @@ def _handle(env: envs.GoalEnv, cmd: str, arg):
     raise ValueError(f"unknown command {cmd!r}")
 
 
-def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
+# prctl's option (linux/prctl.h): the signal this process gets when the thread that started it ends
+_PR_SET_PDEATHSIG = 1
+# How often a worker looks whether its parent is still there (where the kernel cannot tell it)
+PARENT_CHECK_S = 1.0
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _exit_with_parent(parent_pid: int, kernel: bool) -> None:
+    """End this worker as soon as the process that started it (`parent_pid`) dies, however it
+    dies. A worker ignores SIGINT and SIGTERM, and one whose parent was SIGKILLed (the
+    out-of-memory killer, a scheduler past its grace period) mid-rollout saw the closed pipe
+    only when its episode ended, and one in a hung or slow environment never: it went on alone
+    holding its memory (an Atari or control environment's hundreds of MiB, a GL context) and a
+    CPU. With `kernel` (Linux, a pool started from the main thread) the kernel SIGKILLs it
+    when the parent dies (prctl PR_SET_PDEATHSIG, which fires when the starting *thread* ends:
+    hence the main thread only); a daemon thread also checks every PARENT_CHECK_S seconds
+    whether its parent changed (everywhere; enough unless the environment holds the GIL)."""
+    if kernel and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # (no libc to load: the thread below still watches)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # died before the prctl: nobody will signal us
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="glamor-parent-watch", daemon=True).start()
+
+
+def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict, parent_pid: int | None = None,
+            kernel_watch: bool = False) -> None:
     # The parent owns our lifetime: a Ctrl-C or SIGTERM sent to the whole process group lets it
     # finish its round and save (glamor/interrupt.py); we exit when it closes the pipe or dies.
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid, kernel_watch)
     try:
         env = envs.make(env_id, episode_length, **env_kwargs)
     except Exception:  # noqa: BLE001 - the parent's first command is answered with why
@@ -132,7 +171,7 @@ def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict) -> None:
                 conn.send(("ok", _handle(env, cmd, arg)))
             except Exception:  # noqa: BLE001 - reported to the parent, which restarts us
                 conn.send(("error", traceback.format_exc()))
-    except EOFError:  # the parent is gone
+    except (EOFError, OSError):  # the parent is gone (EOF, or a broken pipe under the reply)
         pass
     finally:
         env.close()
@@ -351,7 +390,10 @@ class ProcessEnvPool(EnvPool):
 
     def _start(self, i: int) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker, args=(child, self.env_id, self.episode_length, self.env_kwargs),
+        # (the kernel's watch is tied to the starting thread: the main thread's lasts as long as this process)
+        kernel_watch = threading.current_thread() is threading.main_thread()
+        proc = self._ctx.Process(target=_worker, args=(child, self.env_id, self.episode_length, self.env_kwargs,
+                                                       os.getpid(), kernel_watch),
                                  daemon=True, name=f"glamor-env-{i}")
         try:
             proc.start()

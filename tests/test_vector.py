@@ -1,6 +1,7 @@
 """Collection environments in worker processes: the same episodes as in process, and a crashed
 worker is restarted (counted, warned about) while collection goes on with the same episode."""
 
+import contextlib
 import os
 import signal
 import warnings
@@ -581,3 +582,93 @@ def test_a_cgroup_whose_usage_is_page_cache_does_not_refuse_workers(tmp_path, mo
     assert sysinfo.available_memory() == 5 * 2**20
     with pytest.raises(ValueError, match=r"num_envs=16 .* 0.0 GiB available: at most 0 workers"):
         check_worker_count(16)
+
+
+SLOW_ENV = BOOM_ENV.replace("Boom-v0", "Slow-v0").replace(
+    "    def _reset_state(self):",
+    """    def step(self, action):  # (a reset's random goal steps the state alone)
+        import time
+        time.sleep(120)  # a slow (or hung) environment: the worker is mid-rollout
+        return super().step(action)
+
+    def _reset_state(self):""")
+
+
+ORPHANING_PARENT = '''
+import sys
+import threading
+
+import numpy as np
+
+from glamor.config import preset
+from glamor.vector import make_pool
+
+if __name__ == "__main__":
+    cfg = preset("debug", progress=False, env_id="slow_env:Slow-v0", vector="async", env_kwargs={}, episode_length=6)
+    pools = []
+    if sys.argv[1] == "thread":  # a pool started from a thread that has ended since
+        starter = threading.Thread(target=lambda: pools.append(make_pool(cfg, 2)))
+        starter.start()
+        starter.join()
+    else:
+        pools.append(make_pool(cfg, 2))
+    pools[0].reset([1, 2], [None, None])
+    print(*pools[0].pids, flush=True)
+    pools[0].rollout(np.zeros((2, 6), np.int64))
+'''
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie nobody reaped yet has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in "ZXx"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+@pytest.mark.parametrize("started_in", ["main", "thread"])
+def test_workers_exit_when_their_parent_is_killed_mid_rollout(tmp_path, started_in):
+    """Workers ignore SIGINT and SIGTERM (the parent owns their lifetime), and one whose parent
+    was SIGKILLed (the out-of-memory killer, a scheduler) while its environment stepped went on
+    alone until its episode ended (here 6 steps of 2 minutes; a hung environment: for ever)."""
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from test_resume import subprocess_env
+
+    (tmp_path / "slow_env.py").write_text(SLOW_ENV)
+    (tmp_path / "parent.py").write_text(ORPHANING_PARENT)
+    env = {**subprocess_env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    parent = subprocess.Popen([sys.executable, "parent.py", started_in], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = []
+    try:
+        ready, _, _ = select.select([parent.stdout], [], [], 120)
+        line = parent.stdout.readline() if ready else ""  # (the workers are built and reset)
+        assert line, "the parent did not start its workers" if ready else parent.communicate(timeout=60)[1][-3000:]
+        pids = [int(p) for p in line.split()]
+        time.sleep(0.5)  # in their first step's sleep
+        assert all(_running(p) for p in pids)
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 5.0
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_running(p) for p in pids), f"workers {pids} outlived their killed parent"
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+        parent.stdout.close(), parent.stderr.close()
+        for p in pids:  # (left running by a failure)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
