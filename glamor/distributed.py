@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import sys
 
 import torch
 import torch.distributed as dist
@@ -134,21 +133,24 @@ def raise_together(error: Exception | None, elsewhere: Exception) -> None:
         raise error
 
 
-def teardown() -> None:
+def teardown(ending: BaseException | None = None) -> None:
     """Leave the process group, together: under gloo each process first waits, at most
     LEAVE_TIMEOUT_S, for the others to get here too. A process that tore gloo down while another was still in its last
     collective (right after the vote in which they agreed to fail, say the model check before
     DistributedDataParallel) aborted at exit now and then ("terminate called without an active
     exception"). One that does not come (it left already, or goes on alone in a collective after
     a failure that the others did not share, which its exit then breaks) is waited for no longer.
-    Nor is any after Ctrl-C (a KeyboardInterrupt on its way out): every process got it, and one
-    still in a collective, where Python does not see it, is let go only when this one leaves."""
+    Nor is any when `ending`, the exception that ends the caller's work (None: it finished), is a
+    KeyboardInterrupt (Ctrl-C): every process got it, and one still in a collective, where Python
+    does not see it, is let go only when this one leaves. (It is passed, not read from
+    sys.exc_info(), which also holds a caller's own KeyboardInterrupt when train() runs inside
+    its `except KeyboardInterrupt:` block: a finished run then left without the others.)"""
     global _leaving
     if not (dist.is_available() and dist.is_initialized()):
         return
     group, _leaving = _leaving, None
     try:
-        if group is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        if group is not None and not isinstance(ending, KeyboardInterrupt):
             dist.monitored_barrier(group=group, timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))
     except Exception:  # noqa: BLE001 - gone or not coming: leave all the same (the error that ends this run is raised)
         pass

@@ -849,10 +849,10 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
     try:
         distributed.raise_together(error, RuntimeError("rank 0 could not start the run directory (its error is "
                                                        "in its output)"))
-    except BaseException:
-        distributed.teardown()
+    except BaseException as e:
+        distributed.teardown(e)
         raise
-    t0 = time.time()
+    t0, ending = time.time(), None
     try:
         try:
             trainer = Trainer(cfg, run_dir, rank, world)
@@ -881,9 +881,12 @@ def train(cfg: Config, run_dir: str | Path, overwrite: bool = False, table: bool
         # ("terminate called without an active exception", torchrun exit 1 after a good run).
         distributed.barrier()
         return results
+    except BaseException as e:
+        ending = e
+        raise
     finally:
         lock.release()
-        distributed.teardown()
+        distributed.teardown(ending)
 
 
 def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dict | None = None,
@@ -904,7 +907,7 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         raise ValueError(f"a resumed run keeps its config; only --total-env-steps and --set "
                          f"{', '.join(MACHINE_FIELDS)} may change (got --set {', '.join(other)})")
     rank, world = distributed.setup(cfg.replace(**(machine or {})))
-    lock, error = RunLock(), None
+    lock, error, ending = RunLock(), None, None
     try:
         if rank == 0:
             try:
@@ -915,9 +918,12 @@ def resume(run_dir: str | Path, total_env_steps: int | None = None, machine: dic
         distributed.raise_together(error, RuntimeError("rank 0 could not take the run directory (its error is in "
                                                        "its output)"))
         return _resume(run_dir, cfg, total_env_steps, machine, table, retrain_hint, rank, world)
+    except BaseException as e:
+        ending = e
+        raise
     finally:
         lock.release()
-        distributed.teardown()
+        distributed.teardown(ending)
 
 
 def _resume(run_dir: Path, saved_cfg: Config, total_env_steps, machine, table, retrain_hint: str, rank: int,

@@ -653,11 +653,59 @@ def test_ctrl_c_leaves_without_waiting_for_the_others(monkeypatch):
             try:
                 if interrupted:
                     raise KeyboardInterrupt
-            finally:
+            except KeyboardInterrupt as e:
+                distributed.teardown(e)
+                raise
+            else:
                 distributed.teardown()
         except KeyboardInterrupt:
             pass
     assert waited == ["the group"] and left == [True, True]
+
+
+@pytest.mark.parametrize("inside_except", [False, True])
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_train_leaves_without_waiting_only_after_its_own_ctrl_c(tmp_path, monkeypatch, interrupted, inside_except):
+    """teardown skipped its wait for the others whenever sys.exc_info() held a KeyboardInterrupt,
+    which it also does when train() is called inside a caller's own `except KeyboardInterrupt:`
+    block: a run that finished there left without the others (and could abort at exit)."""
+    from glamor import distributed
+    from glamor import train as T
+
+    class Finishing:  # a trainer of a rank other than 0 (its results are empty) that ends at once
+        on_first_save = None
+
+        def __init__(self, *args):
+            pass
+
+        def run(self):
+            if interrupted:
+                raise KeyboardInterrupt
+            return {}
+
+    waited = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dist, "monitored_barrier", lambda **kwargs: waited.append(kwargs["group"]))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(distributed, "all_reduce_int", lambda value, op: value)
+    monkeypatch.setattr(distributed, "_leaving", "the group")
+    monkeypatch.setattr(T, "Trainer", Finishing)
+
+    def train():
+        try:
+            T.train(preset("debug", progress=False), tmp_path / "run")
+        except KeyboardInterrupt:
+            pass
+
+    if inside_except:
+        try:
+            raise KeyboardInterrupt  # the caller's own, handled before this training started
+        except KeyboardInterrupt:
+            train()
+    else:
+        train()
+    assert waited == ([] if interrupted else ["the group"])
 
 
 def test_rank_seeds_do_not_repeat_another_runs_seeds():
