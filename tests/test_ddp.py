@@ -415,6 +415,60 @@ def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, 
     assert not (tmp_path / "run").exists()  # the new run's directory is removed, as with one process
 
 
+def _rank_failing_in_the_loop(rank: int, world: int, port: int, run: str, cache: str, where: str) -> None:
+    """Rank `rank` of `glamor train`: rank 1's collection raises in its third round (where="collection"),
+    or rank 0's first periodic evaluation does ("evaluation"), while the other rank goes on to its
+    next collective. Each writes the error it ends with, and when."""
+    _as_torchrun_rank(rank, world, port, cache)
+    from glamor import distributed
+    from glamor import train as T
+
+    distributed.LEAVE_TIMEOUT_S = 3.0  # (the failing rank waits this long for the others, in vain)
+    if where == "collection" and rank == 1:
+        rounds, collect = [], T.Trainer.collect_round
+
+        def collect_round(self):
+            rounds.append(None)
+            if len(rounds) == 3:
+                raise RuntimeError("rank 1's environment raised")
+            return collect(self)
+
+        T.Trainer.collect_round = collect_round
+    if where == "evaluation" and rank == 0:
+        def evaluate(self, episodes, **kwargs):
+            raise RuntimeError("rank 0's evaluation raised")
+
+        T.Trainer.evaluate = evaluate
+    cfg = preset("debug", progress=False, device="cpu", total_env_steps=10_000, eval_every=96,
+                 eval_episodes_during_training=2, snapshot_every=10_000)
+    try:
+        T.train(cfg, run, table=False)
+        said = "finished"
+    except Exception as e:  # noqa: BLE001 - written for the test
+        said = f"{type(e).__name__}: {e}"
+    with open(os.path.join(os.path.dirname(run), f"loop{rank}.txt"), "w") as f:
+        f.write(f"{time.time()!r}\n{said}")
+
+
+@pytest.mark.parametrize("where,failing", [("collection", 1), ("evaluation", 0)])
+def test_an_error_in_one_processs_training_loop_ends_every_process_soon(tmp_path, where, failing):
+    """One rank's error in the loop (no vote there: the other rank waits in its next collective)
+    ends that rank after its bounded wait to leave together (LEAVE_TIMEOUT_S, here 3 s), and its
+    exit breaks the other's collective: every process is gone long before the collective timeout
+    (GLAMOR_DIST_TIMEOUT_MIN, 120 minutes), the failing one with its own error."""
+    ctx = mp.spawn(_rank_failing_in_the_loop, args=(2, _free_port(), str(tmp_path / "run"),
+                                                    os.environ["GLAMOR_CACHE"], where), nprocs=2, join=False)
+    _join_within(ctx, 240, "a process still waits for the one that failed")
+    ended = {}
+    for r in (0, 1):
+        when, said = (tmp_path / f"loop{r}.txt").read_text().split("\n", 1)
+        ended[r] = (float(when), said)
+    own = {"collection": "RuntimeError: rank 1's environment raised", "evaluation": "RuntimeError: rank 0's evaluation raised"}
+    assert ended[failing][1] == own[where], ended
+    assert ended[1 - failing][1] != "finished", ended  # (gloo's broken connection)
+    assert abs(ended[0][0] - ended[1][0]) < 30.0, ended  # the other left right after the failing one
+
+
 def _rank_failing_part(rank: int, world: int, port: int, run: str, cache: str) -> None:
     """Rank `rank` of `glamor train` whose rank 1 runs out of memory writing its part of the first
     checkpoint."""
