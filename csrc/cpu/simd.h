@@ -264,7 +264,11 @@ constexpr float kNegLog2e = -1.4426950408889634f;
 // gives tanh(0) = 2 recip(2) - 1, which is not 0 where recip is approximate (AVX2: -6e-8), and
 // a zero LSTM state (c = sig(i) tanh(0)) would then be read through large weights as noise.
 // Here e = 1 gives exactly 0 (absolute error a few 1e-8 elsewhere, as before).
+// e is capped at 2**64 first (tanh is -1 in float well before, from e = 2**27): vexp2_n gives up
+// to 2**126, and AVX2's recip (rcpps) returns 0 for 1 + e of about 2**126, which would make
+// tanh(x) 0 instead of -1 for every x below -43.7 (a saturated cell state or g gate).
 static inline V::F vtanh_from_exp2(V::F e) {
+  e = V::min(e, V::set1(18446744073709551616.0f));  // 2**64
   return V::mul(V::sub(V::set1(1.0f), e), V::recip(V::add(V::set1(1.0f), e)));
 }
 

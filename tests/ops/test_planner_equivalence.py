@@ -176,6 +176,28 @@ def test_a_zero_lstm_state_stays_exactly_zero(isa):
     assert_plans_equal(ops.sample_plans(inp, 8, 4, 1, 0.9, None), reference.sample_plans(inp, 8, 4, 1, 0.9, None))
 
 
+def test_tanh_saturates_at_minus_one_far_below_zero(isa):
+    """A saturated LSTM: cell states of -50 and beyond (kept by a forget gate of 1) and g gate
+    pre-activations of -100, so tanh is -1 in both places and h = sig(o) tanh(c) = -sig(o). On
+    AVX2, tanh from e = 2**(-2 log2(e) x) divided by 1 + e of about 2**126 (vexp2's cap), where
+    the approximate reciprocal is 0: tanh(x) read 0 for every x below -43.7, other scores and
+    plans than the reference's."""
+    M, P, n, H = 2, 2, 3, 16
+    g = torch.Generator().manual_seed(6)
+    gate_table = torch.randn(M, P, n + 1, 4 * H, generator=g)
+    gate_table[..., H : 2 * H] = 30.0  # f: keep the cell state
+    gate_table[..., 2 * H : 3 * H] = -100.0  # g: tanh(g) = -1
+    c0 = -50.0 - 1e4 * torch.rand(M, P, H, generator=g)
+    inp = PlanningInputs(gate_table=gate_table, h0=torch.zeros(M, P, H), c0=c0,
+                         w_hh=torch.zeros(M, 4 * H, H), head_w=torch.randn(M, n + 2, H, generator=g),
+                         head_b=torch.randn(M, n + 2, generator=g))
+    actions, lengths = random_sequences(P, 8, 4, n, seed=6)
+    native = ops.score_plans(inp, actions, lengths, 0.9, None)
+    assert_scores_close(native, reference.score_plans(inp, actions, lengths, 0.9, None))
+    assert_plans_equal(ops.beam_search(inp, 8, 4, 0.9, None), reference.beam_search(inp, 8, 4, 0.9, None))
+    assert_plans_equal(ops.sample_plans(inp, 8, 4, 1, 0.9, None), reference.sample_plans(inp, 8, 4, 1, 0.9, None))
+
+
 @pytest.mark.parametrize("op", ["sample", "beam", "score"])
 def test_results_do_not_depend_on_threads(op):
     inp = random_inputs(2, 3, 6, 24, seed=4)
