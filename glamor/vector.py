@@ -134,7 +134,9 @@ def _exit_with_parent(parent_pid: int, kernel: bool) -> None:
     CPU. With `kernel` (Linux, a pool started from the main thread) the kernel SIGKILLs it
     when the parent dies (prctl PR_SET_PDEATHSIG, which fires when the starting *thread* ends:
     hence the main thread only); a daemon thread also checks every PARENT_CHECK_S seconds
-    whether its parent changed (everywhere; enough unless the environment holds the GIL)."""
+    whether its parent changed (enough unless the environment holds the GIL). That check works
+    on Linux and macOS, where an orphan gets a new parent; on Windows os.getppid() keeps the dead
+    parent's pid, so there only the closed pipe ends a worker, when it next sends or receives."""
     if kernel and sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # (no libc to load: the thread below still watches)
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
