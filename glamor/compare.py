@@ -10,7 +10,8 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   `glamor eval` evaluated) continues from its newest checkpoint with the `glamor train --resume`
   machinery (from scratch when it has none; --set of device, torch_threads, backend, eval_batch or
   progress applies); a run dir whose config differs, finished or not, or that holds files but no run, is
-  refused: nothing is deleted;
+  refused: nothing is deleted; `--set vector=async` (environments in worker processes, no other
+  results) applies to the GLAMOR runs, GCSL's stay in process (its policy acts at every step);
 - GLAMOR runs are evaluated again for the evaluation-time ablations, each written once to
   `sweep-<planner>-w<width>.json` (`-g<N>` added for N goals fewer than eval_episodes) and reused
   while the run's evaluated checkpoint is the one it came from: planner width (1, 10, 200, 1000 by default)
@@ -104,7 +105,10 @@ class RunSpec:
         from glamor.config import apply_budget, preset
 
         cfg = preset(self.env, seed=self.seed, progress=False, **METHODS[self.algo], **SETTINGS[self.setting])
-        return apply_budget(cfg, budget).replace(**(overrides or {}))
+        overrides = dict(overrides or {})
+        if cfg.algo == "gcsl" and overrides.get("vector") == "async":  # (a neutral field: no other results)
+            del overrides["vector"]  # GCSL's policy acts at every step: its environments stay in process
+        return apply_budget(cfg, budget).replace(**overrides)
 
 
 def t975(df: int) -> float:
