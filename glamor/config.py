@@ -21,6 +21,7 @@ import json
 import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -559,7 +560,21 @@ def apply_budget(cfg: Config, name: str) -> Config:
 
 
 def preset(name: str, **overrides: Any) -> Config:
-    """The named preset with `overrides` applied; an unknown name lists the known ones."""
+    """The named preset with `overrides` applied; an unknown name lists the known ones.
+
+    A preset's `env_kwargs` are its own environment's: given with an `env_id` of your own
+    (outside the ``glamor/`` namespace) and no `env_kwargs`, they are passed to that environment
+    too, with a warning (`debug`'s ``size=7`` is taken by any environment with a `size` argument);
+    ``env_kwargs={}`` builds it with its own defaults."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; known presets: {sorted(PRESETS)}")
-    return Config().replace(**{**PRESETS[name], **overrides})
+    cfg = Config().replace(**{**PRESETS[name], **overrides})
+    own = PRESETS[name].get("env_kwargs")
+    if own and "env_kwargs" not in overrides and not cfg.env_id.startswith("glamor/"):
+        # An environment that rejects them says so when built (glamor.envs.make); one that takes
+        # them (a `size` of its own) would silently be built at the preset's settings.
+        warnings.warn(f"preset {name}'s env_kwargs {own} are set for its own environment "
+                      f"({PRESETS[name]['env_id']}) and are passed to {cfg.env_id} too; give env_kwargs={{}} "
+                      f"(--set env_kwargs={{}}) to build it with its own defaults, or env_kwargs of its own",
+                      UserWarning, stacklevel=2)
+    return cfg

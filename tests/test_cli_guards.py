@@ -770,3 +770,38 @@ def test_an_error_in_the_final_evaluation_says_the_training_is_saved_and_names_t
     assert said.endswith(f"; the training is finished and saved in {run}; once that is mended, "
                          f"`glamor train --resume {run}` evaluates it"), said
     assert checkpoint.load_latest(run, with_replay=False)["env_step"] == 48
+
+
+@pytest.mark.parametrize("argv,warned", [
+    (["--preset", "debug", "--env", "dotenv:Dot-v0"], True),  # a `size` of its own took debug's size=7, unsaid
+    (["--preset", "atari_cpu", "--env", "my_atari:Game-v0"], True),  # frame_shape=[40, 52]
+    (["--preset", "debug", "--env", "dotenv:Dot-v0", "--set", "env_kwargs={}"], False),  # the user's choice
+    (["--preset", "debug", "--env", "dotenv:Dot-v0", "--set", "env_kwargs={'size': 7}"], False),
+    (["--preset", "gridworld", "--env", "dotenv:Dot-v0"], False),  # no env_kwargs to pass on
+    (["--preset", "debug", "--env", "glamor/GridWorldBox-v0"], False),  # a built-in one: refused or meant
+])
+def test_a_presets_env_kwargs_passed_to_an_environment_of_ones_own_are_named(tmp_path, monkeypatch, capsys, argv,
+                                                                             warned):
+    """`--preset debug --env dotenv:Dot-v0` built the user's own environment with debug's
+    env_kwargs (size=7, meant for the gridworld) without a word whenever it takes a `size`
+    argument: a 16x16 environment trained at 7x7. An environment that rejected them said so;
+    one that took them said nothing."""
+    import warnings
+
+    import glamor.train
+    from glamor.cli import main
+
+    trained = []
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False, **kw: trained.append(cfg))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", *argv, "--set", "device='cpu'", "--run-dir", str(tmp_path / "a")]) == 0
+    said = [str(w.message) for w in caught if "env_kwargs" in str(w.message)]
+    name = argv[1]
+    want = (f"preset {name}'s env_kwargs {preset(name).env_kwargs} are set for its own environment "
+            f"({preset(name).env_id}) and are passed to {argv[3]} too; give env_kwargs={{}} (--set env_kwargs={{}})")
+    assert [want in s for s in said] == ([True] if warned else []), said
+    if warned:  # they were passed on (the warning says what happens, not what should)
+        assert trained[0].env_kwargs == preset(name).env_kwargs
+        with pytest.warns(UserWarning, match=re.escape(want)):  # the same from Python
+            preset(name, env_id=argv[3])
