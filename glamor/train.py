@@ -335,6 +335,9 @@ class Trainer:
         if self.world_size > 1 and self.device.type == "cuda":  # each process its own GPU (LOCAL_RANK)
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)  # goals and shapes
+        unnamed = envs.unnamed_module(cfg.env_id) if rank == 0 else None
+        if unnamed:  # (training here works; every later command on the run would fail to build it)
+            warnings.warn(unnamed, UserWarning, stacklevel=5)
         self.pool = make_pool(cfg)
         self.num_actions = self.env.action_space.n
         self.model = build_model(cfg, self.env).to(self.device)

@@ -136,6 +136,27 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     return env
 
 
+def unnamed_module(env_id: str) -> str | None:
+    """Why other processes cannot build `env_id`, when it names an environment of your own that
+    this process registered but not the module that registers it (``Dot-v0``, not
+    ``dotenv:Dot-v0``): a run's config keeps the id, and collection workers, ``glamor eval``,
+    ``glamor train --resume`` and ``examples/closed_loop.py`` import nothing before building it
+    ("unknown environment"). None for a ``module:id``, a built-in or an unregistered id."""
+    if ":" in env_id or env_id in _BUILTIN or env_id not in gym.registry:
+        return None
+    entry = gym.spec(env_id).entry_point
+    module = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", None)
+    if module in (None, "__main__", "__mp_main__"):
+        where = ("its class is defined in the running script (__main__): define and register it in a module "
+                 "of its own and name it MODULE:" + env_id)
+    else:
+        where = (f"name it {module}:{env_id} (its class's module; name the module that registers it on "
+                 f"import, if another)")
+    return (f"environment {env_id!r} is registered in this process only, and the run's config names it so: "
+            f"environment workers (vector='async'), glamor eval, glamor train --resume and "
+            f"examples/closed_loop.py will not find it; {where}")
+
+
 def check_built(env, env_id: str, episode_length: int) -> None:
     """What a GoalEnv's __init__ must leave behind, named when missing."""
     kind = type(env).__name__

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -166,3 +167,39 @@ def test_a_constructor_without_episode_length_is_named_whatever_the_env_kwargs(o
                 envs.make("NoLength-v0", 5, **kwargs)
     finally:
         del gym.registry["NoLength-v0"]
+
+
+def test_a_bare_id_registered_in_this_process_alone_is_named_with_the_module_that_would_find_it(on_path, tmp_path):
+    """A script that imports its environment's module and trains on the bare id (`Dot-v0`, not
+    `dotenv:Dot-v0`) trained fine in its own process, but the run's config kept the bare id:
+    `glamor eval`, `glamor train --resume`, closed_loop.py and worker processes then said only
+    "unknown environment 'Puck-v0'", after the training was done. The training warns, naming the id
+    that would work."""
+    import puck_env
+
+    from glamor.config import preset
+    from glamor.train import train
+
+    assert envs.unnamed_module("Puck-v0") == (
+        "environment 'Puck-v0' is registered in this process only, and the run's config names it so: environment "
+        "workers (vector='async'), glamor eval, glamor train --resume and examples/closed_loop.py will not find it; "
+        "name it puck_env:Puck-v0 (its class's module; name the module that registers it on import, if another)")
+    main_class = type("Mine", (puck_env.Puck,), {"__module__": "__main__"})  # defined in the running script
+    gym.register("MineInMain-v0", entry_point=main_class)
+    try:
+        assert envs.unnamed_module("MineInMain-v0").endswith(
+            "its class is defined in the running script (__main__): define and register it in a module of its "
+            "own and name it MODULE:MineInMain-v0")
+    finally:
+        del gym.registry["MineInMain-v0"]
+    for named in ("puck_env:Puck-v0", "glamor/GridWorld-v0", "NotRegistered-v0"):
+        assert envs.unnamed_module(named) is None
+    cfg = preset("debug", env_id="Puck-v0", env_kwargs={}, progress=False, total_env_steps=48, learning_starts=24,
+                 eval_episodes=2, eval_episodes_during_training=2)
+    with pytest.warns(UserWarning, match=re.escape("name it puck_env:Puck-v0")) as caught:
+        train(cfg, tmp_path / "bare")
+    # once, pointing at the caller's train()
+    assert [w.filename for w in caught if "in this process only" in str(w.message)] == [__file__]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the module:id form: no warning
+        train(cfg.replace(env_id="puck_env:Puck-v0"), tmp_path / "named")
