@@ -98,6 +98,28 @@ def test_goal_of_another_size_is_named():
         m.plan(torch.zeros(2, 2, 24, 24, dtype=torch.uint8), torch.zeros(2, 1, 10, 10, dtype=torch.uint8))
 
 
+def test_one_observation_given_where_a_batch_is_taken_is_told_how_to_batch_it():
+    """Agent.plan (and model.plan) take a batch; given one observation as it comes from an
+    environment (obs["observation"], (S, H, W)), they said only "must have shape (P, S, H, W)",
+    while Agent.act takes it as it is."""
+    import numpy as np
+
+    from glamor.agent import Agent
+
+    agent = Agent(tiny_model(), width=2, horizon=2)
+    obs, goal = np.zeros((2, 24, 24), np.uint8), np.zeros((1, 24, 24), np.uint8)
+    cases = [((obs, goal[None]), r"obs must have shape \(P, 2, 24, 24\), got \(2, 24, 24\) \(one obs: a batch "
+                                 r"of one is obs\[None\]; Agent.act takes one as it is\)$"),
+             ((obs[None], goal), r"got \(1, 24, 24\) \(one goal: a batch of one is goal\[None\];"),
+             ((obs[None], goal[0]), r"got \(24, 24\) \(one goal: a batch of one is goal\[None\]\[None\];"),
+             ((obs[None, :1], goal[None]), r"obs must have shape \(P, 2, 24, 24\), got \(1, 1, 24, 24\)$")]
+    for (o, g), match in cases:
+        with pytest.raises(ValueError, match=match):
+            agent.plan(o, g)
+    assert agent.plan(obs[None], goal[None]).actions.shape == (1, 2)  # what the hint says works
+    assert isinstance(agent.act(obs, goal)[0], int)
+
+
 def test_model_sizes_are_checked_and_numpy_ints_taken():
     import numpy as np
 

@@ -59,7 +59,10 @@ class GoalConditioned(nn.Module):
                         if x.is_floating_point() else "")
                 raise ValueError(f"{name} must be uint8, got {x.dtype}{hint}")
             if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
-                raise ValueError(f"{name} must have shape (P, {c}, {h}, {w}), got {tuple(x.shape)}")
+                one = tuple(x.shape) in ((c, h, w), (h, w) if c == 1 else ())  # one observation or goal
+                hint = (f" (one {name}: a batch of one is {name}[None]" + ("[None]" if x.dim() == 2 else "") +
+                        "; Agent.act takes one as it is)" if one else "")
+                raise ValueError(f"{name} must have shape (P, {c}, {h}, {w}), got {tuple(x.shape)}{hint}")
             if x.is_meta:
                 raise ValueError(f"{name} is on the meta device, which holds shapes but no frames: pass "
                                  f"frames on the CPU or the model's device")
