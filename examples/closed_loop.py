@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         env = envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
     except (ImportError, ValueError) as e:  # the message says what to install or put on PYTHONPATH
         p.error(str(e))
+    # an environment edited since the run trained: more actions would go unused without a word
+    got = {"actions": int(env.action_space.n), "frame_stack": env.frame_stack, "frames": tuple(env.frame_shape)}
+    want = {"actions": agent.num_actions, "frame_stack": agent.model.frame_stack, "frames": tuple(agent.model.image_hw)}
+    if got != want:
+        env.close()
+        p.error(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} now gives {got}, but the model was trained on {want}")
     # the evaluator's judge: ranges estimated from random rollouts (cached by training), not the
     # placeholders an environment with estimate_label_ranges declares (puck_env, Atari, Control)
     env.label_ranges = label_ranges_for(env, cfg, progress=False)

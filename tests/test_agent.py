@@ -533,6 +533,33 @@ def test_closed_loop_example_judges_with_the_runs_label_ranges(tmp_path, monkeyp
     np.testing.assert_array_equal(env.label_ranges, judge)
 
 
+def test_closed_loop_example_names_an_environment_that_no_longer_fits_the_model(tmp_path, monkeypatch, capsys):
+    """An environment edited since its run trained (an action added) was stepped by the trained
+    agent without a word: the new action never taken, the verdicts of another problem. glamor
+    eval refuses such an environment; the example names it too."""
+    import gymnasium as gym
+
+    import glamor.envs
+
+    saved_run(tmp_path)
+    example = _closed_loop_example()
+    real_make = glamor.envs.make
+
+    def with_a_fifth_action(*args, **kwargs):
+        env = real_make(*args, **kwargs)
+        env.action_space = gym.spaces.Discrete(5)
+        return env
+
+    monkeypatch.setattr(glamor.envs, "make", with_a_fifth_action)
+    with pytest.raises(SystemExit) as e:
+        example.main([str(tmp_path), "--episodes", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and ("now gives {'actions': 5, 'frame_stack': 1, 'frames': (14, 14)}, but the model "
+                                  "was trained on {'actions': 4, 'frame_stack': 1, 'frames': (14, 14)}") in err, err
+    monkeypatch.setattr(glamor.envs, "make", real_make)
+    assert example.main([str(tmp_path), "--episodes", "1"]) == 0
+
+
 def test_closed_loop_example_names_a_negative_first_seed(tmp_path, capsys):
     """--first-seed -1 ended in gymnasium's traceback at the first reset."""
 
