@@ -22,7 +22,9 @@ again), the data an env reads beside its source (its `cache_data`, if it has one
 Control's entry of goal_labels.json, their RAM addresses, label slices and action repeat), the
 versions of the simulator and renderer outside this package (its `cache_versions`, if it has
 them: ale-py and Pillow for Atari; MuJoCo, dm_control, the GL backend in use and its driver for
-Control) and `GOAL_FORMAT_VERSION`.
+Control) and `GOAL_FORMAT_VERSION`. What the key cannot see (a module the environment imports,
+a data file it reads) is checked at each read: the set's first and last goals are rolled out
+again from their seeds, and a set the environment no longer makes is built again, with a warning.
 """
 
 from __future__ import annotations
@@ -311,13 +313,14 @@ def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int
 RANGE_SEED = 0
 
 
-def label_ranges_for(env: GoalEnv, cfg, progress: bool = True) -> np.ndarray:
-    """The env's declared ranges, or the spec's estimate (cached), the same for every run seed."""
+def label_ranges_for(env: GoalEnv, cfg, progress: bool = True, *, rebuild: bool = False) -> np.ndarray:
+    """The env's declared ranges, or the spec's estimate (cached), the same for every run seed.
+    `rebuild`: estimate them again (and cache that) whatever the cache holds."""
     if not getattr(env, "estimate_label_ranges", True):
         return env.label_ranges
     path = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts,
                        seed=RANGE_SEED, labels=list(env.label_names))
-    cached = _read_cache(path, np.load)
+    cached = None if rebuild else _read_cache(path, np.load)
     if cached is not None:
         return cached
     ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * RANGE_SEED + 3, progress=progress)
@@ -348,6 +351,24 @@ def _read_cache(path: Path, read):
         return None
 
 
+def _not_made_now(env: GoalEnv, goal_set: GoalSet) -> str | None:
+    """Why a cached goal set is not what `env` makes now, or None: its first and last goals rolled
+    out again from their reset seeds (a reset makes its goal as `rollout_goals` does) must give
+    the same start labels, goal image and goal labels. The cache key holds the source of the
+    env's classes and their modules, not of modules they import (a helper of yours), nor data
+    files or simulators the env does not declare (`cache_data`, `cache_versions`): an edit there
+    would have left goals the environment no longer makes, unsaid."""
+    for i in sorted({0, len(goal_set) - 1}):
+        seed = int(goal_set.seeds[i])
+        _, info = env.reset(seed=seed)
+        for what, now, cached in (("image differs", env.goal.frame, goal_set.frames[i]),
+                                  ("labels differ", env.goal.labels, goal_set.labels[i]),
+                                  ("start state's labels differ", info["labels"], goal_set.start_labels[i])):
+            if not np.array_equal(now, cached):
+                return f"goal {i}, from reset seed {seed}: its {what}"
+    return None
+
+
 def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progress: bool = True) -> GoalSet:
     """A cached goal set of `kind`: "train" (diverse), "eval" (held out) or "eval_moved"
     (held out, the env's `moved_labels` changed from the start, e.g. the box was pushed)."""
@@ -367,12 +388,18 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
                        candidates=cfg.goal_candidates if kind == "train" else None,
                        frame=list(env.frame_shape), labels=list(env.label_names), **ranges_key, **extra)
     cached = _read_cache(path, GoalSet.load)
-    if cached is not None:
-        if cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
+    stale = None
+    if cached is not None and cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
+        stale = _not_made_now(env, cached)
+        if stale is None:
             env.label_ranges = cached.label_ranges  # the judge's ranges, as on a fresh build
             return cached
+        warnings.warn(f"the cached {kind} goals {path} are not what {cfg.env_id} makes now ({stale}): its code "
+                      f"changed where the cache key does not look (a module of yours that it imports, a data file "
+                      f"it reads, a simulator's version: see glamor/goals.py); building them and the label ranges "
+                      f"again", RuntimeWarning, stacklevel=2)
     check_seeded_resets(env)
-    ranges = label_ranges_for(env, cfg, progress)
+    ranges = label_ranges_for(env, cfg, progress, rebuild=stale is not None)  # (cached alike, stale alike)
     env.label_ranges = ranges
     # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.
     # Moved goals (train or eval) come from bases 2 * SEED_STRIDE higher, so no seeds are shared.

@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,72 @@ def test_the_goal_cache_folder_reads_glamor_cache_as_a_shell_user_means_it(monke
     assert cache_dir() == Path(want).expanduser()
     monkeypatch.delenv("GLAMOR_CACHE")
     assert cache_dir() == Path("~/.cache/glamor/goals").expanduser()
+
+
+HELPED_ENV = '''
+import gymnasium as gym
+import numpy as np
+
+import helped_draw
+from glamor.envs.gridworld import GridWorld
+
+
+class Helped(GridWorld):
+    """The gridworld drawn and labelled by a module of its own: an edit there leaves this source as it was."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.estimate_label_ranges = True  # (gridworld declares its own)
+
+    def _frame(self):
+        return helped_draw.draw(super()._frame())
+
+    def _labels(self):
+        return super()._labels() * helped_draw.SCALE
+
+
+gym.register("Helped-v0", entry_point=Helped)
+'''
+
+
+def test_a_cached_goal_set_the_environment_no_longer_makes_is_built_again(tmp_path, monkeypatch):
+    """The goal cache is keyed by the source of the environment's classes and their modules: an
+    edit of a module they import (how the frames are drawn, here) left the cached goals in use,
+    images and labels the environment no longer makes, so training chased them and evaluation
+    judged against them, without a word. The first and last cached goals are rolled out again
+    from their seeds, and a set they disagree with is built again (its label ranges too)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "helped_env.py").write_text(HELPED_ENV)
+    draw = tmp_path / "helped_draw.py"
+    draw.write_text("SCALE = 1.0\n\ndef draw(frame):\n    return frame\n")
+    cfg = preset("debug", env_id="helped_env:Helped-v0", env_kwargs={"size": 7}, progress=False, eval_episodes=6, label_range_rollouts=20)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    first = make_goal_set(env, cfg, "eval")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what it still makes: read from the cache, unsaid
+        np.testing.assert_array_equal(make_goal_set(env, cfg, "eval").frames, first.frames)
+
+    import helped_draw
+
+    for edit, what in (("SCALE = 2.0\n\ndef draw(frame):\n    return frame\n", "labels differ"),
+                       ("SCALE = 2.0\n\ndef draw(frame):\n    return frame // 2\n", "image differs")):
+        draw.write_text(edit)
+        importlib.reload(helped_draw)
+        with pytest.warns(RuntimeWarning, match=rf"the cached eval goals .* are not what helped_env:Helped-v0 makes "
+                                                 rf"now \(goal 0, from reset seed \d+: its {what}\)") as w:
+            again = make_goal_set(env, cfg, "eval")
+        assert [x.filename for x in w if "not what" in str(x.message)] == [__file__]
+        monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / f"fresh-{what[:5]}"))  # what a fresh cache builds
+        fresh = make_goal_set(genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs), cfg, "eval")
+        monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "cache"))
+        for field in GoalSet.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(again, field), getattr(fresh, field))
+        np.testing.assert_array_equal(env.label_ranges, fresh.label_ranges)
+    np.testing.assert_array_equal(again.label_ranges, 2 * first.label_ranges)  # estimated again, not read
+    np.testing.assert_array_equal(again.frames, first.frames // 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the cache holds what it makes now
+        make_goal_set(env, cfg, "eval")
