@@ -92,6 +92,25 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _check_env_arguments(overrides: dict, env_id: str, env_kwargs: dict) -> None:
+    """Raise TypeError when a --set name is no config field but an argument of the environment
+    (`--set frame_shape=[40,52]`, `--set noop_max=0`): it was refused as an unknown config field,
+    which did not say that env_kwargs takes it."""
+    from glamor import envs
+
+    unknown = [name for name in overrides if name not in Config.__dataclass_fields__]
+    theirs = {name: overrides[name] for name in unknown if name in envs.constructor_arguments(env_id)} if unknown else {}
+    if theirs:
+        one = len(theirs) == 1
+        kept = {**env_kwargs, **theirs}
+        keeps = f" (with the env_kwargs {env_kwargs} it has)" if env_kwargs else ""
+        neither = [name for name in unknown if name not in theirs]
+        also = f"; {', '.join(neither)}: neither (see glamor.config.Config)" if neither else ""
+        raise TypeError(f"--set {', '.join(theirs)}: {'an argument' if one else 'arguments'} of the environment "
+                        f"{env_id}, not {'a config field' if one else 'config fields'}: --set \"env_kwargs={kept!r}\" "
+                        f"passes {'it' if one else 'them'}{keeps}{also}")
+
+
 def _other_methods_fields(overrides: dict, algo: str) -> list[str]:
     """The fields in `overrides` that only the other method's agent or network reads (plan_width
     or lstm_hidden under algo=gcsl, gcsl_act under glamor)."""
@@ -177,6 +196,8 @@ def cmd_train(args) -> int:
             raise ValueError(f"{flag} {value} and --set {field}={overrides[field]} disagree: give one")
         overrides[field] = value
     args.preset = args.preset or "gridworld"
+    _check_env_arguments(overrides, overrides.get("env_id", PRESETS[args.preset]["env_id"]),
+                         overrides.get("env_kwargs", PRESETS[args.preset].get("env_kwargs", {})))
     cfg = preset(args.preset, **overrides)
     _note_dropped_env_kwargs(args.preset, overrides)
     other_suite = _note_another_suites_preset(args.preset, cfg)
@@ -341,6 +362,7 @@ def _evaluate_run(args, run_dir: Path) -> int:
     if state is not None and "config" in state:  # (evaluate_checkpoint says when there is none)
         check_config_is_the_checkpoints(cfg, state, run_dir)
     overrides = _parse_overrides(args.set)
+    _check_env_arguments(overrides, overrides.get("env_id", cfg.env_id), overrides.get("env_kwargs", cfg.env_kwargs))
     check_model_unchanged(cfg, overrides, "an evaluation")
     training = sorted(set(overrides) & set(TRAINING_FIELDS))
     if training:

@@ -805,3 +805,38 @@ def test_a_presets_env_kwargs_passed_to_an_environment_of_ones_own_are_named(tmp
         assert trained[0].env_kwargs == preset(name).env_kwargs
         with pytest.warns(UserWarning, match=re.escape(want)):  # the same from Python
             preset(name, env_id=argv[3])
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["train", "--preset", "atari_cpu", "--set", "noop_max=0"],
+     "--set noop_max: an argument of the environment glamor/Seaquest-v0, not a config field: --set \"env_kwargs="
+     "{'frame_shape': [40, 52], 'noop_max': 0}\" passes it (with the env_kwargs {'frame_shape': [40, 52]} it has)"),
+    (["train", "--preset", "control_cpu", "--env", "glamor/reacher-hard-v0", "--set", "fast_render=false",
+      "--set", "env_kwargs={}"],
+     "--set fast_render: an argument of the environment glamor/reacher-hard-v0, not a config field: --set "
+     "\"env_kwargs={'fast_render': False}\" passes it$"),
+    (["train", "--preset", "debug", "--set", "size=9", "--set", "push=1"],
+     "--set size: an argument of the environment glamor/GridWorld-v0, not a config field: --set \"env_kwargs="
+     "{'size': 9}\" passes it (with the env_kwargs {'size': 7} it has); push: neither (see glamor.config.Config)$"),
+    (["train", "--preset", "debug", "--set", "push=1"], "unknown config field(s) ['push']"),
+    (["train", "--preset", "debug", "--set", "size=9"],
+     "--set size: an argument of the environment glamor/GridWorld-v0, not a config field: --set \"env_kwargs="
+     "{'size': 9}\" passes it (with the env_kwargs {'size': 7} it has)"),
+    (["train", "--preset", "atari_cpu", "--set", "game='pong'"], "unknown config field(s) ['game']"),  # the id's
+    (["eval", "RUN", "--set", "size=9"],
+     "--set size: an argument of the environment glamor/GridWorld-v0, not a config field: --set \"env_kwargs="
+     "{'size': 9}\" passes it (with the env_kwargs {'size': 7} it has)"),
+])
+def test_an_environment_argument_given_as_a_config_field_is_pointed_to_env_kwargs(run, capsys, argv, said):
+    """`glamor train --preset atari_cpu --set noop_max=0` (or frame_shape, or a size of one's own
+    environment) said only "unknown config field(s) ['noop_max']; see glamor.config.Config": the
+    Config has no such field, and nothing said that env_kwargs is how the environment gets it."""
+    from glamor.cli import main
+
+    argv = [str(run) if a == "RUN" else a for a in argv]
+    if argv[0] == "train":
+        argv += ["--run-dir", str(run.parent / "never")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(re.escape(said.rstrip("$")) + ("$" if said.endswith("$") else ""), err), err
+    assert not (run.parent / "never").exists()

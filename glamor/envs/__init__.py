@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 import re
 from importlib import resources
@@ -134,6 +135,24 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
                          f"(or env_kwargs={{}})") from e
     check_built(env, env_id, episode_length)
     return env
+
+
+def constructor_arguments(env_id: str) -> set[str]:
+    """The names `env_kwargs` may give `env_id`'s environment: its constructor's keyword arguments,
+    less ``episode_length`` and ``render_mode`` (glamor passes them) and those its registration
+    fixes (an Atari ``game``). Empty where they cannot be read (an unknown id, a module that
+    fails to import: building it says why)."""
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:
+            importlib.import_module(module)
+        spec = gym.spec(name)
+        creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+        parameters = inspect.signature(creator).parameters
+    except Exception:  # noqa: BLE001 - only a hint depends on it
+        return set()
+    named = {n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named - {"self", "episode_length", "render_mode"} - set(spec.kwargs or {})
 
 
 def unnamed_module(env_id: str) -> str | None:
