@@ -164,6 +164,8 @@ def unnamed_module(env_id: str) -> str | None:
     if ":" in env_id or env_id in _BUILTIN or env_id not in gym.registry:
         return None
     entry = gym.spec(env_id).entry_point
+    while isinstance(entry, functools.partial):  # (a partial's __module__ is functools')
+        entry = entry.func
     module = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", None)
     if module in (None, "__main__", "__mp_main__"):
         where = ("its class is defined in the running script (__main__): define and register it in a module "

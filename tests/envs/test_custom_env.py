@@ -1,5 +1,6 @@
 """A user's own goal environment (examples/puck_env.py), built by gymnasium's module:id form."""
 
+import functools
 import json
 import os
 import re
@@ -192,6 +193,11 @@ def test_a_bare_id_registered_in_this_process_alone_is_named_with_the_module_tha
             "own and name it MODULE:MineInMain-v0")
     finally:
         del gym.registry["MineInMain-v0"]
+    gym.register("PuckPartial-v0", entry_point=functools.partial(puck_env.Puck, size=12))
+    try:  # by its function's module, not functools'
+        assert "name it puck_env:PuckPartial-v0 (" in envs.unnamed_module("PuckPartial-v0")
+    finally:
+        del gym.registry["PuckPartial-v0"]
     for named in ("puck_env:Puck-v0", "glamor/GridWorld-v0", "NotRegistered-v0"):
         assert envs.unnamed_module(named) is None
     cfg = preset("debug", env_id="Puck-v0", env_kwargs={}, progress=False, total_env_steps=48, learning_starts=24,
