@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         env.close()
         p.error(f"{cfg.env_id} with env_kwargs {cfg.env_kwargs} now gives {got}, but the model was trained on {want}")
     # the evaluator's judge: ranges estimated from random rollouts (cached by training), not the
-    # placeholders an environment with estimate_label_ranges declares (puck_env, Atari, Control)
-    env.label_ranges = label_ranges_for(env, cfg, progress=False)
+    # placeholders an environment with estimate_label_ranges declares (puck_env, Atari, Control);
+    # where they are not cached (a run copied from another machine) the estimate shows a progress
+    # bar: 500 rollouts of a control task take minutes
+    env.label_ranges = label_ranges_for(env, cfg, progress=True)
     try:
         successes, t0 = 0, time.perf_counter()
         for i in range(args.episodes):

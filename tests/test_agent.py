@@ -531,6 +531,14 @@ def test_closed_loop_example_judges_with_the_runs_label_ranges(tmp_path, monkeyp
     judge = label_ranges_for(real_make(cfg.env_id, cfg.episode_length), cfg, progress=False)
     assert not np.array_equal(judge, np.ones(2))
     np.testing.assert_array_equal(env.label_ranges, judge)
+    # Where they are not cached (a run copied from another machine) their estimate took minutes on a
+    # control task without a sign of life: it shows a progress bar (and nothing where cached).
+    assert "label ranges" not in capsys.readouterr().err
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "empty-cache"))
+    made.clear()
+    assert example.main([str(tmp_path), "--episodes", "1"]) == 0
+    assert "label ranges" in capsys.readouterr().err
+    np.testing.assert_array_equal(made[0].label_ranges, judge)
 
 
 def test_closed_loop_example_names_an_environment_that_no_longer_fits_the_model(tmp_path, monkeypatch, capsys):
