@@ -98,10 +98,13 @@ def select_gl_backend(probe=_probe_gl, find_library=ctypes.util.find_library) ->
 def gl_failure(backend: str, error: Exception) -> str:
     """The message for a rendering backend that was chosen (or set by the user) but fails."""
     packages = {"egl": "libegl1", "osmesa": "libosmesa6", "glfw": "libglfw3 and a display"}
+    # a value MuJoCo has no backend for (a typo) wants another value, not a package
+    fix = (f"Install {packages[backend]} (Debian/Ubuntu package), or unset" if backend in packages else
+           f"MUJOCO_GL={backend} names none of the backends glamor renders with (egl, osmesa; glfw with a "
+           f"display): set one of them, or unset")
     return (
         f"MuJoCo rendering with MUJOCO_GL={backend} failed ({type(error).__name__}: {error}). "
-        f"Install {packages.get(backend, 'its OpenGL library')} (Debian/Ubuntu package), or "
-        "unset MUJOCO_GL to let glamor pick EGL or OSMesa."
+        f"{fix} MUJOCO_GL to let glamor pick EGL or OSMesa."
     )
 
 

@@ -95,6 +95,11 @@ def test_select_gl_backend(monkeypatch):
 def test_a_failing_backend_names_the_package():
     assert "libosmesa6" in gl_failure("osmesa", AttributeError("no glGetError"))
     assert "libegl1" in gl_failure("egl", RuntimeError("no display"))
+    # a typo in MUJOCO_GL was told to install "its OpenGL library": there is none to install
+    typo = gl_failure("elg", RuntimeError("Environment variable MUJOCO_GL must be one of [...]: got 'elg'."))
+    assert "Install" not in typo and typo.endswith(
+        "MUJOCO_GL=elg names none of the backends glamor renders with (egl, osmesa; glfw with a display): set one "
+        "of them, or unset MUJOCO_GL to let glamor pick EGL or OSMesa."), typo
     code = "import glamor.envs; glamor.envs.make('glamor/reacher-hard-v0', episode_length=2)"
     env = {**os.environ, "MUJOCO_GL": "nonexistent"}
     out = subprocess.run(
