@@ -255,3 +255,48 @@ def test_a_cached_goal_set_the_environment_no_longer_makes_is_built_again(tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the cache holds what it makes now
         make_goal_set(env, cfg, "eval")
+
+
+SLIPPERY_ENV = '''
+import gymnasium as gym
+import numpy as np
+
+from glamor.envs.gridworld import GridWorld
+
+
+class Slippery(GridWorld):
+    """The gridworld whose moves slip, drawn from a generator of its own (seeded once, at
+    construction, as a simulator's often is): a seed's goal depends on what ran before."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.slips = np.random.default_rng(0)
+
+    def _step_state(self, action):
+        if self.slips.random() < 0.5:
+            action = int(self.slips.integers(self.action_space.n))
+        return super()._step_state(action)
+
+
+gym.register("Slippery-v0", entry_point=Slippery)
+'''
+
+
+def test_a_cached_goal_set_of_an_environment_whose_goals_are_not_reproducible_is_kept(tmp_path, monkeypatch):
+    """The read check rolls a cached goal out again from its seed; an environment whose steps draw
+    from a generator of its own (not np_random) makes another goal each time, so every read found
+    the set 'not what it makes now', warned that its code had changed and built it again: every
+    run (every DDP rank, every `glamor eval`) got goals of its own, never the cached ones."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "slippery_env.py").write_text(SLIPPERY_ENV)
+    cfg = preset("debug", env_id="slippery_env:Slippery-v0", env_kwargs={"size": 7}, progress=False,
+                 eval_episodes=6)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    first = make_goal_set(env, cfg, "eval")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no rebuild, no word of an edit
+        for reader in (env, env, genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)):
+            again = make_goal_set(reader, cfg, "eval")
+            for field in GoalSet.__dataclass_fields__:
+                np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
