@@ -104,8 +104,10 @@ class RunSpec:
     def config(self, budget: str, overrides: dict | None = None):
         from glamor.config import apply_budget, preset
 
-        cfg = preset(self.env, seed=self.seed, progress=False, **METHODS[self.algo], **SETTINGS[self.setting])
         overrides = dict(overrides or {})
+        # (the environment's fields through preset(), which says when its env_kwargs go to one of yours)
+        env = {k: overrides[k] for k in ("env_id", "env_kwargs") if k in overrides}
+        cfg = preset(self.env, seed=self.seed, progress=False, **METHODS[self.algo], **SETTINGS[self.setting], **env)
         if cfg.algo == "gcsl" and overrides.get("vector") == "async":  # (a neutral field: no other results)
             del overrides["vector"]  # GCSL's policy acts at every step: its environments stay in process
         return apply_budget(cfg, budget).replace(**overrides)

@@ -594,3 +594,20 @@ def test_two_compares_read_the_same_finished_run_at_once(tmp_path, monkeypatch):
     monkeypatch.setattr(compare, "read_results", another_compare_reads_it_meanwhile)
     assert compare.read_run_results(run, "glamor")["env_steps"] == seen[0] > 0
     assert not (run / ".glamor.lock").exists()
+
+
+def test_compare_names_a_presets_env_kwargs_passed_to_an_environment_of_ones_own():
+    """`glamor compare --envs debug --set env_id=mymod:Dot-v0` built the user's environment with
+    debug's env_kwargs (size=7, meant for the gridworld) without a word: preset() warns of it, but
+    the compare gave it the env_id only after, as one more override."""
+    import warnings
+
+    spec = compare.RunSpec("glamor", "default", "debug", 0)
+    with pytest.warns(UserWarning, match=r"preset debug's env_kwargs \{'size': 7\} are set for its own environment "
+                                         r"\(glamor/GridWorld-v0\) and are passed to dotenv:Dot-v0 too"):
+        cfg = spec.config("small", {"env_id": "dotenv:Dot-v0"})
+    assert (cfg.env_id, cfg.env_kwargs) == ("dotenv:Dot-v0", {"size": 7})  # passed on, as the warning says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the user's own choice, or the preset's own environment: unsaid
+        assert spec.config("small", {"env_id": "dotenv:Dot-v0", "env_kwargs": {}}).env_kwargs == {}
+        assert spec.config("small", {}).env_id == "glamor/GridWorld-v0"
