@@ -95,13 +95,27 @@ def select_gl_backend(probe=_probe_gl, find_library=ctypes.util.find_library) ->
     )
 
 
+# dm_control's other MUJOCO_GL values (dm_control/_render/constants.py): GLFW's, and no renderer's
+GLFW_ALIASES = ("on", "enable", "enabled", "true", "1")
+NO_RENDERER_ALIASES = ("off", "disable", "disabled", "false", "0")
+
+
 def gl_failure(backend: str, error: Exception) -> str:
     """The message for a rendering backend that was chosen (or set by the user) but fails."""
     packages = {"egl": "libegl1", "osmesa": "libosmesa6", "glfw": "libglfw3 and a display"}
-    # a value MuJoCo has no backend for (a typo) wants another value, not a package
-    fix = (f"Install {packages[backend]} (Debian/Ubuntu package), or unset" if backend in packages else
-           f"MUJOCO_GL={backend} names none of the backends glamor renders with (egl, osmesa; glfw with a "
-           f"display): set one of them, or unset")
+    # dm_control's other names: of GLFW (MUJOCO_GL=1 is GLFW, not a typo), and of no renderer at all
+    # (compared as dm_control does, case and all); a value MuJoCo has no backend for (a typo) wants
+    # another value, not a package
+    if backend in packages:
+        fix = f"Install {packages[backend]} (Debian/Ubuntu package), or unset"
+    elif backend in GLFW_ALIASES:
+        fix = f"MUJOCO_GL={backend} is GLFW's: install {packages['glfw']} (Debian/Ubuntu package), or unset"
+    elif backend in NO_RENDERER_ALIASES:
+        fix = (f"MUJOCO_GL={backend} turns MuJoCo's rendering off, and a control environment's observations are "
+               f"frames: set egl or osmesa (glfw with a display), or unset")
+    else:
+        fix = (f"MUJOCO_GL={backend} names none of the backends glamor renders with (egl, osmesa; glfw with a "
+               f"display): set one of them, or unset")
     return (
         f"MuJoCo rendering with MUJOCO_GL={backend} failed ({type(error).__name__}: {error}). "
         f"{fix} MUJOCO_GL to let glamor pick EGL or OSMesa."

@@ -100,6 +100,11 @@ def test_a_failing_backend_names_the_package():
     assert "Install" not in typo and typo.endswith(
         "MUJOCO_GL=elg names none of the backends glamor renders with (egl, osmesa; glfw with a display): set one "
         "of them, or unset MUJOCO_GL to let glamor pick EGL or OSMesa."), typo
+    # dm_control's other names are no typos: MUJOCO_GL=1 (on, true, ...) is GLFW, =off (0, false, ...) no renderer
+    glfw = gl_failure("1", RuntimeError("no display"))
+    assert "none of the backends" not in glfw and "MUJOCO_GL=1 is GLFW's: install libglfw3 and a display" in glfw, glfw
+    off = gl_failure("off", RuntimeError("rendering disabled"))
+    assert "none of the backends" not in off and "MUJOCO_GL=off turns MuJoCo's rendering off" in off, off
     code = "import glamor.envs; glamor.envs.make('glamor/reacher-hard-v0', episode_length=2)"
     env = {**os.environ, "MUJOCO_GL": "nonexistent"}
     out = subprocess.run(
