@@ -676,10 +676,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from glamor.cli import _parse_overrides
+    from glamor.cli import _check_env_arguments, _parse_overrides
 
+    overrides = _parse_overrides(args.set)
+    for env in dict.fromkeys(e for e in args.envs if e in PRESETS):  # (not presets: run_compare names them)
+        # an environment's argument (--set noop_max=0) is named as such, not as an unknown config field
+        _check_env_arguments(overrides, overrides.get("env_id", PRESETS[env]["env_id"]),
+                             overrides.get("env_kwargs", PRESETS[env].get("env_kwargs", {})))
     out = args.out if args.out is not None else f"results/{'_'.join(args.envs)}_{args.budget}"  # "" is refused
     runs_dir = Path(args.runs_dir or f"runs/compare-{args.budget}")
     run_compare(args.envs, args.seeds, args.methods, args.budget, runs_dir, out, args.widths, args.planners,
-                args.sweep_episodes, args.setting, _parse_overrides(args.set))
+                args.sweep_episodes, args.setting, overrides)
     return 0

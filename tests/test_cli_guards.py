@@ -823,6 +823,9 @@ def test_a_presets_env_kwargs_passed_to_an_environment_of_ones_own_are_named(tmp
      "--set size: an argument of the environment glamor/GridWorld-v0, not a config field: --set \"env_kwargs="
      "{'size': 9}\" passes it (with the env_kwargs {'size': 7} it has)"),
     (["train", "--preset", "atari_cpu", "--set", "game='pong'"], "unknown config field(s) ['game']"),  # the id's
+    (["compare", "--envs", "atari_cpu", "--set", "noop_max=0"],  # each run of a compare too
+     "--set noop_max: an argument of the environment glamor/Seaquest-v0, not a config field: --set \"env_kwargs="
+     "{'frame_shape': [40, 52], 'noop_max': 0}\" passes it (with the env_kwargs {'frame_shape': [40, 52]} it has)"),
     (["eval", "RUN", "--set", "size=9"],
      "--set size: an argument of the environment glamor/GridWorld-v0, not a config field: --set \"env_kwargs="
      "{'size': 9}\" passes it (with the env_kwargs {'size': 7} it has)"),
@@ -836,6 +839,8 @@ def test_an_environment_argument_given_as_a_config_field_is_pointed_to_env_kwarg
     argv = [str(run) if a == "RUN" else a for a in argv]
     if argv[0] == "train":
         argv += ["--run-dir", str(run.parent / "never")]
+    if argv[0] == "compare":
+        argv += ["--runs-dir", str(run.parent / "never"), "--out", str(run.parent / "never" / "out")]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert re.search(re.escape(said.rstrip("$")) + ("$" if said.endswith("$") else ""), err), err
