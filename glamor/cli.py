@@ -9,6 +9,7 @@
     glamor envs
     glamor bench planner --json planner.json
     glamor bench update   # training-update speed
+    glamor bench lookup   # the training LSTMs' gate lookup, gather or take_rows
     glamor bench act      # closed-loop acting, goal encoding cached or not
     glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
 """
@@ -480,7 +481,7 @@ def cmd_envs(args) -> int:
     return 0
 
 
-BENCHMARKS = ("planner", "act", "envs", "collect", "update")
+BENCHMARKS = ("planner", "act", "envs", "collect", "update", "lookup")
 
 
 def cmd_bench(args) -> int:

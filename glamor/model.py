@@ -31,6 +31,23 @@ from glamor.planning.inputs import PlanningInputs
 from glamor.planning.reference import lstm_step
 
 
+def take_rows(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """table (B, R, G), tokens int64 (B, T) -> (B, T, G): row tokens[b, t] of table[b], which is
+    `table.gather(1, tokens.unsqueeze(-1).expand(-1, -1, G))` (the reference, see
+    tests/test_model.py).
+
+    Taken as whole rows of the flattened table by one index_select: gather reads an expanded
+    index element by element, and its backward (scatter_add_) writes that way too, 2.4 to 7x
+    slower on a CPU at the presets' sizes (the demo's 256 x 13 tokens, G = 256: 7x, 4% of its
+    training update). index_select's backward (index_add_) adds the same gradients to each row in
+    the same order, token by token from zero, so the gradient is bitwise gather's
+    (`benchmarks/bench_lookup.py` checks it, then times both).
+    """
+    B, R, G = table.shape
+    rows = tokens + torch.arange(B, device=tokens.device).unsqueeze(1) * R  # (B, T) into (B * R, G)
+    return table.reshape(B * R, G).index_select(0, rows.flatten()).view(B, tokens.shape[1], G)
+
+
 class TokenLSTM(nn.Module):
     """An autoregressive LSTM over action tokens, conditioned on a vector (B, D).
 
@@ -62,8 +79,7 @@ class TokenLSTM(nn.Module):
 
     def forward(self, cond: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, n+2) given the previous tokens (B, T) (n: none)."""
-        table = self.gate_table(cond)  # (B, n+1, 4H)
-        gate_in = table.gather(1, prev_tokens.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+        gate_in = take_rows(self.gate_table(cond), prev_tokens)  # (B, T, 4H)
         h, c = self.initial_state(cond)
         hs = []
         # unbind, not gate_in[:, t]: its backward is one stack, where each of T selects would

@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import nn_lstm_logits, random_images, tiny_model
 
-from glamor.model import GlamorModel
+from glamor.model import GlamorModel, take_rows
 from glamor.nn.impala import ImpalaEncoder
 
 
@@ -79,6 +79,61 @@ def test_teacher_forced_lstm_equals_nn_lstm_in_values_and_gradients():
     g_ref = torch.autograd.grad((want * w).sum(), shared + list(ref.parameters()))
     for a, b in zip(g_got, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def gather_rows(table, tokens):
+    """take_rows' reference: gather along the rows with the token index expanded over G."""
+    return table.gather(1, tokens.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_take_rows_is_gather_bitwise_in_values_and_gradients(threads):
+    """take_rows (index_select of whole rows) gives gather's values and, through its index_add_
+    backward, gather's scatter_add_ gradients bit for bit: each table row adds its tokens'
+    gradients in the same order. Tables made as gate_table makes them (a broadcast sum), many
+    tokens per row (the accumulation order matters), shapes from one token to the demo's."""
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for trial in range(12):
+            gen = torch.Generator().manual_seed(100 + trial)
+            B, R, T, G = (int(torch.randint(lo, hi, (1,), generator=gen)) for lo, hi in
+                          ((1, 300), (2, 20), (1, 60), (1, 300)))
+            if trial == 0:
+                B, R, T, G = 256, 5, 13, 256  # the demo's update
+            const = torch.randn(B, 1, G, generator=gen).requires_grad_()
+            rows = (torch.randn(1, R, G, generator=gen) * 10).requires_grad_()
+            tokens = torch.randint(0, R, (B, T), generator=gen)
+            up = torch.randn(B, T, G, generator=gen)
+            results = []
+            for take in (gather_rows, take_rows):
+                out = take(const + rows, tokens)
+                results.append((out.detach(), *torch.autograd.grad((out * up).sum(), (const, rows))))
+            for want, got in zip(*results, strict=True):
+                assert want.shape == got.shape and torch.equal(want, got), (trial, (B, R, T, G))
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def test_model_loss_and_gradients_are_the_gather_forwards_bitwise(monkeypatch):
+    """The whole loss and every parameter's gradient are what TokenLSTM.forward gave with gather."""
+    m = tiny_model(num_actions=4).train()
+    gen = torch.Generator().manual_seed(5)
+    obs, goal = random_images(32, 2, (24, 24), seed=6), random_images(32, 1, (24, 24), seed=7)
+    targets = torch.randint(0, 6, (32, 9), generator=gen)
+
+    def run():
+        m.zero_grad(set_to_none=True)
+        losses = m.loss(obs, goal, targets)
+        losses["loss"].backward()
+        return [v.detach() for v in losses.values()] + [p.grad for p in m.parameters()]
+
+    now = run()
+    import glamor.model
+
+    monkeypatch.setattr(glamor.model, "take_rows", gather_rows)
+    before = run()
+    assert len(now) == len(before) and all(torch.equal(a, b) for a, b in zip(now, before, strict=True))
 
 
 @pytest.mark.parametrize(
