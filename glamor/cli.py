@@ -10,6 +10,7 @@
     glamor bench planner --json planner.json
     glamor bench update   # training-update speed
     glamor bench lookup   # the training LSTMs' gate lookup, gather or take_rows
+    glamor bench malloc   # training updates with glibc malloc's thresholds or glamor.allocator's
     glamor bench act      # closed-loop acting, goal encoding cached or not
     glamor compare --envs gridworld --seeds 0 1 2 --budget small --out results/gridworld_small
 """
@@ -28,6 +29,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from glamor.allocator import keep_freed_memory
 from glamor.config import (
     MACHINE_FIELDS,
     PRESETS,
@@ -481,7 +483,7 @@ def cmd_envs(args) -> int:
     return 0
 
 
-BENCHMARKS = ("planner", "act", "envs", "collect", "update", "lookup")
+BENCHMARKS = ("planner", "act", "envs", "collect", "update", "lookup", "malloc")
 
 
 def cmd_bench(args) -> int:
@@ -589,6 +591,12 @@ def _raised_where(error: BaseException) -> str:
     return ""
 
 
+# The commands that train or evaluate, whose process glibc's malloc thresholds are set for
+# (glamor/allocator.py): the same results, fewer page faults per update. Not the benchmarks, whose
+# before and after both run as glibc would.
+MALLOC_COMMANDS = ("train", "eval", "compare")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)  # no torch yet: the commands import it
@@ -598,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # not our source lines
     thread_hook = threading.excepthook
     threading.excepthook = lambda failed: _one_line_thread_error(args.command, failed, thread_hook)
+    if args.command in MALLOC_COMMANDS:  # this process is ours: its updates keep their memory (glamor/allocator.py)
+        keep_freed_memory()
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, FloatingPointError, ImportError, NotImplementedError,

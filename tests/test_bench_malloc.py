@@ -1,0 +1,48 @@
+"""benchmarks/bench_malloc.py runs (also as `glamor bench malloc`): its two sides, each in processes
+of its own, end with bitwise the same weights, and it refuses to report when they do not."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_bench_malloc_smoke(tmp_path):
+    out = tmp_path / "malloc.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "glamor", "bench", "malloc", "--presets", "gridworld", "--pairs", "1",
+         "--updates", "1", "--warmup", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # through the CLI, from anywhere
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["preset"] == "gridworld" and case["weights_bitwise_equal"] is True
+    assert all(len(runs) == 1 for runs in case["runs"].values())
+    assert all(v > 0 for v in [*case["median_s"].values(), *case["cpu_median_s"].values()])
+    assert "| gridworld |" in out.with_suffix(".md").read_text()
+
+
+def test_bench_malloc_refuses_sides_whose_weights_differ(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_malloc
+
+    sides = []
+
+    def run_side(name, side, updates, warmup):
+        sides.append(side)
+        return {"wall_s": [1.0], "cpu_s": [1.0], "faults_per_update": 0.0, "peak_rss_mb": 1.0,
+                "weights_sha256": side}  # each side its own weights
+
+    monkeypatch.setattr(bench_malloc, "run_side", run_side)
+    with pytest.raises(AssertionError, match="weights differ"):
+        bench_malloc.run_case("gridworld", 2, 1, 1)
+    before, now = bench_malloc.SIDES
+    assert sides == [before, now, now, before]  # alternating which side goes first
