@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         name, side, updates, warmup = argv[1], argv[2], int(argv[3]), int(argv[4])
         print(json.dumps(child(name, side, updates, warmup)))
         return 0
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # (its first sentence is two lines)
     p.add_argument("--presets", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--pairs", type=positive_int, default=8, help="pairs of processes per preset")
     p.add_argument("--updates", type=positive_int, default=12, help="timed updates per process")

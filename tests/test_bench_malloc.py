@@ -46,3 +46,16 @@ def test_bench_malloc_refuses_sides_whose_weights_differ(monkeypatch):
         bench_malloc.run_case("gridworld", 2, 1, 1)
     before, now = bench_malloc.SIDES
     assert sides == [before, now, now, before]  # alternating which side goes first
+
+
+def test_bench_malloc_help_says_what_it_times(monkeypatch, capsys):
+    """`glamor bench malloc --help` gives the docstring's whole first sentence, which spans two
+    lines (it showed "... (before) or those of" and stopped)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_malloc
+
+    with pytest.raises(SystemExit) as exit_:
+        bench_malloc.main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "or those of `glamor.allocator.keep_freed_memory` (now), which `glamor train | eval | compare` set." in text
