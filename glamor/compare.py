@@ -11,7 +11,8 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   machinery (from scratch when it has none; --set of device, torch_threads, backend, eval_batch or
   progress applies); a run dir whose config differs, finished or not, or that holds files but no run, is
   refused: nothing is deleted; `--set vector=async` (environments in worker processes, no other
-  results) applies to the GLAMOR runs, GCSL's stay in process (its policy acts at every step);
+  results) applies to the GLAMOR runs it starts (a run it resumes keeps its own), GCSL's stay in
+  process (its policy acts at every step);
 - GLAMOR runs are evaluated again for the evaluation-time ablations, each written once to
   `sweep-<planner>-w<width>.json` (`-g<N>` added for N goals fewer than eval_episodes) and reused
   while the run's evaluated checkpoint is the one it came from: planner width (1, 10, 200, 1000 by default)
