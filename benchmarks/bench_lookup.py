@@ -26,11 +26,9 @@ import time
 import torch
 from bench_args import output_file, positive_int
 from bench_planner import RESULTS, run_ab_cases
-from bench_update import CASES, batch
+from bench_update import CASES, training_case, training_update
 
 import glamor.model
-from glamor.config import preset
-from glamor.model import GlamorModel
 
 
 def gather_rows(table: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -59,12 +57,8 @@ def alternate(fns: dict, call, repeats: int, warmup: int = 2) -> tuple[dict, dic
 
 
 def run_case(name: str, repeats: int) -> dict:
-    n, stack, hw, _ = CASES[name]
-    cfg = preset(name)
-    torch.manual_seed(0)
-    model = GlamorModel.from_config(cfg, n, stack, hw)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    obs, goal, targets = batch(name, torch.Generator().manual_seed(1))
+    n = CASES[name][0]
+    cfg, model, opt, obs, goal, targets = training_case(name)
     original = glamor.model.take_rows  # put back whatever happens
 
     def use(lookup) -> None:
@@ -79,10 +73,7 @@ def run_case(name: str, repeats: int) -> dict:
 
     def update(lookup) -> None:
         use(lookup)
-        opt.zero_grad(set_to_none=True)
-        model.loss(obs, goal, targets)["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        training_update(cfg, model, opt, obs, goal, targets)
 
     # the lookup alone, at the update's sizes: a gate table (B, n+1, 4H) and the previous tokens
     B, T, G = len(targets), targets.shape[1], 4 * cfg.lstm_hidden

@@ -45,24 +45,14 @@ def child(name: str, side: str, updates: int, warmup: int) -> dict:
     if side == SIDES[1] and not keep_freed_memory():
         raise SystemExit("keep_freed_memory() did not apply here (not glibc, or MALLOC_* set)")
     import torch
-    from bench_update import batch
-
-    from glamor.config import preset
-    from glamor.model import GlamorModel
+    from bench_update import training_case, training_update
 
     torch.set_num_threads(1)
-    n, stack, hw, _ = CASES[name]
-    cfg = preset(name)
-    torch.manual_seed(0)
-    model = GlamorModel.from_config(cfg, n, stack, hw)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    obs, goal, targets = batch(name, torch.Generator().manual_seed(1))
+    case = training_case(name)
+    model = case[1]
 
     def update() -> None:
-        opt.zero_grad(set_to_none=True)
-        model.loss(obs, goal, targets)["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        training_update(*case)
 
     for _ in range(warmup):
         update()

@@ -68,6 +68,25 @@ def batch(name: str, gen: torch.Generator):
     return obs, goal, targets
 
 
+def training_case(name: str):
+    """(cfg, model, optimizer, obs, goal, targets) at the preset's sizes: a GlamorModel (seed 0)
+    with its AdamW as glamor.train.Trainer makes it, and a batch (seed 1)."""
+    n, stack, hw, _ = CASES[name]
+    cfg = preset(name)
+    torch.manual_seed(0)
+    model = GlamorModel.from_config(cfg, n, stack, hw)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return (cfg, model, opt, *batch(name, torch.Generator().manual_seed(1)))
+
+
+def training_update(cfg, model, opt, obs, goal, targets) -> None:
+    """One update as glamor.train.Trainer.update runs it: loss, backward, clip, optimizer step."""
+    opt.zero_grad(set_to_none=True)
+    model.loss(obs, goal, targets)["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+
+
 def run_case(name: str, repeats: int) -> dict:
     n, stack, hw, _ = CASES[name]
     cfg = preset(name)

@@ -31,14 +31,15 @@ def test_bench_lookup_refuses_lookups_that_differ(monkeypatch):
     with its tokens' order reversed (index_add_ then sums each row's gradients backwards)."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import bench_lookup
+    import bench_update
     import pytest
     import torch
 
     take = bench_lookup.LOOKUPS["take_rows (now)"]
     monkeypatch.setitem(bench_lookup.LOOKUPS, "take_rows (now)",
                         lambda table, tokens: take(table, tokens.flip(1)).flip(1))
-    real_batch = bench_lookup.batch
-    monkeypatch.setattr(bench_lookup, "batch", lambda name, gen: tuple(t[:64] for t in real_batch(name, gen)))
+    real_batch = bench_update.batch  # (training_case's batch, made smaller)
+    monkeypatch.setattr(bench_update, "batch", lambda name, gen: tuple(t[:64] for t in real_batch(name, gen)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
