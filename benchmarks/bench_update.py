@@ -29,7 +29,7 @@ from bench_args import output_file, positive_int
 from bench_planner import RESULTS, run_ab_cases
 
 from glamor.config import preset
-from glamor.model import GlamorModel, TokenLSTM
+from glamor.model import GlamorModel, TokenLSTM, take_rows
 from glamor.planning.reference import lstm_step
 
 # preset -> (actions, frame stack, frame (H, W), k): the sizes its environment gives
@@ -42,9 +42,10 @@ CASES = {
 
 
 def select_forward(self: TokenLSTM, cond: torch.Tensor, prev_tokens: torch.Tensor) -> torch.Tensor:
-    """The baseline: TokenLSTM.forward as it was, stepping with gate_in[:, t]."""
-    table = self.gate_table(cond)
-    gate_in = table.gather(1, prev_tokens.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+    """The baseline: TokenLSTM.forward as it was, stepping with gate_in[:, t] (its lookup is
+    today's, take_rows, so that the two forwards differ in the stepping alone: bench_lookup.py
+    times the lookup)."""
+    gate_in = take_rows(self.gate_table(cond), prev_tokens)
     h, c = self.initial_state(cond)
     hs = []
     for t in range(prev_tokens.shape[1]):
