@@ -202,7 +202,7 @@ def test_a_worker_that_cannot_make_its_environment_says_why(tmp_path, monkeypatc
     """A worker whose environment fails to build answers the first command with the error (it
     died, and the parent saw only 'Connection reset by peer'), and is not restarted three times
     to fail alike (three warnings before the error)."""
-    pool = _worker_pool(tmp_path, monkeypatch, "parent_only_env", WORKERLESS_ENV, "ParentOnly-v0")
+    pool = _worker_pool(tmp_path, monkeypatch, "parent_only_env", WORKERLESS_ENV, "ParentOnly-v0", env_kwargs={})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # a restart warns: there must be none
