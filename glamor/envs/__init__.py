@@ -140,18 +140,28 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
 def constructor_arguments(env_id: str) -> set[str]:
     """The names `env_kwargs` may give `env_id`'s environment: its constructor's keyword arguments,
     less ``episode_length`` and ``render_mode`` (glamor passes them) and those its registration
-    fixes (an Atari ``game``). Empty where they cannot be read (an unknown id, a module that
-    fails to import: building it says why)."""
+    fixes (an Atari ``game``). A class whose ``__init__`` passes ``**kwargs`` on (``class
+    MyEnv(GridWorld): def __init__(self, **kwargs): super().__init__(**kwargs)``) takes its base
+    classes' too, followed along the MRO while each passes ``**kwargs`` on. Empty where they
+    cannot be read (an unknown id, a module that fails to import: building it says why)."""
     module, _, name = env_id.rpartition(":")
     try:
         if module:
             importlib.import_module(module)
         spec = gym.spec(name)
         creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
-        parameters = inspect.signature(creator).parameters
+        signatures = [inspect.signature(creator)]
+        if isinstance(creator, type):  # the __init__s its own passes **kwargs to, nearest first
+            signatures = [inspect.signature(cls.__init__) for cls in creator.__mro__
+                          if "__init__" in vars(cls) and cls is not object]
     except Exception:  # noqa: BLE001 - only a hint depends on it
         return set()
-    named = {n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    named = set()
+    for signature in signatures:
+        parameters = signature.parameters.values()
+        named |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
     return named - {"self", "episode_length", "render_mode"} - set(spec.kwargs or {})
 
 

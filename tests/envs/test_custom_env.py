@@ -209,3 +209,33 @@ def test_a_bare_id_registered_in_this_process_alone_is_named_with_the_module_tha
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the module:id form: no warning
         train(cfg.replace(env_id="puck_env:Puck-v0"), tmp_path / "named")
+
+
+def test_the_arguments_a_subclass_passes_on_with_kwargs_are_its_bases(on_path):
+    """`class Mine(Puck): def __init__(self, **kwargs): super().__init__(**kwargs)` (the usual way
+    to change one method) read as taking no arguments at all, so `--set size=9` on it said only
+    "unknown config field", not that env_kwargs passes it; the MRO is followed while **kwargs go on."""
+    import puck_env
+
+    class PassesOn(puck_env.Puck):
+        def __init__(self, *, trail: int = 0, **kwargs):
+            super().__init__(**kwargs)
+            self.trail = trail
+
+    class PassesOnAgain(PassesOn):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+
+    for name, cls in (("PassesOn-v0", PassesOn), ("PassesOnAgain-v0", PassesOnAgain)):
+        gym.register(name, entry_point=cls)
+    try:
+        puck = envs.constructor_arguments("puck_env:Puck-v0")
+        assert "size" in puck
+        assert envs.constructor_arguments("PassesOn-v0") == puck | {"trail"}
+        assert envs.constructor_arguments("PassesOnAgain-v0") == puck | {"trail"}
+        assert "kwargs" not in envs.constructor_arguments("PassesOnAgain-v0")
+    finally:
+        for name in ("PassesOn-v0", "PassesOnAgain-v0"):
+            del gym.registry[name]
+    gridworld = envs.constructor_arguments("glamor/GridWorld-v0")  # (no **kwargs: GoalEnv's are not its)
+    assert "size" in gridworld and "frame_shape" not in gridworld
