@@ -170,8 +170,11 @@ def unnamed_module(env_id: str) -> str | None:
     this process registered but not the module that registers it (``Dot-v0``, not
     ``dotenv:Dot-v0``): a run's config keeps the id, and collection workers, ``glamor eval``,
     ``glamor train --resume`` and ``examples/closed_loop.py`` import nothing before building it
-    ("unknown environment"). None for a ``module:id``, a built-in or an unregistered id."""
-    if ":" in env_id or env_id in _BUILTIN or env_id not in gym.registry:
+    ("unknown environment"). None for a ``module:id``, a built-in or an unregistered id, and for
+    a bare id that a fresh Python process has registered once it imports glamor.envs (one that a
+    package installed as a plugin registers at start-up, through a ``.pth`` file or
+    ``sitecustomize``): those processes find it too."""
+    if ":" in env_id or env_id in _BUILTIN or env_id not in gym.registry or _registered_everywhere(env_id):
         return None
     entry = gym.spec(env_id).entry_point
     while isinstance(entry, functools.partial):  # (a partial's __module__ is functools')
@@ -186,6 +189,24 @@ def unnamed_module(env_id: str) -> str | None:
     return (f"environment {env_id!r} is registered in this process only, and the run's config names it so: "
             f"environment workers (vector='async'), glamor eval, glamor train --resume and "
             f"examples/closed_loop.py will not find it; {where}")
+
+
+def _registered_everywhere(env_id: str) -> bool:
+    """Whether a fresh interpreter, as `glamor eval` starts one, has `env_id` registered after
+    importing glamor.envs (about half a second; asked only of bare ids this process registered).
+    False where it cannot tell (the interpreter fails or hangs): the warning is then given."""
+    import os
+    import subprocess
+    import sys
+
+    flags = ["-P"] if sys.version_info >= (3, 11) else []  # (not the folder this runs in: a command elsewhere lacks it)
+    code = "import sys, gymnasium, glamor.envs; sys.exit(0 if sys.argv[1] in gymnasium.registry else 3)"
+    try:
+        done = subprocess.run([sys.executable, *flags, "-c", code, env_id], capture_output=True, timeout=60,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def check_built(env, env_id: str, episode_length: int) -> None:

@@ -239,3 +239,20 @@ def test_the_arguments_a_subclass_passes_on_with_kwargs_are_its_bases(on_path):
             del gym.registry[name]
     gridworld = envs.constructor_arguments("glamor/GridWorld-v0")  # (no **kwargs: GoalEnv's are not its)
     assert "size" in gridworld and "frame_shape" not in gridworld
+
+
+def test_a_bare_id_every_process_registers_at_start_up_is_not_warned_about(on_path, tmp_path, monkeypatch):
+    """A bare id that a plugin registers in every interpreter at start-up (a package's .pth file or
+    sitecustomize importing it) is found by glamor eval, resume and workers alike, yet training
+    warned that they would not find it and told the user to rename it."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import gymnasium\ngymnasium.register('Plugged-v0', entry_point='puck_env:Puck')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(EXAMPLES), *sys.path]))
+    gym.register("Plugged-v0", entry_point="puck_env:Puck")  # (as the plugin did in this process)
+    gym.register("ThisProcessOnly-v0", entry_point="puck_env:Puck")
+    try:
+        assert envs.unnamed_module("Plugged-v0") is None
+        assert "name it puck_env:ThisProcessOnly-v0 (" in envs.unnamed_module("ThisProcessOnly-v0")
+    finally:
+        for name in ("Plugged-v0", "ThisProcessOnly-v0"):
+            del gym.registry[name]
