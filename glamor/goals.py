@@ -24,8 +24,10 @@ versions of the simulator and renderer outside this package (its `cache_versions
 them: ale-py and Pillow for Atari; MuJoCo, dm_control, the GL backend in use and its driver for
 Control) and `GOAL_FORMAT_VERSION`. What the key cannot see (a module the environment imports,
 a data file it reads) is checked at each read: the set's first and last goals are rolled out
-again from their seeds, and a set the environment no longer makes is built again, with a warning
-(not where a seed's goal differs from one rollout to the next: that set is kept).
+again from their seeds, its label ranges must be the estimate now, and a set the environment no
+longer makes is built again, with a warning (not where a seed's goal differs from one rollout to
+the next: that set is kept). A cached estimate of the ranges is checked alike: the rollouts that
+gave each label's least and greatest value are rolled out again from their seeds and draws.
 """
 
 from __future__ import annotations
@@ -151,17 +153,33 @@ def estimate_label_ranges(env: GoalEnv, rollouts: int, base_seed: int, progress:
     Only the labels are needed, so the rollouts step the env's state machine directly: no
     frames are rendered and no goal is rolled out at reset (40x faster on Control).
     """
+    return _estimate(env, rollouts, base_seed, progress)[0]
+
+
+def _estimate(env: GoalEnv, rollouts: int, base_seed: int, progress: bool) -> tuple[np.ndarray, dict]:
+    """`estimate_label_ranges` and its probe: the rollouts that gave each label's least and
+    greatest value (index, labels at their end, and the state of the draws they started from),
+    which `_ranges_not_made_now` rolls out again to check a cached estimate."""
     rng = np.random.default_rng(base_seed)
     no_goal = _no_goal(env)
-    seen = []
+    seen, states = [], []
     for i in tqdm(range(rollouts), desc="label ranges", disable=not progress, leave=False):
-        env.reset(seed=base_seed * SEED_STRIDE + i, options={"goal": no_goal})
-        for _ in range(int(rng.integers(1, env.episode_length + 1))):
-            if env._advance(int(rng.integers(env.action_space.n))):
-                break
-        seen.append(env._current_labels())
+        states.append(json.dumps(rng.bit_generator.state))
+        seen.append(_range_rollout(env, base_seed * SEED_STRIDE + i, rng, no_goal))
     seen = np.stack(seen)
-    return seen.max(0) - seen.min(0)
+    index = np.unique(np.concatenate([seen.argmin(0), seen.argmax(0)]))
+    probe = dict(probe_index=index, probe_labels=seen[index], probe_states=np.array([states[i] for i in index]))
+    return seen.max(0) - seen.min(0), probe
+
+
+def _range_rollout(env: GoalEnv, seed: int, rng: np.random.Generator, no_goal: Goal) -> np.ndarray:
+    """The labels at the end of one rollout of the estimate: reset with `seed`, then a random
+    length and random actions drawn from `rng`."""
+    env.reset(seed=seed, options={"goal": no_goal})
+    for _ in range(int(rng.integers(1, env.episode_length + 1))):
+        if env._advance(int(rng.integers(env.action_space.n))):
+            break
+    return env._current_labels()
 
 
 def select_diverse(labels: np.ndarray, count: int, ranges: np.ndarray) -> np.ndarray:
@@ -314,19 +332,69 @@ def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int
 RANGE_SEED = 0
 
 
-def label_ranges_for(env: GoalEnv, cfg, progress: bool = True, *, rebuild: bool = False) -> np.ndarray:
+def label_ranges_for(env: GoalEnv, cfg, progress: bool = True, *, rebuild: bool = False,
+                     _stacklevel: int = 2) -> np.ndarray:
     """The env's declared ranges, or the spec's estimate (cached), the same for every run seed.
-    `rebuild`: estimate them again (and cache that) whatever the cache holds."""
+    `rebuild`: estimate them again (and cache that) whatever the cache holds. A cached estimate
+    is checked as goal sets are (`_ranges_not_made_now`): one the environment no longer gives
+    is estimated again, with a warning."""
     if not getattr(env, "estimate_label_ranges", True):
         return env.label_ranges
     path = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts,
                        seed=RANGE_SEED, labels=list(env.label_names))
-    cached = None if rebuild else _read_cache(path, np.load)
-    if cached is not None:
-        return cached
-    ranges = estimate_label_ranges(env, cfg.label_range_rollouts, base_seed=7 * RANGE_SEED + 3, progress=progress)
-    _write_cache(path, lambda: write_atomically(path, lambda tmp: np.save(tmp, ranges), suffix=".npy"))  # npy data,
-    return ranges  # as np.load reads it
+    base_seed = 7 * RANGE_SEED + 3
+    cached = None if rebuild else _read_cache(path, _load_ranges)
+    if cached is not None and "probe_index" in cached:  # (an older cache holds the ranges alone: estimated again)
+        stale = _ranges_not_made_now(env, cached, base_seed)
+        if stale is None:
+            return cached["ranges"]
+        warnings.warn(f"the cached label ranges {path} are not what {cfg.env_id} gives now ({stale}): its code "
+                      f"changed where the cache key does not look (see glamor/goals.py); estimating them again",
+                      RuntimeWarning, stacklevel=_stacklevel)
+    ranges, probe = _estimate(env, cfg.label_range_rollouts, base_seed, progress)
+    _write_cache(path, lambda: write_atomically(path, lambda tmp: np.savez(tmp, ranges=ranges, **probe),
+                                                suffix=".npz"))
+    return ranges
+
+
+def _load_ranges(path: Path) -> dict:
+    """A cached estimate's arrays: ranges, and its probe (absent from an older cache's .npy data)."""
+    data = np.load(path)
+    if isinstance(data, np.ndarray):
+        return {"ranges": data}
+    with data:
+        return {k: data[k] for k in data.files}
+
+
+def _ranges_not_made_now(env: GoalEnv, cached: dict, base_seed: int) -> str | None:
+    """Why a cached estimate is not what `env` gives now, or None: the rollouts that gave each
+    label's least and greatest value, rolled out again from their seeds and draws, must end at
+    the same labels (as `_not_made_now` checks a goal set's goals; one that does not come out
+    the same twice in a row cannot tell, and is kept)."""
+    no_goal = _no_goal(env)
+    for i, labels, state in zip(cached["probe_index"], cached["probe_labels"], cached["probe_states"]):
+        seed = base_seed * SEED_STRIDE + int(i)
+
+        def replay(seed=seed, state=str(state)) -> tuple[np.ndarray]:
+            state = json.loads(state)
+            rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+            rng.bit_generator.state = state
+            return (_range_rollout(env, seed, rng, no_goal),)
+
+        if _replay_differs((labels,), replay) is not None:
+            return f"rollout {int(i)} of the estimate, from reset seed {seed}: its labels differ"
+    return None
+
+
+def _replay_differs(stored: tuple, replay) -> int | None:
+    """Which of `stored` (arrays) `replay()` (the same, made again now) first differs in, or None:
+    where all are equal, or where two replays differ from each other too (what a seed makes
+    varies from one rollout to the next: nothing to compare with)."""
+    now = replay()
+    differs = [i for i, (a, b) in enumerate(zip(now, stored)) if not np.array_equal(a, b)]
+    if not differs or not all(np.array_equal(a, b) for a, b in zip(now, replay())):
+        return None
+    return differs[0]
 
 
 def _write_cache(path: Path, write) -> None:
@@ -369,16 +437,13 @@ def _not_made_now(env: GoalEnv, goal_set: GoalSet) -> str | None:
         _, info = env.reset(seed=seed)
         return env.goal.frame, env.goal.labels, info["labels"]
 
+    whats = ("image differs", "labels differ", "start state's labels differ")
     for i in sorted({0, len(goal_set) - 1}):
         seed = int(goal_set.seeds[i])
-        now = made(seed)
         cached = (goal_set.frames[i], goal_set.labels[i], goal_set.start_labels[i])
-        whats = ("image differs", "labels differ", "start state's labels differ")
-        differs = [what for what, a, b in zip(whats, now, cached) if not np.array_equal(a, b)]
-        if differs:
-            if not all(np.array_equal(a, b) for a, b in zip(now, made(seed))):
-                return None  # not reproducible from its seed: nothing to compare with
-            return f"goal {i}, from reset seed {seed}: its {differs[0]}"
+        differs = _replay_differs(cached, functools.partial(made, seed))
+        if differs is not None:
+            return f"goal {i}, from reset seed {seed}: its {whats[differs]}"
     return None
 
 
@@ -395,24 +460,30 @@ def make_goal_set(env: GoalEnv, cfg, kind: str, count: int | None = None, progre
         raise ValueError(f"train_moved_fraction={cfg.train_moved_fraction} but {cfg.env_id} declares no moved_labels")
     extra = {"moved": n_moved} if n_moved else {}  # keeps the cache keys of the spec's protocol
     # The set stores the judge's ranges, so its key holds theirs (rollouts, seed) as well.
-    ranges_key = (dict(range_rollouts=cfg.label_range_rollouts, range_seed=RANGE_SEED)
-                  if getattr(env, "estimate_label_ranges", True) else {})
+    estimated = getattr(env, "estimate_label_ranges", True)
+    ranges_key = dict(range_rollouts=cfg.label_range_rollouts, range_seed=RANGE_SEED) if estimated else {}
     path = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, kind, n=count, seed=seed,
                        candidates=cfg.goal_candidates if kind == "train" else None,
                        frame=list(env.frame_shape), labels=list(env.label_names), **ranges_key, **extra)
     cached = _read_cache(path, GoalSet.load)
-    stale = None
+    stale = ranges = None
     if cached is not None and cached.frames.shape[1:] == (1, *env.frame_shape) and len(cached) == count:
         stale = _not_made_now(env, cached)
-        if stale is None:
-            env.label_ranges = cached.label_ranges  # the judge's ranges, as on a fresh build
-            return cached
+        if stale is None and estimated:  # its judge too: the estimate now (checked in turn), which another
+            ranges = label_ranges_for(env, cfg, progress, _stacklevel=3)  # set's rebuild may have made again
+        if stale is None:  # (declared ranges are the env's code's, in the key; env.label_ranges may be anything)
+            if ranges is None or np.array_equal(cached.label_ranges, ranges):
+                env.label_ranges = cached.label_ranges  # the judge's ranges, as on a fresh build
+                return cached
+            stale = f"its label ranges {cached.label_ranges} are not the {ranges} it gives now"
         warnings.warn(f"the cached {kind} goals {path} are not what {cfg.env_id} makes now ({stale}): its code "
                       f"changed where the cache key does not look (a module of yours that it imports, a data file "
-                      f"it reads, a simulator's version: see glamor/goals.py); building them and the label ranges "
-                      f"again", RuntimeWarning, stacklevel=2)
+                      f"it reads, a simulator's version: see glamor/goals.py); building them "
+                      f"{'again' if ranges is not None else 'and the label ranges again'}", RuntimeWarning,
+                      stacklevel=2)
     check_seeded_resets(env)
-    ranges = label_ranges_for(env, cfg, progress, rebuild=stale is not None)  # (cached alike, stale alike)
+    if ranges is None:  # (cached alike, stale alike)
+        ranges = label_ranges_for(env, cfg, progress, rebuild=stale is not None, _stacklevel=3)
     env.label_ranges = ranges
     # Reset seeds: train from base 2*seed+1, evaluation from base 2*eval_seed+2: never equal.
     # Moved goals (train or eval) come from bases 2 * SEED_STRIDE higher, so no seeds are shared.

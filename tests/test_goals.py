@@ -1,3 +1,4 @@
+import sys
 import warnings
 from pathlib import Path
 
@@ -300,3 +301,105 @@ def test_a_cached_goal_set_of_an_environment_whose_goals_are_not_reproducible_is
             again = make_goal_set(reader, cfg, "eval")
             for field in GoalSet.__dataclass_fields__:
                 np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
+
+
+MARKED_ENV = '''
+import gymnasium as gym
+
+import marked_cells
+from glamor.envs.gridworld import GridWorld
+
+
+class Marked(GridWorld):
+    """The gridworld whose labels a module of its own raises at some cells (none at first)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.estimate_label_ranges = True  # (gridworld declares its own)
+
+    def _labels(self):
+        return super()._labels() + 100 * (tuple(self._agent.tolist()) in marked_cells.CELLS)
+
+
+gym.register("Marked-v0", entry_point=Marked)
+'''
+
+
+def test_a_cached_goal_set_judged_with_ranges_estimated_again_since_is_built_again(tmp_path, monkeypatch):
+    """The read check rolled out a cached set's first and last goals alone. After an edit the
+    training set's ends saw (so it and the label ranges were built again), an evaluation set whose
+    ends it did not touch was read as it was, with the old label ranges: evaluation judged with
+    ranges the training judge and the ranges cache no longer had. A set's ranges must be the
+    estimate now (itself checked), or it is built again."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "marked_env.py").write_text(MARKED_ENV)
+    cells = tmp_path / "marked_cells.py"
+    cells.write_text("CELLS = ()\n")
+    cfg = preset("debug", env_id="marked_env:Marked-v0", env_kwargs={"size": 7}, progress=False, eval_episodes=4,
+                 num_train_goals=4, goal_candidates=8, label_range_rollouts=100)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    train_set, eval_set = make_goal_set(env, cfg, "train"), make_goal_set(env, cfg, "eval")
+    ends = [eval_set.labels[0], eval_set.labels[-1], eval_set.start_labels[0], eval_set.start_labels[-1]]
+    cell = next(tuple(map(int, c)) for c in (train_set.labels[0], train_set.labels[-1])
+                if not any(np.array_equal(c, e) for e in ends))  # what the eval set's ends never are
+    cells.write_text(f"CELLS = ({cell},)\n")
+    import marked_cells
+
+    importlib.reload(marked_cells)
+    with pytest.warns(RuntimeWarning, match="the cached train goals .* not what"):
+        make_goal_set(env, cfg, "train")
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "fresh"))  # what a fresh cache builds
+    fresh = make_goal_set(genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs), cfg, "eval")
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "cache"))
+    assert not np.array_equal(fresh.label_ranges, eval_set.label_ranges)  # (the edit moved the judge)
+    with pytest.warns(RuntimeWarning, match=r"the cached eval goals .* not what .*its label ranges") as w:
+        again = make_goal_set(env, cfg, "eval")
+    assert [x.filename for x in w if "not what" in str(x.message)] == [__file__]
+    for field in GoalSet.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(again, field), getattr(fresh, field))
+    np.testing.assert_array_equal(env.label_ranges, fresh.label_ranges)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the cache holds what it makes now
+        make_goal_set(env, cfg, "eval")
+
+
+def test_cached_label_ranges_the_environment_no_longer_gives_are_estimated_again(tmp_path, monkeypatch):
+    """label_ranges_for (what examples/closed_loop.py judges with) read a cached estimate
+    unchecked: after an edit of a module the environment imports it gave the old ranges for ever.
+    It is checked as goal sets are, and estimated again with a warning."""
+    import importlib
+
+    import gymnasium as gym
+
+    from glamor.goals import estimate_label_ranges, label_ranges_for
+
+    for name in ("helped_env", "helped_draw"):  # (another test's, from its own folder)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delitem(gym.registry, "Helped-v0", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "helped_env.py").write_text(HELPED_ENV)
+    draw = tmp_path / "helped_draw.py"
+    draw.write_text("SCALE = 1.0\n\ndef draw(frame):\n    return frame\n")
+    cfg = preset("debug", env_id="helped_env:Helped-v0", env_kwargs={"size": 7}, progress=False,
+                 label_range_rollouts=20)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    first = label_ranges_for(env, cfg, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what it still gives: read from the cache, unsaid
+        np.testing.assert_array_equal(label_ranges_for(env, cfg, progress=False), first)
+    import helped_draw
+
+    draw.write_text("SCALE = 3.0\n\ndef draw(frame):\n    return frame\n")
+    importlib.reload(helped_draw)
+    with pytest.warns(RuntimeWarning, match=r"the cached label ranges .* are not what helped_env:Helped-v0 gives "
+                                             r"now \(rollout \d+ of the estimate, from reset seed \d+: its labels"):
+        again = label_ranges_for(env, cfg, progress=False)
+    np.testing.assert_array_equal(again, estimate_label_ranges(env, 20, base_seed=3, progress=False))
+    np.testing.assert_array_equal(again, 3 * first)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(label_ranges_for(env, cfg, progress=False), again)
