@@ -413,10 +413,14 @@ def _evaluate_run(args, run_dir: Path) -> int:
     return 0
 
 
-def load_gray(path: str, hw: tuple[int, int]):
-    """An image file as a uint8 (H, W) grayscale frame, resized (bilinear) when its size differs."""
+def load_gray(path: str, hw: tuple[int, int], env_id: str | None = None):
+    """An image file as a uint8 (H, W) grayscale frame, made from a picture of another size as
+    `env_id`'s environment makes its frames (`GoalEnv.frame_from_image`: an Atari screen, 210x160,
+    cropped and area-resized as in training; otherwise, or without `env_id`, resized bilinearly)."""
     import numpy as np
     from PIL import Image
+
+    from glamor import envs
 
     notes = []
     try:
@@ -427,13 +431,14 @@ def load_gray(path: str, hw: tuple[int, int]):
         if image.mode != "L":
             notes.append(f"converted {image.mode} to grayscale")
             image = image.convert("L")
-        if image.size != (hw[1], hw[0]):
-            notes.append(f"resized {image.size[1]}x{image.size[0]} to the model's {hw[0]}x{hw[1]} (H x W)")
-            image = image.resize((hw[1], hw[0]), Image.BILINEAR)
         frame = np.array(image, dtype=np.uint8)  # decodes: a damaged file fails here at the latest
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         # missing, not an image, damaged (PIL: SyntaxError), or too large for PIL to open safely
         raise ValueError(f"cannot read image {path}: {e}") from e
+    if frame.shape != tuple(hw):
+        kind = envs.env_class(env_id) if env_id else envs.GoalEnv
+        notes.append(f"resized {frame.shape[0]}x{frame.shape[1]} to the model's {hw[0]}x{hw[1]} (H x W)")
+        frame = np.asarray(kind.frame_from_image(frame, tuple(hw)), dtype=np.uint8)
     if notes:
         print(f"note: {path}: {', '.join(notes)}", file=sys.stderr)
     return frame
@@ -447,12 +452,13 @@ def cmd_plan(args) -> int:
 
     agent = load_agent(args.checkpoint, **_parse_overrides(args.set))
     meta_hw, stack = agent.model.image_hw, agent.model.frame_stack
-    frames = [load_gray(f, meta_hw) for f in args.frames]
+    env_id = agent.config.env_id  # its pictures made into frames as that environment makes them
+    frames = [load_gray(f, meta_hw, env_id) for f in args.frames]
     if len(frames) > stack:
         raise ValueError(f"the model stacks {stack} frame(s); got {len(frames)} --frames")
     frames = [frames[0]] * (stack - len(frames)) + frames  # like a reset: repeat the oldest
     obs = np.stack(frames)[None]  # (1, S, H, W)
-    goal = load_gray(args.goal, meta_hw)[None, None]  # (1, 1, H, W)
+    goal = load_gray(args.goal, meta_hw, env_id)[None, None]  # (1, 1, H, W)
     trained, horizon = agent.config.horizon, args.horizon if args.horizon is not None else agent.horizon
     gcsl = isinstance(agent, GCSLAgent)
     if gcsl and not agent.model.time_conditioned:

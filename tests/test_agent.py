@@ -844,3 +844,50 @@ def test_closed_loop_example_names_an_environment_it_cannot_build(tmp_path, caps
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "cannot import module 'glamor_not_a_module_xyz'" in err and "PYTHONPATH" in err
+
+
+@pytest.mark.parametrize("frame_shape", [(40, 52), (80, 104)])
+def test_glamor_plan_makes_an_atari_screen_the_frame_training_saw(tmp_path, monkeypatch, frame_shape):
+    """`glamor plan` resized every picture bilinearly, while Atari training crops the screen's top
+    and bottom rows and area-resizes it: a saved Seaquest screen came out ~2.7 gray levels off on
+    average, pixels the model never learned from. A 210x160 screen of an Atari run is now made into
+    exactly the frame an episode shows when its last two screens are that screen."""
+    pytest.importorskip("ale_py")
+    from PIL import Image
+
+    import glamor.agent
+    from glamor.cli import load_gray, main
+    from glamor.model import GlamorModel
+
+    env = make("glamor/Seaquest-v0", 8, frame_shape=frame_shape)
+    env.reset(seed=3)
+    for action in (1, 3, 11, 4, 2):  # fire and move: a screen with more than the start's
+        env.step(action)
+    screens = []
+    for _ in range(2):
+        env.step(1)
+        screen = env.ale.getScreenGrayscale()
+        env._screens[:] = screen  # an episode whose last two screens are this picture
+        env._processed = None
+        screens.append((screen, env._frame().copy()))
+    assert not np.array_equal(screens[0][0], screens[1][0])
+    for i, (screen, want) in enumerate(screens):
+        Image.fromarray(screen).save(tmp_path / f"s{i}.png")
+        got = load_gray(str(tmp_path / f"s{i}.png"), frame_shape, "glamor/Seaquest-v0")
+        assert got.dtype == np.uint8 and np.array_equal(got, want)
+        bilinear = np.asarray(Image.fromarray(screen).resize(frame_shape[::-1], Image.BILINEAR))
+        assert not np.array_equal(bilinear, want)  # (what plan made of it before)
+
+    cfg = preset("atari_cpu", env_kwargs={"frame_shape": list(frame_shape)}, episode_length=8)
+    model = GlamorModel.from_config(cfg, env.action_space.n, env.frame_stack, frame_shape)
+    agent = Agent.from_config(model, cfg, width=4)
+    agent.config = cfg  # (as load_agent's agent has)
+    seen = []
+    plan = agent.plan
+    monkeypatch.setattr(agent, "plan", lambda obs, goal, **kw: seen.append((obs, goal)) or plan(obs, goal, **kw))
+    monkeypatch.setattr(glamor.agent, "load_agent", lambda path, **overrides: agent)
+    assert main(["plan", "RUN", "--frames", str(tmp_path / "s0.png"), "--goal", str(tmp_path / "s1.png")]) == 0
+    (obs, goal), = seen
+    assert obs.shape == (1, env.frame_stack, *frame_shape)
+    assert all(np.array_equal(obs[0, s], screens[0][1]) for s in range(env.frame_stack))
+    assert np.array_equal(goal[0, 0], screens[1][1])

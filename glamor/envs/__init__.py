@@ -137,6 +137,30 @@ def make(env_id: str, episode_length: int, **kwargs) -> GoalEnv:
     return env
 
 
+def _spec_and_creator(env_id: str):
+    """`env_id`'s gymnasium spec and what it calls to build one (a class, a function), its module
+    imported first for a ``module:id``; raises where it cannot be found."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        importlib.import_module(module)
+    spec = gym.spec(name)
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    return spec, creator
+
+
+def env_class(env_id: str) -> type[GoalEnv]:
+    """The GoalEnv class `env_id` builds, found without building one (no emulator or simulator
+    started); GoalEnv itself where it cannot be told (an unknown id, a module that fails to
+    import, an entry point that is a function)."""
+    try:
+        creator = _spec_and_creator(env_id)[1]
+    except Exception:  # noqa: BLE001 - GoalEnv's defaults then
+        return GoalEnv
+    while isinstance(creator, functools.partial):
+        creator = creator.func
+    return creator if isinstance(creator, type) and issubclass(creator, GoalEnv) else GoalEnv
+
+
 def constructor_arguments(env_id: str) -> set[str]:
     """The names `env_kwargs` may give `env_id`'s environment: its constructor's keyword arguments,
     less ``episode_length`` and ``render_mode`` (glamor passes them) and those its registration
@@ -144,12 +168,8 @@ def constructor_arguments(env_id: str) -> set[str]:
     MyEnv(GridWorld): def __init__(self, **kwargs): super().__init__(**kwargs)``) takes its base
     classes' too, followed along the MRO while each passes ``**kwargs`` on. Empty where they
     cannot be read (an unknown id, a module that fails to import: building it says why)."""
-    module, _, name = env_id.rpartition(":")
     try:
-        if module:
-            importlib.import_module(module)
-        spec = gym.spec(name)
-        creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+        spec, creator = _spec_and_creator(env_id)
         signatures = [inspect.signature(creator)]
         if isinstance(creator, type):  # the __init__s its own passes **kwargs to, nearest first
             signatures = [inspect.signature(cls.__init__) for cls in creator.__mro__

@@ -31,6 +31,7 @@ import numpy as np
 from glamor.envs.goal_env import GoalEnv
 
 FRAME_SHAPE = (80, 104)  # (H, W) after preprocessing, as the spec says
+SCREEN_SHAPE = (210, 160)  # (H, W) of the emulator's screen
 REFERENCE_FRAME_SHAPE = (104, 80)  # (H, W) of the reference code: an undistorted 2x downsample
 NUM_ACTIONS = 18  # ALE's full action set; games ignore the actions they do not use
 NOOP = 0
@@ -126,7 +127,7 @@ class AtariGoalEnv(GoalEnv):
         # restoreState does not restore the screen, so keep the start screen too.
         self._start_screen = self.ale.getScreenGrayscale()
         self._ale_actions = [ale_py.Action(i) for i in range(NUM_ACTIONS)]
-        self._screens = np.zeros((2, 210, 160), dtype=np.uint8)  # the last two frames, oldest first
+        self._screens = np.zeros((2, *SCREEN_SHAPE), dtype=np.uint8)  # the last two frames, oldest first
         self._last_action = NOOP
         self._lives = self.ale.lives()
         self._processed: np.ndarray | None = None
@@ -166,6 +167,15 @@ class AtariGoalEnv(GoalEnv):
                 break
         lives, self._lives = self._lives, self.ale.lives()
         return self.ale.game_over() or (self.terminal_on_life_loss and self._lives < lives)
+
+    @classmethod
+    def frame_from_image(cls, image: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """A picture of the emulator's whole screen (210x160) is made into a frame as the
+        emulator's screens are (`preprocess`: the crop, then the area resize), exactly the frame
+        an episode shows when its last two screens are that picture; other sizes as GoalEnv's."""
+        if image.shape == SCREEN_SHAPE:
+            return preprocess(np.stack([image, image]), tuple(frame_shape))
+        return super().frame_from_image(image, frame_shape)
 
     def _frame(self) -> np.ndarray:
         if self._processed is None:

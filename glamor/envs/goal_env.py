@@ -184,6 +184,21 @@ class GoalEnv(gym.Env):
     def _set_state(self, state: Any) -> None:
         raise self._not_implemented("_set_state")
 
+    @classmethod
+    def frame_from_image(cls, image: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """A grayscale picture of the environment (uint8 (H, W) of any size: a screenshot, a saved
+        screen) as the uint8 `frame_shape` frame an episode would show the agent; `glamor plan`
+        reads its image files through it. Here: resized bilinearly where its size differs. An
+        environment that makes its frames by shrinking a larger screen overrides it to shrink
+        a picture of that screen alike (Atari: its crop and area resize), so a model is not
+        shown pixels unlike those it learned from."""
+        from PIL import Image
+
+        h, w = frame_shape
+        if image.shape == (h, w):
+            return image
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
     def _not_implemented(self, method: str) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} must implement {method}() (the GoalEnv contract: "
                                    f"_reset_state, _step_state, _frame, _labels, _get_state, _set_state)")
