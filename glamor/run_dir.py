@@ -4,13 +4,18 @@
 --overwrite the old run is moved aside, not deleted: `settle_start` deletes it once the new run
 has its first checkpoint (renamed .NAME.deleting-PID while it goes), and `undo_start` puts it back
 if the new run fails before that. Only a run is ever replaced: a folder without config.json, or
-one holding other runs, is refused.
+one holding other runs, is refused. The new folder, locked first, and the old run trade places in
+one rename, so the path is never missing or unlocked for another
+start to take between the two (where the system can: Linux's renameat2).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from glamor import checkpoint
@@ -66,10 +71,11 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
             if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
                 raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
             aside = _free_aside_name(real)
-            real.rename(aside)
             run_dir = real
-            lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
-            lock.release()
+            if not _swap_in_empty_folder(real, aside, lock):  # (the system cannot swap two folders)
+                real.rename(aside)
+                lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
+                lock.release()  # (a new run started here before the lock below takes the folder: refused)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not lock.held:
@@ -84,6 +90,65 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
                 pass  # kept aside, and named by note_left_aside once this process has ended
         raise
     return run_dir, aside
+
+
+def _swap_in_empty_folder(real: Path, aside: Path, lock: RunLock) -> bool:
+    """Move the run at `real`, which `lock` holds, to `aside` and leave at `real` an empty folder
+    that `lock` holds, with no moment at which `real` is missing or unlocked: the new folder is made
+    and locked at `aside`, then the two are swapped in one rename. (Renaming the old run aside, then
+    making and locking the new folder, left a moment when a new run started at `real` found no
+    folder and took it: this overwrite was then refused, its old run hidden aside.)
+    False, with nothing changed, where the system cannot swap two folders (`_swap`)."""
+    new = RunLock()
+    try:
+        aside.mkdir()
+        new.acquire(aside)
+        swapped = _swap(aside, real)
+    except BaseException:  # (a full disk: the folder or its lock file) the old run is as it was
+        new.release()
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+        raise
+    if not swapped:
+        new.release()
+        with contextlib.suppress(OSError):
+            aside.rmdir()
+        return False
+    new.moved(real)
+    lock.moved(aside)
+    lock.trade(new)  # `lock` holds the new folder at `real`, `new` the old run's lock file
+    new.release()  # (which goes: the old run, put back, gets a new one when it is taken up)
+    return True
+
+
+def _swap(a: Path, b: Path) -> bool:
+    """Swap the paths `a` and `b` (two folders) in one step, Linux's renameat2(RENAME_EXCHANGE);
+    False where the system or the file system cannot (not Linux, a C library without renameat2,
+    a network or FUSE file system: ENOSYS, EINVAL, ENOTSUP)."""
+    try:
+        _renameat2_exchange(a, b)
+    except OSError as e:
+        if e.errno in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
+
+
+def _renameat2_exchange(a: Path, b: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        raise OSError(errno.ENOSYS, "no renameat2 on this system")
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).renameat2  # (glibc 2.28 and later, musl 1.2.2)
+    except (OSError, AttributeError):
+        raise OSError(errno.ENOSYS, "the C library has no renameat2") from None
+    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
 def _check_replaceable(run_dir: Path, held: list[str], overwrite: bool) -> None:

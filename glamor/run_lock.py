@@ -112,6 +112,13 @@ class RunLock:
         if self._path is not None:
             self._path = Path(run_dir) / LOCK_NAME
 
+    def trade(self, other: RunLock) -> None:
+        """This lock and `other` swap what they hold (an --overwrite swapping the new folder, which
+        `other` locked, in for the old run, which this one did)."""
+        mine = self._fd, self._path, self._shared
+        self._fd, self._path, self._shared = other._fd, other._path, other._shared
+        other._fd, other._path, other._shared = mine
+
     def release(self) -> None:
         """Let go; never raises. A lock file that cannot be removed (a folder made read-only, a
         full or vanished disk) stays behind and locks nothing; the error that ended the run is

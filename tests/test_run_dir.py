@@ -281,7 +281,7 @@ def test_a_full_disk_making_the_new_folder_of_an_overwrite_puts_the_old_run_back
     real_mkdir, real_acquire = Path.mkdir, RunLock.acquire
 
     def mkdir(self, *args, **kwargs):
-        if self == copy:
+        if self == copy or self.name.startswith(".copy.replaced-"):  # (made beside it, then swapped in)
             raise OSError(errno.ENOSPC, "No space left on device", str(self))
         return real_mkdir(self, *args, **kwargs)
 
@@ -381,6 +381,85 @@ def test_a_deletion_of_the_replaced_run_cut_short_is_not_offered_for_restoring(t
     made, aside = prepare_run_dir(made, overwrite=True)
     run_dir_module.settle_start(aside)  # a whole deletion leaves nothing behind
     assert not list(tmp_path.glob(".run.*")), list(tmp_path.iterdir())
+
+
+def _intruding_at_every_step(monkeypatch, folder: Path) -> list:
+    """After each folder, rename and lock step of this process (an --overwrite's), another start of
+    a new run in `folder` (`glamor train --run-dir folder`, no --overwrite) tries to take it; returns
+    the list of those that took it (each one's lock is let go at once)."""
+    import glamor.run_dir as run_dir_module
+
+    taken, busy = [], []
+
+    def intrude():
+        if busy or taken:
+            return
+        busy.append(True)
+        try:
+            other = RunLock()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    prepare_run_dir(folder, overwrite=False, lock=other)
+                except (FileExistsError, RunInUse):
+                    return  # refused, as it must be
+            taken.append(sorted(p.name for p in folder.parent.iterdir()))
+        finally:
+            other.release()  # (as a refused `glamor train` does)
+            busy.clear()
+
+    def after(real):
+        def call(*args, **kwargs):
+            try:
+                return real(*args, **kwargs)
+            finally:
+                intrude()
+        return call
+
+    for owner, name in ((Path, "rename"), (Path, "mkdir"), (RunLock, "acquire"), (RunLock, "release"),
+                        (RunLock, "moved")):
+        monkeypatch.setattr(owner, name, after(getattr(owner, name)))
+    if hasattr(run_dir_module, "_swap"):
+        monkeypatch.setattr(run_dir_module, "_swap", after(run_dir_module._swap))
+    return taken
+
+
+@pytest.mark.parametrize("swap", ["renameat2", "unsupported"])
+def test_no_other_start_takes_the_folder_while_an_overwrite_replaces_its_run(tmp_path, monkeypatch, swap):
+    """--overwrite moved the old run aside, let go of its lock, then made the new folder and locked
+    it: a new run started in the same folder in between found no folder, made it and took it, and
+    the overwrite was refused (RunInUse) with the old run hidden in .RUN.replaced-PID. The new
+    folder is now made and locked beside the old run first, and the two swapped in one rename
+    (renameat2 RENAME_EXCHANGE); where the system cannot swap, the folder is taken as before."""
+    import errno
+
+    import glamor.run_dir as run_dir_module
+
+    if swap == "unsupported":  # (a file system without RENAME_EXCHANGE answers EINVAL)
+        def unsupported(a, b):
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+        monkeypatch.setattr(run_dir_module, "_renameat2_exchange", unsupported, raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    taken = _intruding_at_every_step(monkeypatch, run)
+    lock = RunLock()
+    try:
+        made, aside = prepare_run_dir(run, overwrite=True, lock=lock)
+    finally:
+        monkeypatch.undo()
+    try:
+        if swap == "renameat2":  # (without it the moment stays: the overwrite still replaces the run)
+            assert taken == [], f"another start took the folder amid the overwrite (the parent then held {taken})"
+        assert made == run and sorted(p.name for p in run.iterdir()) == [LOCK_NAME]
+        assert (aside / "config.json").read_text() == '{"old": 1}' and not (aside / LOCK_NAME).exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([aside.name, "run"]), "nothing else beside"
+        with pytest.raises(RunInUse, match="is training it"):
+            RunLock().acquire(run)
+    finally:
+        lock.release()
+    assert not (run / LOCK_NAME).exists()
 
 
 def test_results_and_configs_reach_the_disk_before_they_replace_the_old_file(tmp_path, monkeypatch):
