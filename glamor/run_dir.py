@@ -80,6 +80,13 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
         run_dir.mkdir(parents=True, exist_ok=True)
         if not lock.held:
             lock.acquire(run_dir)
+        # looked at again under the lock: a folder another process renamed here since the look above
+        # (an --overwrite putting its old run back) is not taken for the new, empty one and trained over
+        came = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+        if came:
+            raise FileExistsError(f"run directory {run_dir} was filled by another process as this one took it (it "
+                                  f"now holds {', '.join(came[:5])}{' ...' if len(came) > 5 else ''}): run the "
+                                  f"command again")
     except BaseException:  # (a full disk: a new folder, or its lock file, needs room) the old run goes back
         if aside is not None:
             try:

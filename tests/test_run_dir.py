@@ -462,6 +462,29 @@ def test_no_other_start_takes_the_folder_while_an_overwrite_replaces_its_run(tmp
     assert not (run / LOCK_NAME).exists()
 
 
+def test_a_run_renamed_into_the_folder_before_its_lock_is_taken_is_not_trained_over(tmp_path, monkeypatch):
+    """A new run's folder was looked at before it was locked, not after: a run another process
+    renamed there in between (an --overwrite putting its old run back) was taken for the new, empty
+    folder, and the new run wrote its config.json and checkpoints over it."""
+    run, other = tmp_path / "run", tmp_path / ".run.replaced-1"
+    other.mkdir()
+    (other / "config.json").write_text('{"old": 1}')
+    real_acquire = RunLock.acquire
+
+    def acquire(self, run_dir, *args, **kwargs):  # the other process's rename lands just before the lock
+        if Path(run_dir) == run and other.exists():
+            run.rmdir()
+            other.rename(run)
+        return real_acquire(self, run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(RunLock, "acquire", acquire)
+    with pytest.raises(FileExistsError, match=r"was filled by another process as this one took it \(it now holds "
+                                              r"config.json\): run the command again"):
+        prepare_run_dir(run, overwrite=False)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"], "its lock let go, its files untouched"
+    assert (run / "config.json").read_text() == '{"old": 1}'
+
+
 def test_results_and_configs_reach_the_disk_before_they_replace_the_old_file(tmp_path, monkeypatch):
     """write_atomically renamed a file it had not fsynced: after a power cut the rename can be on
     disk before the data (XFS, btrfs), leaving config.json or eval.json empty; the run then could
