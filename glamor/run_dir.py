@@ -5,7 +5,7 @@
 has its first checkpoint (renamed .NAME.deleting-PID while it goes), and `undo_start` puts it back
 if the new run fails before that. Only a run is ever replaced: a folder without config.json, or
 one holding other runs, is refused. The new folder, locked first, and the old run trade places in
-one rename, so the path is never missing or unlocked for another
+one rename (and back, in `undo_start`), so the path is never missing or unlocked for another
 start to take between the two (where the system can: Linux's renameat2).
 """
 
@@ -244,6 +244,23 @@ def undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str
     # A link to an existing folder (prepare_run_dir keeps the link's path when it replaces nothing):
     # its folder is emptied and the link kept (rmtree refuses a link, which left the run's files).
     folder = run_dir.resolve() if run_dir.is_symlink() else run_dir
+    swapped = False
+    if aside is not None and folder.is_dir():
+        # The replaced run is swapped back in one rename, the new run's files then deleted from beside
+        # it (named as being deleted): deleting them first left the path missing for a moment, in which
+        # a new run started there took it and the replaced run stayed aside.
+        with contextlib.suppress(OSError):
+            swapped = _swap(aside, folder)
+    if swapped:
+        going = deleting_name(aside)
+        try:
+            aside.rename(going)
+        except OSError:
+            going = aside
+        shutil.rmtree(going, ignore_errors=True)
+        if going.exists():  # (files made read-only)
+            return False, f"{run_dir} holds the run it was replacing again; delete the new run's files left in {going}"
+        return True, f"{run_dir} holds the run it was replacing again"
     shutil.rmtree(folder, ignore_errors=True)
     if folder.exists():  # (a folder made read-only)
         return False, (f"could not remove {run_dir}: delete it before running again"

@@ -417,7 +417,7 @@ def _intruding_at_every_step(monkeypatch, folder: Path) -> list:
         return call
 
     for owner, name in ((Path, "rename"), (Path, "mkdir"), (RunLock, "acquire"), (RunLock, "release"),
-                        (RunLock, "moved")):
+                        (RunLock, "moved"), (run_dir_module.shutil, "rmtree")):
         monkeypatch.setattr(owner, name, after(getattr(owner, name)))
     if hasattr(run_dir_module, "_swap"):
         monkeypatch.setattr(run_dir_module, "_swap", after(run_dir_module._swap))
@@ -460,6 +460,32 @@ def test_no_other_start_takes_the_folder_while_an_overwrite_replaces_its_run(tmp
     finally:
         lock.release()
     assert not (run / LOCK_NAME).exists()
+
+
+def test_no_other_start_takes_the_folder_while_a_failed_overwrite_puts_the_old_run_back(tmp_path, monkeypatch):
+    """A new run that failed before its first checkpoint had its files deleted, then the run it
+    replaced renamed back: in between the folder was missing, a new run started there took it, and
+    the replaced run stayed hidden aside ('moving it back failed'). It is swapped back in one
+    rename and the new run's files deleted from beside it."""
+    from glamor.run_dir import undo_start
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    lock = RunLock()
+    made, aside = prepare_run_dir(run, overwrite=True, lock=lock)
+    (run / "config.json").write_text('{"new": 1}')  # the new run, which then fails
+    taken = _intruding_at_every_step(monkeypatch, run)
+    try:
+        undone, what = undo_start(made, aside, made=False)
+    finally:
+        monkeypatch.undo()
+        lock.release()
+    assert taken == [], f"another start took the folder as the old run went back (the parent then held {taken})"
+    assert (undone, what) == (True, f"{run} holds the run it was replacing again")
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+    assert (run / "config.json").read_text() == '{"old": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "nothing left beside it"
 
 
 def test_a_run_renamed_into_the_folder_before_its_lock_is_taken_is_not_trained_over(tmp_path, monkeypatch):
