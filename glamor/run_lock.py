@@ -9,6 +9,12 @@ final eval.json with an older checkpoint's, or two evaluations deleted each othe
 `glamor compare` reading a run's eval.json holds a shared lock (``shared=True``): any number of
 readers at once, none while a writer holds the run, and no writer while one reads.
 
+No process queues for the lock: one that finds it held is refused at once (RunInUse), except
+that a process that finds readers holding it (whose reads take milliseconds) tries again for
+about a second before it is refused. So a writer is never starved in a queue behind readers; it
+is refused only by reads that go on for that second (reads following each other without a gap,
+which one compare never makes), and is then run again by the user.
+
 The lock is `fcntl.flock` on a file, removed when the run is released: the system releases the
 lock when the holder exits, however it exits, so a killed run's leftover file locks nothing. The
 holder writes what it does ("training", "evaluating") into the file and its PID is read from
@@ -78,12 +84,15 @@ class RunLock:
             try:
                 fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder, theirs = _lock_holder(fd), _doing(fd)
-                if shared and theirs == READING and tries < 200:  # a reader letting go (`release`): a moment
+                theirs = _doing(fd)
+                # readers hold it for a moment (one eval.json read, or a reader letting go, `release`):
+                # waited out, about a second at most, by readers and writers alike
+                if theirs == READING and tries < 200:
                     os.close(fd)
                     tries += 1
                     time.sleep(0.005)
                     continue
+                holder = _lock_holder(fd)
                 os.close(fd)
                 who = f"process {holder}" if holder is not None else "another process"
                 if theirs in ("evaluating", READING):

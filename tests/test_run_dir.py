@@ -714,6 +714,30 @@ def test_readers_of_a_run_share_its_lock_and_a_writer_is_refused_while_any_reads
     assert not (tmp_path / LOCK_NAME).exists()
 
 
+def test_a_writer_waits_out_a_read_of_a_moment_and_is_refused_only_by_a_longer_one(tmp_path):
+    """Readers (compare reading a run's eval.json) hold the lock for milliseconds, and a writer
+    (glamor eval, a resume) that came in one of them was refused at once ('is reading it'), while
+    a reader coming as another let go waited that moment out. A writer now waits for readers up to
+    about a second, then is refused: no process ever waits longer, so none is starved in a queue."""
+    import threading
+
+    reader = RunLock()
+    reader.acquire(tmp_path, shared=True)
+    threading.Timer(0.2, reader.release).start()  # a read of a moment
+    writer = RunLock()
+    writer.acquire(tmp_path, doing="evaluating")
+    try:
+        assert writer.held and not reader.held
+    finally:
+        writer.release()
+    reader.acquire(tmp_path, shared=True)  # a read that goes on
+    try:
+        with pytest.raises(RunInUse, match=f"process {os.getpid()} is reading it; wait for it to end$"):
+            RunLock().acquire(tmp_path)
+    finally:
+        reader.release()
+
+
 _WRITER_MEANWHILE = """
 import sys, time
 from pathlib import Path
