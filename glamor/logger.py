@@ -16,10 +16,10 @@ extension does not evaluate that step again), and the wall time goes on from tha
 A row cut short (a full disk, a kill during a write, a power cut: the end of its line missing,
 or a cell that is not a number) is dropped too.
 
-`sync` makes the rows logged so far durable; the trainer calls it before every checkpoint, so
-after a power cut the checkpoint a run resumes from is never ahead of its metrics (before, the
-rows since the last rewrite could be lost while the checkpoint after them was on disk, and the
-resumed run's curves had a gap).
+`sync` makes the rows logged so far durable, in the CSV and in TensorBoard's event file; the
+trainer calls it before every checkpoint, so after a power cut the checkpoint a run resumes from
+is never ahead of its metrics (before, the rows since the last rewrite could be lost while the
+checkpoint after them was on disk, and the resumed run's curves had a gap).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import time
 import warnings
 from pathlib import Path
 
-from glamor.files import write_csv_atomically
+from glamor.files import fsync_dir, write_csv_atomically
 
 METRICS = (
     "losses/idm",
@@ -55,6 +55,7 @@ class Logger:
                  resume_step: int | None = None, wall_offset: float | None = None, evaluated: bool = False):
         self.run_dir = Path(run_dir)
         self.writer = None
+        self._events_named = False
         path = self.run_dir / "metrics.csv"
         kept, again, dropped = [], [], False
         if resume_step is not None:
@@ -137,16 +138,23 @@ class Logger:
         self._file.flush()
 
     def sync(self) -> None:
-        """The CSV's rows so far to the disk (fsync), and TensorBoard's events to their file:
-        called before a checkpoint, which must not be on the disk without the rows logged before it."""
+        """The CSV's rows so far, and TensorBoard's events, to the disk (fsync): called before a
+        checkpoint, which must not be on the disk without the rows and points logged before it
+        (a resume purges TensorBoard's later points, and nothing logs lost earlier ones again)."""
         self._file.flush()
-        try:
-            os.fsync(self._file.fileno())
-        except OSError as e:  # (a file system that cannot fsync, as files.fsync_dir allows: flushed is all it gets)
-            if e.errno not in (errno.EINVAL, errno.ENOTSUP):
-                raise
+        _fsync(self._file.fileno())
         if self.writer is not None:
-            self.writer.flush()
+            self.writer.flush()  # (to the system: the writer's file is written and closed by name)
+            name = getattr(getattr(self.writer._get_file_writer(), "event_writer", None), "_file_name", None)
+            if name is not None:
+                fd = os.open(name, os.O_RDONLY)
+                try:
+                    _fsync(fd)
+                finally:
+                    os.close(fd)
+                if not self._events_named:  # (the file's name in its folder, once)
+                    fsync_dir(Path(name).parent)
+                    self._events_named = True
 
     def close(self) -> None:
         """Close TensorBoard's writer and the CSV, both even when one fails (a full disk), then
@@ -156,6 +164,14 @@ class Logger:
                 self.writer.close()
         finally:
             self._file.close()
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as e:  # (a file system that cannot fsync, as files.fsync_dir allows: flushed is all it gets)
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
 
 
 def read_rows(path: str | Path) -> list[dict]:
