@@ -91,8 +91,16 @@ def _kill_and_resume(tmp_path, kills: int, total: int, seed: int):
 
     a, b = (json.loads((r / "eval.json").read_text()) for r in (run, ref))
     assert a["success_rate"] == b["success_rate"] and a["env_steps"] == b["env_steps"]
-    steps = [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
-    assert steps == sorted(steps), "a resumed run logs every step once, in order"
+    # every row once, in order, whole, with the uninterrupted run's values (a step logged twice, or
+    # left out, or a torn row, was passed by a check of the order alone); and so in TensorBoard
+    from glamor.logger import read_rows
+
+    columns = ("env_step", "losses/idm", "losses/prior", "losses/total", "charts/epsilon", "eval/success_rate")
+    rows = {r: [[row[c] for c in columns] for row in read_rows(r / "metrics.csv")] for r in (run, ref)}
+    assert rows[run] == rows[ref], "a resumed run logs every step once, in order"
+    assert len((run / "metrics.csv").read_text().splitlines()) == len(rows[run]) + 1, "no row cut short"
+    for tag in ("losses/total", "eval/success_rate"):
+        assert _scalars(run, tag) == _scalars(ref, tag) != [], tag
     return done
 
 
