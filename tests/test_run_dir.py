@@ -723,9 +723,11 @@ def test_a_writer_waits_out_a_read_of_a_moment_and_is_refused_only_by_a_longer_o
 
     reader = RunLock()
     reader.acquire(tmp_path, shared=True)
-    threading.Timer(0.2, reader.release).start()  # a read of a moment
+    read = threading.Timer(0.2, reader.release)  # a read of a moment
+    read.start()
     writer = RunLock()
     writer.acquire(tmp_path, doing="evaluating")
+    read.join()
     try:
         assert writer.held and not reader.held
     finally:
