@@ -302,6 +302,8 @@ def note_left_aside(run_dir: Path, stacklevel: int = 4, ours_are_stale: bool = F
             pid = aside.name.rpartition("-")[2]
             if not pid.isdigit() or not ((ours_are_stale and int(pid) == os.getpid()) or not _process_alive(int(pid))):
                 continue
+            if kind == "replaced" and _holds_no_run(aside):  # (the new folder, killed before it was swapped in)
+                continue
             if kind == "replaced":
                 warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
                               f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
@@ -310,6 +312,25 @@ def note_left_aside(run_dir: Path, stacklevel: int = 4, ours_are_stale: bool = F
                 warnings.warn(f"{aside} is what is left of the run an `--overwrite` of {run_dir} replaced (its "
                               f"deletion was interrupted; the new run had its first checkpoint): delete it",
                               RuntimeWarning, stacklevel=stacklevel)
+
+
+def _holds_no_run(aside: Path) -> bool:
+    """Whether the `.NAME.replaced-PID` folder `aside` is an --overwrite's new folder, made and locked
+    there to be swapped in for the old run (glamor.run_dir) by a process killed before the swap: it
+    holds its lock file alone, which no process holds, and goes (told to restore it, a user would
+    have moved the run, still in its place, away for an empty folder)."""
+    from glamor.run_lock import LOCK_NAME, RunInUse, RunLock
+
+    try:
+        if aside.is_symlink() or sorted(p.name for p in aside.iterdir()) != [LOCK_NAME]:
+            return False
+        lock = RunLock()
+        lock.acquire(aside)  # (refused where a process of the same PID, in another container, holds it)
+        lock.release()  # (which removes the lock file)
+        aside.rmdir()
+    except (OSError, RunInUse):  # (kept, and warned about, where it cannot be removed)
+        return False
+    return True
 
 
 def _process_alive(pid: int) -> bool:

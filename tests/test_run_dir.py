@@ -488,6 +488,34 @@ def test_no_other_start_takes_the_folder_while_a_failed_overwrite_puts_the_old_r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "nothing left beside it"
 
 
+def test_the_new_folder_of_an_overwrite_killed_before_its_swap_is_not_offered_as_the_old_run(tmp_path):
+    """An --overwrite makes and locks its new folder at .NAME.replaced-PID, then swaps it in for the
+    old run: one killed in between left that empty folder, and the next command said it held the
+    replaced run and to restore it by moving the run folder (the old run, still in place) away.
+    Such a folder, holding nothing but its lock file, is removed without a word."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    staged = tmp_path / f".run.replaced-{os.getpid()}"  # (this process's PID: taken for an earlier one's)
+    staged.mkdir()
+    (staged / LOCK_NAME).write_text("training")
+    with holding(staged), warnings.catch_warnings():  # one a process still holds (the same PID elsewhere)
+        warnings.simplefilter("ignore")
+        checkpoint.note_left_aside(run, ours_are_stale=True)
+    assert staged.exists()
+    (staged / LOCK_NAME).write_text("training")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checkpoint.note_left_aside(run, ours_are_stale=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    kept = tmp_path / f".run.replaced-{os.getpid()}"  # one that holds a run is still named
+    kept.mkdir()
+    (kept / "config.json").write_text("{}")
+    with pytest.warns(RuntimeWarning, match="holds the run an interrupted `--overwrite`"):
+        checkpoint.note_left_aside(run, ours_are_stale=True)
+    assert (kept / "config.json").exists()
+
+
 def test_a_run_renamed_into_the_folder_before_its_lock_is_taken_is_not_trained_over(tmp_path, monkeypatch):
     """A new run's folder was looked at before it was locked, not after: a run another process
     renamed there in between (an --overwrite putting its old run back) was taken for the new, empty
