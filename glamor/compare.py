@@ -37,7 +37,10 @@ killed while it wrote them leaves its temporaries (.OUT.md.PID.tmp), which the n
 that --out removes. Success rates
 are means over seeds with a 95% Student-t interval over the seeds' success rates (with one seed,
 in the tables: that run's own Wilson interval over its goals; the curves over training, whose
-evaluations keep only their rates, then have none). An environment
+evaluations keep only their rates, then have none). The random policy's draws are seeded by
+eval_seed, the same in every run, so its rates repeat across seeds and their interval is zero-width
+by construction: OUT.md says so under the table, OUT.json in the row's `ci95_note` (beside
+`ci95_over_goals`, one run's Wilson interval) and in `curve_notes`. An environment
 is named by its preset, and by the environment its runs trained on when `--set env_id=ID` gives
 another ("atari with env_id=ID"; OUT.json: each summary's `env_id`).
 
@@ -86,6 +89,13 @@ CURVES = tuple((label, method, column, COLOURS[colour]) for label, method, colum
     ("GCSL", "gcsl", "eval/success_rate", "gcsl"),
     ("GCSL, time-conditioned", "gcsl_time", "eval/success_rate", "gcsl_time"),
     ("random", "glamor", "eval/random_success_rate", "random")))
+# The random policy's draws are seeded by eval_seed, the same in every run: its rates repeat across
+# seeds, so its interval over seeds is zero-width by construction. OUT.md says so under the table,
+# OUT.json in the row's (and curve's) note.
+SAME_DRAWS = ("The random policy's draws are seeded by `eval_seed`, the same in every run, so its "
+              "rows repeat across seeds (an interval over seeds says nothing there).")
+SAME_DRAWS_JSON = ("zero-width by construction, not a measured certainty: the random policy's draws are seeded by "
+                   "eval_seed, the same in every run, so every seed's rate is the same")
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
@@ -315,10 +325,13 @@ def summarize(env: str, runs: dict, sweeps: dict, env_id: str | None = None) -> 
             mean, lo, hi = seed_interval(rates)
             if len(rows) == 1:  # one seed: the run's own Wilson interval over its goals
                 lo, hi = rows[0]["ci95"]
-            out["methods"][f"{set_name}/{label}"] = dict(
+            row = out["methods"][f"{set_name}/{label}"] = dict(
                 set=set_name, method=label, seeds=seeds, success_rate=mean, ci95=[lo, hi], per_seed=rates,
                 mean_steps=sum(r["mean_steps"] for r in rows) / len(rows), episodes=rows[0]["episodes"],
                 env_steps=[runs[(algo, s)][1].get("env_steps") for s in seeds])
+            if key == "random" and len(rows) > 1 and len(set(rates)) == 1:  # the same draws in every run
+                row.update(ci95_note=f"{SAME_DRAWS_JSON}; ci95_over_goals is one run's Wilson interval over its goals",
+                           ci95_over_goals=list(rows[0]["ci95"]))
     for label, algo, column, _ in CURVES:
         if column == "eval/random_success_rate" and runs and not any(a == algo for a, _ in runs):
             algo = min(a for a, _ in runs)  # as the table's random row: every run logs the random policy's
@@ -327,6 +340,9 @@ def summarize(env: str, runs: dict, sweeps: dict, env_id: str | None = None) -> 
             continue
         steps = sorted(set.intersection(*(set(c) for c in per_seed)))
         out["curves"][label] = [(st, *seed_interval([c[st] for c in per_seed])) for st in steps]
+        if column == "eval/random_success_rate" and len(per_seed) > 1 and all(
+                lo == hi for _, _, lo, hi in out["curves"][label]):  # the same draws in every run, as the table's
+            out.setdefault("curve_notes", {})[label] = SAME_DRAWS_JSON
     for planner, width in sorted({(p, w) for p, w, _ in sweeps}):
         rows = [sweeps[(p, w, s)]["sets"]["eval"]["glamor"] for p, w, s in sorted(sweeps) if (p, w) == (planner, width)]
         mean, lo, hi = seed_interval([r["success_rate"] for r in rows])
@@ -365,9 +381,8 @@ def markdown(summaries: list[dict], header: str) -> str:
             steps = sorted({x for x in m["env_steps"] if x is not None})
             lines.append(f"| {m['set']} | {m['method']} | {m['success_rate']:.3f} | {_fmt_ci(*m['ci95'])} | {per} "
                          f"| {m['mean_steps']:.1f} | {m['episodes']} | {', '.join(f'{x:,}' for x in steps)} |")
-        if any(m["method"] == "random" for m in s["methods"].values()) and not s.get("one_seed"):
-            lines += ["", "The random policy's draws are seeded by `eval_seed`, the same in every run, so its "
-                      "rows repeat across seeds (an interval over seeds says nothing there)."]
+        if any(m.get("ci95_note") for m in s["methods"].values()):
+            lines += ["", SAME_DRAWS]
         if s["curves"]:
             steps = sorted({st for pts in s["curves"].values() for st, *_ in pts})
             lines += ["", "Success against environment steps (mean over seeds; the periodic evaluations use "

@@ -611,3 +611,40 @@ def test_compare_names_a_presets_env_kwargs_passed_to_an_environment_of_ones_own
         warnings.simplefilter("error")  # the user's own choice, or the preset's own environment: unsaid
         assert spec.config("small", {"env_id": "dotenv:Dot-v0", "env_kwargs": {}}).env_kwargs == {}
         assert spec.config("small", {}).env_id == "glamor/GridWorld-v0"
+
+
+def test_out_json_says_the_random_rows_zero_width_interval_is_by_construction(tmp_path):
+    """Every run draws the random policy's actions from eval_seed, so its rates repeat across seeds
+    and their interval over seeds is zero-width: OUT.md said so under the table, OUT.json gave the
+    bare [0.04, 0.04], which a reader of the JSON alone took for a measured certainty."""
+    def res(random_rate):
+        def row(rate, ci):
+            return {"success_rate": rate, "ci95": ci, "episodes": 200, "mean_steps": 10.0}
+        return {"sets": {"eval": {"goal_digest": "d", "glamor": row(0.8, [0.74, 0.85]),
+                                  "glamor_no_prior": row(0.5, [0.43, 0.57]),
+                                  "random": row(random_rate, [0.02, 0.077])}}, "env_steps": 100}
+
+    for seed in (0, 1):
+        (tmp_path / f"s{seed}").mkdir()
+        (tmp_path / f"s{seed}" / "metrics.csv").write_text(
+            "env_step,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n50,0.5,0.4,0.02\n")
+    runs = {("glamor", s): (tmp_path / f"s{s}", res(0.04)) for s in (0, 1)}
+    summary = compare.summarize("env", runs, {})
+    out = tmp_path / "out"
+    compare.write_outputs(out, [summary], ["env"], [0, 1], "full", "glamor compare")
+    saved = json.loads((tmp_path / "out.json").read_text())["summaries"][0]
+    random_row, glamor_row = saved["methods"]["eval/random"], saved["methods"]["eval/GLAMOR"]
+    assert random_row["ci95"] == [0.04, 0.04]  # (the field keeps its meaning: the interval over seeds)
+    assert "zero-width by construction" in random_row["ci95_note"] and "eval_seed" in random_row["ci95_note"]
+    assert random_row["ci95_over_goals"] == [0.02, 0.077]
+    assert "ci95_note" not in glamor_row and "ci95_over_goals" not in glamor_row
+    assert "zero-width by construction" in saved["curve_notes"]["random"] and list(saved["curve_notes"]) == ["random"]
+    assert compare.SAME_DRAWS in (tmp_path / "out.md").read_text()
+    # rates that differ across seeds (an older glamor's draws) have an interval of their own: no note
+    runs[("glamor", 1)] = (tmp_path / "s1", res(0.05))
+    differing = compare.summarize("env", runs, {})
+    assert "ci95_note" not in differing["methods"]["eval/random"]
+    assert compare.SAME_DRAWS not in compare.markdown([differing], "# t")
+    # one seed: the run's own Wilson interval in ci95 already, no note
+    one = compare.summarize("env", {("glamor", 0): runs[("glamor", 0)]}, {})
+    assert "ci95_note" not in one["methods"]["eval/random"] and "curve_notes" not in one
