@@ -17,7 +17,8 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   `sweep-<planner>-w<width>.json` (`-g<N>` added for N goals fewer than eval_episodes) and reused
   while the run's evaluated checkpoint is the one it came from: planner width (1, 10, 200, 1000 by default)
   for beam search and sampling. "GLAMOR, no prior" and "random" come from every GLAMOR run's
-  own evaluation (glamor.evaluate.evaluate reports both).
+  own evaluation (glamor.evaluate.evaluate reports both). The sweep's options (--widths, --planners,
+  --sweep-episodes) are refused, before any training, when --methods has no glamor.
 
 Every evaluation records its goal set's digest; the table is written only when all runs of an
 environment were evaluated on the identical goal list.
@@ -474,9 +475,13 @@ def plot(summaries: list[dict], path: Path) -> None:
 
 # ---- the command ------------------------------------------------------------------------------
 def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: str, runs_dir: Path, out: Path,
-                widths: list[int], planners: list[str], sweep_episodes: int | None = None,
+                widths: list[int] | None = None, planners: list[str] | None = None, sweep_episodes: int | None = None,
                 setting: str = "default", overrides: dict | None = None, log=print) -> list[dict]:
     """Train (or reuse, or resume) every run, evaluate the sweeps, write OUT.md/.png/.json.
+
+    widths and planners: the planner sweep's (None: DEFAULT_WIDTHS and DEFAULT_PLANNERS where a
+    GLAMOR run is compared; widths [] is no sweep). The sweep evaluates GLAMOR runs: without
+    "glamor" in `methods`, a width, planner or sweep_episodes given is refused (it would be dropped).
 
     Returns the per-environment summaries (see `summarize`).
     """
@@ -484,6 +489,17 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     if unknown or setting not in SETTINGS:
         raise ValueError(f"unknown method(s) {unknown} or setting {setting!r}; methods: {sorted(METHODS)}, "
                          f"settings: {sorted(SETTINGS)}")
+    if "glamor" not in methods:
+        given = ([f"--widths {' '.join(map(str, widths))}"] if widths else []) \
+            + ([f"--planners {' '.join(planners)}"] if planners is not None else []) \
+            + ([f"--sweep-episodes {sweep_episodes}"] if sweep_episodes is not None else [])
+        if given:
+            raise ValueError(f"{', '.join(given)}: the planner sweep evaluates GLAMOR runs, and --methods "
+                             f"{' '.join(methods)} has none; add glamor to --methods, or leave "
+                             f"{'it' if len(given) == 1 else 'them'} out")
+        widths = []
+    widths = list(DEFAULT_WIDTHS if widths is None else widths)
+    planners = list(DEFAULT_PLANNERS if planners is None else planners)
     controlled = sorted(set(overrides or {}) & set(CONTROLLED_FIELDS))
     if controlled:
         raise ValueError(f"--set {', '.join(controlled)}: the comparison sets these per run; use "
@@ -657,9 +673,9 @@ def _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, swee
     parts += ["--budget", budget]
     if setting != "default":
         parts += ["--setting", setting]
-    if list(widths) != list(DEFAULT_WIDTHS):
+    if list(widths) != list(DEFAULT_WIDTHS) and "glamor" in methods:  # (no GLAMOR run: no sweep)
         parts += ["--widths", *map(str, widths)]
-    if list(planners) != list(DEFAULT_PLANNERS):
+    if list(planners) != list(DEFAULT_PLANNERS) and widths:
         parts += ["--planners", *planners]
     if sweep_episodes:
         parts += ["--sweep-episodes", str(sweep_episodes)]
@@ -680,9 +696,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "GLAMOR's no-prior and the random policy come with every GLAMOR run")
     p.add_argument("--setting", default="default", choices=sorted(SETTINGS))
     p.add_argument("--budget", default="small", help="small (this machine) or full (the presets' settings)")
-    p.add_argument("--widths", nargs="*", type=int, default=list(DEFAULT_WIDTHS),
-                   help="planner widths of the evaluation-time sweep (none: no sweep)")
-    p.add_argument("--planners", nargs="+", default=list(DEFAULT_PLANNERS), choices=list(DEFAULT_PLANNERS))
+    p.add_argument("--widths", nargs="*", type=int,
+                   help=f"planner widths of the evaluation-time sweep of the GLAMOR runs (default "
+                        f"{' '.join(map(str, DEFAULT_WIDTHS))}; none: no sweep)")
+    p.add_argument("--planners", nargs="+", choices=list(DEFAULT_PLANNERS),
+                   help="planners of the sweep (default both)")
     p.add_argument("--sweep-episodes", type=int, help="goals per sweep evaluation (default: eval_episodes)")
     p.add_argument("--runs-dir", type=path_argument, help="where the runs live (default runs/compare-BUDGET)")
     p.add_argument("--out", help="output path without suffix, not a folder: OUT.md, OUT.png and OUT.json "

@@ -73,7 +73,7 @@ def test_small_budget_scales_the_schedule():
 
 def _compare(tmp_path, **kw):
     args = dict(envs=["debug"], seeds=[0, 1], methods=["glamor", "gcsl"], budget="full", runs_dir=tmp_path / "runs",
-                out=tmp_path / "results" / "table", widths=[1, 3], planners=["beam", "sample"], overrides=TINY,
+                out=tmp_path / "results" / "table", widths=[1, 3], overrides=TINY,
                 log=lambda *a: None)
     return compare.run_compare(**{**args, **kw})
 
@@ -648,3 +648,33 @@ def test_out_json_says_the_random_rows_zero_width_interval_is_by_construction(tm
     # one seed: the run's own Wilson interval in ci95 already, no note
     one = compare.summarize("env", {("glamor", 0): runs[("glamor", 0)]}, {})
     assert "ci95_note" not in one["methods"]["eval/random"] and "curve_notes" not in one
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--widths", "5"], "--widths 5"), (["--planners", "beam"], "--planners beam"),
+    (["--sweep-episodes", "3"], "--sweep-episodes 3"),
+    (["--widths", "1", "10", "--planners", "sample"], "--widths 1 10, --planners sample"),
+])
+def test_sweep_options_without_a_glamor_method_are_refused_not_dropped(tmp_path, monkeypatch, capsys, argv, named):
+    """The planner sweep evaluates GLAMOR runs: `--methods gcsl --widths 5` trained the GCSL runs and
+    wrote a table with no sweep, dropping what was asked without a word. Refused before any training."""
+    from glamor import cli
+
+    monkeypatch.chdir(tmp_path)
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    assert cli.main(["compare", "--envs", "debug", "--seeds", "0", "--methods", "gcsl", "gcsl_time", "--budget",
+                     "full", *argv, "--runs-dir", "runs", "--out", "res", *sets]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"glamor compare: error: {named}: the planner sweep evaluates GLAMOR runs, and --methods gcsl gcsl_time "
+        f"has none; add glamor to --methods, or leave {'them' if ',' in named else 'it'} out")
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
+
+
+def test_a_compare_without_glamor_needs_no_sweep_options(tmp_path):
+    """No GLAMOR method and no sweep option (or an empty --widths): no sweep, no refusal, and the
+    command the table names leaves the sweep out."""
+    _compare(tmp_path, seeds=[0], methods=["gcsl"], widths=None)
+    command = (tmp_path / "results" / "table.md").read_text().split("Written by `", 1)[1].split("`", 1)[0]
+    assert "--widths" not in command and "--planners" not in command
+    assert compare._command(["debug"], [0], ["glamor"], "full", "r", "o", [1], ["beam"], None, "default", {}) \
+        .startswith("glamor compare --envs debug --seeds 0 --methods glamor --budget full --widths 1 --planners beam")

@@ -12,7 +12,7 @@ TINY = dict(total_env_steps=96, learning_starts=48, eval_episodes=4, eval_episod
 
 def _compare(tmp_path, out):
     return compare.run_compare(envs=["debug"], seeds=[0], methods=["gcsl"], budget="full", runs_dir=tmp_path / "runs",
-                               out=out, widths=[], planners=["beam"], overrides=TINY, log=lambda *a: None)
+                               out=out, widths=[], overrides=TINY, log=lambda *a: None)
 
 
 @pytest.mark.parametrize("given,shown", [("co", "co"), ("co/", "co"), ("new/", "new")])
