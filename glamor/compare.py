@@ -18,7 +18,9 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   while the run's evaluated checkpoint is the one it came from: planner width (1, 10, 200, 1000 by default)
   for beam search and sampling. "GLAMOR, no prior" and "random" come from every GLAMOR run's
   own evaluation (glamor.evaluate.evaluate reports both). The sweep's options (--widths, --planners,
-  --sweep-episodes) are refused, before any training, when --methods has no glamor.
+  --sweep-episodes) are refused, before any training, when --methods has no glamor; a width the
+  planners cannot take (over their int32 bound, for beam search over the environment's actions)
+  is refused before any training too.
 
 Every evaluation records its goal set's digest; the table is written only when all runs of an
 environment were evaluated on the identical goal list.
@@ -532,6 +534,9 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
         for seed in seeds:
             for algo in methods:
                 RunSpec(algo, setting, env, seed).config(budget, overrides)
+        if "glamor" in methods and widths:
+            _check_sweep_widths(env, RunSpec("glamor", setting, env, seeds[0]).config(budget, overrides), planners,
+                                widths)
     out = _check_out(out)
     command = _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
                        overrides)
@@ -573,6 +578,33 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
             files = write_outputs(out, summaries, envs, seeds, budget, command)  # each environment's table kept
     log(f"wrote {', '.join(map(str, files))} ({time.time() - t_start:.0f} s; runs: {statuses})")
     return summaries
+
+
+def _check_sweep_widths(env: str, cfg, planners: list[str], widths: list[int]) -> None:
+    """Each sweep width, as the planners take it (glamor.planning: at most MAX_SIZE, an int32
+    bound; beam search's at most MAX_SIZE // num_actions where n**horizon does not cap it),
+    before any training: a width too wide stopped the command at its sweep, after the training."""
+    for planner in planners:
+        for width in widths:
+            try:
+                cfg.replace(planner=planner, plan_width=width)
+            except ValueError as e:
+                raise ValueError(f"--widths {width}: {e}") from None
+    if "beam" in planners:
+        from glamor import envs as glamor_envs
+        from glamor import planning
+
+        try:  # (its action count)
+            built = glamor_envs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+        except Exception:  # noqa: BLE001 - a fast refusal only: finished runs and sweeps need no environment
+            return  # (to regenerate a table where it cannot be built); training, or a sweep, says why
+        num_actions = int(built.action_space.n)
+        built.close()
+        for width in widths:
+            try:
+                planning.check_beam_width(num_actions, cfg.horizon, width)
+            except ValueError as e:
+                raise ValueError(f"--widths {width:,} with --planners beam on {env}: {e}") from None
 
 
 @contextlib.contextmanager

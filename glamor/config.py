@@ -79,7 +79,8 @@ class Config:
     planner: str = "sample"
     """'sample' (the reference's random shooting) or 'beam' (beam search)."""
     plan_width: int = 200
-    """Candidates per plan (samples, or beam width)."""
+    """Candidates per plan (samples, or beam width), at most 2**31 - 1 (the planners index them with
+    int32; beam search: at most (2**31 - 1) // num_actions, unless num_actions**horizon is smaller)."""
     use_prior: bool = True
     """Divide by the action prior in the plan score (the paper's Bayes argument): how the training
     agent collects and how `Agent.load` plans. Evaluation reports both, whatever this is:
@@ -210,7 +211,8 @@ class Config:
         checks = {
             "episode_length": (self.episode_length >= 1, at_least_1),
             "num_envs": (self.num_envs >= 1, at_least_1),
-            "plan_width": (self.plan_width >= 1, at_least_1),
+            "plan_width": (1 <= self.plan_width <= 2**31 - 1,  # planning.MAX_SIZE: the ops index with int32
+                           "in [1, 2**31 - 1] (the planners index candidates with int32)"),
             "batch_size": (self.batch_size >= 1, at_least_1),
             "replay_capacity": (self.replay_capacity >= 2 * self.episode_length + 2,
                                 "at least 2 * episode_length + 2 frames (two episodes)"),

@@ -172,7 +172,7 @@ def test_compare_refuses_what_it_would_throw_away_and_bad_arguments_up_front(tmp
                         (dict(envs=["debug", "debug"]), r"--envs debug: each value once"),
                         (dict(envs=["debug", "glamor/Pong-v0"]), r"--envs glamor/Pong-v0: not a preset; --envs takes "
                                                                   r"presets: \['atari', "),
-                        (dict(overrides={"plan_width": 0}), r"plan_width=0 \(must be at least 1\)")):
+                        (dict(overrides={"plan_width": 0}), r"plan_width=0 \(must be in \[1, 2\*\*31 - 1\]")):
         with pytest.raises(ValueError, match=message):
             _compare(tmp_path / "other", **kw)
     assert not (tmp_path / "other").exists()  # refused before any folder was made
@@ -678,3 +678,43 @@ def test_a_compare_without_glamor_needs_no_sweep_options(tmp_path):
     assert "--widths" not in command and "--planners" not in command
     assert compare._command(["debug"], [0], ["glamor"], "full", "r", "o", [1], ["beam"], None, "default", {}) \
         .startswith("glamor compare --envs debug --seeds 0 --methods glamor --budget full --widths 1 --planners beam")
+
+
+@pytest.mark.parametrize("planners,width,message", [
+    (["sample"], 2**31, "--widths 2147483648: invalid config value(s): plan_width=2147483648 (must be in "
+                        "[1, 2**31 - 1] (the planners index candidates with int32))"),
+    # 4 actions at horizon 20: 4**20 plans, so the beam's width is the one given, over the ops' int32 bound
+    (["beam"], 600_000_000, "--widths 600,000,000 with --planners beam on debug: width (plan_width) "
+                            "must be at most 536,870,911 for beam search over 4 actions at horizon 20"),
+])
+def test_a_sweep_width_over_the_planners_bound_is_refused_before_any_training(tmp_path, monkeypatch, planners, width,
+                                                                              message):
+    """A width over the planning ops' int32 bound stopped the command at the sweep, after every run's training."""
+    def sweep(*args, **kwargs):  # (not a sampling sweep of 600M candidates, were the check missing)
+        raise AssertionError("a sweep ran: the width was not checked before the training")
+
+    monkeypatch.setattr(compare, "ensure_sweep", sweep)
+    with pytest.raises(ValueError) as e:
+        _compare(tmp_path, seeds=[0], methods=["glamor", "gcsl"], widths=[1, width], planners=planners,
+                 overrides={**TINY, "episode_length": 20})
+    assert str(e.value).startswith(message)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sweep_widths_within_the_bound_pass_the_check():
+    cfg = compare.RunSpec("glamor", "default", "debug", 0).config("full", {**TINY, "episode_length": 20})
+    compare._check_sweep_widths("debug", cfg, ["beam", "sample"], [1, 536_870_911])  # the beam's limit itself
+    compare._check_sweep_widths("debug", cfg.replace(episode_length=6), ["beam"], [2**31 - 1])  # 4**6 plans cap it
+
+
+def test_the_width_check_needs_no_environment_where_none_can_be_built(monkeypatch):
+    """Finished runs and their sweeps make a table with no environment (runs trained on another
+    machine, its environment's package not installed here): the width check does not stop it."""
+    import glamor.envs
+
+    def make(*args, **kwargs):
+        raise ValueError("cannot import module 'ale_py'")
+
+    monkeypatch.setattr(glamor.envs, "make", make)
+    cfg = compare.RunSpec("glamor", "default", "debug", 0).config("full", {**TINY, "episode_length": 20})
+    compare._check_sweep_widths("debug", cfg, ["beam"], [600_000_000])  # (the sweep itself would refuse it)

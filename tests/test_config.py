@@ -107,7 +107,8 @@ def test_degenerate_sizes_and_rates_are_refused(field, value):
 
 
 @pytest.mark.parametrize("field,value,rule", [
-    ("plan_width", 0, "plan_width=0 (must be at least 1)"),
+    ("plan_width", 0, "plan_width=0 (must be in [1, 2**31 - 1]"),
+    ("plan_width", 2**31, "plan_width=2147483648 (must be in [1, 2**31 - 1] (the planners index candidates with int32)"),
     ("planner", "greedy", "planner='greedy' (must be one of 'sample', 'beam')"),
     ("gamma", 1.5, "gamma=1.5 (must be in (0, 1])"),
     ("lr", float("nan"), "lr=nan (must be finite)"),
@@ -182,3 +183,16 @@ def test_gymnasiums_own_atari_id_is_refused_with_the_glamor_id_meant():
     gym.register_envs(ale_py)
     with pytest.raises(TypeError, match=r"^Pong-v0 is a \w+, not a glamor.envs.GoalEnv \(did you mean glamor/Pong-v0\?\)"):
         envs.make("Pong-v0", 5)
+
+
+def test_plan_width_is_bounded_as_the_planners_take_it():
+    """A plan_width over the planning ops' int32 bound passed the config and failed at the first
+    plan (for `glamor compare`'s sweep: after every run's training)."""
+    from glamor import planning
+
+    assert preset("debug", plan_width=planning.MAX_SIZE).plan_width == planning.MAX_SIZE
+    planning.check_plan_args(1, planning.MAX_SIZE, 1.0)  # the largest the config allows, the planners take
+    with pytest.raises(ValueError, match="plan_width"):
+        preset("debug", plan_width=planning.MAX_SIZE + 1)
+    with pytest.raises(ValueError, match="width"):
+        planning.check_plan_args(1, planning.MAX_SIZE + 1, 1.0)
