@@ -11,7 +11,7 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   machinery (from scratch when it has none; --set of device, torch_threads, backend, eval_batch or
   progress applies); a run dir whose config differs, finished or not, or that holds files but no run, is
   refused: nothing is deleted; `--set vector=async` (environments in worker processes, no other
-  results) applies to the GLAMOR runs it starts (a run it resumes keeps its own), GCSL's stay in
+  results) applies to the GLAMOR runs it starts (a run it resumes keeps its own, and says so), GCSL's stay in
   process (its policy acts at every step);
 - GLAMOR runs are evaluated again for the evaluation-time ablations, each written once to
   `sweep-<planner>-w<width>.json` (`-g<N>` added for N goals fewer than eval_episodes) and reused
@@ -183,6 +183,9 @@ def ensure_trained(cfg, run_dir: Path, log=print) -> str:
     if _finished(run_dir, cfg):
         return "reused"
     log(f"  resuming {run_dir}")
+    if saved.vector != cfg.vector:  # (a neutral field: not refused, and resume takes the machine fields only)
+        log(f"  note: {run_dir} resumes with its own vector={saved.vector!r}, not {cfg.vector!r}: a resumed run "
+            f"keeps its vector (--set of {', '.join(MACHINE_FIELDS)} applies)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "no checkpoint yet: from the beginning"
         resume(run_dir, machine={k: getattr(cfg, k) for k in MACHINE_FIELDS},  # --set device=... applies

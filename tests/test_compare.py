@@ -718,3 +718,23 @@ def test_the_width_check_needs_no_environment_where_none_can_be_built(monkeypatc
     monkeypatch.setattr(glamor.envs, "make", make)
     cfg = compare.RunSpec("glamor", "default", "debug", 0).config("full", {**TINY, "episode_length": 20})
     compare._check_sweep_widths("debug", cfg, ["beam"], [600_000_000])  # (the sweep itself would refuse it)
+
+
+def test_a_resumed_run_that_keeps_its_own_vector_says_so(tmp_path):
+    """`--set vector=async` applies to the runs compare starts; a run it resumes keeps its own
+    (resume takes the machine fields only), and said nothing: the user who asked for worker
+    processes got none without a word."""
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[])
+    run = tmp_path / "runs" / "debug" / "glamor-default" / "seed0"
+    (run / "eval.json").unlink()  # unfinished now: compare resumes it
+    lines = []
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[], overrides={**TINY, "vector": "async"},
+             log=lines.append)
+    notes = [line for line in lines if "note:" in line]
+    assert notes == [f"  note: {run} resumes with its own vector='sync', not 'async': a resumed run keeps its "
+                     f"vector (--set of progress, torch_threads, device, backend, eval_batch applies)"]
+    assert json.loads((run / "config.json").read_text())["vector"] == "sync"
+    (run / "eval.json").unlink()
+    lines.clear()
+    _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[], log=lines.append)  # the run's own: no note
+    assert any("resuming" in line for line in lines) and not any("note:" in line for line in lines)
