@@ -144,11 +144,24 @@ def results_name(overrides: dict | None = None) -> str:
     """eval.json, or for an evaluation with config overrides eval-NAME=VALUE,....json, so a
     re-evaluation with another planner never replaces the run's own results. Each value is
     named as the config holds it (config.field_value), so plan_width=200.0 and plan_width=200,
-    the same evaluation, write the same file."""
+    the same evaluation, write the same file. A value with other characters than letters,
+    digits, '.', '_' and '-' (an env_kwargs dict, an env_id module:id) is written with them as
+    '_' and a digest of the overrides' canonical JSON appended (--HASH), so two evaluations that
+    differ only in punctuation (env_kwargs={"a b": 1} and {"a_b": 1}) never share a file."""
     if not overrides:
         return "eval.json"
-    values = {k: field_value(k, v) for k, v in overrides.items()}
-    tag = re.sub(r"[^A-Za-z0-9=,._-]", "_", ",".join(f"{k}={v}" for k, v in sorted(values.items())))
+    values = {k: field_value(k, v) for k, v in sorted(overrides.items())}
+    texts = {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+             if isinstance(v, (dict, list)) else str(v) for k, v in values.items()}
+    exact = all(re.fullmatch(r"[A-Za-z0-9._-]+", text) for text in texts.values())
+    tag = ",".join(f"{k}={text if exact else _readable(text)}" for k, text in texts.items())
+    digest = hashlib.sha1(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     if len(tag) > 150:  # file names end at 255 bytes: keep the start readable, a digest tells them apart
-        tag = f"{tag[:120]}...{hashlib.sha1(tag.encode()).hexdigest()[:12]}"
-    return f"eval-{tag}.json"
+        return f"eval-{tag[:120]}...{digest[:12]}.json"
+    return f"eval-{tag}.json" if exact else f"eval-{tag}--{digest[:10]}.json"
+
+
+def _readable(text: str) -> str:
+    """`text` (a value's JSON or string) in a file name: quotes dropped, every run of other
+    characters than letters, digits, '.' and '-' one '_' (none at the ends)."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text.replace('"', "")).strip("_") or "empty"

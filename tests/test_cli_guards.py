@@ -473,6 +473,32 @@ def test_one_evaluation_has_one_results_name_however_its_values_are_written():
     assert results_name({"eval_episodes": 5e1}) == "eval-eval_episodes=50.json"
     assert results_name({"env_kwargs": {"size": (7,)}}) == results_name({"env_kwargs": {"size": [7]}})
     assert results_name({"plan_width": 4.5}) == "eval-plan_width=4.5.json"  # no int: Config refuses it
+    assert results_name({"env_kwargs": {"size": 7, "walls": True}}) \
+        == results_name({"env_kwargs": {"walls": True, "size": 7}})  # (its keys sorted)
+    assert results_name({"env_kwargs": {"size": 7}}) == "eval-env_kwargs=size_7--c6a736b2fb.json"  # README's example
+
+
+@pytest.mark.parametrize("a,b", [
+    ({"env_kwargs": {"a b": 1}}, {"env_kwargs": {"a_b": 1}}),
+    ({"env_kwargs": {"a:b": 1}}, {"env_kwargs": {"a_b": 1}}),
+    ({"env_kwargs": {"mode": "a/b"}}, {"env_kwargs": {"mode": "a?b"}}),
+    ({"env_kwargs": {"mode": "a,b"}}, {"env_kwargs": {"mode": "a", "b": 1}}),
+    ({"env_id": "mod:Box-v0"}, {"env_id": "mod_Box-v0"}),
+    ({"env_kwargs": {}}, {"env_kwargs": {"": 0}}),
+])
+def test_evaluations_that_differ_only_in_punctuation_have_their_own_results_files(a, b):
+    """The name replaced every character other than letters, digits and =,._- with '_': `glamor eval
+    RUN --set env_kwargs='{"a b": 1}'` and `--set env_kwargs='{"a_b": 1}'` (other environments'
+    evaluations) both wrote eval-env_kwargs=__a_b___1_.json, the second replacing the first's numbers
+    and reports. Such a name now ends in a digest of the overrides."""
+    from glamor.results import results_name
+
+    assert results_name(a) != results_name(b)
+    name = results_name(a)
+    assert re.fullmatch(r"eval-[A-Za-z0-9=,._-]+--[0-9a-f]{10}\.json", name), name
+    assert results_name({"env_kwargs": {"size": 7}}).startswith("eval-env_kwargs=size_7--")  # readable
+    assert results_name({"plan_width": 4, "env_id": "glamor/Pong-v0"}).startswith(
+        "eval-env_id=glamor_Pong-v0,plan_width=4--")
 
 
 @pytest.mark.parametrize("given", [["--preset", "debug"], ["--algo", "gcsl"]])
