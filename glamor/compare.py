@@ -18,7 +18,8 @@ Runs: every (algorithm, setting, environment preset, seed) in the lists given is
   while the run's evaluated checkpoint is the one it came from: planner width (1, 10, 200, 1000 by default)
   for beam search and sampling. "GLAMOR, no prior" and "random" come from every GLAMOR run's
   own evaluation (glamor.evaluate.evaluate reports both). The sweep's options (--widths, --planners,
-  --sweep-episodes) are refused, before any training, when --methods has no glamor; a width the
+  --sweep-episodes) are refused, before any training, when --methods has no glamor (and --planners
+  and --sweep-episodes when --widths has no value, no sweep); a width the
   planners cannot take (over their int32 bound, for beam search over the environment's actions)
   is refused before any training too.
 
@@ -494,14 +495,14 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     if unknown or setting not in SETTINGS:
         raise ValueError(f"unknown method(s) {unknown} or setting {setting!r}; methods: {sorted(METHODS)}, "
                          f"settings: {sorted(SETTINGS)}")
-    if "glamor" not in methods:
+    if "glamor" not in methods or widths == []:  # no sweep: what only the sweep reads is refused, not dropped
         given = ([f"--widths {' '.join(map(str, widths))}"] if widths else []) \
             + ([f"--planners {' '.join(planners)}"] if planners is not None else []) \
             + ([f"--sweep-episodes {sweep_episodes}"] if sweep_episodes is not None else [])
+        why = (f"the planner sweep evaluates GLAMOR runs, and --methods {' '.join(methods)} has none; add glamor to "
+               f"--methods" if "glamor" not in methods else "--widths with no value runs no sweep; give it widths")
         if given:
-            raise ValueError(f"{', '.join(given)}: the planner sweep evaluates GLAMOR runs, and --methods "
-                             f"{' '.join(methods)} has none; add glamor to --methods, or leave "
-                             f"{'it' if len(given) == 1 else 'them'} out")
+            raise ValueError(f"{', '.join(given)}: {why}, or leave {'it' if len(given) == 1 else 'them'} out")
         widths = []
     widths = list(DEFAULT_WIDTHS if widths is None else widths)
     planners = list(DEFAULT_PLANNERS if planners is None else planners)

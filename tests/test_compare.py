@@ -670,6 +670,16 @@ def test_sweep_options_without_a_glamor_method_are_refused_not_dropped(tmp_path,
     assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written
 
 
+@pytest.mark.parametrize("kwargs,named", [(dict(planners=["sample"]), "--planners sample"),
+                                          (dict(sweep_episodes=2), "--sweep-episodes 2")])
+def test_sweep_options_with_no_sweep_widths_are_refused_not_dropped(tmp_path, kwargs, named):
+    """`--widths` with no value runs no sweep: a --planners or --sweep-episodes beside it was dropped unsaid."""
+    with pytest.raises(ValueError) as e:
+        _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[], **kwargs)
+    assert str(e.value) == f"{named}: --widths with no value runs no sweep; give it widths, or leave it out"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_compare_without_glamor_needs_no_sweep_options(tmp_path):
     """No GLAMOR method and no sweep option (or an empty --widths): no sweep, no refusal, and the
     command the table names leaves the sweep out."""
