@@ -39,6 +39,7 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
+import multiprocessing.resource_tracker as mp_resource_tracker
 import multiprocessing.util as mp_util
 import os
 import signal
@@ -145,12 +146,43 @@ def _exit_with_parent(parent_pid: int, kernel: bool) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="glamor-parent-watch", daemon=True).start()
 
 
+# The signals a worker ignores: the parent owns its lifetime (see `_worker`).
+_WORKER_IGNORES = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Within the block, this thread holds back (blocks) SIGINT and SIGTERM, and so does a process
+    it starts, which inherits the mask through fork and exec: a spawned worker ignores them only
+    once `_worker` runs, after its interpreter has started and imported numpy, glamor and the main
+    module, and a Ctrl-C to the process group (or a scheduler's SIGTERM) in that time killed it
+    (a KeyboardInterrupt traceback, and one restart more). Held, they wait until `_worker` ignores
+    them. This process still gets its own: another thread takes it, or it comes when the block ends
+    (Python runs the handler in the main thread either way). Nothing is held where
+    pthread_sigmask is missing (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    # (multiprocessing's resource tracker, started with a process's first spawn, unblocks these
+    # signals after starting: started first, it leaves the mask alone)
+    with contextlib.suppress(Exception):
+        mp_resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_IGNORES)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _worker(conn, env_id: str, episode_length: int, env_kwargs: dict, parent_pid: int | None = None,
             kernel_watch: bool = False) -> None:
     # The parent owns our lifetime: a Ctrl-C or SIGTERM sent to the whole process group lets it
     # finish its round and save (glamor/interrupt.py); we exit when it closes the pipe or dies.
-    for s in (signal.SIGINT, signal.SIGTERM):
+    # (The parent started us with them held, `_signals_held`: one that came meanwhile is dropped.)
+    for s in _WORKER_IGNORES:
         signal.signal(s, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_IGNORES)
     if parent_pid is not None:
         _exit_with_parent(parent_pid, kernel_watch)
     try:
@@ -398,7 +430,8 @@ class ProcessEnvPool(EnvPool):
                                                        os.getpid(), kernel_watch),
                                  daemon=True, name=f"glamor-env-{i}")
         try:
-            proc.start()
+            with _signals_held():  # (until the worker ignores them)
+                proc.start()
         except BaseException:
             parent.close()  # (the pipe's two ends would stay open until collected)
             raise

@@ -672,3 +672,20 @@ def test_workers_exit_when_their_parent_is_killed_mid_rollout(tmp_path, started_
         for p in pids:  # (left running by a failure)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_a_worker_that_is_still_starting_does_not_kill_it(signum):
+    """A worker ignored SIGINT and SIGTERM only from `_worker` on, after spawn had started its
+    interpreter and imported numpy and glamor: a Ctrl-C (sent to the whole process group) or a
+    scheduler's SIGTERM while a worker was (re)starting killed it with a KeyboardInterrupt
+    traceback, and cost a restart. Here the signal comes right after the start, mid-import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # (a restart warns)
+        pool = ProcessEnvPool(CFG.env_id, CFG.episode_length, CFG.env_kwargs, 1)
+        try:
+            os.kill(pool.pids[0], signum)
+            pool.reset([1], [None])
+            assert pool.restarts == 0 and pool._procs[0].is_alive()
+        finally:
+            pool.close()
