@@ -39,7 +39,7 @@ from glamor.config import (
     field_value,
     preset,
 )
-from glamor.errors import EnvironmentUnavailable
+from glamor.errors import EnvironmentUnavailable, OtherProcessFailed, printed
 from glamor.interrupt import TrainingInterrupted
 
 
@@ -617,10 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, FloatingPointError, ImportError, NotImplementedError,
-            EnvironmentUnavailable) as e:
+            EnvironmentUnavailable, OtherProcessFailed) as e:
         # OSError: a full disk, a read-only folder; ImportError: a simulator that is not installed;
         # NotImplementedError: a GoalEnv method one's own environment lacks;
-        # EnvironmentUnavailable: no headless rendering, an environment that keeps crashing
+        # EnvironmentUnavailable: no headless rendering, an environment that keeps crashing;
+        # OtherProcessFailed: under torchrun, another process failed first (its output has the traceback)
         hint = getattr(e, "hint", None)  # (what to do next, where the error came with one)
         print(f"glamor {args.command}: error: {e}{_raised_where(e)}{f'; {hint}' if hint else ''}", file=sys.stderr)
         return 2
@@ -632,6 +633,12 @@ def main(argv: list[str] | None = None) -> int:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"glamor {args.command}: {what}{f'; {hint}' if hint else ''}", file=sys.stderr)
         return getattr(e, "exit_status", 130)
+    except Exception as e:
+        if not printed(e):  # (Python prints its traceback)
+            raise
+        # a torchrun process printed it with its traceback before waiting for the others (glamor/distributed.py)
+        print(f"glamor {args.command}: error: {type(e).__name__}: {e} (its traceback is above)", file=sys.stderr)
+        return 1
     finally:
         warnings.formatwarning = formatwarning
         threading.excepthook = thread_hook

@@ -1,7 +1,8 @@
 """Errors glamor raises for conditions of the machine rather than of the caller's arguments.
 
 The command line prints them as one line (`glamor train: error: ...`), as it does ValueError
-and OSError; they are RuntimeErrors, so `except RuntimeError` still catches them. Also
+and OSError; they are RuntimeErrors, so `except RuntimeError` still catches them (OtherProcessFailed: a
+torchrun process whose collective broke when another failed). Also
 `did_you_mean`, which a caller's error about a mistyped name (a config field, a preset, an
 environment id) ends with.
 """
@@ -16,6 +17,28 @@ class EnvironmentUnavailable(RuntimeError):
     """An environment cannot be made or kept running here: headless rendering that does not
     work (DeepMind Control needs EGL or OSMesa), or an environment worker that failed every
     restart. The message names the cause (for rendering, also the packages that fix it)."""
+
+
+class OtherProcessFailed(RuntimeError):
+    """Under torchrun: this process's collective broke because another process failed first and
+    left (glamor/distributed.py's `teardown`). The message names that process's rank and its
+    error, whose traceback is in that process's output; the broken collective's error is the cause."""
+
+
+# The attribute that marks an error already printed with its traceback (`printed`)
+_PRINTED = "_glamor_printed"
+
+
+def mark_printed(error: BaseException) -> None:
+    """Note that `error` was printed with its traceback (glamor/distributed.py's `teardown`
+    prints a failing process's error before it waits for the others to leave)."""
+    setattr(error, _PRINTED, True)
+
+
+def printed(error: BaseException) -> bool:
+    """Whether `error` was printed with its traceback already (`mark_printed`): the command line
+    then ends with its one line alone."""
+    return bool(getattr(error, _PRINTED, False))
 
 
 def did_you_mean(name: str, options: Iterable[str], key: Callable[[str], str] = str.lower) -> str:

@@ -415,15 +415,34 @@ def test_a_start_that_fails_on_one_process_is_raised_on_every_process(tmp_path, 
     assert not (tmp_path / "run").exists()  # the new run's directory is removed, as with one process
 
 
+class _TimedStderr:
+    """A stderr that keeps (time, text) of what is written to it."""
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append((time.time(), text))
+        return len(text)
+
+    def flush(self):
+        pass
+
+
 def _rank_failing_in_the_loop(rank: int, world: int, port: int, run: str, cache: str, where: str) -> None:
     """Rank `rank` of `glamor train`: rank 1's collection raises in its third round (where="collection"),
     or rank 0's first periodic evaluation does ("evaluation"), while the other rank goes on to its
-    next collective. Each writes the error it ends with, and when."""
+    next collective. Each writes the error it ends with, when, whether teardown printed it, and
+    what it wrote to stderr (with times). The store is the parent's, as torchrun's agent holds it."""
+    import json
+
     _as_torchrun_rank(rank, world, port, cache)
-    from glamor import distributed
+    os.environ.update(TORCHELASTIC_USE_AGENT_STORE="True", TORCHELASTIC_RESTART_COUNT="0")
+    from glamor import distributed, errors
     from glamor import train as T
 
-    distributed.LEAVE_TIMEOUT_S = 3.0  # (the failing rank waits this long for the others, in vain)
+    distributed.LEAVE_TIMEOUT_S = 6.0  # (the failing rank waits this long for the others, in vain)
+    distributed.REPORT_AFTER_S = 0.5
     if where == "collection" and rank == 1:
         rounds, collect = [], T.Trainer.collect_round
 
@@ -441,32 +460,53 @@ def _rank_failing_in_the_loop(rank: int, world: int, port: int, run: str, cache:
         T.Trainer.evaluate = evaluate
     cfg = preset("debug", progress=False, device="cpu", total_env_steps=10_000, eval_every=96,
                  eval_episodes_during_training=2, snapshot_every=10_000)
+    sys.stderr = stderr = _TimedStderr()
+    printed = False
     try:
         T.train(cfg, run, table=False)
         said = "finished"
     except Exception as e:  # noqa: BLE001 - written for the test
-        said = f"{type(e).__name__}: {e}"
-    with open(os.path.join(os.path.dirname(run), f"loop{rank}.txt"), "w") as f:
-        f.write(f"{time.time()!r}\n{said}")
+        said, printed = f"{type(e).__name__}: {e}", errors.printed(e)
+    ended = time.time()
+    sys.stderr = sys.__stderr__
+    with open(os.path.join(os.path.dirname(run), f"loop{rank}.json"), "w") as f:
+        json.dump({"ended": ended, "said": said, "printed": printed, "stderr": stderr.writes}, f)
 
 
 @pytest.mark.parametrize("where,failing", [("collection", 1), ("evaluation", 0)])
 def test_an_error_in_one_processs_training_loop_ends_every_process_soon(tmp_path, where, failing):
     """One rank's error in the loop (no vote there: the other rank waits in its next collective)
-    ends that rank after its bounded wait to leave together (LEAVE_TIMEOUT_S, here 3 s), and its
+    ends that rank after its bounded wait to leave together (LEAVE_TIMEOUT_S, here 6 s), and its
     exit breaks the other's collective: every process is gone long before the collective timeout
-    (GLAMOR_DIST_TIMEOUT_MIN, 120 minutes), the failing one with its own error."""
-    ctx = mp.spawn(_rank_failing_in_the_loop, args=(2, _free_port(), str(tmp_path / "run"),
-                                                    os.environ["GLAMOR_CACHE"], where), nprocs=2, join=False)
+    (GLAMOR_DIST_TIMEOUT_MIN, 120 minutes), the failing one with its own error, which it printed
+    with its traceback before that wait (it came out only after it, the run silent meanwhile), and
+    the other naming the rank that failed and its error (it said only gloo's "Connection closed by
+    peer", the failure's rank and error in another process's output)."""
+    import json
+    from datetime import timedelta
+
+    port = _free_port()
+    store = dist.TCPStore("127.0.0.1", port, None, True, timeout=timedelta(seconds=60),  # noqa: F841 - (torchrun's
+                          wait_for_workers=False)  # agent's store: it outlives a rank that leaves)
+    ctx = mp.spawn(_rank_failing_in_the_loop, args=(2, port, str(tmp_path / "run"), os.environ["GLAMOR_CACHE"], where),
+                   nprocs=2, join=False)
     _join_within(ctx, 240, "a process still waits for the one that failed")
-    ended = {}
-    for r in (0, 1):
-        when, said = (tmp_path / f"loop{r}.txt").read_text().split("\n", 1)
-        ended[r] = (float(when), said)
-    own = {"collection": "RuntimeError: rank 1's environment raised", "evaluation": "RuntimeError: rank 0's evaluation raised"}
-    assert ended[failing][1] == own[where], ended
-    assert ended[1 - failing][1] != "finished", ended  # (gloo's broken connection)
-    assert abs(ended[0][0] - ended[1][0]) < 30.0, ended  # the other left right after the failing one
+    ended = {r: json.loads((tmp_path / f"loop{r}.json").read_text()) for r in (0, 1)}
+    own = {"collection": "RuntimeError: rank 1's environment raised",
+           "evaluation": "RuntimeError: rank 0's evaluation raised"}[where]
+    failed, other = ended[failing], ended[1 - failing]
+    assert failed["said"] == own and failed["printed"], failed
+    assert other["said"].startswith(
+        f"OtherProcessFailed: process rank {failing} of 2 failed first ({own}; its traceback is in that process's "
+        f"output), and this process's collective broke when it left: RuntimeError: "), other["said"]
+    assert not other["printed"], other
+    assert abs(failed["ended"] - other["ended"]) < 30.0, ended  # the other left right after the failing one
+    # the failing rank's traceback came before its wait for the others (6 s), not after it
+    printed_at = [t for t, text in failed["stderr"] if "Traceback (most recent call last)" in text]
+    text = "".join(text for _, text in failed["stderr"])
+    assert f"process rank {failing} of 2 stopped with the error below" in text and own in text, text
+    assert printed_at and failed["ended"] - printed_at[0] > 4.0, (printed_at, failed["ended"])
+    assert text.count("Traceback (most recent call last)") == 1, text
 
 
 def _rank_failing_part(rank: int, world: int, port: int, run: str, cache: str) -> None:
@@ -844,3 +884,31 @@ def test_a_run_directory_rank_0_cannot_start_is_raised_on_every_process(tmp_path
     assert (tmp_path / "start0.txt").read_text().startswith("FileExistsError:")
     assert (tmp_path / "start1.txt").read_text().startswith("RuntimeError: rank 0 could not start the run directory")
     assert (run / "config.json").read_text() == "{}"
+
+
+def test_the_command_line_ends_with_one_line_for_an_error_teardown_printed(monkeypatch, capsys):
+    """A failing torchrun process prints its error with its traceback before it waits for the
+    others to leave (glamor/distributed.py's teardown): the command line then ends with the
+    error's one line, not its traceback a second time; an error not printed is raised as before."""
+    from glamor import cli, errors
+
+    def failing(args, mark):
+        e = RuntimeError("rank 1's environment raised")
+        if mark:
+            errors.mark_printed(e)
+        raise e
+
+    monkeypatch.setattr(cli, "cmd_train", lambda args: failing(args, True))
+    assert cli.main(["train", "--preset", "debug", "--run-dir", "run"]) == 1
+    assert capsys.readouterr().err == ("glamor train: error: RuntimeError: rank 1's environment raised (its "
+                                       "traceback is above)\n")
+    monkeypatch.setattr(cli, "cmd_train", lambda args: failing(args, False))
+    with pytest.raises(RuntimeError, match="rank 1's environment raised"):
+        cli.main(["train", "--preset", "debug", "--run-dir", "run"])
+
+    def other(args):
+        raise errors.OtherProcessFailed("process rank 1 of 2 failed first")
+
+    monkeypatch.setattr(cli, "cmd_train", other)
+    assert cli.main(["train", "--preset", "debug", "--run-dir", "run"]) == 2  # (the survivor's: one line too)
+    assert capsys.readouterr().err.startswith("glamor train: error: process rank 1 of 2 failed first")
