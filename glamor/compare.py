@@ -138,8 +138,13 @@ def t975(df: int) -> float:
 
 
 def seed_interval(values) -> tuple[float, float, float]:
-    """Mean and 95% Student-t interval (clipped to [0, 1]) of per-seed rates; NaN bounds for one seed."""
+    """Mean and 95% Student-t interval (clipped to [0, 1]) of per-seed rates; NaN bounds for one seed.
+    Rates that are all the same (the random policy's, drawn from eval_seed in every run) give
+    exactly [rate, rate]: their float mean (3 * 0.025 / 3) is off in the last bit, which made a
+    zero-width interval [0.02499..., 0.02500...1] that the random notes did not recognise."""
     n = len(values)
+    if n >= 2 and len(set(values)) == 1:
+        return values[0], values[0], values[0]
     mean = sum(values) / n
     if n < 2:
         return mean, math.nan, math.nan

@@ -748,3 +748,27 @@ def test_a_resumed_run_that_keeps_its_own_vector_says_so(tmp_path):
     lines.clear()
     _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[], log=lines.append)  # the run's own: no note
     assert any("resuming" in line for line in lines) and not any("note:" in line for line in lines)
+
+
+def test_random_rows_repeated_over_three_seeds_are_noted_whatever_their_rate(tmp_path):
+    """The random notes look for a zero-width interval over seeds; the float mean of three equal
+    rates is off in the last bit for many rates (3 * 0.025 / 3 != 0.025), so the curve of
+    results/gridworld_box_small_balanced.json came out [0.02499..., 0.02500...1], unnoted, and the
+    rows' rate and interval were not the rate every seed had."""
+    def res(rate):
+        row = {"success_rate": rate, "ci95": [0.01, 0.06], "episodes": 200, "mean_steps": 10.0}
+        return {"sets": {"eval": {"goal_digest": "d", "glamor": dict(row, success_rate=0.8),
+                                  "glamor_no_prior": dict(row, success_rate=0.5), "random": row}}, "env_steps": 100}
+
+    for seed in (0, 1, 2):
+        (tmp_path / f"s{seed}").mkdir()
+        (tmp_path / f"s{seed}" / "metrics.csv").write_text(
+            "env_step,eval/success_rate,eval/success_rate_no_prior,eval/random_success_rate\n50,0.5,0.4,0.025\n")
+    for rate in (0.025, 0.045, 0.09):
+        summary = compare.summarize("env", {("glamor", s): (tmp_path / f"s{s}", res(rate)) for s in (0, 1, 2)}, {})
+        row = summary["methods"]["eval/random"]
+        assert (row["success_rate"], row["ci95"]) == (rate, [rate, rate]) and "ci95_note" in row
+        assert "random" in summary.get("curve_notes", {})
+        assert summary["curves"]["random"] == [(50, 0.025, 0.025, 0.025)]
+        assert compare.SAME_DRAWS in compare.markdown([summary], "# t")
+    assert compare.seed_interval([0.025] * 3) == (0.025, 0.025, 0.025)
