@@ -386,8 +386,8 @@ def _evaluate_run(args, run_dir: Path) -> int:
     episodes = changes.pop("eval_episodes", args.episodes)  # --set eval_episodes=N is --episodes N
     if episodes is not None and field_value("eval_episodes", episodes) != cfg.eval_episodes:
         changes["eval_episodes"] = episodes  # another goal count is another results file; the run's own is not
+    cfg = cfg.replace(**{**overrides, **changes})  # checked first: the name is made of the values it takes
     name = results_name(changes)
-    cfg = cfg.replace(**{**overrides, **changes})
     details: dict = {}
     with _disk_errors_name(run_dir):
         results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos,

@@ -871,3 +871,20 @@ def test_an_environment_argument_given_as_a_config_field_is_pointed_to_env_kwarg
     err = capsys.readouterr().err.strip()
     assert re.search(re.escape(said.rstrip("$")) + ("$" if said.endswith("$") else ""), err), err
     assert not (run.parent / "never").exists()
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("plan_width=b'x'", "plan_width=b'x' (bytes) must be an integer"),
+    ("gamma=1j", "gamma=1j (complex) must be a number"),
+    ("plan_width={1}", "plan_width={1} (set) must be an integer"),
+])
+def test_an_evaluations_bad_value_is_named_by_the_config_not_by_its_results_name(run, capsys, setting, message):
+    """The results file's name (a digest of the overrides' JSON) was made before the config
+    checked the values, so a --set value JSON cannot hold stopped `glamor eval` with
+    "Object of type bytes is not JSON serializable", naming neither the field nor what it takes."""
+    from glamor import cli
+
+    assert cli.main(["eval", str(run), "--set", setting, "--episodes", "2", "--videos", "0"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "JSON serializable" not in err and "Traceback" not in err, err
+    assert not list(run.glob("eval-*"))
