@@ -492,7 +492,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
 
     widths and planners: the planner sweep's (None: DEFAULT_WIDTHS and DEFAULT_PLANNERS where a
     GLAMOR run is compared; widths [] is no sweep). The sweep evaluates GLAMOR runs: without
-    "glamor" in `methods`, a width, planner or sweep_episodes given is refused (it would be dropped).
+    "glamor" in `methods`, a width, planner or sweep_episodes given is refused (it would be dropped),
+    as are planners or sweep_episodes given beside an empty `widths`.
 
     Returns the per-environment summaries (see `summarize`).
     """
@@ -500,7 +501,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     if unknown or setting not in SETTINGS:
         raise ValueError(f"unknown method(s) {unknown} or setting {setting!r}; methods: {sorted(METHODS)}, "
                          f"settings: {sorted(SETTINGS)}")
-    if "glamor" not in methods or widths == []:  # no sweep: what only the sweep reads is refused, not dropped
+    if "glamor" not in methods or (widths is not None and len(widths) == 0):  # no sweep (widths [] or ()): what
+        # only the sweep reads is refused, not dropped
         given = ([f"--widths {' '.join(map(str, widths))}"] if widths else []) \
             + ([f"--planners {' '.join(planners)}"] if planners is not None else []) \
             + ([f"--sweep-episodes {sweep_episodes}"] if sweep_episodes is not None else [])

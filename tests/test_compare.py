@@ -672,10 +672,12 @@ def test_sweep_options_without_a_glamor_method_are_refused_not_dropped(tmp_path,
 
 @pytest.mark.parametrize("kwargs,named", [(dict(planners=["sample"]), "--planners sample"),
                                           (dict(sweep_episodes=2), "--sweep-episodes 2")])
-def test_sweep_options_with_no_sweep_widths_are_refused_not_dropped(tmp_path, kwargs, named):
-    """`--widths` with no value runs no sweep: a --planners or --sweep-episodes beside it was dropped unsaid."""
+@pytest.mark.parametrize("widths", [[], ()])
+def test_sweep_options_with_no_sweep_widths_are_refused_not_dropped(tmp_path, kwargs, named, widths):
+    """`--widths` with no value runs no sweep: a --planners or --sweep-episodes beside it was dropped unsaid
+    (and from Python, with widths=() rather than [], it still was)."""
     with pytest.raises(ValueError) as e:
-        _compare(tmp_path, seeds=[0], methods=["glamor"], widths=[], **kwargs)
+        _compare(tmp_path, seeds=[0], methods=["glamor"], widths=widths, **kwargs)
     assert str(e.value) == f"{named}: --widths with no value runs no sweep; give it widths, or leave it out"
     assert not (tmp_path / "runs").exists()
 
