@@ -330,6 +330,7 @@ def _cache_path(env: GoalEnv, env_id: str, env_kwargs: dict, episode_length: int
 # The seed of every label-range estimate, whatever the run's seed: the ranges are the success
 # judge, and runs of different seeds must be judged alike (0: the estimate seed-0 runs always used).
 RANGE_SEED = 0
+RANGES_PROBE_FORMAT = 1  # the label-range cache's format: its ranges and the probe that checks them
 
 
 def label_ranges_for(env: GoalEnv, cfg, progress: bool = True, *, rebuild: bool = False,
@@ -340,11 +341,14 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True, *, rebuild: bool 
     is estimated again, with a warning."""
     if not getattr(env, "estimate_label_ranges", True):
         return env.label_ranges
+    # Keyed by its format (an .npz with the probe): a glamor from before the probe wrote the ranges
+    # alone (.npy data) under the key without it, and reads whatever lies there as its ranges, so
+    # one sharing the cache (another checkout, a bisect) would fail on an .npz written there.
     path = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=cfg.label_range_rollouts,
-                       seed=RANGE_SEED, labels=list(env.label_names))
+                       seed=RANGE_SEED, labels=list(env.label_names), probe=RANGES_PROBE_FORMAT)
     base_seed = 7 * RANGE_SEED + 3
     cached = None if rebuild else _read_cache(path, _load_ranges)
-    if cached is not None and "probe_index" in cached:  # (an older cache holds the ranges alone: estimated again)
+    if cached is not None:
         stale = _ranges_not_made_now(env, cached, base_seed)
         if stale is None:
             return cached["ranges"]
@@ -358,12 +362,9 @@ def label_ranges_for(env: GoalEnv, cfg, progress: bool = True, *, rebuild: bool 
 
 
 def _load_ranges(path: Path) -> dict:
-    """A cached estimate's arrays: ranges, and its probe (absent from an older cache's .npy data)."""
-    data = np.load(path)
-    if isinstance(data, np.ndarray):
-        return {"ranges": data}
-    with data:
-        return {k: data[k] for k in data.files}
+    """A cached estimate's arrays: ranges and its probe (probe_index, probe_labels, probe_states)."""
+    with np.load(path) as data:
+        return {k: data[k] for k in ("ranges", "probe_index", "probe_labels", "probe_states")}
 
 
 def _ranges_not_made_now(env: GoalEnv, cached: dict, base_seed: int) -> str | None:

@@ -403,3 +403,31 @@ def test_cached_label_ranges_the_environment_no_longer_gives_are_estimated_again
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(label_ranges_for(env, cfg, progress=False), again)
+
+
+def test_the_label_range_cache_leaves_an_older_glamors_ranges_where_it_reads_them(tmp_path, monkeypatch):
+    """An older glamor cached the estimate alone (np.save's data) under a key without the probe and
+    read whatever lay there with np.load as its ranges. The probe's .npz was written at that same
+    name, so a glamor from before the probe sharing the cache (another checkout or venv, a bisect)
+    got an NpzFile for ranges and failed building any goal set ('NpzFile' object has no attribute
+    'shape'). The probed estimate is keyed apart: the older glamor's file stays its own."""
+    from glamor.files import write_atomically
+    from glamor.goals import RANGE_SEED, _cache_path, estimate_label_ranges, label_ranges_for
+
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    cfg = preset("debug", progress=False, label_range_rollouts=20)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    env.estimate_label_ranges = True  # (gridworld declares its own)
+    want = estimate_label_ranges(env, 20, base_seed=3, progress=False)
+    older = _cache_path(env, cfg.env_id, cfg.env_kwargs, cfg.episode_length, "ranges", n=20, seed=RANGE_SEED,
+                        labels=list(env.label_names))  # the older glamor's name, and how it wrote it
+    older.parent.mkdir(parents=True)
+    write_atomically(older, lambda tmp: np.save(tmp, want), suffix=".npy")
+    for _ in range(2):  # estimated (its file is no probe), then read from its own cache
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_array_equal(label_ranges_for(env, cfg, progress=False), want)
+    read = np.load(older)  # what the older glamor reads there
+    assert isinstance(read, np.ndarray)
+    np.testing.assert_array_equal(read, want)
+    assert len(list((tmp_path / "goals").glob("*-ranges-*"))) == 2
