@@ -191,10 +191,15 @@ def unnamed_module(env_id: str) -> str | None:
     ``dotenv:Dot-v0``): a run's config keeps the id, and collection workers, ``glamor eval``,
     ``glamor train --resume`` and ``examples/closed_loop.py`` import nothing before building it
     ("unknown environment"). None for a ``module:id``, a built-in or an unregistered id, and for
-    a bare id that a fresh Python process has registered once it imports glamor.envs (one that a
-    package installed as a plugin registers at start-up, through a ``.pth`` file or
-    ``sitecustomize``): those processes find it too."""
-    if ":" in env_id or env_id in _BUILTIN or env_id not in gym.registry or _registered_everywhere(env_id):
+    a bare id that a fresh Python process has registered as this one has once it imports
+    glamor.envs (one that a package installed as a plugin registers at start-up, through a ``.pth``
+    file or ``sitecustomize``): those processes find it too. One that it registers as another
+    environment (this process registered its own over the plugin's) is named: they would build
+    that one."""
+    if ":" in env_id or env_id in _BUILTIN or env_id not in gym.registry:
+        return None
+    here, there = _entry_name(gym.spec(env_id)), _registered_elsewhere(env_id)
+    if there == here:
         return None
     entry = gym.spec(env_id).entry_point
     while isinstance(entry, functools.partial):  # (a partial's __module__ is functools')
@@ -206,27 +211,47 @@ def unnamed_module(env_id: str) -> str | None:
     else:
         where = (f"name it {module}:{env_id} (its class's module; name the module that registers it on "
                  f"import, if another)")
+    users = ("environment workers (vector='async'), glamor eval, glamor train --resume and "
+             "examples/closed_loop.py")
+    if there is not None:  # (a plugin's id, registered here again as something else)
+        return (f"environment {env_id!r} is registered in this process as {here}, but a fresh Python process "
+                f"registers another environment under that id ({there}), and the run's config names the id alone: "
+                f"{users} would build that one, not the one trained here; {where}")
     return (f"environment {env_id!r} is registered in this process only, and the run's config names it so: "
-            f"environment workers (vector='async'), glamor eval, glamor train --resume and "
-            f"examples/closed_loop.py will not find it; {where}")
+            f"{users} will not find it; {where}")
 
 
-def _registered_everywhere(env_id: str) -> bool:
-    """Whether a fresh interpreter, as `glamor eval` starts one, has `env_id` registered after
-    importing glamor.envs (about half a second; asked only of bare ids this process registered).
-    False where it cannot tell (the interpreter fails or hangs): the warning is then given."""
+def _entry_name(spec) -> str:
+    """What a registration builds, as text that two processes compare: its entry point (a
+    ``module:name`` string, or a callable's module and qualified name; a partial's function and
+    arguments) and its kwargs. An argument without a repr of its own (an object's address) never
+    compares equal: then the two are taken for different environments."""
+    entry, bound = spec.entry_point, []
+    while isinstance(entry, functools.partial):
+        bound.append((entry.args, sorted(entry.keywords.items())))
+        entry = entry.func
+    name = entry if isinstance(entry, str) else f"{getattr(entry, '__module__', None)}:{getattr(entry, '__qualname__', entry)}"
+    return f"{name}{f' {bound!r}' if bound else ''}{f' {sorted(spec.kwargs.items())!r}' if spec.kwargs else ''}"
+
+
+def _registered_elsewhere(env_id: str) -> str | None:
+    """What a fresh interpreter, as `glamor eval` starts one, has registered as `env_id` after
+    importing glamor.envs (`_entry_name`; about half a second; asked only of bare ids this process
+    registered), or None: not registered there, or it cannot tell (the interpreter fails or hangs):
+    the warning is then given."""
     import os
     import subprocess
     import sys
 
     flags = ["-P"] if sys.version_info >= (3, 11) else []  # (not the folder this runs in: a command elsewhere lacks it)
-    code = "import sys, gymnasium, glamor.envs; sys.exit(0 if sys.argv[1] in gymnasium.registry else 3)"
+    code = ("import sys, gymnasium, glamor.envs as e; s = gymnasium.registry.get(sys.argv[1]); "
+            "print(e._entry_name(s)) if s is not None else sys.exit(3)")
     try:
         done = subprocess.run([sys.executable, *flags, "-c", code, env_id], capture_output=True, timeout=60,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"}, text=True, errors="replace")
     except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+        return None
+    return done.stdout.strip().rpartition("\n")[2] if done.returncode == 0 else None  # (after a plugin's prints)
 
 
 def check_built(env, env_id: str, episode_length: int) -> None:

@@ -256,3 +256,35 @@ def test_a_bare_id_every_process_registers_at_start_up_is_not_warned_about(on_pa
     finally:
         for name in ("Plugged-v0", "ThisProcessOnly-v0"):
             del gym.registry[name]
+
+
+def test_a_plugins_bare_id_registered_here_as_another_environment_is_named(on_path, tmp_path, monkeypatch):
+    """A bare id that a plugin registers in every process at start-up, registered in this process
+    again as an environment of its own (another class, other kwargs: gymnasium lets a registration
+    replace one), was taken for one every process builds alike, as only the id was looked for:
+    training said nothing, and glamor eval, resume and workers built the plugin's environment, not
+    the one trained. What the id builds is compared, and the other one is named."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import gymnasium\nprint('plugin loaded')\n"
+        "gymnasium.register('Plugged-v0', entry_point='puck_env:Puck', kwargs={'size': 7})\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(EXAMPLES), *sys.path]))
+    import puck_env
+
+    class Mine(puck_env.Puck):
+        pass
+
+    try:
+        for entry_point, kwargs in (("puck_env:Puck", {"size": 9}), (Mine, {"size": 7}),
+                                    (functools.partial(puck_env.Puck, push=0.05), {"size": 7})):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (gymnasium's "Overriding environment")
+                gym.register("Plugged-v0", entry_point=entry_point, kwargs=kwargs)
+            why = envs.unnamed_module("Plugged-v0")
+            assert why is not None and "a fresh Python process registers another environment under that id (" \
+                "puck_env:Puck [('size', 7)])" in why and "would build that one, not the one trained here" in why
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gym.register("Plugged-v0", entry_point=puck_env.Puck, kwargs={"size": 7})  # the plugin's, as a class
+        assert envs.unnamed_module("Plugged-v0") is None
+    finally:
+        del gym.registry["Plugged-v0"]
