@@ -237,12 +237,15 @@ def _entry_name(spec) -> str:
 def _registered_elsewhere(env_id: str) -> str | None:
     """What a fresh interpreter, as `glamor eval` starts one, has registered as `env_id` after
     importing glamor.envs (`_entry_name`; about half a second; asked only of bare ids this process
-    registered), or None: not registered there, or it cannot tell (the interpreter fails or hangs):
-    the warning is then given."""
+    registered), or None: not registered there, or it cannot tell (the interpreter fails or hangs,
+    or this one does not know its own executable: sys.executable empty or None, as embedded): the
+    warning is then given."""
     import os
     import subprocess
     import sys
 
+    if not sys.executable:  # (None: subprocess would raise TypeError, and the training with it)
+        return None
     flags = ["-P"] if sys.version_info >= (3, 11) else []  # (not the folder this runs in: a command elsewhere lacks it)
     code = ("import sys, gymnasium, glamor.envs as e; s = gymnasium.registry.get(sys.argv[1]); "
             "print(e._entry_name(s)) if s is not None else sys.exit(3)")

@@ -288,3 +288,14 @@ def test_a_plugins_bare_id_registered_here_as_another_environment_is_named(on_pa
         assert envs.unnamed_module("Plugged-v0") is None
     finally:
         del gym.registry["Plugged-v0"]
+
+
+@pytest.mark.parametrize("executable", [None, ""])
+def test_a_bare_id_is_warned_about_where_python_does_not_know_its_executable(on_path, monkeypatch, executable):
+    """sys.executable is None or empty where Python cannot tell its own path (an embedded
+    interpreter): asking a fresh interpreter raised TypeError from subprocess for None, and the
+    training stopped before it began, over a warning. It cannot tell: the warning is given."""
+    import puck_env  # noqa: F401 - registers Puck-v0
+
+    monkeypatch.setattr(sys, "executable", executable)
+    assert "name it puck_env:Puck-v0 (" in envs.unnamed_module("Puck-v0")
