@@ -416,7 +416,8 @@ def _evaluate_run(args, run_dir: Path) -> int:
 def load_gray(path: str, hw: tuple[int, int], env_id: str | None = None):
     """An image file as a uint8 (H, W) grayscale frame, made from a picture of another size as
     `env_id`'s environment makes its frames (`GoalEnv.frame_from_image`: an Atari screen, 210x160,
-    cropped and area-resized as in training; otherwise, or without `env_id`, resized bilinearly)."""
+    cropped and area-resized as in training; a frame scaled up a whole number of times, area-resized
+    back to it exactly; otherwise, or without `env_id`, resized bilinearly)."""
     import numpy as np
     from PIL import Image
 

@@ -891,3 +891,30 @@ def test_glamor_plan_makes_an_atari_screen_the_frame_training_saw(tmp_path, monk
     assert obs.shape == (1, env.frame_stack, *frame_shape)
     assert all(np.array_equal(obs[0, s], screens[0][1]) for s in range(env.frame_stack))
     assert np.array_equal(goal[0, 0], screens[1][1])
+
+
+@pytest.mark.parametrize("scale", [(2, 2), (4, 4), (3, 5)])
+def test_glamor_plan_gives_a_frame_saved_scaled_up_back_exactly(tmp_path, scale):
+    """A gridworld frame is 22x22, so a picture of one is often saved scaled up for viewing (each
+    pixel a block). glamor plan resized it back bilinearly, which blends the blocks at every cell's
+    edge: gray levels up to 60 off, ones the model never saw. A picture a whole number of times the
+    frame's size is area-resized, giving the frame back exactly."""
+    from PIL import Image
+
+    from glamor.cli import load_gray
+
+    env = make("glamor/GridWorldBox-v0", 8)
+    env.reset(seed=2)
+    for action in (0, 1, 1, 2, 3):
+        obs = env.step(action)[0]
+    frame = obs["observation"][-1]
+    assert len(np.unique(frame)) >= 3  # walls, floor, agent (and the box)
+    big = np.repeat(np.repeat(frame, scale[0], axis=0), scale[1], axis=1)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    for env_id in ("glamor/GridWorldBox-v0", None):
+        got = load_gray(str(tmp_path / "big.png"), frame.shape, env_id)
+        assert got.dtype == np.uint8 and np.array_equal(got, frame)
+    odd = np.asarray(Image.fromarray(frame).resize((frame.shape[1] * 3 + 1, frame.shape[0] * 3 + 1)))
+    Image.fromarray(odd).save(tmp_path / "odd.png")  # not a whole multiple: bilinear, as before
+    want = np.asarray(Image.fromarray(odd).resize(frame.shape[::-1], Image.BILINEAR))
+    assert np.array_equal(load_gray(str(tmp_path / "odd.png"), frame.shape, "glamor/GridWorldBox-v0"), want)

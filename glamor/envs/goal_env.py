@@ -188,16 +188,19 @@ class GoalEnv(gym.Env):
     def frame_from_image(cls, image: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
         """A grayscale picture of the environment (uint8 (H, W) of any size: a screenshot, a saved
         screen) as the uint8 `frame_shape` frame an episode would show the agent; `glamor plan`
-        reads its image files through it. Here: resized bilinearly where its size differs. An
-        environment that makes its frames by shrinking a larger screen overrides it to shrink
-        a picture of that screen alike (Atari: its crop and area resize), so a model is not
-        shown pixels unlike those it learned from."""
+        reads its image files through it. Here: a picture a whole number of times the frame's
+        height and width (a frame scaled up for viewing, pixel for pixel: a gridworld's 22x22 as
+        88x88) is area-resized, which gives that frame back exactly; another size is resized
+        bilinearly. An environment that makes its frames by shrinking a larger screen overrides
+        it to shrink a picture of that screen alike (Atari: its crop and area resize), so a model
+        is not shown pixels unlike those it learned from."""
         from PIL import Image
 
         h, w = frame_shape
         if image.shape == (h, w):
             return image
-        return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+        whole = image.shape[0] % h == 0 and image.shape[1] % w == 0  # (each pixel a block: its mean is it)
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.BOX if whole else Image.BILINEAR))
 
     def _not_implemented(self, method: str) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} must implement {method}() (the GoalEnv contract: "
