@@ -166,14 +166,18 @@ def constructor_arguments(env_id: str) -> set[str]:
     less ``episode_length`` and ``render_mode`` (glamor passes them) and those its registration
     fixes (an Atari ``game``). A class whose ``__init__`` passes ``**kwargs`` on (``class
     MyEnv(GridWorld): def __init__(self, **kwargs): super().__init__(**kwargs)``) takes its base
-    classes' too, followed along the MRO while each passes ``**kwargs`` on. Empty where they
-    cannot be read (an unknown id, a module that fails to import: building it says why)."""
+    classes' too, followed along the MRO while each passes ``**kwargs`` on, up to GoalEnv: its
+    own (frame_shape, frame_stack, label_ranges) are what a subclass gives it, not a user (``def
+    __init__(self, size=8, **kwargs): super().__init__(frame_shape=(size, size), ..., **kwargs)``
+    passes it episode_length and render_mode, and frame_stack in env_kwargs would come twice).
+    Empty where they cannot be read (an unknown id, a module that fails to import: building it
+    says why)."""
     try:
         spec, creator = _spec_and_creator(env_id)
         signatures = [inspect.signature(creator)]
         if isinstance(creator, type):  # the __init__s its own passes **kwargs to, nearest first
             signatures = [inspect.signature(cls.__init__) for cls in creator.__mro__
-                          if "__init__" in vars(cls) and cls is not object]
+                          if "__init__" in vars(cls) and cls is not object and cls is not GoalEnv]
     except Exception:  # noqa: BLE001 - only a hint depends on it
         return set()
     named = set()

@@ -241,6 +241,36 @@ def test_the_arguments_a_subclass_passes_on_with_kwargs_are_its_bases(on_path):
     assert "size" in gridworld and "frame_shape" not in gridworld
 
 
+def test_the_arguments_a_goal_env_passes_on_with_kwargs_are_not_goal_envs_own(on_path):
+    """A GoalEnv written `def __init__(self, size=8, **kwargs): super().__init__(frame_shape=(size,
+    size), frame_stack=1, label_ranges=..., **kwargs)` (its **kwargs carry episode_length and
+    render_mode) was read as taking GoalEnv's frame_shape, frame_stack and label_ranges, so `--set
+    frame_stack=2` was answered with `--set "env_kwargs={'frame_stack': 2}" passes it`, which its
+    constructor then refused (frame_stack given twice). GoalEnv's own are what a subclass gives it."""
+    from glamor.cli import _check_env_arguments
+    from glamor.envs.gridworld import GridWorld
+
+    class Sized(envs.GoalEnv):
+        def __init__(self, size: int = 8, **kwargs):
+            super().__init__(frame_shape=(size, size), frame_stack=1, label_ranges=np.ones(2), **kwargs)
+
+    class Wider(GridWorld):  # (a base that is no GoalEnv itself is still followed)
+        def __init__(self, *, wide: bool = False, **kwargs):
+            super().__init__(**kwargs)
+
+    gym.register("Sized-v0", entry_point=Sized)
+    gym.register("Wider-v0", entry_point=Wider)
+    try:
+        assert envs.constructor_arguments("Sized-v0") == {"size"}
+        assert envs.constructor_arguments("Wider-v0") == envs.constructor_arguments("glamor/GridWorld-v0") | {"wide"}
+        _check_env_arguments({"frame_stack": 2}, "Sized-v0", {})  # no config field, and no hint of env_kwargs
+        with pytest.raises(TypeError, match=r"--set size: an argument of the environment Sized-v0"):
+            _check_env_arguments({"size": 9}, "Sized-v0", {})
+    finally:
+        for name in ("Sized-v0", "Wider-v0"):
+            del gym.registry[name]
+
+
 def test_a_bare_id_every_process_registers_at_start_up_is_not_warned_about(on_path, tmp_path, monkeypatch):
     """A bare id that a plugin registers in every interpreter at start-up (a package's .pth file or
     sitecustomize importing it) is found by glamor eval, resume and workers alike, yet training
