@@ -140,14 +140,20 @@ class Logger:
     def sync(self) -> None:
         """The CSV's rows so far, and TensorBoard's events, to the disk (fsync): called before a
         checkpoint, which must not be on the disk without the rows and points logged before it
-        (a resume purges TensorBoard's later points, and nothing logs lost earlier ones again)."""
+        (a resume purges TensorBoard's later points, and nothing logs lost earlier ones again).
+        The event file is found through the writer's private attributes: where they are missing
+        (another torch or tensorboard), or the file was removed since its last point, it is only
+        flushed, and the checkpoint goes on."""
         self._file.flush()
         _fsync(self._file.fileno())
         if self.writer is not None:
             self.writer.flush()  # (to the system: the writer's file is written and closed by name)
-            name = getattr(getattr(self.writer._get_file_writer(), "event_writer", None), "_file_name", None)
+            name = _event_file_name(self.writer)
             if name is not None:
-                fd = os.open(name, os.O_RDONLY)
+                try:
+                    fd = os.open(name, os.O_RDONLY)
+                except FileNotFoundError:  # (removed since its last point: the next one makes it again)
+                    return
                 try:
                     _fsync(fd)
                 finally:
@@ -164,6 +170,17 @@ class Logger:
                 self.writer.close()
         finally:
             self._file.close()
+
+
+def _event_file_name(writer) -> str | None:
+    """The path of the event file torch's SummaryWriter `writer` writes, found through private
+    attributes (torch 2's and tensorboard's): None where they are not there (another version, or
+    another writer), and its events are then only flushed, not fsynced."""
+    try:
+        name = writer._get_file_writer().event_writer._file_name
+    except AttributeError:
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _fsync(fd: int) -> None:

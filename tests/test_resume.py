@@ -1035,3 +1035,33 @@ def test_torchs_allocator_failing_while_loading_a_checkpoint_is_not_taken_for_da
                                                                                            "failed reading zip archive")))
     with pytest.raises(ValueError, match="is not a glamor checkpoint, or is damaged"):  # a damaged file stays that
         checkpoint.load(tmp_path / checkpoint.CHECKPOINT)
+
+
+def test_a_checkpoint_goes_on_where_tensorboards_event_file_cannot_be_found_to_fsync(tmp_path, monkeypatch):
+    """Logger.sync found TensorBoard's event file through SummaryWriter's private attributes and
+    opened it by name: a writer without them (another torch or tensorboard) raised AttributeError,
+    and an event file removed since its last point (TensorBoard's folder cleared during training)
+    FileNotFoundError, from every checkpoint's sync, and so ended the run ('writing a checkpoint
+    failed'). Both are now flushed alone."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from glamor.logger import Logger
+
+    logger = Logger(tmp_path)
+    try:
+        logger.log(24, {"losses/total": 1.0})
+        logger.sync()
+        (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+        events.unlink()  # removed since its last point
+        logger.sync()
+        logger.log(48, {"losses/total": 2.0})
+        logger.sync()
+        assert events.exists(), "the writer made its file again at the next point"
+        monkeypatch.delattr(SummaryWriter, "_get_file_writer")  # a version without the private chain
+        flushed = []
+        monkeypatch.setattr(SummaryWriter, "flush", lambda self: flushed.append(True))
+        logger.sync()
+        assert flushed == [True], "still flushed"
+    finally:
+        monkeypatch.undo()
+        logger.close()
