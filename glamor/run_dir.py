@@ -4,7 +4,7 @@
 --overwrite the old run is moved aside, not deleted: `settle_start` deletes it once the new run
 has its first checkpoint (renamed .NAME.deleting-PID while it goes), and `undo_start` puts it back
 if the new run fails before that. Only a run is ever replaced: a folder without config.json, or
-one holding other runs, is refused. The new folder, locked first, and the old run trade places in
+one holding other runs, is refused, and so is a mount point (a volume: it cannot be moved aside). The new folder, locked first, and the old run trade places in
 one rename (and back, in `undo_start`), so the path is never missing or unlocked for another
 start to take between the two (where the system can: Linux's renameat2).
 """
@@ -70,6 +70,10 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
             real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
             if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
                 raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
+            if os.path.ismount(real):  # (a container's volume: the kernel refuses to rename it, EBUSY or EXDEV)
+                raise FileExistsError(f"--overwrite cannot replace {run_dir}: it is a mount point (a volume), which "
+                                      f"cannot be moved aside to be kept until the new run saves; empty it yourself, "
+                                      f"or name a folder inside it")
             aside = _free_aside_name(real)
             run_dir = real
             if not _swap_in_empty_folder(real, aside, lock):  # (the system cannot swap two folders)

@@ -812,3 +812,25 @@ def test_the_sweep_of_temporaries_keeps_those_of_a_process_still_writing(tmp_pat
         _, err = writer.communicate(timeout=60)
     assert writer.returncode == 0, err
     assert (cache / "eval.npz").read_text() == "goals" and not list(cache.glob(".*tmp*"))
+
+
+def test_an_overwrite_of_a_mount_point_is_refused_by_name_before_anything_moves(tmp_path, monkeypatch):
+    """A run folder that is a mount point (a container's volume, `docker run -v /data/run:/runs/run`)
+    cannot be renamed aside: --overwrite failed with the kernel's bare '[Errno 16] Device or
+    resource busy' (or 'Invalid cross-device link'), naming a .run.replaced-PID folder the user
+    never made. It is refused by name, with what to do, before anything moves."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == run or real_ismount(p))
+    for fallback in (False, True):
+        if fallback:  # (where the system cannot swap two folders)
+            import glamor.run_dir as run_dir_module
+
+            monkeypatch.setattr(run_dir_module, "_swap", lambda a, b: False)
+        with pytest.raises(FileExistsError, match=r"--overwrite cannot replace .*run: it is a mount point \(a "
+                                                  r"volume\), .*empty it yourself, or name a folder inside it"):
+            prepare_run_dir(run, overwrite=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+        assert sorted(p.name for p in run.iterdir()) == ["config.json"], "its lock let go, its files untouched"
