@@ -80,8 +80,13 @@ def _running(pid: int) -> bool:
     return True
 
 
+# How a file is opened to be fsynced by name: Windows' fsync (_commit, FlushFileBuffers) refuses a
+# descriptor without write access (EBADF); elsewhere a read-only one syncs the file as well.
+FSYNC_OPEN = os.O_WRONLY if os.name == "nt" else os.O_RDONLY
+
+
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, FSYNC_OPEN)
     try:
         os.fsync(fd)
     finally:

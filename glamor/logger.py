@@ -33,6 +33,7 @@ import time
 import warnings
 from pathlib import Path
 
+from glamor import files
 from glamor.files import fsync_dir, write_csv_atomically
 
 METRICS = (
@@ -151,7 +152,7 @@ class Logger:
             name = _event_file_name(self.writer)
             if name is not None:
                 try:
-                    fd = os.open(name, os.O_RDONLY)
+                    fd = os.open(name, files.FSYNC_OPEN)
                 except FileNotFoundError:  # (removed since its last point: the next one makes it again)
                     return
                 try:

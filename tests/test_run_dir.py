@@ -834,3 +834,38 @@ def test_an_overwrite_of_a_mount_point_is_refused_by_name_before_anything_moves(
             prepare_run_dir(run, overwrite=True)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
         assert sorted(p.name for p in run.iterdir()) == ["config.json"], "its lock let go, its files untouched"
+
+
+def test_files_are_fsynced_through_a_descriptor_windows_can_flush(tmp_path, monkeypatch):
+    """Files fsynced by name (write_atomically's temporary: config.json, eval.json; TensorBoard's
+    event file in Logger.sync) were opened read-only, and Windows' fsync (FlushFileBuffers) refuses
+    a handle without write access with EBADF: there every run failed as it saved its config.json.
+    Here Windows' rule stands in for its fsync, and the files are opened as files.FSYNC_OPEN says
+    (on Windows, for writing)."""
+    import errno
+    import fcntl
+
+    from glamor import files
+    from glamor.config import Config
+    from glamor.logger import Logger
+
+    real_fsync, synced = os.fsync, []
+
+    def windows_fsync(fd):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY and not os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(files, "FSYNC_OPEN", os.O_WRONLY, raising=False)  # (as on Windows)
+    monkeypatch.setattr(os, "fsync", windows_fsync)
+    Config().save(tmp_path / "config.json")
+    assert Config.load(tmp_path / "config.json") == Config()
+    logger = Logger(tmp_path)
+    try:
+        logger.log(24, {"losses/total": 1.0})
+        logger.sync()
+    finally:
+        logger.close()
+    (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+    assert str(events) in synced and str(tmp_path / "metrics.csv") in synced, synced
