@@ -91,16 +91,35 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
             raise FileExistsError(f"run directory {run_dir} was filled by another process as this one took it (it "
                                   f"now holds {', '.join(came[:5])}{' ...' if len(came) > 5 else ''}): run the "
                                   f"command again")
-    except BaseException:  # (a full disk: a new folder, or its lock file, needs room) the old run goes back
-        if aside is not None:
-            try:
-                if run_dir.exists():
-                    run_dir.rmdir()  # the empty folder just made (one another process has locked is not empty)
-                aside.rename(run_dir)
-            except OSError:
-                pass  # kept aside, and named by note_left_aside once this process has ended
+    except BaseException as e:  # (a full disk: a new folder, or its lock file, needs room) the old run goes back
+        if aside is not None and not _put_back(run_dir, aside, lock):  # (another process took the folder)
+            e.hint = f"the run it was replacing is kept at {aside}"  # (the command line prints it)
+            if hasattr(e, "add_note"):  # (Python 3.11+: in a traceback too)
+                e.add_note(e.hint)
         raise
     return run_dir, aside
+
+
+def _put_back(run_dir: Path, aside: Path, lock: RunLock) -> bool:
+    """After a failed start of an --overwrite: the replaced run at `aside` back at `run_dir`, where
+    this process left its new folder, empty but for the lock file `lock` holds (the swap's, or the
+    fallback's once it took the folder), or none. False, with the run kept aside, where another
+    process has the folder (refusing this one: RunInUse) or something is in it."""
+    try:
+        if run_dir.exists():
+            left = sorted(p.name for p in run_dir.iterdir())
+            ours = left == [LOCK_NAME] and lock.holds(run_dir)
+            if ours and _swap(aside, run_dir):  # in one step, as it went: the folder is never missing
+                lock.release()  # (its file, and the empty folder, are now at `aside`)
+                shutil.rmtree(aside, ignore_errors=True)
+                return True
+            if ours:
+                lock.release()  # (which removes its lock file)
+            run_dir.rmdir()  # (OSError where another process's lock file or files are in it)
+        aside.rename(run_dir)
+    except OSError:  # kept aside, and named by note_left_aside once this process has ended
+        return False
+    return True
 
 
 def _swap_in_empty_folder(real: Path, aside: Path, lock: RunLock) -> bool:

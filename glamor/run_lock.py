@@ -121,6 +121,10 @@ class RunLock:
         if self._path is not None:
             self._path = Path(run_dir) / LOCK_NAME
 
+    def holds(self, run_dir: str | Path) -> bool:
+        """Whether this lock holds the folder now at `run_dir` (the lock file there is its own)."""
+        return self._fd is not None and _same_file(self._fd, Path(run_dir) / LOCK_NAME)
+
     def trade(self, other: RunLock) -> None:
         """This lock and `other` swap what they hold (an --overwrite swapping the new folder, which
         `other` locked, in for the old run, which this one did)."""

@@ -869,3 +869,74 @@ def test_files_are_fsynced_through_a_descriptor_windows_can_flush(tmp_path, monk
         logger.close()
     (events,) = (tmp_path / "tb").glob("events.out.tfevents.*")
     assert str(events) in synced and str(tmp_path / "metrics.csv") in synced, synced
+
+
+@pytest.mark.parametrize("swap", ["renameat2", "unsupported"])
+def test_a_start_of_an_overwrite_stopped_once_its_new_folder_is_locked_puts_the_old_run_back(tmp_path, monkeypatch,
+                                                                                            swap):
+    """A start of an --overwrite that failed (a Ctrl-C) once its new, empty folder was locked in
+    place of the old run tried to put the old run back by removing that folder, which its own lock
+    file kept from being empty: the old run stayed hidden in .RUN.replaced-PID and nothing said so.
+    The folder, holding this process's lock file alone, now trades places with the old run again."""
+    import glamor.run_dir as run_dir_module
+
+    if swap == "unsupported":
+        monkeypatch.setattr(run_dir_module, "_swap", lambda a, b: False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    real_acquire, real_mkdir = RunLock.acquire, Path.mkdir
+
+    def locked_in_place():  # the new, empty folder, locked, where the old run was
+        return (run / LOCK_NAME).exists() and not (run / "config.json").exists()
+
+    def acquire(self, run_dir, *args, **kwargs):  # a Ctrl-C right after the fallback locks the new folder
+        real_acquire(self, run_dir, *args, **kwargs)
+        if Path(run_dir) == run and locked_in_place():
+            raise KeyboardInterrupt
+
+    def mkdir(self, *args, **kwargs):  # or right after the swap (the next step makes sure it is there)
+        if self == run and locked_in_place():
+            raise KeyboardInterrupt
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunLock, "acquire", acquire)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    lock = RunLock()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            prepare_run_dir(run, overwrite=True, lock=lock)
+    finally:
+        lock.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "nothing left aside"
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"] and (run / "config.json").read_text() == '{"old": 1}'
+
+
+def test_an_overwrite_whose_folder_another_start_took_names_where_the_old_run_is_kept(tmp_path, monkeypatch):
+    """Where the system cannot swap two folders, a new run started in the folder while the
+    --overwrite had moved the old run aside refused the overwrite (RunInUse) with the old run
+    hidden in .RUN.replaced-PID and named nowhere: the error now says where it is kept."""
+    import glamor.run_dir as run_dir_module
+
+    monkeypatch.setattr(run_dir_module, "_swap", lambda a, b: False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    other, real_release = RunLock(), RunLock.release
+
+    def release(self):  # the fallback lets go of the old run's lock: another start takes the folder
+        real_release(self)
+        if not run.exists() and not other.held:
+            run.mkdir()
+            other.acquire(run)
+
+    monkeypatch.setattr(RunLock, "release", release)
+    try:
+        with pytest.raises(RunInUse, match="is in use") as raised:
+            prepare_run_dir(run, overwrite=True)
+    finally:
+        monkeypatch.undo()
+        other.release()
+    (aside,) = tmp_path.glob(".run.replaced-*")
+    assert (aside / "config.json").read_text() == '{"old": 1}'
+    assert raised.value.hint == f"the run it was replacing is kept at {aside}"
