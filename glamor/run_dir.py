@@ -61,26 +61,26 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
         if parent.exists() and not parent.is_dir():
             raise FileExistsError(f"run directory {run_dir} cannot be made: {parent} is a file")
     checkpoint.note_left_aside(run_dir, ours_are_stale=True)  # (this process has moved nothing aside yet)
-    aside = None
-    if run_dir.exists():
-        lock.acquire(run_dir)  # a run another process is writing is refused before anything moves
-        held = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
-        if held:
-            _check_replaceable(run_dir, held, overwrite)
-            real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
-            if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
-                raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
-            if os.path.ismount(real):  # (a container's volume: the kernel refuses to rename it, EBUSY or EXDEV)
-                raise FileExistsError(f"--overwrite cannot replace {run_dir}: it is a mount point (a volume), which "
-                                      f"cannot be moved aside to be kept until the new run saves; empty it yourself, "
-                                      f"or name a folder inside it")
-            aside = _free_aside_name(real)
-            run_dir = real
-            if not _swap_in_empty_folder(real, aside, lock):  # (the system cannot swap two folders)
-                real.rename(aside)
-                lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
-                lock.release()  # (a new run started here before the lock below takes the folder: refused)
+    aside = old = None  # (where the old run goes, and its folder's identity, told apart from the new one's)
     try:
+        if run_dir.exists():
+            lock.acquire(run_dir)  # a run another process is writing is refused before anything moves
+            held = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+            if held:
+                _check_replaceable(run_dir, held, overwrite)
+                real = run_dir.resolve()  # through a symlink: replace what it points to, keep the link
+                if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
+                    raise FileExistsError(f"--overwrite cannot replace {run_dir}: it holds the current directory")
+                if os.path.ismount(real):  # (a container's volume: the kernel refuses to rename it, EBUSY or EXDEV)
+                    raise FileExistsError(f"--overwrite cannot replace {run_dir}: it is a mount point (a volume), "
+                                          f"which cannot be moved aside to be kept until the new run saves; empty "
+                                          f"it yourself, or name a folder inside it")
+                aside, old = _free_aside_name(real), _identity(real)
+                run_dir = real
+                if not _swap_in_empty_folder(real, aside, lock):  # (the system cannot swap two folders)
+                    real.rename(aside)
+                    lock.moved(aside)  # (its lock file went with it, and goes now: the new folder gets its own)
+                    lock.release()  # (a new run started here before the lock below takes the folder: refused)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not lock.held:
             lock.acquire(run_dir)
@@ -92,7 +92,7 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
                                   f"now holds {', '.join(came[:5])}{' ...' if len(came) > 5 else ''}): run the "
                                   f"command again")
     except BaseException as e:  # (a full disk: a new folder, or its lock file, needs room) the old run goes back
-        if aside is not None and not _put_back(run_dir, aside, lock):  # (another process took the folder)
+        if old is not None and not _put_back(run_dir, aside, old, lock):  # (another process took the folder)
             e.hint = f"the run it was replacing is kept at {aside}"  # (the command line prints it)
             if hasattr(e, "add_note"):  # (Python 3.11+: in a traceback too)
                 e.add_note(e.hint)
@@ -100,12 +100,25 @@ def _prepare_run_dir(run_dir: str | Path, overwrite: bool, lock: RunLock) -> tup
     return run_dir, aside
 
 
-def _put_back(run_dir: Path, aside: Path, lock: RunLock) -> bool:
-    """After a failed start of an --overwrite: the replaced run at `aside` back at `run_dir`, where
-    this process left its new folder, empty but for the lock file `lock` holds (the swap's, or the
-    fallback's once it took the folder), or none. False, with the run kept aside, where another
-    process has the folder (refusing this one: RunInUse) or something is in it."""
+def _identity(path: Path) -> tuple[int, int] | None:
     try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _put_back(run_dir: Path, aside: Path, old: tuple[int, int], lock: RunLock) -> bool:
+    """After a failed start of an --overwrite: the replaced run (the folder of identity `old`) at
+    `run_dir`, still there or back from `aside`, where this process left its new folder, empty
+    but for the lock file `lock` holds (the swap's, or the fallback's once it took the folder), or
+    none. False, with the run kept aside, where another process has the folder (refusing this
+    one: RunInUse) or something is in it."""
+    try:
+        if _identity(run_dir) == old:  # (it failed before the old run moved)
+            return True
+        if _identity(aside) != old:
+            return False
         if run_dir.exists():
             left = sorted(p.name for p in run_dir.iterdir())
             ours = left == [LOCK_NAME] and lock.holds(run_dir)
@@ -134,7 +147,9 @@ def _swap_in_empty_folder(real: Path, aside: Path, lock: RunLock) -> bool:
         aside.mkdir()
         new.acquire(aside)
         swapped = _swap(aside, real)
-    except BaseException:  # (a full disk: the folder or its lock file) the old run is as it was
+    except BaseException:  # (a full disk: the folder or its lock file) the old run is as it was,
+        if new.holds(real):  # unless a Ctrl-C came as the swap was done: `lock` takes the new folder
+            _take_swapped(real, aside, lock, new)  # (and the caller puts the old run back)
         new.release()
         with contextlib.suppress(OSError):
             aside.rmdir()
@@ -144,11 +159,16 @@ def _swap_in_empty_folder(real: Path, aside: Path, lock: RunLock) -> bool:
         with contextlib.suppress(OSError):
             aside.rmdir()
         return False
+    _take_swapped(real, aside, lock, new)
+    return True
+
+
+def _take_swapped(real: Path, aside: Path, lock: RunLock, new: RunLock) -> None:
+    """`lock` (the old run's) and `new` (the new folder's) trade places as their folders did."""
     new.moved(real)
     lock.moved(aside)
     lock.trade(new)  # `lock` holds the new folder at `real`, `new` the old run's lock file
     new.release()  # (which goes: the old run, put back, gets a new one when it is taken up)
-    return True
 
 
 def _swap(a: Path, b: Path) -> bool:

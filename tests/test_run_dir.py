@@ -871,17 +871,28 @@ def test_files_are_fsynced_through_a_descriptor_windows_can_flush(tmp_path, monk
     assert str(events) in synced and str(tmp_path / "metrics.csv") in synced, synced
 
 
-@pytest.mark.parametrize("swap", ["renameat2", "unsupported"])
+@pytest.mark.parametrize("swap", ["renameat2", "unsupported", "renameat2, Ctrl-C as it swaps"])
 def test_a_start_of_an_overwrite_stopped_once_its_new_folder_is_locked_puts_the_old_run_back(tmp_path, monkeypatch,
                                                                                             swap):
     """A start of an --overwrite that failed (a Ctrl-C) once its new, empty folder was locked in
     place of the old run tried to put the old run back by removing that folder, which its own lock
-    file kept from being empty: the old run stayed hidden in .RUN.replaced-PID and nothing said so.
-    The folder, holding this process's lock file alone, now trades places with the old run again."""
+    file kept from being empty, or (a Ctrl-C during the swap itself, seen as it returned) not at
+    all: the old run stayed hidden in .RUN.replaced-PID and nothing said so. The folder, holding
+    this process's lock file alone, now trades places with the old run again."""
     import glamor.run_dir as run_dir_module
 
     if swap == "unsupported":
         monkeypatch.setattr(run_dir_module, "_swap", lambda a, b: False)
+    elif swap != "renameat2":
+        real_exchange, swaps = run_dir_module._renameat2_exchange, []
+
+        def interrupted(a, b):  # (the first swap only: the one putting the old run back goes through)
+            real_exchange(a, b)
+            swaps.append((a, b))
+            if len(swaps) == 1:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(run_dir_module, "_renameat2_exchange", interrupted)
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text('{"old": 1}')
