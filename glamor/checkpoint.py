@@ -26,6 +26,7 @@ one rank's part does not load (a replay file that fails its CRC) passes that che
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import warnings
@@ -298,7 +299,7 @@ def note_left_aside(run_dir: Path, stacklevel: int = 4, ours_are_stale: bool = F
     (the caller is about to replace the run and has moved nothing aside)."""
     real = Path(run_dir).resolve()
     for kind in ("replaced", "deleting"):
-        for aside in real.parent.glob(f".{real.name}.{kind}-*"):
+        for aside in real.parent.glob(f".{glob.escape(real.name)}.{kind}-*"):  # (a name may hold [ ] * ?)
             pid = aside.name.rpartition("-")[2]
             if not pid.isdigit() or not ((ours_are_stale and int(pid) == os.getpid()) or not _process_alive(int(pid))):
                 continue

@@ -951,3 +951,26 @@ def test_an_overwrite_whose_folder_another_start_took_names_where_the_old_run_is
     (aside,) = tmp_path.glob(".run.replaced-*")
     assert (aside / "config.json").read_text() == '{"old": 1}'
     assert raised.value.hint == f"the run it was replacing is kept at {aside}"
+
+
+def test_runs_left_aside_are_named_whatever_characters_the_run_folders_name_holds(tmp_path):
+    """note_left_aside found the runs an --overwrite left aside with a glob of the run folder's
+    name, read as a pattern: the old run of `lr[0.1]` (.lr[0.1].replaced-PID) was never named,
+    and a run `a*` was told of the old run of `ab`, another run."""
+    dead = 2**22 + 1  # (above any PID the system gives: no such process)
+    for name, other in (("lr[0.1]", None), ("a*", "ab"), ("b?", "bc")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.json").write_text("{}")
+        kept = tmp_path / f".{other or name}.replaced-{dead}"
+        kept.mkdir()
+        (kept / "config.json").write_text('{"old": 1}')
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            checkpoint.note_left_aside(run)
+        said = [str(w.message) for w in caught]
+        if other is None:
+            assert len(said) == 1 and said[0].startswith(f"{kept} holds the run an interrupted `--overwrite` of "
+                                                          f"{run}"), said
+        else:
+            assert said == [], f"{name} was told of {other}'s: {said}"
