@@ -638,7 +638,9 @@ def main(argv: list[str] | None = None) -> int:
         if not printed(e):  # (Python prints its traceback)
             raise
         # a torchrun process printed it with its traceback before waiting for the others (glamor/distributed.py)
-        print(f"glamor {args.command}: error: {type(e).__name__}: {e} (its traceback is above)", file=sys.stderr)
+        hint = getattr(e, "hint", None)  # (what to do next: a traceback shows it only as a note, Python 3.11+)
+        print(f"glamor {args.command}: error: {type(e).__name__}: {e} (its traceback is above)"
+              f"{f'; {hint}' if hint else ''}", file=sys.stderr)
         return 1
     finally:
         warnings.formatwarning = formatwarning

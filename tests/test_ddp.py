@@ -889,7 +889,9 @@ def test_a_run_directory_rank_0_cannot_start_is_raised_on_every_process(tmp_path
 def test_the_command_line_ends_with_one_line_for_an_error_teardown_printed(monkeypatch, capsys):
     """A failing torchrun process prints its error with its traceback before it waits for the
     others to leave (glamor/distributed.py's teardown): the command line then ends with the
-    error's one line, not its traceback a second time; an error not printed is raised as before."""
+    error's one line, not its traceback a second time, with its hint (what to do next: on Python
+    3.10 the traceback does not show it, and that line left it out); an error not printed is raised
+    as before."""
     from glamor import cli, errors
 
     def failing(args, mark):
@@ -902,6 +904,17 @@ def test_the_command_line_ends_with_one_line_for_an_error_teardown_printed(monke
     assert cli.main(["train", "--preset", "debug", "--run-dir", "run"]) == 1
     assert capsys.readouterr().err == ("glamor train: error: RuntimeError: rank 1's environment raised (its "
                                        "traceback is above)\n")
+    def failing_with_a_hint(args):  # (rank 0's final evaluation: the training is saved, a resume evaluates it)
+        e = RuntimeError("rank 0's evaluation raised")
+        e.hint = "the training is finished and saved in run; once that is mended, `glamor train --resume run` evaluates it"
+        errors.mark_printed(e)
+        raise e
+
+    monkeypatch.setattr(cli, "cmd_train", failing_with_a_hint)
+    assert cli.main(["train", "--preset", "debug", "--run-dir", "run"]) == 1
+    assert capsys.readouterr().err == ("glamor train: error: RuntimeError: rank 0's evaluation raised (its traceback "
+                                       "is above); the training is finished and saved in run; once that is mended, "
+                                       "`glamor train --resume run` evaluates it\n")
     monkeypatch.setattr(cli, "cmd_train", lambda args: failing(args, False))
     with pytest.raises(RuntimeError, match="rank 1's environment raised"):
         cli.main(["train", "--preset", "debug", "--run-dir", "run"])
