@@ -4,9 +4,10 @@
 --overwrite the old run is moved aside, not deleted: `settle_start` deletes it once the new run
 has its first checkpoint (renamed .NAME.deleting-PID while it goes), and `undo_start` puts it back
 if the new run fails before that. Only a run is ever replaced: a folder without config.json, or
-one holding other runs, is refused, and so is a mount point (a volume: it cannot be moved aside). The new folder, locked first, and the old run trade places in
-one rename (and back, in `undo_start`), so the path is never missing or unlocked for another
-start to take between the two (where the system can: Linux's renameat2).
+one holding other runs, is refused, and so is a mount point (a volume: it cannot be moved aside).
+The new folder, locked first, and the old run trade places in one rename (and back, in
+`undo_start`), so the path is never missing or unlocked for another start to take between the
+two (where the system can: Linux's renameat2).
 """
 
 from __future__ import annotations
