@@ -10,8 +10,8 @@ final eval.json with an older checkpoint's, or two evaluations deleted each othe
 readers at once, none while a writer holds the run, and no writer while one reads.
 
 No process queues for the lock: one that finds it held is refused at once (RunInUse), except
-that a process that finds readers holding it (whose reads take milliseconds) tries again for
-about a second before it is refused. So a writer is never starved in a queue behind readers; it
+that a process that finds readers holding it (whose reads take milliseconds), or a holder that
+has not yet said what it does, tries again for about a second before it is refused. So a writer is never starved in a queue behind readers; it
 is refused only by reads that go on for that second (reads following each other without a gap,
 which one compare never makes), and is then run again by the user.
 
@@ -86,8 +86,10 @@ class RunLock:
             except BlockingIOError:
                 theirs = _doing(fd)
                 # readers hold it for a moment (one eval.json read, or a reader letting go, `release`):
-                # waited out, about a second at most, by readers and writers alike
-                if theirs == READING and tries < 200:
+                # waited out, about a second at most, by readers and writers alike; so is a holder that
+                # has not said yet what it does (it writes that as it takes the lock: a reader's first
+                # read of a run made its lock file, and says so microseconds later)
+                if theirs in (READING, "") and tries < 200:
                     os.close(fd)
                     tries += 1
                     time.sleep(0.005)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -974,3 +975,35 @@ def test_runs_left_aside_are_named_whatever_characters_the_run_folders_name_hold
                                                           f"{run}"), said
         else:
             assert said == [], f"{name} was told of {other}'s: {said}"
+
+
+def test_a_writer_is_not_refused_by_a_reader_that_has_not_yet_said_it_reads(tmp_path):
+    """A reader makes the run's lock file as it takes it and writes 'reading' into it just after:
+    a writer (glamor eval, a resume) that came in between found the file empty and was refused at
+    once, as if a process were writing the run ('another process is writing it ... stop it (Ctrl-C
+    saves a checkpoint) and resume'), for a read of milliseconds. A holder that has not said what
+    it does is now waited for as a reader is: the writer takes the run once the read ends."""
+    import fcntl
+    import threading
+
+    path = tmp_path / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # a reader, the moment after its flock
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+    def read():
+        time.sleep(0.05)
+        os.pwrite(fd, b"reading", 0)  # says what it does
+        time.sleep(0.1)
+        path.unlink()  # and lets go, as RunLock.release does
+        os.close(fd)
+
+    reading = threading.Thread(target=read)
+    reading.start()
+    writer = RunLock()
+    try:
+        writer.acquire(tmp_path, doing="evaluating")
+        reading.join()
+        assert writer.held and (tmp_path / LOCK_NAME).read_text() == "evaluating"
+    finally:
+        reading.join()
+        writer.release()
