@@ -265,12 +265,19 @@ def settle_start(aside: Path | None) -> None:
     `.NAME.deleting-PID` first, so a deletion cut short (a second Ctrl-C; a kill) leaves a folder
     named for what it is, not a half-deleted run that `note_left_aside` would offer to restore."""
     if aside is not None:
-        going = deleting_name(aside)
-        try:
-            aside.rename(going)
-        except OSError:
-            going = aside
-        shutil.rmtree(going, ignore_errors=True)
+        _delete_named_deleting(aside)
+
+
+def _delete_named_deleting(folder: Path) -> Path:
+    """Delete `folder` (.NAME.replaced-PID), renamed `deleting_name(folder)` first where it can
+    be; returns the path it was deleted from, which still exists where a file could not go."""
+    going = deleting_name(folder)
+    try:
+        folder.rename(going)
+    except OSError:
+        going = folder
+    shutil.rmtree(going, ignore_errors=True)
+    return going
 
 
 def deleting_name(aside: Path) -> Path:
@@ -296,12 +303,7 @@ def undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str
         with contextlib.suppress(OSError):
             swapped = _swap(aside, folder)
     if swapped:
-        going = deleting_name(aside)
-        try:
-            aside.rename(going)
-        except OSError:
-            going = aside
-        shutil.rmtree(going, ignore_errors=True)
+        going = _delete_named_deleting(aside)  # (the new run's files, now at `aside`)
         if going.exists():  # (files made read-only)
             return False, f"{run_dir} holds the run it was replacing again; delete the new run's files left in {going}"
         return True, f"{run_dir} holds the run it was replacing again"
