@@ -431,3 +431,37 @@ def test_the_label_range_cache_leaves_an_older_glamors_ranges_where_it_reads_the
     assert isinstance(read, np.ndarray)
     np.testing.assert_array_equal(read, want)
     assert len(list((tmp_path / "goals").glob("*-ranges-*"))) == 2
+
+
+def test_label_ranges_a_cache_cannot_keep_are_estimated_once_per_process(tmp_path, monkeypatch):
+    """Where the ranges file is missing and the cache cannot be written (a read-only GLAMOR_CACHE
+    filled beforehand with the goal sets alone), every read of a cached goal set estimated the
+    ranges again (~6 s a read on Atari at 500 rollouts): one process estimates them once, and
+    gives what an estimate gives."""
+    from glamor.goals import estimate_label_ranges
+
+    monkeypatch.setenv("GLAMOR_CACHE", str(tmp_path))
+    cfg = preset("debug", progress=False, eval_episodes=4, label_range_rollouts=20)
+    env = genvs.make(cfg.env_id, cfg.episode_length, **cfg.env_kwargs)
+    env.estimate_label_ranges = True  # (gridworld declares its own)
+    first = make_goal_set(env, cfg, "eval")
+    for f in (tmp_path / "goals").glob("*-ranges-*"):
+        f.unlink()  # the goal set alone is in the cache
+
+    def read_only(path, write, **kwargs):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(goals_module, "write_atomically", read_only)
+    estimates = []
+    real = goals_module._estimate
+    monkeypatch.setattr(goals_module, "_estimate", lambda *a, **k: estimates.append(1) or real(*a, **k))
+    with pytest.warns(RuntimeWarning, match="cannot write the goal cache"):
+        again = make_goal_set(env, cfg, "eval")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read again: neither estimated nor warned about again
+        for _ in range(3):
+            again = make_goal_set(env, cfg, "eval")
+    assert len(estimates) == 1
+    for field in GoalSet.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
+    np.testing.assert_array_equal(again.label_ranges, estimate_label_ranges(env, 20, base_seed=3, progress=False))
