@@ -192,9 +192,10 @@ def constructor_arguments(env_id: str) -> set[str]:
 def unnamed_module(env_id: str) -> str | None:
     """Why other processes cannot build `env_id`, when it names an environment of your own that
     this process registered but not the module that registers it (``Dot-v0``, not
-    ``dotenv:Dot-v0``): a run's config keeps the id, and collection workers, ``glamor eval``,
-    ``glamor train --resume`` and ``examples/closed_loop.py`` import nothing before building it
-    ("unknown environment"). None for a ``module:id``, a built-in or an unregistered id, and for
+    ``dotenv:Dot-v0``): a run's config keeps the id, and ``glamor eval``, ``glamor train --resume``
+    and ``examples/closed_loop.py`` import nothing before building it ("unknown environment");
+    collection workers (spawned) run the script's top level again, so they find it only where the
+    script registers it there. None for a ``module:id``, a built-in or an unregistered id, and for
     a bare id that a fresh Python process has registered as this one has once it imports
     glamor.envs (one that a package installed as a plugin registers at start-up, through a ``.pth``
     file or ``sitecustomize``): those processes find it too. One that it registers as another
@@ -215,14 +216,18 @@ def unnamed_module(env_id: str) -> str | None:
     else:
         where = (f"name it {module}:{env_id} (its class's module; name the module that registers it on "
                  f"import, if another)")
-    users = ("environment workers (vector='async'), glamor eval, glamor train --resume and "
-             "examples/closed_loop.py")
+    users = "glamor eval, glamor train --resume (the command line) and examples/closed_loop.py"
+    # (spawn runs the main script's top level again in each worker, as __mp_main__: a registration
+    # there, or an import of the module that makes it, is theirs too; one under `if __name__ ==
+    # "__main__":` or in a function is not)
+    workers = ("environment workers (vector='async') register it only where the running script does so at its "
+               "top level, or imports the module that does, as they run that again")
     if there is not None:  # (a plugin's id, registered here again as something else)
         return (f"environment {env_id!r} is registered in this process as {here}, but a fresh Python process "
                 f"registers another environment under that id ({there}), and the run's config names the id alone: "
-                f"{users} would build that one, not the one trained here; {where}")
+                f"{users} would build that one, not the one trained here ({workers}); {where}")
     return (f"environment {env_id!r} is registered in this process only, and the run's config names it so: "
-            f"{users} will not find it; {where}")
+            f"{users} will not find it ({workers}); {where}")
 
 
 def _entry_name(spec) -> str:

@@ -182,8 +182,10 @@ def test_a_bare_id_registered_in_this_process_alone_is_named_with_the_module_tha
     from glamor.train import train
 
     assert envs.unnamed_module("Puck-v0") == (
-        "environment 'Puck-v0' is registered in this process only, and the run's config names it so: environment "
-        "workers (vector='async'), glamor eval, glamor train --resume and examples/closed_loop.py will not find it; "
+        "environment 'Puck-v0' is registered in this process only, and the run's config names it so: glamor eval, "
+        "glamor train --resume (the command line) and examples/closed_loop.py will not find it (environment workers "
+        "(vector='async') register it only where the running script does so at its top level, or imports the module "
+        "that does, as they run that again); "
         "name it puck_env:Puck-v0 (its class's module; name the module that registers it on import, if another)")
     main_class = type("Mine", (puck_env.Puck,), {"__module__": "__main__"})  # defined in the running script
     gym.register("MineInMain-v0", entry_point=main_class)
@@ -209,6 +211,56 @@ def test_a_bare_id_registered_in_this_process_alone_is_named_with_the_module_tha
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the module:id form: no warning
         train(cfg.replace(env_id="puck_env:Puck-v0"), tmp_path / "named")
+
+
+BARE_ID_SCRIPT = """
+import sys
+import warnings
+
+import gymnasium as gym
+
+from glamor.envs.gridworld import GridWorld
+
+
+class ScriptGrid(GridWorld):
+    pass
+
+
+REGISTER_AT_TOP
+if __name__ == "__main__":
+    REGISTER_IN_MAIN
+    from glamor.config import preset
+    from glamor.train import train
+
+    cfg = preset("debug", env_id="ScriptGrid-v0", env_kwargs={}, progress=False, total_env_steps=32,
+                 learning_starts=16, eval_episodes=2, eval_episodes_during_training=2, vector="async", num_envs=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg, sys.argv[1])
+    print("WARNED:", " ".join(str(w.message) for w in caught if "ScriptGrid-v0" in str(w.message)))
+"""
+
+
+@pytest.mark.slow
+def test_async_workers_of_a_script_find_the_bare_id_it_registers_at_its_top_level(tmp_path):
+    """The warning said environment workers (vector='async') would not find a bare id the script
+    registered; spawn runs the script's top level again in each worker (as __mp_main__), so one
+    registered there trains with them, while one registered under `if __name__ == "__main__":`
+    does not: the warning says which, and names for certain only the command line's eval and
+    resume."""
+    register = 'gym.register("ScriptGrid-v0", entry_point=ScriptGrid)'
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), *sys.path])}
+    for top, in_main, trains in ((register, "", True), ("", register, False)):
+        script = tmp_path / f"script_{trains}.py"
+        script.write_text(BARE_ID_SCRIPT.replace("REGISTER_AT_TOP", top).replace("REGISTER_IN_MAIN", in_main or "pass"))
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / f"run_{trains}")], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=300)
+        assert (done.returncode == 0) == trains, done.stderr[-3000:]
+        if trains:  # the run's commands on the command line are named; the workers are not said to fail
+            assert "will not find it (environment workers (vector='async') register it only where the running " \
+                   "script does so at its top level" in done.stdout
+        else:
+            assert "unknown environment 'ScriptGrid-v0'" in done.stderr
 
 
 def test_the_arguments_a_subclass_passes_on_with_kwargs_are_its_bases(on_path):
