@@ -493,7 +493,8 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
     widths and planners: the planner sweep's (None: DEFAULT_WIDTHS and DEFAULT_PLANNERS where a
     GLAMOR run is compared; widths [] is no sweep). The sweep evaluates GLAMOR runs: without
     "glamor" in `methods`, a width, planner or sweep_episodes given is refused (it would be dropped),
-    as are planners or sweep_episodes given beside an empty `widths`.
+    as are planners or sweep_episodes given beside an empty `widths`, and sweep_episodes above the
+    runs' eval_episodes (the goals their held-out sets hold), before any training.
 
     Returns the per-environment summaries (see `summarize`).
     """
@@ -546,8 +547,14 @@ def run_compare(envs: list[str], seeds: list[int], methods: list[str], budget: s
             for algo in methods:
                 RunSpec(algo, setting, env, seed).config(budget, overrides)
         if "glamor" in methods and widths:
-            _check_sweep_widths(env, RunSpec("glamor", setting, env, seeds[0]).config(budget, overrides), planners,
-                                widths)
+            glamor_cfg = RunSpec("glamor", setting, env, seeds[0]).config(budget, overrides)
+            if sweep_episodes is not None and sweep_episodes > glamor_cfg.eval_episodes:  # (the sweep would cut
+                # it to those, with a warning, once every run had trained)
+                raise ValueError(f"--sweep-episodes {sweep_episodes}: the runs' held-out goal sets hold eval_episodes="
+                                 f"{glamor_cfg.eval_episodes} goals each{f' ({env})' if len(envs) > 1 else ''}; give "
+                                 f"at most {glamor_cfg.eval_episodes} (more goals: --set eval_episodes=N, which "
+                                 f"trains the runs with it)")
+            _check_sweep_widths(env, glamor_cfg, planners, widths)
     out = _check_out(out)
     command = _command(envs, seeds, methods, budget, runs_dir, out, widths, planners, sweep_episodes, setting,
                        overrides)
@@ -744,7 +751,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{' '.join(map(str, DEFAULT_WIDTHS))}; none: no sweep)")
     p.add_argument("--planners", nargs="+", choices=list(DEFAULT_PLANNERS),
                    help="planners of the sweep (default both)")
-    p.add_argument("--sweep-episodes", type=int, help="goals per sweep evaluation (default: eval_episodes)")
+    p.add_argument("--sweep-episodes", type=int, help="goals per sweep evaluation, at most eval_episodes (the default)")
     p.add_argument("--runs-dir", type=path_argument, help="where the runs live (default runs/compare-BUDGET)")
     p.add_argument("--out", help="output path without suffix, not a folder: OUT.md, OUT.png and OUT.json "
                                  "(default results/ENVS_BUDGET)")

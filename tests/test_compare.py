@@ -314,6 +314,8 @@ def test_runs_evaluated_on_different_goal_sets_are_named(tmp_path):
 @pytest.mark.parametrize("kwargs,message", [
     (dict(widths=[0]), "--widths 0"), (dict(sweep_episodes=0), "--sweep-episodes 0"), (dict(seeds=[-1]), "--seeds -1"),
     (dict(overrides={**TINY, "lr": -1.0}), "lr"),
+    # (more goals than the runs' held-out sets hold: warned about and cut at the sweep, after the training)
+    (dict(sweep_episodes=5), "--sweep-episodes 5: the runs' held-out goal sets hold eval_episodes=4 goals each"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_trained(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
