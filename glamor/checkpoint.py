@@ -40,6 +40,11 @@ from glamor.files import remove_temporaries as _remove_atomic_temporaries
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+# Written by glamor.run_dir.undo_start into a failed new run's folder before it swaps the replaced
+# run back: where it is stopped before it deletes them, the new run's files lie under the name of
+# the replaced run's aside (.NAME.replaced-PID, which the marker holds), and `note_left_aside`
+# tells them from a run to restore by it.
+UNDONE_MARK = ".glamor-undone-start"
 
 
 def _write_bytes_atomic(data_writer, path: Path) -> None:
@@ -305,7 +310,12 @@ def note_left_aside(run_dir: Path, stacklevel: int = 4, ours_are_stale: bool = F
                 continue
             if kind == "replaced" and _holds_no_run(aside):  # (the new folder, killed before it was swapped in)
                 continue
-            if kind == "replaced":
+            if kind == "replaced" and _undone_start(aside):  # (killed as it went, after the old run was back)
+                warnings.warn(f"{aside} holds the files of a new run that an `--overwrite` of {run_dir} started and "
+                              f"that failed before its first checkpoint; {run_dir} holds the run it was replacing "
+                              f"again (their deletion was interrupted): delete {aside}", RuntimeWarning,
+                              stacklevel=stacklevel)
+            elif kind == "replaced":
                 warnings.warn(f"{aside} holds the run an interrupted `--overwrite` of {run_dir} was replacing; to "
                               f"restore it, move {run_dir} (the interrupted new run) away, then mv {aside} {run_dir}; "
                               f"or delete it", RuntimeWarning, stacklevel=stacklevel)
@@ -323,15 +333,28 @@ def _holds_no_run(aside: Path) -> bool:
     from glamor.run_lock import LOCK_NAME, RunInUse, RunLock
 
     try:
-        if aside.is_symlink() or sorted(p.name for p in aside.iterdir()) != [LOCK_NAME]:
-            return False
+        if aside.is_symlink() or sorted(p.name for p in aside.iterdir()) not in ([LOCK_NAME], [UNDONE_MARK, LOCK_NAME]):
+            return False  # (the mark: one whose start failed at once, its undoing killed after the swap back)
         lock = RunLock()
         lock.acquire(aside)  # (refused where a process of the same PID, in another container, holds it)
         lock.release()  # (which removes the lock file)
+        (aside / UNDONE_MARK).unlink(missing_ok=True)
         aside.rmdir()
     except (OSError, RunInUse):  # (kept, and warned about, where it cannot be removed)
         return False
     return True
+
+
+def _undone_start(aside: Path) -> bool:
+    """Whether the `.NAME.replaced-PID` folder `aside` holds a failed new run's files that
+    `undo_start` swapped there for the run it was replacing, and was stopped before deleting: it
+    holds `UNDONE_MARK`, naming this folder, and no checkpoint (a new run is undone only before its
+    first)."""
+    try:
+        mark = (aside / UNDONE_MARK).read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return mark == aside.name and not any((aside / name).exists() for name in (CHECKPOINT, PREVIOUS))
 
 
 def _process_alive(pid: int) -> bool:

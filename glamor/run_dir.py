@@ -299,9 +299,19 @@ def undo_start(run_dir: Path, aside: Path | None, made: bool) -> tuple[bool, str
     if aside is not None and folder.is_dir():
         # The replaced run is swapped back in one rename, the new run's files then deleted from beside
         # it (named as being deleted): deleting them first left the path missing for a moment, in which
-        # a new run started there took it and the replaced run stayed aside.
+        # a new run started there took it and the replaced run stayed aside. They are marked first:
+        # stopped between the swap and their renaming (a Ctrl-C, a kill), they lie under the replaced
+        # run's name, and the next command would offer them for restoring over the run, back in place.
+        mark = folder / checkpoint.UNDONE_MARK
         with contextlib.suppress(OSError):
-            swapped = _swap(aside, folder)
+            mark.write_text(aside.name)
+        try:
+            with contextlib.suppress(OSError):
+                swapped = _swap(aside, folder)
+        finally:
+            if not swapped:  # (not swapped, the mark is still in the new run's folder, at the run's path;
+                with contextlib.suppress(OSError):  # swapped, it went with it and the old run has none)
+                    mark.unlink(missing_ok=True)
     if swapped:
         going = _delete_named_deleting(aside)  # (the new run's files, now at `aside`)
         if going.exists():  # (files made read-only)

@@ -1007,3 +1007,46 @@ def test_a_writer_is_not_refused_by_a_reader_that_has_not_yet_said_it_reads(tmp_
     finally:
         reading.join()
         writer.release()
+
+
+@pytest.mark.parametrize("stop", ["after the swap back", "before the swap back"])
+def test_a_failed_overwrite_stopped_as_it_puts_the_old_run_back_is_named_for_what_is_left(tmp_path, monkeypatch,
+                                                                                          stop):
+    """undo_start swaps the replaced run back, then renames the failed new run's files (now at
+    .NAME.replaced-PID) to .NAME.deleting-PID and deletes them. A Ctrl-C or a kill between the two
+    left the new run's files under the replaced run's name, and the next command told the user to
+    restore them over the run folder, which held the old run again: following that put the failed
+    run in its place. They are now named for what they are; stopped before the swap, the old run is
+    still the one to restore."""
+    import glamor.run_dir as run_dir_module
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    lock = RunLock()
+    made, aside = prepare_run_dir(run, overwrite=True, lock=lock)
+    (run / "config.json").write_text('{"new": 1}')  # the new run, which then fails
+    lock.release()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if stop == "after the swap back":
+        monkeypatch.setattr(run_dir_module, "_delete_named_deleting", interrupted)
+    else:
+        monkeypatch.setattr(run_dir_module, "_swap", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_dir_module.undo_start(made, aside, made=False)
+    monkeypatch.undo()
+    old_is_back = stop == "after the swap back"
+    assert json.loads((run / "config.json").read_text()) == ({"old": 1} if old_is_back else {"new": 1})
+    with pytest.warns(RuntimeWarning) as caught:
+        checkpoint.note_left_aside(made, ours_are_stale=True)  # as the next command on the run does
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1, said
+    if old_is_back:
+        assert "restore" not in said[0] and f"{run} holds the run it was replacing again" in said[0], said
+        assert f"delete {aside}" in said[0], said
+    else:
+        assert f"then mv {aside} {run}" in said[0], said
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"], "nothing of the undoing left in the run"
