@@ -332,8 +332,10 @@ class GoalEnv(gym.Env):
             raise ValueError(f"{want}, got values that are not numbers ({e})") from None
         if labels.shape != self.label_ranges.shape:
             raise ValueError(f"{want} ({', '.join(self.label_names)}), got shape {labels.shape}")
-        if not np.isfinite(labels).all():
-            raise ValueError(f"{want}, got {labels}")
+        if not np.isfinite(labels).all():  # (a NaN would judge every goal, and the ranges, wrongly)
+            names = [self.label_names[i] if i < len(self.label_names) else f"label {i}"
+                     for i in np.flatnonzero(~np.isfinite(labels))]
+            raise ValueError(f"{want}, got {labels} ({', '.join(names)} not finite)")
         return labels
 
     def _check_goal(self, goal: Goal) -> Goal:

@@ -211,7 +211,7 @@ class Unfinished(GoalEnv):
 @pytest.mark.parametrize(
     "cls,match",
     [
-        (NaNLabels, r"NaNLabels._labels\(\) must return 2 finite numbers, got \[nan"),
+        (NaNLabels, r"NaNLabels._labels\(\) must return 2 finite numbers, got \[nan .*\] \(row not finite\)"),
         (TextLabels, r"TextLabels._labels\(\) must return 2 finite numbers, got values that are not numbers"),
         (ArrayDone, r"ArrayDone._step_state\(\) must return True \(the episode ended\) or False, got array"),
         (TextDone, r"TextDone._step_state\(\) must return True .* got 'no'"),
