@@ -55,8 +55,21 @@ def _parse_overrides(pairs: list[str]) -> dict:
         try:
             out[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            out[name] = value  # a plain string
+            out[name] = _json_container(value)  # a plain string, unless a dict or list written as JSON
     return out
+
+
+def _json_container(value: str):
+    """A dict or list written as JSON, as config.json holds them (`{"fast_render": false}`), or
+    `value` itself: Python's literal syntax reads JSON's true, false and null as names, so such a
+    dict came through as a string and was refused as one ('must be a dict'); no string field
+    takes a text in braces or brackets."""
+    if value.lstrip()[:1] not in ("{", "["):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def path_argument(text: str) -> str:

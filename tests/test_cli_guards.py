@@ -888,3 +888,20 @@ def test_an_evaluations_bad_value_is_named_by_the_config_not_by_its_results_name
     err = capsys.readouterr().err
     assert message in err and "JSON serializable" not in err and "Traceback" not in err, err
     assert not list(run.glob("eval-*"))
+
+
+@pytest.mark.parametrize("value,taken", [
+    ('{"size": 9, "box": false}', {"size": 9, "box": False}),  # JSON, as config.json writes it
+    ("{'size': 9, 'box': False}", {"size": 9, "box": False}),  # a Python literal, as before
+])
+def test_set_takes_a_dict_written_as_json(tmp_path, monkeypatch, value, taken):
+    """`--set 'env_kwargs={"size": 9, "box": false}'` (copied from config.json) was read as a
+    string, Python's literal syntax taking false for a name, and refused: 'must be a dict'."""
+    import glamor.train
+    from glamor.cli import main
+
+    given = []
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False, **kw: given.append(cfg))
+    assert main(["train", "--preset", "debug", "--set", f"env_kwargs={value}", "--set", "device='cpu'",
+                 "--run-dir", str(tmp_path / "a")]) == 0
+    assert given[0].env_kwargs == taken
