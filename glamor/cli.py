@@ -406,6 +406,8 @@ def _evaluate_run(args, run_dir: Path) -> int:
         results = evaluate_checkpoint(run_dir, cfg, details=details, record=4 if args.videos is None else args.videos,
                                       state=state)
         _keep_training_facts(run_dir / name, results)
+        if changes:  # what this evaluation changed, whole: its file's name may not say (punctuation made '_', a
+            results["overrides"] = {k: field_value(k, v) for k, v in sorted(changes.items())}  # long one cut)
         print(format_table(results))
         # The results file is written last, once its reports are: a new one says its evaluation's reports are
         # complete (before, eval.json was new and the reports missing or an older evaluation's). A kill or a

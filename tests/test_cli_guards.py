@@ -905,3 +905,31 @@ def test_set_takes_a_dict_written_as_json(tmp_path, monkeypatch, value, taken):
     assert main(["train", "--preset", "debug", "--set", f"env_kwargs={value}", "--set", "device='cpu'",
                  "--run-dir", str(tmp_path / "a")]) == 0
     assert given[0].env_kwargs == taken
+
+
+def test_an_evaluation_with_set_records_its_overrides_whole(tmp_path, monkeypatch):
+    """An evaluation's file name writes punctuation as '_' (and cuts a long one short): two
+    evaluations with env_kwargs {"a b": 1} and {"a_b": 1} got files of their own, but neither
+    said which it was; the results now hold the overrides as the config took them."""
+    import glamor.reports
+    import glamor.train
+    from glamor.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    preset("debug").save(run / "config.json")
+
+    def evaluate_checkpoint(run_dir, cfg, **kw):
+        row = {"success_rate": 0.5, "ci95": [0.1, 0.9], "episodes": cfg.eval_episodes, "mean_steps": 3.0}
+        return {"success_rate": 0.5, "env_steps": cfg.total_env_steps, "sets": {"eval": {"goal_digest": "d", "glamor": row}}}
+
+    monkeypatch.setattr(glamor.train, "evaluate_checkpoint", evaluate_checkpoint)
+    monkeypatch.setattr(glamor.reports, "write_reports", lambda run_dir, *a, out_dir=None, **kw: {
+        "table": out_dir / "eval_goals.csv", "plot": out_dir / "success.png", "videos": []})
+    monkeypatch.setattr("glamor.cli._check_env_arguments", lambda *a: None)  # (no such env argument to check)
+    for kwargs in ("{'a b': 1}", "{'a_b': 1}"):
+        assert main(["eval", str(run), "--set", f"env_kwargs={kwargs}", "--set", "plan_width=4.0",
+                     "--episodes", "5"]) == 0
+    found = [json.loads(p.read_text()).get("overrides") for p in run.glob("eval-*.json")]
+    assert sorted(found, key=str) == [{"env_kwargs": {"a b": 1}, "eval_episodes": 5, "plan_width": 4},
+                                      {"env_kwargs": {"a_b": 1}, "eval_episodes": 5, "plan_width": 4}]
