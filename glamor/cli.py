@@ -186,6 +186,12 @@ def _note_another_suites_preset(name: str, cfg) -> bool:
     return True
 
 
+# One update of the spec's full-size model and batch on one CPU core (an Atari update measured 1.8 s),
+# and the fields that set its size: the GPU-budget note is for a run of that model taking hours.
+CPU_SECONDS_PER_FULL_UPDATE = 1.8
+_UPDATE_SIZE_FIELDS = ("encoder_channels", "embed_dim", "mix_hidden", "lstm_hidden", "batch_size")
+
+
 def cmd_train(args) -> int:
     from glamor.devices import resolve_device
     from glamor.train import resume, train
@@ -223,8 +229,11 @@ def cmd_train(args) -> int:
               f"{'it' if len(other) == 1 else 'them'} (kept in config.json, changing nothing)", file=sys.stderr)
     cpu_preset = f"{args.preset}_cpu"  # a GPU-sized preset has a CPU budget beside it
     # (not beside a note naming another suite's CPU preset: this one's is not the environment's)
-    if cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu" and not other_suite:
-        updates = int(cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode)
+    updates = int(cfg.total_env_steps // cfg.episode_length * cfg.updates_per_episode)
+    full_size = all(getattr(cfg, f) == getattr(preset(args.preset), f) for f in _UPDATE_SIZE_FIELDS)
+    # (only where it holds: a run made small by --set, a smoke test of 400 steps, is not hours long)
+    if (cpu_preset in PRESETS and resolve_device(cfg.device).type == "cpu" and not other_suite and full_size
+            and updates * CPU_SECONDS_PER_FULL_UPDATE >= 2 * 3600):
         print(f"note: --preset {args.preset} is the spec's GPU budget: {cfg.total_env_steps:,} environment "
               f"steps and {updates:,} updates of the full-size model, each taking seconds on a CPU core "
               f"(many hours in all); --preset {cpu_preset} runs the same protocol in about an hour on one core",

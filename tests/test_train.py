@@ -593,3 +593,17 @@ def test_evaluate_checkpoint_without_cuda_leaves_the_seed_torch_holds_back_for_t
     torch.manual_seed(1234)
     evaluate_checkpoint(tmp_path / "run", cfg, episodes=2)
     assert held_back_seed() == 1234
+
+
+@pytest.mark.parametrize("sets", [["total_env_steps=400"], ["embed_dim=32", "lstm_hidden=16"]])
+def test_the_gpu_budget_note_is_left_out_for_a_run_made_small(monkeypatch, capsys, tmp_path, sets):
+    """`--preset atari --set total_env_steps=400` (a smoke test) was told it was '400 environment
+    steps and 8 updates of the full-size model ... (many hours in all)', and a run with a smaller
+    model that its updates were the full-size model's: the note is for a run that takes hours."""
+    import glamor.train
+    from glamor.cli import main
+
+    monkeypatch.setattr(glamor.train, "train", lambda cfg, run_dir, overwrite=False, **kw: None)
+    argv = [a for s in sets for a in ("--set", s)]
+    assert main(["train", "--preset", "atari", *argv, "--set", "device=cpu", "--run-dir", str(tmp_path / "a")]) == 0
+    assert "GPU budget" not in capsys.readouterr().err
