@@ -463,6 +463,19 @@ def test_no_other_start_takes_the_folder_while_an_overwrite_replaces_its_run(tmp
     assert not (run / LOCK_NAME).exists()
 
 
+
+def _a_failing_overwrite(tmp_path):
+    """A run at tmp_path/run (config {"old": 1}) that --overwrite moved aside for a new run (config
+    {"new": 1}, which then fails): (run folder, its lock, the new run's folder, the aside)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"old": 1}')
+    lock = RunLock()
+    made, aside = prepare_run_dir(run, overwrite=True, lock=lock)
+    (run / "config.json").write_text('{"new": 1}')
+    return run, lock, made, aside
+
+
 def test_no_other_start_takes_the_folder_while_a_failed_overwrite_puts_the_old_run_back(tmp_path, monkeypatch):
     """A new run that failed before its first checkpoint had its files deleted, then the run it
     replaced renamed back: in between the folder was missing, a new run started there took it, and
@@ -470,12 +483,7 @@ def test_no_other_start_takes_the_folder_while_a_failed_overwrite_puts_the_old_r
     rename and the new run's files deleted from beside it."""
     from glamor.run_dir import undo_start
 
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text('{"old": 1}')
-    lock = RunLock()
-    made, aside = prepare_run_dir(run, overwrite=True, lock=lock)
-    (run / "config.json").write_text('{"new": 1}')  # the new run, which then fails
+    run, lock, made, aside = _a_failing_overwrite(tmp_path)
     taken = _intruding_at_every_step(monkeypatch, run)
     try:
         undone, what = undo_start(made, aside, made=False)
@@ -1020,12 +1028,7 @@ def test_a_failed_overwrite_stopped_as_it_puts_the_old_run_back_is_named_for_wha
     still the one to restore."""
     import glamor.run_dir as run_dir_module
 
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text('{"old": 1}')
-    lock = RunLock()
-    made, aside = prepare_run_dir(run, overwrite=True, lock=lock)
-    (run / "config.json").write_text('{"new": 1}')  # the new run, which then fails
+    run, lock, made, aside = _a_failing_overwrite(tmp_path)
     lock.release()
 
     def interrupted(*args, **kwargs):
